@@ -1,0 +1,6 @@
+export * from './money.js';
+export * from './period.js';
+export * from './proration.js';
+export * from './payment-state.js';
+export * from './subscription-state.js';
+export * from './grants.js';

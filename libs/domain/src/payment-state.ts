@@ -1,0 +1,82 @@
+export const PAYMENT_STATUSES = [
+  'created', 'pending', 'approved', 'completed', 'failed', 'cancelled', 'refunded', 'partially_refunded', 'reversed',
+] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+export type FailureReason =
+  | 'declined' | 'capture_mismatch' | 'provider_error' | 'provider_refused' | 'no_payment_method'
+  | 'checkout_expired' | 'buyer_cancelled' | 'voided' | 'superseded';
+
+export type PaymentEvent =
+  | { type: 'order_created' }
+  | { type: 'approved' }
+  | { type: 'capture_completed' }
+  | { type: 'capture_pending' }
+  | { type: 'capture_declined' }
+  | { type: 'capture_mismatch' }
+  | { type: 'provider_failed'; reason: 'provider_error' | 'provider_refused' | 'no_payment_method' }
+  | { type: 'voided' }
+  | { type: 'buyer_cancelled' }
+  | { type: 'checkout_expired' }
+  | { type: 'superseded' }
+  | { type: 'refund_recorded'; amount: number; refundedAmount: number }
+  | { type: 'reversed' };
+
+/** Side effects the caller must carry out after storing the new state. */
+export type PaymentEffect = 'capture' | 'activate' | 'refund_in_full';
+
+export interface PaymentTransition {
+  status: PaymentStatus;
+  failureReason?: FailureReason;
+  effects: PaymentEffect[];
+}
+
+const OPEN: readonly PaymentStatus[] = ['created', 'pending', 'approved'];
+const PAID: readonly PaymentStatus[] = ['completed', 'partially_refunded', 'refunded'];
+
+const isOpen = (s: PaymentStatus) => OPEN.includes(s);
+
+/**
+ * SPEC §4's payment column as a pure function. `null` means the event is stale or repeated
+ * for this state: a no-op.
+ */
+export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): PaymentTransition | null {
+  switch (event.type) {
+    case 'order_created':
+      return status === 'created' ? { status: 'pending', effects: [] } : null;
+    case 'approved':
+      return status === 'created' || status === 'pending' ? { status: 'approved', effects: ['capture'] } : null;
+    case 'capture_pending':
+      return status === 'created' || status === 'pending' ? { status: 'approved', effects: [] } : null;
+    case 'capture_completed':
+      if (isOpen(status)) return { status: 'completed', effects: ['activate'] };
+      if (status === 'failed' || status === 'cancelled') return { status, effects: ['refund_in_full'] };
+      return null;
+    case 'capture_mismatch':
+      if (isOpen(status)) return { status: 'failed', failureReason: 'capture_mismatch', effects: ['refund_in_full'] };
+      return null;
+    case 'capture_declined':
+      return isOpen(status) ? { status: 'failed', failureReason: 'declined', effects: [] } : null;
+    case 'provider_failed':
+      return isOpen(status) ? { status: 'failed', failureReason: event.reason, effects: [] } : null;
+    case 'voided':
+      return isOpen(status) ? { status: 'cancelled', failureReason: 'voided', effects: [] } : null;
+    case 'buyer_cancelled':
+      return status === 'created' || status === 'pending'
+        ? { status: 'cancelled', failureReason: 'buyer_cancelled', effects: [] } : null;
+    case 'checkout_expired':
+      return status === 'created' || status === 'pending'
+        ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] } : null;
+    case 'superseded':
+      return status === 'created' || status === 'pending'
+        ? { status: 'cancelled', failureReason: 'superseded', effects: [] } : null;
+    case 'refund_recorded': {
+      if (!PAID.includes(status)) return null;
+      const next: PaymentStatus = event.refundedAmount >= event.amount ? 'refunded'
+        : event.refundedAmount > 0 ? 'partially_refunded' : status;
+      return next === status ? null : { status: next, effects: [] };
+    }
+    case 'reversed':
+      return PAID.includes(status) ? { status: 'reversed', effects: [] } : null;
+  }
+}

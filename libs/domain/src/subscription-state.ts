@@ -1,0 +1,74 @@
+export const SUBSCRIPTION_STATUSES = ['pending', 'active', 'past_due', 'cancelled', 'expired'] as const;
+export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
+
+export interface SubscriptionState {
+  status: SubscriptionStatus;
+  cancelAtPeriodEnd: boolean;
+}
+
+export type SubscriptionEvent =
+  | { type: 'initial_payment_completed' }
+  | { type: 'initial_payment_failed' }
+  | { type: 'renewal_completed' }
+  | { type: 'renewal_failed' }
+  | { type: 'dunning_exhausted' }
+  | { type: 'cancel_at_period_end' }
+  | { type: 'cancel_immediately' }
+  | { type: 'resume'; periodEnded: boolean; hasPaymentMethod: boolean }
+  | { type: 'period_ended' }
+  | { type: 'payment_method_removed' }
+  | { type: 'current_payment_lost' };
+
+/** What the caller must do besides storing the new state. */
+export type SubscriptionEffect = 'grant_starts' | 'grant_ends' | 'refund_payment' | 'refund_unused';
+
+export interface SubscriptionTransition extends SubscriptionState {
+  effects: SubscriptionEffect[];
+}
+
+export class NotResumableError extends Error {
+  readonly code = 'not-resumable';
+}
+
+const LIVE = (s: SubscriptionStatus) => s === 'active' || s === 'past_due';
+const ENDED = (s: SubscriptionStatus) => s === 'cancelled' || s === 'expired';
+
+/**
+ * SPEC §3/§4's subscription column as a pure function. `null` means no change (a stale or
+ * repeated event). `resume` on a subscription that cannot resume throws NotResumableError.
+ */
+export function applySubscriptionEvent(state: SubscriptionState, event: SubscriptionEvent): SubscriptionTransition | null {
+  const { status, cancelAtPeriodEnd } = state;
+  const to = (s: SubscriptionStatus, flag: boolean, effects: SubscriptionEffect[] = []) => ({ status: s, cancelAtPeriodEnd: flag, effects });
+  switch (event.type) {
+    case 'initial_payment_completed':
+      if (status === 'pending') return to('active', false, ['grant_starts']);
+      return ENDED(status) ? to(status, cancelAtPeriodEnd, ['refund_payment']) : null;
+    case 'initial_payment_failed':
+      return status === 'pending' ? to('cancelled', false) : null;
+    case 'renewal_completed':
+      if (status === 'past_due') return to('active', cancelAtPeriodEnd);
+      if (status === 'active') return null;
+      return ENDED(status) ? to(status, cancelAtPeriodEnd, ['refund_payment']) : null;
+    case 'renewal_failed':
+      return status === 'active' ? to('past_due', cancelAtPeriodEnd) : null;
+    case 'dunning_exhausted':
+      return LIVE(status) ? to('expired', cancelAtPeriodEnd, ['grant_ends']) : null;
+    case 'cancel_at_period_end':
+      if (status === 'pending') return to('cancelled', false);
+      return LIVE(status) && !cancelAtPeriodEnd ? to(status, true) : null;
+    case 'cancel_immediately':
+      if (status === 'pending') return to('cancelled', false);
+      return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends', 'refund_unused']) : null;
+    case 'resume':
+      if (status === 'active' && !cancelAtPeriodEnd) return null;
+      if (status === 'active' && !event.periodEnded && event.hasPaymentMethod) return to('active', false);
+      throw new NotResumableError('only an active subscription set to end at its period end, whose period has not ended and which has a payment method, can resume');
+    case 'period_ended':
+      return LIVE(status) && cancelAtPeriodEnd ? to('expired', true, ['grant_ends']) : null;
+    case 'payment_method_removed':
+      return LIVE(status) && !cancelAtPeriodEnd ? to(status, true) : null;
+    case 'current_payment_lost':
+      return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends']) : null;
+  }
+}
