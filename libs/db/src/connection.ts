@@ -1,0 +1,46 @@
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Database } from './database.js';
+
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+
+const INT8 = 20;
+const NUMERIC = 1700;
+
+/**
+ * Money columns are bigint in Postgres and stay far below 2^53 (SPEC §3 caps amounts at 10^9),
+ * so they are read as JS numbers. The parser is set on this pool only, not globally.
+ */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8 || oid === NUMERIC) return (v: string) => (v === null ? null : Number(v));
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+export interface DbOptions {
+  max?: number;
+  applicationName?: string;
+  statementTimeoutMs?: number;
+}
+
+export function createPool(url: string, { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000 }: DbOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url, max, application_name: applicationName, types,
+    connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, statement_timeout: statementTimeoutMs,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export function createDb(url: string, options: DbOptions = {}): Db {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool(url, options) }) });
+}
+
+/** Readiness: one round trip. */
+export async function pingDb(db: Kysely<unknown>): Promise<boolean> {
+  await sql`select 1`.execute(db);
+  return true;
+}

@@ -1,0 +1,26 @@
+import type { AuditLogTable } from './tables/audit-log.table.js';
+import type { DeadLettersTable } from './tables/dead-letters.table.js';
+import type { IdempotencyKeysTable } from './tables/idempotency-keys.table.js';
+import type { OutboxTable } from './tables/outbox.table.js';
+import type { PaymentsTable } from './tables/payments.table.js';
+import type { PlansTable } from './tables/plans.table.js';
+import type { ProcessedMessagesTable } from './tables/processed-messages.table.js';
+import type { ProviderEventsTable } from './tables/provider-events.table.js';
+import type { RefundsTable } from './tables/refunds.table.js';
+import type { RoleGrantsTable } from './tables/role-grants.table.js';
+import type { SubscriptionsTable } from './tables/subscriptions.table.js';
+
+/** The Kysely schema of the whole system. */
+export interface Database {
+  plans: PlansTable;
+  subscriptions: SubscriptionsTable;
+  payments: PaymentsTable;
+  refunds: RefundsTable;
+  provider_events: ProviderEventsTable;
+  role_grants: RoleGrantsTable;
+  outbox: OutboxTable;
+  processed_messages: ProcessedMessagesTable;
+  dead_letters: DeadLettersTable;
+  idempotency_keys: IdempotencyKeysTable;
+  audit_log: AuditLogTable;
+}

@@ -1,0 +1,19 @@
+import type { Insertable, Selectable } from 'kysely';
+import type { CreatedAt, Generated, Json, Timestamp } from './common.js';
+
+export interface OutboxTable {
+  /** The message id (the envelope's `id`). */
+  id: string;
+  seq: Generated<string>;
+  exchange: string;
+  routing_key: string;
+  type: string;
+  envelope: Json;
+  headers: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+  published_at: Timestamp | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+}
+export type OutboxRow = Selectable<OutboxTable>;
+export type NewOutboxRow = Insertable<OutboxTable>;

@@ -1,0 +1,20 @@
+import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { CreatedAt, UpdatedAt } from './common.js';
+
+export interface PlansTable {
+  id: string;
+  name: string;
+  description: string;
+  /** Minor units of `currency`. */
+  amount: number;
+  currency: string;
+  /** ISO 8601 duration of one unit. */
+  period: string;
+  role: string;
+  active: boolean;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+export type PlanRow = Selectable<PlansTable>;
+export type NewPlanRow = Insertable<PlansTable>;
+export type PlanUpdate = Updateable<PlansTable>;

@@ -1,0 +1,19 @@
+import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { CreatedAt, Timestamp } from './common.js';
+
+export interface RoleGrantsTable {
+  id: string;
+  user_id: string;
+  role: string;
+  source: 'subscription' | 'manual';
+  subscription_id: string | null;
+  reason: string | null;
+  granted_by: string | null;
+  started_at: CreatedAt;
+  /** Null while the grant lives; grants are ended, never deleted. */
+  ended_at: Timestamp | null;
+  end_reason: string | null;
+}
+export type RoleGrantRow = Selectable<RoleGrantsTable>;
+export type NewRoleGrantRow = Insertable<RoleGrantsTable>;
+export type RoleGrantUpdate = Updateable<RoleGrantsTable>;

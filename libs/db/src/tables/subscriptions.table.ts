@@ -1,0 +1,35 @@
+import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { CreatedAt, Timestamp, UpdatedAt } from './common.js';
+
+export interface SubscriptionsTable {
+  id: string;
+  user_id: string;
+  plan_id: string;
+  /** Copied from the plan at purchase: later plan changes never alter a subscription. */
+  plan_name: string;
+  role: string;
+  amount: number;
+  currency: string;
+  period: string;
+  status: 'pending' | 'active' | 'past_due' | 'cancelled' | 'expired';
+  /** Start of period 0: set when the first payment completes. */
+  anchor_at: Timestamp | null;
+  /** End of the last period paid for (periods are anchored on `anchor_at`). */
+  paid_through: Timestamp | null;
+  cancel_at_period_end: boolean;
+  cancelled_at: Timestamp | null;
+  expired_at: Timestamp | null;
+  vault_id: string | null;
+  /** The user held the role before buying, per the roles read at checkout (SPEC §6). */
+  role_held_before: boolean;
+  approval_url: string | null;
+  dunning_started_at: Timestamp | null;
+  dunning_attempts: number;
+  next_retry_at: Timestamp | null;
+  version: number;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+export type SubscriptionRow = Selectable<SubscriptionsTable>;
+export type NewSubscriptionRow = Insertable<SubscriptionsTable>;
+export type SubscriptionUpdate = Updateable<SubscriptionsTable>;

@@ -1,0 +1,139 @@
+/** Configuration from the environment, validated once at start-up (SPEC §2). */
+export interface VarSpec<T> {
+  /** Returns the value, or throws an Error whose message says what is wrong. */
+  parse(raw: string | undefined): T;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+class Missing extends Error {}
+const present = (raw: string | undefined): raw is string => raw !== undefined && raw.trim() !== '';
+
+function required<T>(fn: (raw: string) => T, fallback?: string): VarSpec<T> {
+  return {
+    parse(raw) {
+      if (!present(raw)) {
+        if (fallback === undefined) throw new Missing('is required but not set');
+        return fn(fallback);
+      }
+      return fn(raw.trim());
+    },
+  };
+}
+
+function optional<T>(fn: (raw: string) => T): VarSpec<T | undefined> {
+  return { parse: (raw) => (present(raw) ? fn(raw.trim()) : undefined) };
+}
+
+function parseUrl(raw: string, protocols: string[]): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error('is not a valid URL');
+  }
+  if (!protocols.includes(u.protocol)) throw new Error(`must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got ${u.protocol.replace(':', '')}`);
+  if (!u.hostname) throw new Error('has no host');
+  return raw;
+}
+
+function parseInteger(raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new Error(`must be an integer, got "${raw.slice(0, 40)}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+export const env = {
+  url: (protocols: string[], fallback?: string) => required((raw) => parseUrl(raw, protocols), fallback),
+  optionalUrl: (protocols: string[]) => optional((raw) => parseUrl(raw, protocols)),
+  int: (fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+    required((raw) => parseInteger(raw, min, max), fallback === undefined ? undefined : String(fallback)),
+  port: (fallback: number) => required((raw) => parseInteger(raw, 0, 65535), String(fallback)),
+  string: (fallback?: string) => required((raw) => raw, fallback),
+  optionalString: () => optional((raw) => raw),
+  oneOf: <T extends string>(values: readonly T[], fallback: T) => required((raw) => {
+    if (!(values as readonly string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
+    return raw as T;
+  }, fallback),
+  msList: (fallback: string) => required((raw) => raw.split(',').map((part) => parseInteger(part.trim(), 1, 365 * 86_400_000)), fallback),
+};
+
+export type ConfigOf<S extends Record<string, VarSpec<unknown>>> = { [K in keyof S]: ReturnType<S[K]['parse']> };
+
+/** Reads every variable of `spec`; collects one line per missing or malformed one. */
+export function loadConfig<S extends Record<string, VarSpec<unknown>>>(
+  spec: S, source: NodeJS.ProcessEnv = process.env, check?: (c: ConfigOf<S>) => string[],
+): ConfigOf<S> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, v] of Object.entries(spec)) {
+    try {
+      out[name] = v.parse(source[name]);
+    } catch (err) {
+      problems.push(`${name} ${(err as Error).message}`);
+    }
+  }
+  if (problems.length === 0 && check) problems.push(...check(out as ConfigOf<S>));
+  if (problems.length) throw new ConfigError(problems);
+  return out as ConfigOf<S>;
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
+
+/** What every process reads (SPEC §2). */
+export const baseConfig = {
+  DATABASE_URL: env.url(['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/billing'),
+  AMQP_URL: env.url(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
+  ELASTICSEARCH_URL: env.optionalUrl(['http:', 'https:']),
+  LOG_LEVEL: env.oneOf(LOG_LEVELS, 'info'),
+};
+
+export const paypalConfig = {
+  PAYPAL_API_BASE: env.url(['http:', 'https:'], 'https://api-m.sandbox.paypal.com'),
+  PAYPAL_CLIENT_ID: env.string(),
+  PAYPAL_CLIENT_SECRET: env.string(),
+  PAYPAL_TIMEOUT_MS: env.int(10_000, 1, 600_000),
+};
+
+export const authServiceConfig = {
+  AUTH_SERVICE_URL: env.url(['http:', 'https:']),
+  AUTH_SERVICE_TOKEN: env.string(),
+};
+
+export const jwtConfig = {
+  JWT_SECRET: env.optionalString(),
+  JWT_PUBLIC_KEY: env.optionalString(),
+  JWT_ISSUER: env.optionalString(),
+  JWT_AUDIENCE: env.optionalString(),
+};
+
+/** SPEC §2: exactly one of JWT_SECRET and JWT_PUBLIC_KEY, the key a PEM. */
+export function checkJwt(c: { JWT_SECRET?: string | undefined; JWT_PUBLIC_KEY?: string | undefined }): string[] {
+  if (c.JWT_SECRET && c.JWT_PUBLIC_KEY) return ['JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one'];
+  if (!c.JWT_SECRET && !c.JWT_PUBLIC_KEY) return ['JWT_SECRET or JWT_PUBLIC_KEY is required: set exactly one'];
+  if (c.JWT_PUBLIC_KEY && !/-----BEGIN (RSA )?PUBLIC KEY-----/.test(c.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'))) {
+    return ['JWT_PUBLIC_KEY is malformed: must be a PEM public key'];
+  }
+  return [];
+}
+
+/** Values that must never reach a log line, whatever key they hide under. */
+export function secretValues(c: Record<string, unknown>): string[] {
+  const names = ['JWT_SECRET', 'AUTH_SERVICE_TOKEN', 'PAYPAL_CLIENT_SECRET', 'PAYPAL_CLIENT_ID'];
+  const fromUrls = ['DATABASE_URL', 'AMQP_URL', 'ELASTICSEARCH_URL'].flatMap((n) => {
+    const v = c[n];
+    if (typeof v !== 'string') return [];
+    try {
+      const p = decodeURIComponent(new URL(v).password);
+      return p ? [p] : [];
+    } catch {
+      return [];
+    }
+  });
+  return [...names.map((n) => c[n]).filter((v): v is string => typeof v === 'string' && v.length >= 6), ...fromUrls.filter((p) => p.length >= 6)];
+}

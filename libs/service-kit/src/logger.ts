@@ -1,0 +1,60 @@
+import winston from 'winston';
+import { ElasticsearchTransport } from 'winston-elasticsearch';
+import { currentCorrelationId } from './context.js';
+import { createRedactor } from './redact.js';
+
+export type Logger = winston.Logger;
+
+export interface LoggerOptions {
+  service: string;
+  level?: string;
+  elasticsearchUrl?: string | undefined;
+  /** Values never to be written, whatever key they come under (from the config). */
+  secrets?: readonly string[];
+  /** Where JSON lines go; stdout by default. */
+  stream?: NodeJS.WritableStream;
+}
+
+/**
+ * JSON lines to stdout, and to Elasticsearch when a URL is given. Redaction runs in the
+ * logger's own format, before any transport sees the line, so no transport can leak.
+ */
+export function createLogger({ service, level = 'info', elasticsearchUrl, secrets = [], stream }: LoggerOptions): Logger {
+  const redactor = createRedactor(secrets);
+  const enrich = winston.format((info) => {
+    if (info['correlationId'] === undefined) {
+      const id = currentCorrelationId();
+      if (id) info['correlationId'] = id;
+    }
+    info['service'] = service;
+    return redactor.info(info);
+  });
+  const transports: winston.transport[] = [
+    stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console(),
+  ];
+  if (elasticsearchUrl) {
+    const es = new ElasticsearchTransport({
+      level,
+      indexPrefix: 'billing-logs',
+      clientOpts: { node: elasticsearchUrl, requestTimeout: 5000, maxRetries: 2 },
+      flushInterval: 1000,
+      retryLimit: 3,
+      source: service,
+    });
+    es.on('error', (err: Error) => process.stderr.write(`${JSON.stringify({ level: 'warn', service, message: 'elasticsearch transport error', error: redactor.string(String(err?.message ?? err)) })}\n`));
+    transports.push(es);
+  }
+  return winston.createLogger({
+    level,
+    format: winston.format.combine(enrich(), winston.format.timestamp(), winston.format.json()),
+    transports,
+    exitOnError: false,
+  });
+}
+
+/** Flushes and closes every transport (the Elasticsearch one buffers). */
+export async function closeLogger(logger: Logger): Promise<void> {
+  const es = logger.transports.find((t) => t instanceof ElasticsearchTransport) as (ElasticsearchTransport & { flush?: () => Promise<unknown> }) | undefined;
+  if (es?.flush) await es.flush().catch(() => undefined);
+  logger.close();
+}

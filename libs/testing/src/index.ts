@@ -1,0 +1,5 @@
+export * from './database.js';
+export * from './broker.js';
+export * from './tcp-proxy.js';
+export * from './wait.js';
+export * from './process.js';
