@@ -1,8 +1,8 @@
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import { defineMessage, Uuid } from '../envelope.js';
 import { EXCHANGES } from '../topology.js';
 
-const internal = <T extends string>(type: T, schema: Parameters<typeof defineMessage>[3]) =>
+const internal = <T extends string, S extends TSchema>(type: T, schema: S) =>
   defineMessage(type, EXCHANGES.internal, type, schema);
 
 /** A provider event was stored by the webhook gateway; the payment-worker acts on it. */

@@ -1,11 +1,11 @@
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import { defineMessage, IsoTimestamp, Uuid } from '../envelope.js';
 import { EXCHANGES } from '../topology.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(s: T) => Type.Union([s, Type.Null()]);
 const Money = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
 const Currency = Type.String({ pattern: '^[A-Z]{3}$' });
-const note = <T extends string>(type: T, schema: Parameters<typeof defineMessage>[3]) =>
+const note = <T extends string, S extends TSchema>(type: T, schema: S) =>
   defineMessage(type, EXCHANGES.notifications, `billing.${type}`, schema);
 
 const SubscriptionPeriod = {

@@ -2,7 +2,7 @@ import type { Insertable, Selectable } from 'kysely';
 import type { CreatedAt, Generated, Json, Timestamp } from './common.js';
 
 export interface OutboxTable {
-  /** The message id (the envelope's `id`). */
+  /** The row's own id; the message id is the envelope's `id` (a replay reuses it). */
   id: string;
   seq: Generated<string>;
   exchange: string;

@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Kysely, Transaction } from 'kysely';
+import type { Static } from 'typebox';
+import type { Envelope, MessageContract } from '@billing/contracts';
+import type { Database } from '@billing/db';
+import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
+import type { Broker } from './connection.js';
+import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
+import { declareWorkQueue, retryQueueName, type WorkQueueSpec } from './topology.js';
+
+export const ATTEMPT_HEADER = 'x-billing-attempts';
+export const ERROR_HEADER = 'x-billing-last-error';
+
+export interface HandlerContext<D> {
+  /** The consumer's transaction: the message counts as processed only if it commits. */
+  trx: Transaction<Database>;
+  envelope: Envelope<D>;
+  /** Failed attempts before this one. */
+  attempt: number;
+  logger: Logger;
+}
+
+export type Handler<C extends MessageContract> = (ctx: HandlerContext<Static<C['schema']>>) => Promise<void>;
+
+/** One handler per contract type: a missing one is a compile error. */
+export type HandlerMap<C extends readonly MessageContract[]> = { [K in C[number]['type']]: Handler<Extract<C[number], { type: K }>> };
+
+export interface ConsumerOptions<C extends readonly MessageContract[]> {
+  /** Name under which processed message ids are recorded (one per app). */
+  name: string;
+  broker: Broker;
+  db: Kysely<Database>;
+  logger: Logger;
+  metrics?: Metrics;
+  queue: WorkQueueSpec;
+  contracts: C;
+  handlers: HandlerMap<C>;
+  /** Failed attempts after which the message is dead-lettered. */
+  maxAttempts: number;
+  prefetch?: number;
+  /** Runs extra declarations (exchanges the handlers publish to) with the queue's. */
+  setup?: (ch: ConfirmChannel) => Promise<void>;
+  /** Instrumentation: called after the handler's transaction committed, before the ack. */
+  onCommitted?: (envelope: Envelope) => Promise<void> | void;
+}
+
+type Outcome = 'processed' | 'duplicate' | 'retried' | 'dead_lettered' | 'invalid' | 'requeued';
+
+/** Errors that say the infrastructure is away, not that the message is bad: not counted as attempts. */
+function isInfrastructureError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(e?.code ?? '')
+    || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '');
+}
+
+/**
+ * Consumes a work queue: validates the envelope against its contract, runs the handler in a
+ * transaction that also records the message id (a repeat is skipped), acks only after the
+ * commit, retries a failure through per-delay retry queues with a growing delay, and after
+ * `maxAttempts` writes the message to `dead_letters` for an operator to replay.
+ */
+export class Consumer<C extends readonly MessageContract[]> {
+  private readonly channel: ChannelWrapper;
+  private readonly byType: Map<string, C[number]>;
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopping = false;
+
+  constructor(private readonly opts: ConsumerOptions<C>) {
+    this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
+    const prefetch = opts.prefetch ?? 20;
+    this.channel = opts.broker.channel(`consumer:${opts.queue.queue}`, async (ch: ConfirmChannel) => {
+      await declareWorkQueue(ch, opts.queue);
+      if (opts.setup) await opts.setup(ch);
+      await ch.prefetch(prefetch);
+    });
+  }
+
+  /** Resolves once the queue is declared and consuming (it waits for the broker if it is away). */
+  async start(): Promise<void> {
+    await this.channel.waitForConnect();
+    await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), { prefetch: this.opts.prefetch ?? 20 });
+  }
+
+  /** Stops taking messages, waits for those in flight; unacked ones go back to the queue. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.channel.cancelAll().catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
+    await this.channel.close().catch(() => undefined);
+  }
+
+  private track(msg: ConsumeMessage): void {
+    const p = this.onMessage(msg).catch((err: unknown) => {
+      this.opts.logger.error('consumer failed to settle a message', { err });
+    });
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async onMessage(msg: ConsumeMessage): Promise<void> {
+    const started = process.hrtime.bigint();
+    const queue = this.opts.queue.queue;
+    let type = msg.properties.type ?? 'unknown';
+    const attempts = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 0) || 0;
+    let outcome: Outcome;
+    let envelope: Envelope | undefined;
+    try {
+      const parsed = validateEnvelope(JSON.parse(msg.content.toString('utf8')));
+      type = parsed.type;
+      const contract = this.byType.get(parsed.type);
+      if (!contract) throw new InvalidMessageError(`no handler for message type "${parsed.type}" on ${queue}`);
+      validateData(contract, parsed.data);
+      envelope = parsed;
+    } catch (err) {
+      const reason = err instanceof SyntaxError ? `malformed JSON: ${err.message}` : (err as Error).message;
+      this.opts.logger.warn('invalid message dead-lettered', { queue, messageId: msg.properties.messageId, error: reason });
+      outcome = await this.deadLetter(msg, reason, attempts).then(() => 'invalid' as const, () => this.requeue(msg));
+      this.observe(type, outcome, started);
+      return;
+    }
+    const env = envelope;
+    outcome = await runWithCorrelation(env.correlationId, () => this.process(msg, env, attempts));
+    this.observe(type, outcome, started);
+  }
+
+  private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
+    const { db, name, logger } = this.opts;
+    const handler = (this.opts.handlers as Record<string, Handler<MessageContract>>)[envelope.type] as Handler<MessageContract>;
+    let duplicate = false;
+    try {
+      await db.transaction().execute(async (trx) => {
+        const fresh = await trx.insertInto('processed_messages').values({ consumer: name, message_id: envelope.id })
+          .onConflict((oc) => oc.doNothing()).returning('message_id').executeTakeFirst();
+        if (!fresh) {
+          duplicate = true;
+          return;
+        }
+        await handler({ trx, envelope, attempt: attempts, logger });
+      });
+    } catch (err) {
+      if (this.stopping || isInfrastructureError(err)) {
+        logger.warn('message handed back: infrastructure unavailable', { messageId: envelope.id, type: envelope.type, error: (err as Error).message });
+        return this.requeue(msg);
+      }
+      return this.fail(msg, envelope, attempts + 1, err as Error);
+    }
+    if (!duplicate) await this.opts.onCommitted?.(envelope);
+    this.channel.ack(msg);
+    if (duplicate) logger.info('duplicate message skipped', { messageId: envelope.id, type: envelope.type });
+    return duplicate ? 'duplicate' : 'processed';
+  }
+
+  private async fail(msg: ConsumeMessage, envelope: Envelope, attempts: number, err: Error): Promise<Outcome> {
+    const { logger, maxAttempts, queue } = this.opts;
+    const error = err.message || String(err);
+    if (attempts >= maxAttempts) {
+      logger.error('message dead-lettered after its last attempt', { messageId: envelope.id, type: envelope.type, attempts, error });
+      return this.deadLetter(msg, error, attempts).then(() => 'dead_lettered' as const, () => this.requeue(msg));
+    }
+    const delays = queue.retryDelaysMs;
+    const delay = delays[Math.min(attempts - 1, delays.length - 1)] as number;
+    logger.warn('message failed; retrying later', { messageId: envelope.id, type: envelope.type, attempts, delayMs: delay, error });
+    try {
+      await this.channel.publish('', retryQueueName(queue.queue, delay), msg.content,
+        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts, [ERROR_HEADER]: error.slice(0, 500) }));
+      this.channel.ack(msg);
+      return 'retried';
+    } catch {
+      return this.requeue(msg);
+    }
+  }
+
+  private async deadLetter(msg: ConsumeMessage, error: string, attempts: number): Promise<void> {
+    const body = msg.content.toString('utf8');
+    await this.opts.db.insertInto('dead_letters').values({
+      id: randomUUID(), queue: this.opts.queue.queue, message_id: msg.properties.messageId ?? null, type: msg.properties.type ?? null,
+      exchange: msg.fields.exchange, routing_key: msg.fields.routingKey, body,
+      headers: JSON.stringify(msg.properties.headers ?? {}), error: error.slice(0, 4000), attempts,
+    }).execute();
+    this.channel.ack(msg);
+  }
+
+  private async requeue(msg: ConsumeMessage): Promise<Outcome> {
+    await new Promise((r) => setTimeout(r, this.stopping ? 0 : 1_000));
+    try {
+      this.channel.nack(msg, false, true);
+    } catch {
+      // the channel is gone: the broker requeues every unacked message by itself
+    }
+    return 'requeued';
+  }
+
+  private observe(type: string, outcome: Outcome, started: bigint): void {
+    const labels = { queue: this.opts.queue.queue, type, outcome };
+    this.opts.metrics?.messagesConsumed.inc(labels);
+    this.opts.metrics?.messageDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}

@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Static } from 'typebox';
+import type { Envelope, MessageContract } from '@billing/contracts';
+import type { Database } from '@billing/db';
+import type { Logger, Metrics } from '@billing/service-kit';
+import type { Broker } from './connection.js';
+import { makeEnvelope, publishProperties } from './envelope.js';
+
+export const OUTBOX_CHANNEL = 'billing_outbox';
+
+/** Writes a message into the outbox inside the caller's transaction; it is published after commit. */
+export async function enqueue<C extends MessageContract>(trx: Transaction<Database>, contract: C, data: Static<C['schema']>, correlationId?: string): Promise<Envelope<Static<C['schema']>>> {
+  const envelope = makeEnvelope(contract, data, correlationId);
+  await enqueueEnvelope(trx, contract.exchange, contract.routingKey, envelope);
+  return envelope;
+}
+
+export async function enqueueEnvelope(trx: Transaction<Database>, exchange: string, routingKey: string, envelope: Envelope, headers: Record<string, unknown> = {}): Promise<void> {
+  await trx.insertInto('outbox').values({
+    id: randomUUID(), exchange, routing_key: routingKey, type: envelope.type,
+    envelope: JSON.stringify(envelope), headers: JSON.stringify(headers),
+  }).execute();
+  // NOTIFY is transactional: the relay hears it only if this transaction commits.
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
+}
+
+export async function outboxBacklog(db: Kysely<Database>): Promise<number> {
+  const r = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<number>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export interface RelayOptions {
+  db: Kysely<Database>;
+  databaseUrl: string;
+  broker: Broker;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Declares what the relay publishes to (run again on every reconnect). */
+  setup: (ch: import('amqplib').ConfirmChannel) => Promise<void>;
+  batchSize?: number;
+  pollMs?: number;
+}
+
+/**
+ * Publishes committed outbox rows with confirms and marks them. Woken by LISTEN/NOTIFY on a
+ * dedicated connection (LISTENed again after a reconnect), with a slow poll as fallback. Rows
+ * are claimed with FOR UPDATE SKIP LOCKED, so several relays can run side by side.
+ */
+export class OutboxRelay {
+  private readonly channel: ChannelWrapper;
+  private listener: pg.Client | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private draining: Promise<void> | undefined;
+  private again = false;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+
+  constructor(private readonly opts: RelayOptions) {
+    this.batchSize = opts.batchSize ?? 200;
+    this.pollMs = opts.pollMs ?? 1_000;
+    this.channel = opts.broker.channel('outbox-relay', opts.setup, 5_000);
+    this.channel.on('connect', () => this.wake());
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.opts.metrics?.setOutboxBacklogReader(() => outboxBacklog(this.opts.db));
+    await this.listen();
+    const tick = () => {
+      if (!this.running) return;
+      this.wake();
+      this.timer = setTimeout(tick, this.pollMs);
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    clearTimeout(this.reconnectTimer);
+    await this.draining;
+    const l = this.listener;
+    this.listener = undefined;
+    await l?.end().catch(() => undefined);
+    await this.channel.close().catch(() => undefined);
+  }
+
+  /** Publishes until nothing is left (or the broker is away). Single-flight per relay. */
+  wake(): void {
+    if (!this.running) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    let settle!: () => void;
+    this.draining = new Promise<void>((resolve) => { settle = resolve; });
+    void (async () => {
+      // Yield first, so `draining` is set before any of this runs.
+      await Promise.resolve();
+      try {
+        do {
+          this.again = false;
+          while (this.running && this.opts.broker.isConnected() && (await this.drainOnce()) === this.batchSize);
+        } while (this.again && this.running);
+      } catch (err) {
+        this.opts.logger.warn('outbox relay pass failed', { error: (err as Error).message });
+      } finally {
+        this.draining = undefined;
+        settle();
+      }
+    })();
+  }
+
+  /** One batch: claim, publish with confirms, mark. Returns how many rows were claimed. */
+  async drainOnce(): Promise<number> {
+    return this.opts.db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('outbox').select(['id', 'exchange', 'routing_key', 'envelope', 'headers'])
+        .where('published_at', 'is', null).orderBy('seq').limit(this.batchSize).forUpdate().skipLocked().execute();
+      if (rows.length === 0) return 0;
+      const results = await Promise.allSettled(rows.map((r) => {
+        const envelope = r.envelope as Envelope;
+        return this.channel.publish(r.exchange, r.routing_key, Buffer.from(JSON.stringify(envelope)), publishProperties(envelope, r.headers));
+      }));
+      const ok = rows.filter((_, i) => results[i]?.status === 'fulfilled').map((r) => r.id);
+      const failed = rows.filter((_, i) => results[i]?.status === 'rejected').map((r) => r.id);
+      if (ok.length) await trx.updateTable('outbox').set({ published_at: sql`now()` }).where('id', 'in', ok).execute();
+      if (failed.length) {
+        const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
+        await trx.updateTable('outbox').set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String(reason?.message ?? reason) })).where('id', 'in', failed).execute();
+        this.opts.logger.warn('outbox publish failed; will retry', { failed: failed.length, error: String(reason?.message ?? reason) });
+      }
+      this.opts.metrics?.outboxPublished.inc(ok.length);
+      return failed.length ? 0 : rows.length;
+    });
+  }
+
+  private async listen(): Promise<void> {
+    if (!this.running) return;
+    const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: 'outbox-listener' });
+    const retry = () => {
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (!this.running) return;
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = setTimeout(() => void this.listen(), 1_000);
+    };
+    client.on('error', (err) => {
+      this.opts.logger.warn('outbox listener lost its connection', { error: err.message });
+      retry();
+    });
+    client.on('notification', () => this.wake());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      this.listener = client;
+      this.wake();
+    } catch (err) {
+      this.opts.logger.warn('outbox listener could not connect', { error: (err as Error).message });
+      retry();
+    }
+  }
+}

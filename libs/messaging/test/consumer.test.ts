@@ -1,0 +1,120 @@
+import t from 'tap';
+import { EXCHANGES, Ping } from '@billing/contracts';
+import { waitFor } from '@billing/testing';
+import { Publisher } from '../src/publisher.js';
+import { declareInternal } from '../src/topology.js';
+import { makeEnvelope } from '../src/envelope.js';
+import { replayDeadLetter } from '../src/dead-letters.js';
+import { createMetrics } from '@billing/service-kit';
+import { auditCount, consumed, pingConsumer, setup } from './helpers.js';
+
+const env = await setup();
+t.teardown(() => env.close());
+
+t.test('a message published and confirmed is consumed', async (t) => {
+  const broker = env.connect();
+  const consumer = pingConsumer(env, broker, { queue: 'test.confirms' });
+  await consumer.start();
+  const publisher = new Publisher(broker, declareInternal);
+  const sent = await publisher.publish(Ping, { seq: 1 });
+  t.match(sent, { type: 'diagnostics.ping', version: 1, data: { seq: 1 } });
+  await waitFor(async () => (await auditCount(env, 1)) === 1, { what: 'ping 1 processed' });
+  const row = await env.tdb.db.selectFrom('processed_messages').selectAll().where('message_id', '=', sent.id).executeTakeFirst();
+  t.ok(row, 'the message id is recorded as processed');
+  await consumer.stop();
+});
+
+t.test('a failing message is retried with growing delays, then dead-lettered, while others flow; a replay is processed', async (t) => {
+  const broker = env.connect();
+  const attemptsLog = new Map<number, number[]>();
+  const failSeqs = new Set([100]);
+  const consumer = pingConsumer(env, broker, { queue: 'test.retries', delays: [150, 300, 600], maxAttempts: 4, failSeqs, attemptsLog });
+  await consumer.start();
+  const publisher = new Publisher(broker, declareInternal);
+  const bad = await publisher.publish(Ping, { seq: 100 });
+  for (let i = 101; i <= 105; i++) await publisher.publish(Ping, { seq: i });
+  await waitFor(async () => (await auditCount(env)) >= 5 + 1 - 1 && [101, 102, 103, 104, 105].every((s) => attemptsLog.has(s)), { what: 'the good messages' });
+  t.equal(await auditCount(env, 101), 1, 'good messages flow while the bad one retries');
+  const dead = await waitFor(() => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', bad.id).executeTakeFirst(), { what: 'the dead letter', timeoutMs: 20_000 });
+  t.equal(dead.attempts, 4, 'dead-lettered after the bound');
+  t.match(dead.error, /ping 100 refused/);
+  t.equal(dead.queue, 'test.retries');
+  const times = attemptsLog.get(100) ?? [];
+  t.equal(times.length, 4, 'handled exactly four times');
+  const gaps = times.slice(1).map((tm, i) => tm - (times[i] as number));
+  t.ok(gaps[0]! >= 120 && gaps[1]! >= 250 && gaps[2]! >= 500, `delays grow: ${gaps.join(', ')} ms`);
+  t.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, 'each delay longer than the last');
+  t.equal(await auditCount(env, 100), 0, 'the failed attempts changed nothing');
+
+  failSeqs.delete(100);
+  const { OutboxRelay } = await import('../src/outbox.js');
+  const relay = new OutboxRelay({ db: env.tdb.db, databaseUrl: env.tdb.url, broker, logger: (await import('./helpers.js')).quietLogger(), setup: declareInternal, pollMs: 200 });
+  await relay.start();
+  await replayDeadLetter(env.tdb.db, dead.id);
+  await waitFor(async () => (await auditCount(env, 100)) === 1, { what: 'the replayed message processed' });
+  const after = await env.tdb.db.selectFrom('dead_letters').selectAll().where('id', '=', dead.id).executeTakeFirstOrThrow();
+  t.ok(after.replayed_at, 'the dead letter stays, marked replayed');
+  t.equal(after.replay_count, 1);
+  await relay.stop();
+  await consumer.stop();
+});
+
+t.test('a malformed message is dead-lettered at once, not retried', async (t) => {
+  const broker = env.connect();
+  const consumer = pingConsumer(env, broker, { queue: 'test.malformed' });
+  await consumer.start();
+  const publisher = new Publisher(broker, declareInternal);
+  await publisher.channel.publish(EXCHANGES.internal, 'diagnostics.ping', Buffer.from('{"id":"not-a-uuid"'), { persistent: true, messageId: 'junk-1', type: 'diagnostics.ping' });
+  const bad = makeEnvelope(Ping, { seq: 7 });
+  await publisher.publishEnvelope(EXCHANGES.internal, 'diagnostics.ping', { ...bad, data: { seq: 'seven' } });
+  const rows = await waitFor(async () => {
+    const r = await env.tdb.db.selectFrom('dead_letters').selectAll().where('queue', '=', 'test.malformed').execute();
+    return r.length === 2 ? r : null;
+  }, { what: 'two dead letters' });
+  t.ok(rows.some((r) => /malformed JSON/.test(r.error)));
+  t.ok(rows.some((r) => /invalid diagnostics.ping data/.test(r.error)));
+  t.ok(rows.every((r) => r.attempts === 0), 'never handed to the handler');
+  await consumer.stop();
+});
+
+t.test('a message delivered twice (same id) changes state once', async (t) => {
+  const broker = env.connect();
+  const metrics = createMetrics('test');
+  const consumer = pingConsumer(env, broker, { queue: 'test.dupes', metrics });
+  await consumer.start();
+  const publisher = new Publisher(broker, declareInternal);
+  const envl = makeEnvelope(Ping, { seq: 200 });
+  await Promise.all([1, 2, 3].map(() => publisher.publishEnvelope(EXCHANGES.internal, 'diagnostics.ping', envl)));
+  await waitFor(async () => (await consumed(metrics, 'processed')) + (await consumed(metrics, 'duplicate')) === 3, { what: 'all three copies settled' });
+  t.equal(await auditCount(env, 200), 1, 'processed once');
+  t.equal(await consumed(metrics, 'duplicate'), 2, 'the two copies were recognised and skipped');
+  await consumer.stop();
+});
+
+t.test('a consumer killed between its commit and its ack: the redelivered message is skipped', async (t) => {
+  const first = env.connect();
+  let killed = false;
+  const doomed = pingConsumer(env, first, {
+    queue: 'test.kill',
+    onCommitted: async () => {
+      if (killed) return;
+      killed = true;
+      // The process "dies" here: the connection goes before the ack is sent.
+      await first.manager.close();
+      throw new Error('killed before ack');
+    },
+  });
+  await doomed.start();
+  const publisher = new Publisher(env.connect(), declareInternal);
+  const sent = await publisher.publish(Ping, { seq: 300 });
+  await waitFor(() => killed, { what: 'the kill' });
+  const second = env.connect();
+  const metrics = createMetrics('test');
+  const survivor = pingConsumer(env, second, { queue: 'test.kill', metrics });
+  await survivor.start();
+  await waitFor(async () => (await consumed(metrics, 'duplicate')) === 1, { what: 'the redelivered message recognised as processed' });
+  t.equal(await auditCount(env, 300), 1, 'the message committed once and was not processed again');
+  const processed = await env.tdb.db.selectFrom('processed_messages').selectAll().where('message_id', '=', sent.id).execute();
+  t.equal(processed.length, 1);
+  await survivor.stop();
+});
