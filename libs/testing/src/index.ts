@@ -3,3 +3,4 @@ export * from './broker.js';
 export * from './tcp-proxy.js';
 export * from './wait.js';
 export * from './process.js';
+export * from './elasticsearch.js';

@@ -1,0 +1,32 @@
+import t from 'tap';
+import { baseConfig, checkJwt, ConfigError, env, jwtConfig, loadConfig, paypalConfig } from '../src/config.js';
+
+t.test('defaults from SPEC §2 apply when variables are unset', async (t) => {
+  const c = loadConfig({ ...baseConfig, PORT: env.port(3000) }, {});
+  t.equal(c.DATABASE_URL, 'postgres://postgres@127.0.0.1:5432/billing');
+  t.equal(c.AMQP_URL, 'amqp://guest:guest@127.0.0.1:5672');
+  t.equal(c.PORT, 3000);
+  t.equal(c.LOG_LEVEL, 'info');
+  t.equal(c.ELASTICSEARCH_URL, undefined);
+});
+
+t.test('one line per missing or malformed variable', async (t) => {
+  const err = t.throws(() => loadConfig({ ...baseConfig, ...paypalConfig, PORT: env.port(3000), DUNNING_RETRY_MS: env.msList('1') },
+    { DATABASE_URL: 'mysql://x', AMQP_URL: 'not a url', PORT: '70000', PAYPAL_TIMEOUT_MS: 'ten', DUNNING_RETRY_MS: '1,x' })) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  const lines = err.problems;
+  t.match(lines, [/^DATABASE_URL must use postgres or postgresql/, /^AMQP_URL is not a valid URL/, /^PAYPAL_API_BASE|^PAYPAL_CLIENT_ID/]);
+  for (const name of ['DATABASE_URL', 'AMQP_URL', 'PORT', 'PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET', 'PAYPAL_TIMEOUT_MS', 'DUNNING_RETRY_MS']) {
+    t.equal(lines.filter((l) => l.startsWith(`${name} `)).length, 1, `${name} named once`);
+  }
+});
+
+t.test('exactly one of JWT_SECRET and JWT_PUBLIC_KEY', async (t) => {
+  t.match(checkJwt({}), [/required/]);
+  t.match(checkJwt({ JWT_SECRET: 's', JWT_PUBLIC_KEY: 'k' }), [/both set/]);
+  t.match(checkJwt({ JWT_PUBLIC_KEY: 'not a pem' }), [/malformed/]);
+  t.same(checkJwt({ JWT_SECRET: 'a-long-secret' }), []);
+  const c = loadConfig(jwtConfig, { JWT_SECRET: 'x', JWT_ISSUER: 'auth' }, checkJwt);
+  t.equal(c.JWT_ISSUER, 'auth');
+  t.throws(() => loadConfig(jwtConfig, {}, checkJwt), { message: /JWT_SECRET or JWT_PUBLIC_KEY is required/ });
+});
