@@ -4,3 +4,4 @@ export * from './tcp-proxy.js';
 export * from './wait.js';
 export * from './process.js';
 export * from './elasticsearch.js';
+export * from './app-checks.js';

@@ -46,3 +46,31 @@ export function spawnTs(entry: string, env: Record<string, string | undefined>, 
     },
   };
 }
+
+/** Every variable any app needs, pointed at test infrastructure (SPEC §2: apps ignore what they do not use). */
+export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {
+  return {
+    JWT_SECRET: 'test-jwt-secret-0123456789',
+    AUTH_SERVICE_URL: 'http://127.0.0.1:9', AUTH_SERVICE_TOKEN: 'test-service-token',
+    PAYPAL_API_BASE: 'http://127.0.0.1:9', PAYPAL_CLIENT_ID: 'test-client-id', PAYPAL_CLIENT_SECRET: 'test-client-secret',
+    PAYPAL_WEBHOOK_ID: 'WH-TEST', LOG_LEVEL: 'warn',
+    ...overrides,
+  };
+}
+
+/** Polls an HTTP URL until it answers `status`. */
+export async function waitForHttp(url: string, status = 200, timeoutMs = 30_000): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  for (;;) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (res.status === status) return res;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

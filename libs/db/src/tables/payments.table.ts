@@ -1,6 +1,6 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
 import type { PaymentStatus } from '@billing/domain';
-import type { CreatedAt, Timestamp, UpdatedAt } from './common.js';
+import type { CreatedAt, Generated, Timestamp, UpdatedAt } from './common.js';
 
 export interface PaymentsTable {
   id: string;
@@ -10,15 +10,15 @@ export interface PaymentsTable {
   amount: number;
   currency: string;
   status: PaymentStatus;
-  refunded_amount: number;
+  refunded_amount: Generated<number>;
   failure_reason: string | null;
   /** Index k of the period paid for (period k = anchor + k·period). */
   period_index: number;
   /** Renewal attempts for one period are numbered; the initial payment is 0. */
-  attempt: number;
+  attempt: Generated<number>;
   period_start: Timestamp | null;
   period_end: Timestamp | null;
-  provider: string;
+  provider: Generated<string>;
   provider_order_id: string | null;
   provider_capture_id: string | null;
   approval_url: string | null;

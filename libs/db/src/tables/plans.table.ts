@@ -1,17 +1,17 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
-import type { CreatedAt, UpdatedAt } from './common.js';
+import type { CreatedAt, Generated, UpdatedAt } from './common.js';
 
 export interface PlansTable {
   id: string;
   name: string;
-  description: string;
+  description: Generated<string>;
   /** Minor units of `currency`. */
   amount: number;
   currency: string;
   /** ISO 8601 duration of one unit. */
   period: string;
   role: string;
-  active: boolean;
+  active: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

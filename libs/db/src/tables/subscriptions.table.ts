@@ -1,5 +1,5 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
-import type { CreatedAt, Timestamp, UpdatedAt } from './common.js';
+import type { CreatedAt, Generated, Timestamp, UpdatedAt } from './common.js';
 
 export interface SubscriptionsTable {
   id: string;
@@ -16,17 +16,17 @@ export interface SubscriptionsTable {
   anchor_at: Timestamp | null;
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
-  cancel_at_period_end: boolean;
+  cancel_at_period_end: Generated<boolean>;
   cancelled_at: Timestamp | null;
   expired_at: Timestamp | null;
   vault_id: string | null;
   /** The user held the role before buying, per the roles read at checkout (SPEC §6). */
-  role_held_before: boolean;
+  role_held_before: Generated<boolean>;
   approval_url: string | null;
   dunning_started_at: Timestamp | null;
-  dunning_attempts: number;
+  dunning_attempts: Generated<number>;
   next_retry_at: Timestamp | null;
-  version: number;
+  version: Generated<number>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -1,0 +1,11 @@
+import t from 'tap';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { checkProcessContract, createTestVhost } from '@billing/testing';
+
+const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
+t.teardown(async () => {
+  await tdb.drop();
+  await vhost.drop();
+});
+
+checkProcessContract(t, { entry: 'apps/admin-portal/src/main.ts', required: 'AUTH_SERVICE_TOKEN', env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }) });

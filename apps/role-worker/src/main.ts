@@ -1,0 +1,16 @@
+import { createHealthServer, createRuntime, serve } from '@billing/runtime';
+import { exitOnConfigError } from '@billing/service-kit';
+import { loadRoleWorkerConfig, type RoleWorkerConfig } from './config.js';
+import { buildWorker } from './worker.js';
+
+const service = 'role-worker';
+let config: RoleWorkerConfig;
+try {
+  config = loadRoleWorkerConfig();
+} catch (err) {
+  exitOnConfigError(service, err);
+}
+const rt = createRuntime(service, config);
+const worker = buildWorker({ rt, config });
+await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
+await worker.start();

@@ -1,0 +1,79 @@
+import type { ConfirmChannel } from 'amqplib';
+import { createDb, pingDb, type Db } from '@billing/db';
+import { connectBroker, declareInternal, declareNotifications, OutboxRelay, type Broker } from '@billing/messaging';
+import {
+  createHttpApp, createLogger, createMetrics, handleSignals, secretValues,
+  type HttpApp, type Logger, type Metrics, type ReadinessChecks,
+} from '@billing/service-kit';
+
+export interface RuntimeConfig {
+  DATABASE_URL: string;
+  AMQP_URL: string;
+  LOG_LEVEL: string;
+  ELASTICSEARCH_URL?: string | undefined;
+}
+
+/** What every process holds: logger, metrics, one pool, one broker connection, the outbox relay. */
+export interface Runtime {
+  service: string;
+  logger: Logger;
+  metrics: Metrics;
+  db: Db;
+  databaseUrl: string;
+  broker: Broker;
+  relay: OutboxRelay;
+  readiness: ReadinessChecks;
+  /** Closes the relay, the broker and the pool, in that order. */
+  close(): Promise<void>;
+}
+
+/** Every app declares, at start-up, the exchanges it publishes to (SPEC §7). */
+export async function declarePublishedTopology(ch: ConfirmChannel): Promise<void> {
+  await declareInternal(ch);
+  await declareNotifications(ch);
+}
+
+export function createRuntime(service: string, config: RuntimeConfig & Record<string, unknown>, { poolSize = 10 } = {}): Runtime {
+  const logger = createLogger({ service, level: config.LOG_LEVEL, elasticsearchUrl: config.ELASTICSEARCH_URL, secrets: secretValues(config) });
+  const metrics = createMetrics(service);
+  const db = createDb(config.DATABASE_URL, { max: poolSize, applicationName: service });
+  const broker = connectBroker(config.AMQP_URL, logger, service);
+  const relay = new OutboxRelay({ db, databaseUrl: config.DATABASE_URL, broker, logger, metrics, setup: declarePublishedTopology });
+  return {
+    service, logger, metrics, db, databaseUrl: config.DATABASE_URL, broker, relay,
+    readiness: { postgres: () => pingDb(db), rabbitmq: () => broker.isConnected() },
+    async close() {
+      await relay.stop();
+      await broker.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** A process with no routes of its own (the workers, the scheduler): health, readiness and metrics. */
+export function createHealthServer(rt: Runtime): HttpApp {
+  return createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
+}
+
+export interface Serving {
+  app: HttpApp;
+  port: number;
+  /** Stops the service's own work (consumers, jobs) before connections close. */
+  stopWork?: () => Promise<void>;
+}
+
+/**
+ * Listens, starts the relay, and on SIGTERM stops taking requests and work, finishes what is
+ * in flight and closes connections (SPEC §1).
+ */
+export async function serve(rt: Runtime, { app, port, stopWork }: Serving): Promise<void> {
+  await app.listen({ port, host: '0.0.0.0' });
+  rt.logger.info('listening', { port });
+  await rt.relay.start();
+  handleSignals(rt.service, rt.logger, {
+    async stop() {
+      await Promise.all([app.close(), stopWork?.()]);
+      await rt.close();
+    },
+  });
+}
