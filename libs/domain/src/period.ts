@@ -66,8 +66,9 @@ export function periodIndexAt(anchor: Date, period: string | Period, at: Date): 
   } else {
     k = Math.floor((t - anchor.getTime()) / (FIXED_MS[p.unit] * p.count));
   }
+  // The estimate never undershoots: boundary k+1 always falls in a later month than `at`
+  // (or is exact for fixed units), so it only has to step back past a clamped month end.
   while (periodBoundary(anchor, p, k).getTime() > t) k -= 1;
-  while (periodBoundary(anchor, p, k + 1).getTime() <= t) k += 1;
   return k;
 }
 

@@ -38,3 +38,8 @@ t.test('amount bounds and digits', async (t) => {
   t.notOk(isValidAmount(2.5));
   t.notOk(isValidAmount('100'));
 });
+
+t.test('more than ten whole digits is refused', async (t) => {
+  t.throws(() => fromPayPalValue('12345678901.00', 'USD'), /malformed/);
+  t.equal(fromPayPalValue('9999999999.99', 'USD'), 999_999_999_999);
+});

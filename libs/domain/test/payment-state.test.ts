@@ -64,3 +64,7 @@ t.test('a refund that changes nothing, or on an unpaid payment, is a no-op', asy
   t.equal(applyPaymentEvent('pending', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }), null);
   t.equal(applyPaymentEvent('reversed', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }), null);
 });
+
+t.test('a zero refund total leaves a paid payment as it is', async (t) => {
+  t.equal(applyPaymentEvent('completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 0 }), null);
+});

@@ -49,3 +49,20 @@ t.test('index of the period containing an instant', async (t) => {
   t.equal(w.start.toISOString(), '2027-02-28T10:00:00.000Z');
   t.equal(w.end.toISOString(), '2027-03-31T10:00:00.000Z');
 });
+
+t.test('isValidPeriod and malformed input to the arithmetic', async (t) => {
+  const { isValidPeriod } = await import('../src/period.js');
+  t.ok(isValidPeriod('P1M'));
+  t.notOk(isValidPeriod('P1M2'));
+  t.throws(() => periodBoundary(new Date(), 'P0D', 1), /malformed period/);
+});
+
+t.test('yearly periods and month-end clamping when locating an instant', async (t) => {
+  const leap = new Date('2028-02-29T00:00:00.000Z');
+  t.equal(periodIndexAt(leap, 'P1Y', new Date('2029-02-27T23:59:59.999Z')), 0);
+  t.equal(periodIndexAt(leap, 'P1Y', new Date('2029-02-28T00:00:00.000Z')), 1);
+  t.equal(periodIndexAt(leap, 'P1Y', new Date('2032-02-29T00:00:00.000Z')), 4);
+  const jan31 = new Date('2027-01-31T10:00:00.000Z');
+  t.equal(periodIndexAt(jan31, 'P1M', new Date('2027-03-01T00:00:00.000Z')), 1);
+  t.equal(periodIndexAt(jan31, 'P2M', new Date('2027-03-31T10:00:00.000Z')), 1);
+});

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// The one test command (README): typecheck, lint, docker-compose validation and every
+// project's tests, ending with a plain "N passed, N failed" line summed over all projects.
+// Tests use DATABASE_URL / AMQP_URL when set; otherwise Postgres and RabbitMQ are started in
+// containers through testcontainers (which needs a Docker engine).
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+process.chdir(root);
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+function run(cmd, args, { capture = false, env = process.env, cwd = root } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (stream) => (b) => {
+      stream.write(b);
+      if (capture) out += b.toString();
+    };
+    child.stdout.on('data', onData(process.stdout));
+    child.stderr.on('data', onData(process.stderr));
+    child.on('close', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+async function check(name, cmd, args) {
+  process.stdout.write(`\n=== ${name}: ${cmd} ${args.join(' ')}\n`);
+  const { code } = await run(cmd, args);
+  if (code === 0) passed += 1;
+  else {
+    failed += 1;
+    failures.push(name);
+  }
+}
+
+async function startContainers() {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const started = [];
+  if (!process.env.DATABASE_URL) {
+    process.stdout.write('DATABASE_URL is not set: starting PostgreSQL in a container\n');
+    const pg = await new GenericContainer('postgres:15-alpine').withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withExposedPorts(5432).withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2)).start();
+    process.env.DATABASE_URL = `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`;
+    started.push(pg);
+  }
+  if (!process.env.AMQP_URL) {
+    process.stdout.write('AMQP_URL is not set: starting RabbitMQ in a container\n');
+    const mq = await new GenericContainer('rabbitmq:3.13-management-alpine').withExposedPorts(5672, 15672)
+      .withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start();
+    process.env.AMQP_URL = `amqp://guest:guest@${mq.getHost()}:${mq.getMappedPort(5672)}`;
+    process.env.RABBITMQ_MANAGEMENT_URL = `http://guest:guest@${mq.getHost()}:${mq.getMappedPort(15672)}`;
+    started.push(mq);
+  }
+  return started;
+}
+
+const containers = await startContainers();
+const started = Date.now();
+
+await check('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json']);
+await check('lint', 'npx', ['eslint', '.']);
+if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) {
+  await check('docker-compose config', 'docker-compose', ['config', '-q']);
+} else {
+  process.stdout.write('\n=== docker-compose is not installed: compose validation skipped (.ci/run installs it)\n');
+}
+
+const projects = ['libs', 'tools', 'apps'].flatMap((dir) => existsSync(dir)
+  ? readdirSync(dir).filter((p) => existsSync(path.join(dir, p, 'package.json')) && existsSync(path.join(dir, p, 'test'))
+    && readdirSync(path.join(dir, p, 'test')).some((f) => f.endsWith('.test.ts'))).map((p) => path.join(dir, p))
+  : []);
+for (const project of projects) {
+  process.stdout.write(`\n=== tests: ${project}\n`);
+  const { code, out } = await run('npx', ['tap', '--reporter=tap'], { capture: true, cwd: path.join(root, project) });
+  const summaries = [...out.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)];
+  const last = summaries.at(-1);
+  if (!last) {
+    failed += 1;
+    failures.push(`${project} (no summary)`);
+    continue;
+  }
+  const total = Number(last[1]);
+  const pass = Number(last[2]);
+  passed += pass;
+  failed += total - pass;
+  if (code !== 0 || total !== pass) failures.push(project);
+  if (code !== 0 && total === pass) failed += 1;
+}
+
+for (const c of containers) await c.stop();
+process.stdout.write(`\nran ${projects.length} projects in ${Math.round((Date.now() - started) / 1000)} s${failures.length ? `; failing: ${failures.join(', ')}` : ''}\n`);
+process.stdout.write(`${passed} passed, ${failed} failed\n`);
+process.exit(failed === 0 && failures.length === 0 ? 0 : 1);
