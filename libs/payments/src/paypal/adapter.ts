@@ -1,0 +1,159 @@
+import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-server-sdk';
+import { toPayPalAmount } from '@billing/domain';
+import type { Logger } from '@billing/service-kit';
+import {
+  ProviderRefusedError, ProviderUnavailableError,
+  type ChargeVaultedInput, type CheckoutCreated, type CreateCheckoutInput, type OrderState, type PaymentProvider,
+  type RefundInput, type RefundState, type WebhookAction,
+} from '../provider.js';
+import { parseOrder, parseWebhookEvent } from './parse.js';
+
+export interface PayPalOptions {
+  apiBase: string;
+  clientId: string;
+  clientSecret: string;
+  timeoutMs: number;
+  /** The webhook id PayPal signs with (webhook-gateway only). */
+  webhookId?: string;
+  logger: Logger;
+  /** Tries of one call on an unknown outcome (timeout, network, 5xx), all with the same request id. */
+  attempts?: number;
+}
+
+/** A JSON body sent exactly as given (the raw webhook inside verify-webhook-signature). */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** PayPal-Request-Id: at most 108 characters, derived from our ids, the same on every retry. */
+export function requestId(key: string): string {
+  return key.length <= 108 ? key : key.slice(0, 108);
+}
+
+function issueOf(body: string): { issue: string | null; message: string } {
+  try {
+    const j = JSON.parse(body) as { name?: string; message?: string; details?: { issue?: string; description?: string }[] };
+    return { issue: j.details?.[0]?.issue ?? j.name ?? null, message: j.details?.[0]?.description ?? j.message ?? body.slice(0, 300) };
+  } catch {
+    return { issue: null, message: body.slice(0, 300) };
+  }
+}
+
+/**
+ * The PayPal adapter on @paypal/checkout-server-sdk, pointed at PAYPAL_API_BASE (a local
+ * stand-in in tests): OAuth2 token cached by the SDK, `Prefer: return=representation` on
+ * create/capture/refund, `PayPal-Request-Id` on each, PAYPAL_TIMEOUT_MS instead of 30 s.
+ */
+export class PayPalProvider implements PaymentProvider {
+  readonly name = 'paypal';
+  private readonly client: InstanceType<typeof sdk.core.PayPalHttpClient>;
+  private readonly attempts: number;
+
+  constructor(private readonly opts: PayPalOptions) {
+    const env = new sdk.core.PayPalEnvironment(opts.clientId, opts.clientSecret, opts.apiBase.replace(/\/+$/, ''), opts.apiBase);
+    const timeoutMs = opts.timeoutMs;
+    class Client extends sdk.core.PayPalHttpClient {
+      override getTimeout() {
+        return timeoutMs;
+      }
+    }
+    this.client = new Client(env);
+    const json = this.client.encoder._encoders[0]!;
+    const encode = json.encode.bind(json);
+    json.encode = (req) => (req.body instanceof RawJson ? req.body.text : encode(req));
+    this.attempts = opts.attempts ?? 3;
+  }
+
+  private async call<T>(op: string, request: HttpRequest, context: Record<string, unknown> = {}): Promise<HttpResponse<T>> {
+    const { logger } = this.opts;
+    for (let attempt = 1; ; attempt++) {
+      const started = Date.now();
+      try {
+        const res = await this.client.execute<T>(request);
+        logger.info('paypal response', { op, ...context, attempt, status: res.statusCode, ms: Date.now() - started, requestId: request.headers['PayPal-Request-Id'], body: res.result });
+        return res;
+      } catch (err) {
+        const e = err as { statusCode?: number; message?: string };
+        if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+          const { issue, message } = issueOf(e.message ?? '');
+          logger.warn('paypal refused', { op, ...context, attempt, status: e.statusCode, issue, detail: message, ms: Date.now() - started });
+          throw new ProviderRefusedError(e.statusCode, issue, `PayPal ${op}: ${e.statusCode} ${issue ?? ''} ${message}`.trim());
+        }
+        logger.warn('paypal call failed', { op, ...context, attempt, status: e.statusCode ?? null, error: e.message?.slice(0, 300), ms: Date.now() - started });
+        if (attempt >= this.attempts) throw new ProviderUnavailableError(`PayPal ${op}: ${e.statusCode ? `HTTP ${e.statusCode}` : e.message ?? 'no answer'} after ${attempt} tries`);
+        await new Promise((r) => setTimeout(r, 200 * 3 ** (attempt - 1)));
+      }
+    }
+  }
+
+  async createCheckout(input: CreateCheckoutInput): Promise<CheckoutCreated> {
+    const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
+      intent: 'CAPTURE',
+      purchase_units: [{ reference_id: input.paymentId, custom_id: input.paymentId, description: input.description.slice(0, 127), amount: toPayPalAmount(input.amount, input.currency) }],
+      payment_source: {
+        paypal: {
+          experience_context: { return_url: input.returnUrl, cancel_url: input.cancelUrl, user_action: 'PAY_NOW', shipping_preference: 'NO_SHIPPING' },
+          attributes: { vault: { store_in_vault: 'ON_SUCCESS', usage_type: 'MERCHANT', customer_type: 'CONSUMER' } },
+        },
+      },
+    });
+    req.headers['PayPal-Request-Id'] = requestId(input.idempotencyKey);
+    const res = await this.call<{ id: string; status: string; links?: { rel: string; href: string }[] }>('create-order', req, { paymentId: input.paymentId });
+    const link = res.result.links?.find((l) => l.rel === 'payer-action') ?? res.result.links?.find((l) => l.rel === 'approve');
+    if (!link) throw new ProviderRefusedError(422, 'NO_APPROVAL_LINK', 'PayPal returned no payer-action link');
+    return { orderId: res.result.id, approvalUrl: link.href, status: res.result.status };
+  }
+
+  async capture({ orderId, idempotencyKey }: { orderId: string; idempotencyKey: string }): Promise<OrderState> {
+    const req = new sdk.orders.OrdersCaptureRequest(orderId).prefer('return=representation').payPalRequestId(requestId(idempotencyKey)).requestBody({});
+    try {
+      return parseOrder((await this.call('capture-order', req, { orderId })).result);
+    } catch (err) {
+      // A capture exists already (ours, by an earlier try): read the order and go on from it.
+      if (err instanceof ProviderRefusedError && err.issue === 'ORDER_ALREADY_CAPTURED') return this.getOrder(orderId);
+      throw err;
+    }
+  }
+
+  async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
+    const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
+      intent: 'CAPTURE',
+      purchase_units: [{ reference_id: input.paymentId, custom_id: input.paymentId, description: input.description.slice(0, 127), amount: toPayPalAmount(input.amount, input.currency) }],
+      payment_source: { paypal: { vault_id: input.vaultId } },
+    });
+    req.headers['PayPal-Request-Id'] = requestId(input.idempotencyKey);
+    const order = parseOrder((await this.call('charge-vaulted', req, { paymentId: input.paymentId })).result);
+    if (order.status === 'APPROVED' && !order.capture) return this.capture({ orderId: order.orderId, idempotencyKey: `${input.idempotencyKey}:capture` });
+    return order;
+  }
+
+  async refund(input: RefundInput): Promise<RefundState> {
+    const req = new sdk.payments.CapturesRefundRequest(input.captureId).prefer('return=representation')
+      .payPalRequestId(requestId(input.idempotencyKey)).requestBody({ amount: toPayPalAmount(input.amount, input.currency), custom_id: input.refundId });
+    const res = await this.call<{ id: string; status: string }>('refund-capture', req, { captureId: input.captureId, refundId: input.refundId });
+    return { id: res.result.id, status: res.result.status, amount: input.amount, currency: input.currency };
+  }
+
+  async getOrder(orderId: string): Promise<OrderState> {
+    return parseOrder((await this.call('get-order', new sdk.orders.OrdersGetRequest(orderId), { orderId })).result);
+  }
+
+  async verifyWebhook({ headers, rawBody }: { headers: Record<string, string | undefined>; rawBody: string }): Promise<boolean> {
+    const h = (name: string) => JSON.stringify(headers[name.toLowerCase()] ?? '');
+    const text = `{"auth_algo":${h('PAYPAL-AUTH-ALGO')},"cert_url":${h('PAYPAL-CERT-URL')},"transmission_id":${h('PAYPAL-TRANSMISSION-ID')},`
+      + `"transmission_sig":${h('PAYPAL-TRANSMISSION-SIG')},"transmission_time":${h('PAYPAL-TRANSMISSION-TIME')},`
+      + `"webhook_id":${JSON.stringify(this.opts.webhookId ?? '')},"webhook_event":${rawBody}}`;
+    const req: HttpRequest = { path: '/v1/notifications/verify-webhook-signature', verb: 'POST', body: new RawJson(text), headers: { 'Content-Type': 'application/json' } };
+    try {
+      const res = await this.call<{ verification_status?: string }>('verify-webhook-signature', req);
+      return res.result.verification_status === 'SUCCESS';
+    } catch (err) {
+      if (err instanceof ProviderRefusedError) return false;
+      throw err;
+    }
+  }
+
+  parseWebhook(event: unknown): WebhookAction {
+    return parseWebhookEvent(event);
+  }
+}

@@ -1,0 +1,97 @@
+/** What the system needs from a payment provider; PayPal is one implementation. */
+export interface PaymentProvider {
+  readonly name: string;
+  /** Creates a checkout the buyer approves at the provider; returns where to send the buyer. */
+  createCheckout(input: CreateCheckoutInput): Promise<CheckoutCreated>;
+  /** Captures an approved checkout. An already captured one answers as it stands. */
+  capture(input: { orderId: string; idempotencyKey: string }): Promise<OrderState>;
+  /** Charges a saved payment method with no buyer present (renewals). */
+  chargeVaulted(input: ChargeVaultedInput): Promise<OrderState>;
+  refund(input: RefundInput): Promise<RefundState>;
+  getOrder(orderId: string): Promise<OrderState>;
+  /** Asks the provider whether a webhook is genuine; throws ProviderUnavailableError when it cannot tell. */
+  verifyWebhook(input: { headers: Record<string, string | undefined>; rawBody: string }): Promise<boolean>;
+  /** Turns a verified webhook body into what it means for us. */
+  parseWebhook(event: unknown): WebhookAction;
+}
+
+export interface CreateCheckoutInput {
+  /** Our payment id: the provider echoes it back (PayPal's `custom_id`). */
+  paymentId: string;
+  amount: number;
+  currency: string;
+  description: string;
+  returnUrl: string;
+  cancelUrl: string;
+  idempotencyKey: string;
+}
+
+export interface CheckoutCreated {
+  orderId: string;
+  approvalUrl: string;
+  status: string;
+}
+
+export interface ChargeVaultedInput {
+  paymentId: string;
+  amount: number;
+  currency: string;
+  description: string;
+  vaultId: string;
+  idempotencyKey: string;
+}
+
+export interface RefundInput {
+  captureId: string;
+  amount: number;
+  currency: string;
+  /** Our refund id: the provider echoes it back (PayPal's `custom_id`). */
+  refundId: string;
+  idempotencyKey: string;
+}
+
+export interface CaptureInfo {
+  id: string;
+  /** COMPLETED, PENDING, DECLINED, REFUNDED, PARTIALLY_REFUNDED, FAILED */
+  status: string;
+  amount: number;
+  currency: string;
+  customId: string | null;
+}
+
+export interface OrderState {
+  orderId: string;
+  /** CREATED, SAVED, APPROVED, VOIDED, COMPLETED, PAYER_ACTION_REQUIRED */
+  status: string;
+  customId: string | null;
+  capture: CaptureInfo | null;
+  vaultId: string | null;
+}
+
+export interface RefundState {
+  id: string;
+  /** COMPLETED, PENDING, CANCELLED, FAILED */
+  status: string;
+  amount: number;
+  currency: string;
+}
+
+/** What a webhook means, independent of the provider's vocabulary. */
+export type WebhookAction =
+  | { kind: 'order_approved'; orderId: string; customId: string | null }
+  | { kind: 'order_voided'; orderId: string; customId: string | null }
+  | { kind: 'capture_completed' | 'capture_pending' | 'capture_declined' | 'capture_reversed'; orderId: string | null; capture: CaptureInfo }
+  | { kind: 'capture_refunded'; captureId: string; refundId: string; customId: string | null; amount: number; currency: string; status: string }
+  | { kind: 'vault_token_created'; vaultId: string; orderId: string | null; customId: string | null }
+  | { kind: 'vault_token_deleted'; vaultId: string }
+  | { kind: 'not_supported'; eventType: string };
+
+/** The provider answered 4xx: the operation is refused, retrying the same call will not help. */
+export class ProviderRefusedError extends Error {
+  constructor(readonly status: number, readonly issue: string | null, message: string) {
+    super(message);
+  }
+}
+
+/** Unreachable, timed out or 5xx after our retries: the outcome is unknown. */
+export class ProviderUnavailableError extends Error {}
