@@ -27,6 +27,7 @@ export interface SubscriptionTransition extends SubscriptionState {
 }
 
 export class NotResumableError extends Error {
+  override readonly name = 'NotResumableError';
   readonly code = 'not-resumable';
 }
 

@@ -3,7 +3,9 @@ import type { Envelope } from '@billing/contracts';
 import type { Database } from '@billing/db';
 import { enqueueEnvelope } from './outbox.js';
 
-export class DeadLetterNotReplayable extends Error {}
+export class DeadLetterNotReplayable extends Error {
+  override readonly name = 'DeadLetterNotReplayable';
+}
 
 /**
  * Puts a dead letter back on its queue through the outbox (so the replay is as durable as any

@@ -16,7 +16,9 @@ function validator(schema: object): Validator {
   return v;
 }
 
-export class InvalidMessageError extends Error {}
+export class InvalidMessageError extends Error {
+  override readonly name = 'InvalidMessageError';
+}
 
 export function validateEnvelope(value: unknown): Envelope {
   const v = validator(EnvelopeSchema);

@@ -88,10 +88,13 @@ export type WebhookAction =
 
 /** The provider answered 4xx: the operation is refused, retrying the same call will not help. */
 export class ProviderRefusedError extends Error {
+  override readonly name = 'ProviderRefusedError';
   constructor(readonly status: number, readonly issue: string | null, message: string) {
     super(message);
   }
 }
 
 /** Unreachable, timed out or 5xx after our retries: the outcome is unknown. */
-export class ProviderUnavailableError extends Error {}
+export class ProviderUnavailableError extends Error {
+  override readonly name = 'ProviderUnavailableError';
+}

@@ -5,6 +5,7 @@ export interface VarSpec<T> {
 }
 
 export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
   constructor(readonly problems: string[]) {
     super(problems.join('\n'));
   }

@@ -2,6 +2,7 @@ import { PROBLEM_CODES, PROBLEM_TITLES, type Problem, type ProblemCode } from '@
 
 /** A domain or request error with a typed code that maps to a status (SPEC §3). */
 export class AppError extends Error {
+  override readonly name = 'AppError';
   readonly status: number;
   constructor(readonly code: ProblemCode, detail: string, readonly headers: Record<string, string> = {}) {
     super(detail);

@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ambient types for the SDK, which ships none
+/// <reference path="./sdk.d.ts" />
 import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-server-sdk';
 import { toPayPalAmount } from '@billing/domain';
 import type { Logger } from '@billing/service-kit';
