@@ -1,14 +1,29 @@
+import type { AuthClient } from '@billing/auth-client';
+import type { PaymentProvider } from '@billing/payments';
 import type { Runtime } from '@billing/runtime';
 import { createHttpApp, type HttpApp } from '@billing/service-kit';
 import type { BillingApiConfig } from './config.js';
+import { jwtAuth } from './plugins/auth.js';
+import { checkoutRoutes } from './routes/checkout.js';
+import { paymentRoutes } from './routes/payments.js';
+import { plansRoutes } from './routes/plans.js';
+import { subscriptionRoutes } from './routes/subscriptions.js';
 
 export interface BillingApiDeps {
   rt: Runtime;
   config: BillingApiConfig;
+  provider: PaymentProvider;
+  auth: AuthClient;
 }
 
 /** The end users' API (SPEC §3). Never listens: `main.ts` does. */
-export function buildApp({ rt }: BillingApiDeps): HttpApp {
+export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
+  const { rt, config } = deps;
   const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
+  await app.register(jwtAuth, config);
+  plansRoutes(app, deps);
+  subscriptionRoutes(app, deps);
+  paymentRoutes(app, deps);
+  checkoutRoutes(app, deps);
   return app;
 }

@@ -1,3 +1,5 @@
+import { AuthClient } from '@billing/auth-client';
+import { PayPalProvider } from '@billing/payments';
 import { createRuntime, serve } from '@billing/runtime';
 import { exitOnConfigError } from '@billing/service-kit';
 import { buildApp } from './app.js';
@@ -11,4 +13,6 @@ try {
   exitOnConfigError(service, err);
 }
 const rt = createRuntime(service, config);
-await serve(rt, { app: buildApp({ rt, config }), port: config.PORT });
+const provider = new PayPalProvider({ apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET, timeoutMs: config.PAYPAL_TIMEOUT_MS, logger: rt.logger });
+const auth = new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN });
+await serve(rt, { app: await buildApp({ rt, config, provider, auth }), port: config.PORT });

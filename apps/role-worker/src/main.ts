@@ -1,3 +1,4 @@
+import { AuthClient } from '@billing/auth-client';
 import { createHealthServer, createRuntime, serve } from '@billing/runtime';
 import { exitOnConfigError } from '@billing/service-kit';
 import { loadRoleWorkerConfig, type RoleWorkerConfig } from './config.js';
@@ -11,6 +12,6 @@ try {
   exitOnConfigError(service, err);
 }
 const rt = createRuntime(service, config);
-const worker = buildWorker({ rt, config });
+const worker = buildWorker({ rt, auth: new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN }) });
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
 await worker.start();

@@ -1,8 +1,9 @@
-import type { ConfirmChannel } from 'amqplib';
-import { EXCHANGES, QUEUES, ROUTES } from '@billing/contracts';
-import { declareWorkQueue, type WorkQueueSpec } from '@billing/messaging';
-import type { Runtime } from '@billing/runtime';
-import type { RoleWorkerConfig } from './config.js';
+import { EXCHANGES, QUEUES, RoleChangeRequested, RoleGranted, RoleRevoked, ROUTES } from '@billing/contracts';
+import type { AuthClient } from '@billing/auth-client';
+import { lockKey } from '@billing/billing-core';
+import { decideRoleAction } from '@billing/domain';
+import { Consumer, enqueue, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
+import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 
 /**
  * SPEC §6: a role change is retried with exponential back-off, the first retry within 2 s and
@@ -23,11 +24,38 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-/** The role-worker: applies role changes at the Auth service (SPEC §6). */
-export function buildWorker({ rt }: { rt: Runtime; config: RoleWorkerConfig }): Worker {
-  const topology = rt.broker.channel('role-worker-topology', (ch: ConfirmChannel) => declareWorkQueue(ch, roleQueue));
-  return {
-    start: () => topology.waitForConnect(),
-    stop: () => topology.close(),
+const contracts = [RoleChangeRequested] as const;
+
+/**
+ * The role-worker: applies role changes at the Auth service one at a time per user and role,
+ * evaluating SPEC §6's rule when the change is applied (not when it was queued), so a late
+ * revoke never undoes a newer grant; `role.granted`/`role.revoked` only for real changes.
+ */
+export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: AuthClient; retryDelaysMs?: readonly number[] }): Worker {
+  const handlers: HandlerMap<typeof contracts> = {
+    'role.change.requested': async ({ trx, envelope, logger }) => {
+      const { userId, role, source, reason, forceRevoke } = envelope.data;
+      await lockKey(trx, `role:${userId}:${role}`);
+      const live = await trx.selectFrom('role_grants').select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('user_id', '=', userId).where('role', '=', role).where('ended_at', 'is', null).executeTakeFirstOrThrow();
+      const before = await trx.selectFrom('subscriptions').select('id').where('user_id', '=', userId).where('role', '=', role)
+        .where('role_held_before', '=', true).executeTakeFirst();
+      const heldNow = (await auth.getRoles(userId)).includes(role);
+      const action = decideRoleAction({ liveGrants: Number(live.n), heldBeforeUs: Boolean(before), forceRevoke, heldNow });
+      if (action === 'grant') {
+        await auth.grantRole(userId, role);
+        await enqueue(trx, RoleGranted, { userId, role, source, reason });
+      } else if (action === 'revoke') {
+        await auth.revokeRole(userId, role);
+        await enqueue(trx, RoleRevoked, { userId, role, source, reason });
+      }
+      logger.info('role change applied', { userId, role, action, liveGrants: Number(live.n), heldNow });
+    },
   };
+  const consumer = new Consumer({
+    name: 'role-worker', broker: rt.broker, db: rt.db, logger: rt.logger, metrics: rt.metrics,
+    queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue, contracts, handlers,
+    maxAttempts: ROLE_MAX_ATTEMPTS, prefetch: 16, setup: declarePublishedTopology,
+  });
+  return { start: () => consumer.start(), stop: () => consumer.stop() };
 }

@@ -1,3 +1,4 @@
+import { PayPalProvider } from '@billing/payments';
 import { createRuntime, serve } from '@billing/runtime';
 import { exitOnConfigError } from '@billing/service-kit';
 import { buildApp } from './app.js';
@@ -11,4 +12,8 @@ try {
   exitOnConfigError(service, err);
 }
 const rt = createRuntime(service, config);
-await serve(rt, { app: buildApp({ rt, config }), port: config.PORT });
+const provider = new PayPalProvider({
+  apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET,
+  timeoutMs: config.PAYPAL_TIMEOUT_MS, webhookId: config.PAYPAL_WEBHOOK_ID, logger: rt.logger, attempts: 2,
+});
+await serve(rt, { app: buildApp({ rt, config, provider }), port: config.PORT });

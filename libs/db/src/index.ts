@@ -13,3 +13,4 @@ export * from './tables/processed-messages.table.js';
 export * from './tables/dead-letters.table.js';
 export * from './tables/idempotency-keys.table.js';
 export * from './tables/audit-log.table.js';
+export * from './catalog.js';

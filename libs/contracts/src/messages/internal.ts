@@ -23,6 +23,11 @@ export const RoleChangeRequested = internal('role.change.requested', Type.Object
   reason: Type.String(), forceRevoke: Type.Boolean(),
 }, { additionalProperties: false }));
 
+/** Send a refund row of ours to the provider (retried until the provider takes or refuses it). */
+export const RefundRequested = internal('payment.refund.requested', Type.Object({
+  refundId: Uuid,
+}, { additionalProperties: false }));
+
 /** A message used only by the messaging library's own tests and diagnostics. */
 export const Ping = internal('diagnostics.ping', Type.Object({
   seq: Type.Integer({ minimum: 0 }), fail: Type.Optional(Type.Boolean()),

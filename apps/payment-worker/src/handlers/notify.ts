@@ -1,0 +1,18 @@
+import type { Transaction } from 'kysely';
+import { SubscriptionActivated, SubscriptionCancelled } from '@billing/contracts';
+import type { Database, SubscriptionRow } from '@billing/db';
+import { enqueue } from '@billing/messaging';
+
+export async function notifyActivated(trx: Transaction<Database>, sub: SubscriptionRow, start: Date, end: Date): Promise<void> {
+  await enqueue(trx, SubscriptionActivated, {
+    userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, role: sub.role,
+    amount: sub.amount, currency: sub.currency.trim(), currentPeriodStart: start.toISOString(), currentPeriodEnd: end.toISOString(),
+  });
+}
+
+export async function notifyCancelled(trx: Transaction<Database>, sub: SubscriptionRow, at: Date, refundAmount: number): Promise<void> {
+  await enqueue(trx, SubscriptionCancelled, {
+    userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode: 'immediately',
+    cancelledAt: at.toISOString(), endsAt: at.toISOString(), refundAmount, currency: sub.currency.trim(),
+  });
+}

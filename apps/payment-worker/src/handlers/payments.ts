@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import { PaymentRefunded, RefundRequested } from '@billing/contracts';
+import type { Database, PaymentRow, RefundRow } from '@billing/db';
+import { endSubscriptionGrant, startSubscriptionGrant } from '@billing/billing-core';
+import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import { ProviderRefusedError, type CaptureInfo, type OrderState, type PaymentProvider, type WebhookAction } from '@billing/payments';
+import type { Logger } from '@billing/service-kit';
+import { notifyActivated, notifyCancelled } from './notify.js';
+
+type Tx = Transaction<Database>;
+
+/**
+ * Applies PayPal's outcomes to our payments and subscriptions (SPEC §4). Every method runs in
+ * the consumer's transaction with the payment row locked, so concurrent copies of one event
+ * serialise and the later ones find nothing left to do.
+ */
+export class PaymentService {
+  constructor(private readonly provider: PaymentProvider, private readonly logger: Logger) {}
+
+  async lockPayment(trx: Tx, where: { id?: string | null; orderId?: string | null; captureId?: string | null }): Promise<PaymentRow | undefined> {
+    const uuid = /^[0-9a-f-]{36}$/i;
+    if (where.id && uuid.test(where.id)) {
+      const p = await trx.selectFrom('payments').selectAll().where('id', '=', where.id).forUpdate().executeTakeFirst();
+      if (p) return p;
+    }
+    if (where.orderId) {
+      const p = await trx.selectFrom('payments').selectAll().where('provider_order_id', '=', where.orderId).forUpdate().executeTakeFirst();
+      if (p) return p;
+    }
+    if (where.captureId) return trx.selectFrom('payments').selectAll().where('provider_capture_id', '=', where.captureId).forUpdate().executeTakeFirst();
+    return undefined;
+  }
+
+  private async setPayment(trx: Tx, p: PaymentRow, event: PaymentEvent, extra: Partial<Record<'provider_capture_id', string>> = {}) {
+    const t = applyPaymentEvent(p.status, event);
+    if (!t) {
+      if (extra.provider_capture_id && !p.provider_capture_id) await trx.updateTable('payments').set({ ...extra, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+      return null;
+    }
+    await trx.updateTable('payments').set({ status: t.status, ...(t.failureReason ? { failure_reason: t.failureReason } : {}), ...extra, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+    Object.assign(p, { status: t.status, ...(t.failureReason ? { failure_reason: t.failureReason } : {}), ...extra });
+    return t;
+  }
+
+  /** A webhook, after the gateway stored it. */
+  async onAction(trx: Tx, action: WebhookAction): Promise<{ paymentId: string | null; outcome: string }> {
+    switch (action.kind) {
+      case 'order_approved': {
+        const p = await this.lockPayment(trx, { id: action.customId, orderId: action.orderId });
+        if (!p) return { paymentId: null, outcome: 'unknown order' };
+        return { paymentId: p.id, outcome: await this.approved(trx, p) };
+      }
+      case 'capture_completed':
+      case 'capture_pending':
+      case 'capture_declined': {
+        const p = await this.lockPayment(trx, { id: action.capture.customId, orderId: action.orderId, captureId: action.capture.id });
+        if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
+        return { paymentId: p.id, outcome: await this.applyCapture(trx, p, action.capture, null) };
+      }
+      case 'capture_reversed': {
+        const p = await this.lockPayment(trx, { captureId: action.capture.id, id: action.capture.customId });
+        if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
+        return { paymentId: p.id, outcome: await this.reversed(trx, p) };
+      }
+      case 'capture_refunded': {
+        const p = await this.lockPayment(trx, { captureId: action.captureId });
+        if (!p) return { paymentId: null, outcome: 'refund names no capture of ours' };
+        return { paymentId: p.id, outcome: await this.refunded(trx, p, action) };
+      }
+      case 'order_voided': {
+        const p = await this.lockPayment(trx, { id: action.customId, orderId: action.orderId });
+        if (!p) return { paymentId: null, outcome: 'unknown order' };
+        const t = await this.setPayment(trx, p, { type: 'voided' });
+        if (t && p.kind === 'initial') await this.failInitial(trx, p);
+        return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
+      }
+      case 'vault_token_created': {
+        const p = await this.lockPayment(trx, { id: action.customId, orderId: action.orderId });
+        if (!p) return { paymentId: null, outcome: 'vault token for no payment of ours' };
+        await trx.updateTable('subscriptions').set({ vault_id: action.vaultId, updated_at: sql`now()` }).where('id', '=', p.subscription_id).where('vault_id', 'is', null).execute();
+        return { paymentId: p.id, outcome: 'vault id kept' };
+      }
+      case 'vault_token_deleted': {
+        const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', action.vaultId).forUpdate().execute();
+        for (const sub of subs) {
+          const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'payment_method_removed' });
+          await trx.updateTable('subscriptions').set({ vault_id: null, ...(s ? { cancel_at_period_end: true } : {}), next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+        }
+        return { paymentId: null, outcome: `payment method removed from ${subs.length} subscription(s)` };
+      }
+      case 'not_supported':
+        return { paymentId: null, outcome: `ignored ${action.eventType}` };
+    }
+  }
+
+  /** Return URL or reconciliation: look the order up and move the payment on. */
+  async check(trx: Tx, orderId: string): Promise<string> {
+    const p = await this.lockPayment(trx, { orderId });
+    if (!p) return 'unknown order';
+    if (!['created', 'pending', 'approved'].includes(p.status)) return 'already settled';
+    const order = await this.provider.getOrder(orderId);
+    return this.applyOrder(trx, p, order);
+  }
+
+  async applyOrder(trx: Tx, p: PaymentRow, order: OrderState): Promise<string> {
+    if (order.capture) return this.applyCapture(trx, p, order.capture, order.vaultId);
+    if (order.status === 'APPROVED') return this.approved(trx, p);
+    if (order.status === 'VOIDED') {
+      const t = await this.setPayment(trx, p, { type: 'voided' });
+      if (t && p.kind === 'initial') await this.failInitial(trx, p);
+      return 'voided';
+    }
+    return `order ${order.status}`;
+  }
+
+  private async approved(trx: Tx, p: PaymentRow): Promise<string> {
+    const t = await this.setPayment(trx, p, { type: 'approved' });
+    const mustCapture = t?.effects.includes('capture') || (p.status === 'approved' && !p.provider_capture_id);
+    if (!mustCapture || !p.provider_order_id) return t ? 'approved' : 'no-op';
+    let order: OrderState;
+    try {
+      order = await this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` });
+    } catch (err) {
+      if (err instanceof ProviderRefusedError && err.issue === 'INSTRUMENT_DECLINED') {
+        await this.setPayment(trx, p, { type: 'capture_declined' });
+        if (p.kind === 'initial') await this.failInitial(trx, p);
+        return 'declined';
+      }
+      if (err instanceof ProviderRefusedError) {
+        this.logger.warn('capture refused', { paymentId: p.id, issue: err.issue });
+        return `capture refused: ${err.issue}`;
+      }
+      throw err;
+    }
+    return this.applyOrder(trx, p, order);
+  }
+
+  async applyCapture(trx: Tx, p: PaymentRow, capture: CaptureInfo, vaultId: string | null): Promise<string> {
+    const matches = capture.customId === p.id && capture.amount === p.amount && capture.currency === p.currency.trim();
+    if (!matches) {
+      const t = await this.setPayment(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
+      if (!t) return 'no-op';
+      this.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
+      await this.requestRefund(trx, p, capture.amount, 'capture_mismatch', 'capture did not match the payment');
+      if (p.kind === 'initial') await this.failInitial(trx, p);
+      return 'capture_mismatch';
+    }
+    if (capture.status === 'PENDING') {
+      const t = await this.setPayment(trx, p, { type: 'capture_pending' }, { provider_capture_id: capture.id });
+      return t ? 'capture pending' : 'no-op';
+    }
+    if (capture.status === 'DECLINED' || capture.status === 'FAILED') {
+      const t = await this.setPayment(trx, p, { type: 'capture_declined' });
+      if (t && p.kind === 'initial') await this.failInitial(trx, p);
+      return t ? 'declined' : 'no-op';
+    }
+    if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED') return `capture ${capture.status}`;
+    const t = await this.setPayment(trx, p, { type: 'capture_completed' }, { provider_capture_id: capture.id });
+    if (!t) return 'no-op';
+    if (t.effects.includes('refund_in_full')) {
+      await this.requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
+      return 'refunded: payment no longer open';
+    }
+    return this.completed(trx, p, vaultId);
+  }
+
+  private async completed(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
+    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: p.kind === 'initial' ? 'initial_payment_completed' : 'renewal_completed' });
+    if (s?.effects.includes('refund_payment')) {
+      await this.requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+      return 'refunded: subscription ended';
+    }
+    if (p.kind !== 'initial' || !s?.effects.includes('grant_starts')) return 'completed';
+    const anchor = new Date();
+    const { start, end } = periodWindow(anchor, sub.period, 0);
+    await trx.updateTable('payments').set({ period_start: start, period_end: end }).where('id', '=', p.id).execute();
+    await trx.updateTable('subscriptions').set({
+      status: 'active', anchor_at: anchor, paid_through: end, approval_url: null, updated_at: sql`now()`, version: sql`version + 1`,
+      ...(vaultId ? { vault_id: vaultId } : {}),
+    }).where('id', '=', sub.id).execute();
+    await startSubscriptionGrant(trx, sub, 'subscription activated');
+    await notifyActivated(trx, sub, start, end);
+    // A past_due subscription granting the same role is replaced, without refund (SPEC §3).
+    const replaced = await trx.selectFrom('subscriptions').selectAll().where('user_id', '=', sub.user_id).where('role', '=', sub.role)
+      .where('status', '=', 'past_due').where('id', '!=', sub.id).forUpdate().execute();
+    for (const old of replaced) {
+      await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: anchor, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', old.id).execute();
+      await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
+      await notifyCancelled(trx, old, anchor, 0);
+    }
+    this.logger.info('subscription activated', { subscriptionId: sub.id, paymentId: p.id });
+    return 'activated';
+  }
+
+  private async failInitial(trx: Tx, p: PaymentRow): Promise<void> {
+    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'initial_payment_failed' });
+    if (s) await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: sql`now()`, approval_url: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+  }
+
+  private async reversed(trx: Tx, p: PaymentRow): Promise<string> {
+    const t = await this.setPayment(trx, p, { type: 'reversed' });
+    if (!t) return 'no-op';
+    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    const now = new Date();
+    const current = p.period_start && p.period_end && p.period_start <= now && now < p.period_end;
+    if (!current) return 'reversed';
+    const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'current_payment_lost' });
+    if (s) {
+      await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+      await endSubscriptionGrant(trx, sub, 'chargeback');
+      await notifyCancelled(trx, sub, now, 0);
+    }
+    return 'reversed; subscription cancelled';
+  }
+
+  private async refunded(trx: Tx, p: PaymentRow, action: Extract<WebhookAction, { kind: 'capture_refunded' }>): Promise<string> {
+    const ours = action.customId ? await trx.selectFrom('refunds').selectAll().where('id', '=', /^[0-9a-f-]{36}$/i.test(action.customId) ? action.customId : '00000000-0000-0000-0000-000000000000').where('payment_id', '=', p.id).forUpdate().executeTakeFirst() : undefined;
+    if (ours) {
+      if (ours.status !== 'completed') await this.refundCompleted(trx, p, ours, action.refundId);
+      return 'our refund confirmed';
+    }
+    const known = await trx.selectFrom('refunds').select('id').where('provider_refund_id', '=', action.refundId).executeTakeFirst();
+    if (known) return 'no-op';
+    const refundId = randomUUID();
+    await trx.insertInto('refunds').values({ id: refundId, payment_id: p.id, amount: action.amount, currency: action.currency, status: 'completed', origin: 'external', reason: 'refunded at PayPal', provider_refund_id: action.refundId }).execute();
+    const total = await this.recomputeRefunded(trx, p);
+    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId, amount: action.amount, currency: action.currency, refundedAmount: total });
+    const now = new Date();
+    const current = p.period_start && p.period_end && p.period_start <= now && now < p.period_end;
+    if (total >= p.amount && current) {
+      const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+      const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'current_payment_lost' });
+      if (s) {
+        await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+        await endSubscriptionGrant(trx, sub, 'refunded outside the system');
+        await notifyCancelled(trx, sub, now, 0);
+      }
+    }
+    return 'external refund recorded';
+  }
+
+  /** Records a refund of ours and asks for it to be sent to PayPal (after commit, retried). */
+  async requestRefund(trx: Tx, p: PaymentRow, amount: number, origin: RefundRow['origin'], reason: string, requestedBy: string | null = null): Promise<string> {
+    const id = randomUUID();
+    await trx.insertInto('refunds').values({ id, payment_id: p.id, amount, currency: p.currency, status: 'requested', origin, reason, requested_by: requestedBy }).execute();
+    await enqueue(trx, RefundRequested, { refundId: id });
+    return id;
+  }
+
+  /** Sends a requested refund to PayPal; a retry reuses the same PayPal-Request-Id. */
+  async sendRefund(trx: Tx, refundId: string): Promise<string> {
+    const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirst();
+    if (!refund || refund.status !== 'requested') return 'no-op';
+    const p = await trx.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).forUpdate().executeTakeFirstOrThrow();
+    if (!p.provider_capture_id) {
+      await trx.updateTable('refunds').set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+      return 'failed: no capture';
+    }
+    try {
+      const r = await this.provider.refund({ captureId: p.provider_capture_id, amount: refund.amount, currency: refund.currency.trim(), refundId: refund.id, idempotencyKey: `${refund.id}:refund` });
+      if (r.status === 'COMPLETED') await this.refundCompleted(trx, p, refund, r.id);
+      else await trx.updateTable('refunds').set({ status: 'pending', provider_refund_id: r.id, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+      return `refund ${r.status}`;
+    } catch (err) {
+      if (err instanceof ProviderRefusedError) {
+        await trx.updateTable('refunds').set({ status: 'failed', failure_reason: `${err.status} ${err.issue ?? ''}`.trim(), updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+        this.logger.error('PayPal refused a refund', { refundId: refund.id, issue: err.issue });
+        return 'refused';
+      }
+      throw err;
+    }
+  }
+
+  private async refundCompleted(trx: Tx, p: PaymentRow, refund: RefundRow, providerRefundId: string): Promise<void> {
+    await trx.updateTable('refunds').set({ status: 'completed', provider_refund_id: providerRefundId, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+    const total = await this.recomputeRefunded(trx, p);
+    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId: refund.id, amount: refund.amount, currency: refund.currency.trim(), refundedAmount: total });
+  }
+
+  /** refunded_amount is what completed refunds add up to (capped at the payment's amount). */
+  private async recomputeRefunded(trx: Tx, p: PaymentRow): Promise<number> {
+    const r = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
+      .where('payment_id', '=', p.id).where('status', '=', 'completed').executeTakeFirstOrThrow();
+    const total = Math.min(p.amount, Number(r.total));
+    await trx.updateTable('payments').set({ refunded_amount: total, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+    await this.setPayment(trx, p, { type: 'refund_recorded', amount: p.amount, refundedAmount: total });
+    return total;
+  }
+}

@@ -1,0 +1,3 @@
+export * from './locks.js';
+export * from './grants.js';
+export * from './views.js';
