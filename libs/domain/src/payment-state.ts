@@ -3,9 +3,8 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-export type FailureReason =
-  | 'declined' | 'capture_mismatch' | 'provider_error' | 'provider_refused' | 'no_payment_method'
-  | 'checkout_expired' | 'buyer_cancelled' | 'voided' | 'superseded';
+/** SPEC §3's failure reasons; a payment the buyer abandoned or PayPal voided has none. */
+export type FailureReason = 'declined' | 'provider_error' | 'capture_mismatch' | 'checkout_expired' | 'no_payment_method' | 'replaced';
 
 export type PaymentEvent =
   | { type: 'order_created' }
@@ -14,7 +13,7 @@ export type PaymentEvent =
   | { type: 'capture_pending' }
   | { type: 'capture_declined' }
   | { type: 'capture_mismatch' }
-  | { type: 'provider_failed'; reason: 'provider_error' | 'provider_refused' | 'no_payment_method' }
+  | { type: 'provider_failed'; reason: 'provider_error' | 'no_payment_method' }
   | { type: 'voided' }
   | { type: 'buyer_cancelled' }
   | { type: 'checkout_expired' }
@@ -60,16 +59,16 @@ export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): P
     case 'provider_failed':
       return isOpen(status) ? { status: 'failed', failureReason: event.reason, effects: [] } : null;
     case 'voided':
-      return isOpen(status) ? { status: 'cancelled', failureReason: 'voided', effects: [] } : null;
+      return isOpen(status) ? { status: 'cancelled', effects: [] } : null;
     case 'buyer_cancelled':
       return status === 'created' || status === 'pending'
-        ? { status: 'cancelled', failureReason: 'buyer_cancelled', effects: [] } : null;
+        ? { status: 'cancelled', effects: [] } : null;
     case 'checkout_expired':
       return status === 'created' || status === 'pending'
         ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] } : null;
     case 'superseded':
       return status === 'created' || status === 'pending'
-        ? { status: 'cancelled', failureReason: 'superseded', effects: [] } : null;
+        ? { status: 'cancelled', failureReason: 'replaced', effects: [] } : null;
     case 'refund_recorded': {
       if (!PAID.includes(status)) return null;
       const next: PaymentStatus = event.refundedAmount >= event.amount ? 'refunded'

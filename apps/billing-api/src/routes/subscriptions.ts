@@ -47,7 +47,7 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
         const approved = await trx.selectFrom('payments').select('id').where('subscription_id', 'in', pendingIds).where('status', '=', 'approved').executeTakeFirst();
         if (approved) throw new AppError('checkout-in-progress', 'an earlier checkout for this role is already approved and being captured');
         // The new purchase replaces older unfinished checkouts for the same role.
-        await trx.updateTable('payments').set({ status: 'cancelled', failure_reason: 'superseded', updated_at: sql`now()` })
+        await trx.updateTable('payments').set({ status: 'cancelled', failure_reason: 'replaced', updated_at: sql`now()` })
           .where('subscription_id', 'in', pendingIds).where('status', 'in', ['created', 'pending']).execute();
         await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` })
           .where('id', 'in', pendingIds).execute();
@@ -74,7 +74,7 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     } catch (err) {
       const refused = err instanceof ProviderRefusedError;
       await rt.db.transaction().execute(async (trx) => {
-        await trx.updateTable('payments').set({ status: 'failed', failure_reason: refused ? 'provider_refused' : 'provider_error', updated_at: sql`now()` }).where('id', '=', paymentId).execute();
+        await trx.updateTable('payments').set({ status: 'failed', failure_reason: 'provider_error', updated_at: sql`now()` }).where('id', '=', paymentId).execute();
         await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', subscriptionId).execute();
       });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });
