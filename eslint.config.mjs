@@ -14,7 +14,7 @@ export default [
         enforceBuildableLibDependency: false,
         depConstraints: [
           { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
-          { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:lib'] },
+          { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] },
           { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
           { sourceTag: 'scope:domain', onlyDependOnLibsWithTags: [] },
           { sourceTag: 'scope:contracts', onlyDependOnLibsWithTags: [] },

@@ -1,3 +1,5 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { AuthClient } from '@billing/auth-client';
 import type { PaymentProvider } from '@billing/payments';
 import type { Runtime } from '@billing/runtime';
@@ -20,6 +22,15 @@ export interface BillingApiDeps {
 export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   const { rt, config } = deps;
   const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Billing API', version: '1.0.0', description: 'Subscription billing for end users (SPEC §3). Errors are application/problem+json; money is integer minor units.' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    hideUntagged: true,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(jwtAuth, config);
   plansRoutes(app, deps);
   subscriptionRoutes(app, deps);

@@ -1,3 +1,4 @@
 export * from './locks.js';
 export * from './grants.js';
 export * from './views.js';
+export * from './cancel.js';

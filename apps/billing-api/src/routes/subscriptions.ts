@@ -1,29 +1,43 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { lockKey, subscriptionView } from '@billing/billing-core';
+import { cancelSubscription, currentPeriod, lockKey, subscriptionView } from '@billing/billing-core';
+import { applySubscriptionEvent, NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
-import { CheckoutCreated, CreateSubscriptionBody, CreateSubscriptionQuery, IdParams, ListQuery, Problem, SubscriptionSchema } from '../schemas.js';
+import { CancelBody, CheckoutCreated, CreateSubscriptionBody, IdempotencyHeaders, CreateSubscriptionQuery, IdParams, ListQuery, Problem, SubscriptionSchema } from '../schemas.js';
 import { decodeCursor, encodeCursor, isUuid } from '../pagination.js';
+import { withIdempotency, type StoredAnswer } from '../idempotency.js';
+import { SlidingWindowLimiter } from '../rate-limit.js';
 
 const errors = { 400: Problem, 401: Problem, 404: Problem, 409: Problem, 413: Problem, 415: Problem, 422: Problem, 429: Problem, 502: Problem, 503: Problem };
 
 export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
   const { rt, config, provider, auth } = deps;
+  const limiter = new SlidingWindowLimiter(10, 60_000);
 
   app.post('/v1/subscriptions', {
     onRequest: app.authenticate,
     schema: {
       tags: ['subscriptions'], summary: 'Buy a plan: records the subscription and its first payment, creates the PayPal order',
-      security: [{ bearerAuth: [] }], body: CreateSubscriptionBody, querystring: CreateSubscriptionQuery,
+      security: [{ bearerAuth: [] }], body: CreateSubscriptionBody, querystring: CreateSubscriptionQuery, headers: IdempotencyHeaders,
       response: { 201: CheckoutCreated, 303: Type.Null(), ...errors },
     },
   }, async (req, reply) => {
-    const userId = req.userId;
-    const { planId } = req.body;
+    const answer = await withIdempotency(rt.db, req, req.userId, async () => {
+      const wait = limiter.take(req.userId);
+      if (wait) throw new AppError('rate-limited', 'at most 10 checkouts a minute; try again later', { 'retry-after': String(wait) });
+      return createCheckout(req.userId, req.body.planId, Boolean(req.query.redirect));
+    });
+    reply.headers(answer.headers);
+    if (answer.status === 303) return reply.redirect(answer.headers['location'] ?? '', 303);
+    return reply.status(answer.status).send(answer.body as never);
+  });
+
+  async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
     const plan = await rt.db.selectFrom('plans').selectAll().where('id', '=', planId).where('active', '=', true).executeTakeFirst();
     if (!plan) throw new AppError('not-found', `no active plan "${planId}"`);
 
@@ -85,9 +99,9 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       await trx.updateTable('payments').set({ provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl, status: sql`case when status = 'created' then 'pending' else status end`, updated_at: sql`now()` }).where('id', '=', paymentId).execute();
       await trx.updateTable('subscriptions').set({ approval_url: checkout.approvalUrl, updated_at: sql`now()` }).where('id', '=', subscriptionId).execute();
     });
-    if (req.query.redirect) return reply.redirect(checkout.approvalUrl, 303);
-    return reply.status(201).send({ subscriptionId, paymentId, status: 'pending' as const, approvalUrl: checkout.approvalUrl });
-  });
+    if (redirect) return { status: 303, body: null, headers: { location: checkout.approvalUrl } };
+    return { status: 201, body: { subscriptionId, paymentId, status: 'pending', approvalUrl: checkout.approvalUrl }, headers: {} };
+  }
 
   app.get('/v1/subscriptions', {
     onRequest: app.authenticate,
@@ -112,5 +126,54 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     const row = isUuid(id) ? await rt.db.selectFrom('subscriptions').selectAll().where('id', '=', id).where('user_id', '=', req.userId).executeTakeFirst() : undefined;
     if (!row) throw new AppError('not-found', 'no such subscription');
     return subscriptionView(row);
+  });
+
+  const lockOwn = async (trx: Transaction<Database>, id: string, userId: string) => {
+    const row = isUuid(id) ? await trx.selectFrom('subscriptions').selectAll().where('id', '=', id).where('user_id', '=', userId).forUpdate().executeTakeFirst() : undefined;
+    if (!row) throw new AppError('not-found', 'no such subscription');
+    return row;
+  };
+
+  app.post('/v1/subscriptions/:id/cancel', {
+    onRequest: app.authenticate,
+    // No body at all means the default mode; an empty or malformed JSON body is still a 400.
+    preValidation: async (req) => {
+      if (req.body === undefined) (req as { body: unknown }).body = {};
+    },
+    schema: { tags: ['subscriptions'], summary: 'Cancel at the period end (default) or immediately, with a pro-rata refund', security: [{ bearerAuth: [] }],
+      params: IdParams, body: CancelBody, response: { 200: SubscriptionSchema, 400: Problem, 401: Problem, 404: Problem, 413: Problem, 415: Problem } },
+  }, async (req) => {
+    const mode = req.body.mode ?? 'at_period_end';
+    const now = new Date();
+    const result = await rt.db.transaction().execute(async (trx) => {
+      const sub = await lockOwn(trx, req.params.id, req.userId);
+      return cancelSubscription(trx, sub, mode, now, { by: `user:${req.userId}`, reason: `cancelled by the user (${mode})` });
+    });
+    if (result.changed) rt.logger.info('subscription cancelled', { subscriptionId: req.params.id, mode, refundAmount: result.refundAmount });
+    return subscriptionView(result.subscription, now);
+  });
+
+  app.post('/v1/subscriptions/:id/resume', {
+    onRequest: app.authenticate,
+    schema: { tags: ['subscriptions'], summary: 'Undo a cancel at the period end', security: [{ bearerAuth: [] }], params: IdParams,
+      response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem } },
+  }, async (req) => {
+    const now = new Date();
+    const row = await rt.db.transaction().execute(async (trx) => {
+      const sub = await lockOwn(trx, req.params.id, req.userId);
+      const period = currentPeriod(sub, now);
+      let t;
+      try {
+        t = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end },
+          { type: 'resume', periodEnded: !period || now >= period.end, hasPaymentMethod: Boolean(sub.vault_id) });
+      } catch (err) {
+        if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
+        throw err;
+      }
+      if (!t) return sub;
+      return trx.updateTable('subscriptions').set({ cancel_at_period_end: false, updated_at: sql`now()`, version: sql`version + 1` })
+        .where('id', '=', sub.id).returningAll().executeTakeFirstOrThrow();
+    });
+    return subscriptionView(row, now);
   });
 }

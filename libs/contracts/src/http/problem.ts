@@ -7,7 +7,7 @@ export const ProblemSchema = Type.Object({
   status: Type.Integer(),
   detail: Type.String(),
   instance: Type.Optional(Type.String()),
-}, { $id: 'Problem', additionalProperties: true });
+}, { additionalProperties: true });
 export type Problem = Static<typeof ProblemSchema>;
 
 export const PROBLEM_CODES = {

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { CreatedAt, Json, Timestamp } from './common.js';
+import type { Json, Timestamp, UpdatedAt } from './common.js';
 
 export interface IdempotencyKeysTable {
   user_id: string;
@@ -9,7 +9,8 @@ export interface IdempotencyKeysTable {
   response_status: number | null;
   response_body: Json | null;
   response_headers: Json<Record<string, string>> | null;
-  created_at: CreatedAt;
+  /** When the current request with this key started (taken over when abandoned or expired). */
+  created_at: UpdatedAt;
   expires_at: Timestamp;
 }
 export type IdempotencyKeyRow = Selectable<IdempotencyKeysTable>;

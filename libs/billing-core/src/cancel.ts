@@ -1,0 +1,61 @@
+import { sql, type Transaction } from 'kysely';
+import { RefundRequested, SubscriptionCancelled } from '@billing/contracts';
+import type { Database, SubscriptionRow } from '@billing/db';
+import { applySubscriptionEvent, proratedRefund } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import { randomUUID } from 'node:crypto';
+import { endSubscriptionGrant } from './grants.js';
+import { currentPeriod } from './views.js';
+
+export type CancelMode = 'at_period_end' | 'immediately';
+
+export interface CancelResult {
+  subscription: SubscriptionRow;
+  changed: boolean;
+  refundAmount: number;
+}
+
+/**
+ * SPEC §3's cancel, for users and operators alike, in the caller's transaction with the
+ * subscription locked. `immediately` ends the grant now and refunds every completed payment
+ * whose period has not ended, pro rata at `now` (refunds go to PayPal after the commit).
+ */
+export async function cancelSubscription(trx: Transaction<Database>, sub: SubscriptionRow, mode: CancelMode, now: Date, actor: { by: string; reason: string }): Promise<CancelResult> {
+  const t = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' });
+  if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
+  const wasPending = sub.status === 'pending';
+  if (t.status === 'cancelled') {
+    await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: now, approval_url: null, next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+    await trx.updateTable('payments').set({ status: 'cancelled', updated_at: sql`now()` }).where('subscription_id', '=', sub.id).where('status', 'in', ['created', 'pending']).execute();
+  } else {
+    await trx.updateTable('subscriptions').set({ cancel_at_period_end: true, next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+  }
+  let refundAmount = 0;
+  if (t.effects.includes('refund_unused')) {
+    const paid = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id)
+      .where('status', 'in', ['completed', 'partially_refunded']).where('period_end', '>', now).forUpdate().execute();
+    for (const p of paid) {
+      const inFlight = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
+        .where('payment_id', '=', p.id).where('status', 'in', ['requested', 'pending', 'completed']).executeTakeFirstOrThrow();
+      const left = p.amount - Math.max(p.refunded_amount, Number(inFlight.total));
+      const amount = proratedRefund({ amount: p.amount, left, periodStart: p.period_start!, periodEnd: p.period_end!, cancelledAt: now });
+      if (amount <= 0) continue;
+      const id = randomUUID();
+      await trx.insertInto('refunds').values({ id, payment_id: p.id, amount, currency: p.currency, status: 'requested', origin: actor.by.startsWith('user:') ? 'user_cancel' : 'operator', reason: actor.reason, requested_by: actor.by }).execute();
+      await enqueue(trx, RefundRequested, { refundId: id });
+      refundAmount += amount;
+    }
+  }
+  if (t.effects.includes('grant_ends')) await endSubscriptionGrant(trx, sub, `cancelled ${mode === 'immediately' ? 'immediately' : 'at period end'}`);
+  const after = await trx.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+  if (!wasPending) {
+    const period = currentPeriod(after, now);
+    await enqueue(trx, SubscriptionCancelled, {
+      userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode,
+      cancelledAt: mode === 'immediately' ? now.toISOString() : null,
+      endsAt: mode === 'immediately' ? now.toISOString() : (period?.end.toISOString() ?? null),
+      refundAmount, currency: sub.currency.trim(),
+    });
+  }
+  return { subscription: after, changed: true, refundAmount };
+}
