@@ -1,4 +1,4 @@
-import { EXCHANGES, PaymentCheckRequested, ProviderEventReceived, QUEUES, RefundRequested, ROUTES } from '@billing/contracts';
+import { EXCHANGES, PaymentCheckRequested, ProviderEventReceived, QUEUES, RefundRequested, RenewalChargeRequested, ROUTES } from '@billing/contracts';
 import { Consumer, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
@@ -20,11 +20,11 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-const contracts = [ProviderEventReceived, PaymentCheckRequested, RefundRequested] as const;
+const contracts = [ProviderEventReceived, PaymentCheckRequested, RefundRequested, RenewalChargeRequested] as const;
 
 /** The payment-worker: applies PayPal's outcomes to payments (SPEC §4) and sends refunds. */
-export function buildWorker({ rt, provider, retryDelaysMs }: { rt: Runtime; provider: PaymentProvider; retryDelaysMs?: number[] }): Worker {
-  const payments = new PaymentService(provider, rt.logger);
+export function buildWorker({ rt, provider, dunningRetryMs, retryDelaysMs }: { rt: Runtime; provider: PaymentProvider; dunningRetryMs: readonly number[]; retryDelaysMs?: number[] }): Worker {
+  const payments = new PaymentService(provider, rt.logger, dunningRetryMs);
   const handlers: HandlerMap<typeof contracts> = {
     'payment.provider-event.received': async ({ trx, envelope, logger }) => {
       const event = await trx.selectFrom('provider_events').selectAll().where('id', '=', envelope.data.providerEventRowId).forUpdate().executeTakeFirst();
@@ -34,8 +34,12 @@ export function buildWorker({ rt, provider, retryDelaysMs }: { rt: Runtime; prov
       logger.info('provider event applied', { eventType: event.event_type, providerEventId: event.provider_event_id, ...result });
     },
     'payment.check.requested': async ({ trx, envelope, logger }) => {
-      const outcome = await payments.check(trx, envelope.data.orderId);
+      const outcome = await payments.check(trx, envelope.data.orderId, envelope.data.expireUnapproved ?? false);
       logger.info('order checked', { orderId: envelope.data.orderId, source: envelope.data.source, outcome });
+    },
+    'payment.renewal.requested': async ({ trx, envelope, logger }) => {
+      const outcome = await payments.chargeRenewal(trx, envelope.data.paymentId);
+      logger.info('renewal charged', { paymentId: envelope.data.paymentId, outcome });
     },
     'payment.refund.requested': async ({ trx, envelope, logger }) => {
       const outcome = await payments.sendRefund(trx, envelope.data.refundId);

@@ -1,6 +1,9 @@
 import { createHealthServer, createRuntime, serve } from '@billing/runtime';
 import { exitOnConfigError } from '@billing/service-kit';
 import { loadSchedulerConfig, type SchedulerConfig } from './config.js';
+import { expiryJob } from './jobs/expiry.job.js';
+import { reconciliationJob } from './jobs/reconciliation.job.js';
+import { renewalsJob } from './jobs/renewals.job.js';
 import { startJobs, type Job } from './runner.js';
 
 const service = 'scheduler';
@@ -11,7 +14,10 @@ try {
   exitOnConfigError(service, err);
 }
 const rt = createRuntime(service, config);
-// Renewals, expiry and reconciliation (SPEC §8) are registered here as they are built.
-const jobs: Job[] = [];
+const jobs: Job[] = [
+  renewalsJob(rt.db, config.RENEWAL_LEAD_MS),
+  expiryJob(rt.db),
+  reconciliationJob(rt.db, config.RECONCILE_AFTER_MS, config.CHECKOUT_TTL_MS),
+];
 const runner = startJobs(jobs, config.SCHEDULER_INTERVAL_MS, rt.logger, rt.metrics);
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: runner.stop });

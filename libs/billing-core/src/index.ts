@@ -2,3 +2,4 @@ export * from './locks.js';
 export * from './grants.js';
 export * from './views.js';
 export * from './cancel.js';
+export * from './renewals.js';

@@ -13,6 +13,8 @@ export interface Stack {
   /** Every app reaches RabbitMQ through this proxy, so a test can make the broker vanish. */
   brokerProxy: TcpProxy;
   processes: Map<string, Spawned>;
+  /** Starts one more replica of an app (a scheduler or a worker) on a free port. */
+  replica(app: AppName): Promise<Spawned>;
   serviceToken: string;
   jwtSecret: string;
   /** A JWT from the Auth stand-in for a user it knows (created if new). */
@@ -34,9 +36,9 @@ const PLANS = [
  * The whole system as real processes: both stand-ins and the six apps, each a child process
  * on a free port, started one at a time, on a fresh database and RabbitMQ vhost.
  */
-export async function startStack(extraEnv: Partial<Record<string, string>> = {}, opts: { echo?: boolean } = {}): Promise<Stack> {
+export async function startStack(extraEnv: Partial<Record<string, string>> = {}, opts: { echo?: boolean; plans?: typeof PLANS } = {}): Promise<Stack> {
   const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
-  await importCatalog(tdb.db, PLANS);
+  await importCatalog(tdb.db, [...PLANS, ...(opts.plans ?? [])]);
   const mq = new URL(vhost.url);
   const brokerProxy = await startTcpProxy({ host: mq.hostname, port: Number(mq.port || 5672) });
   const ports = Object.fromEntries(await Promise.all([...APPS, 'paypal', 'auth'].map(async (n) => [n, await freePort()]))) as Record<AppName | 'paypal' | 'auth', number>;
@@ -68,6 +70,7 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
     const text = await res.text();
     return text ? JSON.parse(text) : null;
   };
+  const replicas: Spawned[] = [];
   const known = new Set<string>();
   const conn = await amqplib.connect(vhost.url);
   const ch = await conn.createChannel();
@@ -80,6 +83,14 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
         known.add(userId);
       }
       return (await json(urls.auth, '/_control/token', { sub: userId, roles })).access_token as string;
+    },
+    async replica(app) {
+      const port = await freePort();
+      const name = `${app}#${replicas.length + 2}`;
+      await start(name, `apps/${app}/src/main.ts`, {}, port);
+      const p = processes.get(name)!;
+      replicas.push(p);
+      return p;
     },
     paypal: (path, body) => json(urls.paypal, path, body),
     auth: (path, body) => json(urls.auth, path, body),
@@ -98,6 +109,7 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
     },
     async stop() {
       await conn.close().catch(() => undefined);
+      for (const r of replicas) await r.stop('SIGKILL');
       for (const app of [...APPS].reverse()) await processes.get(app)?.stop();
       await Promise.all([processes.get('paypal')?.stop(), processes.get('auth')?.stop()]);
       await brokerProxy.close();

@@ -117,8 +117,10 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
 
   function captureOrder(o: Order): Capture {
     const unit = o.purchase_units[0]!;
-    if (state.behaviour.declineCaptures > 0) {
-      state.behaviour.declineCaptures -= 1;
+    const perVault = o.vault_id ? state.behaviour.declineVaults[o.vault_id] ?? 0 : 0;
+    if (perVault > 0) state.behaviour.declineVaults[o.vault_id!] = perVault - 1;
+    if (perVault > 0 || state.behaviour.declineCaptures > 0) {
+      if (perVault <= 0) state.behaviour.declineCaptures -= 1;
       throw new PayPalError(422, 'INSTRUMENT_DECLINED', 'The instrument presented was either declined by the processor or bank, or it can\'t be used for this payment.');
     }
     const charged = minor(unit.amount) + state.behaviour.captureAmountDelta;
@@ -170,8 +172,8 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
       if (!token || token.deleted) throw new PayPalError(422, 'INVALID_PAYMENT_SOURCE', 'The vault id is unknown or deleted.');
       o.vault_id = paypal['vault_id'];
       o.store_in_vault = false;
-      state.orders.set(o.id, o);
       captureOrder(o);
+      state.orders.set(o.id, o);
       return { status: 201, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
     }
     state.orders.set(o.id, o);
@@ -290,6 +292,11 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     if (!found) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'no such capture');
     webhooks.emit('PAYMENT.CAPTURE.REVERSED', 'capture', { ...captureView(found.capture), status: 'REVERSED' }, 'A payment was reversed');
     return { ok: true };
+  });
+  app.post('/_control/vault', async (req) => {
+    const ids = (json(req)['ids'] ?? []) as string[];
+    for (const id of ids) state.vault.set(id, { customerId: newId('', 10), deleted: false, orderId: '' });
+    return { created: ids.length };
   });
   app.post('/_control/vault/:id/delete', async (req) => {
     const token = state.vault.get((req.params as { id: string }).id);

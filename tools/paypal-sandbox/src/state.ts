@@ -45,6 +45,8 @@ export interface Order {
 export interface Behaviour {
   /** The next N captures (and vaulted charges) answer 422 INSTRUMENT_DECLINED. */
   declineCaptures: number;
+  /** Per vault id: the next N charges on that saved wallet are declined. */
+  declineVaults: Record<string, number>;
   /** Captures come back PENDING instead of COMPLETED. */
   capturePending: boolean;
   /** Minor units added to what a capture reports (a mismatching capture). */
@@ -60,7 +62,7 @@ export interface Behaviour {
 }
 
 export const defaultBehaviour = (): Behaviour => ({
-  declineCaptures: 0, capturePending: false, captureAmountDelta: 0, failures: [], delays: [], webhookMode: 'deliver', verification: 'auto',
+  declineCaptures: 0, declineVaults: {}, capturePending: false, captureAmountDelta: 0, failures: [], delays: [], webhookMode: 'deliver', verification: 'auto',
 });
 
 export interface Call { at: string; method: string; path: string; requestId: string | null; prefer: string | null; body: unknown; status: number }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded, RefundRequested } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow } from '@billing/db';
-import { endSubscriptionGrant, startSubscriptionGrant } from '@billing/billing-core';
+import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, startSubscriptionGrant } from '@billing/billing-core';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { ProviderRefusedError, type CaptureInfo, type OrderState, type PaymentProvider, type WebhookAction } from '@billing/payments';
@@ -17,7 +17,7 @@ type Tx = Transaction<Database>;
  * serialise and the later ones find nothing left to do.
  */
 export class PaymentService {
-  constructor(private readonly provider: PaymentProvider, private readonly logger: Logger) {}
+  constructor(private readonly provider: PaymentProvider, private readonly logger: Logger, private readonly dunningRetryMs: readonly number[]) {}
 
   async lockPayment(trx: Tx, where: { id?: string | null; orderId?: string | null; captureId?: string | null }): Promise<PaymentRow | undefined> {
     const uuid = /^[0-9a-f-]{36}$/i;
@@ -73,7 +73,7 @@ export class PaymentService {
         const p = await this.lockPayment(trx, { id: action.customId, orderId: action.orderId });
         if (!p) return { paymentId: null, outcome: 'unknown order' };
         const t = await this.setPayment(trx, p, { type: 'voided' });
-        if (t && p.kind === 'initial') await this.failInitial(trx, p);
+        if (t) await this.failed(trx, p, 'voided');
         return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
       }
       case 'vault_token_created': {
@@ -96,11 +96,48 @@ export class PaymentService {
   }
 
   /** Return URL or reconciliation: look the order up and move the payment on. */
-  async check(trx: Tx, orderId: string): Promise<string> {
+  async check(trx: Tx, orderId: string, expireUnapproved = false): Promise<string> {
     const p = await this.lockPayment(trx, { orderId });
     if (!p) return 'unknown order';
     if (!['created', 'pending', 'approved'].includes(p.status)) return 'already settled';
     const order = await this.provider.getOrder(orderId);
+    if (expireUnapproved && !order.capture && (order.status === 'PAYER_ACTION_REQUIRED' || order.status === 'CREATED')) {
+      const t = await this.setPayment(trx, p, { type: 'checkout_expired' });
+      if (t) await this.failed(trx, p, 'checkout_expired');
+      return t ? 'checkout expired' : 'no-op';
+    }
+    return this.applyOrder(trx, p, order);
+  }
+
+  /** Charges a renewal payment with the vaulted PayPal wallet; a retry reuses the same request id. */
+  async chargeRenewal(trx: Tx, paymentId: string): Promise<string> {
+    const p = await this.lockPayment(trx, { id: paymentId });
+    if (!p || p.status !== 'created') return 'no-op';
+    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    if (sub.status !== 'active' && sub.status !== 'past_due') {
+      await trx.updateTable('payments').set({ status: 'cancelled', updated_at: sql`now()` }).where('id', '=', p.id).execute();
+      return `subscription ${sub.status}: not charged`;
+    }
+    if (!sub.vault_id) {
+      await this.setPayment(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
+      await this.failed(trx, p, 'no_payment_method');
+      return 'no payment method';
+    }
+    let order: OrderState;
+    try {
+      order = await this.provider.chargeVaulted({ paymentId: p.id, amount: p.amount, currency: p.currency.trim(), description: `${sub.plan_name} renewal`, vaultId: sub.vault_id, idempotencyKey: `${p.id}:charge` });
+    } catch (err) {
+      if (err instanceof ProviderRefusedError) {
+        const declined = err.issue === 'INSTRUMENT_DECLINED';
+        await this.setPayment(trx, p, declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' });
+        await this.failed(trx, p, declined ? 'declined' : 'provider_error');
+        return declined ? 'declined' : `refused: ${err.issue}`;
+      }
+      throw err;
+    }
+    await trx.updateTable('payments').set({ provider_order_id: order.orderId, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+    p.provider_order_id = order.orderId;
+    await this.setPayment(trx, p, { type: 'order_created' });
     return this.applyOrder(trx, p, order);
   }
 
@@ -109,7 +146,7 @@ export class PaymentService {
     if (order.status === 'APPROVED') return this.approved(trx, p);
     if (order.status === 'VOIDED') {
       const t = await this.setPayment(trx, p, { type: 'voided' });
-      if (t && p.kind === 'initial') await this.failInitial(trx, p);
+      if (t) await this.failed(trx, p, 'voided');
       return 'voided';
     }
     return `order ${order.status}`;
@@ -124,8 +161,8 @@ export class PaymentService {
       order = await this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` });
     } catch (err) {
       if (err instanceof ProviderRefusedError && err.issue === 'INSTRUMENT_DECLINED') {
-        await this.setPayment(trx, p, { type: 'capture_declined' });
-        if (p.kind === 'initial') await this.failInitial(trx, p);
+        const t = await this.setPayment(trx, p, { type: 'capture_declined' });
+        if (t) await this.failed(trx, p, 'declined');
         return 'declined';
       }
       if (err instanceof ProviderRefusedError) {
@@ -144,7 +181,7 @@ export class PaymentService {
       if (!t) return 'no-op';
       this.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
       await this.requestRefund(trx, p, capture.amount, 'capture_mismatch', 'capture did not match the payment');
-      if (p.kind === 'initial') await this.failInitial(trx, p);
+      await this.failed(trx, p, 'capture_mismatch');
       return 'capture_mismatch';
     }
     if (capture.status === 'PENDING') {
@@ -153,7 +190,7 @@ export class PaymentService {
     }
     if (capture.status === 'DECLINED' || capture.status === 'FAILED') {
       const t = await this.setPayment(trx, p, { type: 'capture_declined' });
-      if (t && p.kind === 'initial') await this.failInitial(trx, p);
+      if (t) await this.failed(trx, p, 'declined');
       return t ? 'declined' : 'no-op';
     }
     if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED') return `capture ${capture.status}`;
@@ -173,7 +210,11 @@ export class PaymentService {
       await this.requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
       return 'refunded: subscription ended';
     }
-    if (p.kind !== 'initial' || !s?.effects.includes('grant_starts')) return 'completed';
+    if (p.kind === 'renewal') {
+      await recordRenewalPaid(trx, sub, p);
+      return 'renewed';
+    }
+    if (!s?.effects.includes('grant_starts')) return 'completed';
     const anchor = new Date();
     const { start, end } = periodWindow(anchor, sub.period, 0);
     await trx.updateTable('payments').set({ period_start: start, period_end: end }).where('id', '=', p.id).execute();
@@ -195,8 +236,13 @@ export class PaymentService {
     return 'activated';
   }
 
-  private async failInitial(trx: Tx, p: PaymentRow): Promise<void> {
+  /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
+  private async failed(trx: Tx, p: PaymentRow, reason: string): Promise<void> {
     const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    if (p.kind === 'renewal') {
+      await recordRenewalFailure(trx, sub, reason, this.dunningRetryMs, new Date());
+      return;
+    }
     const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'initial_payment_failed' });
     if (s) await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: sql`now()`, approval_url: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
   }

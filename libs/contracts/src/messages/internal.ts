@@ -14,6 +14,13 @@ export const ProviderEventReceived = internal('payment.provider-event.received',
 export const PaymentCheckRequested = internal('payment.check.requested', Type.Object({
   orderId: Type.String({ minLength: 1, maxLength: 64 }),
   source: Type.Union([Type.Literal('return_url'), Type.Literal('reconciliation')]),
+  /** Reconciliation past CHECKOUT_TTL_MS: an order still not approved is cancelled (`checkout_expired`). */
+  expireUnapproved: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false }));
+
+/** Charge a renewal payment with the vaulted method (the scheduler created it). */
+export const RenewalChargeRequested = internal('payment.renewal.requested', Type.Object({
+  paymentId: Uuid,
 }, { additionalProperties: false }));
 
 /** Ask for a role change; the role-worker evaluates SPEC §6's rule when it applies it. */

@@ -1,0 +1,44 @@
+import { sql } from 'kysely';
+import { PaymentCheckRequested, RenewalChargeRequested } from '@billing/contracts';
+import type { Db } from '@billing/db';
+import { enqueue } from '@billing/messaging';
+import type { Job } from '../runner.js';
+
+/**
+ * SPEC §8 reconciliation: a payment created, pending or approved for RECONCILE_AFTER_MS is
+ * looked up at PayPal by the payment-worker and moved on, so a lost webhook loses nothing; past
+ * CHECKOUT_TTL_MS an unapproved checkout is cancelled (`checkout_expired`), an approved one captured.
+ */
+export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlMs: number): Job {
+  return {
+    name: 'reconciliation',
+    async run(now) {
+      const stale = new Date(now.getTime() - reconcileAfterMs);
+      const ttl = new Date(now.getTime() - checkoutTtlMs);
+      let done = 0;
+      for (;;) {
+        const n = await db.transaction().execute(async (trx) => {
+          const due = await trx.selectFrom('payments').selectAll().where('status', 'in', ['created', 'pending', 'approved'])
+            .where('updated_at', '<=', stale).limit(200).forUpdate().skipLocked().execute();
+          for (const p of due) {
+            const expired = p.kind === 'initial' && p.created_at <= ttl;
+            if (p.provider_order_id) {
+              await enqueue(trx, PaymentCheckRequested, { orderId: p.provider_order_id, source: 'reconciliation', expireUnapproved: expired });
+            } else if (p.kind === 'renewal') {
+              await enqueue(trx, RenewalChargeRequested, { paymentId: p.id });
+            } else if (expired) {
+              // never reached PayPal: nothing to look up
+              await trx.updateTable('payments').set({ status: 'cancelled', failure_reason: 'checkout_expired' }).where('id', '=', p.id).execute();
+              await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: now, version: sql`version + 1` }).where('id', '=', p.subscription_id).where('status', '=', 'pending').execute();
+            }
+            await trx.updateTable('payments').set({ updated_at: now }).where('id', '=', p.id).execute();
+          }
+          return due.length;
+        });
+        done += n;
+        if (n < 200) break;
+      }
+      return { due: done, claimed: done, succeeded: done, failed: 0 };
+    },
+  };
+}
