@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { waitFor } from '@billing/testing';
+import { startStack } from '../src/stack.js';
+
+// SPEC §8 "each due item is handled once": three scheduler replicas over 1,000 due renewals
+// seeded directly, one replica SIGKILLed mid-run.
+const N = Number(process.env['SCALE_RENEWALS'] ?? 1000);
+const stack = await startStack({ SCHEDULER_INTERVAL_MS: '500', RENEWAL_LEAD_MS: '5000' }, {
+  plans: [{ id: 'hourly', name: 'Hourly', description: 'hourly', amount: 120, currency: 'USD', period: 'PT1H', role: 'hourly-role', active: true }],
+});
+t.teardown(() => stack.stop());
+
+t.test(`three scheduler replicas, ${N} due renewals, one replica killed mid-run: each charged exactly once`, async (t) => {
+  const second = await stack.replica('scheduler');
+  await stack.replica('scheduler');
+  await stack.replica('payment-worker');
+  const vaults = Array.from({ length: N }, (_, i) => `scale-vault-${i}`);
+  await stack.paypal('/_control/vault', { ids: vaults });
+  const now = Date.now();
+  const anchor = new Date(now - 3_600_000 + 3_000);
+  const rows = vaults.map((vault, i) => ({
+    id: randomUUID(), user_id: `scale-user-${i}`, plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly-role', amount: 120, currency: 'USD', period: 'PT1H',
+    status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + 3_600_000), vault_id: vault,
+  }));
+  const started = Date.now();
+  for (let i = 0; i < rows.length; i += 500) await stack.tdb.db.insertInto('subscriptions').values(rows.slice(i, i + 500)).execute();
+  const ids = new Set<string>(rows.map((r) => r.id));
+
+  const count = async (status?: string) => {
+    let q = stack.tdb.db.selectFrom('payments').select((eb) => eb.fn.countAll<string>().as('n')).where('kind', '=', 'renewal');
+    if (status) q = q.where('status', '=', status as 'completed');
+    return Number((await q.executeTakeFirstOrThrow()).n);
+  };
+  await waitFor(async () => (await count()) >= Math.min(100, N / 4), { what: 'the replicas claiming', timeoutMs: 30_000 });
+  const killedAt = await count();
+  await second.stop('SIGKILL');
+  t.comment(`killed a scheduler replica after ${killedAt} renewals were claimed`);
+
+  await waitFor(async () => (await count('completed')) === N, { what: `${N} renewals paid`, timeoutMs: 240_000, intervalMs: 500 });
+  const wall = Date.now() - started;
+  t.comment(`${N} renewals claimed and paid in ${wall} ms with 3 scheduler replicas and 2 payment-workers`);
+
+  const payments = await stack.tdb.db.selectFrom('payments').select(['id', 'subscription_id', 'status', 'period_index']).where('kind', '=', 'renewal').execute();
+  t.equal(payments.length, N, 'one renewal payment per subscription, no second one');
+  t.ok(payments.every((p) => p.status === 'completed' && p.period_index === 1 && ids.has(p.subscription_id)));
+  const bySubscription = new Map<string, number>();
+  const paymentToSub = new Map(payments.map((p) => [p.id, p.subscription_id]));
+  const calls = await stack.paypal('/_control/calls') as { path: string; method: string; body: any; status: number }[];
+  for (const c of calls) {
+    if (c.method !== 'POST' || c.path !== '/v2/checkout/orders' || !c.body?.payment_source?.paypal?.vault_id) continue;
+    const subId = paymentToSub.get(c.body.purchase_units[0].custom_id);
+    if (subId) bySubscription.set(subId, (bySubscription.get(subId) ?? 0) + 1);
+  }
+  const counts = [...bySubscription.values()];
+  t.equal(bySubscription.size, N, 'every subscription was charged');
+  t.ok(counts.every((c) => c === 1), `exactly one charge each (max ${Math.max(...counts)})`);
+  const metrics = await (await fetch(`${stack.urls.scheduler}/metrics`)).text();
+  const claimed = Number(/scheduler_job_items_total\{[^}]*job="renewals"[^}]*stage="claimed"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  t.ok(claimed > 0, `the scheduler's metrics show its share: ${claimed} renewals claimed by this replica`);
+  t.match(metrics, /scheduler_job_runs_total\{[^}]*job="expiry"[^}]*outcome="ok"/, 'every job run is counted');
+  const subs = await stack.tdb.db.selectFrom('subscriptions').select(['paid_through']).where('plan_id', '=', 'hourly').execute();
+  t.ok(subs.every((s) => s.paid_through!.getTime() === anchor.getTime() + 2 * 3_600_000), 'each paid through the end of period 1');
+});
