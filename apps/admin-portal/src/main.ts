@@ -1,14 +1,9 @@
 import { createRuntime, serve } from '@billing/runtime';
-import { exitOnConfigError } from '@billing/service-kit';
+import { loadOrExit } from '@billing/service-kit';
 import { buildApp } from './app.js';
-import { loadPortalConfig, type PortalConfig } from './config.js';
+import { loadPortalConfig } from './config.js';
 
 const service = 'admin-portal';
-let config: PortalConfig;
-try {
-  config = loadPortalConfig();
-} catch (err) {
-  exitOnConfigError(service, err);
-}
+const config = loadOrExit(service, loadPortalConfig);
 const rt = createRuntime(service, config);
 await serve(rt, { app: buildApp({ rt, config }), port: config.PORT });

@@ -1,17 +1,12 @@
 import { AuthClient } from '@billing/auth-client';
 import { PayPalProvider } from '@billing/payments';
 import { createRuntime, serve } from '@billing/runtime';
-import { exitOnConfigError } from '@billing/service-kit';
+import { loadOrExit } from '@billing/service-kit';
 import { buildApp } from './app.js';
-import { loadBillingApiConfig, type BillingApiConfig } from './config.js';
+import { loadBillingApiConfig } from './config.js';
 
 const service = 'billing-api';
-let config: BillingApiConfig;
-try {
-  config = loadBillingApiConfig();
-} catch (err) {
-  exitOnConfigError(service, err);
-}
+const config = loadOrExit(service, loadBillingApiConfig);
 const rt = createRuntime(service, config);
 const provider = new PayPalProvider({ apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET, timeoutMs: config.PAYPAL_TIMEOUT_MS, logger: rt.logger });
 const auth = new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN });

@@ -1,16 +1,11 @@
 import { AuthClient } from '@billing/auth-client';
 import { createHealthServer, createRuntime, serve } from '@billing/runtime';
-import { exitOnConfigError } from '@billing/service-kit';
-import { loadRoleWorkerConfig, type RoleWorkerConfig } from './config.js';
+import { loadOrExit } from '@billing/service-kit';
+import { loadRoleWorkerConfig } from './config.js';
 import { buildWorker } from './worker.js';
 
 const service = 'role-worker';
-let config: RoleWorkerConfig;
-try {
-  config = loadRoleWorkerConfig();
-} catch (err) {
-  exitOnConfigError(service, err);
-}
+const config = loadOrExit(service, loadRoleWorkerConfig);
 const rt = createRuntime(service, config);
 const worker = buildWorker({ rt, auth: new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN }) });
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });

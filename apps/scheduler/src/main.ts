@@ -1,18 +1,13 @@
 import { createHealthServer, createRuntime, serve } from '@billing/runtime';
-import { exitOnConfigError } from '@billing/service-kit';
-import { loadSchedulerConfig, type SchedulerConfig } from './config.js';
+import { loadOrExit } from '@billing/service-kit';
+import { loadSchedulerConfig } from './config.js';
 import { expiryJob } from './jobs/expiry.job.js';
 import { reconciliationJob } from './jobs/reconciliation.job.js';
 import { renewalsJob } from './jobs/renewals.job.js';
 import { startJobs, type Job } from './runner.js';
 
 const service = 'scheduler';
-let config: SchedulerConfig;
-try {
-  config = loadSchedulerConfig();
-} catch (err) {
-  exitOnConfigError(service, err);
-}
+const config = loadOrExit(service, loadSchedulerConfig);
 const rt = createRuntime(service, config);
 const jobs: Job[] = [
   renewalsJob(rt.db, config.RENEWAL_LEAD_MS),

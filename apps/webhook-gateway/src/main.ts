@@ -1,16 +1,11 @@
 import { PayPalProvider } from '@billing/payments';
 import { createRuntime, serve } from '@billing/runtime';
-import { exitOnConfigError } from '@billing/service-kit';
+import { loadOrExit } from '@billing/service-kit';
 import { buildApp } from './app.js';
-import { loadGatewayConfig, type GatewayConfig } from './config.js';
+import { loadGatewayConfig } from './config.js';
 
 const service = 'webhook-gateway';
-let config: GatewayConfig;
-try {
-  config = loadGatewayConfig();
-} catch (err) {
-  exitOnConfigError(service, err);
-}
+const config = loadOrExit(service, loadGatewayConfig);
 const rt = createRuntime(service, config);
 const provider = new PayPalProvider({
   apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET,

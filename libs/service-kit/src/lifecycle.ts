@@ -16,6 +16,15 @@ export function exitOnConfigError(service: string, err: unknown): never {
   process.exit(1);
 }
 
+/** Loads the configuration, or exits with one line per bad variable (SPEC §1). */
+export function loadOrExit<C>(service: string, load: () => C): C {
+  try {
+    return load();
+  } catch (err) {
+    return exitOnConfigError(service, err);
+  }
+}
+
 /**
  * Runs a process until SIGTERM/SIGINT, then stops it within `graceMs` (SPEC §1: 10 s),
  * exiting 0 after a clean stop and 1 if the stop failed or ran out of time.

@@ -95,7 +95,7 @@ t.test('CAPTURE.COMPLETED before ORDER.APPROVED, and webhooks lost with the buye
   t.equal((await activatedFor(lost.subscriptionId)).length, 1);
 });
 
-t.test('a webhook whose verification PayPal answers FAILURE: 401, nothing stored', async (t) => {
+t.test('a webhook whose verification PayPal answers FAILURE: 401; verification unavailable: 503; nothing stored', async (t) => {
   const before = await stack.tdb.db.selectFrom('provider_events').select('id').execute();
   const event = { id: 'WH-FORGED-1', event_type: 'PAYMENT.CAPTURE.COMPLETED', resource_type: 'capture', resource: { id: 'X', status: 'COMPLETED', amount: { currency_code: 'USD', value: '9.99' } } };
   const res = await fetch(`${stack.urls['webhook-gateway']}/webhooks/paypal`, {
@@ -104,6 +104,14 @@ t.test('a webhook whose verification PayPal answers FAILURE: 401, nothing stored
   });
   t.equal(res.status, 401);
   t.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+  await behave({ verification: 'error' });
+  const unavailable = await fetch(`${stack.urls['webhook-gateway']}/webhooks/paypal`, {
+    method: 'POST', body: JSON.stringify(event),
+    headers: { 'content-type': 'application/json', 'paypal-transmission-id': 'x', 'paypal-transmission-time': new Date().toISOString(), 'paypal-transmission-sig': 'eA==', 'paypal-cert-url': 'https://example/cert', 'paypal-auth-algo': 'SHA256withRSA' },
+  });
+  await behave({ verification: 'auto' });
+  t.equal(unavailable.status, 503, 'PayPal unable to verify: 503');
+  t.equal(((await unavailable.json()) as { type: string }).type, '/problems/signature-check-unavailable');
   const missing = await fetch(`${stack.urls['webhook-gateway']}/webhooks/paypal`, { method: 'POST', body: JSON.stringify(event), headers: { 'content-type': 'application/json' } });
   t.equal(missing.status, 400, 'missing PayPal headers');
   t.equal((await stack.tdb.db.selectFrom('provider_events').select('id').execute()).length, before.length, 'nothing stored');
