@@ -1,3 +1,4 @@
+import { AuthClient } from '@billing/auth-client';
 import { createRuntime, serve } from '@billing/runtime';
 import { loadOrExit } from '@billing/service-kit';
 import { buildApp } from './app.js';
@@ -6,4 +7,5 @@ import { loadPortalConfig } from './config.js';
 const service = 'admin-portal';
 const config = loadOrExit(service, loadPortalConfig);
 const rt = createRuntime(service, config);
-await serve(rt, { app: buildApp({ rt, config }), port: config.PORT });
+const auth = new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN });
+await serve(rt, { app: await buildApp({ rt, config, auth }), port: config.PORT });

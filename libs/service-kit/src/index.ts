@@ -6,3 +6,4 @@ export * from './metrics.js';
 export * from './errors.js';
 export * from './http.js';
 export * from './lifecycle.js';
+export * from './jwt-auth.js';

@@ -1,13 +1,15 @@
 import fastifyJwt from '@fastify/jwt';
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
-import { AppError } from '@billing/service-kit';
+import { AppError } from './errors.js';
 
 export interface JwtSettings {
   JWT_SECRET?: string | undefined;
   JWT_PUBLIC_KEY?: string | undefined;
   JWT_ISSUER?: string | undefined;
   JWT_AUDIENCE?: string | undefined;
+  /** Also accept the token from this cookie (the admin portal's sign-in); @fastify/cookie must be registered. */
+  cookieName?: string;
 }
 
 declare module 'fastify' {
@@ -45,10 +47,13 @@ export const jwtAuth = fp<JwtSettings>(async (app, cfg) => {
   app.decorate('authenticate', async (req: FastifyRequest) => {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header);
-    if (!m || header.length > MAX_TOKEN_LENGTH) throw new AppError('unauthorized', 'a valid bearer token is required');
+    if (header && !m) throw new AppError('unauthorized', 'a valid bearer token is required');
+    const cookie = cfg.cookieName ? (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies?.[cfg.cookieName] : undefined;
+    const token = m?.[1] ?? (header ? undefined : cookie);
+    if (!token || token.length > MAX_TOKEN_LENGTH) throw new AppError('unauthorized', 'a valid bearer token is required');
     let claims: { sub?: unknown; roles?: unknown };
     try {
-      claims = await req.jwtVerify<{ sub?: unknown; roles?: unknown }>();
+      claims = app.jwt.verify<{ sub?: unknown; roles?: unknown }>(token);
     } catch {
       throw new AppError('unauthorized', 'the bearer token is invalid, expired or not yet valid');
     }
