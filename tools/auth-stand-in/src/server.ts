@@ -34,7 +34,7 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
   const calls: Call[] = [];
   let unavailableUntil = 0;
   let delayMs = 0;
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, forceCloseConnections: true });
 
   const token = (claims: Record<string, unknown>) => {
     const iat = Math.floor(Date.now() / 1000);

@@ -45,7 +45,7 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     url: opts.webhookUrl, webhookId: opts.webhookId, secret: `${opts.clientSecret}:webhooks`, publicUrl: opts.publicUrl,
     retryBaseMs: opts.webhookRetryBaseMs ?? 1_000, maxAttempts: opts.webhookMaxAttempts ?? 8,
   }, () => state.behaviour);
-  const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, forceCloseConnections: true });
   app.register(formbody);
   // Keep raw JSON text: verify-webhook-signature must see the event exactly as sent.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
