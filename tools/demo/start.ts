@@ -40,7 +40,7 @@ process.stdout.write(`database ready; demo plans: ${plans.created} created, ${pl
 
 const children: ChildProcess[] = [];
 function start(name: string, entry: string, extra: Record<string, string>): Promise<void> {
-  const child = spawn(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), path.join(root, entry)], { cwd: root, env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const prefix = (b: Buffer) => b.toString().split('\n').filter(Boolean).map((l) => `[${name}] ${l}\n`).join('');
   child.stdout?.on('data', (b: Buffer) => process.stdout.write(prefix(b)));

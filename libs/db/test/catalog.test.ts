@@ -15,7 +15,7 @@ const dir = await mkdtemp(path.join(tmpdir(), 'catalog-'));
 async function importFile(content: unknown) {
   const file = path.join(dir, `${Math.random()}.json`);
   await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return run(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), path.join(root, 'libs/db/src/cli/catalog-import.ts'), file], { env: { ...process.env, DATABASE_URL: tdb.url } })
+  return run(process.execPath, ['--import', 'tsx', path.join(root, 'libs/db/src/cli/catalog-import.ts'), file], { cwd: root, env: { ...process.env, DATABASE_URL: tdb.url } })
     .then((r) => ({ code: 0, out: r.stdout + r.stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }));
 }
 

@@ -21,10 +21,12 @@ export interface Spawned {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts a TypeScript entry point of the repository as a real child process through tsx. */
+/**
+ * Starts a TypeScript entry point of the repository as one real child process (`node --import
+ * tsx`, not the tsx CLI, which would put a second process in between: a SIGKILL must reach the app).
+ */
 export function spawnTs(entry: string, env: Record<string, string | undefined>, { echo = false } = {}): Spawned {
-  const tsx = path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs');
-  const child = spawn(process.execPath, [tsx, path.resolve(REPO_ROOT, entry)], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
     cwd: REPO_ROOT, env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
