@@ -3,3 +3,4 @@ export * from './grants.js';
 export * from './views.js';
 export * from './cancel.js';
 export * from './renewals.js';
+export * from './pagination.js';

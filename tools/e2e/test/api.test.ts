@@ -202,6 +202,15 @@ t.test('rate limit: 10 accepted checkouts per user per minute, then 429 with Ret
   const limited = await documented('POST', '/v1/subscriptions', { token: tok, body: { planId: 'pro-monthly' } });
   t.equal(limited.status, 429);
   t.ok(Number(limited.headers.get('retry-after')) >= 1);
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Answer = await documented('GET', `/v1/subscriptions?limit=3${cursor ? `&cursor=${cursor}` : ''}`, { token: tok });
+    seen.push(...page.body.items.map((s: any) => s.id));
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  t.equal(new Set(seen).size, 10, 'walking the pages yields each of the 10 subscriptions once, newest first');
+  t.equal(seen.length, 10);
   const otherTok = await stack.tokenFor('user-rate-2');
   t.equal((await call('POST', '/v1/subscriptions', { token: otherTok, body: { planId: 'pro-monthly' } })).status, 201, 'other users are not limited');
 });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import { sql } from 'kysely';
 import { AuthUnavailableError, type AuthClient } from '@billing/auth-client';
-import { cancelSubscription, lockKey, paymentView, subscriptionView } from '@billing/billing-core';
+import { cancelSubscription, isUuid, keysetPage, lockKey, paymentView, subscriptionView } from '@billing/billing-core';
 import { ProblemSchema, RefundRequested, RoleChangeRequested } from '@billing/contracts';
 import { planProblems, type PlanRow } from '@billing/db';
 import { DeadLetterNotReplayable, enqueue, replayDeadLetter } from '@billing/messaging';
@@ -10,21 +10,12 @@ import { AppError, type HttpApp } from '@billing/service-kit';
 import type { Runtime } from '@billing/runtime';
 import { audit, requireAdmin } from '../admin.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const P = '/admin/api/v1';
 const List = Type.Object({ userId: Type.Optional(Type.String({ maxLength: 200 })), status: Type.Optional(Type.String({ maxLength: 40 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })), cursor: Type.Optional(Type.String({ maxLength: 200 })) });
 const Reason = Type.String({ minLength: 1, maxLength: 1000 });
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema, 503: ProblemSchema };
 
 const planView = (p: PlanRow) => ({ id: p.id, name: p.name, description: p.description, amount: p.amount, currency: p.currency.trim(), period: p.period, role: p.role, active: p.active });
-const cursorOf = (row: { created_at: Date; id: string }) => Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
-function parseCursor(c?: string): { at: Date; id: string } | null {
-  if (!c) return null;
-  const [at, id] = Buffer.from(c, 'base64url').toString().split('|');
-  const d = new Date(at ?? '');
-  if (!id || !UUID.test(id) || Number.isNaN(d.getTime())) throw new AppError('validation', 'querystring.cursor is not a cursor this API gave out');
-  return { at: d, id };
-}
 
 /** SPEC §9's admin API, JSON for scripts; the pages call the same operations. */
 export function adminApi(app: HttpApp, { rt, auth }: { rt: Runtime; auth: AuthClient }): void {
@@ -64,20 +55,16 @@ export function adminApi(app: HttpApp, { rt, auth }: { rt: Runtime; auth: AuthCl
   });
 
   app.get(`${P}/payments`, { onRequest, schema: { querystring: List } }, async (req) => {
-    const limit = req.query.limit ?? 20;
-    const cursor = parseCursor(req.query.cursor);
     let q = rt.db.selectFrom('payments').selectAll();
     if (req.query.userId) q = q.where('user_id', '=', req.query.userId);
     if (req.query.status) q = q.where('status', '=', req.query.status as never);
-    if (cursor) q = q.where((eb) => eb.or([eb('created_at', '<', cursor.at), eb.and([eb('created_at', '=', cursor.at), eb('id', '<', cursor.id)])]));
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    return { items: page.map((p) => ({ ...paymentView(p), userId: p.user_id })), nextCursor: rows.length > limit ? cursorOf(page[page.length - 1]!) : null };
+    const { rows, nextCursor } = await keysetPage(q, req.query.limit ?? 20, req.query.cursor);
+    return { items: rows.map((p) => ({ ...paymentView(p), userId: p.user_id })), nextCursor };
   });
 
   app.get(`${P}/payments/:id`, { onRequest, schema: { params: Type.Object({ id: Type.String() }) } }, async (req) => {
     const id = req.params.id;
-    const p = UUID.test(id) ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst() : undefined;
+    const p = isUuid(id) ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst() : undefined;
     if (!p) throw new AppError('not-found', 'no such payment');
     const events = await rt.db.selectFrom('provider_events').select(['event_type', 'provider_event_id', 'received_at', 'outcome']).where('payment_id', '=', id).orderBy('received_at').execute();
     const refunds = await rt.db.selectFrom('refunds').selectAll().where('payment_id', '=', id).orderBy('created_at').execute();
@@ -91,7 +78,7 @@ export function adminApi(app: HttpApp, { rt, auth }: { rt: Runtime; auth: AuthCl
   app.post(`${P}/payments/:id/refund`, { onRequest, schema: { params: Type.Object({ id: Type.String() }), body: Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })), reason: Reason }, { additionalProperties: false }) } }, async (req, reply) => {
     const id = req.params.id;
     const refundId = await rt.db.transaction().execute(async (trx) => {
-      const p = UUID.test(id) ? await trx.selectFrom('payments').selectAll().where('id', '=', id).forUpdate().executeTakeFirst() : undefined;
+      const p = isUuid(id) ? await trx.selectFrom('payments').selectAll().where('id', '=', id).forUpdate().executeTakeFirst() : undefined;
       if (!p) throw new AppError('not-found', 'no such payment');
       if (p.status !== 'completed' && p.status !== 'partially_refunded') throw new AppError('not-refundable', `a ${p.status} payment cannot be refunded`);
       const inFlight = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total')).where('payment_id', '=', id).where('status', 'in', ['requested', 'pending', 'completed']).executeTakeFirstOrThrow();
@@ -109,22 +96,18 @@ export function adminApi(app: HttpApp, { rt, auth }: { rt: Runtime; auth: AuthCl
   });
 
   app.get(`${P}/subscriptions`, { onRequest, schema: { querystring: List } }, async (req) => {
-    const limit = req.query.limit ?? 20;
-    const cursor = parseCursor(req.query.cursor);
     let q = rt.db.selectFrom('subscriptions').selectAll();
     if (req.query.userId) q = q.where('user_id', '=', req.query.userId);
     if (req.query.status) q = q.where('status', '=', req.query.status as never);
-    if (cursor) q = q.where((eb) => eb.or([eb('created_at', '<', cursor.at), eb.and([eb('created_at', '=', cursor.at), eb('id', '<', cursor.id)])]));
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    return { items: page.map((s) => ({ ...subscriptionView(s), userId: s.user_id })), nextCursor: rows.length > limit ? cursorOf(page[page.length - 1]!) : null };
+    const { rows, nextCursor } = await keysetPage(q, req.query.limit ?? 20, req.query.cursor);
+    return { items: rows.map((s) => ({ ...subscriptionView(s), userId: s.user_id })), nextCursor };
   });
 
   app.post(`${P}/subscriptions/:id/cancel`, { onRequest, schema: { params: Type.Object({ id: Type.String() }), body: Type.Object({ mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])), reason: Reason }, { additionalProperties: false }) } }, async (req) => {
     const now = new Date();
     const mode = req.body.mode ?? 'at_period_end';
     const result = await rt.db.transaction().execute(async (trx) => {
-      const sub = UUID.test(req.params.id) ? await trx.selectFrom('subscriptions').selectAll().where('id', '=', req.params.id).forUpdate().executeTakeFirst() : undefined;
+      const sub = isUuid(req.params.id) ? await trx.selectFrom('subscriptions').selectAll().where('id', '=', req.params.id).forUpdate().executeTakeFirst() : undefined;
       if (!sub) throw new AppError('not-found', 'no such subscription');
       const r = await cancelSubscription(trx, sub, mode, now, { by: `operator:${actor(req)}`, reason: req.body.reason });
       if (r.changed) await audit(trx, { actor: actor(req), action: `subscription.cancel.${mode}`, target: `subscription:${sub.id}`, reason: req.body.reason, before: subscriptionView(sub, now), after: { ...subscriptionView(r.subscription, now), refundAmount: r.refundAmount } });
@@ -183,7 +166,7 @@ export function adminApi(app: HttpApp, { rt, auth }: { rt: Runtime; auth: AuthCl
   });
 
   app.post(`${P}/dead-letters/:id/replay`, { onRequest, schema: { params: Type.Object({ id: Type.String() }) } }, async (req, reply) => {
-    if (!UUID.test(req.params.id)) throw new AppError('not-found', 'no such dead letter');
+    if (!isUuid(req.params.id)) throw new AppError('not-found', 'no such dead letter');
     try {
       await replayDeadLetter(rt.db, req.params.id);
     } catch (err) {

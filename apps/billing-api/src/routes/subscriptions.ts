@@ -3,13 +3,12 @@ import { Type } from 'typebox';
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { cancelSubscription, currentPeriod, lockKey, subscriptionView } from '@billing/billing-core';
+import { cancelSubscription, currentPeriod, isUuid, keysetPage, lockKey, subscriptionView } from '@billing/billing-core';
 import { applySubscriptionEvent, NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 import { CancelBody, CheckoutCreated, CreateSubscriptionBody, IdempotencyHeaders, CreateSubscriptionQuery, IdParams, ListQuery, Problem, SubscriptionSchema } from '../schemas.js';
-import { decodeCursor, encodeCursor, isUuid } from '../pagination.js';
 import { withIdempotency, type StoredAnswer } from '../idempotency.js';
 import { SlidingWindowLimiter } from '../rate-limit.js';
 
@@ -108,14 +107,9 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     schema: { tags: ['subscriptions'], summary: "The caller's subscriptions, newest first", security: [{ bearerAuth: [] }], querystring: ListQuery,
       response: { 200: Type.Object({ items: Type.Array(SubscriptionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: Problem, 401: Problem } },
   }, async (req) => {
-    const limit = req.query.limit ?? 20;
-    const cursor = decodeCursor(req.query.cursor);
-    let q = rt.db.selectFrom('subscriptions').selectAll().where('user_id', '=', req.userId);
-    if (cursor) q = q.where((eb) => eb.or([eb('created_at', '<', cursor.at), eb.and([eb('created_at', '=', cursor.at), eb('id', '<', cursor.id)])]));
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
+    const { rows, nextCursor } = await keysetPage(rt.db.selectFrom('subscriptions').selectAll().where('user_id', '=', req.userId), req.query.limit ?? 20, req.query.cursor);
     const now = new Date();
-    return { items: page.map((s) => subscriptionView(s, now)), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null };
+    return { items: rows.map((s) => subscriptionView(s, now)), nextCursor };
   });
 
   app.get('/v1/subscriptions/:id', {

@@ -1,0 +1,32 @@
+import { sql, type SelectQueryBuilder } from 'kysely';
+import { AppError } from '@billing/service-kit';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+export const isUuid = (s: string) => UUID.test(s);
+
+/** Opaque cursors: the last row's creation time and id, so pages stay stable under inserts. */
+export function encodeCursor(row: { created_at: Date; id: string }): string {
+  return Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): { at: Date; id: string } | null {
+  if (!cursor) return null;
+  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+  const date = new Date(at ?? '');
+  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new AppError('validation', 'querystring.cursor is not a cursor this API gave out');
+  return { at: date, id };
+}
+
+/** One page of a list, newest first (SPEC §3: `{ items, nextCursor }`), by keyset on (created_at, id). */
+export async function keysetPage<DB, TB extends keyof DB, O extends { created_at: Date; id: string }>(
+  query: SelectQueryBuilder<DB, TB, O>, limit: number, cursorText: string | undefined,
+): Promise<{ rows: O[]; nextCursor: string | null }> {
+  const cursor = decodeCursor(cursorText);
+  // Postgres keeps microseconds, the cursor milliseconds: order and compare at the cursor's precision.
+  const at = sql`date_trunc('milliseconds', created_at)`;
+  let q = query;
+  if (cursor) q = q.where(sql<boolean>`(${at}, id) < (${cursor.at}::timestamptz, ${cursor.id}::uuid)`);
+  const rows = await q.orderBy(at, 'desc').orderBy(sql.ref('id'), 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  return { rows: page, nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null };
+}
