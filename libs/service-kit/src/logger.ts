@@ -21,6 +21,11 @@ export interface LoggerOptions {
  */
 export function createLogger({ service, level = 'info', elasticsearchUrl, secrets = [], stream }: LoggerOptions): Logger {
   const redactor = createRedactor(secrets);
+  // winston runs the logger's formats before the transports filter by level: drop what is
+  // below the level first, so a debug line costs no redaction walk.
+  const levels = winston.config.npm.levels;
+  const threshold = levels[level] ?? levels['info']!;
+  const enabled = winston.format((info) => ((levels[info.level] ?? 0) <= threshold ? info : false));
   const enrich = winston.format((info) => {
     if (info['correlationId'] === undefined) {
       const id = currentCorrelationId();
@@ -46,7 +51,7 @@ export function createLogger({ service, level = 'info', elasticsearchUrl, secret
   }
   return winston.createLogger({
     level,
-    format: winston.format.combine(enrich(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(enabled(), enrich(), winston.format.timestamp(), winston.format.json()),
     transports,
     exitOnError: false,
   });

@@ -53,3 +53,17 @@ t.test('secrets logged by mistake never reach stdout or the Elasticsearch bulk b
   t.equal(first['service'], 'test');
   t.ok(es.documents().every((d) => JSON.stringify(d).includes('corr-123')), 'the Elasticsearch documents carry it too');
 });
+
+t.test('lines below the level are dropped before any work', async (t) => {
+  const out = capture();
+  const logger = createLogger({ service: 'test', level: 'warn', stream: out.stream });
+  let walked = 0;
+  const meta = { nested: { get costly() { walked++; return 'x'; } } };
+  logger.info('not written', meta);
+  logger.debug('not written either', meta);
+  logger.warn('written');
+  await new Promise((r) => setImmediate(r));
+  t.equal(out.lines.length, 1);
+  t.match(out.lines[0], /written/);
+  t.equal(walked, 0, 'the meta of a dropped line was never read');
+});
