@@ -37,16 +37,14 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
   });
 
   async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
-    const plan = await rt.db.selectFrom('plans').selectAll().where('id', '=', planId).where('active', '=', true).executeTakeFirst();
+    // The plan and the user's current roles are independent reads: fetch them together.
+    const [plan, roles] = await Promise.all([
+      rt.db.selectFrom('plans').selectAll().where('id', '=', planId).where('active', '=', true).executeTakeFirst(),
+      auth.getRoles(userId).catch((err: unknown) => err as Error),
+    ]);
     if (!plan) throw new AppError('not-found', `no active plan "${planId}"`);
-
-    let roles: string[];
-    try {
-      roles = await auth.getRoles(userId);
-    } catch (err) {
-      if (err instanceof AuthUnavailableError) throw new AppError('auth-service-unavailable', 'the Auth service is unreachable; nothing was recorded, try again shortly', { 'retry-after': '5' });
-      throw err;
-    }
+    if (roles instanceof AuthUnavailableError) throw new AppError('auth-service-unavailable', 'the Auth service is unreachable; nothing was recorded, try again shortly', { 'retry-after': '5' });
+    if (roles instanceof Error) throw roles;
 
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
