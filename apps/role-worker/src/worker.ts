@@ -38,10 +38,11 @@ export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: Au
       await lockKey(trx, `role:${userId}:${role}`);
       const live = await trx.selectFrom('role_grants').select((eb) => eb.fn.countAll<string>().as('n'))
         .where('user_id', '=', userId).where('role', '=', role).where('ended_at', 'is', null).executeTakeFirstOrThrow();
-      const before = await trx.selectFrom('subscriptions').select('id').where('user_id', '=', userId).where('role', '=', role)
-        .where('role_held_before', '=', true).executeTakeFirst();
+      // Whether the user held the role before us is read at each checkout; the latest one decides.
+      const latest = await trx.selectFrom('subscriptions').select('role_held_before').where('user_id', '=', userId).where('role', '=', role)
+        .where('status', '!=', 'pending').orderBy('created_at', 'desc').limit(1).executeTakeFirst();
       const heldNow = (await auth.getRoles(userId)).includes(role);
-      const action = decideRoleAction({ liveGrants: Number(live.n), heldBeforeUs: Boolean(before), forceRevoke, heldNow });
+      const action = decideRoleAction({ liveGrants: Number(live.n), heldBeforeUs: latest?.role_held_before ?? false, forceRevoke, heldNow });
       if (action === 'grant') {
         await auth.grantRole(userId, role);
         await enqueue(trx, RoleGranted, { userId, role, source, reason });

@@ -12,7 +12,7 @@ async function activate(userId: string) {
   const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"planId":"pro-monthly"}' });
   const body = await res.json() as { subscriptionId: string; paymentId: string; approvalUrl: string };
   await stack.paypal(`/_control/orders/${new URL(body.approvalUrl).searchParams.get('token')}/approve`, {});
-  await waitFor(async () => (await rolesOf(userId)).includes('premium'), { what: `${userId} active`, timeoutMs: 20_000 });
+  await waitFor(async () => (await sub(body.subscriptionId)).status === 'active' && (await rolesOf(userId)).includes('premium'), { what: `${userId} active`, timeoutMs: 20_000 });
   const p = await stack.tdb.db.selectFrom('payments').selectAll().where('id', '=', body.paymentId).executeTakeFirstOrThrow();
   return { ...body, captureId: p.provider_capture_id! };
 }
@@ -46,4 +46,19 @@ t.test('a full refund made at PayPal outside the system: refunded, subscription 
   const refunded = (await stack.notifications()).filter((n) => n.type === 'payment.refunded' && n.data['paymentId'] === s.paymentId);
   t.equal(refunded.length, 1, 'payment.refunded once');
   t.equal(refunded[0]!.data['refundedAmount'], p.amount);
+});
+
+t.test('a role the user held before buying is not revoked when the subscription ends', async (t) => {
+  t.ok((await rolesOf('user-carol')).includes('premium'), 'carol holds premium from outside the system');
+  const s = await activate('user-carol');
+  const token = await stack.tokenFor('user-carol', ['user', 'premium']);
+  t.equal((await sub(s.subscriptionId)).status, 'active', 'the subscription was active');
+  await waitFor(async () => (await stack.tdb.db.selectFrom('outbox').select('id').where('type', '=', 'role.change.requested').where('published_at', 'is', null).execute()).length === 0, { what: 'the grant handled' });
+  const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions/${s.subscriptionId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"mode":"immediately"}' });
+  t.equal(res.status, 200);
+  await waitFor(async () => (await stack.tdb.db.selectFrom('processed_messages').select('message_id').where('consumer', '=', 'role-worker').execute()).length > 0
+    && (await stack.tdb.db.selectFrom('outbox').select('id').where('type', '=', 'role.change.requested').where('published_at', 'is', null).execute()).length === 0, { what: 'the role change handled' });
+  await new Promise((r) => setTimeout(r, 1500));
+  t.ok((await rolesOf('user-carol')).includes('premium'), 'premium stays');
+  t.equal((await stack.notifications()).filter((n) => n.type === 'role.revoked' && n.data['userId'] === 'user-carol').length, 0, 'no role.revoked');
 });
