@@ -32,7 +32,6 @@ export const CheckoutCreated = Type.Object({
 export const IdParams = Type.Object({ id: Type.String() });
 export const ListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ maxLength: 200 })) });
 
-export const problem = (description: string) => ({ ...ProblemSchema, description });
 export const Problem = ProblemSchema;
 
 export const CancelBody = Type.Object({ mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])) }, { additionalProperties: false });

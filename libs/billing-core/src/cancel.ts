@@ -1,10 +1,10 @@
 import { sql, type Transaction } from 'kysely';
-import { RefundRequested, SubscriptionCancelled } from '@billing/contracts';
+import { SubscriptionCancelled } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
 import { applySubscriptionEvent, proratedRefund } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
-import { randomUUID } from 'node:crypto';
 import { endSubscriptionGrant } from './grants.js';
+import { refundableLeft, requestRefund } from './refunds.js';
 import { currentPeriod } from './views.js';
 
 export type CancelMode = 'at_period_end' | 'immediately';
@@ -35,14 +35,10 @@ export async function cancelSubscription(trx: Transaction<Database>, sub: Subscr
     const paid = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id)
       .where('status', 'in', ['completed', 'partially_refunded']).where('period_end', '>', now).forUpdate().execute();
     for (const p of paid) {
-      const inFlight = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
-        .where('payment_id', '=', p.id).where('status', 'in', ['requested', 'pending', 'completed']).executeTakeFirstOrThrow();
-      const left = p.amount - Math.max(p.refunded_amount, Number(inFlight.total));
+      const left = await refundableLeft(trx, p);
       const amount = proratedRefund({ amount: p.amount, left, periodStart: p.period_start!, periodEnd: p.period_end!, cancelledAt: now });
       if (amount <= 0) continue;
-      const id = randomUUID();
-      await trx.insertInto('refunds').values({ id, payment_id: p.id, amount, currency: p.currency, status: 'requested', origin: actor.by.startsWith('user:') ? 'user_cancel' : 'operator', reason: actor.reason, requested_by: actor.by }).execute();
-      await enqueue(trx, RefundRequested, { refundId: id });
+      await requestRefund(trx, p, amount, actor.by.startsWith('user:') ? 'user_cancel' : 'operator', actor.reason, actor.by);
       refundAmount += amount;
     }
   }

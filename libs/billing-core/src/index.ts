@@ -4,3 +4,4 @@ export * from './views.js';
 export * from './cancel.js';
 export * from './renewals.js';
 export * from './pagination.js';
+export * from './refunds.js';

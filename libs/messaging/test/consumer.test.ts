@@ -33,7 +33,7 @@ t.test('a failing message is retried with growing delays, then dead-lettered, wh
   const publisher = new Publisher(broker, declareInternal);
   const bad = await publisher.publish(Ping, { seq: 100 });
   for (let i = 101; i <= 105; i++) await publisher.publish(Ping, { seq: i });
-  await waitFor(async () => (await auditCount(env)) >= 5 + 1 - 1 && [101, 102, 103, 104, 105].every((s) => attemptsLog.has(s)), { what: 'the good messages' });
+  await waitFor(async () => (await auditCount(env)) >= 5, { what: 'the five good messages committed' });
   t.equal(await auditCount(env, 101), 1, 'good messages flow while the bad one retries');
   const dead = await waitFor(() => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', bad.id).executeTakeFirst(), { what: 'the dead letter', timeoutMs: 20_000 });
   t.equal(dead.attempts, 4, 'dead-lettered after the bound');

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
-import t from 'tap';
+import t, * as Tap from 'tap';
+import winston from 'winston';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { createTestVhost, startTcpProxy, viaProxy, waitFor } from '@billing/testing';
 import { createHealthServer, createRuntime } from '../src/runtime.js';
@@ -10,18 +11,26 @@ t.teardown(async () => {
   await vhost.drop();
 });
 
-t.test('readiness turns 503 when Postgres is unreachable and back to 200 when it returns', async (t) => {
-  const pgUrl = new URL(tdb.url);
-  const proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
-  const rt = createRuntime('readiness-test', { DATABASE_URL: viaProxy(tdb.url, proxy), AMQP_URL: vhost.url, LOG_LEVEL: 'error' });
-  rt.logger.clear().add(new (await import('winston')).default.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }));
+/** A runtime whose Postgres or RabbitMQ connection goes through a proxy the test can cut; logs are silenced. */
+async function throughProxy(t: Tap.Test, which: 'postgres' | 'rabbitmq') {
+  const target = new URL(which === 'postgres' ? tdb.url : vhost.url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || (which === 'postgres' ? 5432 : 5672)) });
+  const rt = createRuntime('readiness-test', {
+    DATABASE_URL: which === 'postgres' ? viaProxy(tdb.url, proxy) : tdb.url,
+    AMQP_URL: which === 'rabbitmq' ? viaProxy(vhost.url, proxy) : vhost.url, LOG_LEVEL: 'error',
+  });
+  rt.logger.clear().add(new winston.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }));
   const app = createHealthServer(rt);
   t.teardown(async () => {
     await app.close();
     await rt.close();
     await proxy.close();
   });
-  const ready = async () => app.inject({ method: 'GET', url: '/health/ready' });
+  return { proxy, ready: () => app.inject({ method: 'GET', url: '/health/ready' }) };
+}
+
+t.test('readiness turns 503 when Postgres is unreachable and back to 200 when it returns', async (t) => {
+  const { proxy, ready } = await throughProxy(t, 'postgres');
 
   await waitFor(async () => (await ready()).statusCode === 200, { what: 'ready' });
   t.same((await ready()).json(), { status: 'ok', checks: { postgres: 'up', rabbitmq: 'up' } });
@@ -39,17 +48,7 @@ t.test('readiness turns 503 when Postgres is unreachable and back to 200 when it
 });
 
 t.test('readiness says rabbitmq down when the broker is unreachable', async (t) => {
-  const mq = new URL(vhost.url);
-  const proxy = await startTcpProxy({ host: mq.hostname, port: Number(mq.port || 5672) });
-  const rt = createRuntime('readiness-test', { DATABASE_URL: tdb.url, AMQP_URL: viaProxy(vhost.url, proxy), LOG_LEVEL: 'error' });
-  rt.logger.clear().add(new (await import('winston')).default.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }));
-  const app = createHealthServer(rt);
-  t.teardown(async () => {
-    await app.close();
-    await rt.close();
-    await proxy.close();
-  });
-  const ready = async () => app.inject({ method: 'GET', url: '/health/ready' });
+  const { proxy, ready } = await throughProxy(t, 'rabbitmq');
   await waitFor(async () => (await ready()).statusCode === 200, { what: 'ready' });
   proxy.cut();
   const down = await waitFor(async () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { PaymentRefunded, RefundRequested } from '@billing/contracts';
+import { PaymentRefunded } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow } from '@billing/db';
-import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, startSubscriptionGrant } from '@billing/billing-core';
+import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { ProviderRefusedError, type CaptureInfo, type OrderState, type PaymentProvider, type WebhookAction } from '@billing/payments';
@@ -180,7 +180,7 @@ export class PaymentService {
       const t = await this.setPayment(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
       if (!t) return 'no-op';
       this.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
-      await this.requestRefund(trx, p, capture.amount, 'capture_mismatch', 'capture did not match the payment');
+      await requestRefund(trx, p, capture.amount, 'capture_mismatch', 'capture did not match the payment');
       await this.failed(trx, p, 'capture_mismatch');
       return 'capture_mismatch';
     }
@@ -197,7 +197,7 @@ export class PaymentService {
     const t = await this.setPayment(trx, p, { type: 'capture_completed' }, { provider_capture_id: capture.id });
     if (!t) return 'no-op';
     if (t.effects.includes('refund_in_full')) {
-      await this.requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
+      await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
       return 'refunded: payment no longer open';
     }
     return this.completed(trx, p, vaultId);
@@ -207,7 +207,7 @@ export class PaymentService {
     const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
     const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: p.kind === 'initial' ? 'initial_payment_completed' : 'renewal_completed' });
     if (s?.effects.includes('refund_payment')) {
-      await this.requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+      await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
       return 'refunded: subscription ended';
     }
     if (p.kind === 'renewal') {
@@ -250,17 +250,20 @@ export class PaymentService {
   private async reversed(trx: Tx, p: PaymentRow): Promise<string> {
     const t = await this.setPayment(trx, p, { type: 'reversed' });
     if (!t) return 'no-op';
-    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    return (await this.loseCurrentPeriod(trx, p, 'chargeback')) ? 'reversed; subscription cancelled' : 'reversed';
+  }
+
+  /** SPEC §4: losing the payment for the period in effect cancels the subscription at once; an older one changes nothing more. */
+  private async loseCurrentPeriod(trx: Tx, p: PaymentRow, reason: string): Promise<boolean> {
     const now = new Date();
-    const current = p.period_start && p.period_end && p.period_start <= now && now < p.period_end;
-    if (!current) return 'reversed';
+    if (!(p.period_start && p.period_end && p.period_start <= now && now < p.period_end)) return false;
+    const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
     const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'current_payment_lost' });
-    if (s) {
-      await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
-      await endSubscriptionGrant(trx, sub, 'chargeback');
-      await notifyCancelled(trx, sub, now, 0);
-    }
-    return 'reversed; subscription cancelled';
+    if (!s) return false;
+    await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+    await endSubscriptionGrant(trx, sub, reason);
+    await notifyCancelled(trx, sub, now, 0);
+    return true;
   }
 
   private async refunded(trx: Tx, p: PaymentRow, action: Extract<WebhookAction, { kind: 'capture_refunded' }>): Promise<string> {
@@ -275,26 +278,8 @@ export class PaymentService {
     await trx.insertInto('refunds').values({ id: refundId, payment_id: p.id, amount: action.amount, currency: action.currency, status: 'completed', origin: 'external', reason: 'refunded at PayPal', provider_refund_id: action.refundId }).execute();
     const total = await this.recomputeRefunded(trx, p);
     await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId, amount: action.amount, currency: action.currency, refundedAmount: total });
-    const now = new Date();
-    const current = p.period_start && p.period_end && p.period_start <= now && now < p.period_end;
-    if (total >= p.amount && current) {
-      const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
-      const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'current_payment_lost' });
-      if (s) {
-        await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
-        await endSubscriptionGrant(trx, sub, 'refunded outside the system');
-        await notifyCancelled(trx, sub, now, 0);
-      }
-    }
+    if (total >= p.amount) await this.loseCurrentPeriod(trx, p, 'refunded outside the system');
     return 'external refund recorded';
-  }
-
-  /** Records a refund of ours and asks for it to be sent to PayPal (after commit, retried). */
-  async requestRefund(trx: Tx, p: PaymentRow, amount: number, origin: RefundRow['origin'], reason: string, requestedBy: string | null = null): Promise<string> {
-    const id = randomUUID();
-    await trx.insertInto('refunds').values({ id, payment_id: p.id, amount, currency: p.currency, status: 'requested', origin, reason, requested_by: requestedBy }).execute();
-    await enqueue(trx, RefundRequested, { refundId: id });
-    return id;
   }
 
   /** Sends a requested refund to PayPal; a retry reuses the same PayPal-Request-Id. */

@@ -40,4 +40,3 @@ export const Ping = internal('diagnostics.ping', Type.Object({
   seq: Type.Integer({ minimum: 0 }), fail: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false }));
 
-export { Uuid };
