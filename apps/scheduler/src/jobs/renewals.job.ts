@@ -7,13 +7,16 @@ import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
 const BATCH = 100;
+const OPEN = ['created', 'pending', 'approved'] as const;
+const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
 
 /**
  * SPEC §8 renewals: an active subscription not ending at its period end, whose next period is
  * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a past_due one when its next
  * dunning retry is due. Each is claimed with FOR UPDATE SKIP LOCKED; the renewal payment and
  * the message that charges it are written in the claiming transaction, and (subscription,
- * period, attempt) is unique, so a replica killed mid-run leaves nothing half-done.
+ * period, attempt) is unique, so a replica killed mid-run leaves nothing half-done. A unique
+ * index allows one open renewal payment per subscription and period, whatever the replicas do.
  */
 export function renewalsJob(db: Db, leadMs: number): Job {
   return {
@@ -21,7 +24,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
     async run(now) {
       let claimed = 0;
       for (;;) {
-        const n = await db.transaction().execute(async (trx) => {
+        const { scanned, mine } = await db.transaction().execute(async (trx) => {
           const due = await trx.selectFrom('subscriptions as s').selectAll('s')
             .where('s.status', 'in', ['active', 'past_due']).where('s.cancel_at_period_end', '=', false)
             .where('s.anchor_at', 'is not', null).where('s.paid_through', '<=', new Date(now.getTime() + leadMs))
@@ -32,22 +35,32 @@ export function renewalsJob(db: Db, leadMs: number): Job {
             .where((eb) => eb.not(eb.exists(eb.selectFrom('payments as p').select('p.id').whereRef('p.subscription_id', '=', 's.id')
               .where('p.kind', '=', 'renewal').where('p.status', 'in', ['created', 'pending', 'approved']))))
             .orderBy('s.paid_through').limit(BATCH).forUpdate().skipLocked().execute();
+          let mine = 0;
           for (const sub of due) {
             const k = periodIndexAt(sub.anchor_at!, sub.period, sub.paid_through!);
-            const attempts = await trx.selectFrom('payments').select((eb) => eb.fn.countAll<string>().as('n'))
+            // The scan above judged "no open renewal" on the statement's snapshot: a replica that
+            // committed since then may have claimed this row already. With the row locked, this
+            // statement's fresh snapshot sees every committed claim.
+            const period = await trx.selectFrom('payments')
+              .select((eb) => [
+                eb.fn.countAll<string>().as('attempts'),
+                eb.fn.countAll<string>().filterWhere('status', 'in', [...OPEN, ...PAID]).as('taken'),
+              ])
               .where('subscription_id', '=', sub.id).where('period_index', '=', k).executeTakeFirstOrThrow();
+            if (Number(period.taken) > 0) continue;
             const paymentId = randomUUID();
             await trx.insertInto('payments').values({
               id: paymentId, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: sub.amount, currency: sub.currency,
-              status: 'created', period_index: k, attempt: Number(attempts.n),
+              status: 'created', period_index: k, attempt: Number(period.attempts),
             }).execute();
             await trx.updateTable('subscriptions').set({ updated_at: sql`now()` }).where('id', '=', sub.id).execute();
             await enqueue(trx, RenewalChargeRequested, { paymentId });
+            mine += 1;
           }
-          return due.length;
+          return { scanned: due.length, mine };
         });
-        claimed += n;
-        if (n < BATCH) break;
+        claimed += mine;
+        if (scanned < BATCH || mine === 0) break;
       }
       return { due: claimed, claimed, succeeded: claimed, failed: 0 };
     },

@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely';
 import * as initial from './20261126T1400_initial.js';
+import * as oneOpenRenewal from './20261128T0400_one_open_renewal.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
   '20261126T1400_initial': initial,
+  '20261128T0400_one_open_renewal': oneOpenRenewal,
 };

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { createDb, importCatalog, type Db } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { renewalsJob } from '../src/jobs/renewals.job.js';
+
+// Issue 8, defect 1: scheduler replicas released at the same instant over the same due
+// renewals must create exactly one renewal payment per subscription and period. Each replica
+// has its own pool, as separate processes would; several rounds, each on fresh subscriptions.
+const REPLICAS = 5;
+const DUE = Number(process.env['RACE_RENEWALS'] ?? 1500);
+const ROUNDS = Number(process.env['RACE_ROUNDS'] ?? 3);
+
+const tdb = await createMigratedTestDb();
+const replicas: Db[] = Array.from({ length: REPLICAS }, (_, i) => createDb(tdb.url, { max: 2, applicationName: `scheduler-${i}` }));
+t.teardown(async () => {
+  await Promise.all(replicas.map((db) => db.destroy()));
+  await tdb.drop();
+});
+await importCatalog(tdb.db, [{ id: 'hourly', name: 'Hourly', description: '', amount: 120, currency: 'USD', period: 'PT1H', role: 'hourly', active: true }]);
+
+async function seed(n: number, now: number): Promise<string[]> {
+  const anchor = new Date(now - 3_600_000 + 1_000);
+  const rows = Array.from({ length: n }, (_, i) => ({
+    id: randomUUID(), user_id: `race-${now}-${i}`, plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly', amount: 120, currency: 'USD',
+    period: 'PT1H', status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + 3_600_000), vault_id: `v-${i}`,
+  }));
+  for (let i = 0; i < rows.length; i += 500) await tdb.db.insertInto('subscriptions').values(rows.slice(i, i + 500)).execute();
+  return rows.map((r) => r.id);
+}
+
+for (let round = 1; round <= ROUNDS; round++) {
+  t.test(`round ${round}: ${REPLICAS} replicas released at once over ${DUE} due renewals`, async (t) => {
+    const now = Date.now();
+    const ids = await seed(DUE, now);
+    const jobs = replicas.map((db) => renewalsJob(db, 60_000));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const runs = jobs.map(async (job) => {
+      await gate;
+      return job.run(new Date(now));
+    });
+    release();
+    const results = await Promise.all(runs);
+    const claimed = results.reduce((s, r) => s + r.claimed, 0);
+    const rows = await tdb.db.selectFrom('payments').select(['subscription_id', 'period_index', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('subscription_id', 'in', ids).groupBy(['subscription_id', 'period_index']).execute();
+    const twice = rows.filter((r) => Number(r.n) > 1).length;
+    t.comment(`claims per replica: ${results.map((r) => r.claimed).join(', ')}; subscriptions with two renewal payments: ${twice}`);
+    t.equal(rows.length, DUE, 'every due subscription got a renewal payment');
+    t.equal(twice, 0, 'no subscription got two renewal payments for one period');
+    t.equal(claimed, DUE, 'the replicas\' claims add up to the due subscriptions');
+    const messages = await tdb.db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('type', '=', 'payment.renewal.requested').executeTakeFirstOrThrow();
+    t.equal(Number(messages.n), DUE * round, 'one charge request per renewal payment');
+  });
+}
