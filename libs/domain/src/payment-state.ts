@@ -18,6 +18,8 @@ export type PaymentEvent =
   | { type: 'buyer_cancelled' }
   | { type: 'checkout_expired' }
   | { type: 'superseded' }
+  /** PayPal captured money for a period another payment of ours already paid. */
+  | { type: 'duplicate_capture' }
   | { type: 'refund_recorded'; amount: number; refundedAmount: number }
   | { type: 'reversed' };
 
@@ -66,6 +68,8 @@ export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): P
     case 'checkout_expired':
       return status === 'created' || status === 'pending'
         ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] } : null;
+    case 'duplicate_capture':
+      return isOpen(status) ? { status: 'cancelled', failureReason: 'replaced', effects: ['refund_in_full'] } : null;
     case 'superseded':
       return status === 'created' || status === 'pending'
         ? { status: 'cancelled', failureReason: 'replaced', effects: [] } : null;

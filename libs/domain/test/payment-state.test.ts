@@ -17,6 +17,7 @@ const changes: Row[] = [
     [s, ev('capture_declined'), 'failed', [], 'declined'],
     [s, { type: 'provider_failed', reason: 'provider_error' }, 'failed', [], 'provider_error'],
     [s, ev('voided'), 'cancelled', []],
+    [s, ev('duplicate_capture'), 'cancelled', ['refund_in_full'], 'replaced'],
   ]),
   ['failed', ev('capture_completed'), 'failed', ['refund_in_full']],
   ['cancelled', ev('capture_completed'), 'cancelled', ['refund_in_full']],
@@ -45,7 +46,7 @@ t.test('every other pair is a no-op (stale or repeated event)', async (t) => {
   const allEvents: PaymentEvent[] = [
     ev('order_created'), ev('approved'), ev('capture_completed'), ev('capture_pending'), ev('capture_declined'),
     ev('capture_mismatch'), { type: 'provider_failed', reason: 'provider_error' }, ev('voided'), ev('buyer_cancelled'),
-    ev('checkout_expired'), ev('superseded'), ev('reversed'),
+    ev('checkout_expired'), ev('superseded'), ev('reversed'), ev('duplicate_capture'),
   ];
   let noops = 0;
   for (const s of PAYMENT_STATUSES) {

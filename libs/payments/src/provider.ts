@@ -80,7 +80,9 @@ export interface RefundState {
 export type WebhookAction =
   | { kind: 'order_approved'; orderId: string; customId: string | null }
   | { kind: 'order_voided'; orderId: string; customId: string | null }
-  | { kind: 'capture_completed' | 'capture_pending' | 'capture_declined' | 'capture_reversed'; orderId: string | null; capture: CaptureInfo }
+  | { kind: 'capture_completed' | 'capture_pending' | 'capture_declined'; orderId: string | null; capture: CaptureInfo }
+  /** A chargeback: PayPal's resource is a refund naming the capture only by its `up` link. */
+  | { kind: 'capture_reversed'; captureId: string; refundId: string; amount: number; currency: string }
   | { kind: 'capture_refunded'; captureId: string; refundId: string; customId: string | null; amount: number; currency: string; status: string }
   | { kind: 'vault_token_created'; vaultId: string; orderId: string | null; customId: string | null }
   | { kind: 'vault_token_deleted'; vaultId: string }

@@ -290,7 +290,22 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
   app.post('/_control/captures/:id/reverse', async (req) => {
     const found = state.captures.get((req.params as { id: string }).id);
     if (!found) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'no such capture');
-    webhooks.emit('PAYMENT.CAPTURE.REVERSED', 'capture', { ...captureView(found.capture), status: 'REVERSED' }, 'A payment was reversed');
+    // As PayPal publishes it: the resource is a refund (its own id, no custom_id) whose `up` link names the capture.
+    const c = found.capture;
+    const total = minor(c.amount);
+    const amount = toPayPalAmount(total - c.refunded, c.amount.currency_code);
+    c.refunded = total;
+    c.status = 'REFUNDED';
+    const id = newId('', 17);
+    const reversal = {
+      seller_payable_breakdown: {
+        gross_amount: amount, paypal_fee: toPayPalAmount(0, c.amount.currency_code), net_amount: amount, total_refunded_amount: amount,
+      },
+      amount, update_time: now(), create_time: now(),
+      links: [link(`/v2/payments/refunds/${id}`, 'self'), link(`/v2/payments/captures/${c.id}`, 'up')],
+      id, note_to_payer: 'Payment reversed', status: 'COMPLETED',
+    };
+    webhooks.emit('PAYMENT.CAPTURE.REVERSED', 'refund', reversal, `A ${amount.value} ${amount.currency_code} capture payment was reversed`);
     return { ok: true };
   });
   app.post('/_control/vault', async (req) => {

@@ -60,7 +60,7 @@ export class PaymentService {
         return { paymentId: p.id, outcome: await this.applyCapture(trx, p, action.capture, null) };
       }
       case 'capture_reversed': {
-        const p = await this.lockPayment(trx, { captureId: action.capture.id, id: action.capture.customId });
+        const p = await this.lockPayment(trx, { captureId: action.captureId });
         if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
         return { paymentId: p.id, outcome: await this.reversed(trx, p) };
       }

@@ -60,13 +60,17 @@ export function parseWebhookEvent(event: unknown): WebhookAction {
     case 'PAYMENT.CAPTURE.COMPLETED':
     case 'PAYMENT.CAPTURE.PENDING':
     case 'PAYMENT.CAPTURE.DENIED':
-    case 'PAYMENT.CAPTURE.DECLINED':
-    case 'PAYMENT.CAPTURE.REVERSED': {
+    case 'PAYMENT.CAPTURE.DECLINED': {
       const kind = type === 'PAYMENT.CAPTURE.COMPLETED' ? 'capture_completed'
-        : type === 'PAYMENT.CAPTURE.PENDING' ? 'capture_pending'
-          : type === 'PAYMENT.CAPTURE.REVERSED' ? 'capture_reversed' : 'capture_declined';
+        : type === 'PAYMENT.CAPTURE.PENDING' ? 'capture_pending' : 'capture_declined';
       const orderId = str(obj(obj(r['supplementary_data'])['related_ids'])['order_id']);
       return { kind, orderId, capture: parseCapture(r) };
+    }
+    case 'PAYMENT.CAPTURE.REVERSED': {
+      // PayPal's published sample: resource_type "refund", the refund's own id, no custom_id;
+      // the capture is named only by the `up` link.
+      const { amount, currency } = money(r['amount']);
+      return { kind: 'capture_reversed', captureId: captureIdFromLinks(r['links']) ?? '', refundId: str(r['id']) ?? '', amount, currency };
     }
     case 'PAYMENT.CAPTURE.REFUNDED': {
       const { amount, currency } = money(r['amount']);
