@@ -22,12 +22,13 @@ const MESSAGES: Record<number, [string, string]> = {
   401: ['AUTHENTICATION_FAILURE', 'Authentication failed due to invalid authentication credentials or a missing Authorization header.'],
   404: ['RESOURCE_NOT_FOUND', 'The specified resource does not exist.'],
   422: ['UNPROCESSABLE_ENTITY', 'The requested action could not be performed, semantically incorrect, or failed business validation.'],
+  429: ['RATE_LIMIT_REACHED', 'Too many requests. Blocked due to rate limiting.'],
   500: ['INTERNAL_SERVER_ERROR', 'An internal server error has occurred.'],
   503: ['SERVICE_UNAVAILABLE', 'Service Unavailable.'],
 };
 
 class PayPalError extends Error {
-  constructor(readonly status: number, readonly issue: string, readonly description: string) {
+  constructor(readonly status: number, readonly issue: string, readonly description: string, readonly retryAfterS?: number) {
     super(description);
   }
 }
@@ -62,6 +63,8 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const e = err instanceof PayPalError ? err : new PayPalError(500, 'INTERNAL_SERVER_ERROR', err.message);
     const [name, message] = MESSAGES[e.status] ?? MESSAGES[500]!;
     if (req.url.startsWith('/v1/oauth2')) return reply.status(e.status).send({ error: 'invalid_client', error_description: e.description });
+    // PayPal's rate limit: RATE_LIMIT_REACHED without details, and when to come back.
+    if (e.status === 429) return reply.status(429).header('retry-after', String(e.retryAfterS ?? 1)).send({ name, message, debug_id: newId('', 13).toLowerCase() });
     return reply.status(e.status).send({ name, message, debug_id: newId('', 13).toLowerCase(), details: [{ issue: e.issue, description: e.description }], links: [{ href: `https://developer.paypal.com/api/rest/reference/orders/v2/errors/#${e.issue}`, rel: 'information_link' }] });
   });
 
@@ -75,7 +78,7 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const fail = state.behaviour.failures.find((f) => f.count > 0 && key.includes(f.match));
     if (fail) {
       fail.count -= 1;
-      throw new PayPalError(fail.status, fail.status >= 500 ? 'INTERNAL_SERVICE_ERROR' : 'INVALID_REQUEST', 'a failure the test asked for');
+      throw new PayPalError(fail.status, fail.status >= 500 ? 'INTERNAL_SERVICE_ERROR' : 'INVALID_REQUEST', 'a failure the test asked for', fail.retryAfterS);
     }
     if (path === '/v1/oauth2/token') return;
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];

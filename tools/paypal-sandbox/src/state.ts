@@ -52,7 +52,7 @@ export interface Behaviour {
   /** Minor units added to what a capture reports (a mismatching capture). */
   captureAmountDelta: number;
   /** Calls whose "METHOD path" contains `match` answer `status` (count times). */
-  failures: { match: string; status: number; count: number }[];
+  failures: { match: string; status: number; count: number; retryAfterS?: number }[];
   /** Calls whose "METHOD path" contains `match` wait `ms` first. */
   delays: { match: string; ms: number }[];
   /** deliver, drop, duplicate (5 copies at once), or hold until released. */

@@ -78,6 +78,32 @@ t.test('declines, 5xx and timeouts', async (t) => {
   state.behaviour.delays = [];
 });
 
+t.test('429 is "try later", not a refusal: retried after Retry-After with the same request id (issue 8, defect 11)', async (t) => {
+  const created = await checkout('77777777-7777-4777-8777-777777777777');
+  await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
+  state.behaviour.failures.push({ match: `POST /v2/checkout/orders/${created.orderId}/capture`, status: 429, count: 1, retryAfterS: 1 });
+  const before = state.calls.length;
+  const started = Date.now();
+  const captured = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'rl-1' });
+  t.equal(captured.capture?.status, 'COMPLETED', 'captured on the second try');
+  t.ok(Date.now() - started >= 900, 'waited as Retry-After asked');
+  const tries = state.calls.slice(before).filter((c) => c.path.endsWith('/capture'));
+  t.same(tries.map((c) => [c.status, c.requestId]), [[429, 'rl-1'], [201, 'rl-1']], 'the same PayPal-Request-Id on the retry');
+  state.behaviour.failures.push({ match: 'POST /v2/checkout/orders', status: 429, count: 5, retryAfterS: 0 });
+  const err = await checkout('88888888-8888-4888-8888-888888888888').catch((e: unknown) => e);
+  t.type(err, ProviderUnavailableError, 'a 429 that lasts is an unknown outcome to retry later, never a ProviderRefusedError');
+  state.behaviour.failures = [];
+});
+
+t.test('provider answers are logged as a summary: no payer data, no vault id (SPEC §1)', async (t) => {
+  const text = logLines.join('');
+  t.ok(logLines.some((l) => l.includes('paypal response') && l.includes('"captureStatus":"COMPLETED"')), 'ids and statuses are logged');
+  for (const secret of ['email_address', 'payer_id', '"given_name"', 'surname', '"vault":{"id"']) t.notOk(text.includes(secret), `${secret} never logged`);
+  const vaultIds = [...state.vault.keys()];
+  t.ok(vaultIds.length > 0);
+  t.ok(vaultIds.every((id) => !text.includes(id)), 'no vault id in any line');
+});
+
 t.test('webhooks: PayPal headers, retried on non-2xx, verified from the raw body only', async (t) => {
   await waitFor(() => received.some((r) => JSON.parse(r.body).event_type === 'PAYMENT.CAPTURE.REFUNDED'), { what: 'the refund webhook' });
   const first = received[0]!;

@@ -22,6 +22,37 @@ export interface PayPalOptions {
   attempts?: number;
 }
 
+/** Statuses that mean "try later", not a refusal (SPEC §5). */
+const TRY_LATER = new Set([408, 429]);
+const MAX_RETRY_AFTER_MS = 5_000;
+
+function retryAfterMs(v: string | string[] | undefined): number | null {
+  const text = Array.isArray(v) ? v[0] : v;
+  if (!text) return null;
+  const seconds = Number(text);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+/**
+ * What of a PayPal answer is logged (SPEC §1): ids, statuses, amounts, issue and debug id;
+ * never the payer (e-mail, name, payer id, address) or a vault / payment-token id.
+ */
+export function summarise(body: unknown): Record<string, unknown> {
+  if (!body || typeof body !== 'object') return {};
+  const b = body as Record<string, any>;
+  const unit = Array.isArray(b['purchase_units']) ? b['purchase_units'][0] : undefined;
+  const capture = unit?.payments?.captures?.[0];
+  const vault = b['payment_source']?.paypal?.attributes?.vault;
+  const out: Record<string, unknown> = {
+    id: b['id'], status: b['status'], amount: b['amount'] ?? unit?.amount, customId: b['custom_id'] ?? unit?.custom_id,
+    captureId: capture?.id, captureStatus: capture?.status, captureAmount: capture?.amount, vaultStatus: vault?.status,
+    verificationStatus: b['verification_status'], name: b['name'], debugId: b['debug_id'],
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
 /** A JSON body sent exactly as given (the raw webhook inside verify-webhook-signature). */
 class RawJson {
   constructor(readonly text: string) {}
@@ -72,10 +103,19 @@ export class PayPalProvider implements PaymentProvider {
       const started = Date.now();
       try {
         const res = await this.client.execute<T>(request);
-        logger.info('paypal response', { op, ...context, attempt, status: res.statusCode, ms: Date.now() - started, requestId: request.headers['PayPal-Request-Id'], body: res.result });
+        logger.info('paypal response', { op, ...context, attempt, status: res.statusCode, ms: Date.now() - started, requestId: request.headers['PayPal-Request-Id'], summary: summarise(res.result) });
         return res;
       } catch (err) {
-        const e = err as { statusCode?: number; message?: string };
+        const e = err as { statusCode?: number; message?: string; headers?: Record<string, string | string[] | undefined> };
+        if (e.statusCode && TRY_LATER.has(e.statusCode)) {
+          // Not a refusal: PayPal says "try later" (SPEC §5). Wait as it asks, within bounds, with the same request id.
+          const { issue } = issueOf(e.message ?? '');
+          const waitMs = Math.min(retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1), MAX_RETRY_AFTER_MS);
+          logger.warn('paypal asks to try later', { op, ...context, attempt, status: e.statusCode, issue, waitMs });
+          if (attempt >= this.attempts) throw new ProviderUnavailableError(`PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim());
+          await new Promise((r) => setTimeout(r, waitMs));
+          continue;
+        }
         if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
           const { issue, message } = issueOf(e.message ?? '');
           logger.warn('paypal refused', { op, ...context, attempt, status: e.statusCode, issue, detail: message, ms: Date.now() - started });
