@@ -118,6 +118,15 @@ export class PaymentService {
       await trx.updateTable('payments').set({ status: 'cancelled', updated_at: sql`now()` }).where('id', '=', p.id).execute();
       return `subscription ${sub.status}: not charged`;
     }
+    if (sub.cancel_at_period_end) {
+      // The buyer (or a lost payment method) ended renewals after this one was queued.
+      await this.setPayment(trx, p, { type: 'buyer_cancelled' });
+      return 'subscription ends at its period end: not charged';
+    }
+    if (await this.periodPaid(trx, p)) {
+      await this.setPayment(trx, p, { type: 'superseded' });
+      return 'period already paid: not charged';
+    }
     if (!sub.vault_id) {
       await this.setPayment(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
       await this.failed(trx, p, 'no_payment_method');
@@ -139,6 +148,15 @@ export class PaymentService {
     p.provider_order_id = order.orderId;
     await this.setPayment(trx, p, { type: 'order_created' });
     return this.applyOrder(trx, p, order);
+  }
+
+  /** Another payment of ours already paid this payment's period (renewals and upgrades alike). */
+  private async periodPaid(trx: Tx, p: PaymentRow): Promise<boolean> {
+    if (p.kind === 'initial') return false;
+    const other = await trx.selectFrom('payments').select('id').where('subscription_id', '=', p.subscription_id).where('period_index', '=', p.period_index)
+      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', ['completed', 'partially_refunded', 'refunded', 'reversed'])
+      .where('failure_reason', 'is', null).executeTakeFirst();
+    return Boolean(other);
   }
 
   async applyOrder(trx: Tx, p: PaymentRow, order: OrderState): Promise<string> {
@@ -180,7 +198,8 @@ export class PaymentService {
       const t = await this.setPayment(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
       if (!t) return 'no-op';
       this.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
-      await requestRefund(trx, p, capture.amount, 'capture_mismatch', 'capture did not match the payment');
+      // Refunded as captured: PayPal refuses a refund in another currency than the capture's.
+      await requestRefund(trx, { id: p.id, currency: capture.currency || p.currency }, capture.amount, 'capture_mismatch', 'capture did not match the payment');
       await this.failed(trx, p, 'capture_mismatch');
       return 'capture_mismatch';
     }
@@ -194,6 +213,14 @@ export class PaymentService {
       return t ? 'declined' : 'no-op';
     }
     if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED') return `capture ${capture.status}`;
+    if (await this.periodPaid(trx, p)) {
+      // Money taken for a period another payment of ours already paid: it goes back, whole.
+      const d = await this.setPayment(trx, p, { type: 'duplicate_capture' }, { provider_capture_id: capture.id });
+      if (!d) return 'no-op';
+      this.logger.error('a second capture for a period already paid: refunding it', { paymentId: p.id, captureId: capture.id });
+      await requestRefund(trx, p, capture.amount, 'late_capture', 'the period was already paid by another payment');
+      return 'refunded: period already paid';
+    }
     const t = await this.setPayment(trx, p, { type: 'capture_completed' }, { provider_capture_id: capture.id });
     if (!t) return 'no-op';
     if (t.effects.includes('refund_in_full')) {
@@ -211,6 +238,12 @@ export class PaymentService {
       return 'refunded: subscription ended';
     }
     if (p.kind === 'renewal') {
+      const { start } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
+      if (sub.cancel_at_period_end && start > new Date()) {
+        // Charged in flight while the buyer cancelled at period end: a period that will not be served.
+        await requestRefund(trx, p, p.amount, 'late_capture', 'renewal captured after the subscription was set to end at its period end');
+        return 'refunded: subscription ends at its period end';
+      }
       await recordRenewalPaid(trx, sub, p);
       return 'renewed';
     }

@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import type { CaptureInfo, ChargeVaultedInput, OrderState, PaymentProvider, RefundInput } from '@billing/payments';
+import { createLogger } from '@billing/service-kit';
+import { PaymentService } from '../src/handlers/payments.js';
+
+// The payment-worker's money logic in-process against a real, migrated database, with a fake
+// PaymentProvider that records what it was asked (issue 8: defects 1, 5, 6, 7).
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [{ id: 'hourly', name: 'Hourly', description: '', amount: 1200, currency: 'USD', period: 'PT1H', role: 'hourly', active: true }]);
+const logger = createLogger({ service: 'test', level: 'error', stream: new Writable({ write(_c, _e, cb) { cb(); } }) });
+
+class FakeProvider implements PaymentProvider {
+  readonly name = 'fake';
+  charges: ChargeVaultedInput[] = [];
+  refunds: RefundInput[] = [];
+  async createCheckout(): Promise<never> { throw new Error('not used'); }
+  async capture(): Promise<never> { throw new Error('not used'); }
+  async getOrder(): Promise<never> { throw new Error('not used'); }
+  async verifyWebhook(): Promise<boolean> { return true; }
+  parseWebhook(): never { throw new Error('not used'); }
+  async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
+    this.charges.push(input);
+    const id = `CAP-${randomUUID()}`;
+    return { orderId: `ORD-${randomUUID()}`, status: 'COMPLETED', customId: input.paymentId, vaultId: null, capture: { id, status: 'COMPLETED', amount: input.amount, currency: input.currency, customId: input.paymentId } };
+  }
+  async refund(input: RefundInput) {
+    this.refunds.push(input);
+    return { id: `REF-${randomUUID()}`, status: 'COMPLETED', amount: input.amount, currency: input.currency };
+  }
+}
+
+const HOUR = 3_600_000;
+
+/** An active hourly subscription in its first period, paid by a completed initial payment. */
+async function activeSubscription(opts: { cancelAtPeriodEnd?: boolean; startedAgoMs?: number } = {}) {
+  const anchor = new Date(Date.now() - (opts.startedAgoMs ?? 30 * 60_000));
+  const sub = { id: randomUUID(), user_id: `u-${randomUUID()}`, plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly', amount: 1200, currency: 'USD', period: 'PT1H',
+    status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + HOUR), vault_id: 'VAULT-1', cancel_at_period_end: opts.cancelAtPeriodEnd ?? false };
+  await db.insertInto('subscriptions').values(sub).execute();
+  await db.insertInto('payments').values({ id: randomUUID(), subscription_id: sub.id, user_id: sub.user_id, kind: 'initial', amount: 1200, currency: 'USD',
+    status: 'completed', period_index: 0, period_start: anchor, period_end: new Date(anchor.getTime() + HOUR), provider_capture_id: `CAP-I-${sub.id}` }).execute();
+  await db.insertInto('role_grants').values({ id: randomUUID(), user_id: sub.user_id, role: 'hourly', source: 'subscription', subscription_id: sub.id }).execute();
+  return sub;
+}
+
+async function renewalPayment(subId: string, userId: string, attempt = 0, status: 'created' | 'pending' | 'approved' = 'created') {
+  const id = randomUUID();
+  await db.insertInto('payments').values({ id, subscription_id: subId, user_id: userId, kind: 'renewal', amount: 1200, currency: 'USD', status, period_index: 1, attempt }).execute();
+  return id;
+}
+
+const payment = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const refundsOf = (id: string) => db.selectFrom('refunds').selectAll().where('payment_id', '=', id).execute();
+const service = (provider: PaymentProvider) => new PaymentService(provider, logger, [1000, 2000]);
+
+t.test('a second capture for a period already paid is refunded in full, never kept (defect 1)', async (t) => {
+  const sub = await activeSubscription();
+  const first = await renewalPayment(sub.id, sub.user_id, 0);
+  const provider = new FakeProvider();
+  t.match(await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, first)), 'renewed');
+  // A duplicate left by an earlier replica race: it was charged at PayPal too.
+  const second = randomUUID();
+  await db.insertInto('payments').values({ id: second, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'approved', period_index: 1, attempt: 1, provider_order_id: 'ORD-DUP' }).execute();
+  const capture: CaptureInfo = { id: 'CAP-DUP', status: 'COMPLETED', amount: 1200, currency: 'USD', customId: second };
+  const outcome = await db.transaction().execute(async (trx) => service(provider).applyCapture(trx, (await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow()), capture, null));
+  t.match(outcome, /refund/);
+  const dup = await payment(second);
+  t.equal(dup.status, 'cancelled');
+  t.equal(dup.failure_reason, 'replaced');
+  t.equal(dup.provider_capture_id, 'CAP-DUP', 'the capture is recorded, so the refund can name it');
+  const refunds = await refundsOf(second);
+  t.same(refunds.map((r) => [r.amount, r.currency.trim(), r.status]), [[1200, 'USD', 'requested']], 'the whole capture is refunded');
+  t.equal((await payment(first)).status, 'completed', 'the first payment stands');
+});
+
+t.test('a renewal for a period already paid is not charged (defect 1)', async (t) => {
+  const sub = await activeSubscription();
+  const provider = new FakeProvider();
+  const paid = await renewalPayment(sub.id, sub.user_id, 0);
+  await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, paid));
+  // a stale charge request for another attempt of the same period (e.g. left before the unique index)
+  const stale = randomUUID();
+  await db.insertInto('payments').values({ id: stale, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'cancelled', period_index: 1, attempt: 1 }).execute();
+  await db.updateTable('payments').set({ status: 'created' }).where('id', '=', stale).execute();
+  const outcome = await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, stale));
+  t.equal(provider.charges.length, 1, 'PayPal was asked once');
+  t.match(outcome, /already paid/);
+  t.match(await payment(stale), { status: 'cancelled', failure_reason: 'replaced' });
+});
+
+t.test('a renewal in flight when the buyer cancels at period end is not charged (defect 7)', async (t) => {
+  const sub = await activeSubscription({ cancelAtPeriodEnd: true });
+  const provider = new FakeProvider();
+  const p = await renewalPayment(sub.id, sub.user_id);
+  const outcome = await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, p));
+  t.equal(provider.charges.length, 0, 'PayPal was not asked');
+  t.match(outcome, /not charged/);
+  t.equal((await payment(p)).status, 'cancelled');
+});
+
+t.test('a capture in another currency is refunded in the capture\'s currency (defect 6)', async (t) => {
+  const sub = await activeSubscription();
+  const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
+  const capture: CaptureInfo = { id: 'CAP-EUR', status: 'COMPLETED', amount: 1100, currency: 'EUR', customId: p };
+  await db.transaction().execute(async (trx) => service(new FakeProvider()).applyCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
+  t.match(await payment(p), { status: 'failed', failure_reason: 'capture_mismatch' });
+  const refunds = await refundsOf(p);
+  t.same(refunds.map((r) => [r.amount, r.currency.trim()]), [[1100, 'EUR']], 'what PayPal took, in the currency it took it in');
+  const provider = new FakeProvider();
+  await db.transaction().execute((trx) => service(provider).sendRefund(trx, refunds[0]!.id));
+  t.match(provider.refunds, [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
+});
+
+t.test('a renewal captured after the buyer cancelled at period end is refunded, the period not extended (defect 7)', async (t) => {
+  const sub = await activeSubscription();
+  const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
+  await db.updateTable('subscriptions').set({ cancel_at_period_end: true }).where('id', '=', sub.id).execute();
+  const capture: CaptureInfo = { id: `CAP-${p}`, status: 'COMPLETED', amount: 1200, currency: 'USD', customId: p };
+  const outcome = await db.transaction().execute(async (trx) => service(new FakeProvider()).applyCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
+  t.match(outcome, /refunded/);
+  t.same((await refundsOf(p)).map((r) => r.amount), [1200]);
+  const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+  t.equal(after.paid_through?.getTime(), sub.paid_through.getTime(), 'paid_through unchanged');
+});
