@@ -8,7 +8,7 @@ import type { Database } from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
-import { declareWorkQueue, retryQueueName, type WorkQueueSpec } from './topology.js';
+import { declareWorkQueue, parkingQueueName, retryQueueName, type WorkQueueSpec } from './topology.js';
 
 export const ATTEMPT_HEADER = 'x-billing-attempts';
 export const ERROR_HEADER = 'x-billing-last-error';
@@ -81,6 +81,9 @@ export class Consumer<C extends readonly MessageContract[]> {
   async start(): Promise<void> {
     await this.channel.waitForConnect();
     await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), { prefetch: this.opts.prefetch ?? 20 });
+    // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
+    // it goes to dead_letters, where an operator sees and replays it.
+    await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), { prefetch: 5 });
   }
 
   /** Stops taking messages, waits for those in flight; unacked ones go back to the queue. */
@@ -95,6 +98,20 @@ export class Consumer<C extends readonly MessageContract[]> {
     const p = this.onMessage(msg).catch((err: unknown) => {
       this.opts.logger.error('consumer failed to settle a message', { err });
     });
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private trackParked(msg: ConsumeMessage): void {
+    const deliveries = Number(msg.properties.headers?.['x-delivery-count'] ?? this.opts.queue.deliveryLimit) || this.opts.queue.deliveryLimit;
+    const p = this.deadLetter(msg, `delivered ${deliveries} times without being settled (the queue's delivery limit): parked by the broker`, deliveries)
+      .then(() => {
+        this.opts.logger.error('parked message moved to dead letters', { queue: this.opts.queue.queue, messageId: msg.properties.messageId });
+        this.observe(msg.properties.type ?? 'unknown', 'dead_lettered', process.hrtime.bigint());
+      }, async () => {
+        await this.requeue(msg);
+      })
+      .catch(() => undefined);
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
   }
@@ -140,9 +157,10 @@ export class Consumer<C extends readonly MessageContract[]> {
         await handler({ trx, envelope, attempt: attempts, logger });
       });
     } catch (err) {
-      if (this.stopping || isInfrastructureError(err)) {
-        logger.warn('message handed back: infrastructure unavailable', { messageId: envelope.id, type: envelope.type, error: (err as Error).message });
-        return this.requeue(msg);
+      if (this.stopping) return this.requeue(msg);
+      if (isInfrastructureError(err)) {
+        logger.warn('infrastructure unavailable: the message waits without using an attempt', { messageId: envelope.id, type: envelope.type, error: (err as Error).message });
+        return this.waitForInfrastructure(msg, envelope, attempts);
       }
       return this.fail(msg, envelope, attempts + 1, err as Error);
     }
@@ -167,6 +185,23 @@ export class Consumer<C extends readonly MessageContract[]> {
         publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts, [ERROR_HEADER]: error.slice(0, 500) }));
       this.channel.ack(msg);
       return 'retried';
+    } catch {
+      return this.requeue(msg);
+    }
+  }
+
+  /**
+   * An outage is not the message's fault: it goes round a retry queue with its attempt count
+   * unchanged, rather than back to the work queue, where each return would count towards the
+   * broker's delivery limit and end in the parking queue.
+   */
+  private async waitForInfrastructure(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
+    const delay = Math.min(...this.opts.queue.retryDelaysMs);
+    try {
+      await this.channel.publish('', retryQueueName(this.opts.queue.queue, delay), msg.content,
+        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts }));
+      this.channel.ack(msg);
+      return 'requeued';
     } catch {
       return this.requeue(msg);
     }

@@ -1,4 +1,5 @@
 import t from 'tap';
+import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { waitFor } from '@billing/testing';
 import { Publisher } from '../src/publisher.js';
@@ -6,7 +7,7 @@ import { declareInternal } from '../src/topology.js';
 import { makeEnvelope } from '../src/envelope.js';
 import { replayDeadLetter } from '../src/dead-letters.js';
 import { createMetrics } from '@billing/service-kit';
-import { auditCount, consumed, pingConsumer, setup } from './helpers.js';
+import { auditCount, consumed, pingConsumer, quietLogger, setup } from './helpers.js';
 
 const env = await setup();
 t.teardown(() => env.close());
@@ -117,4 +118,52 @@ t.test('a consumer killed between its commit and its ack: the redelivered messag
   const processed = await env.tdb.db.selectFrom('processed_messages').selectAll().where('message_id', '=', sent.id).execute();
   t.equal(processed.length, 1);
   await survivor.stop();
+});
+
+t.test('an outage waits without using attempts or the delivery limit: nothing ends parked (issue 8, defect 3)', async (t) => {
+  const broker = env.connect();
+  let outage = 6;
+  const handlers = {
+    'diagnostics.ping': async ({ trx, envelope }: { trx: any; envelope: { id: string; data: { seq: number } } }) => {
+      if (outage-- > 0) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      await trx.insertInto('audit_log').values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(envelope.data.seq), reason: envelope.id }).execute();
+    },
+  };
+  const { Consumer } = await import('../src/consumer.js');
+  const consumer = new Consumer({
+    name: 'outage-consumer', broker, db: env.tdb.db, logger: quietLogger(), queue: { queue: 'test.outage', bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }], retryDelaysMs: [100], deliveryLimit: 2 },
+    contracts: [Ping] as const, handlers, maxAttempts: 2, prefetch: 10, setup: declareInternal,
+  });
+  await consumer.start();
+  const publisher = new Publisher(broker, declareInternal);
+  const sent = await publisher.publish(Ping, { seq: 700 });
+  await waitFor(async () => (await auditCount(env, 700)) === 1, { what: 'the message processed once the outage ends', timeoutMs: 20_000 });
+  t.equal(outage, -1, 'it waited through six failed tries');
+  const dead = await env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', sent.id).execute();
+  t.equal(dead.length, 0, 'an outage is not the message\'s fault: no dead letter');
+  const conn = await amqplib.connect(env.vhost.url);
+  const ch = await conn.createChannel();
+  const parked = await ch.checkQueue('test.outage.parked');
+  t.equal(parked.messageCount, 0, 'nothing parked');
+  await conn.close();
+  await consumer.stop();
+});
+
+t.test('a message the broker parks reaches dead_letters, where an operator sees it (issue 8, defect 3)', async (t) => {
+  const broker = env.connect();
+  const consumer = pingConsumer(env, broker, { queue: 'test.parking' });
+  await consumer.start();
+  const envelope = makeEnvelope(Ping, { seq: 800 });
+  const conn = await amqplib.connect(env.vhost.url);
+  const ch = await conn.createConfirmChannel();
+  // As the quorum queue does past x-delivery-limit: dead-lettered to the parking queue.
+  ch.sendToQueue('test.parking.parked', Buffer.from(JSON.stringify(envelope)), { messageId: envelope.id, type: envelope.type, persistent: true, headers: { 'x-delivery-count': 20 } });
+  await ch.waitForConfirms();
+  const dead = await waitFor(() => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', envelope.id).executeTakeFirst(), { what: 'the parked message in dead_letters' });
+  t.equal(dead.queue, 'test.parking', 'named by its work queue, so a replay goes back there');
+  t.match(dead.error, /delivery limit/);
+  t.equal(dead.attempts, 20);
+  await waitFor(async () => (await ch.checkQueue('test.parking.parked')).messageCount === 0, { what: 'the parking queue empty' });
+  await conn.close();
+  await consumer.stop();
 });
