@@ -86,12 +86,28 @@ export class Consumer<C extends readonly MessageContract[]> {
     await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), { prefetch: 5 });
   }
 
-  /** Stops taking messages, waits for those in flight; unacked ones go back to the queue. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking messages and waits for those in flight, at most `drainMs` (SIGTERM's grace is
+   * 10 s, a PayPal call may take longer); what is still running then is handed back: the channel
+   * closes, the broker requeues every unacked message, and its uncommitted transaction dies with
+   * the process. Every provider call carries an idempotency key, so the redelivery is safe.
+   */
+  async stop(drainMs = 6_000): Promise<void> {
     this.stopping = true;
     await this.channel.cancelAll().catch(() => undefined);
-    await Promise.allSettled([...this.inFlight]);
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.allSettled([...this.inFlight]).then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), drainMs))),
+    ]);
+    clearTimeout(timer);
+    if (!drained) this.opts.logger.warn('handing back messages still in flight at shutdown', { queue: this.opts.queue.queue, inFlight: this.inFlight.size });
     await this.channel.close().catch(() => undefined);
+  }
+
+  /** Messages being handled now. */
+  get busy(): number {
+    return this.inFlight.size;
   }
 
   private track(msg: ConsumeMessage): void {

@@ -73,7 +73,11 @@ export async function serve(rt: Runtime, { app, port, stopWork }: Serving): Prom
   handleSignals(rt.service, rt.logger, {
     async stop() {
       await Promise.all([app.close(), stopWork?.()]);
-      await rt.close();
+      // A transaction handed back at shutdown still holds its connection; the pool would wait
+      // for it for ever. Its process exiting rolls it back, so closing waits a bounded time.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([rt.close(), new Promise<void>((r) => (timer = setTimeout(r, 1_500)))]);
+      clearTimeout(timer);
     },
   });
 }

@@ -74,7 +74,11 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     if (!path.startsWith('/v1/') && !path.startsWith('/v2/')) return;
     const key = `${req.method} ${path}`;
     const delay = state.behaviour.delays.find((d) => key.includes(d.match));
-    if (delay) await new Promise((r) => setTimeout(r, delay.ms));
+    if (delay) {
+      state.held.add(key);
+      await new Promise((r) => setTimeout(r, delay.ms));
+      state.held.delete(key);
+    }
     const fail = state.behaviour.failures.find((f) => f.count > 0 && key.includes(f.match));
     if (fail) {
       fail.count -= 1;
@@ -266,6 +270,13 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
   // The control API: for tests and the demo, never called by the system under test.
   app.get('/_control/calls', async () => state.calls);
   app.get('/_control/webhooks', async () => webhooks.sent.map(({ body, ...w }) => ({ ...w, event: JSON.parse(body) })));
+  // What the outside world holds: every capture (with what was refunded of it) and every refund.
+  app.get('/_control/captures', async () => [...state.captures.values()].map(({ capture, orderId }) => ({
+    id: capture.id, orderId, status: capture.status, customId: capture.custom_id ?? null, amount: minor(capture.amount), currency: capture.amount.currency_code, refunded: capture.refunded,
+  })));
+  app.get('/_control/refunds', async () => [...state.refunds.values()]);
+  /** Calls held by a configured delay right now: a test can act while one is in flight. */
+  app.get('/_control/held', async () => [...state.held]);
   app.get('/_control/behaviour', async () => state.behaviour);
   app.post('/_control/behaviour', async (req) => {
     Object.assign(state.behaviour, json(req));

@@ -75,6 +75,7 @@ export class SandboxState {
   tokens = new Set<string>();
   idempotent = new Map<string, { status: number; body: unknown }>();
   calls: Call[] = [];
+  held = new Set<string>();
   behaviour: Behaviour = defaultBehaviour();
   reset(): void {
     this.orders.clear(); this.captures.clear(); this.refunds.clear(); this.vault.clear(); this.idempotent.clear();

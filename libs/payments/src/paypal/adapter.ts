@@ -20,6 +20,8 @@ export interface PayPalOptions {
   logger: Logger;
   /** Tries of one call on an unknown outcome (timeout, network, 5xx), all with the same request id. */
   attempts?: number;
+  /** The longest one call may take over all its tries (a try already running is not cut). */
+  budgetMs?: number;
 }
 
 /** Statuses that mean "try later", not a refusal (SPEC §5). */
@@ -41,13 +43,14 @@ function retryAfterMs(v: string | string[] | undefined): number | null {
  */
 export function summarise(body: unknown): Record<string, unknown> {
   if (!body || typeof body !== 'object') return {};
-  const b = body as Record<string, any>;
-  const unit = Array.isArray(b['purchase_units']) ? b['purchase_units'][0] : undefined;
-  const capture = unit?.payments?.captures?.[0];
-  const vault = b['payment_source']?.paypal?.attributes?.vault;
+  type Node = { [k: string]: Node | undefined } & Node[];
+  const b = body as Node;
+  const unit = b['purchase_units']?.[0];
+  const capture = unit?.['payments']?.['captures']?.[0];
+  const vault = b['payment_source']?.['paypal']?.['attributes']?.['vault'];
   const out: Record<string, unknown> = {
-    id: b['id'], status: b['status'], amount: b['amount'] ?? unit?.amount, customId: b['custom_id'] ?? unit?.custom_id,
-    captureId: capture?.id, captureStatus: capture?.status, captureAmount: capture?.amount, vaultStatus: vault?.status,
+    id: b['id'], status: b['status'], amount: b['amount'] ?? unit?.['amount'], customId: b['custom_id'] ?? unit?.['custom_id'],
+    captureId: capture?.['id'], captureStatus: capture?.['status'], captureAmount: capture?.['amount'], vaultStatus: vault?.['status'],
     verificationStatus: b['verification_status'], name: b['name'], debugId: b['debug_id'],
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
@@ -81,6 +84,7 @@ export class PayPalProvider implements PaymentProvider {
   readonly name = 'paypal';
   private readonly client: InstanceType<typeof sdk.core.PayPalHttpClient>;
   private readonly attempts: number;
+  private readonly budgetMs: number;
 
   constructor(private readonly opts: PayPalOptions) {
     const env = new sdk.core.PayPalEnvironment(opts.clientId, opts.clientSecret, opts.apiBase.replace(/\/+$/, ''), opts.apiBase);
@@ -95,10 +99,12 @@ export class PayPalProvider implements PaymentProvider {
     const encode = json.encode.bind(json);
     json.encode = (req) => (req.body instanceof RawJson ? req.body.text : encode(req));
     this.attempts = opts.attempts ?? 3;
+    this.budgetMs = opts.budgetMs ?? Math.max(2 * opts.timeoutMs, 8_000);
   }
 
   private async call<T>(op: string, request: HttpRequest, context: Record<string, unknown> = {}): Promise<HttpResponse<T>> {
     const { logger } = this.opts;
+    const first = Date.now();
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
       try {
@@ -112,7 +118,9 @@ export class PayPalProvider implements PaymentProvider {
           const { issue } = issueOf(e.message ?? '');
           const waitMs = Math.min(retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1), MAX_RETRY_AFTER_MS);
           logger.warn('paypal asks to try later', { op, ...context, attempt, status: e.statusCode, issue, waitMs });
-          if (attempt >= this.attempts) throw new ProviderUnavailableError(`PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim());
+          if (attempt >= this.attempts || Date.now() - first + waitMs > this.budgetMs) {
+            throw new ProviderUnavailableError(`PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim());
+          }
           await new Promise((r) => setTimeout(r, waitMs));
           continue;
         }
@@ -122,7 +130,10 @@ export class PayPalProvider implements PaymentProvider {
           throw new ProviderRefusedError(e.statusCode, issue, `PayPal ${op}: ${e.statusCode} ${issue ?? ''} ${message}`.trim());
         }
         logger.warn('paypal call failed', { op, ...context, attempt, status: e.statusCode ?? null, error: e.message?.slice(0, 300), ms: Date.now() - started });
-        if (attempt >= this.attempts) throw new ProviderUnavailableError(`PayPal ${op}: ${e.statusCode ? `HTTP ${e.statusCode}` : e.message ?? 'no answer'} after ${attempt} tries`);
+        // Tries are bounded in number and in total time, so a stopping worker is never held past its grace.
+        if (attempt >= this.attempts || Date.now() - first + this.opts.timeoutMs > this.budgetMs) {
+          throw new ProviderUnavailableError(`PayPal ${op}: ${e.statusCode ? `HTTP ${e.statusCode}` : e.message ?? 'no answer'} after ${attempt} tries`);
+        }
         await new Promise((r) => setTimeout(r, 200 * 3 ** (attempt - 1)));
       }
     }

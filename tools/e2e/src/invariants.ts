@@ -1,0 +1,85 @@
+import amqplib from 'amqplib';
+import { sql } from 'kysely';
+import { waitFor } from '@billing/testing';
+import type { Stack } from './stack.js';
+
+interface Capture { id: string; orderId: string; status: string; customId: string | null; amount: number; currency: string; refunded: number }
+
+const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
+
+/**
+ * Issue 8's invariants, checked against what the outside world saw (captures and refunds at the
+ * PayPal stand-in, roles at the Auth stand-in, queues at the broker) once the system is quiet.
+ * Returns one line per broken promise; an empty list means all hold.
+ */
+export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?: number } = {}): Promise<string[]> {
+  const db = stack.tdb.db;
+  const broken: string[] = [];
+  // Quiet first: the outbox drained and nothing open that a message is still moving.
+  await waitFor(async () => Number((await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow()).n) === 0,
+    { what: 'the outbox drained', timeoutMs: 30_000 });
+  await waitFor(async () => Number((await db.selectFrom('refunds').select((eb) => eb.fn.countAll<string>().as('n')).where('status', 'in', ['requested', 'pending']).executeTakeFirstOrThrow()).n) === 0,
+    { what: 'every refund sent', timeoutMs: 30_000 });
+
+  const captures = await stack.paypal('/_control/captures') as Capture[];
+  const refundsAtPayPal = await stack.paypal('/_control/refunds') as { id: string; custom_id?: string }[];
+  const payments = await db.selectFrom('payments').selectAll().execute();
+  const refunds = await db.selectFrom('refunds').selectAll().execute();
+  const byId = new Map(payments.map((p) => [p.id, p]));
+
+  // Every completed payment has exactly one capture at PayPal, and its period.
+  for (const p of payments.filter((p) => (PAID as readonly string[]).includes(p.status) && !p.failure_reason)) {
+    const mine = captures.filter((c) => c.customId === p.id && c.status !== 'DECLINED');
+    if (mine.length !== 1) broken.push(`payment ${p.id} (${p.status}) has ${mine.length} captures at PayPal`);
+    if (!p.period_start || !p.period_end) broken.push(`payment ${p.id} (${p.status}) has no period`);
+  }
+  // Every capture at PayPal has a completed payment of ours behind it, or is refunded in full.
+  for (const c of captures.filter((c) => c.status !== 'DECLINED' && c.status !== 'PENDING')) {
+    const p = c.customId ? byId.get(c.customId) : undefined;
+    const kept = p && (PAID as readonly string[]).includes(p.status) && !p.failure_reason && p.provider_capture_id === c.id;
+    if (!kept && c.refunded < c.amount) broken.push(`capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded) has no completed payment of ours behind it`);
+  }
+  // No period paid twice.
+  const twice = await db.selectFrom('payments').select(['subscription_id', 'period_index', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('status', 'in', [...PAID]).where('failure_reason', 'is', null).groupBy(['subscription_id', 'period_index'])
+    .having(sql`count(*)`, '>', 1).execute();
+  for (const r of twice) broken.push(`subscription ${r.subscription_id} paid period ${r.period_index} ${r.n} times`);
+  // Every refund at PayPal has its row, and every completed refund of ours is at PayPal.
+  const ourProviderIds = new Set(refunds.map((r) => r.provider_refund_id));
+  for (const r of refundsAtPayPal) if (!ourProviderIds.has(r.id)) broken.push(`refund ${r.id} at PayPal has no row`);
+  // No role at the Auth stand-in that our grants do not explain.
+  const users = [...new Set((await db.selectFrom('subscriptions').select('user_id').execute()).map((s) => s.user_id))];
+  const grants = await db.selectFrom('role_grants').select(['user_id', 'role']).where('ended_at', 'is', null).execute();
+  const subs = await db.selectFrom('subscriptions').select(['user_id', 'role', 'role_held_before']).execute();
+  for (const userId of users) {
+    const user = await fetch(`${stack.urls.auth}/_control/users/${encodeURIComponent(userId)}`);
+    if (user.status === 404) continue;
+    const roles = ((await user.json()) as { roles?: string[] }).roles ?? [];
+    const subscriptionRoles = new Set(subs.filter((s) => s.user_id === userId).map((s) => s.role));
+    for (const role of roles) {
+      if (!subscriptionRoles.has(role)) continue; // not a role this system sells
+      const explained = grants.some((g) => g.user_id === userId && g.role === role) || subs.some((s) => s.user_id === userId && s.role === role && s.role_held_before);
+      if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
+    }
+  }
+  // Nothing parked, dead letters only where planted.
+  const conn = await amqplib.connect(stack.vhost.url);
+  try {
+    for (const queue of ['payment-worker', 'role-worker'].map((q) => `billing.${q}.parked`)) {
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      const r = await ch.checkQueue(queue).catch(() => null);
+      if (r && r.messageCount > 0) broken.push(`${r.messageCount} messages parked in ${queue}`);
+      await ch.close().catch(() => undefined);
+    }
+  } finally {
+    await conn.close();
+  }
+  const dead = Number((await db.selectFrom('dead_letters').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+  if (dead !== (opts.plantedDeadLetters ?? 0)) broken.push(`${dead} dead letters (${opts.plantedDeadLetters ?? 0} planted)`);
+  // One notification per state change: no message id twice.
+  const notes = await stack.notifications();
+  const ids = notes.map((n) => n.id);
+  if (new Set(ids).size !== ids.length) broken.push('a notification was published twice');
+  return broken;
+}
