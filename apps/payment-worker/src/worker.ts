@@ -1,17 +1,11 @@
-import { EXCHANGES, PaymentCheckRequested, ProviderEventReceived, QUEUES, RefundRequested, RenewalChargeRequested, ROUTES } from '@billing/contracts';
-import { Consumer, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
+import { PaymentCheckRequested, ProviderEventReceived, RefundRequested, RenewalChargeRequested } from '@billing/contracts';
+import { Consumer, WORK_QUEUES, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { sql } from 'kysely';
 import { PaymentService } from './handlers/payments.js';
 
-/** Competing consumers share this quorum queue; a failing message waits 1 s, 5 s, 30 s, then 2 min between tries. */
-export const paymentQueue: WorkQueueSpec = {
-  queue: QUEUES.paymentWorker,
-  bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.payment }],
-  retryDelaysMs: [1_000, 5_000, 30_000, 120_000],
-  deliveryLimit: 50,
-};
+export const paymentQueue: WorkQueueSpec = WORK_QUEUES.payment;
 /** Provider calls that keep failing are retried for about an hour before they are dead-lettered. */
 export const PAYMENT_MAX_ATTEMPTS = 30;
 

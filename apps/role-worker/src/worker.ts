@@ -1,23 +1,13 @@
-import { EXCHANGES, QUEUES, RoleChangeRequested, RoleGranted, RoleRevoked, ROUTES } from '@billing/contracts';
+import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contracts';
 import type { AuthClient } from '@billing/auth-client';
 import { lockKey } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
-import { Consumer, enqueue, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
+import { Consumer, enqueue, ROLE_RETRY_DELAYS_MS, WORK_QUEUES, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 
-/**
- * SPEC §6: a role change is retried with exponential back-off, the first retry within 2 s and
- * at most 60 s apart, for at least 24 hours before it is dead-lettered.
- */
-export const ROLE_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000] as const;
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
-export const roleQueue: WorkQueueSpec = {
-  queue: QUEUES.roleWorker,
-  bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.role }],
-  retryDelaysMs: ROLE_RETRY_DELAYS_MS,
-  deliveryLimit: 50,
-};
+export const roleQueue: WorkQueueSpec = WORK_QUEUES.role;
 
 export interface Worker {
   start(): Promise<void>;

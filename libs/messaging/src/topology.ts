@@ -1,5 +1,5 @@
 import type { ConfirmChannel } from 'amqplib';
-import { EXCHANGES, NOTIFICATIONS_BINDING, QUEUES } from '@billing/contracts';
+import { EXCHANGES, NOTIFICATIONS_BINDING, QUEUES, ROUTES } from '@billing/contracts';
 
 /** SPEC §7, exactly: a declaration with other arguments would fail against the Notification service's. */
 export async function declareNotifications(ch: ConfirmChannel): Promise<void> {
@@ -46,3 +46,19 @@ export async function declareWorkQueue(ch: ConfirmChannel, spec: WorkQueueSpec):
     });
   }
 }
+
+/**
+ * SPEC §6: a role change is retried with exponential back-off, the first retry within 2 s and
+ * at most 60 s apart, for at least 24 hours before it is dead-lettered.
+ */
+export const ROLE_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000] as const;
+
+/**
+ * The work queues, declared alike by their consumer and by every publisher (a message published
+ * before its consumer first ran must not be dropped), so their arguments live here, once.
+ */
+export const WORK_QUEUES = {
+  /** Competing payment-workers; a failing message waits 1 s, 5 s, 30 s, then 2 min between tries. */
+  payment: { queue: QUEUES.paymentWorker, bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.payment }], retryDelaysMs: [1_000, 5_000, 30_000, 120_000], deliveryLimit: 50 },
+  role: { queue: QUEUES.roleWorker, bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.role }], retryDelaysMs: ROLE_RETRY_DELAYS_MS, deliveryLimit: 50 },
+} as const satisfies Record<string, WorkQueueSpec>;

@@ -1,6 +1,6 @@
 import type { ConfirmChannel } from 'amqplib';
 import { createDb, pingDb, type Db } from '@billing/db';
-import { connectBroker, declareInternal, declareNotifications, OutboxRelay, type Broker } from '@billing/messaging';
+import { connectBroker, declareInternal, declareNotifications, declareWorkQueue, OutboxRelay, WORK_QUEUES, type Broker } from '@billing/messaging';
 import {
   createHttpApp, createLogger, createMetrics, handleSignals, secretValues,
   type HttpApp, type Logger, type Metrics, type ReadinessChecks,
@@ -31,6 +31,9 @@ export interface Runtime {
 export async function declarePublishedTopology(ch: ConfirmChannel): Promise<void> {
   await declareInternal(ch);
   await declareNotifications(ch);
+  // The queues we publish to, too: a message sent before its consumer first declared its queue
+  // would otherwise be routed nowhere and dropped.
+  for (const spec of Object.values(WORK_QUEUES)) await declareWorkQueue(ch, spec);
 }
 
 export function createRuntime(service: string, config: RuntimeConfig & Record<string, unknown>, { poolSize = 10 } = {}): Runtime {
