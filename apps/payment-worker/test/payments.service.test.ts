@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import type { CaptureInfo, ChargeVaultedInput, OrderState, PaymentProvider, RefundInput } from '@billing/payments';
+import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
 import { PaymentService } from '../src/handlers/payments.js';
 
@@ -20,8 +20,14 @@ class FakeProvider implements PaymentProvider {
   charges: ChargeVaultedInput[] = [];
   refunds: RefundInput[] = [];
   async createCheckout(): Promise<never> { throw new Error('not used'); }
-  async capture(): Promise<never> { throw new Error('not used'); }
-  async getOrder(): Promise<never> { throw new Error('not used'); }
+  captureError: Error | null = null;
+  async capture(): Promise<never> { throw this.captureError ?? new Error('not used'); }
+  orders = new Map<string, OrderState>();
+  async getOrder(orderId: string): Promise<OrderState> {
+    const o = this.orders.get(orderId);
+    if (!o) throw new Error(`no order ${orderId}`);
+    return o;
+  }
   async verifyWebhook(): Promise<boolean> { return true; }
   parseWebhook(): never { throw new Error('not used'); }
   async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
@@ -127,4 +133,31 @@ t.test('a renewal captured after the buyer cancelled at period end is refunded, 
   t.same((await refundsOf(p)).map((r) => r.amount), [1200]);
   const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
   t.equal(after.paid_through?.getTime(), sub.paid_through.getTime(), 'paid_through unchanged');
+});
+
+t.test('a renewal stuck waiting for the buyer (payer action required) fails at reconciliation and dunning starts (defect 8)', async (t) => {
+  const sub = await activeSubscription({ startedAgoMs: 50 * 60_000 });
+  const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
+  const orderId = `ORD-STUCK-${p}`;
+  await db.updateTable('payments').set({ provider_order_id: orderId, updated_at: new Date(Date.now() - 20 * 60_000) }).where('id', '=', p).execute();
+  // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
+  const provider = new FakeProvider();
+  provider.orders.set(orderId, { orderId, status: 'PAYER_ACTION_REQUIRED', customId: p, capture: null, vaultId: null });
+  await db.transaction().execute((trx) => service(provider).check(trx, orderId, true));
+  t.match(await payment(p), { status: 'failed', failure_reason: 'declined' });
+  const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+  t.equal(after.status, 'past_due', 'dunning started');
+  t.ok(after.next_retry_at, 'a retry is planned');
+});
+
+t.test('a capture PayPal refuses (4xx) fails the payment instead of leaving it approved for ever (defect 8)', async (t) => {
+  const sub = await activeSubscription();
+  const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
+  await db.updateTable('payments').set({ provider_order_id: `ORD-REFUSED-${p}` }).where('id', '=', p).execute();
+  const provider = new FakeProvider();
+  provider.captureError = new ProviderRefusedError(422, 'ORDER_NOT_APPROVED', 'PayPal capture-order: 422 ORDER_NOT_APPROVED');
+  const r = await db.transaction().execute((trx) => service(provider).onAction(trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }));
+  t.match(r.outcome, /capture refused/);
+  t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
+  t.equal((await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status, 'past_due');
 });

@@ -102,6 +102,12 @@ export class PaymentService {
     if (!['created', 'pending', 'approved'].includes(p.status)) return 'already settled';
     const order = await this.provider.getOrder(orderId);
     if (expireUnapproved && !order.capture && (order.status === 'PAYER_ACTION_REQUIRED' || order.status === 'CREATED')) {
+      if (p.kind === 'renewal') {
+        // PayPal wants the payer, who is not there for a renewal: a failed attempt, and dunning.
+        const d = await this.setPayment(trx, p, { type: 'capture_declined' });
+        if (d) await this.failed(trx, p, 'declined');
+        return d ? 'renewal needs the payer: failed' : 'no-op';
+      }
       const t = await this.setPayment(trx, p, { type: 'checkout_expired' });
       if (t) await this.failed(trx, p, 'checkout_expired');
       return t ? 'checkout expired' : 'no-op';
@@ -184,7 +190,10 @@ export class PaymentService {
         return 'declined';
       }
       if (err instanceof ProviderRefusedError) {
+        // A 4xx is PayPal's final word (SPEC §5): left approved, the payment would be captured again for ever.
         this.logger.warn('capture refused', { paymentId: p.id, issue: err.issue });
+        const f = await this.setPayment(trx, p, { type: 'provider_failed', reason: 'provider_error' });
+        if (f) await this.failed(trx, p, 'provider_error');
         return `capture refused: ${err.issue}`;
       }
       throw err;

@@ -21,7 +21,9 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
           const due = await trx.selectFrom('payments').selectAll().where('status', 'in', ['created', 'pending', 'approved'])
             .where('updated_at', '<=', stale).limit(200).forUpdate().skipLocked().execute();
           for (const p of due) {
-            const expired = p.kind === 'initial' && p.created_at <= ttl;
+            // A checkout waits for its buyer until CHECKOUT_TTL_MS; a renewal has no buyer to wait for:
+            // once stale, an order still wanting the payer's action is ended and dunning takes over.
+            const expired = p.kind === 'initial' ? p.created_at <= ttl : true;
             if (p.provider_order_id) {
               await enqueue(trx, PaymentCheckRequested, { orderId: p.provider_order_id, source: 'reconciliation', expireUnapproved: expired });
             } else if (p.kind === 'renewal') {

@@ -1,0 +1,24 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { reconciliationJob } from '../src/jobs/reconciliation.job.js';
+
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [{ id: 'hourly', name: 'Hourly', description: '', amount: 1200, currency: 'USD', period: 'PT1H', role: 'hourly', active: true }]);
+
+t.test('a stale renewal at PayPal is looked up with leave to end it (issue 8, defect 8)', async (t) => {
+  const anchor = new Date(Date.now() - 50 * 60_000);
+  const sub = { id: randomUUID(), user_id: 'u-stuck', plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly', amount: 1200, currency: 'USD', period: 'PT1H',
+    status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + 3_600_000), vault_id: 'V' };
+  await db.insertInto('subscriptions').values(sub).execute();
+  const orderId = 'ORD-STUCK-1';
+  await db.insertInto('payments').values({ id: randomUUID(), subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD',
+    status: 'pending', period_index: 1, provider_order_id: orderId, updated_at: new Date(Date.now() - 20 * 60_000) }).execute();
+  await reconciliationJob(db, 15 * 60_000, 3 * 3_600_000).run(new Date());
+  const rows = await db.selectFrom('outbox').select('envelope').where('type', '=', 'payment.check.requested').execute();
+  const data = rows.map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope).data).find((d) => d.orderId === orderId);
+  t.same(data, { orderId, source: 'reconciliation', expireUnapproved: true }, 'a renewal waiting on a buyer who is not there is ended, not waited on for ever');
+});
