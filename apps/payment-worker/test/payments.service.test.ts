@@ -161,3 +161,47 @@ t.test('a capture PayPal refuses (4xx) fails the payment instead of leaving it a
   t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
   t.equal((await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status, 'past_due');
 });
+
+/** The current period paid by the initial payment, and the next one paid ahead by a renewal. */
+async function paidAhead() {
+  const sub = await activeSubscription({ startedAgoMs: 55 * 60_000 });
+  const renewal = randomUUID();
+  const start = new Date(sub.anchor_at.getTime() + HOUR);
+  await db.insertInto('payments').values({ id: renewal, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'completed',
+    period_index: 1, period_start: start, period_end: new Date(start.getTime() + HOUR), provider_capture_id: `CAP-R-${renewal}` }).execute();
+  await db.updateTable('subscriptions').set({ paid_through: new Date(start.getTime() + HOUR) }).where('id', '=', sub.id).execute();
+  const initial = await db.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('kind', '=', 'initial').executeTakeFirstOrThrow();
+  return { sub, initial, renewal, nextStart: start };
+}
+const subscriptionRow = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+t.test('the current period refunded in full at PayPal: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
+  const { sub, initial, renewal } = await paidAhead();
+  await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, {
+    kind: 'capture_refunded', captureId: initial.provider_capture_id!, refundId: `EXT-${initial.id}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }));
+  t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
+  t.same((await refundsOf(renewal)).map((r) => [r.amount, r.status]), [[1200, 'requested']], 'the paid-ahead renewal is refunded');
+});
+
+t.test('a chargeback of the current period: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
+  const { sub, initial, renewal } = await paidAhead();
+  await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, {
+    kind: 'capture_reversed', captureId: initial.provider_capture_id!, refundId: `REV-${initial.id}`, amount: 1200, currency: 'USD' }));
+  t.equal((await payment(initial.id)).status, 'reversed');
+  t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
+  t.same((await refundsOf(renewal)).map((r) => r.amount), [1200], 'the paid-ahead renewal is refunded');
+});
+
+t.test('the renewal paid ahead refunded or charged back at PayPal: that period is no longer paid (defect 5)', async (t) => {
+  for (const how of ['refunded', 'reversed'] as const) {
+    const { sub, renewal, nextStart } = await paidAhead();
+    const captureId = `CAP-R-${renewal}`;
+    await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, how === 'refunded'
+      ? { kind: 'capture_refunded', captureId, refundId: `EXT-${renewal}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }
+      : { kind: 'capture_reversed', captureId, refundId: `REV-${renewal}`, amount: 1200, currency: 'USD' }));
+    const after = await subscriptionRow(sub.id);
+    t.equal(after.status, 'active', `${how}: the current period stays served`);
+    t.equal(after.paid_through?.getTime(), nextStart.getTime(), `${how}: paid through the current period only, not a free one`);
+    t.equal(after.cancel_at_period_end, true, `${how}: no silent charge again; the buyer may resume`);
+  }
+});

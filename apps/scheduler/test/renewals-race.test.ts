@@ -55,3 +55,17 @@ for (let round = 1; round <= ROUNDS; round++) {
     t.equal(Number(messages.n), DUE * round, 'one charge request per renewal payment');
   });
 }
+
+t.test('a period whose payment was refunded or charged back at PayPal can be paid again (after a resume)', async (t) => {
+  const now = Date.now();
+  const [id] = await seed(1, now);
+  const sub = await tdb.db.selectFrom('subscriptions').selectAll().where('id', '=', id!).executeTakeFirstOrThrow();
+  await tdb.db.insertInto('payments').values({ id: randomUUID(), subscription_id: id!, user_id: sub.user_id, kind: 'renewal', amount: 120, currency: 'USD',
+    status: 'reversed', period_index: 1, period_start: sub.paid_through, period_end: new Date(sub.paid_through!.getTime() + 3_600_000) }).execute();
+  const r = await renewalsJob(tdb.db, 60_000).run(new Date(now));
+  t.equal(r.claimed, 1, 'claimed');
+  const open = await tdb.db.selectFrom('payments').selectAll().where('subscription_id', '=', id!).where('status', '=', 'created').execute();
+  t.match(open, [{ period_index: 1, attempt: 1 }], 'a new renewal payment for the lost period');
+  await tdb.db.updateTable('payments').set({ status: 'completed', period_start: sub.paid_through }).where('id', '=', open[0]!.id).execute();
+  t.pass('and it may complete: one payment holds money for the period');
+});

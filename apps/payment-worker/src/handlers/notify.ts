@@ -10,9 +10,10 @@ export async function notifyActivated(trx: Transaction<Database>, sub: Subscript
   });
 }
 
-export async function notifyCancelled(trx: Transaction<Database>, sub: SubscriptionRow, at: Date, refundAmount: number): Promise<void> {
+/** `at` null: set to end at `endsAt` (the period end); otherwise cancelled at once at `at`. */
+export async function notifyCancelled(trx: Transaction<Database>, sub: SubscriptionRow, at: Date | null, refundAmount: number, endsAt: Date | null = at): Promise<void> {
   await enqueue(trx, SubscriptionCancelled, {
-    userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode: 'immediately',
-    cancelledAt: at.toISOString(), endsAt: at.toISOString(), refundAmount, currency: sub.currency.trim(),
+    userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode: at ? 'immediately' : 'at_period_end',
+    cancelledAt: at?.toISOString() ?? null, endsAt: endsAt?.toISOString() ?? null, refundAmount, currency: sub.currency.trim(),
   });
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded } from '@billing/contracts';
-import type { Database, PaymentRow, RefundRow } from '@billing/db';
-import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
+import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
+import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { ProviderRefusedError, type CaptureInfo, type OrderState, type PaymentProvider, type WebhookAction } from '@billing/payments';
@@ -156,11 +156,11 @@ export class PaymentService {
     return this.applyOrder(trx, p, order);
   }
 
-  /** Another payment of ours already paid this payment's period (renewals and upgrades alike). */
+  /** Another payment of ours holds money for this payment's period (renewals and upgrades alike). */
   private async periodPaid(trx: Tx, p: PaymentRow): Promise<boolean> {
     if (p.kind === 'initial') return false;
     const other = await trx.selectFrom('payments').select('id').where('subscription_id', '=', p.subscription_id).where('period_index', '=', p.period_index)
-      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', ['completed', 'partially_refunded', 'refunded', 'reversed'])
+      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', ['completed', 'partially_refunded'])
       .where('failure_reason', 'is', null).executeTakeFirst();
     return Boolean(other);
   }
@@ -295,17 +295,45 @@ export class PaymentService {
     return (await this.loseCurrentPeriod(trx, p, 'chargeback')) ? 'reversed; subscription cancelled' : 'reversed';
   }
 
-  /** SPEC §4: losing the payment for the period in effect cancels the subscription at once; an older one changes nothing more. */
+  /**
+   * SPEC §4: losing the payment for the period in effect cancels the subscription at once, and a
+   * renewal already paid for a later period comes back whole; losing a renewal paid ahead leaves
+   * that period unpaid (no free period, no silent charge again: the subscription ends at its period
+   * end unless the buyer resumes); an older period's payment changes nothing more.
+   */
   private async loseCurrentPeriod(trx: Tx, p: PaymentRow, reason: string): Promise<boolean> {
     const now = new Date();
-    if (!(p.period_start && p.period_end && p.period_start <= now && now < p.period_end)) return false;
+    if (!p.period_start || !p.period_end || p.period_end <= now) return false;
     const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
+    if (p.period_start > now) {
+      await this.losePaidAhead(trx, sub, p.period_start);
+      return false;
+    }
     const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'current_payment_lost' });
     if (!s) return false;
     await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: now, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
     await endSubscriptionGrant(trx, sub, reason);
-    await notifyCancelled(trx, sub, now, 0);
+    let refunded = 0;
+    const ahead = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('id', '!=', p.id)
+      .where('status', 'in', ['completed', 'partially_refunded']).where('period_start', '>', now).forUpdate().execute();
+    for (const a of ahead) {
+      const left = await refundableLeft(trx, a);
+      if (left <= 0) continue;
+      await requestRefund(trx, a, left, 'user_cancel', `the subscription ended (${reason}): a period paid ahead comes back`);
+      refunded += left;
+    }
+    await notifyCancelled(trx, sub, now, refunded);
     return true;
+  }
+
+  /** A renewal paid ahead is lost: paid only up to its period's start, and renewals stop. */
+  private async losePaidAhead(trx: Tx, sub: SubscriptionRow, periodStart: Date): Promise<void> {
+    const paidThrough = sub.paid_through && sub.paid_through > periodStart ? periodStart : sub.paid_through;
+    const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'cancel_at_period_end' });
+    await trx.updateTable('subscriptions').set({
+      paid_through: paidThrough, ...(s ? { cancel_at_period_end: true, next_retry_at: null } : {}), updated_at: sql`now()`, version: sql`version + 1`,
+    }).where('id', '=', sub.id).execute();
+    if (s) await notifyCancelled(trx, sub, null, 0, periodStart);
   }
 
   private async refunded(trx: Tx, p: PaymentRow, action: Extract<WebhookAction, { kind: 'capture_refunded' }>): Promise<string> {

@@ -8,7 +8,8 @@ import type { Job } from '../runner.js';
 
 const BATCH = 100;
 const OPEN = ['created', 'pending', 'approved'] as const;
-const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
+/** Payments holding money for their period (one refunded in full or charged back no longer does). */
+const PAID = ['completed', 'partially_refunded'] as const;
 
 /**
  * SPEC §8 renewals: an active subscription not ending at its period end, whose next period is
