@@ -4,6 +4,7 @@ import { lockKey } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
 import { Consumer, enqueue, ROLE_RETRY_DELAYS_MS, WORK_QUEUES, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
+import { sql } from 'kysely';
 
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
@@ -40,6 +41,9 @@ export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: Au
         await auth.revokeRole(userId, role);
         await enqueue(trx, RoleRevoked, { userId, role, source, reason });
       }
+      // Every ended grant of this user and role is now applied at the Auth service.
+      await trx.updateTable('role_grants').set({ settled_at: sql`now()` }).where('user_id', '=', userId).where('role', '=', role)
+        .where('ended_at', 'is not', null).where('settled_at', 'is', null).execute();
       logger.info('role change applied', { userId, role, action, liveGrants: Number(live.n), heldNow });
     },
   };

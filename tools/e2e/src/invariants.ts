@@ -62,6 +62,9 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
       if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
     }
   }
+  // Every grant that ended was applied at the Auth service.
+  const unsettled = await db.selectFrom('role_grants').select('id').where('ended_at', 'is not', null).where('settled_at', 'is', null).execute();
+  if (unsettled.length) broken.push(`${unsettled.length} ended grants never applied at the Auth service`);
   // Nothing parked, dead letters only where planted.
   const conn = await amqplib.connect(stack.vhost.url);
   try {

@@ -38,6 +38,7 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
 
   async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
     // The plan and the user's current roles are independent reads: fetch them together.
+    const rolesReadAt = new Date();
     const [plan, roles] = await Promise.all([
       rt.db.selectFrom('plans').selectAll().where('id', '=', planId).where('active', '=', true).executeTakeFirst(),
       auth.getRoles(userId).catch((err: unknown) => err as Error),
@@ -63,7 +64,10 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
         await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` })
           .where('id', 'in', pendingIds).execute();
       }
-      const liveGrant = await trx.selectFrom('role_grants').select('id').where('user_id', '=', userId).where('role', '=', plan.role).where('ended_at', 'is', null).executeTakeFirst();
+      // The role the Auth service showed is ours while a grant of ours lives, or has ended but its
+      // revoke was not applied before we read the roles (issue 8, defect 9).
+      const liveGrant = await trx.selectFrom('role_grants').select('id').where('user_id', '=', userId).where('role', '=', plan.role)
+        .where((eb) => eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)])).executeTakeFirst();
       await trx.insertInto('subscriptions').values({
         id: subscriptionId, user_id: userId, plan_id: plan.id, plan_name: plan.name, role: plan.role, amount: plan.amount, currency: plan.currency,
         period: plan.period, status: 'pending', role_held_before: roles.includes(plan.role) && !liveGrant,

@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as initial from './20261126T1400_initial.js';
 import * as oneOpenRenewal from './20261128T0400_one_open_renewal.js';
 import * as onePaymentHoldsAPeriod from './20261128T0500_one_payment_holds_a_period.js';
+import * as grantSettled from './20261128T0600_grant_settled.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
   '20261126T1400_initial': initial,
   '20261128T0400_one_open_renewal': oneOpenRenewal,
   '20261128T0500_one_payment_holds_a_period': onePaymentHoldsAPeriod,
+  '20261128T0600_grant_settled': grantSettled,
 };

@@ -13,6 +13,8 @@ export interface RoleGrantsTable {
   /** Null while the grant lives; grants are ended, never deleted. */
   ended_at: Timestamp | null;
   end_reason: string | null;
+  /** When the role-worker applied the end at the Auth service; null while that is still to do. */
+  settled_at: Timestamp | null;
 }
 export type RoleGrantRow = Selectable<RoleGrantsTable>;
 export type NewRoleGrantRow = Insertable<RoleGrantsTable>;
