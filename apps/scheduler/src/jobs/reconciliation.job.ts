@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { PaymentCheckRequested, RenewalChargeRequested } from '@billing/contracts';
+import { PaymentCheckRequested, ProviderEventReceived, RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
@@ -40,7 +40,29 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
         done += n;
         if (n < 200) break;
       }
+      done += await sweepUnprocessedEvents(db, stale);
       return { due: done, claimed: done, succeeded: done, failed: 0 };
     },
   };
+}
+
+const MAX_SWEEPS = 3;
+
+/**
+ * A webhook event stored but still unprocessed RECONCILE_AFTER_MS later (its message lost, or
+ * dead-lettered and not replayed) is handed to the payment-worker again, at most MAX_SWEEPS times;
+ * the handler skips an event already processed, so a sweep never applies one twice.
+ */
+async function sweepUnprocessedEvents(db: Db, stale: Date): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const events = await trx.selectFrom('provider_events').select(['id', 'provider', 'event_type']).where('processed_at', 'is', null)
+      .where('received_at', '<=', stale).where('sweeps', '<', MAX_SWEEPS)
+      .where((eb) => eb.or([eb('swept_at', 'is', null), eb('swept_at', '<=', stale)]))
+      .orderBy('received_at').limit(200).forUpdate().skipLocked().execute();
+    for (const e of events) {
+      await enqueue(trx, ProviderEventReceived, { providerEventRowId: e.id, provider: 'paypal', eventType: e.event_type });
+      await trx.updateTable('provider_events').set({ sweeps: sql`sweeps + 1`, swept_at: sql`now()` }).where('id', '=', e.id).execute();
+    }
+    return events.length;
+  });
 }

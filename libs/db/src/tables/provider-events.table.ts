@@ -1,5 +1,5 @@
 import type { Insertable, Selectable } from 'kysely';
-import type { CreatedAt, Json, Timestamp } from './common.js';
+import type { CreatedAt, Generated, Json, Timestamp } from './common.js';
 
 export interface ProviderEventsTable {
   id: string;
@@ -14,6 +14,9 @@ export interface ProviderEventsTable {
   received_at: CreatedAt;
   processed_at: Timestamp | null;
   outcome: string | null;
+  /** Times the scheduler handed the event to the payment-worker again, and the last time. */
+  sweeps: Generated<number>;
+  swept_at: Timestamp | null;
 }
 export type ProviderEventRow = Selectable<ProviderEventsTable>;
 export type NewProviderEventRow = Insertable<ProviderEventsTable>;
