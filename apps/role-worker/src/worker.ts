@@ -2,9 +2,10 @@ import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contract
 import type { AuthClient } from '@billing/auth-client';
 import { lockKey } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
-import { Consumer, enqueue, ROLE_RETRY_DELAYS_MS, WORK_QUEUES, type HandlerMap, type WorkQueueSpec } from '@billing/messaging';
+import { Consumer, enqueue, ROLE_RETRY_DELAYS_MS, WORK_QUEUES, type StepHandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '@billing/db';
 
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
@@ -16,6 +17,10 @@ export interface Worker {
 }
 
 const contracts = [RoleChangeRequested] as const;
+const MAX_ROUNDS = 5;
+
+/** What should be changed while the Auth service was being called: the transaction rolls back and the change goes round again. */
+class ChangedMeanwhile extends Error {}
 
 /**
  * The role-worker: applies role changes at the Auth service one at a time per user and role,
@@ -23,33 +28,56 @@ const contracts = [RoleChangeRequested] as const;
  * revoke never undoes a newer grant; `role.granted`/`role.revoked` only for real changes.
  */
 export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: AuthClient; retryDelaysMs?: readonly number[] }): Worker {
-  const handlers: HandlerMap<typeof contracts> = {
-    'role.change.requested': async ({ trx, envelope, logger }) => {
+  /** What our grants say of this user and role now. */
+  const desired = async (db: Kysely<Database>, userId: string, role: string) => {
+    const live = await db.selectFrom('role_grants').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', userId).where('role', '=', role).where('ended_at', 'is', null).executeTakeFirstOrThrow();
+    // Whether the user held the role before us is read at each checkout; the latest one decides.
+    const latest = await db.selectFrom('subscriptions').select('role_held_before').where('user_id', '=', userId).where('role', '=', role)
+      .where('status', '!=', 'pending').orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+    return { liveGrants: Number(live.n), heldBeforeUs: latest?.role_held_before ?? false, at: new Date() };
+  };
+  const steps: StepHandlerMap<typeof contracts> = {
+    // No connection is held while the Auth service answers (issue 8, defect 4): read what should be,
+    // change the Auth service, then record it under the per-user-and-role lock, checking that what
+    // should be has not changed meanwhile (else go round again), so a late revoke never undoes a
+    // newer grant and concurrent changes converge.
+    'role.change.requested': async ({ db, envelope, logger, commit }) => {
       const { userId, role, source, reason, forceRevoke } = envelope.data;
-      await lockKey(trx, `role:${userId}:${role}`);
-      const live = await trx.selectFrom('role_grants').select((eb) => eb.fn.countAll<string>().as('n'))
-        .where('user_id', '=', userId).where('role', '=', role).where('ended_at', 'is', null).executeTakeFirstOrThrow();
-      // Whether the user held the role before us is read at each checkout; the latest one decides.
-      const latest = await trx.selectFrom('subscriptions').select('role_held_before').where('user_id', '=', userId).where('role', '=', role)
-        .where('status', '!=', 'pending').orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-      const heldNow = (await auth.getRoles(userId)).includes(role);
-      const action = decideRoleAction({ liveGrants: Number(live.n), heldBeforeUs: latest?.role_held_before ?? false, forceRevoke, heldNow });
-      if (action === 'grant') {
-        await auth.grantRole(userId, role);
-        await enqueue(trx, RoleGranted, { userId, role, source, reason });
-      } else if (action === 'revoke') {
-        await auth.revokeRole(userId, role);
-        await enqueue(trx, RoleRevoked, { userId, role, source, reason });
+      const done: ('grant' | 'revoke')[] = [];
+      for (let round = 1; round <= MAX_ROUNDS; round++) {
+        const want = await desired(db, userId, role);
+        let heldNow = (await auth.getRoles(userId)).includes(role);
+        const action = decideRoleAction({ ...want, forceRevoke, heldNow });
+        if (action === 'grant') await auth.grantRole(userId, role);
+        if (action === 'revoke') await auth.revokeRole(userId, role);
+        if (action !== 'none') {
+          done.push(action);
+          heldNow = action === 'grant';
+        }
+        const settled = await commit(async (trx) => {
+          await lockKey(trx, `role:${userId}:${role}`);
+          const now = await desired(trx, userId, role);
+          if (decideRoleAction({ ...now, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
+          for (const a of done) await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
+          // Every grant that had ended when we read what should be is now applied at the Auth service.
+          await trx.updateTable('role_grants').set({ settled_at: sql`now()` }).where('user_id', '=', userId).where('role', '=', role)
+            .where('ended_at', 'is not', null).where('ended_at', '<=', want.at).where('settled_at', 'is', null).execute();
+        }).then(() => true, (err: unknown) => {
+          if (err instanceof ChangedMeanwhile) return false;
+          throw err;
+        });
+        if (settled) {
+          logger.info('role change applied', { userId, role, actions: done, liveGrants: want.liveGrants, rounds: round });
+          return;
+        }
       }
-      // Every ended grant of this user and role is now applied at the Auth service.
-      await trx.updateTable('role_grants').set({ settled_at: sql`now()` }).where('user_id', '=', userId).where('role', '=', role)
-        .where('ended_at', 'is not', null).where('settled_at', 'is', null).execute();
-      logger.info('role change applied', { userId, role, action, liveGrants: Number(live.n), heldNow });
+      throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
     },
   };
   const consumer = new Consumer({
     name: 'role-worker', broker: rt.broker, db: rt.db, logger: rt.logger, metrics: rt.metrics,
-    queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue, contracts, handlers,
+    queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue, contracts, steps,
     maxAttempts: ROLE_MAX_ATTEMPTS, prefetch: 16, setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };

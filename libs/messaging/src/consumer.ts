@@ -27,6 +27,22 @@ export type Handler<C extends MessageContract> = (ctx: HandlerContext<Static<C['
 /** One handler per contract type: a missing one is a compile error. */
 export type HandlerMap<C extends readonly MessageContract[]> = { [K in C[number]['type']]: Handler<Extract<C[number], { type: K }>> };
 
+/**
+ * A handler that calls the outside world: it holds no transaction while it does (issue 8,
+ * defect 4). It reads with short transactions of its own, calls, then records the outcome with
+ * `commit`, whose transaction also records the message as processed (a repeat is skipped).
+ */
+export interface StepContext<D> {
+  db: Kysely<Database>;
+  envelope: Envelope<D>;
+  attempt: number;
+  logger: Logger;
+  /** Runs `fn` in the transaction that marks the message processed; false if it was already. Call it once, last. */
+  commit(fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean>;
+}
+export type StepHandler<C extends MessageContract> = (ctx: StepContext<Static<C['schema']>>) => Promise<void>;
+export type StepHandlerMap<C extends readonly MessageContract[]> = { [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>> };
+
 export interface ConsumerOptions<C extends readonly MessageContract[]> {
   /** Name under which processed message ids are recorded (one per app). */
   name: string;
@@ -36,7 +52,9 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   metrics?: Metrics;
   queue: WorkQueueSpec;
   contracts: C;
-  handlers: HandlerMap<C>;
+  /** Exactly one of: handlers run inside the consumer's transaction, or step handlers that commit themselves. */
+  handlers?: HandlerMap<C>;
+  steps?: StepHandlerMap<C>;
   /** Failed attempts after which the message is dead-lettered. */
   maxAttempts: number;
   prefetch?: number;
@@ -158,20 +176,43 @@ export class Consumer<C extends readonly MessageContract[]> {
     this.observe(type, outcome, started);
   }
 
-  private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
+  /** Marks the message processed and runs `fn` in one transaction; false (and nothing run) for a repeat. */
+  private async once(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
+    return this.opts.db.transaction().execute(async (trx) => {
+      const fresh = await trx.insertInto('processed_messages').values({ consumer: this.opts.name, message_id: envelope.id })
+        .onConflict((oc) => oc.doNothing()).returning('message_id').executeTakeFirst();
+      if (!fresh) return false;
+      await fn(trx);
+      return true;
+    });
+  }
+
+  private async run(envelope: Envelope, attempts: number): Promise<boolean> {
     const { db, name, logger } = this.opts;
+    if (this.opts.steps) {
+      const step = (this.opts.steps as Record<string, StepHandler<MessageContract>>)[envelope.type] as StepHandler<MessageContract>;
+      const seen = await db.selectFrom('processed_messages').select('message_id').where('consumer', '=', name).where('message_id', '=', envelope.id).executeTakeFirst();
+      if (seen) return false;
+      let committed: boolean | null = null;
+      await step({
+        db, envelope, attempt: attempts, logger,
+        commit: async (fn) => {
+          if (committed !== null) throw new Error(`${envelope.type}: commit called twice`);
+          committed = await this.once(envelope, fn);
+          return committed;
+        },
+      });
+      return committed ?? (await this.once(envelope, async () => undefined));
+    }
     const handler = (this.opts.handlers as Record<string, Handler<MessageContract>>)[envelope.type] as Handler<MessageContract>;
+    return this.once(envelope, (trx) => handler({ trx, envelope, attempt: attempts, logger }));
+  }
+
+  private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
+    const { logger } = this.opts;
     let duplicate = false;
     try {
-      await db.transaction().execute(async (trx) => {
-        const fresh = await trx.insertInto('processed_messages').values({ consumer: name, message_id: envelope.id })
-          .onConflict((oc) => oc.doNothing()).returning('message_id').executeTakeFirst();
-        if (!fresh) {
-          duplicate = true;
-          return;
-        }
-        await handler({ trx, envelope, attempt: attempts, logger });
-      });
+      duplicate = !(await this.run(envelope, attempts));
     } catch (err) {
       if (this.stopping) return this.requeue(msg);
       if (isInfrastructureError(err)) {
