@@ -5,7 +5,7 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
-import { PaymentService } from '../src/handlers/payments.js';
+import { CAPTURE_NEEDED, PaymentService } from '../src/handlers/payments.js';
 
 // The payment-worker's money logic in-process against a real, migrated database, with a fake
 // PaymentProvider that records what it was asked (issue 8: defects 1, 5, 6, 7).
@@ -69,7 +69,7 @@ t.test('a second capture for a period already paid is refunded in full, never ke
   const sub = await activeSubscription();
   const first = await renewalPayment(sub.id, sub.user_id, 0);
   const provider = new FakeProvider();
-  t.match(await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, first)), 'renewed');
+  t.match(await service(provider).chargeRenewal(db, first), 'renewed');
   // A duplicate left by an earlier replica race: it was charged at PayPal too.
   const second = randomUUID();
   await db.insertInto('payments').values({ id: second, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'approved', period_index: 1, attempt: 1, provider_order_id: 'ORD-DUP' }).execute();
@@ -89,12 +89,12 @@ t.test('a renewal for a period already paid is not charged (defect 1)', async (t
   const sub = await activeSubscription();
   const provider = new FakeProvider();
   const paid = await renewalPayment(sub.id, sub.user_id, 0);
-  await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, paid));
+  await service(provider).chargeRenewal(db, paid);
   // a stale charge request for another attempt of the same period (e.g. left before the unique index)
   const stale = randomUUID();
   await db.insertInto('payments').values({ id: stale, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'cancelled', period_index: 1, attempt: 1 }).execute();
   await db.updateTable('payments').set({ status: 'created' }).where('id', '=', stale).execute();
-  const outcome = await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, stale));
+  const outcome = await service(provider).chargeRenewal(db, stale);
   t.equal(provider.charges.length, 1, 'PayPal was asked once');
   t.match(outcome, /already paid/);
   t.match(await payment(stale), { status: 'cancelled', failure_reason: 'replaced' });
@@ -104,7 +104,7 @@ t.test('a renewal in flight when the buyer cancels at period end is not charged 
   const sub = await activeSubscription({ cancelAtPeriodEnd: true });
   const provider = new FakeProvider();
   const p = await renewalPayment(sub.id, sub.user_id);
-  const outcome = await db.transaction().execute((trx) => service(provider).chargeRenewal(trx, p));
+  const outcome = await service(provider).chargeRenewal(db, p);
   t.equal(provider.charges.length, 0, 'PayPal was not asked');
   t.match(outcome, /not charged/);
   t.equal((await payment(p)).status, 'cancelled');
@@ -119,7 +119,7 @@ t.test('a capture in another currency is refunded in the capture\'s currency (de
   const refunds = await refundsOf(p);
   t.same(refunds.map((r) => [r.amount, r.currency.trim()]), [[1100, 'EUR']], 'what PayPal took, in the currency it took it in');
   const provider = new FakeProvider();
-  await db.transaction().execute((trx) => service(provider).sendRefund(trx, refunds[0]!.id));
+  await service(provider).sendRefund(db, refunds[0]!.id);
   t.match(provider.refunds, [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
 });
 
@@ -143,7 +143,7 @@ t.test('a renewal stuck waiting for the buyer (payer action required) fails at r
   // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
   const provider = new FakeProvider();
   provider.orders.set(orderId, { orderId, status: 'PAYER_ACTION_REQUIRED', customId: p, capture: null, vaultId: null });
-  await db.transaction().execute((trx) => service(provider).check(trx, orderId, true));
+  await service(provider).check(db, orderId, true);
   t.match(await payment(p), { status: 'failed', failure_reason: 'declined' });
   const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
   t.equal(after.status, 'past_due', 'dunning started');
@@ -157,7 +157,8 @@ t.test('a capture PayPal refuses (4xx) fails the payment instead of leaving it a
   const provider = new FakeProvider();
   provider.captureError = new ProviderRefusedError(422, 'ORDER_NOT_APPROVED', 'PayPal capture-order: 422 ORDER_NOT_APPROVED');
   const r = await db.transaction().execute((trx) => service(provider).onAction(trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }));
-  t.match(r.outcome, /capture refused/);
+  t.equal(r.outcome, CAPTURE_NEEDED, 'the approval is recorded; the capture follows once that has committed');
+  t.match(await service(provider).capture(db, p), /capture refused/);
   t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
   t.equal((await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status, 'past_due');
 });

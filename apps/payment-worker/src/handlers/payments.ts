@@ -1,20 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded } from '@billing/contracts';
-import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
+import type { Database, Db, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
-import { ProviderRefusedError, type CaptureInfo, type OrderState, type PaymentProvider, type WebhookAction } from '@billing/payments';
+import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput, type RefundState, type WebhookAction } from '@billing/payments';
 import type { Logger } from '@billing/service-kit';
 import { notifyActivated, notifyCancelled } from './notify.js';
 
 type Tx = Transaction<Database>;
 
+/** An outcome that asks the caller to capture the order once its transaction has committed. */
+export const CAPTURE_NEEDED = 'approved; capture needed';
+const OPEN: readonly string[] = ['created', 'pending', 'approved'];
+
 /**
- * Applies PayPal's outcomes to our payments and subscriptions (SPEC §4). Every method runs in
- * the consumer's transaction with the payment row locked, so concurrent copies of one event
- * serialise and the later ones find nothing left to do.
+ * Applies PayPal's outcomes to our payments and subscriptions (SPEC §4). Methods taking a
+ * transaction lock the payment row, so concurrent copies of one event serialise and the later
+ * ones find nothing left to do; methods taking the database call PayPal with no transaction held
+ * (read, call, record), the record applied through the same state machines.
  */
 export class PaymentService {
   constructor(private readonly provider: PaymentProvider, private readonly logger: Logger, private readonly dunningRetryMs: readonly number[]) {}
@@ -95,12 +100,24 @@ export class PaymentService {
     }
   }
 
-  /** Return URL or reconciliation: look the order up and move the payment on. */
-  async check(trx: Tx, orderId: string, expireUnapproved = false): Promise<string> {
+  /**
+   * Return URL or reconciliation: look the order up and move the payment on. No transaction is
+   * held while PayPal answers: read, call, then record under the payment's lock (the state machine
+   * makes a stale answer a no-op); a capture it calls for follows the same way.
+   */
+  async check(db: Db, orderId: string, expireUnapproved = false): Promise<string> {
+    const open = await db.selectFrom('payments').select(['id', 'status']).where('provider_order_id', '=', orderId).executeTakeFirst();
+    if (!open) return 'unknown order';
+    if (!OPEN.includes(open.status)) return 'already settled';
+    const order = await this.provider.getOrder(orderId);
+    const outcome = await db.transaction().execute((trx) => this.applyLookup(trx, orderId, order, expireUnapproved));
+    return outcome === CAPTURE_NEEDED ? this.capture(db, open.id) : outcome;
+  }
+
+  private async applyLookup(trx: Tx, orderId: string, order: OrderState, expireUnapproved: boolean): Promise<string> {
     const p = await this.lockPayment(trx, { orderId });
     if (!p) return 'unknown order';
-    if (!['created', 'pending', 'approved'].includes(p.status)) return 'already settled';
-    const order = await this.provider.getOrder(orderId);
+    if (!OPEN.includes(p.status)) return 'already settled';
     if (expireUnapproved && !order.capture && (order.status === 'PAYER_ACTION_REQUIRED' || order.status === 'CREATED')) {
       if (p.kind === 'renewal') {
         // PayPal wants the payer, who is not there for a renewal: a failed attempt, and dunning.
@@ -115,8 +132,74 @@ export class PaymentService {
     return this.applyOrder(trx, p, order);
   }
 
-  /** Charges a renewal payment with the vaulted PayPal wallet; a retry reuses the same request id. */
-  async chargeRenewal(trx: Tx, paymentId: string): Promise<string> {
+  /**
+   * Captures an approved payment's order (a retry reuses the same request id) and records the
+   * answer; no transaction is held while PayPal answers.
+   */
+  async capture(db: Db, paymentId: string): Promise<string> {
+    const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
+    if (!p || p.status !== 'approved' || p.provider_capture_id || !p.provider_order_id) return 'no capture needed';
+    let answer: OrderState | ProviderRefusedError;
+    try {
+      answer = await this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` });
+    } catch (err) {
+      if (!(err instanceof ProviderRefusedError)) throw err;
+      answer = err;
+    }
+    const outcome = await db.transaction().execute(async (trx) => {
+      const locked = (await this.lockPayment(trx, { id: paymentId }))!;
+      if (answer instanceof ProviderRefusedError) {
+        if (answer.issue === 'INSTRUMENT_DECLINED') {
+          const t = await this.setPayment(trx, locked, { type: 'capture_declined' });
+          if (t) await this.failed(trx, locked, 'declined');
+          return 'declined';
+        }
+        // A 4xx is PayPal's final word (SPEC §5): left approved, the payment would be captured again for ever.
+        this.logger.warn('capture refused', { paymentId, issue: answer.issue });
+        const f = await this.setPayment(trx, locked, { type: 'provider_failed', reason: 'provider_error' });
+        if (f) await this.failed(trx, locked, 'provider_error');
+        return `capture refused: ${answer.issue}`;
+      }
+      return this.applyOrder(trx, locked, answer);
+    });
+    return outcome === CAPTURE_NEEDED ? 'capture answered without a capture' : outcome;
+  }
+
+  /**
+   * Charges a renewal payment with the vaulted PayPal wallet (a retry reuses the same request id):
+   * decide under the payment's lock, charge with no transaction held, record under the lock again.
+   */
+  async chargeRenewal(db: Db, paymentId: string): Promise<string> {
+    const decision = await db.transaction().execute((trx) => this.decideRenewal(trx, paymentId));
+    if (typeof decision === 'string') return decision;
+    let answer: OrderState | ProviderRefusedError;
+    try {
+      answer = await this.provider.chargeVaulted(decision);
+    } catch (err) {
+      if (!(err instanceof ProviderRefusedError)) throw err;
+      answer = err;
+    }
+    const outcome = await db.transaction().execute(async (trx) => {
+      const p = await this.lockPayment(trx, { id: paymentId });
+      if (!p) return 'no-op';
+      if (answer instanceof ProviderRefusedError) {
+        const declined = answer.issue === 'INSTRUMENT_DECLINED';
+        const t = await this.setPayment(trx, p, declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' });
+        if (t) await this.failed(trx, p, declined ? 'declined' : 'provider_error');
+        return declined ? 'declined' : `refused: ${answer.issue}`;
+      }
+      if (!p.provider_order_id) {
+        await trx.updateTable('payments').set({ provider_order_id: answer.orderId, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+        p.provider_order_id = answer.orderId;
+      }
+      await this.setPayment(trx, p, { type: 'order_created' });
+      return this.applyOrder(trx, p, answer);
+    });
+    return outcome === CAPTURE_NEEDED ? this.capture(db, paymentId) : outcome;
+  }
+
+  /** What a renewal charge request comes to: not charged (and why), or the charge to make. */
+  private async decideRenewal(trx: Tx, paymentId: string): Promise<string | ChargeVaultedInput> {
     const p = await this.lockPayment(trx, { id: paymentId });
     if (!p || p.status !== 'created') return 'no-op';
     const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', p.subscription_id).forUpdate().executeTakeFirstOrThrow();
@@ -138,22 +221,7 @@ export class PaymentService {
       await this.failed(trx, p, 'no_payment_method');
       return 'no payment method';
     }
-    let order: OrderState;
-    try {
-      order = await this.provider.chargeVaulted({ paymentId: p.id, amount: p.amount, currency: p.currency.trim(), description: `${sub.plan_name} renewal`, vaultId: sub.vault_id, idempotencyKey: `${p.id}:charge` });
-    } catch (err) {
-      if (err instanceof ProviderRefusedError) {
-        const declined = err.issue === 'INSTRUMENT_DECLINED';
-        await this.setPayment(trx, p, declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' });
-        await this.failed(trx, p, declined ? 'declined' : 'provider_error');
-        return declined ? 'declined' : `refused: ${err.issue}`;
-      }
-      throw err;
-    }
-    await trx.updateTable('payments').set({ provider_order_id: order.orderId, updated_at: sql`now()` }).where('id', '=', p.id).execute();
-    p.provider_order_id = order.orderId;
-    await this.setPayment(trx, p, { type: 'order_created' });
-    return this.applyOrder(trx, p, order);
+    return { paymentId: p.id, amount: p.amount, currency: p.currency.trim(), description: `${sub.plan_name} renewal`, vaultId: sub.vault_id, idempotencyKey: `${p.id}:charge` };
   }
 
   /** Another payment of ours holds money for this payment's period (renewals and upgrades alike). */
@@ -176,29 +244,12 @@ export class PaymentService {
     return `order ${order.status}`;
   }
 
+  /** The buyer approved: the payment is approved, and CAPTURE_NEEDED tells the caller to capture after its commit. */
   private async approved(trx: Tx, p: PaymentRow): Promise<string> {
     const t = await this.setPayment(trx, p, { type: 'approved' });
     const mustCapture = t?.effects.includes('capture') || (p.status === 'approved' && !p.provider_capture_id);
     if (!mustCapture || !p.provider_order_id) return t ? 'approved' : 'no-op';
-    let order: OrderState;
-    try {
-      order = await this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` });
-    } catch (err) {
-      if (err instanceof ProviderRefusedError && err.issue === 'INSTRUMENT_DECLINED') {
-        const t = await this.setPayment(trx, p, { type: 'capture_declined' });
-        if (t) await this.failed(trx, p, 'declined');
-        return 'declined';
-      }
-      if (err instanceof ProviderRefusedError) {
-        // A 4xx is PayPal's final word (SPEC §5): left approved, the payment would be captured again for ever.
-        this.logger.warn('capture refused', { paymentId: p.id, issue: err.issue });
-        const f = await this.setPayment(trx, p, { type: 'provider_failed', reason: 'provider_error' });
-        if (f) await this.failed(trx, p, 'provider_error');
-        return `capture refused: ${err.issue}`;
-      }
-      throw err;
-    }
-    return this.applyOrder(trx, p, order);
+    return CAPTURE_NEEDED;
   }
 
   async applyCapture(trx: Tx, p: PaymentRow, capture: CaptureInfo, vaultId: string | null): Promise<string> {
@@ -352,28 +403,39 @@ export class PaymentService {
     return 'external refund recorded';
   }
 
-  /** Sends a requested refund to PayPal; a retry reuses the same PayPal-Request-Id. */
-  async sendRefund(trx: Tx, refundId: string): Promise<string> {
-    const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirst();
-    if (!refund || refund.status !== 'requested') return 'no-op';
-    const p = await trx.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).forUpdate().executeTakeFirstOrThrow();
-    if (!p.provider_capture_id) {
-      await trx.updateTable('refunds').set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` }).where('id', '=', refund.id).execute();
-      return 'failed: no capture';
-    }
+  /** Sends a requested refund to PayPal (a retry reuses the same PayPal-Request-Id); no transaction is held while PayPal answers. */
+  async sendRefund(db: Db, refundId: string): Promise<string> {
+    const request = await db.transaction().execute(async (trx): Promise<string | RefundInput> => {
+      const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirst();
+      if (!refund || refund.status !== 'requested') return 'no-op';
+      const p = await trx.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).executeTakeFirstOrThrow();
+      if (!p.provider_capture_id) {
+        await trx.updateTable('refunds').set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+        return 'failed: no capture';
+      }
+      return { captureId: p.provider_capture_id, amount: refund.amount, currency: refund.currency.trim(), refundId: refund.id, idempotencyKey: `${refund.id}:refund` };
+    });
+    if (typeof request === 'string') return request;
+    let answer: RefundState | ProviderRefusedError;
     try {
-      const r = await this.provider.refund({ captureId: p.provider_capture_id, amount: refund.amount, currency: refund.currency.trim(), refundId: refund.id, idempotencyKey: `${refund.id}:refund` });
-      if (r.status === 'COMPLETED') await this.refundCompleted(trx, p, refund, r.id);
-      else await trx.updateTable('refunds').set({ status: 'pending', provider_refund_id: r.id, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
-      return `refund ${r.status}`;
+      answer = await this.provider.refund(request);
     } catch (err) {
-      if (err instanceof ProviderRefusedError) {
-        await trx.updateTable('refunds').set({ status: 'failed', failure_reason: `${err.status} ${err.issue ?? ''}`.trim(), updated_at: sql`now()` }).where('id', '=', refund.id).execute();
-        this.logger.error('PayPal refused a refund', { refundId: refund.id, issue: err.issue });
+      if (!(err instanceof ProviderRefusedError)) throw err;
+      answer = err;
+    }
+    return db.transaction().execute(async (trx) => {
+      const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirstOrThrow();
+      if (refund.status !== 'requested') return 'no-op';
+      if (answer instanceof ProviderRefusedError) {
+        await trx.updateTable('refunds').set({ status: 'failed', failure_reason: `${answer.status} ${answer.issue ?? ''}`.trim(), updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+        this.logger.error('PayPal refused a refund', { refundId: refund.id, issue: answer.issue });
         return 'refused';
       }
-      throw err;
-    }
+      const p = await trx.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).forUpdate().executeTakeFirstOrThrow();
+      if (answer.status === 'COMPLETED') await this.refundCompleted(trx, p, refund, answer.id);
+      else await trx.updateTable('refunds').set({ status: 'pending', provider_refund_id: answer.id, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+      return `refund ${answer.status}`;
+    });
   }
 
   private async refundCompleted(trx: Tx, p: PaymentRow, refund: RefundRow, providerRefundId: string): Promise<void> {
