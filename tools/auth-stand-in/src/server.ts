@@ -34,6 +34,8 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
   const calls: Call[] = [];
   let unavailableUntil = 0;
   let delayMs = 0;
+  /** Calls waiting out the configured delay right now. */
+  const held = new Set<string>();
   const app = Fastify({ logger: false, forceCloseConnections: true });
 
   const token = (claims: Record<string, unknown>) => {
@@ -44,7 +46,12 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
 
   app.addHook('preHandler', async (req, reply) => {
     if (!req.url.startsWith('/api/')) return;
-    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    if (delayMs) {
+      const key = `${req.method} ${req.url.split('?')[0]}`;
+      held.add(key);
+      await new Promise((r) => setTimeout(r, delayMs));
+      held.delete(key);
+    }
     if (Date.now() < unavailableUntil) return reply.status(503).send(problem(503, 'the Auth service is unavailable'));
     if (req.url.startsWith('/api/v1/users/')) {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
@@ -89,6 +96,7 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
 
   // Control API, for tests and the demo.
   app.get('/_control/calls', async () => calls);
+  app.get('/_control/held', async () => [...held]);
   app.post('/_control/unavailable', async (req) => {
     unavailableUntil = Date.now() + Number((req.body as { forMs?: number } | undefined)?.forMs ?? 0);
     return { unavailableUntil: new Date(unavailableUntil).toISOString() };

@@ -1,3 +1,5 @@
+import amqplib from 'amqplib';
+import { sql } from 'kysely';
 import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
@@ -55,7 +57,8 @@ t.test('the payment-worker stopped (SIGTERM) during a slow PayPal call: exits 0 
   await stack.paypal('/_control/behaviour', { delays: [{ match: '/capture', ms: 20_000 }] });
   const { subscriptionId, paymentId, approvalUrl } = await buy('fault-sigterm');
   await approveInBrowser(approvalUrl);
-  await waitFor(async () => ((await stack.paypal('/_control/held')) as string[]).some((k) => k.endsWith('/capture')), { what: 'the capture call in flight' });
+  const orderId = new URL(approvalUrl).searchParams.get('token')!;
+  await waitFor(async () => ((await stack.paypal('/_control/held')) as string[]).includes(`POST /v2/checkout/orders/${orderId}/capture`), { what: 'this capture call in flight' });
   const worker = stack.processes.get('payment-worker')!;
   const stopping = Date.now();
   const code = await worker.stop('SIGTERM');
@@ -70,4 +73,94 @@ t.test('the payment-worker stopped (SIGTERM) during a slow PayPal call: exits 0 
   await waitFor(async () => (await rolesOf('fault-sigterm')).includes('premium'), { what: 'the role granted' });
   t.equal(await capturesOf(paymentId), 1, 'one capture at PayPal');
   t.same(await brokenInvariants(stack), []);
+});
+
+t.test('the payment-worker SIGKILLed while PayPal makes the capture: the redelivery captures with the same request id, once', async (t) => {
+  await stack.paypal('/_control/behaviour', { delays: [{ match: '/capture', ms: 1_500 }] });
+  const { subscriptionId, paymentId, approvalUrl } = await buy('fault-kill-paypal');
+  const workers = [...stack.processes.entries()].filter(([n, p]) => n.startsWith('payment-worker') && p.child.exitCode === null && p.child.signalCode === null);
+  await approveInBrowser(approvalUrl);
+  const orderId = new URL(approvalUrl).searchParams.get('token')!;
+  await waitFor(async () => ((await stack.paypal('/_control/held')) as string[]).includes(`POST /v2/checkout/orders/${orderId}/capture`), { what: 'this capture call in flight' });
+  for (const [, w] of workers) await w.stop('SIGKILL');
+  await waitFor(async () => ((await stack.paypal('/_control/captures')) as { customId: string }[]).some((c) => c.customId === paymentId), { what: 'PayPal finished the capture regardless' });
+  await stack.paypal('/_control/behaviour', { delays: [] });
+  const started = Date.now();
+  await stack.replica('payment-worker');
+  await waitFor(async () => (await status(subscriptionId)) === 'active', { what: 'active through a new worker', timeoutMs: 60_000 });
+  recovery.push(`  payment-worker SIGKILL during the capture: active ${Date.now() - started} ms after a new worker started`);
+  t.equal(await capturesOf(paymentId), 1, 'one capture at PayPal');
+  t.same(await brokenInvariants(stack), []);
+});
+
+t.test('the role-worker SIGKILLed during the Auth call: the role is granted once by the next one', async (t) => {
+  await stack.auth('/_control/delay', { ms: 1_500 });
+  const { subscriptionId, approvalUrl } = await buy('fault-kill-auth');
+  const calls = async () => ((await stack.auth('/_control/calls')) as { method: string; path: string }[]).filter((c) => c.path.includes('fault-kill-auth')).length;
+  const before = await calls();
+  await approveInBrowser(approvalUrl);
+  await waitFor(async () => (await status(subscriptionId)) === 'active', { what: 'active' });
+  await waitFor(async () => ((await stack.auth('/_control/held')) as string[]).some((k) => k.includes('fault-kill-auth')), { what: 'the role-worker waiting on the Auth service' });
+  const worker = stack.processes.get('role-worker')!;
+  await worker.stop('SIGKILL');
+  await stack.auth('/_control/delay', { ms: 0 });
+  const started = Date.now();
+  await stack.replica('role-worker');
+  await waitFor(async () => (await rolesOf('fault-kill-auth')).includes('premium'), { what: 'the role granted by the new worker', timeoutMs: 60_000 });
+  recovery.push(`  role-worker SIGKILL during the Auth call: role granted ${Date.now() - started} ms after a new worker started`);
+  t.ok((await calls()) > before, 'the Auth service was called');
+  const granted = (await stack.notifications()).filter((n) => n.type === 'role.granted' && n.data['userId'] === 'fault-kill-auth');
+  t.ok(granted.length <= 1, `role.granted at most once (${granted.length})`);
+  t.same(await brokenInvariants(stack), []);
+});
+
+t.test('Postgres backends terminated again and again while purchases complete: each completes once', async (t) => {
+  const buyers = await Promise.all(Array.from({ length: 5 }, (_, i) => buy(`fault-pgkill-${i}`)));
+  let kills = 0;
+  let stop = false;
+  const killer = (async () => {
+    while (!stop) {
+      const r = await sql<{ n: number }>`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where datname = current_database() and application_name in ('payment-worker', 'role-worker', 'webhook-gateway') and pid <> pg_backend_pid()`.execute(stack.tdb.db);
+      kills += r.rows[0]?.n ?? 0;
+      await new Promise((res) => setTimeout(res, 150));
+    }
+  })();
+  const started = Date.now();
+  await Promise.all(buyers.map((b) => approveInBrowser(b.approvalUrl)));
+  await new Promise((r) => setTimeout(r, 2_000));
+  stop = true;
+  await killer;
+  await waitFor(async () => (await Promise.all(buyers.map((b) => status(b.subscriptionId)))).every((s) => s === 'active'), { what: 'all five active', timeoutMs: 60_000 });
+  recovery.push(`  Postgres backends terminated (${kills} kills over 2 s): all five active ${Date.now() - started} ms after approving`);
+  for (const b of buyers) t.equal(await capturesOf(b.paymentId), 1, 'one capture each');
+  t.same(await brokenInvariants(stack), []);
+});
+
+t.test('a client double-submitting checkouts, then approving every approval URL: one subscription, one capture kept', async (t) => {
+  const token = await stack.tokenFor('fault-double');
+  const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ planId: 'pro-monthly' }),
+  }).then(async (r) => ({ status: r.status, body: await r.json() as { approvalUrl?: string; subscriptionId?: string } }))));
+  const created = answers.filter((a) => a.status === 201);
+  t.ok(created.length >= 1, `${created.length} checkouts accepted, the others refused: ${answers.map((a) => a.status).join(', ')}`);
+  await Promise.all(created.map((a) => approveInBrowser(a.body.approvalUrl!).catch(() => null)));
+  await waitFor(async () => {
+    const subs = await stack.tdb.db.selectFrom('subscriptions').select('status').where('user_id', '=', 'fault-double').execute();
+    return subs.filter((s) => s.status === 'active').length === 1 && subs.every((s) => s.status !== 'pending');
+  }, { what: 'one active subscription, none pending', timeoutMs: 30_000 });
+  t.same(await brokenInvariants(stack), []);
+});
+
+t.test('a poison message on the payment-worker\'s queue: dead-lettered, everything else flows', async (t) => {
+  const conn = await amqplib.connect(stack.vhost.url);
+  const ch = await conn.createConfirmChannel();
+  ch.sendToQueue('billing.payment-worker', Buffer.from('{"not": "an envelope"'), { persistent: true, messageId: 'poison-1', type: 'payment.check.requested' });
+  await ch.waitForConfirms();
+  await conn.close();
+  await waitFor(() => stack.tdb.db.selectFrom('dead_letters').select('id').where('message_id', '=', 'poison-1').executeTakeFirst(), { what: 'the poison dead-lettered' });
+  const { subscriptionId, approvalUrl } = await buy('fault-after-poison');
+  await approveInBrowser(approvalUrl);
+  await waitFor(async () => (await status(subscriptionId)) === 'active', { what: 'a purchase after the poison' });
+  t.same(await brokenInvariants(stack, { plantedDeadLetters: 1 }), []);
 });
