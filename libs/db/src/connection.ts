@@ -29,6 +29,9 @@ export function createPool(url: string, { max = 10, applicationName = 'billing',
   const pool = new pg.Pool({
     connectionString: url, max, application_name: applicationName, types,
     connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, statement_timeout: statementTimeoutMs,
+    // No transaction waits on the network (issue 8): one idle this long belongs to a stuck or paused
+    // process (SIGSTOP, a debugger), and Postgres ends it so its row locks stop blocking the others.
+    idle_in_transaction_session_timeout: 15_000,
   });
   // A client losing its connection must not crash the process: an idle one is replaced by the
   // pool, a busy one fails its query (which the caller sees) and is discarded on release.
