@@ -33,3 +33,16 @@ t.test('money is integer minor units, and history is never deleted', async (t) =
   await t.rejects(db.deleteFrom('payments').execute(), /never deleted/);
   await t.rejects(db.updateTable('payments').set({ refunded_amount: 101 }).execute(), 'cannot refund more than was paid');
 });
+
+t.test('every migration after the initial one can be taken back and applied again', async (t) => {
+  const tdb = await createTestDatabase();
+  t.teardown(() => tdb.drop());
+  const { Migrator } = await import('kysely');
+  const { migrations } = await import('../src/migrations/index.js');
+  const migrator = new Migrator({ db: tdb.db, provider: { getMigrations: async () => migrations } });
+  const down = await migrator.migrateTo('20261126T1400_initial');
+  t.error(down.error);
+  t.same(down.results?.map((r) => [r.direction, r.status]), Object.keys(migrations).slice(1).reverse().map(() => ['Down', 'Success']), 'each later migration taken back');
+  const up = await migrateToLatest(tdb.db);
+  t.same(up.map((r) => r.status), Object.keys(migrations).slice(1).map(() => 'Success'), 'and applied again');
+});

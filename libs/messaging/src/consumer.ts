@@ -123,10 +123,6 @@ export class Consumer<C extends readonly MessageContract[]> {
     await this.channel.close().catch(() => undefined);
   }
 
-  /** Messages being handled now. */
-  get busy(): number {
-    return this.inFlight.size;
-  }
 
   private track(msg: ConsumeMessage): void {
     const p = this.onMessage(msg).catch((err: unknown) => {

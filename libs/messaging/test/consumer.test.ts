@@ -167,3 +167,34 @@ t.test('a message the broker parks reaches dead_letters, where an operator sees 
   await conn.close();
   await consumer.stop();
 });
+
+t.test('a step handler calls out with no transaction held, then commits its outcome with the message; a repeat is skipped', async (t) => {
+  const broker = env.connect();
+  const seen: number[] = [];
+  const { Consumer } = await import('../src/consumer.js');
+  const consumer = new Consumer({
+    name: 'steps-consumer', broker, db: env.tdb.db, logger: quietLogger(), queue: { queue: 'test.steps', bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }], retryDelaysMs: [100], deliveryLimit: 20 },
+    contracts: [Ping] as const, maxAttempts: 3, prefetch: 1, setup: declareInternal,
+    steps: {
+      'diagnostics.ping': async ({ envelope, commit }) => {
+        seen.push(envelope.data.seq); // the call to the outside world would go here
+        if (envelope.data.seq === 901) return; // nothing to record: the message is still marked processed
+        const fresh = await commit(async (trx) => {
+          await trx.insertInto('audit_log').values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(envelope.data.seq), reason: envelope.id }).execute();
+        });
+        t.ok(fresh, 'recorded once');
+      },
+    },
+  });
+  await consumer.start();
+  const conn = await amqplib.connect(env.vhost.url);
+  const ch = await conn.createConfirmChannel();
+  const first = makeEnvelope(Ping, { seq: 900 });
+  for (const e of [first, first, makeEnvelope(Ping, { seq: 901 })]) ch.sendToQueue('test.steps', Buffer.from(JSON.stringify(e)), { messageId: e.id, type: e.type, persistent: true });
+  await ch.waitForConfirms();
+  await conn.close();
+  await waitFor(async () => Number((await env.tdb.db.selectFrom('processed_messages').select((eb) => eb.fn.countAll<string>().as('n')).where('consumer', '=', 'steps-consumer').executeTakeFirstOrThrow()).n) === 2, { what: 'both messages processed' });
+  t.equal(await auditCount(env, 900), 1, 'the outcome recorded once');
+  t.same(seen, [900, 901], 'the repeat, after the first committed, skipped before its handler ran');
+  await consumer.stop();
+});

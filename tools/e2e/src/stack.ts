@@ -15,6 +15,8 @@ export interface Stack {
   processes: Map<string, Spawned>;
   /** Starts one more replica of an app (a scheduler or a worker) on a free port. */
   replica(app: AppName): Promise<Spawned>;
+  /** The base URL a replica listens on. */
+  urlOf(replica: Spawned): string;
   serviceToken: string;
   jwtSecret: string;
   /** A JWT from the Auth stand-in for a user it knows (created if new). */
@@ -71,6 +73,7 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
     return text ? JSON.parse(text) : null;
   };
   const replicas: Spawned[] = [];
+  const replicaUrls = new Map<Spawned, string>();
   const known = new Set<string>();
   const conn = await amqplib.connect(vhost.url);
   const ch = await conn.createChannel();
@@ -90,8 +93,10 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
       await start(name, `apps/${app}/src/main.ts`, {}, port);
       const p = processes.get(name)!;
       replicas.push(p);
+      replicaUrls.set(p, `http://127.0.0.1:${port}`);
       return p;
     },
+    urlOf: (replica) => replicaUrls.get(replica) ?? '',
     paypal: (path, body) => json(urls.paypal, path, body),
     auth: (path, body) => json(urls.auth, path, body),
     async notifications() {

@@ -164,3 +164,66 @@ t.test('a poison message on the payment-worker\'s queue: dead-lettered, everythi
   await waitFor(async () => (await status(subscriptionId)) === 'active', { what: 'a purchase after the poison' });
   t.same(await brokenInvariants(stack, { plantedDeadLetters: 1 }), []);
 });
+
+t.test('RabbitMQ cut twice for every app while checkouts, approvals and webhooks keep arriving: every purchase completes once', async (t) => {
+  const buyers = await Promise.all(Array.from({ length: 10 }, (_, i) => buy(`fault-mq-${i}`)));
+  const started = Date.now();
+  const approving = (async () => {
+    for (const [i, b] of buyers.entries()) {
+      if (i === 2 || i === 7) stack.brokerProxy.cut();
+      if (i === 5 || i === 9) stack.brokerProxy.restore();
+      await approveInBrowser(b.approvalUrl);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const late = await buy('fault-mq-late'); // a checkout while the broker is away: stored, published later
+  await approving;
+  stack.brokerProxy.restore();
+  await approveInBrowser(late.approvalUrl);
+  const all = [...buyers, late];
+  await waitFor(async () => (await Promise.all(all.map((b) => status(b.subscriptionId)))).every((s) => s === 'active'), { what: 'every purchase active', timeoutMs: 90_000, intervalMs: 500 });
+  recovery.push(`  RabbitMQ cut twice during 11 purchases: all active ${Date.now() - started} ms after the first approval`);
+  for (const b of all) t.equal(await capturesOf(b.paymentId), 1, 'one capture each');
+  t.same(await brokenInvariants(stack, { plantedDeadLetters: 1 }), []);
+});
+
+t.test('the webhook-gateway SIGKILLed while it checks a webhook: PayPal delivers again, the purchase completes once', async (t) => {
+  const { subscriptionId, paymentId, approvalUrl } = await buy('fault-kill-gateway');
+  await stack.paypal('/_control/behaviour', { delays: [{ match: 'verify-webhook-signature', ms: 1_500 }] });
+  await approveInBrowser(approvalUrl);
+  await waitFor(async () => ((await stack.paypal('/_control/held')) as string[]).some((k) => k.includes('verify-webhook-signature')), { what: 'a webhook being checked' });
+  await stack.processes.get('webhook-gateway')!.stop('SIGKILL');
+  await stack.paypal('/_control/behaviour', { delays: [] });
+  const started = Date.now();
+  const gateway = await stack.replica('webhook-gateway');
+  // PayPal keeps delivering to the webhook URL it knows: the new gateway takes it over.
+  await stack.paypal('/_control/webhook-url', { url: `${stack.urlOf(gateway)}/webhooks/paypal` });
+  await waitFor(async () => (await status(subscriptionId)) === 'active', { what: 'active through PayPal\'s redelivery', timeoutMs: 60_000 });
+  recovery.push(`  webhook-gateway SIGKILL mid-request: active ${Date.now() - started} ms after a new gateway started`);
+  t.equal(await capturesOf(paymentId), 1, 'one capture at PayPal');
+  t.same(await brokenInvariants(stack, { plantedDeadLetters: 1 }), []);
+});
+
+t.test('every ordering of one order\'s events (approved, captured, wallet saved), each delivered twice: the same end state, once', async (t) => {
+  const orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+  for (const [n, order] of orders.entries()) {
+    const userId = `fault-order-${n}`;
+    await stack.paypal('/_control/behaviour', { webhookMode: 'hold' });
+    const { subscriptionId, paymentId, approvalUrl } = await buy(userId);
+    const back = await approveInBrowser(approvalUrl);
+    await fetch(back, { redirect: 'manual' }); // the buyer's return: the order is looked up and captured
+    await waitFor(async () => ((await stack.paypal('/_control/webhooks/held')) as string[]).length === 3, { what: 'three events held' });
+    const held = await stack.paypal('/_control/webhooks/held') as string[];
+    await stack.paypal('/_control/behaviour', { webhookMode: 'deliver' });
+    await stack.paypal('/_control/webhooks/release', { order: [...order, ...order] });
+    await waitFor(async () => (await status(subscriptionId)) === 'active', { what: `active (${order.map((i) => held[i]).join(', ')})` });
+    await waitFor(async () => Number((await stack.tdb.db.selectFrom('provider_events').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('payment_id', '=', paymentId).where('processed_at', 'is not', null).executeTakeFirstOrThrow()).n) >= 3, { what: 'the three events applied' });
+    const sub = await stack.tdb.db.selectFrom('subscriptions').selectAll().where('id', '=', subscriptionId).executeTakeFirstOrThrow();
+    t.ok(sub.vault_id, `${order.map((i) => held[i]).join(' → ')}: active, the wallet kept`);
+    t.equal(await capturesOf(paymentId), 1, 'one capture');
+    const activated = (await stack.notifications()).filter((m) => m.type === 'subscription.activated' && m.data['subscriptionId'] === subscriptionId);
+    t.equal(activated.length, 1, 'one subscription.activated');
+  }
+  t.same(await brokenInvariants(stack, { plantedDeadLetters: 1 }), []);
+});

@@ -282,7 +282,12 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     Object.assign(state.behaviour, json(req));
     return state.behaviour;
   });
-  app.post('/_control/webhooks/release', async (req) => ({ released: webhooks.release(json(req)['order'] === 'reverse' ? 'reverse' : 'forward') }));
+  /** Delivers held events: `order` is "forward", "reverse" or a permutation of the held events' indexes. */
+  app.post('/_control/webhooks/release', async (req) => {
+    const order = json(req)['order'];
+    return { released: webhooks.release(Array.isArray(order) ? order.map(Number) : order === 'reverse' ? 'reverse' : 'forward') };
+  });
+  app.get('/_control/webhooks/held', async () => webhooks.heldTypes());
   app.post('/_control/webhooks/:id/resend', async (req) => ({ resent: webhooks.resend((req.params as { id: string }).id) }));
   app.post('/_control/webhook-url', async (req) => {
     webhooks.setUrl(String(json(req)['url']));

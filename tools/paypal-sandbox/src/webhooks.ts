@@ -31,6 +31,7 @@ const sign = (secret: string, transmissionId: string, time: string, webhookId: s
 export class WebhookSender {
   readonly sent: SentWebhook[] = [];
   private held: (() => void)[] = [];
+  private heldKinds: string[] = [];
   private readonly signatures = new Map<string, { sig: string; time: string }>();
   private timers = new Set<NodeJS.Timeout>();
 
@@ -56,6 +57,7 @@ export class WebhookSender {
     if (mode === 'drop') return record;
     if (mode === 'hold') {
       this.held.push(() => this.deliver(record, 1));
+      this.heldKinds.push(eventType);
       return record;
     }
     const copies = mode === 'duplicate' ? 5 : 1;
@@ -64,11 +66,17 @@ export class WebhookSender {
   }
 
   /** Delivers held events, in the order they were emitted or reversed. */
-  release(order: 'forward' | 'reverse'): number {
-    const batch = order === 'reverse' ? [...this.held].reverse() : [...this.held];
+  release(order: 'forward' | 'reverse' | number[]): number {
+    const batch = Array.isArray(order) ? order.map((i) => this.held[i]).filter((f): f is () => void => Boolean(f))
+      : order === 'reverse' ? [...this.held].reverse() : [...this.held];
     this.held = [];
     batch.forEach((send) => send());
     return batch.length;
+  }
+
+  /** The event types held, in the order they were emitted. */
+  heldTypes(): string[] {
+    return this.heldKinds.slice(-this.held.length);
   }
 
   /** Delivers an event again, as PayPal's resend does. */
