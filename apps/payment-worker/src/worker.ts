@@ -28,12 +28,12 @@ export function buildWorker({ rt, provider, dunningRetryMs, retryDelaysMs }: { r
         if (!event) return null;
         if (event.processed_at) {
           // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
-          return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED, eventType: event.event_type } : null;
+          return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED } : null;
         }
         const result = await payments.onAction(trx, provider.parseWebhook(event.payload));
         await trx.updateTable('provider_events').set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId }).where('id', '=', event.id).execute();
         logger.info('provider event applied', { eventType: event.event_type, providerEventId: event.provider_event_id, ...result });
-        return { ...result, eventType: event.event_type };
+        return result;
       });
       if (applied?.paymentId && applied.outcome === CAPTURE_NEEDED) {
         logger.info('order captured', { paymentId: applied.paymentId, outcome: await payments.capture(db, applied.paymentId) });

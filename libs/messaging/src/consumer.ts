@@ -97,11 +97,18 @@ export class Consumer<C extends readonly MessageContract[]> {
 
   /** Resolves once the queue is declared and consuming (it waits for the broker if it is away). */
   async start(): Promise<void> {
-    await this.channel.waitForConnect();
-    await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), { prefetch: this.opts.prefetch ?? 20 });
-    // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
-    // it goes to dead_letters, where an operator sees and replays it.
-    await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), { prefetch: 5 });
+    try {
+      await this.channel.waitForConnect();
+      if (this.stopping) return;
+      await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), { prefetch: this.opts.prefetch ?? 20 });
+      // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
+      // it goes to dead_letters, where an operator sees and replays it.
+      await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), { prefetch: 5 });
+    } catch (err) {
+      // SIGTERM while starting: the channel closed under us, and there is nothing to start any more.
+      if (this.stopping) return;
+      throw err;
+    }
   }
 
   /**

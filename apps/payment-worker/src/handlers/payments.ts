@@ -5,7 +5,7 @@ import type { Database, Db, PaymentRow, RefundRow, SubscriptionRow } from '@bill
 import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
-import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput, type RefundState, type WebhookAction } from '@billing/payments';
+import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput, type WebhookAction } from '@billing/payments';
 import type { Logger } from '@billing/service-kit';
 import { notifyActivated, notifyCancelled } from './notify.js';
 
@@ -13,6 +13,16 @@ type Tx = Transaction<Database>;
 
 /** An outcome that asks the caller to capture the order once its transaction has committed. */
 export const CAPTURE_NEEDED = 'approved; capture needed';
+
+/** A provider call's answer, or its refusal (a 4xx) as a value to record; an unknown outcome is thrown, to be retried. */
+async function answerOf<T>(call: Promise<T>): Promise<T | ProviderRefusedError> {
+  try {
+    return await call;
+  } catch (err) {
+    if (err instanceof ProviderRefusedError) return err;
+    throw err;
+  }
+}
 const OPEN: readonly string[] = ['created', 'pending', 'approved'];
 
 /**
@@ -139,13 +149,7 @@ export class PaymentService {
   async capture(db: Db, paymentId: string): Promise<string> {
     const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
     if (!p || p.status !== 'approved' || p.provider_capture_id || !p.provider_order_id) return 'no capture needed';
-    let answer: OrderState | ProviderRefusedError;
-    try {
-      answer = await this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` });
-    } catch (err) {
-      if (!(err instanceof ProviderRefusedError)) throw err;
-      answer = err;
-    }
+    const answer = await answerOf(this.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }));
     const outcome = await db.transaction().execute(async (trx) => {
       const locked = (await this.lockPayment(trx, { id: paymentId }))!;
       if (answer instanceof ProviderRefusedError) {
@@ -172,13 +176,7 @@ export class PaymentService {
   async chargeRenewal(db: Db, paymentId: string): Promise<string> {
     const decision = await db.transaction().execute((trx) => this.decideRenewal(trx, paymentId));
     if (typeof decision === 'string') return decision;
-    let answer: OrderState | ProviderRefusedError;
-    try {
-      answer = await this.provider.chargeVaulted(decision);
-    } catch (err) {
-      if (!(err instanceof ProviderRefusedError)) throw err;
-      answer = err;
-    }
+    const answer = await answerOf(this.provider.chargeVaulted(decision));
     const outcome = await db.transaction().execute(async (trx) => {
       const p = await this.lockPayment(trx, { id: paymentId });
       if (!p) return 'no-op';
@@ -416,13 +414,7 @@ export class PaymentService {
       return { captureId: p.provider_capture_id, amount: refund.amount, currency: refund.currency.trim(), refundId: refund.id, idempotencyKey: `${refund.id}:refund` };
     });
     if (typeof request === 'string') return request;
-    let answer: RefundState | ProviderRefusedError;
-    try {
-      answer = await this.provider.refund(request);
-    } catch (err) {
-      if (!(err instanceof ProviderRefusedError)) throw err;
-      answer = err;
-    }
+    const answer = await answerOf(this.provider.refund(request));
     return db.transaction().execute(async (trx) => {
       const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirstOrThrow();
       if (refund.status !== 'requested') return 'no-op';
