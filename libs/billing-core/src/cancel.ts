@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { SubscriptionCancelled } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
-import { applySubscriptionEvent, proratedRefund } from '@billing/domain';
+import { applySubscriptionEvent, HOLDING_MONEY, proratedRefund } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant } from './grants.js';
 import { refundableLeft, requestRefund } from './refunds.js';
@@ -33,7 +33,7 @@ export async function cancelSubscription(trx: Transaction<Database>, sub: Subscr
   let refundAmount = 0;
   if (t.effects.includes('refund_unused')) {
     const paid = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id)
-      .where('status', 'in', ['completed', 'partially_refunded']).where('period_end', '>', now).forUpdate().execute();
+      .where('status', 'in', [...HOLDING_MONEY]).where('period_end', '>', now).forUpdate().execute();
     for (const p of paid) {
       const left = await refundableLeft(trx, p);
       const amount = proratedRefund({ amount: p.amount, left, periodStart: p.period_start!, periodEnd: p.period_end!, cancelledAt: now });

@@ -35,6 +35,9 @@ export interface PaymentTransition {
 const OPEN: readonly PaymentStatus[] = ['created', 'pending', 'approved'];
 const PAID: readonly PaymentStatus[] = ['completed', 'partially_refunded', 'refunded'];
 
+/** Statuses of a payment that holds money for its period (one refunded in full or charged back no longer does). */
+export const HOLDING_MONEY = ['completed', 'partially_refunded'] as const satisfies readonly PaymentStatus[];
+
 const isOpen = (s: PaymentStatus) => OPEN.includes(s);
 
 /**

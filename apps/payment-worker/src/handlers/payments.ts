@@ -3,7 +3,7 @@ import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded } from '@billing/contracts';
 import type { Database, Db, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import { endSubscriptionGrant, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant } from '@billing/billing-core';
-import { applyPaymentEvent, applySubscriptionEvent, periodWindow, type PaymentEvent } from '@billing/domain';
+import { applyPaymentEvent, applySubscriptionEvent, HOLDING_MONEY, periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput, type WebhookAction } from '@billing/payments';
 import type { Logger } from '@billing/service-kit';
@@ -226,7 +226,7 @@ export class PaymentService {
   private async periodPaid(trx: Tx, p: PaymentRow): Promise<boolean> {
     if (p.kind === 'initial') return false;
     const other = await trx.selectFrom('payments').select('id').where('subscription_id', '=', p.subscription_id).where('period_index', '=', p.period_index)
-      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', ['completed', 'partially_refunded'])
+      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', [...HOLDING_MONEY])
       .where('failure_reason', 'is', null).executeTakeFirst();
     return Boolean(other);
   }
@@ -364,7 +364,7 @@ export class PaymentService {
     await endSubscriptionGrant(trx, sub, reason);
     let refunded = 0;
     const ahead = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('id', '!=', p.id)
-      .where('status', 'in', ['completed', 'partially_refunded']).where('period_start', '>', now).forUpdate().execute();
+      .where('status', 'in', [...HOLDING_MONEY]).where('period_start', '>', now).forUpdate().execute();
     for (const a of ahead) {
       const left = await refundableLeft(trx, a);
       if (left <= 0) continue;

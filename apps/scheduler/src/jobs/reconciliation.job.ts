@@ -55,7 +55,7 @@ const MAX_SWEEPS = 3;
  */
 async function sweepUnprocessedEvents(db: Db, stale: Date): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const events = await trx.selectFrom('provider_events').select(['id', 'provider', 'event_type']).where('processed_at', 'is', null)
+    const events = await trx.selectFrom('provider_events').select(['id', 'event_type']).where('processed_at', 'is', null)
       .where('received_at', '<=', stale).where('sweeps', '<', MAX_SWEEPS)
       .where((eb) => eb.or([eb('swept_at', 'is', null), eb('swept_at', '<=', stale)]))
       .orderBy('received_at').limit(200).forUpdate().skipLocked().execute();

@@ -2,14 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { periodIndexAt } from '@billing/domain';
+import { HOLDING_MONEY, periodIndexAt } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
 const BATCH = 100;
 const OPEN = ['created', 'pending', 'approved'] as const;
-/** Payments holding money for their period (one refunded in full or charged back no longer does). */
-const PAID = ['completed', 'partially_refunded'] as const;
 
 /**
  * SPEC §8 renewals: an active subscription not ending at its period end, whose next period is
@@ -45,7 +43,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
             const period = await trx.selectFrom('payments')
               .select((eb) => [
                 eb.fn.countAll<string>().as('attempts'),
-                eb.fn.countAll<string>().filterWhere('status', 'in', [...OPEN, ...PAID]).as('taken'),
+                eb.fn.countAll<string>().filterWhere('status', 'in', [...OPEN, ...HOLDING_MONEY]).as('taken'),
               ])
               .where('subscription_id', '=', sub.id).where('period_index', '=', k).executeTakeFirstOrThrow();
             if (Number(period.taken) > 0) continue;
