@@ -48,8 +48,11 @@ t.test('a purchase end to end: plans, checkout, approval at PayPal, role granted
   const view = await (await api(`/v1/subscriptions/${body.subscriptionId}`, login.access_token)).json() as any;
   t.match(view, { status: 'active', approvalUrl: null, cancelAtPeriodEnd: false, cancelledAt: null });
   t.equal(view.currentPeriodStart, p.period_start!.toISOString());
-  const grants = (await stack.notifications()).filter((n) => n.type === 'role.granted' && n.data['userId'] === 'user-alice');
-  t.equal(grants.length, 1, 'role.granted once');
+  const grants = await waitFor(async () => {
+    const found = (await stack.notifications()).filter((n) => n.type === 'role.granted' && n.data['userId'] === 'user-alice');
+    return found.length ? found : null;
+  }, { what: 'role.granted for user-alice' });
+  t.equal(new Set(grants.map((n) => n.id)).size, 1, 'role.granted once');
   await waitFor(async () => (await stack.tdb.db.selectFrom('outbox').select('id').where('published_at', 'is', null).execute()).length === 0, { what: 'the outbox drained' });
 });
 
@@ -148,7 +151,12 @@ t.test('the Auth stand-in answering 503 for a while: the role is granted once it
   t.ok(Date.now() - downAt >= 3500, 'granted only after the Auth service came back');
   const calls = await stack.auth('/_control/calls');
   t.ok(calls.filter((c: any) => c.path === '/api/v1/users/user-authdown/roles' && c.status === 503).length >= 1, 'the role-worker met the 503s and retried');
-  t.equal((await stack.notifications()).filter((n) => n.type === 'role.granted' && n.data['userId'] === 'user-authdown').length, 1);
+  // the role shows at Auth a moment before the role-worker's outbox publishes role.granted: wait for the message
+  const granted = await waitFor(async () => {
+    const found = (await stack.notifications()).filter((n) => n.type === 'role.granted' && n.data['userId'] === 'user-authdown');
+    return found.length ? found : null;
+  }, { what: 'role.granted for user-authdown' });
+  t.equal(new Set(granted.map((n) => n.id)).size, 1, 'role.granted once');
 });
 
 t.test('a capture whose amount differs from our payment: refunded, failed, no role', async (t) => {
