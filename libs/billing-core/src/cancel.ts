@@ -1,9 +1,11 @@
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { SubscriptionCancelled } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
-import { applySubscriptionEvent, HOLDING_MONEY, proratedRefund } from '@billing/domain';
+import { HOLDING_MONEY, proratedRefund } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant } from './grants.js';
+import { payments } from './payments.js';
+import { subscriptions } from './subscriptions.js';
 import { refundableLeft, requestRefund } from './refunds.js';
 import { currentPeriod } from './views.js';
 
@@ -21,14 +23,13 @@ export interface CancelResult {
  * whose period has not ended, pro rata at `now` (refunds go to PayPal after the commit).
  */
 export async function cancelSubscription(trx: Transaction<Database>, sub: SubscriptionRow, mode: CancelMode, now: Date, actor: { by: string; reason: string }): Promise<CancelResult> {
-  const t = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' });
-  if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
   const wasPending = sub.status === 'pending';
+  const t = await subscriptions.transition(trx, sub, { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' },
+    (to) => (to.status === 'cancelled' ? { cancelled_at: now, approval_url: null, next_retry_at: null } : { next_retry_at: null }));
+  if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
   if (t.status === 'cancelled') {
-    await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: now, approval_url: null, next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
-    await trx.updateTable('payments').set({ status: 'cancelled', updated_at: sql`now()` }).where('subscription_id', '=', sub.id).where('status', 'in', ['created', 'pending']).execute();
-  } else {
-    await trx.updateTable('subscriptions').set({ cancel_at_period_end: true, next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+    const open = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('status', 'in', ['created', 'pending']).forUpdate().execute();
+    for (const p of open) await payments.transition(trx, p, { type: 'subscription_ended' });
   }
   let refundAmount = 0;
   if (t.effects.includes('refund_unused')) {
@@ -43,9 +44,8 @@ export async function cancelSubscription(trx: Transaction<Database>, sub: Subscr
     }
   }
   if (t.effects.includes('grant_ends')) await endSubscriptionGrant(trx, sub, `cancelled ${mode === 'immediately' ? 'immediately' : 'at period end'}`);
-  const after = await trx.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
   if (!wasPending) {
-    const period = currentPeriod(after, now);
+    const period = currentPeriod(sub, now);
     await enqueue(trx, SubscriptionCancelled, {
       userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode,
       cancelledAt: mode === 'immediately' ? now.toISOString() : null,
@@ -53,5 +53,5 @@ export async function cancelSubscription(trx: Transaction<Database>, sub: Subscr
       refundAmount, currency: sub.currency.trim(),
     });
   }
-  return { subscription: after, changed: true, refundAmount };
+  return { subscription: sub, changed: true, refundAmount };
 }

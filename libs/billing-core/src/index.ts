@@ -5,3 +5,5 @@ export * from './cancel.js';
 export * from './renewals.js';
 export * from './pagination.js';
 export * from './refunds.js';
+export * from './subscriptions.js';
+export * from './payments.js';

@@ -1,23 +1,21 @@
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { SubscriptionExpired, SubscriptionRenewalFailed, SubscriptionRenewed } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
-import { applySubscriptionEvent, periodWindow } from '@billing/domain';
+import { periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant } from './grants.js';
+import { payments } from './payments.js';
+import { subscriptions } from './subscriptions.js';
 
 type Tx = Transaction<Database>;
-const state = (s: SubscriptionRow) => ({ status: s.status, cancelAtPeriodEnd: s.cancel_at_period_end });
 
 /** A renewal payment completed: the paid period is recorded; past_due goes back to active. */
 export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: PaymentRow): Promise<void> {
   const { start, end } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
-  await trx.updateTable('payments').set({ period_start: start, period_end: end }).where('id', '=', p.id).execute();
-  const t = applySubscriptionEvent(state(sub), { type: 'renewal_completed' });
+  await payments.record(trx, p, { period_start: start, period_end: end });
   const paidThrough = !sub.paid_through || end > sub.paid_through ? end : sub.paid_through;
-  await trx.updateTable('subscriptions').set({
-    ...(t ? { status: t.status } : {}), paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null,
-    updated_at: sql`now()`, version: sql`version + 1`,
-  }).where('id', '=', sub.id).execute();
+  const paid = { paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null };
+  if (!(await subscriptions.transition(trx, sub, { type: 'renewal_completed' }, paid))) await subscriptions.record(trx, sub, paid);
   await enqueue(trx, SubscriptionRenewed, {
     userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, role: sub.role,
     amount: p.amount, currency: p.currency.trim(), currentPeriodStart: start.toISOString(), currentPeriodEnd: end.toISOString(),
@@ -34,11 +32,8 @@ export async function recordRenewalFailure(trx: Tx, sub: SubscriptionRow, reason
   const attempts = sub.dunning_attempts + 1;
   const delay = dunningRetryMs[attempts - 1];
   const nextRetryAt = delay !== undefined && !sub.cancel_at_period_end ? new Date(firstFailure.getTime() + delay) : null;
-  const t = applySubscriptionEvent(state(sub), { type: 'renewal_failed' });
-  await trx.updateTable('subscriptions').set({
-    status: t?.status ?? sub.status, dunning_started_at: firstFailure, dunning_attempts: attempts, next_retry_at: nextRetryAt,
-    updated_at: sql`now()`, version: sql`version + 1`,
-  }).where('id', '=', sub.id).execute();
+  const dunning = { dunning_started_at: firstFailure, dunning_attempts: attempts, next_retry_at: nextRetryAt };
+  if (!(await subscriptions.transition(trx, sub, { type: 'renewal_failed' }, dunning))) await subscriptions.record(trx, sub, dunning);
   await enqueue(trx, SubscriptionRenewalFailed, {
     userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, amount: sub.amount, currency: sub.currency.trim(),
     reason, nextRetryAt: nextRetryAt?.toISOString() ?? null,
@@ -46,17 +41,16 @@ export async function recordRenewalFailure(trx: Tx, sub: SubscriptionRow, reason
   if (nextRetryAt) return;
   // The last try failed: the subscription ends with its paid time.
   if (sub.paid_through && sub.paid_through > now) {
-    await trx.updateTable('subscriptions').set({ cancel_at_period_end: true, updated_at: sql`now()` }).where('id', '=', sub.id).execute();
+    await subscriptions.transition(trx, sub, { type: 'cancel_at_period_end' });
     return;
   }
-  await expire(trx, { ...sub, status: t?.status ?? sub.status }, now, 'dunning_exhausted');
+  await expire(trx, sub, now, 'dunning_exhausted');
 }
 
 /** The subscription becomes expired now and its grant ends. */
 export async function expire(trx: Tx, sub: SubscriptionRow, now: Date, why: 'dunning_exhausted' | 'period_ended'): Promise<boolean> {
-  const t = applySubscriptionEvent(state(sub), { type: why });
+  const t = await subscriptions.transition(trx, sub, { type: why }, { expired_at: now, next_retry_at: null });
   if (!t) return false;
-  await trx.updateTable('subscriptions').set({ status: 'expired', expired_at: now, next_retry_at: null, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
   await endSubscriptionGrant(trx, sub, why === 'period_ended' ? 'subscription expired' : 'renewal failed after the last retry');
   await enqueue(trx, SubscriptionExpired, { userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, role: sub.role, expiredAt: now.toISOString() });
   return true;

@@ -18,6 +18,8 @@ export type PaymentEvent =
   | { type: 'buyer_cancelled' }
   | { type: 'checkout_expired' }
   | { type: 'superseded' }
+  /** The subscription ended before this payment went anywhere: it is not taken. */
+  | { type: 'subscription_ended' }
   /** PayPal captured money for a period another payment of ours already paid. */
   | { type: 'duplicate_capture' }
   | { type: 'refund_recorded'; amount: number; refundedAmount: number }
@@ -73,6 +75,8 @@ export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): P
         ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] } : null;
     case 'duplicate_capture':
       return isOpen(status) ? { status: 'cancelled', failureReason: 'replaced', effects: ['refund_in_full'] } : null;
+    case 'subscription_ended':
+      return status === 'created' || status === 'pending' ? { status: 'cancelled', effects: [] } : null;
     case 'superseded':
       return status === 'created' || status === 'pending'
         ? { status: 'cancelled', failureReason: 'replaced', effects: [] } : null;

@@ -17,7 +17,9 @@ export type SubscriptionEvent =
   | { type: 'resume'; periodEnded: boolean; hasPaymentMethod: boolean }
   | { type: 'period_ended' }
   | { type: 'payment_method_removed' }
-  | { type: 'current_payment_lost' };
+  | { type: 'current_payment_lost' }
+  /** A newer purchase for the same role replaces an unfinished checkout or a past_due subscription. */
+  | { type: 'replaced' };
 
 /** What the caller must do besides storing the new state. */
 export type SubscriptionEffect = 'grant_starts' | 'grant_ends' | 'refund_payment' | 'refund_unused';
@@ -71,5 +73,8 @@ export function applySubscriptionEvent(state: SubscriptionState, event: Subscrip
       return LIVE(status) && !cancelAtPeriodEnd ? to(status, true) : null;
     case 'current_payment_lost':
       return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends']) : null;
+    case 'replaced':
+      if (status === 'pending') return to('cancelled', false);
+      return status === 'past_due' ? to('cancelled', cancelAtPeriodEnd, ['grant_ends']) : null;
   }
 }

@@ -25,6 +25,7 @@ const changes: Row[] = [
     [s, ev('buyer_cancelled'), 'cancelled', []],
     [s, ev('checkout_expired'), 'cancelled', [], 'checkout_expired'],
     [s, ev('superseded'), 'cancelled', [], 'replaced'],
+    [s, ev('subscription_ended'), 'cancelled', []],
   ]),
   ...(['completed', 'partially_refunded', 'refunded'] as const).map((s): Row => [s, ev('reversed'), 'reversed']),
   ['completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 400 }, 'partially_refunded'],
@@ -46,7 +47,7 @@ t.test('every other pair is a no-op (stale or repeated event)', async (t) => {
   const allEvents: PaymentEvent[] = [
     ev('order_created'), ev('approved'), ev('capture_completed'), ev('capture_pending'), ev('capture_declined'),
     ev('capture_mismatch'), { type: 'provider_failed', reason: 'provider_error' }, ev('voided'), ev('buyer_cancelled'),
-    ev('checkout_expired'), ev('superseded'), ev('reversed'), ev('duplicate_capture'),
+    ev('checkout_expired'), ev('superseded'), ev('reversed'), ev('duplicate_capture'), ev('subscription_ended'),
   ];
   let noops = 0;
   for (const s of PAYMENT_STATUSES) {

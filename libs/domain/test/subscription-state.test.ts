@@ -43,6 +43,9 @@ const changes: Row[] = [
   [st('expired', true), ev('initial_payment_completed'), st('expired', true), ['refund_payment']],
   [st('expired', true), ev('renewal_completed'), st('expired', true), ['refund_payment']],
   [st('past_due', true), ev('current_payment_lost'), st('cancelled', true), ['grant_ends']],
+  [st('pending'), ev('replaced'), st('cancelled'), []],
+  [st('past_due'), ev('replaced'), st('cancelled'), ['grant_ends']],
+  [st('past_due', true), ev('replaced'), st('cancelled', true), ['grant_ends']],
 ];
 
 t.test('every transition that changes the subscription', async (t) => {
@@ -55,7 +58,7 @@ t.test('every transition that changes the subscription', async (t) => {
 t.test('every other pair is a no-op', async (t) => {
   const types = ['initial_payment_completed', 'initial_payment_failed', 'renewal_completed', 'renewal_failed',
     'dunning_exhausted', 'cancel_at_period_end', 'cancel_immediately', 'period_ended', 'payment_method_removed',
-    'current_payment_lost'] as const;
+    'current_payment_lost', 'replaced'] as const;
   let noops = 0;
   for (const status of SUBSCRIPTION_STATUSES) {
     // a pending subscription is never set to end at its period end

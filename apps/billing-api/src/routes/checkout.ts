@@ -1,7 +1,6 @@
 import { Type } from 'typebox';
-import { sql } from 'kysely';
 import { PaymentCheckRequested } from '@billing/contracts';
-import { applyPaymentEvent, applySubscriptionEvent } from '@billing/domain';
+import { payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import type { HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -36,14 +35,12 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     const token = req.query.token;
     if (token) {
       await rt.db.transaction().execute(async (trx) => {
-        const payment = await trx.selectFrom('payments').selectAll().where('provider_order_id', '=', token).forUpdate().executeTakeFirst();
-        if (!payment) return;
-        const next = payment.status === 'pending' ? applyPaymentEvent(payment.status, { type: 'buyer_cancelled' }) : null;
-        if (!next) return;
-        await trx.updateTable('payments').set({ status: next.status, failure_reason: next.failureReason ?? null, updated_at: sql`now()` }).where('id', '=', payment.id).execute();
-        const sub = await trx.selectFrom('subscriptions').selectAll().where('id', '=', payment.subscription_id).forUpdate().executeTakeFirstOrThrow();
-        const s = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end }, { type: 'initial_payment_failed' });
-        if (s) await trx.updateTable('subscriptions').set({ status: s.status, cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', sub.id).execute();
+        const payment = await payments.lock(trx, { orderId: token });
+        // Only an order still waiting for the buyer ends here; an approved one is being captured.
+        if (!payment || payment.status !== 'pending') return;
+        if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return;
+        const sub = await subscriptions.lockOrThrow(trx, payment.subscription_id);
+        await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
       });
     }
     return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { cancelSubscription, currentPeriod, isUuid, keysetPage, lockKey, subscriptionView } from '@billing/billing-core';
-import { applySubscriptionEvent, NotResumableError } from '@billing/domain';
+import { cancelSubscription, currentPeriod, isUuid, keysetPage, lockKey, payments, subscriptions, subscriptionView } from '@billing/billing-core';
+import { NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -59,23 +59,23 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
         const approved = await trx.selectFrom('payments').select('id').where('subscription_id', 'in', pendingIds).where('status', '=', 'approved').executeTakeFirst();
         if (approved) throw new AppError('checkout-in-progress', 'an earlier checkout for this role is already approved and being captured');
         // The new purchase replaces older unfinished checkouts for the same role.
-        await trx.updateTable('payments').set({ status: 'cancelled', failure_reason: 'replaced', updated_at: sql`now()` })
-          .where('subscription_id', 'in', pendingIds).where('status', 'in', ['created', 'pending']).execute();
-        await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` })
-          .where('id', 'in', pendingIds).execute();
+        const open = await trx.selectFrom('payments').selectAll().where('subscription_id', 'in', pendingIds).where('status', 'in', ['created', 'pending']).forUpdate().execute();
+        for (const p of open) await payments.transition(trx, p, { type: 'superseded' });
+        for (const older of same.filter((s) => s.status === 'pending')) {
+          await subscriptions.transition(trx, older, { type: 'replaced' }, { cancelled_at: new Date(), approval_url: null });
+        }
       }
       // The role the Auth service showed is ours while a grant of ours lives, or has ended but its
       // revoke was not applied before we read the roles (issue 8, defect 9).
       const liveGrant = await trx.selectFrom('role_grants').select('id').where('user_id', '=', userId).where('role', '=', plan.role)
         .where((eb) => eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)])).executeTakeFirst();
-      await trx.insertInto('subscriptions').values({
+      await subscriptions.create(trx, {
         id: subscriptionId, user_id: userId, plan_id: plan.id, plan_name: plan.name, role: plan.role, amount: plan.amount, currency: plan.currency,
-        period: plan.period, status: 'pending', role_held_before: roles.includes(plan.role) && !liveGrant,
-      }).execute();
-      await trx.insertInto('payments').values({
-        id: paymentId, subscription_id: subscriptionId, user_id: userId, kind: 'initial', amount: plan.amount, currency: plan.currency,
-        status: 'created', period_index: 0, attempt: 0,
-      }).execute();
+        period: plan.period, role_held_before: roles.includes(plan.role) && !liveGrant,
+      });
+      await payments.create(trx, {
+        id: paymentId, subscription_id: subscriptionId, user_id: userId, kind: 'initial', amount: plan.amount, currency: plan.currency, period_index: 0, attempt: 0,
+      });
     });
 
     let checkout;
@@ -89,16 +89,21 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     } catch (err) {
       const refused = err instanceof ProviderRefusedError;
       await rt.db.transaction().execute(async (trx) => {
-        await trx.updateTable('payments').set({ status: 'failed', failure_reason: 'provider_error', updated_at: sql`now()` }).where('id', '=', paymentId).execute();
-        await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: sql`now()`, updated_at: sql`now()`, version: sql`version + 1` }).where('id', '=', subscriptionId).execute();
+        const p = await payments.lock(trx, { id: paymentId });
+        if (p && await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' })) {
+          await subscriptions.transition(trx, await subscriptions.lockOrThrow(trx, subscriptionId), { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+        }
       });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });
       throw refused ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
     await rt.db.transaction().execute(async (trx) => {
-      await trx.updateTable('payments').set({ provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl, status: sql`case when status = 'created' then 'pending' else status end`, updated_at: sql`now()` }).where('id', '=', paymentId).execute();
-      await trx.updateTable('subscriptions').set({ approval_url: checkout.approvalUrl, updated_at: sql`now()` }).where('id', '=', subscriptionId).execute();
+      const p = (await payments.lock(trx, { id: paymentId }))!;
+      const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
+      // A webhook may have moved the payment on already: then only PayPal's ids are kept.
+      if (!(await payments.transition(trx, p, { type: 'order_created' }, order))) await payments.record(trx, p, order);
+      await subscriptions.record(trx, await subscriptions.lockOrThrow(trx, subscriptionId), { approval_url: checkout.approvalUrl });
     });
     if (redirect) return { status: 303, body: null, headers: { location: checkout.approvalUrl } };
     return { status: 201, body: { subscriptionId, paymentId, status: 'pending', approvalUrl: checkout.approvalUrl }, headers: {} };
@@ -125,7 +130,7 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
   });
 
   const lockOwn = async (trx: Transaction<Database>, id: string, userId: string) => {
-    const row = isUuid(id) ? await trx.selectFrom('subscriptions').selectAll().where('id', '=', id).where('user_id', '=', userId).forUpdate().executeTakeFirst() : undefined;
+    const row = isUuid(id) ? await subscriptions.lock(trx, id, userId) : undefined;
     if (!row) throw new AppError('not-found', 'no such subscription');
     return row;
   };
@@ -158,17 +163,13 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     const row = await rt.db.transaction().execute(async (trx) => {
       const sub = await lockOwn(trx, req.params.id, req.userId);
       const period = currentPeriod(sub, now);
-      let t;
       try {
-        t = applySubscriptionEvent({ status: sub.status, cancelAtPeriodEnd: sub.cancel_at_period_end },
-          { type: 'resume', periodEnded: !period || now >= period.end, hasPaymentMethod: Boolean(sub.vault_id) });
+        await subscriptions.transition(trx, sub, { type: 'resume', periodEnded: !period || now >= period.end, hasPaymentMethod: Boolean(sub.vault_id) });
       } catch (err) {
         if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
         throw err;
       }
-      if (!t) return sub;
-      return trx.updateTable('subscriptions').set({ cancel_at_period_end: false, updated_at: sql`now()`, version: sql`version + 1` })
-        .where('id', '=', sub.id).returningAll().executeTakeFirstOrThrow();
+      return sub;
     });
     return subscriptionView(row, now);
   });

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { PaymentCheckRequested, ProviderEventReceived, RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
+import { payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
@@ -30,10 +31,11 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
               await enqueue(trx, RenewalChargeRequested, { paymentId: p.id });
             } else if (expired) {
               // never reached PayPal: nothing to look up
-              await trx.updateTable('payments').set({ status: 'cancelled', failure_reason: 'checkout_expired' }).where('id', '=', p.id).execute();
-              await trx.updateTable('subscriptions').set({ status: 'cancelled', cancelled_at: now, version: sql`version + 1` }).where('id', '=', p.subscription_id).where('status', '=', 'pending').execute();
+              if (await payments.transition(trx, p, { type: 'checkout_expired' })) {
+                await subscriptions.transition(trx, await subscriptions.lockOrThrow(trx, p.subscription_id), { type: 'initial_payment_failed' }, { cancelled_at: now, approval_url: null });
+              }
             }
-            await trx.updateTable('payments').set({ updated_at: now }).where('id', '=', p.id).execute();
+            await payments.touch(trx, p.id, now);
           }
           return due.length;
         });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import { RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
+import { payments, subscriptions } from '@billing/billing-core';
 import { HOLDING_MONEY, periodIndexAt } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
@@ -48,11 +48,11 @@ export function renewalsJob(db: Db, leadMs: number): Job {
               .where('subscription_id', '=', sub.id).where('period_index', '=', k).executeTakeFirstOrThrow();
             if (Number(period.taken) > 0) continue;
             const paymentId = randomUUID();
-            await trx.insertInto('payments').values({
+            await payments.create(trx, {
               id: paymentId, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: sub.amount, currency: sub.currency,
-              status: 'created', period_index: k, attempt: Number(period.attempts),
-            }).execute();
-            await trx.updateTable('subscriptions').set({ updated_at: sql`now()` }).where('id', '=', sub.id).execute();
+              period_index: k, attempt: Number(period.attempts),
+            });
+            await subscriptions.touch(trx, sub.id);
             await enqueue(trx, RenewalChargeRequested, { paymentId });
             mine += 1;
           }

@@ -5,7 +5,12 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
-import { CAPTURE_NEEDED, PaymentService } from '../src/handlers/payments.js';
+import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
+import { chargeRenewal } from '../src/handlers/charge-renewal.js';
+import { checkOrder } from '../src/handlers/check-order.js';
+import { sendRefund } from '../src/handlers/send-refund.js';
+import { captureApproved } from '../src/payments/capture.js';
+import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
 
 // The payment-worker's money logic in-process against a real, migrated database, with a fake
 // PaymentProvider that records what it was asked (issue 8: defects 1, 5, 6, 7).
@@ -63,18 +68,18 @@ async function renewalPayment(subId: string, userId: string, attempt = 0, status
 
 const payment = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const refundsOf = (id: string) => db.selectFrom('refunds').selectAll().where('payment_id', '=', id).execute();
-const service = (provider: PaymentProvider) => new PaymentService(provider, logger, [1000, 2000]);
+const ctx = (provider: PaymentProvider): PaymentContext => ({ provider, logger, dunningRetryMs: [1000, 2000] });
 
 t.test('a second capture for a period already paid is refunded in full, never kept (defect 1)', async (t) => {
   const sub = await activeSubscription();
   const first = await renewalPayment(sub.id, sub.user_id, 0);
   const provider = new FakeProvider();
-  t.match(await service(provider).chargeRenewal(db, first), 'renewed');
+  t.match(await chargeRenewal(ctx(provider), db, first), 'renewed');
   // A duplicate left by an earlier replica race: it was charged at PayPal too.
   const second = randomUUID();
   await db.insertInto('payments').values({ id: second, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'approved', period_index: 1, attempt: 1, provider_order_id: 'ORD-DUP' }).execute();
   const capture: CaptureInfo = { id: 'CAP-DUP', status: 'COMPLETED', amount: 1200, currency: 'USD', customId: second };
-  const outcome = await db.transaction().execute(async (trx) => service(provider).applyCapture(trx, (await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow()), capture, null));
+  const outcome = await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(provider)).recordCapture(trx, (await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow()), capture, null));
   t.match(outcome, /refund/);
   const dup = await payment(second);
   t.equal(dup.status, 'cancelled');
@@ -89,12 +94,12 @@ t.test('a renewal for a period already paid is not charged (defect 1)', async (t
   const sub = await activeSubscription();
   const provider = new FakeProvider();
   const paid = await renewalPayment(sub.id, sub.user_id, 0);
-  await service(provider).chargeRenewal(db, paid);
+  await chargeRenewal(ctx(provider), db, paid);
   // a stale charge request for another attempt of the same period (e.g. left before the unique index)
   const stale = randomUUID();
   await db.insertInto('payments').values({ id: stale, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'cancelled', period_index: 1, attempt: 1 }).execute();
   await db.updateTable('payments').set({ status: 'created' }).where('id', '=', stale).execute();
-  const outcome = await service(provider).chargeRenewal(db, stale);
+  const outcome = await chargeRenewal(ctx(provider), db, stale);
   t.equal(provider.charges.length, 1, 'PayPal was asked once');
   t.match(outcome, /already paid/);
   t.match(await payment(stale), { status: 'cancelled', failure_reason: 'replaced' });
@@ -104,7 +109,7 @@ t.test('a renewal in flight when the buyer cancels at period end is not charged 
   const sub = await activeSubscription({ cancelAtPeriodEnd: true });
   const provider = new FakeProvider();
   const p = await renewalPayment(sub.id, sub.user_id);
-  const outcome = await service(provider).chargeRenewal(db, p);
+  const outcome = await chargeRenewal(ctx(provider), db, p);
   t.equal(provider.charges.length, 0, 'PayPal was not asked');
   t.match(outcome, /not charged/);
   t.equal((await payment(p)).status, 'cancelled');
@@ -114,12 +119,12 @@ t.test('a capture in another currency is refunded in the capture\'s currency (de
   const sub = await activeSubscription();
   const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
   const capture: CaptureInfo = { id: 'CAP-EUR', status: 'COMPLETED', amount: 1100, currency: 'EUR', customId: p };
-  await db.transaction().execute(async (trx) => service(new FakeProvider()).applyCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
+  await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
   t.match(await payment(p), { status: 'failed', failure_reason: 'capture_mismatch' });
   const refunds = await refundsOf(p);
   t.same(refunds.map((r) => [r.amount, r.currency.trim()]), [[1100, 'EUR']], 'what PayPal took, in the currency it took it in');
   const provider = new FakeProvider();
-  await service(provider).sendRefund(db, refunds[0]!.id);
+  await sendRefund(ctx(provider), db, refunds[0]!.id);
   t.match(provider.refunds, [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
 });
 
@@ -128,7 +133,7 @@ t.test('a renewal captured after the buyer cancelled at period end is refunded, 
   const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
   await db.updateTable('subscriptions').set({ cancel_at_period_end: true }).where('id', '=', sub.id).execute();
   const capture: CaptureInfo = { id: `CAP-${p}`, status: 'COMPLETED', amount: 1200, currency: 'USD', customId: p };
-  const outcome = await db.transaction().execute(async (trx) => service(new FakeProvider()).applyCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
+  const outcome = await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
   t.match(outcome, /refunded/);
   t.same((await refundsOf(p)).map((r) => r.amount), [1200]);
   const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
@@ -143,7 +148,7 @@ t.test('a renewal stuck waiting for the buyer (payer action required) fails at r
   // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
   const provider = new FakeProvider();
   provider.orders.set(orderId, { orderId, status: 'PAYER_ACTION_REQUIRED', customId: p, capture: null, vaultId: null });
-  await service(provider).check(db, orderId, true);
+  await checkOrder(ctx(provider), db, orderId, { expireUnapproved: true });
   t.match(await payment(p), { status: 'failed', failure_reason: 'declined' });
   const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
   t.equal(after.status, 'past_due', 'dunning started');
@@ -156,9 +161,9 @@ t.test('a capture PayPal refuses (4xx) fails the payment instead of leaving it a
   await db.updateTable('payments').set({ provider_order_id: `ORD-REFUSED-${p}` }).where('id', '=', p).execute();
   const provider = new FakeProvider();
   provider.captureError = new ProviderRefusedError(422, 'ORDER_NOT_APPROVED', 'PayPal capture-order: 422 ORDER_NOT_APPROVED');
-  const r = await db.transaction().execute((trx) => service(provider).onAction(trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }));
+  const r = await db.transaction().execute((trx) => applyWebhookAction(ctx(provider), trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }));
   t.equal(r.outcome, CAPTURE_NEEDED, 'the approval is recorded; the capture follows once that has committed');
-  t.match(await service(provider).capture(db, p), /capture refused/);
+  t.match(await captureApproved(ctx(provider), db, p), /capture refused/);
   t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
   t.equal((await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status, 'past_due');
 });
@@ -178,7 +183,7 @@ const subscriptionRow = (id: string) => db.selectFrom('subscriptions').selectAll
 
 t.test('the current period refunded in full at PayPal: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
   const { sub, initial, renewal } = await paidAhead();
-  await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, {
+  await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, {
     kind: 'capture_refunded', captureId: initial.provider_capture_id!, refundId: `EXT-${initial.id}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }));
   t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
   t.same((await refundsOf(renewal)).map((r) => [r.amount, r.status]), [[1200, 'requested']], 'the paid-ahead renewal is refunded');
@@ -186,7 +191,7 @@ t.test('the current period refunded in full at PayPal: cancelled, and the renewa
 
 t.test('a chargeback of the current period: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
   const { sub, initial, renewal } = await paidAhead();
-  await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, {
+  await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, {
     kind: 'capture_reversed', captureId: initial.provider_capture_id!, refundId: `REV-${initial.id}`, amount: 1200, currency: 'USD' }));
   t.equal((await payment(initial.id)).status, 'reversed');
   t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
@@ -197,7 +202,7 @@ t.test('the renewal paid ahead refunded or charged back at PayPal: that period i
   for (const how of ['refunded', 'reversed'] as const) {
     const { sub, renewal, nextStart } = await paidAhead();
     const captureId = `CAP-R-${renewal}`;
-    await db.transaction().execute((trx) => service(new FakeProvider()).onAction(trx, how === 'refunded'
+    await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, how === 'refunded'
       ? { kind: 'capture_refunded', captureId, refundId: `EXT-${renewal}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }
       : { kind: 'capture_reversed', captureId, refundId: `REV-${renewal}`, amount: 1200, currency: 'USD' }));
     const after = await subscriptionRow(sub.id);

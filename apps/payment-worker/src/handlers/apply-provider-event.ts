@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import type { ProviderEventReceived } from '@billing/contracts';
+import { payments, subscriptions } from '@billing/billing-core';
+import type { StepHandler } from '@billing/messaging';
+import type { WebhookAction } from '@billing/payments';
+import { captureApproved } from '../payments/capture.js';
+import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+
+/**
+ * `payment.provider-event.received`: a webhook the gateway stored is applied once (the event row
+ * is locked and marked processed in the same transaction); an approval is captured after that commits.
+ */
+export function applyProviderEvent(ctx: PaymentContext): StepHandler<typeof ProviderEventReceived> {
+  return async ({ db, envelope, logger }) => {
+    const applied = await db.transaction().execute(async (trx) => {
+      const event = await trx.selectFrom('provider_events').selectAll().where('id', '=', envelope.data.providerEventRowId).forUpdate().executeTakeFirst();
+      if (!event) return null;
+      if (event.processed_at) {
+        // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
+        return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED } : null;
+      }
+      const result = await applyWebhookAction(ctx, trx, ctx.provider.parseWebhook(event.payload));
+      await trx.updateTable('provider_events').set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId }).where('id', '=', event.id).execute();
+      logger.info('provider event applied', { eventType: event.event_type, providerEventId: event.provider_event_id, ...result });
+      return result;
+    });
+    if (applied?.paymentId && applied.outcome === CAPTURE_NEEDED) {
+      logger.info('order captured', { paymentId: applied.paymentId, outcome: await captureApproved(ctx, db, applied.paymentId) });
+    }
+  };
+}
+
+/**
+ * One parsed webhook applied to the payment it names, in the caller's transaction. Each lookup
+ * locks the payment row, so concurrent copies of one event serialise and the later ones find
+ * nothing left to do.
+ */
+export async function applyWebhookAction(ctx: PaymentContext, trx: Tx, action: WebhookAction): Promise<{ paymentId: string | null; outcome: string }> {
+  const outcomes = new PaymentOutcomes(ctx);
+  switch (action.kind) {
+    case 'order_approved': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'unknown order' };
+      return { paymentId: p.id, outcome: await outcomes.markApproved(trx, p) };
+    }
+    case 'capture_completed':
+    case 'capture_pending':
+    case 'capture_declined': {
+      const p = await payments.lock(trx, { id: action.capture.customId, orderId: action.orderId, captureId: action.capture.id });
+      if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
+      return { paymentId: p.id, outcome: await outcomes.recordCapture(trx, p, action.capture, null) };
+    }
+    case 'capture_reversed': {
+      const p = await payments.lock(trx, { captureId: action.captureId });
+      if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
+      return { paymentId: p.id, outcome: await outcomes.chargedBack(trx, p) };
+    }
+    case 'capture_refunded': {
+      const p = await payments.lock(trx, { captureId: action.captureId });
+      if (!p) return { paymentId: null, outcome: 'refund names no capture of ours' };
+      return { paymentId: p.id, outcome: await outcomes.refundReported(trx, p, action) };
+    }
+    case 'order_voided': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'unknown order' };
+      const t = await payments.transition(trx, p, { type: 'voided' });
+      if (t) await outcomes.paymentFailed(trx, p, 'voided');
+      return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
+    }
+    case 'vault_token_created': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'vault token for no payment of ours' };
+      const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+      if (!sub.vault_id) await subscriptions.record(trx, sub, { vault_id: action.vaultId });
+      return { paymentId: p.id, outcome: 'vault id kept' };
+    }
+    case 'vault_token_deleted': {
+      const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', action.vaultId).forUpdate().execute();
+      for (const sub of subs) {
+        const removed = { vault_id: null, next_retry_at: null };
+        if (!(await subscriptions.transition(trx, sub, { type: 'payment_method_removed' }, removed))) await subscriptions.record(trx, sub, removed);
+      }
+      return { paymentId: null, outcome: `payment method removed from ${subs.length} subscription(s)` };
+    }
+    case 'not_supported':
+      return { paymentId: null, outcome: `ignored ${action.eventType}` };
+  }
+}

@@ -1,0 +1,67 @@
+import type { RenewalChargeRequested } from '@billing/contracts';
+import type { Db } from '@billing/db';
+import { payments, subscriptions } from '@billing/billing-core';
+import type { StepHandler } from '@billing/messaging';
+import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments';
+import { answerOf, captureApproved } from '../payments/capture.js';
+import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+
+/** `payment.renewal.requested`: the scheduler claimed a renewal; charge the buyer's vaulted wallet. */
+export function chargeRenewalHandler(ctx: PaymentContext): StepHandler<typeof RenewalChargeRequested> {
+  return async ({ db, envelope, logger }) => {
+    const outcome = await chargeRenewal(ctx, db, envelope.data.paymentId);
+    logger.info('renewal charged', { paymentId: envelope.data.paymentId, outcome });
+  };
+}
+
+/**
+ * Charges a renewal payment with the vaulted PayPal wallet (a retry reuses the same request id):
+ * decide under the payment's lock, charge with no transaction held, record under the lock again.
+ */
+export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
+  const decision = await db.transaction().execute((trx) => decideCharge(ctx, trx, paymentId));
+  if (typeof decision === 'string') return decision;
+  const answer = await answerOf(ctx.provider.chargeVaulted(decision));
+  const outcomes = new PaymentOutcomes(ctx);
+  const outcome = await db.transaction().execute(async (trx) => {
+    const p = await payments.lock(trx, { id: paymentId });
+    if (!p) return 'no-op';
+    if (answer instanceof ProviderRefusedError) {
+      const declined = answer.issue === 'INSTRUMENT_DECLINED';
+      const t = await payments.transition(trx, p, declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' });
+      if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
+      return declined ? 'declined' : `refused: ${answer.issue}`;
+    }
+    if (!p.provider_order_id) await payments.record(trx, p, { provider_order_id: answer.orderId });
+    await payments.transition(trx, p, { type: 'order_created' });
+    return outcomes.recordOrder(trx, p, answer);
+  });
+  return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, paymentId) : outcome;
+}
+
+/** What a renewal charge request comes to: not charged (and why), or the charge to make. */
+async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Promise<string | ChargeVaultedInput> {
+  const p = await payments.lock(trx, { id: paymentId });
+  if (!p || p.status !== 'created') return 'no-op';
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (sub.status !== 'active' && sub.status !== 'past_due') {
+    await payments.transition(trx, p, { type: 'subscription_ended' });
+    return `subscription ${sub.status}: not charged`;
+  }
+  if (sub.cancel_at_period_end) {
+    // The buyer (or a lost payment method) ended renewals after this one was queued.
+    await payments.transition(trx, p, { type: 'buyer_cancelled' });
+    return 'subscription ends at its period end: not charged';
+  }
+  const outcomes = new PaymentOutcomes(ctx);
+  if (await outcomes.periodPaidByAnother(trx, p)) {
+    await payments.transition(trx, p, { type: 'superseded' });
+    return 'period already paid: not charged';
+  }
+  if (!sub.vault_id) {
+    await payments.transition(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
+    await outcomes.paymentFailed(trx, p, 'no_payment_method');
+    return 'no payment method';
+  }
+  return { paymentId: p.id, amount: p.amount, currency: p.currency.trim(), description: `${sub.plan_name} renewal`, vaultId: sub.vault_id, idempotencyKey: `${p.id}:charge` };
+}

@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import { PaymentRefunded } from '@billing/contracts';
+import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
+import {
+  endSubscriptionGrant, payments, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant, subscriptions,
+} from '@billing/billing-core';
+import { HOLDING_MONEY, periodWindow } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
+import type { Logger } from '@billing/service-kit';
+import { notifyActivated, notifyCancelled } from './notify.js';
+
+export type Tx = Transaction<Database>;
+
+/** What every payment handler works with. */
+export interface PaymentContext {
+  provider: PaymentProvider;
+  logger: Logger;
+  /** DUNNING_RETRY_MS: when failed renewal attempts are tried again. */
+  dunningRetryMs: readonly number[];
+}
+
+/** An outcome that asks the caller to capture the order once its transaction has committed. */
+export const CAPTURE_NEEDED = 'approved; capture needed';
+
+/** A payment still waiting for PayPal or the buyer. */
+export const OPEN: readonly string[] = ['created', 'pending', 'approved'];
+
+export type FailureCause = 'declined' | 'provider_error' | 'capture_mismatch' | 'checkout_expired' | 'no_payment_method' | 'voided';
+
+/**
+ * What follows when PayPal answers about one of our payments, in the caller's transaction with
+ * the payment locked: every write goes through the `payments` and `subscriptions` owners, so a
+ * stale or repeated answer is a no-op (docs/architecture.md).
+ */
+export class PaymentOutcomes {
+  constructor(private readonly ctx: PaymentContext) {}
+
+  /** An order as PayPal shows it (a look-up, a capture or a vaulted charge answered). */
+  async recordOrder(trx: Tx, p: PaymentRow, order: OrderState): Promise<string> {
+    if (order.capture) return this.recordCapture(trx, p, order.capture, order.vaultId);
+    if (order.status === 'APPROVED') return this.markApproved(trx, p);
+    if (order.status === 'VOIDED') {
+      const t = await payments.transition(trx, p, { type: 'voided' });
+      if (t) await this.paymentFailed(trx, p, 'voided');
+      return 'voided';
+    }
+    return `order ${order.status}`;
+  }
+
+  /** The buyer approved: the payment is approved, and CAPTURE_NEEDED tells the caller to capture after its commit. */
+  async markApproved(trx: Tx, p: PaymentRow): Promise<string> {
+    const t = await payments.transition(trx, p, { type: 'approved' });
+    const mustCapture = t?.effects.includes('capture') || (p.status === 'approved' && !p.provider_capture_id);
+    if (!mustCapture || !p.provider_order_id) return t ? 'approved' : 'no-op';
+    return CAPTURE_NEEDED;
+  }
+
+  /** A capture PayPal reports: checked against our payment, then kept, refunded or failed. */
+  async recordCapture(trx: Tx, p: PaymentRow, capture: CaptureInfo, vaultId: string | null): Promise<string> {
+    const matches = capture.customId === p.id && capture.amount === p.amount && capture.currency === p.currency.trim();
+    if (!matches) {
+      const t = await payments.transition(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
+      if (!t) return 'no-op';
+      this.ctx.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
+      // Refunded as captured: PayPal refuses a refund in another currency than the capture's.
+      await requestRefund(trx, { id: p.id, currency: capture.currency || p.currency }, capture.amount, 'capture_mismatch', 'capture did not match the payment');
+      await this.paymentFailed(trx, p, 'capture_mismatch');
+      return 'capture_mismatch';
+    }
+    if (capture.status === 'PENDING') {
+      const t = await payments.transition(trx, p, { type: 'capture_pending' }, { provider_capture_id: capture.id });
+      return t ? 'capture pending' : 'no-op';
+    }
+    if (capture.status === 'DECLINED' || capture.status === 'FAILED') {
+      const t = await payments.transition(trx, p, { type: 'capture_declined' });
+      if (t) await this.paymentFailed(trx, p, 'declined');
+      return t ? 'declined' : 'no-op';
+    }
+    if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED') return `capture ${capture.status}`;
+    if (await this.periodPaidByAnother(trx, p)) {
+      // Money taken for a period another payment of ours already paid: it goes back, whole.
+      const d = await payments.transition(trx, p, { type: 'duplicate_capture' }, { provider_capture_id: capture.id });
+      if (!d) return 'no-op';
+      this.ctx.logger.error('a second capture for a period already paid: refunding it', { paymentId: p.id, captureId: capture.id });
+      await requestRefund(trx, p, capture.amount, 'late_capture', 'the period was already paid by another payment');
+      return 'refunded: period already paid';
+    }
+    const t = await payments.transition(trx, p, { type: 'capture_completed' }, { provider_capture_id: capture.id });
+    if (!t) return 'no-op';
+    if (t.effects.includes('refund_in_full')) {
+      await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
+      return 'refunded: payment no longer open';
+    }
+    return p.kind === 'initial' ? this.activate(trx, p, vaultId) : this.renew(trx, p);
+  }
+
+  /** Another payment of ours holds money for this payment's period. */
+  async periodPaidByAnother(trx: Tx, p: PaymentRow): Promise<boolean> {
+    if (p.kind === 'initial') return false;
+    const other = await trx.selectFrom('payments').select('id').where('subscription_id', '=', p.subscription_id).where('period_index', '=', p.period_index)
+      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', [...HOLDING_MONEY])
+      .where('failure_reason', 'is', null).executeTakeFirst();
+    return Boolean(other);
+  }
+
+  /** The first payment completed: the subscription starts, the role is granted, the buyer told. */
+  private async activate(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    const anchor = new Date();
+    const { start, end } = periodWindow(anchor, sub.period, 0);
+    const s = await subscriptions.transition(trx, sub, { type: 'initial_payment_completed' },
+      { anchor_at: anchor, paid_through: end, approval_url: null, ...(vaultId ? { vault_id: vaultId } : {}) });
+    if (s?.effects.includes('refund_payment')) {
+      await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+      return 'refunded: subscription ended';
+    }
+    if (!s?.effects.includes('grant_starts')) return 'completed';
+    await payments.record(trx, p, { period_start: start, period_end: end });
+    await startSubscriptionGrant(trx, sub, 'subscription activated');
+    await notifyActivated(trx, sub, start, end);
+    // A past_due subscription granting the same role is replaced, without refund (SPEC §3).
+    const pastDue = await trx.selectFrom('subscriptions').selectAll().where('user_id', '=', sub.user_id).where('role', '=', sub.role)
+      .where('status', '=', 'past_due').where('id', '!=', sub.id).forUpdate().execute();
+    for (const old of pastDue) {
+      const r = await subscriptions.transition(trx, old, { type: 'replaced' }, { cancelled_at: anchor, next_retry_at: null });
+      if (r?.effects.includes('grant_ends')) await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
+      if (r) await notifyCancelled(trx, old, anchor, 0);
+    }
+    this.ctx.logger.info('subscription activated', { subscriptionId: sub.id, paymentId: p.id });
+    return 'activated';
+  }
+
+  /** A renewal completed: the period is paid, unless the subscription no longer wants it. */
+  private async renew(trx: Tx, p: PaymentRow): Promise<string> {
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    if (sub.status === 'cancelled' || sub.status === 'expired') {
+      await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+      return 'refunded: subscription ended';
+    }
+    const { start } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
+    if (sub.cancel_at_period_end && start > new Date()) {
+      // Charged in flight while the buyer cancelled at period end: a period that will not be served.
+      await requestRefund(trx, p, p.amount, 'late_capture', 'renewal captured after the subscription was set to end at its period end');
+      return 'refunded: subscription ends at its period end';
+    }
+    await recordRenewalPaid(trx, sub, p);
+    return 'renewed';
+  }
+
+  /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
+  async paymentFailed(trx: Tx, p: PaymentRow, reason: FailureCause): Promise<void> {
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    if (p.kind === 'renewal') {
+      await recordRenewalFailure(trx, sub, reason, this.ctx.dunningRetryMs, new Date());
+      return;
+    }
+    await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date(), approval_url: null });
+  }
+
+  /** A chargeback: the money is gone, and with it the period it paid. */
+  async chargedBack(trx: Tx, p: PaymentRow): Promise<string> {
+    const t = await payments.transition(trx, p, { type: 'reversed' });
+    if (!t) return 'no-op';
+    return (await this.periodLost(trx, p, 'chargeback')) ? 'reversed; subscription cancelled' : 'reversed';
+  }
+
+  /**
+   * SPEC §4: losing the payment for the period in effect cancels the subscription at once, and a
+   * renewal already paid for a later period comes back whole; losing a renewal paid ahead leaves
+   * that period unpaid (no free period, no silent charge again: the subscription ends at its period
+   * end unless the buyer resumes); an older period's payment changes nothing more.
+   */
+  private async periodLost(trx: Tx, p: PaymentRow, reason: string): Promise<boolean> {
+    const now = new Date();
+    if (!p.period_start || !p.period_end || p.period_end <= now) return false;
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    if (p.period_start > now) {
+      await this.paidAheadLost(trx, sub, p.period_start);
+      return false;
+    }
+    const s = await subscriptions.transition(trx, sub, { type: 'current_payment_lost' }, { cancelled_at: now, next_retry_at: null });
+    if (!s) return false;
+    await endSubscriptionGrant(trx, sub, reason);
+    let refunded = 0;
+    const ahead = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('id', '!=', p.id)
+      .where('status', 'in', [...HOLDING_MONEY]).where('period_start', '>', now).forUpdate().execute();
+    for (const a of ahead) {
+      const left = await refundableLeft(trx, a);
+      if (left <= 0) continue;
+      await requestRefund(trx, a, left, 'user_cancel', `the subscription ended (${reason}): a period paid ahead comes back`);
+      refunded += left;
+    }
+    await notifyCancelled(trx, sub, now, refunded);
+    return true;
+  }
+
+  /** A renewal paid ahead is lost: paid only up to its period's start, and renewals stop. */
+  private async paidAheadLost(trx: Tx, sub: SubscriptionRow, periodStart: Date): Promise<void> {
+    const paidThrough = sub.paid_through && sub.paid_through > periodStart ? periodStart : sub.paid_through;
+    const s = await subscriptions.transition(trx, sub, { type: 'cancel_at_period_end' }, { paid_through: paidThrough, next_retry_at: null });
+    if (s) await notifyCancelled(trx, sub, null, 0, periodStart);
+    else await subscriptions.record(trx, sub, { paid_through: paidThrough });
+  }
+
+  /** A refund PayPal reports: ours confirmed, or one made at PayPal recorded (and its consequences). */
+  async refundReported(trx: Tx, p: PaymentRow, action: Extract<WebhookAction, { kind: 'capture_refunded' }>): Promise<string> {
+    const ourId = action.customId && /^[0-9a-f-]{36}$/i.test(action.customId) ? action.customId : null;
+    const ours = ourId ? await trx.selectFrom('refunds').selectAll().where('id', '=', ourId).where('payment_id', '=', p.id).forUpdate().executeTakeFirst() : undefined;
+    if (ours) {
+      if (ours.status !== 'completed') await this.refundCompleted(trx, p, ours, action.refundId);
+      return 'our refund confirmed';
+    }
+    const known = await trx.selectFrom('refunds').select('id').where('provider_refund_id', '=', action.refundId).executeTakeFirst();
+    if (known) return 'no-op';
+    const refundId = randomUUID();
+    await trx.insertInto('refunds').values({ id: refundId, payment_id: p.id, amount: action.amount, currency: action.currency, status: 'completed', origin: 'external', reason: 'refunded at PayPal', provider_refund_id: action.refundId }).execute();
+    const total = await this.refundedTotal(trx, p);
+    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId, amount: action.amount, currency: action.currency, refundedAmount: total });
+    if (total >= p.amount) await this.periodLost(trx, p, 'refunded outside the system');
+    return 'external refund recorded';
+  }
+
+  async refundCompleted(trx: Tx, p: PaymentRow, refund: RefundRow, providerRefundId: string): Promise<void> {
+    await trx.updateTable('refunds').set({ status: 'completed', provider_refund_id: providerRefundId, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+    const total = await this.refundedTotal(trx, p);
+    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId: refund.id, amount: refund.amount, currency: refund.currency.trim(), refundedAmount: total });
+  }
+
+  /** refunded_amount is what completed refunds add up to (capped at the payment's amount). */
+  private async refundedTotal(trx: Tx, p: PaymentRow): Promise<number> {
+    const r = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
+      .where('payment_id', '=', p.id).where('status', '=', 'completed').executeTakeFirstOrThrow();
+    const total = Math.min(p.amount, Number(r.total));
+    await payments.record(trx, p, { refunded_amount: total });
+    await payments.transition(trx, p, { type: 'refund_recorded', amount: p.amount, refundedAmount: total });
+    return total;
+  }
+}

@@ -1,0 +1,71 @@
+import { sql, type Transaction } from 'kysely';
+import type { Database, NewPaymentRow, PaymentRow, PaymentUpdate } from '@billing/db';
+import { applyPaymentEvent, type PaymentEvent, type PaymentTransition } from '@billing/domain';
+import { isUuid } from './pagination.js';
+
+type Tx = Transaction<Database>;
+
+/** Columns a caller may set besides the state (status and failure_reason belong to the state machine). */
+export type PaymentChanges = Pick<PaymentUpdate, 'provider_order_id' | 'provider_capture_id' | 'approval_url' | 'period_start' | 'period_end' | 'refunded_amount'>;
+
+/** How a payment is found: our id, PayPal's order id or its capture id, tried in that order. */
+export interface PaymentRef {
+  id?: string | null;
+  orderId?: string | null;
+  captureId?: string | null;
+}
+
+/**
+ * The one writer of the `payments` table (docs/architecture.md, "one owner per aggregate"). A
+ * status change goes through the domain's machine in `transition`; `updated_at` is set here, and
+ * the row passed in is brought up to date, so callers go on with it.
+ */
+export const payments = {
+  /** Locks the payment a reference names (FOR UPDATE), or finds none. */
+  async lock(trx: Tx, ref: PaymentRef): Promise<PaymentRow | undefined> {
+    if (ref.id && isUuid(ref.id)) {
+      const p = await trx.selectFrom('payments').selectAll().where('id', '=', ref.id).forUpdate().executeTakeFirst();
+      if (p) return p;
+    }
+    if (ref.orderId) {
+      const p = await trx.selectFrom('payments').selectAll().where('provider_order_id', '=', ref.orderId).forUpdate().executeTakeFirst();
+      if (p) return p;
+    }
+    if (ref.captureId) return trx.selectFrom('payments').selectAll().where('provider_capture_id', '=', ref.captureId).forUpdate().executeTakeFirst();
+    return undefined;
+  },
+
+  async create(trx: Tx, values: Omit<NewPaymentRow, 'status' | 'created_at' | 'updated_at'>): Promise<void> {
+    await trx.insertInto('payments').values({ ...values, status: 'created' }).execute();
+  },
+
+  /**
+   * Applies `event` through the domain's machine: the new status, its failure reason and `changes`
+   * are written in one statement. A stale or repeated event writes nothing and returns null, except
+   * that a capture id PayPal names is kept if the payment had none.
+   */
+  async transition(trx: Tx, p: PaymentRow, event: PaymentEvent, changes: PaymentChanges = {}): Promise<PaymentTransition | null> {
+    const t = applyPaymentEvent(p.status, event);
+    if (!t) {
+      if (changes.provider_capture_id && !p.provider_capture_id) await write(trx, p, { provider_capture_id: changes.provider_capture_id });
+      return null;
+    }
+    await write(trx, p, { ...changes, status: t.status, ...(t.failureReason ? { failure_reason: t.failureReason } : {}) });
+    return t;
+  },
+
+  /** Writes columns outside the state (PayPal's ids, the period paid for, the refunded total). */
+  async record(trx: Tx, p: PaymentRow, changes: PaymentChanges): Promise<void> {
+    await write(trx, p, changes);
+  },
+
+  /** Marks the payment as looked at (reconciliation asked PayPal about it) without changing it. */
+  async touch(trx: Tx, id: string, at: Date): Promise<void> {
+    await trx.updateTable('payments').set({ updated_at: at }).where('id', '=', id).execute();
+  },
+};
+
+async function write(trx: Tx, p: PaymentRow, changes: PaymentUpdate): Promise<void> {
+  const row = await trx.updateTable('payments').set({ ...changes, updated_at: sql`now()` }).where('id', '=', p.id).returningAll().executeTakeFirstOrThrow();
+  Object.assign(p, row);
+}

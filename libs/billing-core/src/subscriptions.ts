@@ -1,0 +1,68 @@
+import { sql, type Transaction } from 'kysely';
+import type { Database, NewSubscriptionRow, SubscriptionRow, SubscriptionUpdate } from '@billing/db';
+import { applySubscriptionEvent, type SubscriptionEvent, type SubscriptionTransition } from '@billing/domain';
+
+type Tx = Transaction<Database>;
+
+/** Columns a caller may set besides the state (status and cancel_at_period_end belong to the state machine). */
+export type SubscriptionChanges = Omit<SubscriptionUpdate, 'id' | 'status' | 'cancel_at_period_end' | 'version' | 'created_at' | 'updated_at'>;
+
+const stateOf = (s: Pick<SubscriptionRow, 'status' | 'cancel_at_period_end'>) => ({ status: s.status, cancelAtPeriodEnd: s.cancel_at_period_end });
+
+/**
+ * The one writer of the `subscriptions` table (docs/architecture.md, "one owner per aggregate").
+ * A state change goes through the domain's machine in `transition`; every write bumps `version`
+ * and sets `updated_at` here, and the row passed in is brought up to date, so callers go on with it.
+ */
+export const subscriptions = {
+  /** Locks one subscription (FOR UPDATE); `userId` limits it to that user's. */
+  async lock(trx: Tx, id: string, userId?: string): Promise<SubscriptionRow | undefined> {
+    let q = trx.selectFrom('subscriptions').selectAll().where('id', '=', id);
+    if (userId !== undefined) q = q.where('user_id', '=', userId);
+    return q.forUpdate().executeTakeFirst();
+  },
+
+  async lockOrThrow(trx: Tx, id: string): Promise<SubscriptionRow> {
+    const row = await subscriptions.lock(trx, id);
+    if (!row) throw new Error(`subscription ${id} does not exist`);
+    return row;
+  },
+
+  async create(trx: Tx, values: Omit<NewSubscriptionRow, 'status' | 'version' | 'created_at' | 'updated_at'>): Promise<void> {
+    await trx.insertInto('subscriptions').values({ ...values, status: 'pending' }).execute();
+  },
+
+  /**
+   * Applies `event` through the domain's machine. When the machine moves the subscription, its new
+   * state and `changes` (a function of the transition when they depend on it) are written in one
+   * statement; a stale or repeated event writes nothing and returns null. A transition that only
+   * asks for effects (a late payment to refund) leaves the row as it is.
+   */
+  async transition(
+    trx: Tx, sub: SubscriptionRow, event: SubscriptionEvent,
+    changes: SubscriptionChanges | ((t: SubscriptionTransition) => SubscriptionChanges) = {},
+  ): Promise<SubscriptionTransition | null> {
+    const t = applySubscriptionEvent(stateOf(sub), event);
+    if (!t) return null;
+    if (t.status === sub.status && t.cancelAtPeriodEnd === sub.cancel_at_period_end) return t;
+    const extra = typeof changes === 'function' ? changes(t) : changes;
+    await write(trx, sub, { ...extra, status: t.status, cancel_at_period_end: t.cancelAtPeriodEnd });
+    return t;
+  },
+
+  /** Writes columns outside the state (the payment method, the paid time, dunning, the approval link). */
+  async record(trx: Tx, sub: SubscriptionRow, changes: SubscriptionChanges): Promise<void> {
+    await write(trx, sub, changes);
+  },
+
+  /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */
+  async touch(trx: Tx, id: string): Promise<void> {
+    await trx.updateTable('subscriptions').set({ updated_at: sql`now()` }).where('id', '=', id).execute();
+  },
+};
+
+async function write(trx: Tx, sub: SubscriptionRow, changes: SubscriptionUpdate): Promise<void> {
+  const row = await trx.updateTable('subscriptions').set({ ...changes, updated_at: sql`now()`, version: sql`version + 1` })
+    .where('id', '=', sub.id).returningAll().executeTakeFirstOrThrow();
+  Object.assign(sub, row);
+}

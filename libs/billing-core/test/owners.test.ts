@@ -1,0 +1,57 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import t from 'tap';
+
+// One owner per aggregate (docs/architecture.md): only libs/billing-core/src/subscriptions.ts and
+// payments.ts write those tables; migrations change the schema and may move old rows.
+const root = join(import.meta.dirname, '..', '..', '..');
+const OWNERS: Record<string, string> = {
+  subscriptions: 'libs/billing-core/src/subscriptions.ts',
+  payments: 'libs/billing-core/src/payments.ts',
+};
+const WRITE = /(?:updateTable|insertInto|deleteFrom|mergeInto|replaceInto)\(\s*['"`](subscriptions|payments)\b|\b(?:update|insert\s+into|delete\s+from)\s+(subscriptions|payments)\b/gi;
+
+/** Every write to an owned table in a source text: the table named, by line. */
+export function writesIn(text: string): { table: string; line: number }[] {
+  const found: { table: string; line: number }[] = [];
+  for (const m of text.matchAll(WRITE)) {
+    const table = (m[1] ?? m[2])!.toLowerCase();
+    found.push({ table, line: text.slice(0, m.index).split('\n').length });
+  }
+  return found;
+}
+
+function sources(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'dist' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) sources(path, out);
+    else if (/\.(ts|mts|js|mjs)$/.test(name)) out.push(path);
+  }
+  return out;
+}
+
+t.test('the detector sees the ways a write can be spelled', async (t) => {
+  t.same(writesIn("await trx.updateTable('subscriptions').set({})").map((w) => w.table), ['subscriptions']);
+  t.same(writesIn('trx.insertInto("payments").values(x)').map((w) => w.table), ['payments']);
+  t.same(writesIn("db.updateTable('payments as p')").map((w) => w.table), ['payments']);
+  t.same(writesIn('sql`UPDATE subscriptions SET status = 1`').map((w) => w.table), ['subscriptions']);
+  t.same(writesIn('sql`delete from payments where x`').map((w) => w.table), ['payments']);
+  t.same(writesIn("selectFrom('payments').where('status', '=', 'x'); updateTable('refunds')"), [], 'reads and other tables are not writes');
+});
+
+t.test('no module but the owners writes subscriptions or payments', async (t) => {
+  const files = ['apps', 'libs', 'tools'].flatMap((top) => readdirSync(join(root, top)).map((p) => join(root, top, p, 'src')))
+    .filter((dir) => { try { return statSync(dir).isDirectory(); } catch { return false; } })
+    .flatMap((dir) => sources(dir));
+  t.ok(files.length > 50, `${files.length} source files read`);
+  const stray: string[] = [];
+  for (const file of files) {
+    const rel = relative(root, file);
+    if (rel.startsWith('libs/db/src/migrations/')) continue;
+    for (const w of writesIn(readFileSync(file, 'utf8'))) {
+      if (OWNERS[w.table] !== rel) stray.push(`${rel}:${w.line} writes ${w.table}`);
+    }
+  }
+  t.same(stray, [], 'writes outside the owners');
+});
