@@ -9,18 +9,21 @@ export default [
     plugins: { '@nx': nx },
     rules: {
       // Apps never import each other; libs never import apps; domain and contracts stay pure.
-      '@nx/enforce-module-boundaries': ['error', {
-        allow: [],
-        enforceBuildableLibDependency: false,
-        depConstraints: [
-          { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
-          { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] },
-          { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
-          { sourceTag: 'scope:domain', onlyDependOnLibsWithTags: [] },
-          { sourceTag: 'scope:contracts', onlyDependOnLibsWithTags: [] },
-          { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: [] },
-        ],
-      }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          allow: [],
+          enforceBuildableLibDependency: false,
+          depConstraints: [
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] },
+            { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
+            { sourceTag: 'scope:domain', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:contracts', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: [] },
+          ],
+        },
+      ],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-non-null-assertion': 'off',
     },

@@ -17,8 +17,18 @@ app.post('/payment', async (req) => {
   const c = await pool.connect();
   try {
     await c.query('begin');
-    await c.query('insert into bench_payments (id, user_id, amount, currency, status) values ($1, $2, $3, $4, $5)', [id, body.userId ?? 'u', body.amount ?? 999, 'USD', 'created']);
-    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [randomUUID(), 'payment.created', JSON.stringify({ id, ...body })]);
+    await c.query('insert into bench_payments (id, user_id, amount, currency, status) values ($1, $2, $3, $4, $5)', [
+      id,
+      body.userId ?? 'u',
+      body.amount ?? 999,
+      'USD',
+      'created',
+    ]);
+    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
+      randomUUID(),
+      'payment.created',
+      JSON.stringify({ id, ...body }),
+    ]);
     await c.query('commit');
   } catch (err) {
     await c.query('rollback');
@@ -30,4 +40,11 @@ app.post('/payment', async (req) => {
 });
 await app.listen({ port: Number(process.env['PORT'] ?? 0), host: '127.0.0.1' });
 process.stdout.write('baseline ready\n');
-process.on('SIGTERM', () => void app.close().then(() => pool.end()).then(() => process.exit(0)));
+process.on(
+  'SIGTERM',
+  () =>
+    void app
+      .close()
+      .then(() => pool.end())
+      .then(() => process.exit(0)),
+);

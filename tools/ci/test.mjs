@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one test command (README): typecheck, lint, docker-compose validation and every
+// The one test command (README): typecheck, lint, the formatter's check, docker-compose validation and every
 // project's tests, ending with a plain "N passed, N failed" line summed over all projects.
 // Tests use DATABASE_URL / AMQP_URL when set; otherwise Postgres and RabbitMQ are started in
 // containers through testcontainers (which needs a Docker engine).
@@ -42,15 +42,20 @@ async function startContainers() {
   const started = [];
   if (!process.env.DATABASE_URL) {
     process.stdout.write('DATABASE_URL is not set: starting PostgreSQL in a container\n');
-    const pg = await new GenericContainer('postgres:15-alpine').withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
-      .withExposedPorts(5432).withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2)).start();
+    const pg = await new GenericContainer('postgres:15-alpine')
+      .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .start();
     process.env.DATABASE_URL = `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`;
     started.push(pg);
   }
   if (!process.env.AMQP_URL) {
     process.stdout.write('AMQP_URL is not set: starting RabbitMQ in a container\n');
-    const mq = await new GenericContainer('rabbitmq:3.13-management-alpine').withExposedPorts(5672, 15672)
-      .withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start();
+    const mq = await new GenericContainer('rabbitmq:3.13-management-alpine')
+      .withExposedPorts(5672, 15672)
+      .withWaitStrategy(Wait.forLogMessage(/Server startup complete/))
+      .start();
     process.env.AMQP_URL = `amqp://guest:guest@${mq.getHost()}:${mq.getMappedPort(5672)}`;
     process.env.RABBITMQ_MANAGEMENT_URL = `http://guest:guest@${mq.getHost()}:${mq.getMappedPort(15672)}`;
     started.push(mq);
@@ -63,16 +68,25 @@ const started = Date.now();
 
 await check('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json']);
 await check('lint', 'npx', ['eslint', '.']);
+await check('format (prettier, 120 columns)', 'npx', ['prettier', '--check', '.']);
 if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) {
   await check('docker-compose config', 'docker-compose', ['config', '-q']);
 } else {
   process.stdout.write('\n=== docker-compose is not installed: compose validation skipped (.ci/run installs it)\n');
 }
 
-const projects = ['libs', 'tools', 'apps'].flatMap((dir) => existsSync(dir)
-  ? readdirSync(dir).filter((p) => existsSync(path.join(dir, p, 'package.json')) && existsSync(path.join(dir, p, 'test'))
-    && readdirSync(path.join(dir, p, 'test')).some((f) => f.endsWith('.test.ts'))).map((p) => path.join(dir, p))
-  : []);
+const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter(
+          (p) =>
+            existsSync(path.join(dir, p, 'package.json')) &&
+            existsSync(path.join(dir, p, 'test')) &&
+            readdirSync(path.join(dir, p, 'test')).some((f) => f.endsWith('.test.ts')),
+        )
+        .map((p) => path.join(dir, p))
+    : [],
+);
 for (const project of projects) {
   process.stdout.write(`\n=== tests: ${project}\n`);
   const { code, out } = await run('npx', ['tap', '--reporter=tap'], { capture: true, cwd: path.join(root, project) });
@@ -92,6 +106,8 @@ for (const project of projects) {
 }
 
 for (const c of containers) await c.stop();
-process.stdout.write(`\nran ${projects.length} projects in ${Math.round((Date.now() - started) / 1000)} s${failures.length ? `; failing: ${failures.join(', ')}` : ''}\n`);
+process.stdout.write(
+  `\nran ${projects.length} projects in ${Math.round((Date.now() - started) / 1000)} s${failures.length ? `; failing: ${failures.join(', ')}` : ''}\n`,
+);
 process.stdout.write(`${passed} passed, ${failed} failed\n`);
 process.exit(failed === 0 && failures.length === 0 ? 0 : 1);

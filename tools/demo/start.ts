@@ -11,12 +11,20 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing';
 const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
 const env = {
-  DATABASE_URL, AMQP_URL, LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'warn',
+  DATABASE_URL,
+  AMQP_URL,
+  LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'warn',
   JWT_SECRET: process.env['JWT_SECRET'] ?? 'demo-jwt-secret-change-me',
-  AUTH_SERVICE_URL: 'http://127.0.0.1:4000', AUTH_SERVICE_TOKEN: 'demo-service-token',
-  PAYPAL_API_BASE: 'http://127.0.0.1:4100', PAYPAL_CLIENT_ID: 'demo-client-id', PAYPAL_CLIENT_SECRET: 'demo-client-secret', PAYPAL_WEBHOOK_ID: 'WH-DEMO',
-  PUBLIC_BASE_URL: 'http://127.0.0.1:3000', APP_HOME_URL: 'http://127.0.0.1:3000/v1/plans',
-  SCHEDULER_INTERVAL_MS: process.env['SCHEDULER_INTERVAL_MS'] ?? '5000', RENEWAL_LEAD_MS: process.env['RENEWAL_LEAD_MS'] ?? '10000',
+  AUTH_SERVICE_URL: 'http://127.0.0.1:4000',
+  AUTH_SERVICE_TOKEN: 'demo-service-token',
+  PAYPAL_API_BASE: 'http://127.0.0.1:4100',
+  PAYPAL_CLIENT_ID: 'demo-client-id',
+  PAYPAL_CLIENT_SECRET: 'demo-client-secret',
+  PAYPAL_WEBHOOK_ID: 'WH-DEMO',
+  PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
+  APP_HOME_URL: 'http://127.0.0.1:3000/v1/plans',
+  SCHEDULER_INTERVAL_MS: process.env['SCHEDULER_INTERVAL_MS'] ?? '5000',
+  RENEWAL_LEAD_MS: process.env['RENEWAL_LEAD_MS'] ?? '10000',
   ...(process.env['ELASTICSEARCH_URL'] ? { ELASTICSEARCH_URL: process.env['ELASTICSEARCH_URL'] } : {}),
 };
 
@@ -36,23 +44,39 @@ const db = createDb(DATABASE_URL, { max: 1 });
 await migrateToLatest(db);
 const plans = await importCatalog(db, JSON.parse(await readFile(path.join(root, 'tools/demo/plans.json'), 'utf8')));
 await db.destroy();
-process.stdout.write(`database ready; demo plans: ${plans.created} created, ${plans.updated} updated, ${plans.unchanged} unchanged\n`);
+process.stdout.write(
+  `database ready; demo plans: ${plans.created} created, ${plans.updated} updated, ${plans.unchanged} unchanged\n`,
+);
 
 const children: ChildProcess[] = [];
 function start(name: string, entry: string, extra: Record<string, string>): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], {
+    cwd: root,
+    env: { ...process.env, ...env, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
-  const prefix = (b: Buffer) => b.toString().split('\n').filter(Boolean).map((l) => `[${name}] ${l}\n`).join('');
+  const prefix = (b: Buffer) =>
+    b
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `[${name}] ${l}\n`)
+      .join('');
   child.stdout?.on('data', (b: Buffer) => process.stdout.write(prefix(b)));
   child.stderr?.on('data', (b: Buffer) => process.stderr.write(prefix(b)));
-  child.on('exit', (code) => { if (!stopping) process.stderr.write(`[${name}] exited with ${code}\n`); });
+  child.on('exit', (code) => {
+    if (!stopping) process.stderr.write(`[${name}] exited with ${code}\n`);
+  });
   const port = extra['PORT'];
   const probe = name.endsWith('stand-in') || name === 'paypal-sandbox' ? '/_control/calls' : '/health/ready';
   return (async () => {
     for (let i = 0; i < 150; i++) {
       try {
         if ((await fetch(`http://127.0.0.1:${port}${probe}`)).ok) return;
-      } catch { /* not up yet */ }
+      } catch {
+        /* not up yet */
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`${name} did not become ready on port ${port}`);
@@ -64,14 +88,28 @@ const stopAll = () => {
   stopping = true;
   for (const c of children) c.kill('SIGTERM');
   setTimeout(() => process.exit(0), 10_000).unref();
-  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('exit', r))))).then(() => process.exit(0));
+  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('exit', r))))).then(() =>
+    process.exit(0),
+  );
 };
 process.on('SIGINT', stopAll);
 process.on('SIGTERM', stopAll);
 
-await start('paypal-sandbox', 'tools/paypal-sandbox/src/main.ts', { PORT: '4100', HOST: '127.0.0.1', WEBHOOK_URL: 'http://127.0.0.1:3001/webhooks/paypal', PUBLIC_URL: 'http://127.0.0.1:4100' });
+await start('paypal-sandbox', 'tools/paypal-sandbox/src/main.ts', {
+  PORT: '4100',
+  HOST: '127.0.0.1',
+  WEBHOOK_URL: 'http://127.0.0.1:3001/webhooks/paypal',
+  PUBLIC_URL: 'http://127.0.0.1:4100',
+});
 await start('auth-stand-in', 'tools/auth-stand-in/src/main.ts', { PORT: '4000', HOST: '127.0.0.1' });
-const apps: [string, string][] = [['billing-api', '3000'], ['webhook-gateway', '3001'], ['admin-portal', '3002'], ['payment-worker', '3010'], ['role-worker', '3011'], ['scheduler', '3012']];
+const apps: [string, string][] = [
+  ['billing-api', '3000'],
+  ['webhook-gateway', '3001'],
+  ['admin-portal', '3002'],
+  ['payment-worker', '3010'],
+  ['role-worker', '3011'],
+  ['scheduler', '3012'],
+];
 for (const [app, port] of apps) await start(app, `apps/${app}/src/main.ts`, { PORT: port });
 
 process.stdout.write(`

@@ -15,9 +15,20 @@ export function requireAdmin(authenticate: (req: FastifyRequest) => Promise<void
 }
 
 /** Every operator action is kept: who, what, on what, why, before and after. */
-export async function audit(trx: Transaction<Database>, e: { actor: string; action: string; target: string; reason: string | null; before: unknown; after: unknown }): Promise<void> {
-  await trx.insertInto('audit_log').values({
-    id: randomUUID(), actor: e.actor, action: e.action, target: e.target, reason: e.reason,
-    before: e.before === undefined || e.before === null ? null : JSON.stringify(e.before), after: e.after === undefined || e.after === null ? null : JSON.stringify(e.after),
-  }).execute();
+export async function audit(
+  trx: Transaction<Database>,
+  e: { actor: string; action: string; target: string; reason: string | null; before: unknown; after: unknown },
+): Promise<void> {
+  await trx
+    .insertInto('audit_log')
+    .values({
+      id: randomUUID(),
+      actor: e.actor,
+      action: e.action,
+      target: e.target,
+      reason: e.reason,
+      before: e.before === undefined || e.before === null ? null : JSON.stringify(e.before),
+      after: e.after === undefined || e.after === null ? null : JSON.stringify(e.after),
+    })
+    .execute();
 }

@@ -10,7 +10,15 @@ import { adminApi } from './routes/api.js';
 import { adminPages } from './routes/pages.js';
 
 /** The operators' portal and admin API (SPEC §9). */
-export async function buildApp({ rt, config, auth }: { rt: Runtime; config: PortalConfig; auth: AuthClient }): Promise<HttpApp> {
+export async function buildApp({
+  rt,
+  config,
+  auth,
+}: {
+  rt: Runtime;
+  config: PortalConfig;
+  auth: AuthClient;
+}): Promise<HttpApp> {
   const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
   await app.register(cookie);
   await app.register(formbody);

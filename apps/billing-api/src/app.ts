@@ -24,7 +24,12 @@ export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Billing API', version: '1.0.0', description: 'Subscription billing for end users (SPEC §3). Errors are application/problem+json; money is integer minor units.' },
+      info: {
+        title: 'Billing API',
+        version: '1.0.0',
+        description:
+          'Subscription billing for end users (SPEC §3). Errors are application/problem+json; money is integer minor units.',
+      },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
     hideUntagged: true,

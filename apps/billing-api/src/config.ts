@@ -1,7 +1,18 @@
-import { authServiceConfig, baseConfig, checkJwt, env, jwtConfig, loadConfig, paypalConfig } from '@billing/service-kit';
+import {
+  authServiceConfig,
+  baseConfig,
+  checkJwt,
+  env,
+  jwtConfig,
+  loadConfig,
+  paypalConfig,
+} from '@billing/service-kit';
 
 export const spec = {
-  ...baseConfig, ...jwtConfig, ...authServiceConfig, ...paypalConfig,
+  ...baseConfig,
+  ...jwtConfig,
+  ...authServiceConfig,
+  ...paypalConfig,
   PORT: env.port(3000),
   PUBLIC_BASE_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000'),
   APP_HOME_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000/'),

@@ -5,7 +5,10 @@
  */
 export class SlidingWindowLimiter {
   private readonly hits = new Map<string, number[]>();
-  constructor(private readonly limit: number, private readonly windowMs: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
 
   /** Counts one hit and returns 0, or the seconds to wait when over the limit (nothing counted). */
   take(key: string, now = Date.now()): number {

@@ -8,4 +8,8 @@ t.teardown(async () => {
   await vhost.drop();
 });
 
-checkProcessContract(t, { entry: 'apps/billing-api/src/main.ts', required: 'PAYPAL_CLIENT_ID', env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }) });
+checkProcessContract(t, {
+  entry: 'apps/billing-api/src/main.ts',
+  required: 'PAYPAL_CLIENT_ID',
+  env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }),
+});

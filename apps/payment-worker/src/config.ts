@@ -1,6 +1,11 @@
 import { baseConfig, env, loadConfig, paypalConfig } from '@billing/service-kit';
 
 /** DUNNING_RETRY_MS: what a failed renewal's next try is (the scheduler runs it). */
-export const spec = { ...baseConfig, ...paypalConfig, PORT: env.port(3010), DUNNING_RETRY_MS: env.msList('86400000,259200000,432000000') };
+export const spec = {
+  ...baseConfig,
+  ...paypalConfig,
+  PORT: env.port(3010),
+  DUNNING_RETRY_MS: env.msList('86400000,259200000,432000000'),
+};
 export const loadPaymentWorkerConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(spec, source);
 export type PaymentWorkerConfig = ReturnType<typeof loadPaymentWorkerConfig>;

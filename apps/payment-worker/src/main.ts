@@ -7,7 +7,13 @@ import { buildWorker } from './worker.js';
 const service = 'payment-worker';
 const config = loadOrExit(service, loadPaymentWorkerConfig);
 const rt = createRuntime(service, config);
-const provider = new PayPalProvider({ apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET, timeoutMs: config.PAYPAL_TIMEOUT_MS, logger: rt.logger });
+const provider = new PayPalProvider({
+  apiBase: config.PAYPAL_API_BASE,
+  clientId: config.PAYPAL_CLIENT_ID,
+  clientSecret: config.PAYPAL_CLIENT_SECRET,
+  timeoutMs: config.PAYPAL_TIMEOUT_MS,
+  logger: rt.logger,
+});
 const worker = buildWorker({ rt, provider, dunningRetryMs: config.DUNNING_RETRY_MS });
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
 await worker.start();

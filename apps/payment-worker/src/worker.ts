@@ -1,4 +1,9 @@
-import { PaymentCheckRequested, ProviderEventReceived, RefundRequested, RenewalChargeRequested } from '@billing/contracts';
+import {
+  PaymentCheckRequested,
+  ProviderEventReceived,
+  RefundRequested,
+  RenewalChargeRequested,
+} from '@billing/contracts';
 import { Consumer, WORK_QUEUES, type StepHandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
@@ -20,7 +25,17 @@ export interface Worker {
 const contracts = [ProviderEventReceived, PaymentCheckRequested, RefundRequested, RenewalChargeRequested] as const;
 
 /** The payment-worker: applies PayPal's outcomes to payments (SPEC §4) and sends refunds. */
-export function buildWorker({ rt, provider, dunningRetryMs, retryDelaysMs }: { rt: Runtime; provider: PaymentProvider; dunningRetryMs: readonly number[]; retryDelaysMs?: number[] }): Worker {
+export function buildWorker({
+  rt,
+  provider,
+  dunningRetryMs,
+  retryDelaysMs,
+}: {
+  rt: Runtime;
+  provider: PaymentProvider;
+  dunningRetryMs: readonly number[];
+  retryDelaysMs?: number[];
+}): Worker {
   const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs };
   // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
@@ -31,9 +46,17 @@ export function buildWorker({ rt, provider, dunningRetryMs, retryDelaysMs }: { r
     'payment.refund.requested': sendRefundHandler(ctx),
   };
   const consumer = new Consumer({
-    name: 'payment-worker', broker: rt.broker, db: rt.db, logger: rt.logger, metrics: rt.metrics,
-    queue: retryDelaysMs ? { ...paymentQueue, retryDelaysMs } : paymentQueue, contracts, steps,
-    maxAttempts: PAYMENT_MAX_ATTEMPTS, prefetch: 16, setup: declarePublishedTopology,
+    name: 'payment-worker',
+    broker: rt.broker,
+    db: rt.db,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    queue: retryDelaysMs ? { ...paymentQueue, retryDelaysMs } : paymentQueue,
+    contracts,
+    steps,
+    maxAttempts: PAYMENT_MAX_ATTEMPTS,
+    prefetch: 16,
+    setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };
 }

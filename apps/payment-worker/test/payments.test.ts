@@ -3,7 +3,14 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import { ProviderRefusedError, type CaptureInfo, type ChargeVaultedInput, type OrderState, type PaymentProvider, type RefundInput } from '@billing/payments';
+import {
+  ProviderRefusedError,
+  type CaptureInfo,
+  type ChargeVaultedInput,
+  type OrderState,
+  type PaymentProvider,
+  type RefundInput,
+} from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
 import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
 import { chargeRenewal } from '../src/handlers/charge-renewal.js';
@@ -17,28 +24,61 @@ import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from '../src/pay
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
-await importCatalog(db, [{ id: 'hourly', name: 'Hourly', description: '', amount: 1200, currency: 'USD', period: 'PT1H', role: 'hourly', active: true }]);
-const logger = createLogger({ service: 'test', level: 'error', stream: new Writable({ write(_c, _e, cb) { cb(); } }) });
+await importCatalog(db, [
+  {
+    id: 'hourly',
+    name: 'Hourly',
+    description: '',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    role: 'hourly',
+    active: true,
+  },
+]);
+const logger = createLogger({
+  service: 'test',
+  level: 'error',
+  stream: new Writable({
+    write(_c, _e, cb) {
+      cb();
+    },
+  }),
+});
 
 class FakeProvider implements PaymentProvider {
   readonly name = 'fake';
   charges: ChargeVaultedInput[] = [];
   refunds: RefundInput[] = [];
-  async createCheckout(): Promise<never> { throw new Error('not used'); }
+  async createCheckout(): Promise<never> {
+    throw new Error('not used');
+  }
   captureError: Error | null = null;
-  async capture(): Promise<never> { throw this.captureError ?? new Error('not used'); }
+  async capture(): Promise<never> {
+    throw this.captureError ?? new Error('not used');
+  }
   orders = new Map<string, OrderState>();
   async getOrder(orderId: string): Promise<OrderState> {
     const o = this.orders.get(orderId);
     if (!o) throw new Error(`no order ${orderId}`);
     return o;
   }
-  async verifyWebhook(): Promise<boolean> { return true; }
-  parseWebhook(): never { throw new Error('not used'); }
+  async verifyWebhook(): Promise<boolean> {
+    return true;
+  }
+  parseWebhook(): never {
+    throw new Error('not used');
+  }
   async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
     this.charges.push(input);
     const id = `CAP-${randomUUID()}`;
-    return { orderId: `ORD-${randomUUID()}`, status: 'COMPLETED', customId: input.paymentId, vaultId: null, capture: { id, status: 'COMPLETED', amount: input.amount, currency: input.currency, customId: input.paymentId } };
+    return {
+      orderId: `ORD-${randomUUID()}`,
+      status: 'COMPLETED',
+      customId: input.paymentId,
+      vaultId: null,
+      capture: { id, status: 'COMPLETED', amount: input.amount, currency: input.currency, customId: input.paymentId },
+    };
   }
   async refund(input: RefundInput) {
     this.refunds.push(input);
@@ -51,18 +91,66 @@ const HOUR = 3_600_000;
 /** An active hourly subscription in its first period, paid by a completed initial payment. */
 async function activeSubscription(opts: { cancelAtPeriodEnd?: boolean; startedAgoMs?: number } = {}) {
   const anchor = new Date(Date.now() - (opts.startedAgoMs ?? 30 * 60_000));
-  const sub = { id: randomUUID(), user_id: `u-${randomUUID()}`, plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly', amount: 1200, currency: 'USD', period: 'PT1H',
-    status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + HOUR), vault_id: 'VAULT-1', cancel_at_period_end: opts.cancelAtPeriodEnd ?? false };
+  const sub = {
+    id: randomUUID(),
+    user_id: `u-${randomUUID()}`,
+    plan_id: 'hourly',
+    plan_name: 'Hourly',
+    role: 'hourly',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    status: 'active' as const,
+    anchor_at: anchor,
+    paid_through: new Date(anchor.getTime() + HOUR),
+    vault_id: 'VAULT-1',
+    cancel_at_period_end: opts.cancelAtPeriodEnd ?? false,
+  };
   await db.insertInto('subscriptions').values(sub).execute();
-  await db.insertInto('payments').values({ id: randomUUID(), subscription_id: sub.id, user_id: sub.user_id, kind: 'initial', amount: 1200, currency: 'USD',
-    status: 'completed', period_index: 0, period_start: anchor, period_end: new Date(anchor.getTime() + HOUR), provider_capture_id: `CAP-I-${sub.id}` }).execute();
-  await db.insertInto('role_grants').values({ id: randomUUID(), user_id: sub.user_id, role: 'hourly', source: 'subscription', subscription_id: sub.id }).execute();
+  await db
+    .insertInto('payments')
+    .values({
+      id: randomUUID(),
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'initial',
+      amount: 1200,
+      currency: 'USD',
+      status: 'completed',
+      period_index: 0,
+      period_start: anchor,
+      period_end: new Date(anchor.getTime() + HOUR),
+      provider_capture_id: `CAP-I-${sub.id}`,
+    })
+    .execute();
+  await db
+    .insertInto('role_grants')
+    .values({ id: randomUUID(), user_id: sub.user_id, role: 'hourly', source: 'subscription', subscription_id: sub.id })
+    .execute();
   return sub;
 }
 
-async function renewalPayment(subId: string, userId: string, attempt = 0, status: 'created' | 'pending' | 'approved' = 'created') {
+async function renewalPayment(
+  subId: string,
+  userId: string,
+  attempt = 0,
+  status: 'created' | 'pending' | 'approved' = 'created',
+) {
   const id = randomUUID();
-  await db.insertInto('payments').values({ id, subscription_id: subId, user_id: userId, kind: 'renewal', amount: 1200, currency: 'USD', status, period_index: 1, attempt }).execute();
+  await db
+    .insertInto('payments')
+    .values({
+      id,
+      subscription_id: subId,
+      user_id: userId,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status,
+      period_index: 1,
+      attempt,
+    })
+    .execute();
   return id;
 }
 
@@ -77,16 +165,43 @@ t.test('a second capture for a period already paid is refunded in full, never ke
   t.match(await chargeRenewal(ctx(provider), db, first), 'renewed');
   // A duplicate left by an earlier replica race: it was charged at PayPal too.
   const second = randomUUID();
-  await db.insertInto('payments').values({ id: second, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'approved', period_index: 1, attempt: 1, provider_order_id: 'ORD-DUP' }).execute();
+  await db
+    .insertInto('payments')
+    .values({
+      id: second,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status: 'approved',
+      period_index: 1,
+      attempt: 1,
+      provider_order_id: 'ORD-DUP',
+    })
+    .execute();
   const capture: CaptureInfo = { id: 'CAP-DUP', status: 'COMPLETED', amount: 1200, currency: 'USD', customId: second };
-  const outcome = await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(provider)).recordCapture(trx, (await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow()), capture, null));
+  const outcome = await db
+    .transaction()
+    .execute(async (trx) =>
+      new PaymentOutcomes(ctx(provider)).recordCapture(
+        trx,
+        await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow(),
+        capture,
+        null,
+      ),
+    );
   t.match(outcome, /refund/);
   const dup = await payment(second);
   t.equal(dup.status, 'cancelled');
   t.equal(dup.failure_reason, 'replaced');
   t.equal(dup.provider_capture_id, 'CAP-DUP', 'the capture is recorded, so the refund can name it');
   const refunds = await refundsOf(second);
-  t.same(refunds.map((r) => [r.amount, r.currency.trim(), r.status]), [[1200, 'USD', 'requested']], 'the whole capture is refunded');
+  t.same(
+    refunds.map((r) => [r.amount, r.currency.trim(), r.status]),
+    [[1200, 'USD', 'requested']],
+    'the whole capture is refunded',
+  );
   t.equal((await payment(first)).status, 'completed', 'the first payment stands');
 });
 
@@ -97,7 +212,20 @@ t.test('a renewal for a period already paid is not charged (defect 1)', async (t
   await chargeRenewal(ctx(provider), db, paid);
   // a stale charge request for another attempt of the same period (e.g. left before the unique index)
   const stale = randomUUID();
-  await db.insertInto('payments').values({ id: stale, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'cancelled', period_index: 1, attempt: 1 }).execute();
+  await db
+    .insertInto('payments')
+    .values({
+      id: stale,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status: 'cancelled',
+      period_index: 1,
+      attempt: 1,
+    })
+    .execute();
   await db.updateTable('payments').set({ status: 'created' }).where('id', '=', stale).execute();
   const outcome = await chargeRenewal(ctx(provider), db, stale);
   t.equal(provider.charges.length, 1, 'PayPal was asked once');
@@ -115,99 +243,233 @@ t.test('a renewal in flight when the buyer cancels at period end is not charged 
   t.equal((await payment(p)).status, 'cancelled');
 });
 
-t.test('a capture in another currency is refunded in the capture\'s currency (defect 6)', async (t) => {
+t.test("a capture in another currency is refunded in the capture's currency (defect 6)", async (t) => {
   const sub = await activeSubscription();
   const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
   const capture: CaptureInfo = { id: 'CAP-EUR', status: 'COMPLETED', amount: 1100, currency: 'EUR', customId: p };
-  await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
+  await db
+    .transaction()
+    .execute(async (trx) =>
+      new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(
+        trx,
+        await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(),
+        capture,
+        null,
+      ),
+    );
   t.match(await payment(p), { status: 'failed', failure_reason: 'capture_mismatch' });
   const refunds = await refundsOf(p);
-  t.same(refunds.map((r) => [r.amount, r.currency.trim()]), [[1100, 'EUR']], 'what PayPal took, in the currency it took it in');
+  t.same(
+    refunds.map((r) => [r.amount, r.currency.trim()]),
+    [[1100, 'EUR']],
+    'what PayPal took, in the currency it took it in',
+  );
   const provider = new FakeProvider();
   await sendRefund(ctx(provider), db, refunds[0]!.id);
   t.match(provider.refunds, [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
 });
 
-t.test('a renewal captured after the buyer cancelled at period end is refunded, the period not extended (defect 7)', async (t) => {
-  const sub = await activeSubscription();
-  const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
-  await db.updateTable('subscriptions').set({ cancel_at_period_end: true }).where('id', '=', sub.id).execute();
-  const capture: CaptureInfo = { id: `CAP-${p}`, status: 'COMPLETED', amount: 1200, currency: 'USD', customId: p };
-  const outcome = await db.transaction().execute(async (trx) => new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(trx, await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(), capture, null));
-  t.match(outcome, /refunded/);
-  t.same((await refundsOf(p)).map((r) => r.amount), [1200]);
-  const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
-  t.equal(after.paid_through?.getTime(), sub.paid_through.getTime(), 'paid_through unchanged');
-});
+t.test(
+  'a renewal captured after the buyer cancelled at period end is refunded, the period not extended (defect 7)',
+  async (t) => {
+    const sub = await activeSubscription();
+    const p = await renewalPayment(sub.id, sub.user_id, 0, 'approved');
+    await db.updateTable('subscriptions').set({ cancel_at_period_end: true }).where('id', '=', sub.id).execute();
+    const capture: CaptureInfo = { id: `CAP-${p}`, status: 'COMPLETED', amount: 1200, currency: 'USD', customId: p };
+    const outcome = await db
+      .transaction()
+      .execute(async (trx) =>
+        new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(
+          trx,
+          await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(),
+          capture,
+          null,
+        ),
+      );
+    t.match(outcome, /refunded/);
+    t.same(
+      (await refundsOf(p)).map((r) => r.amount),
+      [1200],
+    );
+    const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+    t.equal(after.paid_through?.getTime(), sub.paid_through.getTime(), 'paid_through unchanged');
+  },
+);
 
-t.test('a renewal stuck waiting for the buyer (payer action required) fails at reconciliation and dunning starts (defect 8)', async (t) => {
-  const sub = await activeSubscription({ startedAgoMs: 50 * 60_000 });
-  const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
-  const orderId = `ORD-STUCK-${p}`;
-  await db.updateTable('payments').set({ provider_order_id: orderId, updated_at: new Date(Date.now() - 20 * 60_000) }).where('id', '=', p).execute();
-  // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
-  const provider = new FakeProvider();
-  provider.orders.set(orderId, { orderId, status: 'PAYER_ACTION_REQUIRED', customId: p, capture: null, vaultId: null });
-  await checkOrder(ctx(provider), db, orderId, { expireUnapproved: true });
-  t.match(await payment(p), { status: 'failed', failure_reason: 'declined' });
-  const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
-  t.equal(after.status, 'past_due', 'dunning started');
-  t.ok(after.next_retry_at, 'a retry is planned');
-});
+t.test(
+  'a renewal stuck waiting for the buyer (payer action required) fails at reconciliation and dunning starts (defect 8)',
+  async (t) => {
+    const sub = await activeSubscription({ startedAgoMs: 50 * 60_000 });
+    const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
+    const orderId = `ORD-STUCK-${p}`;
+    await db
+      .updateTable('payments')
+      .set({ provider_order_id: orderId, updated_at: new Date(Date.now() - 20 * 60_000) })
+      .where('id', '=', p)
+      .execute();
+    // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
+    const provider = new FakeProvider();
+    provider.orders.set(orderId, {
+      orderId,
+      status: 'PAYER_ACTION_REQUIRED',
+      customId: p,
+      capture: null,
+      vaultId: null,
+    });
+    await checkOrder(ctx(provider), db, orderId, { expireUnapproved: true });
+    t.match(await payment(p), { status: 'failed', failure_reason: 'declined' });
+    const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+    t.equal(after.status, 'past_due', 'dunning started');
+    t.ok(after.next_retry_at, 'a retry is planned');
+  },
+);
 
-t.test('a capture PayPal refuses (4xx) fails the payment instead of leaving it approved for ever (defect 8)', async (t) => {
-  const sub = await activeSubscription();
-  const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
-  await db.updateTable('payments').set({ provider_order_id: `ORD-REFUSED-${p}` }).where('id', '=', p).execute();
-  const provider = new FakeProvider();
-  provider.captureError = new ProviderRefusedError(422, 'ORDER_NOT_APPROVED', 'PayPal capture-order: 422 ORDER_NOT_APPROVED');
-  const r = await db.transaction().execute((trx) => applyWebhookAction(ctx(provider), trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }));
-  t.equal(r.outcome, CAPTURE_NEEDED, 'the approval is recorded; the capture follows once that has committed');
-  t.match(await captureApproved(ctx(provider), db, p), /capture refused/);
-  t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
-  t.equal((await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status, 'past_due');
-});
+t.test(
+  'a capture PayPal refuses (4xx) fails the payment instead of leaving it approved for ever (defect 8)',
+  async (t) => {
+    const sub = await activeSubscription();
+    const p = await renewalPayment(sub.id, sub.user_id, 0, 'pending');
+    await db
+      .updateTable('payments')
+      .set({ provider_order_id: `ORD-REFUSED-${p}` })
+      .where('id', '=', p)
+      .execute();
+    const provider = new FakeProvider();
+    provider.captureError = new ProviderRefusedError(
+      422,
+      'ORDER_NOT_APPROVED',
+      'PayPal capture-order: 422 ORDER_NOT_APPROVED',
+    );
+    const r = await db
+      .transaction()
+      .execute((trx) =>
+        applyWebhookAction(ctx(provider), trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }),
+      );
+    t.equal(r.outcome, CAPTURE_NEEDED, 'the approval is recorded; the capture follows once that has committed');
+    t.match(await captureApproved(ctx(provider), db, p), /capture refused/);
+    t.match(await payment(p), { status: 'failed', failure_reason: 'provider_error' });
+    t.equal(
+      (await db.selectFrom('subscriptions').select('status').where('id', '=', sub.id).executeTakeFirstOrThrow()).status,
+      'past_due',
+    );
+  },
+);
 
 /** The current period paid by the initial payment, and the next one paid ahead by a renewal. */
 async function paidAhead() {
   const sub = await activeSubscription({ startedAgoMs: 55 * 60_000 });
   const renewal = randomUUID();
   const start = new Date(sub.anchor_at.getTime() + HOUR);
-  await db.insertInto('payments').values({ id: renewal, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD', status: 'completed',
-    period_index: 1, period_start: start, period_end: new Date(start.getTime() + HOUR), provider_capture_id: `CAP-R-${renewal}` }).execute();
-  await db.updateTable('subscriptions').set({ paid_through: new Date(start.getTime() + HOUR) }).where('id', '=', sub.id).execute();
-  const initial = await db.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('kind', '=', 'initial').executeTakeFirstOrThrow();
+  await db
+    .insertInto('payments')
+    .values({
+      id: renewal,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status: 'completed',
+      period_index: 1,
+      period_start: start,
+      period_end: new Date(start.getTime() + HOUR),
+      provider_capture_id: `CAP-R-${renewal}`,
+    })
+    .execute();
+  await db
+    .updateTable('subscriptions')
+    .set({ paid_through: new Date(start.getTime() + HOUR) })
+    .where('id', '=', sub.id)
+    .execute();
+  const initial = await db
+    .selectFrom('payments')
+    .selectAll()
+    .where('subscription_id', '=', sub.id)
+    .where('kind', '=', 'initial')
+    .executeTakeFirstOrThrow();
   return { sub, initial, renewal, nextStart: start };
 }
-const subscriptionRow = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const subscriptionRow = (id: string) =>
+  db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
-t.test('the current period refunded in full at PayPal: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
-  const { sub, initial, renewal } = await paidAhead();
-  await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, {
-    kind: 'capture_refunded', captureId: initial.provider_capture_id!, refundId: `EXT-${initial.id}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }));
-  t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
-  t.same((await refundsOf(renewal)).map((r) => [r.amount, r.status]), [[1200, 'requested']], 'the paid-ahead renewal is refunded');
-});
+t.test(
+  'the current period refunded in full at PayPal: cancelled, and the renewal paid ahead comes back whole (defect 5)',
+  async (t) => {
+    const { sub, initial, renewal } = await paidAhead();
+    await db.transaction().execute((trx) =>
+      applyWebhookAction(ctx(new FakeProvider()), trx, {
+        kind: 'capture_refunded',
+        captureId: initial.provider_capture_id!,
+        refundId: `EXT-${initial.id}`,
+        customId: null,
+        amount: 1200,
+        currency: 'USD',
+        status: 'COMPLETED',
+      }),
+    );
+    t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
+    t.same(
+      (await refundsOf(renewal)).map((r) => [r.amount, r.status]),
+      [[1200, 'requested']],
+      'the paid-ahead renewal is refunded',
+    );
+  },
+);
 
-t.test('a chargeback of the current period: cancelled, and the renewal paid ahead comes back whole (defect 5)', async (t) => {
-  const { sub, initial, renewal } = await paidAhead();
-  await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, {
-    kind: 'capture_reversed', captureId: initial.provider_capture_id!, refundId: `REV-${initial.id}`, amount: 1200, currency: 'USD' }));
-  t.equal((await payment(initial.id)).status, 'reversed');
-  t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
-  t.same((await refundsOf(renewal)).map((r) => r.amount), [1200], 'the paid-ahead renewal is refunded');
-});
+t.test(
+  'a chargeback of the current period: cancelled, and the renewal paid ahead comes back whole (defect 5)',
+  async (t) => {
+    const { sub, initial, renewal } = await paidAhead();
+    await db.transaction().execute((trx) =>
+      applyWebhookAction(ctx(new FakeProvider()), trx, {
+        kind: 'capture_reversed',
+        captureId: initial.provider_capture_id!,
+        refundId: `REV-${initial.id}`,
+        amount: 1200,
+        currency: 'USD',
+      }),
+    );
+    t.equal((await payment(initial.id)).status, 'reversed');
+    t.equal((await subscriptionRow(sub.id)).status, 'cancelled');
+    t.same(
+      (await refundsOf(renewal)).map((r) => r.amount),
+      [1200],
+      'the paid-ahead renewal is refunded',
+    );
+  },
+);
 
-t.test('the renewal paid ahead refunded or charged back at PayPal: that period is no longer paid (defect 5)', async (t) => {
-  for (const how of ['refunded', 'reversed'] as const) {
-    const { sub, renewal, nextStart } = await paidAhead();
-    const captureId = `CAP-R-${renewal}`;
-    await db.transaction().execute((trx) => applyWebhookAction(ctx(new FakeProvider()), trx, how === 'refunded'
-      ? { kind: 'capture_refunded', captureId, refundId: `EXT-${renewal}`, customId: null, amount: 1200, currency: 'USD', status: 'COMPLETED' }
-      : { kind: 'capture_reversed', captureId, refundId: `REV-${renewal}`, amount: 1200, currency: 'USD' }));
-    const after = await subscriptionRow(sub.id);
-    t.equal(after.status, 'active', `${how}: the current period stays served`);
-    t.equal(after.paid_through?.getTime(), nextStart.getTime(), `${how}: paid through the current period only, not a free one`);
-    t.equal(after.cancel_at_period_end, true, `${how}: no silent charge again; the buyer may resume`);
-  }
-});
+t.test(
+  'the renewal paid ahead refunded or charged back at PayPal: that period is no longer paid (defect 5)',
+  async (t) => {
+    for (const how of ['refunded', 'reversed'] as const) {
+      const { sub, renewal, nextStart } = await paidAhead();
+      const captureId = `CAP-R-${renewal}`;
+      await db.transaction().execute((trx) =>
+        applyWebhookAction(
+          ctx(new FakeProvider()),
+          trx,
+          how === 'refunded'
+            ? {
+                kind: 'capture_refunded',
+                captureId,
+                refundId: `EXT-${renewal}`,
+                customId: null,
+                amount: 1200,
+                currency: 'USD',
+                status: 'COMPLETED',
+              }
+            : { kind: 'capture_reversed', captureId, refundId: `REV-${renewal}`, amount: 1200, currency: 'USD' },
+        ),
+      );
+      const after = await subscriptionRow(sub.id);
+      t.equal(after.status, 'active', `${how}: the current period stays served`);
+      t.equal(
+        after.paid_through?.getTime(),
+        nextStart.getTime(),
+        `${how}: paid through the current period only, not a free one`,
+      );
+      t.equal(after.cancel_at_period_end, true, `${how}: no silent charge again; the buyer may resume`);
+    }
+  },
+);

@@ -7,6 +7,9 @@ import { buildWorker } from './worker.js';
 const service = 'role-worker';
 const config = loadOrExit(service, loadRoleWorkerConfig);
 const rt = createRuntime(service, config);
-const worker = buildWorker({ rt, auth: new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN }) });
+const worker = buildWorker({
+  rt,
+  auth: new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN }),
+});
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
 await worker.start();

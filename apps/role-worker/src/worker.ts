@@ -2,7 +2,14 @@ import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contract
 import type { AuthClient } from '@billing/auth-client';
 import { lockKey } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
-import { Consumer, enqueue, ROLE_RETRY_DELAYS_MS, WORK_QUEUES, type StepHandlerMap, type WorkQueueSpec } from '@billing/messaging';
+import {
+  Consumer,
+  enqueue,
+  ROLE_RETRY_DELAYS_MS,
+  WORK_QUEUES,
+  type StepHandlerMap,
+  type WorkQueueSpec,
+} from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '@billing/db';
@@ -27,14 +34,34 @@ class ChangedMeanwhile extends Error {}
  * evaluating SPEC §6's rule when the change is applied (not when it was queued), so a late
  * revoke never undoes a newer grant; `role.granted`/`role.revoked` only for real changes.
  */
-export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: AuthClient; retryDelaysMs?: readonly number[] }): Worker {
+export function buildWorker({
+  rt,
+  auth,
+  retryDelaysMs,
+}: {
+  rt: Runtime;
+  auth: AuthClient;
+  retryDelaysMs?: readonly number[];
+}): Worker {
   /** What our grants say of this user and role now. */
   const desired = async (db: Kysely<Database>, userId: string, role: string) => {
-    const live = await db.selectFrom('role_grants').select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('user_id', '=', userId).where('role', '=', role).where('ended_at', 'is', null).executeTakeFirstOrThrow();
+    const live = await db
+      .selectFrom('role_grants')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', userId)
+      .where('role', '=', role)
+      .where('ended_at', 'is', null)
+      .executeTakeFirstOrThrow();
     // Whether the user held the role before us is read at each checkout; the latest one decides.
-    const latest = await db.selectFrom('subscriptions').select('role_held_before').where('user_id', '=', userId).where('role', '=', role)
-      .where('status', '!=', 'pending').orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+    const latest = await db
+      .selectFrom('subscriptions')
+      .select('role_held_before')
+      .where('user_id', '=', userId)
+      .where('role', '=', role)
+      .where('status', '!=', 'pending')
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return { liveGrants: Number(live.n), heldBeforeUs: latest?.role_held_before ?? false, at: new Date() };
   };
   const steps: StepHandlerMap<typeof contracts> = {
@@ -59,16 +86,33 @@ export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: Au
           await lockKey(trx, `role:${userId}:${role}`);
           const now = await desired(trx, userId, role);
           if (decideRoleAction({ ...now, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
-          for (const a of done) await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
+          for (const a of done)
+            await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
           // Every grant that had ended when we read what should be is now applied at the Auth service.
-          await trx.updateTable('role_grants').set({ settled_at: sql`now()` }).where('user_id', '=', userId).where('role', '=', role)
-            .where('ended_at', 'is not', null).where('ended_at', '<=', want.at).where('settled_at', 'is', null).execute();
-        }).then(() => true, (err: unknown) => {
-          if (err instanceof ChangedMeanwhile) return false;
-          throw err;
-        });
+          await trx
+            .updateTable('role_grants')
+            .set({ settled_at: sql`now()` })
+            .where('user_id', '=', userId)
+            .where('role', '=', role)
+            .where('ended_at', 'is not', null)
+            .where('ended_at', '<=', want.at)
+            .where('settled_at', 'is', null)
+            .execute();
+        }).then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof ChangedMeanwhile) return false;
+            throw err;
+          },
+        );
         if (settled) {
-          logger.info('role change applied', { userId, role, actions: done, liveGrants: want.liveGrants, rounds: round });
+          logger.info('role change applied', {
+            userId,
+            role,
+            actions: done,
+            liveGrants: want.liveGrants,
+            rounds: round,
+          });
           return;
         }
       }
@@ -76,9 +120,17 @@ export function buildWorker({ rt, auth, retryDelaysMs }: { rt: Runtime; auth: Au
     },
   };
   const consumer = new Consumer({
-    name: 'role-worker', broker: rt.broker, db: rt.db, logger: rt.logger, metrics: rt.metrics,
-    queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue, contracts, steps,
-    maxAttempts: ROLE_MAX_ATTEMPTS, prefetch: 16, setup: declarePublishedTopology,
+    name: 'role-worker',
+    broker: rt.broker,
+    db: rt.db,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue,
+    contracts,
+    steps,
+    maxAttempts: ROLE_MAX_ATTEMPTS,
+    prefetch: 16,
+    setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };
 }

@@ -8,4 +8,8 @@ t.teardown(async () => {
   await vhost.drop();
 });
 
-checkProcessContract(t, { entry: 'apps/role-worker/src/main.ts', required: 'AUTH_SERVICE_URL', env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }) });
+checkProcessContract(t, {
+  entry: 'apps/role-worker/src/main.ts',
+  required: 'AUTH_SERVICE_URL',
+  env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }),
+});

@@ -19,7 +19,8 @@ export function startJobs(jobs: Job[], intervalMs: number, logger: Logger, metri
     const p = (async () => {
       try {
         const r = await job.run(new Date());
-        for (const stage of ['due', 'claimed', 'succeeded', 'failed'] as const) metrics.jobItems.inc({ job: job.name, stage }, r[stage]);
+        for (const stage of ['due', 'claimed', 'succeeded', 'failed'] as const)
+          metrics.jobItems.inc({ job: job.name, stage }, r[stage]);
         metrics.jobRuns.inc({ job: job.name, outcome: 'ok' });
         if (r.due) logger.info('job ran', { job: job.name, ...r });
       } catch (err) {

@@ -8,4 +8,7 @@ t.teardown(async () => {
   await vhost.drop();
 });
 
-checkProcessContract(t, { entry: 'apps/scheduler/src/main.ts', env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }) });
+checkProcessContract(t, {
+  entry: 'apps/scheduler/src/main.ts',
+  env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }),
+});

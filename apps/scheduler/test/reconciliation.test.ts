@@ -7,35 +7,106 @@ import { reconciliationJob } from '../src/jobs/reconciliation.job.js';
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
-await importCatalog(db, [{ id: 'hourly', name: 'Hourly', description: '', amount: 1200, currency: 'USD', period: 'PT1H', role: 'hourly', active: true }]);
+await importCatalog(db, [
+  {
+    id: 'hourly',
+    name: 'Hourly',
+    description: '',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    role: 'hourly',
+    active: true,
+  },
+]);
 
 t.test('a stale renewal at PayPal is looked up with leave to end it (issue 8, defect 8)', async (t) => {
   const anchor = new Date(Date.now() - 50 * 60_000);
-  const sub = { id: randomUUID(), user_id: 'u-stuck', plan_id: 'hourly', plan_name: 'Hourly', role: 'hourly', amount: 1200, currency: 'USD', period: 'PT1H',
-    status: 'active' as const, anchor_at: anchor, paid_through: new Date(anchor.getTime() + 3_600_000), vault_id: 'V' };
+  const sub = {
+    id: randomUUID(),
+    user_id: 'u-stuck',
+    plan_id: 'hourly',
+    plan_name: 'Hourly',
+    role: 'hourly',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    status: 'active' as const,
+    anchor_at: anchor,
+    paid_through: new Date(anchor.getTime() + 3_600_000),
+    vault_id: 'V',
+  };
   await db.insertInto('subscriptions').values(sub).execute();
   const orderId = 'ORD-STUCK-1';
-  await db.insertInto('payments').values({ id: randomUUID(), subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: 1200, currency: 'USD',
-    status: 'pending', period_index: 1, provider_order_id: orderId, updated_at: new Date(Date.now() - 20 * 60_000) }).execute();
+  await db
+    .insertInto('payments')
+    .values({
+      id: randomUUID(),
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status: 'pending',
+      period_index: 1,
+      provider_order_id: orderId,
+      updated_at: new Date(Date.now() - 20 * 60_000),
+    })
+    .execute();
   await reconciliationJob(db, 15 * 60_000, 3 * 3_600_000).run(new Date());
   const rows = await db.selectFrom('outbox').select('envelope').where('type', '=', 'payment.check.requested').execute();
-  const data = rows.map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope).data).find((d) => d.orderId === orderId);
-  t.same(data, { orderId, source: 'reconciliation', expireUnapproved: true }, 'a renewal waiting on a buyer who is not there is ended, not waited on for ever');
+  const data = rows
+    .map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope).data)
+    .find((d) => d.orderId === orderId);
+  t.same(
+    data,
+    { orderId, source: 'reconciliation', expireUnapproved: true },
+    'a renewal waiting on a buyer who is not there is ended, not waited on for ever',
+  );
 });
 
-t.test('a webhook event stored but never processed is handed to the payment-worker again, a bounded number of times (issue 8, defect 10)', async (t) => {
-  const id = randomUUID();
-  await db.insertInto('provider_events').values({ id, provider: 'paypal', provider_event_id: 'WH-LOST-1', event_type: 'PAYMENT.CAPTURE.COMPLETED',
-    payload: JSON.stringify({ id: 'WH-LOST-1' }), received_at: new Date(Date.now() - 20 * 60_000) }).execute();
-  const fresh = randomUUID();
-  await db.insertInto('provider_events').values({ id: fresh, provider: 'paypal', provider_event_id: 'WH-FRESH-1', event_type: 'PAYMENT.CAPTURE.COMPLETED', payload: JSON.stringify({ id: 'WH-FRESH-1' }) }).execute();
-  const sent = async () => (await db.selectFrom('outbox').select('envelope').where('type', '=', 'payment.provider-event.received').execute())
-    .map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope).data.providerEventRowId as string);
-  const job = reconciliationJob(db, 15 * 60_000, 3 * 3_600_000);
-  await job.run(new Date());
-  t.same(await sent(), [id], 'the stale unprocessed event is sent again; a fresh one is left to its own message');
-  await job.run(new Date());
-  t.equal((await sent()).length, 1, 'not again until RECONCILE_AFTER_MS has passed');
-  for (let i = 1; i <= 5; i++) await job.run(new Date(Date.now() + i * 16 * 60_000));
-  t.equal((await sent()).filter((e) => e === id).length, 3, 'at most three sweeps: an event that still fails is in dead_letters for an operator');
-});
+t.test(
+  'a webhook event stored but never processed is handed to the payment-worker again, a bounded number of times (issue 8, defect 10)',
+  async (t) => {
+    const id = randomUUID();
+    await db
+      .insertInto('provider_events')
+      .values({
+        id,
+        provider: 'paypal',
+        provider_event_id: 'WH-LOST-1',
+        event_type: 'PAYMENT.CAPTURE.COMPLETED',
+        payload: JSON.stringify({ id: 'WH-LOST-1' }),
+        received_at: new Date(Date.now() - 20 * 60_000),
+      })
+      .execute();
+    const fresh = randomUUID();
+    await db
+      .insertInto('provider_events')
+      .values({
+        id: fresh,
+        provider: 'paypal',
+        provider_event_id: 'WH-FRESH-1',
+        event_type: 'PAYMENT.CAPTURE.COMPLETED',
+        payload: JSON.stringify({ id: 'WH-FRESH-1' }),
+      })
+      .execute();
+    const sent = async () =>
+      (
+        await db.selectFrom('outbox').select('envelope').where('type', '=', 'payment.provider-event.received').execute()
+      ).map(
+        (r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope).data.providerEventRowId as string,
+      );
+    const job = reconciliationJob(db, 15 * 60_000, 3 * 3_600_000);
+    await job.run(new Date());
+    t.same(await sent(), [id], 'the stale unprocessed event is sent again; a fresh one is left to its own message');
+    await job.run(new Date());
+    t.equal((await sent()).length, 1, 'not again until RECONCILE_AFTER_MS has passed');
+    for (let i = 1; i <= 5; i++) await job.run(new Date(Date.now() + i * 16 * 60_000));
+    t.equal(
+      (await sent()).filter((e) => e === id).length,
+      3,
+      'at most three sweeps: an event that still fails is in dead_letters for an operator',
+    );
+  },
+);

@@ -8,7 +8,13 @@ import { paypalWebhookRoute } from './routes/paypal.js';
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 
 export function buildApp({ rt, provider }: { rt: Runtime; config: GatewayConfig; provider: PaymentProvider }): HttpApp {
-  const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness, bodyLimit: WEBHOOK_BODY_LIMIT });
+  const app = createHttpApp({
+    service: rt.service,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    readiness: rt.readiness,
+    bodyLimit: WEBHOOK_BODY_LIMIT,
+  });
   paypalWebhookRoute(app, { rt, provider });
   return app;
 }

@@ -8,7 +8,12 @@ const service = 'webhook-gateway';
 const config = loadOrExit(service, loadGatewayConfig);
 const rt = createRuntime(service, config);
 const provider = new PayPalProvider({
-  apiBase: config.PAYPAL_API_BASE, clientId: config.PAYPAL_CLIENT_ID, clientSecret: config.PAYPAL_CLIENT_SECRET,
-  timeoutMs: config.PAYPAL_TIMEOUT_MS, webhookId: config.PAYPAL_WEBHOOK_ID, logger: rt.logger, attempts: 2,
+  apiBase: config.PAYPAL_API_BASE,
+  clientId: config.PAYPAL_CLIENT_ID,
+  clientSecret: config.PAYPAL_CLIENT_SECRET,
+  timeoutMs: config.PAYPAL_TIMEOUT_MS,
+  webhookId: config.PAYPAL_WEBHOOK_ID,
+  logger: rt.logger,
+  attempts: 2,
 });
 await serve(rt, { app: buildApp({ rt, config, provider }), port: config.PORT });

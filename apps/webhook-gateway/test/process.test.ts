@@ -8,4 +8,8 @@ t.teardown(async () => {
   await vhost.drop();
 });
 
-checkProcessContract(t, { entry: 'apps/webhook-gateway/src/main.ts', required: 'PAYPAL_WEBHOOK_ID', env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }) });
+checkProcessContract(t, {
+  entry: 'apps/webhook-gateway/src/main.ts',
+  required: 'PAYPAL_WEBHOOK_ID',
+  env: () => ({ DATABASE_URL: tdb.url, AMQP_URL: vhost.url }),
+});

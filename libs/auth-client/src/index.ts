@@ -6,7 +6,10 @@ export class AuthUnavailableError extends Error {
 /** The Auth service refused the call (4xx): retrying the same call will not help. */
 export class AuthRefusedError extends Error {
   override readonly name = 'AuthRefusedError';
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -29,7 +32,10 @@ export class AuthClient {
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.opts.serviceToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${this.opts.serviceToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? null : JSON.stringify(body),
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5_000),
       });
@@ -63,9 +69,13 @@ export class AuthClient {
 
   /** 404 (the user lacks the role) is fine too. */
   async revokeRole(userId: string, role: string): Promise<void> {
-    const res = await this.call('DELETE', `/api/v1/users/${encodeURIComponent(userId)}/roles/${encodeURIComponent(role)}`);
+    const res = await this.call(
+      'DELETE',
+      `/api/v1/users/${encodeURIComponent(userId)}/roles/${encodeURIComponent(role)}`,
+    );
     await res.body?.cancel();
-    if (!res.ok && res.status !== 404) throw new AuthRefusedError(res.status, `Auth service refused to revoke ${role}: HTTP ${res.status}`);
+    if (!res.ok && res.status !== 404)
+      throw new AuthRefusedError(res.status, `Auth service refused to revoke ${role}: HTTP ${res.status}`);
   }
 
   async login(login: string, password: string): Promise<string | null> {

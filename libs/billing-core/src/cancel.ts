@@ -22,35 +22,79 @@ export interface CancelResult {
  * subscription locked. `immediately` ends the grant now and refunds every completed payment
  * whose period has not ended, pro rata at `now` (refunds go to PayPal after the commit).
  */
-export async function cancelSubscription(trx: Transaction<Database>, sub: SubscriptionRow, mode: CancelMode, now: Date, actor: { by: string; reason: string }): Promise<CancelResult> {
+export async function cancelSubscription(
+  trx: Transaction<Database>,
+  sub: SubscriptionRow,
+  mode: CancelMode,
+  now: Date,
+  actor: { by: string; reason: string },
+): Promise<CancelResult> {
   const wasPending = sub.status === 'pending';
-  const t = await subscriptions.transition(trx, sub, { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' },
-    (to) => (to.status === 'cancelled' ? { cancelled_at: now, approval_url: null, next_retry_at: null } : { next_retry_at: null }));
+  const t = await subscriptions.transition(
+    trx,
+    sub,
+    { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' },
+    (to) =>
+      to.status === 'cancelled'
+        ? { cancelled_at: now, approval_url: null, next_retry_at: null }
+        : { next_retry_at: null },
+  );
   if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
   if (t.status === 'cancelled') {
-    const open = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('status', 'in', ['created', 'pending']).forUpdate().execute();
+    const open = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('subscription_id', '=', sub.id)
+      .where('status', 'in', ['created', 'pending'])
+      .forUpdate()
+      .execute();
     for (const p of open) await payments.transition(trx, p, { type: 'subscription_ended' });
   }
   let refundAmount = 0;
   if (t.effects.includes('refund_unused')) {
-    const paid = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id)
-      .where('status', 'in', [...HOLDING_MONEY]).where('period_end', '>', now).forUpdate().execute();
+    const paid = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('subscription_id', '=', sub.id)
+      .where('status', 'in', [...HOLDING_MONEY])
+      .where('period_end', '>', now)
+      .forUpdate()
+      .execute();
     for (const p of paid) {
       const left = await refundableLeft(trx, p);
-      const amount = proratedRefund({ amount: p.amount, left, periodStart: p.period_start!, periodEnd: p.period_end!, cancelledAt: now });
+      const amount = proratedRefund({
+        amount: p.amount,
+        left,
+        periodStart: p.period_start!,
+        periodEnd: p.period_end!,
+        cancelledAt: now,
+      });
       if (amount <= 0) continue;
-      await requestRefund(trx, p, amount, actor.by.startsWith('user:') ? 'user_cancel' : 'operator', actor.reason, actor.by);
+      await requestRefund(
+        trx,
+        p,
+        amount,
+        actor.by.startsWith('user:') ? 'user_cancel' : 'operator',
+        actor.reason,
+        actor.by,
+      );
       refundAmount += amount;
     }
   }
-  if (t.effects.includes('grant_ends')) await endSubscriptionGrant(trx, sub, `cancelled ${mode === 'immediately' ? 'immediately' : 'at period end'}`);
+  if (t.effects.includes('grant_ends'))
+    await endSubscriptionGrant(trx, sub, `cancelled ${mode === 'immediately' ? 'immediately' : 'at period end'}`);
   if (!wasPending) {
     const period = currentPeriod(sub, now);
     await enqueue(trx, SubscriptionCancelled, {
-      userId: sub.user_id, subscriptionId: sub.id, planId: sub.plan_id, planName: sub.plan_name, mode,
+      userId: sub.user_id,
+      subscriptionId: sub.id,
+      planId: sub.plan_id,
+      planName: sub.plan_name,
+      mode,
       cancelledAt: mode === 'immediately' ? now.toISOString() : null,
       endsAt: mode === 'immediately' ? now.toISOString() : (period?.end.toISOString() ?? null),
-      refundAmount, currency: sub.currency.trim(),
+      refundAmount,
+      currency: sub.currency.trim(),
     });
   }
   return { subscription: sub, changed: true, refundAmount };

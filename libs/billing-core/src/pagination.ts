@@ -13,20 +13,27 @@ export function decodeCursor(cursor: string | undefined): { at: Date; id: string
   if (!cursor) return null;
   const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
   const date = new Date(at ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(date.getTime())) throw new AppError('validation', 'querystring.cursor is not a cursor this API gave out');
+  if (!id || !isUuid(id) || Number.isNaN(date.getTime()))
+    throw new AppError('validation', 'querystring.cursor is not a cursor this API gave out');
   return { at: date, id };
 }
 
 /** One page of a list, newest first (SPEC §3: `{ items, nextCursor }`), by keyset on (created_at, id). */
 export async function keysetPage<DB, TB extends keyof DB, O extends { created_at: Date; id: string }>(
-  query: SelectQueryBuilder<DB, TB, O>, limit: number, cursorText: string | undefined,
+  query: SelectQueryBuilder<DB, TB, O>,
+  limit: number,
+  cursorText: string | undefined,
 ): Promise<{ rows: O[]; nextCursor: string | null }> {
   const cursor = decodeCursor(cursorText);
   // Postgres keeps microseconds, the cursor milliseconds: order and compare at the cursor's precision.
   const at = sql`date_trunc('milliseconds', created_at)`;
   let q = query;
   if (cursor) q = q.where(sql<boolean>`(${at}, id) < (${cursor.at}::timestamptz, ${cursor.id}::uuid)`);
-  const rows = await q.orderBy(at, 'desc').orderBy(sql.ref('id'), 'desc').limit(limit + 1).execute();
+  const rows = await q
+    .orderBy(at, 'desc')
+    .orderBy(sql.ref('id'), 'desc')
+    .limit(limit + 1)
+    .execute();
   const page = rows.slice(0, limit);
   return { rows: page, nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null };
 }

@@ -6,7 +6,10 @@ import { isUuid } from './pagination.js';
 type Tx = Transaction<Database>;
 
 /** Columns a caller may set besides the state (status and failure_reason belong to the state machine). */
-export type PaymentChanges = Pick<PaymentUpdate, 'provider_order_id' | 'provider_capture_id' | 'approval_url' | 'period_start' | 'period_end' | 'refunded_amount'>;
+export type PaymentChanges = Pick<
+  PaymentUpdate,
+  'provider_order_id' | 'provider_capture_id' | 'approval_url' | 'period_start' | 'period_end' | 'refunded_amount'
+>;
 
 /** How a payment is found: our id, PayPal's order id or its capture id, tried in that order. */
 export interface PaymentRef {
@@ -28,15 +31,29 @@ export const payments = {
       if (p) return p;
     }
     if (ref.orderId) {
-      const p = await trx.selectFrom('payments').selectAll().where('provider_order_id', '=', ref.orderId).forUpdate().executeTakeFirst();
+      const p = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('provider_order_id', '=', ref.orderId)
+        .forUpdate()
+        .executeTakeFirst();
       if (p) return p;
     }
-    if (ref.captureId) return trx.selectFrom('payments').selectAll().where('provider_capture_id', '=', ref.captureId).forUpdate().executeTakeFirst();
+    if (ref.captureId)
+      return trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('provider_capture_id', '=', ref.captureId)
+        .forUpdate()
+        .executeTakeFirst();
     return undefined;
   },
 
   async create(trx: Tx, values: Omit<NewPaymentRow, 'status' | 'created_at' | 'updated_at'>): Promise<void> {
-    await trx.insertInto('payments').values({ ...values, status: 'created' }).execute();
+    await trx
+      .insertInto('payments')
+      .values({ ...values, status: 'created' })
+      .execute();
   },
 
   /**
@@ -44,13 +61,23 @@ export const payments = {
    * are written in one statement. A stale or repeated event writes nothing and returns null, except
    * that a capture id PayPal names is kept if the payment had none.
    */
-  async transition(trx: Tx, p: PaymentRow, event: PaymentEvent, changes: PaymentChanges = {}): Promise<PaymentTransition | null> {
+  async transition(
+    trx: Tx,
+    p: PaymentRow,
+    event: PaymentEvent,
+    changes: PaymentChanges = {},
+  ): Promise<PaymentTransition | null> {
     const t = applyPaymentEvent(p.status, event);
     if (!t) {
-      if (changes.provider_capture_id && !p.provider_capture_id) await write(trx, p, { provider_capture_id: changes.provider_capture_id });
+      if (changes.provider_capture_id && !p.provider_capture_id)
+        await write(trx, p, { provider_capture_id: changes.provider_capture_id });
       return null;
     }
-    await write(trx, p, { ...changes, status: t.status, ...(t.failureReason ? { failure_reason: t.failureReason } : {}) });
+    await write(trx, p, {
+      ...changes,
+      status: t.status,
+      ...(t.failureReason ? { failure_reason: t.failureReason } : {}),
+    });
     return t;
   },
 
@@ -66,6 +93,11 @@ export const payments = {
 };
 
 async function write(trx: Tx, p: PaymentRow, changes: PaymentUpdate): Promise<void> {
-  const row = await trx.updateTable('payments').set({ ...changes, updated_at: sql`now()` }).where('id', '=', p.id).returningAll().executeTakeFirstOrThrow();
+  const row = await trx
+    .updateTable('payments')
+    .set({ ...changes, updated_at: sql`now()` })
+    .where('id', '=', p.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
   Object.assign(p, row);
 }

@@ -5,9 +5,15 @@ import { applySubscriptionEvent, type SubscriptionEvent, type SubscriptionTransi
 type Tx = Transaction<Database>;
 
 /** Columns a caller may set besides the state (status and cancel_at_period_end belong to the state machine). */
-export type SubscriptionChanges = Omit<SubscriptionUpdate, 'id' | 'status' | 'cancel_at_period_end' | 'version' | 'created_at' | 'updated_at'>;
+export type SubscriptionChanges = Omit<
+  SubscriptionUpdate,
+  'id' | 'status' | 'cancel_at_period_end' | 'version' | 'created_at' | 'updated_at'
+>;
 
-const stateOf = (s: Pick<SubscriptionRow, 'status' | 'cancel_at_period_end'>) => ({ status: s.status, cancelAtPeriodEnd: s.cancel_at_period_end });
+const stateOf = (s: Pick<SubscriptionRow, 'status' | 'cancel_at_period_end'>) => ({
+  status: s.status,
+  cancelAtPeriodEnd: s.cancel_at_period_end,
+});
 
 /**
  * The one writer of the `subscriptions` table (docs/architecture.md, "one owner per aggregate").
@@ -28,8 +34,14 @@ export const subscriptions = {
     return row;
   },
 
-  async create(trx: Tx, values: Omit<NewSubscriptionRow, 'status' | 'version' | 'created_at' | 'updated_at'>): Promise<void> {
-    await trx.insertInto('subscriptions').values({ ...values, status: 'pending' }).execute();
+  async create(
+    trx: Tx,
+    values: Omit<NewSubscriptionRow, 'status' | 'version' | 'created_at' | 'updated_at'>,
+  ): Promise<void> {
+    await trx
+      .insertInto('subscriptions')
+      .values({ ...values, status: 'pending' })
+      .execute();
   },
 
   /**
@@ -39,7 +51,9 @@ export const subscriptions = {
    * asks for effects (a late payment to refund) leaves the row as it is.
    */
   async transition(
-    trx: Tx, sub: SubscriptionRow, event: SubscriptionEvent,
+    trx: Tx,
+    sub: SubscriptionRow,
+    event: SubscriptionEvent,
     changes: SubscriptionChanges | ((t: SubscriptionTransition) => SubscriptionChanges) = {},
   ): Promise<SubscriptionTransition | null> {
     const t = applySubscriptionEvent(stateOf(sub), event);
@@ -57,12 +71,20 @@ export const subscriptions = {
 
   /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */
   async touch(trx: Tx, id: string): Promise<void> {
-    await trx.updateTable('subscriptions').set({ updated_at: sql`now()` }).where('id', '=', id).execute();
+    await trx
+      .updateTable('subscriptions')
+      .set({ updated_at: sql`now()` })
+      .where('id', '=', id)
+      .execute();
   },
 };
 
 async function write(trx: Tx, sub: SubscriptionRow, changes: SubscriptionUpdate): Promise<void> {
-  const row = await trx.updateTable('subscriptions').set({ ...changes, updated_at: sql`now()`, version: sql`version + 1` })
-    .where('id', '=', sub.id).returningAll().executeTakeFirstOrThrow();
+  const row = await trx
+    .updateTable('subscriptions')
+    .set({ ...changes, updated_at: sql`now()`, version: sql`version + 1` })
+    .where('id', '=', sub.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
   Object.assign(sub, row);
 }

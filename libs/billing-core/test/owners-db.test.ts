@@ -9,18 +9,38 @@ import { payments, subscriptions } from '../src/index.js';
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
-await importCatalog(db, [{ id: 'p', name: 'P', description: '', amount: 500, currency: 'USD', period: 'P1M', role: 'r', active: true }]);
+await importCatalog(db, [
+  { id: 'p', name: 'P', description: '', amount: 500, currency: 'USD', period: 'P1M', role: 'r', active: true },
+]);
 
 async function pendingSubscription() {
   const id = randomUUID();
   const paymentId = randomUUID();
   await db.transaction().execute(async (trx) => {
-    await subscriptions.create(trx, { id, user_id: `u-${id}`, plan_id: 'p', plan_name: 'P', role: 'r', amount: 500, currency: 'USD', period: 'P1M' });
-    await payments.create(trx, { id: paymentId, subscription_id: id, user_id: `u-${id}`, kind: 'initial', amount: 500, currency: 'USD', period_index: 0 });
+    await subscriptions.create(trx, {
+      id,
+      user_id: `u-${id}`,
+      plan_id: 'p',
+      plan_name: 'P',
+      role: 'r',
+      amount: 500,
+      currency: 'USD',
+      period: 'P1M',
+    });
+    await payments.create(trx, {
+      id: paymentId,
+      subscription_id: id,
+      user_id: `u-${id}`,
+      kind: 'initial',
+      amount: 500,
+      currency: 'USD',
+      period_index: 0,
+    });
   });
   return { id, paymentId };
 }
-const subRow = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const subRow = (id: string) =>
+  db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const payRow = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
 t.test('create starts a subscription pending and a payment created', async (t) => {
@@ -29,31 +49,63 @@ t.test('create starts a subscription pending and a payment created', async (t) =
   t.match(await payRow(paymentId), { status: 'created' });
 });
 
-t.test('a subscription transition writes state, changes and a new version in one go; the row passed in follows', async (t) => {
-  const { id } = await pendingSubscription();
-  const before = await subRow(id);
-  const at = new Date('2026-01-01T00:00:00Z');
-  const tr = await db.transaction().execute(async (trx) => {
-    const sub = (await subscriptions.lock(trx, id))!;
-    const r = await subscriptions.transition(trx, sub, { type: 'initial_payment_completed' }, (x) => ({ anchor_at: x.status === 'active' ? at : null }));
-    t.equal(sub.status, 'active', 'the caller\'s row is brought up to date');
-    return r;
-  });
-  t.same(tr?.effects, ['grant_starts']);
-  const after = await subRow(id);
-  t.match(after, { status: 'active', version: before.version + 1 });
-  t.equal(after.anchor_at?.toISOString(), at.toISOString());
-  t.ok(after.updated_at >= before.updated_at);
-});
+t.test(
+  'a subscription transition writes state, changes and a new version in one go; the row passed in follows',
+  async (t) => {
+    const { id } = await pendingSubscription();
+    const before = await subRow(id);
+    const at = new Date('2026-01-01T00:00:00Z');
+    const tr = await db.transaction().execute(async (trx) => {
+      const sub = (await subscriptions.lock(trx, id))!;
+      const r = await subscriptions.transition(trx, sub, { type: 'initial_payment_completed' }, (x) => ({
+        anchor_at: x.status === 'active' ? at : null,
+      }));
+      t.equal(sub.status, 'active', "the caller's row is brought up to date");
+      return r;
+    });
+    t.same(tr?.effects, ['grant_starts']);
+    const after = await subRow(id);
+    t.match(after, { status: 'active', version: before.version + 1 });
+    t.equal(after.anchor_at?.toISOString(), at.toISOString());
+    t.ok(after.updated_at >= before.updated_at);
+  },
+);
 
 t.test('a stale subscription event writes nothing; an effect-only transition leaves the row as it is', async (t) => {
   const { id } = await pendingSubscription();
-  await db.transaction().execute(async (trx) => subscriptions.transition(trx, (await subscriptions.lock(trx, id))!, { type: 'initial_payment_failed' }, { cancelled_at: new Date() }));
+  await db
+    .transaction()
+    .execute(async (trx) =>
+      subscriptions.transition(
+        trx,
+        (await subscriptions.lock(trx, id))!,
+        { type: 'initial_payment_failed' },
+        { cancelled_at: new Date() },
+      ),
+    );
   const cancelled = await subRow(id);
   t.equal(cancelled.status, 'cancelled');
-  const stale = await db.transaction().execute(async (trx) => subscriptions.transition(trx, (await subscriptions.lock(trx, id))!, { type: 'initial_payment_failed' }, { cancelled_at: new Date(0) }));
+  const stale = await db
+    .transaction()
+    .execute(async (trx) =>
+      subscriptions.transition(
+        trx,
+        (await subscriptions.lock(trx, id))!,
+        { type: 'initial_payment_failed' },
+        { cancelled_at: new Date(0) },
+      ),
+    );
   t.equal(stale, null);
-  const late = await db.transaction().execute(async (trx) => subscriptions.transition(trx, (await subscriptions.lock(trx, id))!, { type: 'initial_payment_completed' }, { anchor_at: new Date() }));
+  const late = await db
+    .transaction()
+    .execute(async (trx) =>
+      subscriptions.transition(
+        trx,
+        (await subscriptions.lock(trx, id))!,
+        { type: 'initial_payment_completed' },
+        { anchor_at: new Date() },
+      ),
+    );
   t.same(late?.effects, ['refund_payment'], 'a capture after the end asks for a refund');
   const after = await subRow(id);
   t.equal(after.version, cancelled.version, 'no new version');
@@ -63,12 +115,17 @@ t.test('a stale subscription event writes nothing; an effect-only transition lea
 
 t.test('record and touch: fields outside the state; lock limits to the user', async (t) => {
   const { id } = await pendingSubscription();
-  await db.transaction().execute(async (trx) => subscriptions.record(trx, (await subscriptions.lock(trx, id))!, { vault_id: 'V-1' }));
+  await db
+    .transaction()
+    .execute(async (trx) => subscriptions.record(trx, (await subscriptions.lock(trx, id))!, { vault_id: 'V-1' }));
   t.match(await subRow(id), { vault_id: 'V-1', version: 1 });
   await db.transaction().execute((trx) => subscriptions.touch(trx, id));
   t.equal((await subRow(id)).version, 1, 'touch keeps the version');
   t.equal(await db.transaction().execute((trx) => subscriptions.lock(trx, id, 'someone-else')), undefined);
-  await t.rejects(db.transaction().execute((trx) => subscriptions.lockOrThrow(trx, randomUUID())), /does not exist/);
+  await t.rejects(
+    db.transaction().execute((trx) => subscriptions.lockOrThrow(trx, randomUUID())),
+    /does not exist/,
+  );
 });
 
 t.test('a payment transition writes status and failure reason; a stale one keeps only a new capture id', async (t) => {
@@ -78,13 +135,52 @@ t.test('a payment transition writes status and failure reason; a stale one keeps
     await payments.record(trx, p, { provider_order_id: `ORD-${paymentId}` });
     t.ok(await payments.transition(trx, p, { type: 'order_created' }));
   });
-  t.equal((await db.transaction().execute((trx) => payments.lock(trx, { orderId: `ORD-${paymentId}` })))?.status, 'pending', 'found by order id');
-  await db.transaction().execute(async (trx) => payments.transition(trx, (await payments.lock(trx, { id: paymentId }))!, { type: 'capture_mismatch' }, { provider_capture_id: 'CAP-1' }));
-  t.match(await payRow(paymentId), { status: 'failed', failure_reason: 'capture_mismatch', provider_capture_id: 'CAP-1' });
-  const stale = await db.transaction().execute(async (trx) => payments.transition(trx, (await payments.lock(trx, { captureId: 'CAP-1' }))!, { type: 'capture_completed' }, { provider_capture_id: 'CAP-2' }));
+  t.equal(
+    (await db.transaction().execute((trx) => payments.lock(trx, { orderId: `ORD-${paymentId}` })))?.status,
+    'pending',
+    'found by order id',
+  );
+  await db
+    .transaction()
+    .execute(async (trx) =>
+      payments.transition(
+        trx,
+        (await payments.lock(trx, { id: paymentId }))!,
+        { type: 'capture_mismatch' },
+        { provider_capture_id: 'CAP-1' },
+      ),
+    );
+  t.match(await payRow(paymentId), {
+    status: 'failed',
+    failure_reason: 'capture_mismatch',
+    provider_capture_id: 'CAP-1',
+  });
+  const stale = await db
+    .transaction()
+    .execute(async (trx) =>
+      payments.transition(
+        trx,
+        (await payments.lock(trx, { captureId: 'CAP-1' }))!,
+        { type: 'capture_completed' },
+        { provider_capture_id: 'CAP-2' },
+      ),
+    );
   t.same(stale?.effects, ['refund_in_full'], 'money taken after failure goes back');
-  t.equal((await payRow(paymentId)).provider_capture_id, 'CAP-2', 'the capture that took the money is the one named, for its refund');
-  const noop = await db.transaction().execute(async (trx) => payments.transition(trx, (await payments.lock(trx, { id: paymentId }))!, { type: 'approved' }, { provider_capture_id: 'CAP-3' }));
+  t.equal(
+    (await payRow(paymentId)).provider_capture_id,
+    'CAP-2',
+    'the capture that took the money is the one named, for its refund',
+  );
+  const noop = await db
+    .transaction()
+    .execute(async (trx) =>
+      payments.transition(
+        trx,
+        (await payments.lock(trx, { id: paymentId }))!,
+        { type: 'approved' },
+        { provider_capture_id: 'CAP-3' },
+      ),
+    );
   t.equal(noop, null);
   t.equal((await payRow(paymentId)).provider_capture_id, 'CAP-2', 'a stale event does not replace a known capture id');
   t.equal(await db.transaction().execute((trx) => payments.lock(trx, { id: 'not-a-uuid' })), undefined);

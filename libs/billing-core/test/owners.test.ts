@@ -9,7 +9,8 @@ const OWNERS: Record<string, string> = {
   subscriptions: 'libs/billing-core/src/subscriptions.ts',
   payments: 'libs/billing-core/src/payments.ts',
 };
-const WRITE = /(?:updateTable|insertInto|deleteFrom|mergeInto|replaceInto)\(\s*['"`](subscriptions|payments)\b|\b(?:update|insert\s+into|delete\s+from)\s+(subscriptions|payments)\b/gi;
+const WRITE =
+  /(?:updateTable|insertInto|deleteFrom|mergeInto|replaceInto)\(\s*['"`](subscriptions|payments)\b|\b(?:update|insert\s+into|delete\s+from)\s+(subscriptions|payments)\b/gi;
 
 /** Every write to an owned table in a source text: the table named, by line. */
 export function writesIn(text: string): { table: string; line: number }[] {
@@ -32,17 +33,43 @@ function sources(dir: string, out: string[] = []): string[] {
 }
 
 t.test('the detector sees the ways a write can be spelled', async (t) => {
-  t.same(writesIn("await trx.updateTable('subscriptions').set({})").map((w) => w.table), ['subscriptions']);
-  t.same(writesIn('trx.insertInto("payments").values(x)').map((w) => w.table), ['payments']);
-  t.same(writesIn("db.updateTable('payments as p')").map((w) => w.table), ['payments']);
-  t.same(writesIn('sql`UPDATE subscriptions SET status = 1`').map((w) => w.table), ['subscriptions']);
-  t.same(writesIn('sql`delete from payments where x`').map((w) => w.table), ['payments']);
-  t.same(writesIn("selectFrom('payments').where('status', '=', 'x'); updateTable('refunds')"), [], 'reads and other tables are not writes');
+  t.same(
+    writesIn("await trx.updateTable('subscriptions').set({})").map((w) => w.table),
+    ['subscriptions'],
+  );
+  t.same(
+    writesIn('trx.insertInto("payments").values(x)').map((w) => w.table),
+    ['payments'],
+  );
+  t.same(
+    writesIn("db.updateTable('payments as p')").map((w) => w.table),
+    ['payments'],
+  );
+  t.same(
+    writesIn('sql`UPDATE subscriptions SET status = 1`').map((w) => w.table),
+    ['subscriptions'],
+  );
+  t.same(
+    writesIn('sql`delete from payments where x`').map((w) => w.table),
+    ['payments'],
+  );
+  t.same(
+    writesIn("selectFrom('payments').where('status', '=', 'x'); updateTable('refunds')"),
+    [],
+    'reads and other tables are not writes',
+  );
 });
 
 t.test('no module but the owners writes subscriptions or payments', async (t) => {
-  const files = ['apps', 'libs', 'tools'].flatMap((top) => readdirSync(join(root, top)).map((p) => join(root, top, p, 'src')))
-    .filter((dir) => { try { return statSync(dir).isDirectory(); } catch { return false; } })
+  const files = ['apps', 'libs', 'tools']
+    .flatMap((top) => readdirSync(join(root, top)).map((p) => join(root, top, p, 'src')))
+    .filter((dir) => {
+      try {
+        return statSync(dir).isDirectory();
+      } catch {
+        return false;
+      }
+    })
     .flatMap((dir) => sources(dir));
   t.ok(files.length > 50, `${files.length} source files read`);
   const stray: string[] = [];

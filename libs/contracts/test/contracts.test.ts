@@ -4,10 +4,49 @@ import { EnvelopeSchema, EXCHANGES, NOTIFICATION_CONTRACTS, QUEUES, NOTIFICATION
 
 t.test('SPEC §7: notification types, routing keys and fields, exactly', async (t) => {
   const expected: Record<string, string[]> = {
-    'subscription.activated': ['userId', 'subscriptionId', 'planId', 'planName', 'role', 'amount', 'currency', 'currentPeriodStart', 'currentPeriodEnd'],
-    'subscription.renewed': ['userId', 'subscriptionId', 'planId', 'planName', 'role', 'amount', 'currency', 'currentPeriodStart', 'currentPeriodEnd'],
-    'subscription.renewal_failed': ['userId', 'subscriptionId', 'planId', 'planName', 'amount', 'currency', 'reason', 'nextRetryAt'],
-    'subscription.cancelled': ['userId', 'subscriptionId', 'planId', 'planName', 'mode', 'cancelledAt', 'endsAt', 'refundAmount', 'currency'],
+    'subscription.activated': [
+      'userId',
+      'subscriptionId',
+      'planId',
+      'planName',
+      'role',
+      'amount',
+      'currency',
+      'currentPeriodStart',
+      'currentPeriodEnd',
+    ],
+    'subscription.renewed': [
+      'userId',
+      'subscriptionId',
+      'planId',
+      'planName',
+      'role',
+      'amount',
+      'currency',
+      'currentPeriodStart',
+      'currentPeriodEnd',
+    ],
+    'subscription.renewal_failed': [
+      'userId',
+      'subscriptionId',
+      'planId',
+      'planName',
+      'amount',
+      'currency',
+      'reason',
+      'nextRetryAt',
+    ],
+    'subscription.cancelled': [
+      'userId',
+      'subscriptionId',
+      'planId',
+      'planName',
+      'mode',
+      'cancelledAt',
+      'endsAt',
+      'refundAmount',
+      'currency',
+    ],
     'subscription.expired': ['userId', 'subscriptionId', 'planId', 'planName', 'role', 'expiredAt'],
     'payment.refunded': ['userId', 'paymentId', 'refundId', 'amount', 'currency', 'refundedAmount'],
     'role.granted': ['userId', 'role', 'source', 'reason'],
@@ -17,9 +56,17 @@ t.test('SPEC §7: notification types, routing keys and fields, exactly', async (
   for (const c of NOTIFICATION_CONTRACTS) {
     t.equal(c.exchange, EXCHANGES.notifications);
     t.equal(c.routingKey, `billing.${c.type}`);
-    const schema = c.schema as unknown as { properties: Record<string, unknown>; required: string[]; additionalProperties: boolean };
+    const schema = c.schema as unknown as {
+      properties: Record<string, unknown>;
+      required: string[];
+      additionalProperties: boolean;
+    };
     t.same(Object.keys(schema.properties).sort(), [...(expected[c.type] ?? [])].sort(), `${c.type} fields`);
-    t.same([...schema.required].sort(), [...(expected[c.type] ?? [])].sort(), `${c.type}: every field present (null when without value)`);
+    t.same(
+      [...schema.required].sort(),
+      [...(expected[c.type] ?? [])].sort(),
+      `${c.type}: every field present (null when without value)`,
+    );
     t.equal(schema.additionalProperties, false);
   }
   t.equal(EXCHANGES.notifications, 'notifications');
@@ -29,7 +76,14 @@ t.test('SPEC §7: notification types, routing keys and fields, exactly', async (
 
 t.test('the envelope', async (t) => {
   const v = Compile(EnvelopeSchema);
-  const ok = { id: '6f1c2a7e-8b1d-4c39-9a55-0d7f8e2b1c44', type: 'role.granted', version: 1, occurredAt: '2026-11-26T10:00:00.000Z', correlationId: 'req-1', data: {} };
+  const ok = {
+    id: '6f1c2a7e-8b1d-4c39-9a55-0d7f8e2b1c44',
+    type: 'role.granted',
+    version: 1,
+    occurredAt: '2026-11-26T10:00:00.000Z',
+    correlationId: 'req-1',
+    data: {},
+  };
   t.ok(v.Check(ok));
   t.notOk(v.Check({ ...ok, version: 2 }), 'version is 1');
   t.notOk(v.Check({ ...ok, id: 'x' }), 'id is a UUID');

@@ -2,7 +2,16 @@ import { isSupportedCurrency, isValidAmount, isValidPeriod } from '@billing/doma
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
 
-export interface PlanInput { id: string; name: string; description: string; amount: number; currency: string; period: string; role: string; active: boolean }
+export interface PlanInput {
+  id: string;
+  name: string;
+  description: string;
+  amount: number;
+  currency: string;
+  period: string;
+  role: string;
+  active: boolean;
+}
 
 const FIELDS = ['id', 'name', 'description', 'amount', 'currency', 'period', 'role', 'active'] as const;
 
@@ -13,22 +22,37 @@ export function planProblems(v: unknown): string[] {
   const out: string[] = [];
   for (const k of Object.keys(p)) if (!(FIELDS as readonly string[]).includes(k)) out.push(`unknown property "${k}"`);
   if (typeof p['id'] !== 'string' || !/^[a-z0-9-]{1,64}$/.test(p['id'])) out.push('id must be a slug [a-z0-9-]{1,64}');
-  if (typeof p['name'] !== 'string' || !p['name'].trim() || p['name'].length > 200) out.push('name must be 1 to 200 characters');
-  if (typeof p['description'] !== 'string' || p['description'].length > 2000) out.push('description must be a string of at most 2000 characters');
+  if (typeof p['name'] !== 'string' || !p['name'].trim() || p['name'].length > 200)
+    out.push('name must be 1 to 200 characters');
+  if (typeof p['description'] !== 'string' || p['description'].length > 2000)
+    out.push('description must be a string of at most 2000 characters');
   if (!isValidAmount(p['amount'])) out.push('amount must be a positive integer of minor units, at most 1000000000');
-  if (typeof p['currency'] !== 'string' || !isSupportedCurrency(p['currency'])) out.push('currency must be one PayPal supports');
-  if (typeof p['period'] !== 'string' || !isValidPeriod(p['period'])) out.push('period must be one positive integer unit (P1M, P1Y, P7D, PT30S, ...)');
-  if (typeof p['role'] !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(p['role'])) out.push('role must be 1 to 100 letters, digits or _.:-');
+  if (typeof p['currency'] !== 'string' || !isSupportedCurrency(p['currency']))
+    out.push('currency must be one PayPal supports');
+  if (typeof p['period'] !== 'string' || !isValidPeriod(p['period']))
+    out.push('period must be one positive integer unit (P1M, P1Y, P7D, PT30S, ...)');
+  if (typeof p['role'] !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(p['role']))
+    out.push('role must be 1 to 100 letters, digits or _.:-');
   if (typeof p['active'] !== 'boolean') out.push('active must be true or false');
   return out;
 }
 
 /** Creates or updates each plan by id, all or nothing; an unchanged plan is left as it is. */
-export async function importCatalog(db: Kysely<Database>, entries: unknown): Promise<{ created: number; updated: number; unchanged: number }> {
+export async function importCatalog(
+  db: Kysely<Database>,
+  entries: unknown,
+): Promise<{ created: number; updated: number; unchanged: number }> {
   if (!Array.isArray(entries)) throw new Error('the catalog must be a JSON array of plans');
-  const problems = entries.flatMap((e, i) => planProblems(e).map((p) => `entry ${i}${typeof (e as { id?: unknown })?.id === 'string' ? ` (${(e as { id: string }).id})` : ''}: ${p}`));
+  const problems = entries.flatMap((e, i) =>
+    planProblems(e).map(
+      (p) =>
+        `entry ${i}${typeof (e as { id?: unknown })?.id === 'string' ? ` (${(e as { id: string }).id})` : ''}: ${p}`,
+    ),
+  );
   const ids = entries.map((e) => (e as { id?: unknown }).id);
-  ids.forEach((id, i) => { if (ids.indexOf(id) !== i) problems.push(`entry ${i} (${String(id)}): id appears twice`); });
+  ids.forEach((id, i) => {
+    if (ids.indexOf(id) !== i) problems.push(`entry ${i} (${String(id)}): id appears twice`);
+  });
   if (problems.length) throw new Error(problems.join('\n'));
   const counts = { created: 0, updated: 0, unchanged: 0 };
   await db.transaction().execute(async (trx) => {
@@ -38,7 +62,11 @@ export async function importCatalog(db: Kysely<Database>, entries: unknown): Pro
         await trx.insertInto('plans').values(p).execute();
         counts.created++;
       } else if (FIELDS.some((f) => String(f === 'currency' ? cur.currency.trim() : cur[f]) !== String(p[f]))) {
-        await trx.updateTable('plans').set({ ...p, updated_at: sql`now()` }).where('id', '=', p.id).execute();
+        await trx
+          .updateTable('plans')
+          .set({ ...p, updated_at: sql`now()` })
+          .where('id', '=', p.id)
+          .execute();
         counts.updated++;
       } else counts.unchanged++;
     }

@@ -25,10 +25,18 @@ export interface DbOptions {
   statementTimeoutMs?: number;
 }
 
-export function createPool(url: string, { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000 }: DbOptions = {}): pg.Pool {
+export function createPool(
+  url: string,
+  { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000 }: DbOptions = {},
+): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url, max, application_name: applicationName, types,
-    connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, statement_timeout: statementTimeoutMs,
+    connectionString: url,
+    max,
+    application_name: applicationName,
+    types,
+    connectionTimeoutMillis: 3000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: statementTimeoutMs,
     // No transaction waits on the network (issue 8): one idle this long belongs to a stuck or paused
     // process (SIGSTOP, a debugger), and Postgres ends it so its row locks stop blocking the others.
     idle_in_transaction_session_timeout: 15_000,

@@ -15,27 +15,44 @@ const dir = await mkdtemp(path.join(tmpdir(), 'catalog-'));
 async function importFile(content: unknown) {
   const file = path.join(dir, `${Math.random()}.json`);
   await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return run(process.execPath, ['--import', 'tsx', path.join(root, 'libs/db/src/cli/catalog-import.ts'), file], { cwd: root, env: { ...process.env, DATABASE_URL: tdb.url } })
-    .then((r) => ({ code: 0, out: r.stdout + r.stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }));
+  return run(process.execPath, ['--import', 'tsx', path.join(root, 'libs/db/src/cli/catalog-import.ts'), file], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: tdb.url },
+  }).then(
+    (r) => ({ code: 0, out: r.stdout + r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+  );
 }
 
-t.test('npm run catalog:import creates or updates by id; twice changes nothing; a bad file changes nothing', async (t) => {
-  const demo = JSON.parse(await (await import('node:fs/promises')).readFile(path.join(root, 'tools/demo/plans.json'), 'utf8'));
-  const first = await importFile(demo);
-  t.equal(first.code, 0, first.out);
-  t.match(first.out, /4 created, 0 updated, 0 unchanged/);
-  const second = await importFile(demo);
-  t.match(second.out, /0 created, 0 updated, 4 unchanged/);
-  const before = await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute();
-  const bad = await importFile([{ ...demo[0], amount: 12.5 }, { ...demo[1], id: 'Bad Id', currency: 'XXX' }]);
-  t.not(bad.code, 0);
-  t.match(bad.out, /entry 0 \(pro-monthly\): amount must be a positive integer/);
-  t.match(bad.out, /entry 1 \(Bad Id\): id must be a slug/);
-  t.match(bad.out, /currency must be one PayPal supports/);
-  t.same(await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute(), before, 'nothing changed');
-  const notJson = await importFile('[{');
-  t.not(notJson.code, 0);
-  const changed = await importFile([{ ...demo[0], amount: 1299 }]);
-  t.match(changed.out, /0 created, 1 updated/);
-  t.equal((await tdb.db.selectFrom('plans').select('amount').where('id', '=', 'pro-monthly').executeTakeFirstOrThrow()).amount, 1299);
-});
+t.test(
+  'npm run catalog:import creates or updates by id; twice changes nothing; a bad file changes nothing',
+  async (t) => {
+    const demo = JSON.parse(
+      await (await import('node:fs/promises')).readFile(path.join(root, 'tools/demo/plans.json'), 'utf8'),
+    );
+    const first = await importFile(demo);
+    t.equal(first.code, 0, first.out);
+    t.match(first.out, /4 created, 0 updated, 0 unchanged/);
+    const second = await importFile(demo);
+    t.match(second.out, /0 created, 0 updated, 4 unchanged/);
+    const before = await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute();
+    const bad = await importFile([
+      { ...demo[0], amount: 12.5 },
+      { ...demo[1], id: 'Bad Id', currency: 'XXX' },
+    ]);
+    t.not(bad.code, 0);
+    t.match(bad.out, /entry 0 \(pro-monthly\): amount must be a positive integer/);
+    t.match(bad.out, /entry 1 \(Bad Id\): id must be a slug/);
+    t.match(bad.out, /currency must be one PayPal supports/);
+    t.same(await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute(), before, 'nothing changed');
+    const notJson = await importFile('[{');
+    t.not(notJson.code, 0);
+    const changed = await importFile([{ ...demo[0], amount: 1299 }]);
+    t.match(changed.out, /0 created, 1 updated/);
+    t.equal(
+      (await tdb.db.selectFrom('plans').select('amount').where('id', '=', 'pro-monthly').executeTakeFirstOrThrow())
+        .amount,
+      1299,
+    );
+  },
+);

@@ -16,7 +16,12 @@ export type RoleAction = 'grant' | 'revoke' | 'none';
  * undoes a newer grant: the role is held while any grant lives, revoked when none does unless
  * the user held it before us, and only a real change at the Auth service is an action.
  */
-export function decideRoleAction({ liveGrants, heldBeforeUs, forceRevoke = false, heldNow }: RoleRuleInput): RoleAction {
+export function decideRoleAction({
+  liveGrants,
+  heldBeforeUs,
+  forceRevoke = false,
+  heldNow,
+}: RoleRuleInput): RoleAction {
   if (liveGrants > 0) return heldNow ? 'none' : 'grant';
   if (heldBeforeUs && !forceRevoke) return 'none';
   return heldNow ? 'revoke' : 'none';

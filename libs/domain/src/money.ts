@@ -1,7 +1,29 @@
 /** Currencies PayPal accepts, with the number of decimals PayPal counts for each. */
 export const PAYPAL_CURRENCIES = [
-  'AUD', 'BRL', 'CAD', 'CNY', 'CZK', 'DKK', 'EUR', 'HKD', 'HUF', 'ILS', 'JPY', 'MYR',
-  'MXN', 'TWD', 'NZD', 'NOK', 'PHP', 'PLN', 'GBP', 'SGD', 'SEK', 'CHF', 'THB', 'USD',
+  'AUD',
+  'BRL',
+  'CAD',
+  'CNY',
+  'CZK',
+  'DKK',
+  'EUR',
+  'HKD',
+  'HUF',
+  'ILS',
+  'JPY',
+  'MYR',
+  'MXN',
+  'TWD',
+  'NZD',
+  'NOK',
+  'PHP',
+  'PLN',
+  'GBP',
+  'SGD',
+  'SEK',
+  'CHF',
+  'THB',
+  'USD',
 ] as const;
 export type Currency = (typeof PAYPAL_CURRENCIES)[number];
 
@@ -25,7 +47,8 @@ export function isValidAmount(amount: unknown): amount is number {
 
 /** Minor units to PayPal's `{ currency_code, value }` with exactly the currency's decimals. */
 export function toPayPalAmount(minor: number, currency: string): { currency_code: string; value: string } {
-  if (!Number.isSafeInteger(minor) || minor < 0) throw new RangeError(`amount must be a non-negative integer, got ${minor}`);
+  if (!Number.isSafeInteger(minor) || minor < 0)
+    throw new RangeError(`amount must be a non-negative integer, got ${minor}`);
   const digits = minorDigits(currency);
   if (digits === 0) return { currency_code: currency, value: String(minor) };
   const s = String(minor).padStart(3, '0');

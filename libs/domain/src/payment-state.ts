@@ -1,10 +1,24 @@
 export const PAYMENT_STATUSES = [
-  'created', 'pending', 'approved', 'completed', 'failed', 'cancelled', 'refunded', 'partially_refunded', 'reversed',
+  'created',
+  'pending',
+  'approved',
+  'completed',
+  'failed',
+  'cancelled',
+  'refunded',
+  'partially_refunded',
+  'reversed',
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 /** SPEC §3's failure reasons; a payment the buyer abandoned or PayPal voided has none. */
-export type FailureReason = 'declined' | 'provider_error' | 'capture_mismatch' | 'checkout_expired' | 'no_payment_method' | 'replaced';
+export type FailureReason =
+  | 'declined'
+  | 'provider_error'
+  | 'capture_mismatch'
+  | 'checkout_expired'
+  | 'no_payment_method'
+  | 'replaced';
 
 export type PaymentEvent =
   | { type: 'order_created' }
@@ -68,22 +82,23 @@ export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): P
     case 'voided':
       return isOpen(status) ? { status: 'cancelled', effects: [] } : null;
     case 'buyer_cancelled':
-      return status === 'created' || status === 'pending'
-        ? { status: 'cancelled', effects: [] } : null;
+      return status === 'created' || status === 'pending' ? { status: 'cancelled', effects: [] } : null;
     case 'checkout_expired':
       return status === 'created' || status === 'pending'
-        ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] } : null;
+        ? { status: 'cancelled', failureReason: 'checkout_expired', effects: [] }
+        : null;
     case 'duplicate_capture':
       return isOpen(status) ? { status: 'cancelled', failureReason: 'replaced', effects: ['refund_in_full'] } : null;
     case 'subscription_ended':
       return status === 'created' || status === 'pending' ? { status: 'cancelled', effects: [] } : null;
     case 'superseded':
       return status === 'created' || status === 'pending'
-        ? { status: 'cancelled', failureReason: 'replaced', effects: [] } : null;
+        ? { status: 'cancelled', failureReason: 'replaced', effects: [] }
+        : null;
     case 'refund_recorded': {
       if (!PAID.includes(status)) return null;
-      const next: PaymentStatus = event.refundedAmount >= event.amount ? 'refunded'
-        : event.refundedAmount > 0 ? 'partially_refunded' : status;
+      const next: PaymentStatus =
+        event.refundedAmount >= event.amount ? 'refunded' : event.refundedAmount > 0 ? 'partially_refunded' : status;
       return next === status ? null : { status: next, effects: [] };
     }
     case 'reversed':

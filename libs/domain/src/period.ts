@@ -7,7 +7,11 @@ export interface Period {
 const DATE_UNITS = { Y: 'Y', M: 'M', W: 'W', D: 'D' } as const;
 const TIME_UNITS = { H: 'H', M: 'MIN', S: 'S' } as const;
 const FIXED_MS: Record<'W' | 'D' | 'H' | 'MIN' | 'S', number> = {
-  W: 7 * 86_400_000, D: 86_400_000, H: 3_600_000, MIN: 60_000, S: 1_000,
+  W: 7 * 86_400_000,
+  D: 86_400_000,
+  H: 3_600_000,
+  MIN: 60_000,
+  S: 1_000,
 };
 const MAX_COUNT = 10_000;
 
@@ -39,8 +43,17 @@ function addMonthsAnchored(start: Date, months: number): Date {
   const targetMonth = ((mo % 12) + 12) % 12;
   const lastDay = new Date(Date.UTC(targetYear, targetMonth + 1, 0)).getUTCDate();
   const day = Math.min(start.getUTCDate(), lastDay);
-  return new Date(Date.UTC(targetYear, targetMonth, day, start.getUTCHours(), start.getUTCMinutes(),
-    start.getUTCSeconds(), start.getUTCMilliseconds()));
+  return new Date(
+    Date.UTC(
+      targetYear,
+      targetMonth,
+      day,
+      start.getUTCHours(),
+      start.getUTCMinutes(),
+      start.getUTCSeconds(),
+      start.getUTCMilliseconds(),
+    ),
+  );
 }
 
 /**

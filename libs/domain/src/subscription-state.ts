@@ -40,9 +40,16 @@ const ENDED = (s: SubscriptionStatus) => s === 'cancelled' || s === 'expired';
  * SPEC §3/§4's subscription column as a pure function. `null` means no change (a stale or
  * repeated event). `resume` on a subscription that cannot resume throws NotResumableError.
  */
-export function applySubscriptionEvent(state: SubscriptionState, event: SubscriptionEvent): SubscriptionTransition | null {
+export function applySubscriptionEvent(
+  state: SubscriptionState,
+  event: SubscriptionEvent,
+): SubscriptionTransition | null {
   const { status, cancelAtPeriodEnd } = state;
-  const to = (s: SubscriptionStatus, flag: boolean, effects: SubscriptionEffect[] = []) => ({ status: s, cancelAtPeriodEnd: flag, effects });
+  const to = (s: SubscriptionStatus, flag: boolean, effects: SubscriptionEffect[] = []) => ({
+    status: s,
+    cancelAtPeriodEnd: flag,
+    effects,
+  });
   switch (event.type) {
     case 'initial_payment_completed':
       if (status === 'pending') return to('active', false, ['grant_starts']);
@@ -66,7 +73,9 @@ export function applySubscriptionEvent(state: SubscriptionState, event: Subscrip
     case 'resume':
       if (status === 'active' && !cancelAtPeriodEnd) return null;
       if (status === 'active' && !event.periodEnded && event.hasPaymentMethod) return to('active', false);
-      throw new NotResumableError('only an active subscription set to end at its period end, whose period has not ended and which has a payment method, can resume');
+      throw new NotResumableError(
+        'only an active subscription set to end at its period end, whose period has not ended and which has a payment method, can resume',
+      );
     case 'period_ended':
       return LIVE(status) && cancelAtPeriodEnd ? to('expired', true, ['grant_ends']) : null;
     case 'payment_method_removed':

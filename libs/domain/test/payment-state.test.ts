@@ -45,9 +45,20 @@ t.test('every transition that changes the payment', async (t) => {
 
 t.test('every other pair is a no-op (stale or repeated event)', async (t) => {
   const allEvents: PaymentEvent[] = [
-    ev('order_created'), ev('approved'), ev('capture_completed'), ev('capture_pending'), ev('capture_declined'),
-    ev('capture_mismatch'), { type: 'provider_failed', reason: 'provider_error' }, ev('voided'), ev('buyer_cancelled'),
-    ev('checkout_expired'), ev('superseded'), ev('reversed'), ev('duplicate_capture'), ev('subscription_ended'),
+    ev('order_created'),
+    ev('approved'),
+    ev('capture_completed'),
+    ev('capture_pending'),
+    ev('capture_declined'),
+    ev('capture_mismatch'),
+    { type: 'provider_failed', reason: 'provider_error' },
+    ev('voided'),
+    ev('buyer_cancelled'),
+    ev('checkout_expired'),
+    ev('superseded'),
+    ev('reversed'),
+    ev('duplicate_capture'),
+    ev('subscription_ended'),
   ];
   let noops = 0;
   for (const s of PAYMENT_STATUSES) {
@@ -61,7 +72,10 @@ t.test('every other pair is a no-op (stale or repeated event)', async (t) => {
 });
 
 t.test('a refund that changes nothing, or on an unpaid payment, is a no-op', async (t) => {
-  t.equal(applyPaymentEvent('partially_refunded', { type: 'refund_recorded', amount: 1000, refundedAmount: 500 }), null);
+  t.equal(
+    applyPaymentEvent('partially_refunded', { type: 'refund_recorded', amount: 1000, refundedAmount: 500 }),
+    null,
+  );
   t.equal(applyPaymentEvent('refunded', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }), null);
   t.equal(applyPaymentEvent('pending', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }), null);
   t.equal(applyPaymentEvent('reversed', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }), null);

@@ -20,7 +20,10 @@ t.test('never above what is left, never negative', async (t) => {
 });
 
 t.test('a period not yet begun comes back whole', async (t) => {
-  t.equal(proratedRefund({ amount: 1000, left: 1000, periodStart: s, periodEnd: e, cancelledAt: at(-86_400_000) }), 1000);
+  t.equal(
+    proratedRefund({ amount: 1000, left: 1000, periodStart: s, periodEnd: e, cancelledAt: at(-86_400_000) }),
+    1000,
+  );
 });
 
 t.test('large amounts over long periods keep precision', async (t) => {
@@ -28,6 +31,9 @@ t.test('large amounts over long periods keep precision', async (t) => {
   const ye = new Date('2028-01-01T00:00:00.000Z');
   const c = new Date(ys.getTime() + 1);
   const expected = Number((1_000_000_000n * BigInt(ye.getTime() - c.getTime())) / BigInt(ye.getTime() - ys.getTime()));
-  t.equal(proratedRefund({ amount: 1_000_000_000, left: 1_000_000_000, periodStart: ys, periodEnd: ye, cancelledAt: c }), expected);
+  t.equal(
+    proratedRefund({ amount: 1_000_000_000, left: 1_000_000_000, periodStart: ys, periodEnd: ye, cancelledAt: c }),
+    expected,
+  );
   t.equal(expected, 999_999_999);
 });

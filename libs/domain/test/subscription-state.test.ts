@@ -1,10 +1,16 @@
 import t from 'tap';
 import {
-  applySubscriptionEvent, SUBSCRIPTION_STATUSES,
-  type SubscriptionEvent, type SubscriptionState, type SubscriptionStatus,
+  applySubscriptionEvent,
+  SUBSCRIPTION_STATUSES,
+  type SubscriptionEvent,
+  type SubscriptionState,
+  type SubscriptionStatus,
 } from '../src/subscription-state.js';
 
-const st = (status: SubscriptionStatus, cancelAtPeriodEnd = false): SubscriptionState => ({ status, cancelAtPeriodEnd });
+const st = (status: SubscriptionStatus, cancelAtPeriodEnd = false): SubscriptionState => ({
+  status,
+  cancelAtPeriodEnd,
+});
 const ev = (type: Exclude<SubscriptionEvent['type'], 'resume'>) => ({ type }) as SubscriptionEvent;
 
 type Row = [SubscriptionState, SubscriptionEvent, SubscriptionState, string[]];
@@ -56,9 +62,19 @@ t.test('every transition that changes the subscription', async (t) => {
 });
 
 t.test('every other pair is a no-op', async (t) => {
-  const types = ['initial_payment_completed', 'initial_payment_failed', 'renewal_completed', 'renewal_failed',
-    'dunning_exhausted', 'cancel_at_period_end', 'cancel_immediately', 'period_ended', 'payment_method_removed',
-    'current_payment_lost', 'replaced'] as const;
+  const types = [
+    'initial_payment_completed',
+    'initial_payment_failed',
+    'renewal_completed',
+    'renewal_failed',
+    'dunning_exhausted',
+    'cancel_at_period_end',
+    'cancel_immediately',
+    'period_ended',
+    'payment_method_removed',
+    'current_payment_lost',
+    'replaced',
+  ] as const;
   let noops = 0;
   for (const status of SUBSCRIPTION_STATUSES) {
     // a pending subscription is never set to end at its period end
@@ -74,12 +90,25 @@ t.test('every other pair is a no-op', async (t) => {
 });
 
 t.test('resume', async (t) => {
-  t.same(applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }),
-    { status: 'active', cancelAtPeriodEnd: false, effects: [] });
+  t.same(applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }), {
+    status: 'active',
+    cancelAtPeriodEnd: false,
+    effects: [],
+  });
   t.equal(applySubscriptionEvent(st('active'), { type: 'resume', periodEnded: false, hasPaymentMethod: true }), null);
-  t.throws(() => applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: true, hasPaymentMethod: true }), { code: 'not-resumable' });
-  t.throws(() => applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: false, hasPaymentMethod: false }), { code: 'not-resumable' });
+  t.throws(
+    () => applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: true, hasPaymentMethod: true }),
+    { code: 'not-resumable' },
+  );
+  t.throws(
+    () => applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: false, hasPaymentMethod: false }),
+    { code: 'not-resumable' },
+  );
   for (const s of ['pending', 'past_due', 'cancelled', 'expired'] as const) {
-    t.throws(() => applySubscriptionEvent(st(s, true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }), { code: 'not-resumable' }, s);
+    t.throws(
+      () => applySubscriptionEvent(st(s, true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }),
+      { code: 'not-resumable' },
+      s,
+    );
   }
 });

@@ -24,7 +24,12 @@ export function connectBroker(url: string, logger: Logger, connectionName: strin
     manager,
     isConnected: () => manager.isConnected(),
     channel(name, setup, publishTimeoutMs = 5_000) {
-      const ch = manager.createChannel({ name, confirm: true, publishTimeout: publishTimeoutMs, ...(setup ? { setup } : {}) });
+      const ch = manager.createChannel({
+        name,
+        confirm: true,
+        publishTimeout: publishTimeoutMs,
+        ...(setup ? { setup } : {}),
+      });
       ch.on('error', (err: Error) => logger.warn('rabbitmq channel error', { channel: name, error: err.message }));
       channels.push(ch);
       return ch;

@@ -25,7 +25,9 @@ export interface HandlerContext<D> {
 export type Handler<C extends MessageContract> = (ctx: HandlerContext<Static<C['schema']>>) => Promise<void>;
 
 /** One handler per contract type: a missing one is a compile error. */
-export type HandlerMap<C extends readonly MessageContract[]> = { [K in C[number]['type']]: Handler<Extract<C[number], { type: K }>> };
+export type HandlerMap<C extends readonly MessageContract[]> = {
+  [K in C[number]['type']]: Handler<Extract<C[number], { type: K }>>;
+};
 
 /**
  * A handler that calls the outside world: it holds no transaction while it does (issue 8,
@@ -41,7 +43,9 @@ export interface StepContext<D> {
   commit(fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean>;
 }
 export type StepHandler<C extends MessageContract> = (ctx: StepContext<Static<C['schema']>>) => Promise<void>;
-export type StepHandlerMap<C extends readonly MessageContract[]> = { [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>> };
+export type StepHandlerMap<C extends readonly MessageContract[]> = {
+  [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>>;
+};
 
 export interface ConsumerOptions<C extends readonly MessageContract[]> {
   /** Name under which processed message ids are recorded (one per app). */
@@ -69,8 +73,14 @@ type Outcome = 'processed' | 'duplicate' | 'retried' | 'dead_lettered' | 'invali
 /** Errors that say the infrastructure is away, not that the message is bad: not counted as attempts. */
 function isInfrastructureError(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(e?.code ?? '')
-    || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '');
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(
+      e?.code ?? '',
+    ) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      e?.message ?? '',
+    )
+  );
 }
 
 /**
@@ -100,10 +110,14 @@ export class Consumer<C extends readonly MessageContract[]> {
     try {
       await this.channel.waitForConnect();
       if (this.stopping) return;
-      await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), { prefetch: this.opts.prefetch ?? 20 });
+      await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), {
+        prefetch: this.opts.prefetch ?? 20,
+      });
       // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
       // it goes to dead_letters, where an operator sees and replays it.
-      await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), { prefetch: 5 });
+      await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), {
+        prefetch: 5,
+      });
     } catch (err) {
       // SIGTERM while starting: the channel closed under us, and there is nothing to start any more.
       if (this.stopping) return;
@@ -126,10 +140,13 @@ export class Consumer<C extends readonly MessageContract[]> {
       new Promise<boolean>((r) => (timer = setTimeout(() => r(false), drainMs))),
     ]);
     clearTimeout(timer);
-    if (!drained) this.opts.logger.warn('handing back messages still in flight at shutdown', { queue: this.opts.queue.queue, inFlight: this.inFlight.size });
+    if (!drained)
+      this.opts.logger.warn('handing back messages still in flight at shutdown', {
+        queue: this.opts.queue.queue,
+        inFlight: this.inFlight.size,
+      });
     await this.channel.close().catch(() => undefined);
   }
-
 
   private track(msg: ConsumeMessage): void {
     const p = this.onMessage(msg).catch((err: unknown) => {
@@ -140,14 +157,26 @@ export class Consumer<C extends readonly MessageContract[]> {
   }
 
   private trackParked(msg: ConsumeMessage): void {
-    const deliveries = Number(msg.properties.headers?.['x-delivery-count'] ?? this.opts.queue.deliveryLimit) || this.opts.queue.deliveryLimit;
-    const p = this.deadLetter(msg, `delivered ${deliveries} times without being settled (the queue's delivery limit): parked by the broker`, deliveries)
-      .then(() => {
-        this.opts.logger.error('parked message moved to dead letters', { queue: this.opts.queue.queue, messageId: msg.properties.messageId });
-        this.observe(msg.properties.type ?? 'unknown', 'dead_lettered', process.hrtime.bigint());
-      }, async () => {
-        await this.requeue(msg);
-      })
+    const deliveries =
+      Number(msg.properties.headers?.['x-delivery-count'] ?? this.opts.queue.deliveryLimit) ||
+      this.opts.queue.deliveryLimit;
+    const p = this.deadLetter(
+      msg,
+      `delivered ${deliveries} times without being settled (the queue's delivery limit): parked by the broker`,
+      deliveries,
+    )
+      .then(
+        () => {
+          this.opts.logger.error('parked message moved to dead letters', {
+            queue: this.opts.queue.queue,
+            messageId: msg.properties.messageId,
+          });
+          this.observe(msg.properties.type ?? 'unknown', 'dead_lettered', process.hrtime.bigint());
+        },
+        async () => {
+          await this.requeue(msg);
+        },
+      )
       .catch(() => undefined);
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
@@ -169,8 +198,15 @@ export class Consumer<C extends readonly MessageContract[]> {
       envelope = parsed;
     } catch (err) {
       const reason = err instanceof SyntaxError ? `malformed JSON: ${err.message}` : (err as Error).message;
-      this.opts.logger.warn('invalid message dead-lettered', { queue, messageId: msg.properties.messageId, error: reason });
-      outcome = await this.deadLetter(msg, reason, attempts).then(() => 'invalid' as const, () => this.requeue(msg));
+      this.opts.logger.warn('invalid message dead-lettered', {
+        queue,
+        messageId: msg.properties.messageId,
+        error: reason,
+      });
+      outcome = await this.deadLetter(msg, reason, attempts).then(
+        () => 'invalid' as const,
+        () => this.requeue(msg),
+      );
       this.observe(type, outcome, started);
       return;
     }
@@ -182,8 +218,12 @@ export class Consumer<C extends readonly MessageContract[]> {
   /** Marks the message processed and runs `fn` in one transaction; false (and nothing run) for a repeat. */
   private async once(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
     return this.opts.db.transaction().execute(async (trx) => {
-      const fresh = await trx.insertInto('processed_messages').values({ consumer: this.opts.name, message_id: envelope.id })
-        .onConflict((oc) => oc.doNothing()).returning('message_id').executeTakeFirst();
+      const fresh = await trx
+        .insertInto('processed_messages')
+        .values({ consumer: this.opts.name, message_id: envelope.id })
+        .onConflict((oc) => oc.doNothing())
+        .returning('message_id')
+        .executeTakeFirst();
       if (!fresh) return false;
       await fn(trx);
       return true;
@@ -193,12 +233,22 @@ export class Consumer<C extends readonly MessageContract[]> {
   private async run(envelope: Envelope, attempts: number): Promise<boolean> {
     const { db, name, logger } = this.opts;
     if (this.opts.steps) {
-      const step = (this.opts.steps as Record<string, StepHandler<MessageContract>>)[envelope.type] as StepHandler<MessageContract>;
-      const seen = await db.selectFrom('processed_messages').select('message_id').where('consumer', '=', name).where('message_id', '=', envelope.id).executeTakeFirst();
+      const step = (this.opts.steps as Record<string, StepHandler<MessageContract>>)[
+        envelope.type
+      ] as StepHandler<MessageContract>;
+      const seen = await db
+        .selectFrom('processed_messages')
+        .select('message_id')
+        .where('consumer', '=', name)
+        .where('message_id', '=', envelope.id)
+        .executeTakeFirst();
       if (seen) return false;
       let committed: boolean | null = null;
       await step({
-        db, envelope, attempt: attempts, logger,
+        db,
+        envelope,
+        attempt: attempts,
+        logger,
         commit: async (fn) => {
           if (committed !== null) throw new Error(`${envelope.type}: commit called twice`);
           committed = await this.once(envelope, fn);
@@ -207,7 +257,9 @@ export class Consumer<C extends readonly MessageContract[]> {
       });
       return committed ?? (await this.once(envelope, async () => undefined));
     }
-    const handler = (this.opts.handlers as Record<string, Handler<MessageContract>>)[envelope.type] as Handler<MessageContract>;
+    const handler = (this.opts.handlers as Record<string, Handler<MessageContract>>)[
+      envelope.type
+    ] as Handler<MessageContract>;
     return this.once(envelope, (trx) => handler({ trx, envelope, attempt: attempts, logger }));
   }
 
@@ -219,7 +271,11 @@ export class Consumer<C extends readonly MessageContract[]> {
     } catch (err) {
       if (this.stopping) return this.requeue(msg);
       if (isInfrastructureError(err)) {
-        logger.warn('infrastructure unavailable: the message waits without using an attempt', { messageId: envelope.id, type: envelope.type, error: (err as Error).message });
+        logger.warn('infrastructure unavailable: the message waits without using an attempt', {
+          messageId: envelope.id,
+          type: envelope.type,
+          error: (err as Error).message,
+        });
         return this.waitForInfrastructure(msg, envelope, attempts);
       }
       return this.fail(msg, envelope, attempts + 1, err as Error);
@@ -234,15 +290,37 @@ export class Consumer<C extends readonly MessageContract[]> {
     const { logger, maxAttempts, queue } = this.opts;
     const error = err.message || String(err);
     if (attempts >= maxAttempts) {
-      logger.error('message dead-lettered after its last attempt', { messageId: envelope.id, type: envelope.type, attempts, error });
-      return this.deadLetter(msg, error, attempts).then(() => 'dead_lettered' as const, () => this.requeue(msg));
+      logger.error('message dead-lettered after its last attempt', {
+        messageId: envelope.id,
+        type: envelope.type,
+        attempts,
+        error,
+      });
+      return this.deadLetter(msg, error, attempts).then(
+        () => 'dead_lettered' as const,
+        () => this.requeue(msg),
+      );
     }
     const delays = queue.retryDelaysMs;
     const delay = delays[Math.min(attempts - 1, delays.length - 1)] as number;
-    logger.warn('message failed; retrying later', { messageId: envelope.id, type: envelope.type, attempts, delayMs: delay, error });
+    logger.warn('message failed; retrying later', {
+      messageId: envelope.id,
+      type: envelope.type,
+      attempts,
+      delayMs: delay,
+      error,
+    });
     try {
-      await this.channel.publish('', retryQueueName(queue.queue, delay), msg.content,
-        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts, [ERROR_HEADER]: error.slice(0, 500) }));
+      await this.channel.publish(
+        '',
+        retryQueueName(queue.queue, delay),
+        msg.content,
+        publishProperties(envelope, {
+          ...msg.properties.headers,
+          [ATTEMPT_HEADER]: attempts,
+          [ERROR_HEADER]: error.slice(0, 500),
+        }),
+      );
       this.channel.ack(msg);
       return 'retried';
     } catch {
@@ -258,8 +336,12 @@ export class Consumer<C extends readonly MessageContract[]> {
   private async waitForInfrastructure(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
     const delay = Math.min(...this.opts.queue.retryDelaysMs);
     try {
-      await this.channel.publish('', retryQueueName(this.opts.queue.queue, delay), msg.content,
-        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts }));
+      await this.channel.publish(
+        '',
+        retryQueueName(this.opts.queue.queue, delay),
+        msg.content,
+        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts }),
+      );
       this.channel.ack(msg);
       return 'requeued';
     } catch {
@@ -269,11 +351,21 @@ export class Consumer<C extends readonly MessageContract[]> {
 
   private async deadLetter(msg: ConsumeMessage, error: string, attempts: number): Promise<void> {
     const body = msg.content.toString('utf8');
-    await this.opts.db.insertInto('dead_letters').values({
-      id: randomUUID(), queue: this.opts.queue.queue, message_id: msg.properties.messageId ?? null, type: msg.properties.type ?? null,
-      exchange: msg.fields.exchange, routing_key: msg.fields.routingKey, body,
-      headers: JSON.stringify(msg.properties.headers ?? {}), error: error.slice(0, 4000), attempts,
-    }).execute();
+    await this.opts.db
+      .insertInto('dead_letters')
+      .values({
+        id: randomUUID(),
+        queue: this.opts.queue.queue,
+        message_id: msg.properties.messageId ?? null,
+        type: msg.properties.type ?? null,
+        exchange: msg.fields.exchange,
+        routing_key: msg.fields.routingKey,
+        body,
+        headers: JSON.stringify(msg.properties.headers ?? {}),
+        error: error.slice(0, 4000),
+        attempts,
+      })
+      .execute();
     this.channel.ack(msg);
   }
 

@@ -22,6 +22,10 @@ export async function replayDeadLetter(db: Kysely<Database>, id: string): Promis
       throw new DeadLetterNotReplayable(`dead letter ${id} is not JSON and cannot be replayed`);
     }
     await enqueueEnvelope(trx, '', row.queue, envelope, { 'x-billing-replay-of': id });
-    await trx.updateTable('dead_letters').set({ replayed_at: sql`now()`, replay_count: sql`replay_count + 1` }).where('id', '=', id).execute();
+    await trx
+      .updateTable('dead_letters')
+      .set({ replayed_at: sql`now()`, replay_count: sql`replay_count + 1` })
+      .where('id', '=', id)
+      .execute();
   });
 }

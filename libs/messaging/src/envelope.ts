@@ -24,7 +24,9 @@ export function validateEnvelope(value: unknown): Envelope {
   const v = validator(EnvelopeSchema);
   if (!v.Check(value)) {
     const first = [...v.Errors(value)][0];
-    throw new InvalidMessageError(`invalid envelope: ${first ? `${first.instancePath || '/'} ${first.message}` : 'unknown'}`);
+    throw new InvalidMessageError(
+      `invalid envelope: ${first ? `${first.instancePath || '/'} ${first.message}` : 'unknown'}`,
+    );
   }
   return value as Envelope;
 }
@@ -33,24 +35,39 @@ export function validateData<C extends MessageContract>(contract: C, data: unkno
   const v = validator(contract.schema);
   if (!v.Check(data)) {
     const first = [...v.Errors(data)][0];
-    throw new InvalidMessageError(`invalid ${contract.type} data: ${first ? `${first.instancePath || '/'} ${first.message}` : 'unknown'}`);
+    throw new InvalidMessageError(
+      `invalid ${contract.type} data: ${first ? `${first.instancePath || '/'} ${first.message}` : 'unknown'}`,
+    );
   }
   return data as Static<C['schema']>;
 }
 
 /** A new envelope for a contract's data, validated, carrying the current correlation id. */
-export function makeEnvelope<C extends MessageContract>(contract: C, data: Static<C['schema']>, correlationId?: string): Envelope<Static<C['schema']>> {
+export function makeEnvelope<C extends MessageContract>(
+  contract: C,
+  data: Static<C['schema']>,
+  correlationId?: string,
+): Envelope<Static<C['schema']>> {
   validateData(contract, data);
   return {
-    id: randomUUID(), type: contract.type, version: 1, occurredAt: new Date().toISOString(),
-    correlationId: correlationId ?? currentCorrelationId() ?? randomUUID(), data,
+    id: randomUUID(),
+    type: contract.type,
+    version: 1,
+    occurredAt: new Date().toISOString(),
+    correlationId: correlationId ?? currentCorrelationId() ?? randomUUID(),
+    data,
   };
 }
 
 /** AMQP properties SPEC §7 requires on every message. */
 export function publishProperties(envelope: Envelope, headers: Record<string, unknown> = {}) {
   return {
-    persistent: true, messageId: envelope.id, type: envelope.type, contentType: 'application/json',
-    correlationId: envelope.correlationId, timestamp: Math.floor(Date.parse(envelope.occurredAt) / 1000), headers,
+    persistent: true,
+    messageId: envelope.id,
+    type: envelope.type,
+    contentType: 'application/json',
+    correlationId: envelope.correlationId,
+    timestamp: Math.floor(Date.parse(envelope.occurredAt) / 1000),
+    headers,
   };
 }

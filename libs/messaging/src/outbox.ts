@@ -12,23 +12,45 @@ import { makeEnvelope, publishProperties } from './envelope.js';
 export const OUTBOX_CHANNEL = 'billing_outbox';
 
 /** Writes a message into the outbox inside the caller's transaction; it is published after commit. */
-export async function enqueue<C extends MessageContract>(trx: Transaction<Database>, contract: C, data: Static<C['schema']>, correlationId?: string): Promise<Envelope<Static<C['schema']>>> {
+export async function enqueue<C extends MessageContract>(
+  trx: Transaction<Database>,
+  contract: C,
+  data: Static<C['schema']>,
+  correlationId?: string,
+): Promise<Envelope<Static<C['schema']>>> {
   const envelope = makeEnvelope(contract, data, correlationId);
   await enqueueEnvelope(trx, contract.exchange, contract.routingKey, envelope);
   return envelope;
 }
 
-export async function enqueueEnvelope(trx: Transaction<Database>, exchange: string, routingKey: string, envelope: Envelope, headers: Record<string, unknown> = {}): Promise<void> {
-  await trx.insertInto('outbox').values({
-    id: randomUUID(), exchange, routing_key: routingKey, type: envelope.type,
-    envelope: JSON.stringify(envelope), headers: JSON.stringify(headers),
-  }).execute();
+export async function enqueueEnvelope(
+  trx: Transaction<Database>,
+  exchange: string,
+  routingKey: string,
+  envelope: Envelope,
+  headers: Record<string, unknown> = {},
+): Promise<void> {
+  await trx
+    .insertInto('outbox')
+    .values({
+      id: randomUUID(),
+      exchange,
+      routing_key: routingKey,
+      type: envelope.type,
+      envelope: JSON.stringify(envelope),
+      headers: JSON.stringify(headers),
+    })
+    .execute();
   // NOTIFY is transactional: the relay hears it only if this transaction commits.
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
 }
 
 export async function outboxBacklog(db: Kysely<Database>): Promise<number> {
-  const r = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<number>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow();
+  const r = await db
+    .selectFrom('outbox')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('published_at', 'is', null)
+    .executeTakeFirstOrThrow();
   return Number(r.n);
 }
 
@@ -98,7 +120,9 @@ export class OutboxRelay {
       return;
     }
     let settle!: () => void;
-    this.draining = new Promise<void>((resolve) => { settle = resolve; });
+    this.draining = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
     void (async () => {
       // Yield first, so `draining` is set before any of this runs.
       await Promise.resolve();
@@ -119,20 +143,46 @@ export class OutboxRelay {
   /** One batch: claim, publish with confirms, mark. Returns how many rows were claimed. */
   async drainOnce(): Promise<number> {
     return this.opts.db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('outbox').select(['id', 'exchange', 'routing_key', 'envelope', 'headers'])
-        .where('published_at', 'is', null).orderBy('seq').limit(this.batchSize).forUpdate().skipLocked().execute();
+      const rows = await trx
+        .selectFrom('outbox')
+        .select(['id', 'exchange', 'routing_key', 'envelope', 'headers'])
+        .where('published_at', 'is', null)
+        .orderBy('seq')
+        .limit(this.batchSize)
+        .forUpdate()
+        .skipLocked()
+        .execute();
       if (rows.length === 0) return 0;
-      const results = await Promise.allSettled(rows.map((r) => {
-        const envelope = r.envelope as Envelope;
-        return this.channel.publish(r.exchange, r.routing_key, Buffer.from(JSON.stringify(envelope)), publishProperties(envelope, r.headers));
-      }));
+      const results = await Promise.allSettled(
+        rows.map((r) => {
+          const envelope = r.envelope as Envelope;
+          return this.channel.publish(
+            r.exchange,
+            r.routing_key,
+            Buffer.from(JSON.stringify(envelope)),
+            publishProperties(envelope, r.headers),
+          );
+        }),
+      );
       const ok = rows.filter((_, i) => results[i]?.status === 'fulfilled').map((r) => r.id);
       const failed = rows.filter((_, i) => results[i]?.status === 'rejected').map((r) => r.id);
-      if (ok.length) await trx.updateTable('outbox').set({ published_at: sql`now()` }).where('id', 'in', ok).execute();
+      if (ok.length)
+        await trx
+          .updateTable('outbox')
+          .set({ published_at: sql`now()` })
+          .where('id', 'in', ok)
+          .execute();
       if (failed.length) {
         const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
-        await trx.updateTable('outbox').set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String(reason?.message ?? reason) })).where('id', 'in', failed).execute();
-        this.opts.logger.warn('outbox publish failed; will retry', { failed: failed.length, error: String(reason?.message ?? reason) });
+        await trx
+          .updateTable('outbox')
+          .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String(reason?.message ?? reason) }))
+          .where('id', 'in', failed)
+          .execute();
+        this.opts.logger.warn('outbox publish failed; will retry', {
+          failed: failed.length,
+          error: String(reason?.message ?? reason),
+        });
       }
       this.opts.metrics?.outboxPublished.inc(ok.length);
       return failed.length ? 0 : rows.length;

@@ -8,17 +8,35 @@ import { makeEnvelope, publishProperties } from './envelope.js';
 export class Publisher {
   readonly channel: ChannelWrapper;
 
-  constructor(broker: Broker, setup: (ch: import('amqplib').ConfirmChannel) => Promise<void>, publishTimeoutMs = 5_000) {
+  constructor(
+    broker: Broker,
+    setup: (ch: import('amqplib').ConfirmChannel) => Promise<void>,
+    publishTimeoutMs = 5_000,
+  ) {
     this.channel = broker.channel('publisher', setup, publishTimeoutMs);
   }
 
-  async publish<C extends MessageContract>(contract: C, data: Static<C['schema']>, correlationId?: string): Promise<Envelope<Static<C['schema']>>> {
+  async publish<C extends MessageContract>(
+    contract: C,
+    data: Static<C['schema']>,
+    correlationId?: string,
+  ): Promise<Envelope<Static<C['schema']>>> {
     const envelope = makeEnvelope(contract, data, correlationId);
     await this.publishEnvelope(contract.exchange, contract.routingKey, envelope);
     return envelope;
   }
 
-  async publishEnvelope(exchange: string, routingKey: string, envelope: Envelope, headers: Record<string, unknown> = {}): Promise<void> {
-    await this.channel.publish(exchange, routingKey, Buffer.from(JSON.stringify(envelope)), publishProperties(envelope, headers));
+  async publishEnvelope(
+    exchange: string,
+    routingKey: string,
+    envelope: Envelope,
+    headers: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.channel.publish(
+      exchange,
+      routingKey,
+      Buffer.from(JSON.stringify(envelope)),
+      publishProperties(envelope, headers),
+    );
   }
 }

@@ -59,6 +59,16 @@ export const ROLE_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000,
  */
 export const WORK_QUEUES = {
   /** Competing payment-workers; a failing message waits 1 s, 5 s, 30 s, then 2 min between tries. */
-  payment: { queue: QUEUES.paymentWorker, bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.payment }], retryDelaysMs: [1_000, 5_000, 30_000, 120_000], deliveryLimit: 50 },
-  role: { queue: QUEUES.roleWorker, bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.role }], retryDelaysMs: ROLE_RETRY_DELAYS_MS, deliveryLimit: 50 },
+  payment: {
+    queue: QUEUES.paymentWorker,
+    bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.payment }],
+    retryDelaysMs: [1_000, 5_000, 30_000, 120_000],
+    deliveryLimit: 50,
+  },
+  role: {
+    queue: QUEUES.roleWorker,
+    bindings: [{ exchange: EXCHANGES.internal, pattern: ROUTES.role }],
+    retryDelaysMs: ROLE_RETRY_DELAYS_MS,
+    deliveryLimit: 50,
+  },
 } as const satisfies Record<string, WorkQueueSpec>;

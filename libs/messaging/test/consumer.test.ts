@@ -20,61 +20,98 @@ t.test('a message published and confirmed is consumed', async (t) => {
   const sent = await publisher.publish(Ping, { seq: 1 });
   t.match(sent, { type: 'diagnostics.ping', version: 1, data: { seq: 1 } });
   await waitFor(async () => (await auditCount(env, 1)) === 1, { what: 'ping 1 processed' });
-  const row = await env.tdb.db.selectFrom('processed_messages').selectAll().where('message_id', '=', sent.id).executeTakeFirst();
+  const row = await env.tdb.db
+    .selectFrom('processed_messages')
+    .selectAll()
+    .where('message_id', '=', sent.id)
+    .executeTakeFirst();
   t.ok(row, 'the message id is recorded as processed');
   await consumer.stop();
 });
 
-t.test('a failing message is retried with growing delays, then dead-lettered, while others flow; a replay is processed', async (t) => {
-  const broker = env.connect();
-  const attemptsLog = new Map<number, number[]>();
-  const failSeqs = new Set([100]);
-  const consumer = pingConsumer(env, broker, { queue: 'test.retries', delays: [150, 300, 600], maxAttempts: 4, failSeqs, attemptsLog });
-  await consumer.start();
-  const publisher = new Publisher(broker, declareInternal);
-  const bad = await publisher.publish(Ping, { seq: 100 });
-  for (let i = 101; i <= 105; i++) await publisher.publish(Ping, { seq: i });
-  await waitFor(async () => (await auditCount(env)) >= 5, { what: 'the five good messages committed' });
-  t.equal(await auditCount(env, 101), 1, 'good messages flow while the bad one retries');
-  const dead = await waitFor(() => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', bad.id).executeTakeFirst(), { what: 'the dead letter', timeoutMs: 20_000 });
-  t.equal(dead.attempts, 4, 'dead-lettered after the bound');
-  t.match(dead.error, /ping 100 refused/);
-  t.equal(dead.queue, 'test.retries');
-  const times = attemptsLog.get(100) ?? [];
-  t.equal(times.length, 4, 'handled exactly four times');
-  const gaps = times.slice(1).map((tm, i) => tm - (times[i] as number));
-  t.ok(gaps[0]! >= 120 && gaps[1]! >= 250 && gaps[2]! >= 500, `delays grow: ${gaps.join(', ')} ms`);
-  t.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, 'each delay longer than the last');
-  t.equal(await auditCount(env, 100), 0, 'the failed attempts changed nothing');
+t.test(
+  'a failing message is retried with growing delays, then dead-lettered, while others flow; a replay is processed',
+  async (t) => {
+    const broker = env.connect();
+    const attemptsLog = new Map<number, number[]>();
+    const failSeqs = new Set([100]);
+    const consumer = pingConsumer(env, broker, {
+      queue: 'test.retries',
+      delays: [150, 300, 600],
+      maxAttempts: 4,
+      failSeqs,
+      attemptsLog,
+    });
+    await consumer.start();
+    const publisher = new Publisher(broker, declareInternal);
+    const bad = await publisher.publish(Ping, { seq: 100 });
+    for (let i = 101; i <= 105; i++) await publisher.publish(Ping, { seq: i });
+    await waitFor(async () => (await auditCount(env)) >= 5, { what: 'the five good messages committed' });
+    t.equal(await auditCount(env, 101), 1, 'good messages flow while the bad one retries');
+    const dead = await waitFor(
+      () => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', bad.id).executeTakeFirst(),
+      { what: 'the dead letter', timeoutMs: 20_000 },
+    );
+    t.equal(dead.attempts, 4, 'dead-lettered after the bound');
+    t.match(dead.error, /ping 100 refused/);
+    t.equal(dead.queue, 'test.retries');
+    const times = attemptsLog.get(100) ?? [];
+    t.equal(times.length, 4, 'handled exactly four times');
+    const gaps = times.slice(1).map((tm, i) => tm - (times[i] as number));
+    t.ok(gaps[0]! >= 120 && gaps[1]! >= 250 && gaps[2]! >= 500, `delays grow: ${gaps.join(', ')} ms`);
+    t.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, 'each delay longer than the last');
+    t.equal(await auditCount(env, 100), 0, 'the failed attempts changed nothing');
 
-  failSeqs.delete(100);
-  const { OutboxRelay } = await import('../src/outbox.js');
-  const relay = new OutboxRelay({ db: env.tdb.db, databaseUrl: env.tdb.url, broker, logger: (await import('./helpers.js')).quietLogger(), setup: declareInternal, pollMs: 200 });
-  await relay.start();
-  await replayDeadLetter(env.tdb.db, dead.id);
-  await waitFor(async () => (await auditCount(env, 100)) === 1, { what: 'the replayed message processed' });
-  const after = await env.tdb.db.selectFrom('dead_letters').selectAll().where('id', '=', dead.id).executeTakeFirstOrThrow();
-  t.ok(after.replayed_at, 'the dead letter stays, marked replayed');
-  t.equal(after.replay_count, 1);
-  await relay.stop();
-  await consumer.stop();
-});
+    failSeqs.delete(100);
+    const { OutboxRelay } = await import('../src/outbox.js');
+    const relay = new OutboxRelay({
+      db: env.tdb.db,
+      databaseUrl: env.tdb.url,
+      broker,
+      logger: (await import('./helpers.js')).quietLogger(),
+      setup: declareInternal,
+      pollMs: 200,
+    });
+    await relay.start();
+    await replayDeadLetter(env.tdb.db, dead.id);
+    await waitFor(async () => (await auditCount(env, 100)) === 1, { what: 'the replayed message processed' });
+    const after = await env.tdb.db
+      .selectFrom('dead_letters')
+      .selectAll()
+      .where('id', '=', dead.id)
+      .executeTakeFirstOrThrow();
+    t.ok(after.replayed_at, 'the dead letter stays, marked replayed');
+    t.equal(after.replay_count, 1);
+    await relay.stop();
+    await consumer.stop();
+  },
+);
 
 t.test('a malformed message is dead-lettered at once, not retried', async (t) => {
   const broker = env.connect();
   const consumer = pingConsumer(env, broker, { queue: 'test.malformed' });
   await consumer.start();
   const publisher = new Publisher(broker, declareInternal);
-  await publisher.channel.publish(EXCHANGES.internal, 'diagnostics.ping', Buffer.from('{"id":"not-a-uuid"'), { persistent: true, messageId: 'junk-1', type: 'diagnostics.ping' });
+  await publisher.channel.publish(EXCHANGES.internal, 'diagnostics.ping', Buffer.from('{"id":"not-a-uuid"'), {
+    persistent: true,
+    messageId: 'junk-1',
+    type: 'diagnostics.ping',
+  });
   const bad = makeEnvelope(Ping, { seq: 7 });
   await publisher.publishEnvelope(EXCHANGES.internal, 'diagnostics.ping', { ...bad, data: { seq: 'seven' } });
-  const rows = await waitFor(async () => {
-    const r = await env.tdb.db.selectFrom('dead_letters').selectAll().where('queue', '=', 'test.malformed').execute();
-    return r.length === 2 ? r : null;
-  }, { what: 'two dead letters' });
+  const rows = await waitFor(
+    async () => {
+      const r = await env.tdb.db.selectFrom('dead_letters').selectAll().where('queue', '=', 'test.malformed').execute();
+      return r.length === 2 ? r : null;
+    },
+    { what: 'two dead letters' },
+  );
   t.ok(rows.some((r) => /malformed JSON/.test(r.error)));
   t.ok(rows.some((r) => /invalid diagnostics.ping data/.test(r.error)));
-  t.ok(rows.every((r) => r.attempts === 0), 'never handed to the handler');
+  t.ok(
+    rows.every((r) => r.attempts === 0),
+    'never handed to the handler',
+  );
   await consumer.stop();
 });
 
@@ -86,7 +123,9 @@ t.test('a message delivered twice (same id) changes state once', async (t) => {
   const publisher = new Publisher(broker, declareInternal);
   const envl = makeEnvelope(Ping, { seq: 200 });
   await Promise.all([1, 2, 3].map(() => publisher.publishEnvelope(EXCHANGES.internal, 'diagnostics.ping', envl)));
-  await waitFor(async () => (await consumed(metrics, 'processed')) + (await consumed(metrics, 'duplicate')) === 3, { what: 'all three copies settled' });
+  await waitFor(async () => (await consumed(metrics, 'processed')) + (await consumed(metrics, 'duplicate')) === 3, {
+    what: 'all three copies settled',
+  });
   t.equal(await auditCount(env, 200), 1, 'processed once');
   t.equal(await consumed(metrics, 'duplicate'), 2, 'the two copies were recognised and skipped');
   await consumer.stop();
@@ -113,41 +152,76 @@ t.test('a consumer killed between its commit and its ack: the redelivered messag
   const metrics = createMetrics('test');
   const survivor = pingConsumer(env, second, { queue: 'test.kill', metrics });
   await survivor.start();
-  await waitFor(async () => (await consumed(metrics, 'duplicate')) === 1, { what: 'the redelivered message recognised as processed' });
+  await waitFor(async () => (await consumed(metrics, 'duplicate')) === 1, {
+    what: 'the redelivered message recognised as processed',
+  });
   t.equal(await auditCount(env, 300), 1, 'the message committed once and was not processed again');
-  const processed = await env.tdb.db.selectFrom('processed_messages').selectAll().where('message_id', '=', sent.id).execute();
+  const processed = await env.tdb.db
+    .selectFrom('processed_messages')
+    .selectAll()
+    .where('message_id', '=', sent.id)
+    .execute();
   t.equal(processed.length, 1);
   await survivor.stop();
 });
 
-t.test('an outage waits without using attempts or the delivery limit: nothing ends parked (issue 8, defect 3)', async (t) => {
-  const broker = env.connect();
-  let outage = 6;
-  const handlers = {
-    'diagnostics.ping': async ({ trx, envelope }: { trx: any; envelope: { id: string; data: { seq: number } } }) => {
-      if (outage-- > 0) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-      await trx.insertInto('audit_log').values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(envelope.data.seq), reason: envelope.id }).execute();
-    },
-  };
-  const { Consumer } = await import('../src/consumer.js');
-  const consumer = new Consumer({
-    name: 'outage-consumer', broker, db: env.tdb.db, logger: quietLogger(), queue: { queue: 'test.outage', bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }], retryDelaysMs: [100], deliveryLimit: 2 },
-    contracts: [Ping] as const, handlers, maxAttempts: 2, prefetch: 10, setup: declareInternal,
-  });
-  await consumer.start();
-  const publisher = new Publisher(broker, declareInternal);
-  const sent = await publisher.publish(Ping, { seq: 700 });
-  await waitFor(async () => (await auditCount(env, 700)) === 1, { what: 'the message processed once the outage ends', timeoutMs: 20_000 });
-  t.equal(outage, -1, 'it waited through six failed tries');
-  const dead = await env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', sent.id).execute();
-  t.equal(dead.length, 0, 'an outage is not the message\'s fault: no dead letter');
-  const conn = await amqplib.connect(env.vhost.url);
-  const ch = await conn.createChannel();
-  const parked = await ch.checkQueue('test.outage.parked');
-  t.equal(parked.messageCount, 0, 'nothing parked');
-  await conn.close();
-  await consumer.stop();
-});
+t.test(
+  'an outage waits without using attempts or the delivery limit: nothing ends parked (issue 8, defect 3)',
+  async (t) => {
+    const broker = env.connect();
+    let outage = 6;
+    const handlers = {
+      'diagnostics.ping': async ({ trx, envelope }: { trx: any; envelope: { id: string; data: { seq: number } } }) => {
+        if (outage-- > 0)
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+        await trx
+          .insertInto('audit_log')
+          .values({
+            id: crypto.randomUUID(),
+            actor: 'test',
+            action: 'ping',
+            target: String(envelope.data.seq),
+            reason: envelope.id,
+          })
+          .execute();
+      },
+    };
+    const { Consumer } = await import('../src/consumer.js');
+    const consumer = new Consumer({
+      name: 'outage-consumer',
+      broker,
+      db: env.tdb.db,
+      logger: quietLogger(),
+      queue: {
+        queue: 'test.outage',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 2,
+      },
+      contracts: [Ping] as const,
+      handlers,
+      maxAttempts: 2,
+      prefetch: 10,
+      setup: declareInternal,
+    });
+    await consumer.start();
+    const publisher = new Publisher(broker, declareInternal);
+    const sent = await publisher.publish(Ping, { seq: 700 });
+    await waitFor(async () => (await auditCount(env, 700)) === 1, {
+      what: 'the message processed once the outage ends',
+      timeoutMs: 20_000,
+    });
+    t.equal(outage, -1, 'it waited through six failed tries');
+    const dead = await env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', sent.id).execute();
+    t.equal(dead.length, 0, "an outage is not the message's fault: no dead letter");
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createChannel();
+    const parked = await ch.checkQueue('test.outage.parked');
+    t.equal(parked.messageCount, 0, 'nothing parked');
+    await conn.close();
+    await consumer.stop();
+  },
+);
 
 t.test('a message the broker parks reaches dead_letters, where an operator sees it (issue 8, defect 3)', async (t) => {
   const broker = env.connect();
@@ -157,44 +231,91 @@ t.test('a message the broker parks reaches dead_letters, where an operator sees 
   const conn = await amqplib.connect(env.vhost.url);
   const ch = await conn.createConfirmChannel();
   // As the quorum queue does past x-delivery-limit: dead-lettered to the parking queue.
-  ch.sendToQueue('test.parking.parked', Buffer.from(JSON.stringify(envelope)), { messageId: envelope.id, type: envelope.type, persistent: true, headers: { 'x-delivery-count': 20 } });
+  ch.sendToQueue('test.parking.parked', Buffer.from(JSON.stringify(envelope)), {
+    messageId: envelope.id,
+    type: envelope.type,
+    persistent: true,
+    headers: { 'x-delivery-count': 20 },
+  });
   await ch.waitForConfirms();
-  const dead = await waitFor(() => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', envelope.id).executeTakeFirst(), { what: 'the parked message in dead_letters' });
+  const dead = await waitFor(
+    () => env.tdb.db.selectFrom('dead_letters').selectAll().where('message_id', '=', envelope.id).executeTakeFirst(),
+    { what: 'the parked message in dead_letters' },
+  );
   t.equal(dead.queue, 'test.parking', 'named by its work queue, so a replay goes back there');
   t.match(dead.error, /delivery limit/);
   t.equal(dead.attempts, 20);
-  await waitFor(async () => (await ch.checkQueue('test.parking.parked')).messageCount === 0, { what: 'the parking queue empty' });
+  await waitFor(async () => (await ch.checkQueue('test.parking.parked')).messageCount === 0, {
+    what: 'the parking queue empty',
+  });
   await conn.close();
   await consumer.stop();
 });
 
-t.test('a step handler calls out with no transaction held, then commits its outcome with the message; a repeat is skipped', async (t) => {
-  const broker = env.connect();
-  const seen: number[] = [];
-  const { Consumer } = await import('../src/consumer.js');
-  const consumer = new Consumer({
-    name: 'steps-consumer', broker, db: env.tdb.db, logger: quietLogger(), queue: { queue: 'test.steps', bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }], retryDelaysMs: [100], deliveryLimit: 20 },
-    contracts: [Ping] as const, maxAttempts: 3, prefetch: 1, setup: declareInternal,
-    steps: {
-      'diagnostics.ping': async ({ envelope, commit }) => {
-        seen.push(envelope.data.seq); // the call to the outside world would go here
-        if (envelope.data.seq === 901) return; // nothing to record: the message is still marked processed
-        const fresh = await commit(async (trx) => {
-          await trx.insertInto('audit_log').values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(envelope.data.seq), reason: envelope.id }).execute();
-        });
-        t.ok(fresh, 'recorded once');
+t.test(
+  'a step handler calls out with no transaction held, then commits its outcome with the message; a repeat is skipped',
+  async (t) => {
+    const broker = env.connect();
+    const seen: number[] = [];
+    const { Consumer } = await import('../src/consumer.js');
+    const consumer = new Consumer({
+      name: 'steps-consumer',
+      broker,
+      db: env.tdb.db,
+      logger: quietLogger(),
+      queue: {
+        queue: 'test.steps',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
       },
-    },
-  });
-  await consumer.start();
-  const conn = await amqplib.connect(env.vhost.url);
-  const ch = await conn.createConfirmChannel();
-  const first = makeEnvelope(Ping, { seq: 900 });
-  for (const e of [first, first, makeEnvelope(Ping, { seq: 901 })]) ch.sendToQueue('test.steps', Buffer.from(JSON.stringify(e)), { messageId: e.id, type: e.type, persistent: true });
-  await ch.waitForConfirms();
-  await conn.close();
-  await waitFor(async () => Number((await env.tdb.db.selectFrom('processed_messages').select((eb) => eb.fn.countAll<string>().as('n')).where('consumer', '=', 'steps-consumer').executeTakeFirstOrThrow()).n) === 2, { what: 'both messages processed' });
-  t.equal(await auditCount(env, 900), 1, 'the outcome recorded once');
-  t.same(seen, [900, 901], 'the repeat, after the first committed, skipped before its handler ran');
-  await consumer.stop();
-});
+      contracts: [Ping] as const,
+      maxAttempts: 3,
+      prefetch: 1,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async ({ envelope, commit }) => {
+          seen.push(envelope.data.seq); // the call to the outside world would go here
+          if (envelope.data.seq === 901) return; // nothing to record: the message is still marked processed
+          const fresh = await commit(async (trx) => {
+            await trx
+              .insertInto('audit_log')
+              .values({
+                id: crypto.randomUUID(),
+                actor: 'test',
+                action: 'ping',
+                target: String(envelope.data.seq),
+                reason: envelope.id,
+              })
+              .execute();
+          });
+          t.ok(fresh, 'recorded once');
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const first = makeEnvelope(Ping, { seq: 900 });
+    for (const e of [first, first, makeEnvelope(Ping, { seq: 901 })])
+      ch.sendToQueue('test.steps', Buffer.from(JSON.stringify(e)), { messageId: e.id, type: e.type, persistent: true });
+    await ch.waitForConfirms();
+    await conn.close();
+    await waitFor(
+      async () =>
+        Number(
+          (
+            await env.tdb.db
+              .selectFrom('processed_messages')
+              .select((eb) => eb.fn.countAll<string>().as('n'))
+              .where('consumer', '=', 'steps-consumer')
+              .executeTakeFirstOrThrow()
+          ).n,
+        ) === 2,
+      { what: 'both messages processed' },
+    );
+    t.equal(await auditCount(env, 900), 1, 'the outcome recorded once');
+    t.same(seen, [900, 901], 'the repeat, after the first committed, skipped before its handler ran');
+    await consumer.stop();
+  },
+);

@@ -8,9 +8,16 @@ import { quietLogger, setup, tapExchange } from './helpers.js';
 const env = await setup();
 t.teardown(() => env.close());
 
-const relayFor = (url: string, pollMs = 300) => new OutboxRelay({
-  db: env.tdb.db, databaseUrl: env.tdb.url, broker: env.connect(url), logger: quietLogger(), setup: declareInternal, pollMs, batchSize: 50,
-});
+const relayFor = (url: string, pollMs = 300) =>
+  new OutboxRelay({
+    db: env.tdb.db,
+    databaseUrl: env.tdb.url,
+    broker: env.connect(url),
+    logger: quietLogger(),
+    setup: declareInternal,
+    pollMs,
+    batchSize: 50,
+  });
 
 async function commitPings(seqs: number[]): Promise<string[]> {
   return env.tdb.db.transaction().execute(async (trx) => {
@@ -20,36 +27,44 @@ async function commitPings(seqs: number[]): Promise<string[]> {
   });
 }
 
-t.test('rows committed while RabbitMQ is unreachable are published once it returns; rolled-back rows never are', async (t) => {
-  const target = new URL(env.vhost.url);
-  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) });
-  t.teardown(() => proxy.close());
-  const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
-  t.teardown(() => tap.close());
-  const relay = relayFor(viaProxy(env.vhost.url, proxy));
-  await relay.start();
+t.test(
+  'rows committed while RabbitMQ is unreachable are published once it returns; rolled-back rows never are',
+  async (t) => {
+    const target = new URL(env.vhost.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) });
+    t.teardown(() => proxy.close());
+    const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
+    t.teardown(() => tap.close());
+    const relay = relayFor(viaProxy(env.vhost.url, proxy));
+    await relay.start();
 
-  const warm = await commitPings([1]);
-  await waitFor(() => tap.ids.includes(warm[0]!), { what: 'the relay publishing' });
+    const warm = await commitPings([1]);
+    await waitFor(() => tap.ids.includes(warm[0]!), { what: 'the relay publishing' });
 
-  proxy.cut();
-  const whileDown = await commitPings([2, 3, 4]);
-  await t.rejects(env.tdb.db.transaction().execute(async (trx) => {
-    await enqueue(trx, Ping, { seq: 99 });
-    throw new Error('roll back');
-  }));
-  await new Promise((r) => setTimeout(r, 700));
-  t.equal(whileDown.filter((id) => tap.ids.includes(id)).length, 0, 'nothing reaches the broker while it is away');
-  t.equal(await outboxBacklog(env.tdb.db), 3, 'three rows wait in the outbox');
+    proxy.cut();
+    const whileDown = await commitPings([2, 3, 4]);
+    await t.rejects(
+      env.tdb.db.transaction().execute(async (trx) => {
+        await enqueue(trx, Ping, { seq: 99 });
+        throw new Error('roll back');
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 700));
+    t.equal(whileDown.filter((id) => tap.ids.includes(id)).length, 0, 'nothing reaches the broker while it is away');
+    t.equal(await outboxBacklog(env.tdb.db), 3, 'three rows wait in the outbox');
 
-  proxy.restore();
-  await waitFor(() => whileDown.every((id) => tap.ids.includes(id)), { what: 'the backlog published', timeoutMs: 20_000 });
-  await waitFor(async () => (await outboxBacklog(env.tdb.db)) === 0, { what: 'the rows marked published' });
-  const all = await env.tdb.db.selectFrom('outbox').select(['envelope']).execute();
-  t.equal(all.length, 4, 'the rolled-back row was never written');
-  t.notOk(all.some((r) => (r.envelope as { data: { seq: number } }).data.seq === 99));
-  await relay.stop();
-});
+    proxy.restore();
+    await waitFor(() => whileDown.every((id) => tap.ids.includes(id)), {
+      what: 'the backlog published',
+      timeoutMs: 20_000,
+    });
+    await waitFor(async () => (await outboxBacklog(env.tdb.db)) === 0, { what: 'the rows marked published' });
+    const all = await env.tdb.db.selectFrom('outbox').select(['envelope']).execute();
+    t.equal(all.length, 4, 'the rolled-back row was never written');
+    t.notOk(all.some((r) => (r.envelope as { data: { seq: number } }).data.seq === 99));
+    await relay.stop();
+  },
+);
 
 t.test('two relays publish each row once', async (t) => {
   const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
@@ -58,7 +73,8 @@ t.test('two relays publish each row once', async (t) => {
   const b = relayFor(env.vhost.url, 50);
   await Promise.all([a.start(), b.start()]);
   const ids: string[] = [];
-  for (let batch = 0; batch < 20; batch++) ids.push(...await commitPings(Array.from({ length: 25 }, (_, i) => 1000 + batch * 25 + i)));
+  for (let batch = 0; batch < 20; batch++)
+    ids.push(...(await commitPings(Array.from({ length: 25 }, (_, i) => 1000 + batch * 25 + i))));
   await waitFor(() => ids.every((id) => tap.ids.includes(id)), { what: '500 messages', timeoutMs: 30_000 });
   await new Promise((r) => setTimeout(r, 500));
   const counts = new Map<string, number>();

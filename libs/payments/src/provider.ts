@@ -83,7 +83,15 @@ export type WebhookAction =
   | { kind: 'capture_completed' | 'capture_pending' | 'capture_declined'; orderId: string | null; capture: CaptureInfo }
   /** A chargeback: PayPal's resource is a refund naming the capture only by its `up` link. */
   | { kind: 'capture_reversed'; captureId: string; refundId: string; amount: number; currency: string }
-  | { kind: 'capture_refunded'; captureId: string; refundId: string; customId: string | null; amount: number; currency: string; status: string }
+  | {
+      kind: 'capture_refunded';
+      captureId: string;
+      refundId: string;
+      customId: string | null;
+      amount: number;
+      currency: string;
+      status: string;
+    }
   | { kind: 'vault_token_created'; vaultId: string; orderId: string | null; customId: string | null }
   | { kind: 'vault_token_deleted'; vaultId: string }
   | { kind: 'not_supported'; eventType: string };
@@ -91,7 +99,11 @@ export type WebhookAction =
 /** The provider answered 4xx: the operation is refused, retrying the same call will not help. */
 export class ProviderRefusedError extends Error {
   override readonly name = 'ProviderRefusedError';
-  constructor(readonly status: number, readonly issue: string | null, message: string) {
+  constructor(
+    readonly status: number,
+    readonly issue: string | null,
+    message: string,
+  ) {
     super(message);
   }
 }

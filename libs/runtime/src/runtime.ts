@@ -1,9 +1,24 @@
 import type { ConfirmChannel } from 'amqplib';
 import { createDb, pingDb, type Db } from '@billing/db';
-import { connectBroker, declareInternal, declareNotifications, declareWorkQueue, OutboxRelay, WORK_QUEUES, type Broker } from '@billing/messaging';
 import {
-  createHttpApp, createLogger, createMetrics, handleSignals, secretValues,
-  type HttpApp, type Logger, type Metrics, type ReadinessChecks,
+  connectBroker,
+  declareInternal,
+  declareNotifications,
+  declareWorkQueue,
+  OutboxRelay,
+  WORK_QUEUES,
+  type Broker,
+} from '@billing/messaging';
+import {
+  createHttpApp,
+  createLogger,
+  createMetrics,
+  handleSignals,
+  secretValues,
+  type HttpApp,
+  type Logger,
+  type Metrics,
+  type ReadinessChecks,
 } from '@billing/service-kit';
 
 export interface RuntimeConfig {
@@ -36,14 +51,36 @@ export async function declarePublishedTopology(ch: ConfirmChannel): Promise<void
   for (const spec of Object.values(WORK_QUEUES)) await declareWorkQueue(ch, spec);
 }
 
-export function createRuntime(service: string, config: RuntimeConfig & Record<string, unknown>, { poolSize = 10 } = {}): Runtime {
-  const logger = createLogger({ service, level: config.LOG_LEVEL, elasticsearchUrl: config.ELASTICSEARCH_URL, secrets: secretValues(config) });
+export function createRuntime(
+  service: string,
+  config: RuntimeConfig & Record<string, unknown>,
+  { poolSize = 10 } = {},
+): Runtime {
+  const logger = createLogger({
+    service,
+    level: config.LOG_LEVEL,
+    elasticsearchUrl: config.ELASTICSEARCH_URL,
+    secrets: secretValues(config),
+  });
   const metrics = createMetrics(service);
   const db = createDb(config.DATABASE_URL, { max: poolSize, applicationName: service });
   const broker = connectBroker(config.AMQP_URL, logger, service);
-  const relay = new OutboxRelay({ db, databaseUrl: config.DATABASE_URL, broker, logger, metrics, setup: declarePublishedTopology });
+  const relay = new OutboxRelay({
+    db,
+    databaseUrl: config.DATABASE_URL,
+    broker,
+    logger,
+    metrics,
+    setup: declarePublishedTopology,
+  });
   return {
-    service, logger, metrics, db, databaseUrl: config.DATABASE_URL, broker, relay,
+    service,
+    logger,
+    metrics,
+    db,
+    databaseUrl: config.DATABASE_URL,
+    broker,
+    relay,
     readiness: { postgres: () => pingDb(db), rabbitmq: () => broker.isConnected() },
     async close() {
       await relay.stop();

@@ -17,11 +17,29 @@ t.test('messages published on a fresh broker, before any worker ran, wait in the
     await vhost.drop();
   });
   await rt.db.transaction().execute(async (trx) => {
-    await enqueue(trx, RoleChangeRequested, { userId: 'u1', role: 'premium', source: 'manual', reason: 'test', forceRevoke: false });
+    await enqueue(trx, RoleChangeRequested, {
+      userId: 'u1',
+      role: 'premium',
+      source: 'manual',
+      reason: 'test',
+      forceRevoke: false,
+    });
     await enqueue(trx, RefundRequested, { refundId: '00000000-0000-4000-8000-000000000001' });
   });
   await rt.relay.start();
-  await waitFor(async () => Number((await rt.db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow()).n) === 0, { what: 'the outbox published' });
+  await waitFor(
+    async () =>
+      Number(
+        (
+          await rt.db
+            .selectFrom('outbox')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .where('published_at', 'is', null)
+            .executeTakeFirstOrThrow()
+        ).n,
+      ) === 0,
+    { what: 'the outbox published' },
+  );
   const conn = await amqplib.connect(vhost.url);
   t.teardown(() => conn.close());
   for (const queue of [QUEUES.roleWorker, QUEUES.paymentWorker]) {

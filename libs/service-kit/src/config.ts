@@ -37,7 +37,10 @@ function parseUrl(raw: string, protocols: string[]): string {
   } catch {
     throw new Error('is not a valid URL');
   }
-  if (!protocols.includes(u.protocol)) throw new Error(`must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got ${u.protocol.replace(':', '')}`);
+  if (!protocols.includes(u.protocol))
+    throw new Error(
+      `must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got ${u.protocol.replace(':', '')}`,
+    );
   if (!u.hostname) throw new Error('has no host');
   return raw;
 }
@@ -57,18 +60,22 @@ export const env = {
   port: (fallback: number) => required((raw) => parseInteger(raw, 0, 65535), String(fallback)),
   string: (fallback?: string) => required((raw) => raw, fallback),
   optionalString: () => optional((raw) => raw),
-  oneOf: <T extends string>(values: readonly T[], fallback: T) => required((raw) => {
-    if (!(values as readonly string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
-    return raw as T;
-  }, fallback),
-  msList: (fallback: string) => required((raw) => raw.split(',').map((part) => parseInteger(part.trim(), 1, 365 * 86_400_000)), fallback),
+  oneOf: <T extends string>(values: readonly T[], fallback: T) =>
+    required((raw) => {
+      if (!(values as readonly string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
+      return raw as T;
+    }, fallback),
+  msList: (fallback: string) =>
+    required((raw) => raw.split(',').map((part) => parseInteger(part.trim(), 1, 365 * 86_400_000)), fallback),
 };
 
 export type ConfigOf<S extends Record<string, VarSpec<unknown>>> = { [K in keyof S]: ReturnType<S[K]['parse']> };
 
 /** Reads every variable of `spec`; collects one line per missing or malformed one. */
 export function loadConfig<S extends Record<string, VarSpec<unknown>>>(
-  spec: S, source: NodeJS.ProcessEnv = process.env, check?: (c: ConfigOf<S>) => string[],
+  spec: S,
+  source: NodeJS.ProcessEnv = process.env,
+  check?: (c: ConfigOf<S>) => string[],
 ): ConfigOf<S> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
@@ -136,5 +143,8 @@ export function secretValues(c: Record<string, unknown>): string[] {
       return [];
     }
   });
-  return [...names.map((n) => c[n]).filter((v): v is string => typeof v === 'string' && v.length >= 6), ...fromUrls.filter((p) => p.length >= 6)];
+  return [
+    ...names.map((n) => c[n]).filter((v): v is string => typeof v === 'string' && v.length >= 6),
+    ...fromUrls.filter((p) => p.length >= 6),
+  ];
 }

@@ -4,7 +4,11 @@ import { PROBLEM_CODES, PROBLEM_TITLES, type Problem, type ProblemCode } from '@
 export class AppError extends Error {
   override readonly name = 'AppError';
   readonly status: number;
-  constructor(readonly code: ProblemCode, detail: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly code: ProblemCode,
+    detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(detail);
     this.status = PROBLEM_CODES[code];
   }

@@ -1,6 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type RawServerDefault,
+} from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -10,7 +15,13 @@ import { AppError, problemBody } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export type HttpApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+export type HttpApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
 
 /** What readiness checks: SPEC §1 names Postgres and RabbitMQ. */
 export interface ReadinessChecks {
@@ -33,7 +44,13 @@ const HEADER_LIMIT = 16 * 1024;
 
 function makeAjv(coerce: boolean): Ajv {
   // Bodies are strict: no coercion ("12" is not 12), unknown properties are refused by the schema.
-  const ajv = new Ajv({ coerceTypes: coerce ? 'array' : false, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
+  const ajv = new Ajv({
+    coerceTypes: coerce ? 'array' : false,
+    removeAdditional: false,
+    useDefaults: true,
+    allErrors: false,
+    strict: false,
+  });
   addFormats(ajv);
   return ajv;
 }
@@ -43,7 +60,9 @@ async function withTimeout(check: () => Promise<boolean> | boolean, ms: number):
   try {
     return await Promise.race([
       Promise.resolve().then(check),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); }),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
     ]);
   } catch {
     return false;
@@ -54,10 +73,18 @@ async function withTimeout(check: () => Promise<boolean> | boolean, ms: number):
 
 export async function checkReadiness(checks: ReadinessChecks): Promise<Readiness> {
   const [pg, mq] = await Promise.all([withTimeout(checks.postgres, 1500), withTimeout(checks.rabbitmq, 1500)]);
-  return { status: pg && mq ? 'ok' : 'unavailable', checks: { postgres: pg ? 'up' : 'down', rabbitmq: mq ? 'up' : 'down' } };
+  return {
+    status: pg && mq ? 'ok' : 'unavailable',
+    checks: { postgres: pg ? 'up' : 'down', rabbitmq: mq ? 'up' : 'down' },
+  };
 }
 
-interface ValidationItem { instancePath?: string; message?: string; keyword?: string; params?: Record<string, unknown> }
+interface ValidationItem {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
 
 function describeValidation(err: FastifyError & { validation?: ValidationItem[]; validationContext?: string }): string {
   const first = err.validation?.[0];
@@ -65,36 +92,70 @@ function describeValidation(err: FastifyError & { validation?: ValidationItem[];
   const part = err.validationContext ?? 'body';
   const path = (first.instancePath ?? '').split('/').filter(Boolean).join('.');
   const field = path ? `${part}.${path}` : part;
-  if (first.keyword === 'additionalProperties') return `${field} has an unknown property "${String(first.params?.['additionalProperty'])}"`;
+  if (first.keyword === 'additionalProperties')
+    return `${field} has an unknown property "${String(first.params?.['additionalProperty'])}"`;
   if (first.keyword === 'required') return `${field}.${String(first.params?.['missingProperty'])} is required`;
   return `${field} ${first.message ?? 'is invalid'}`;
 }
 
 /** Maps any error to SPEC §3's problem+json; 5xx details are logged, never shown. */
-export function toProblem(err: unknown): { status: number; body: ReturnType<typeof problemBody>; headers: Record<string, string> } {
-  if (err instanceof AppError) return { status: err.status, body: problemBody(err.code, err.message), headers: err.headers };
+export function toProblem(err: unknown): {
+  status: number;
+  body: ReturnType<typeof problemBody>;
+  headers: Record<string, string>;
+} {
+  if (err instanceof AppError)
+    return { status: err.status, body: problemBody(err.code, err.message), headers: err.headers };
   const e = err as FastifyError & { validation?: ValidationItem[]; validationContext?: string };
   if (e.validation) return { status: 400, body: problemBody('validation', describeValidation(e)), headers: {} };
   switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { status: 413, body: problemBody('payload-too-large', 'the request body is larger than this route accepts'), headers: {} };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { status: 415, body: problemBody('unsupported-media-type', 'send the body as application/json'), headers: {} };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return { status: 400, body: problemBody('validation', 'the body is empty but the content type says JSON'), headers: {} };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return { status: 400, body: problemBody('validation', 'the content length does not match the body'), headers: {} };
-    default: break;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: problemBody('payload-too-large', 'the request body is larger than this route accepts'),
+        headers: {},
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 415,
+        body: problemBody('unsupported-media-type', 'send the body as application/json'),
+        headers: {},
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return {
+        status: 400,
+        body: problemBody('validation', 'the body is empty but the content type says JSON'),
+        headers: {},
+      };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return {
+        status: 400,
+        body: problemBody('validation', 'the content length does not match the body'),
+        headers: {},
+      };
+    default:
+      break;
   }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status === 400) {
-    const detail = /prototype|constructor/i.test(e.message) ? 'the body holds a forbidden "__proto__" or "constructor" key' : 'the body is not valid JSON';
+    const detail = /prototype|constructor/i.test(e.message)
+      ? 'the body holds a forbidden "__proto__" or "constructor" key'
+      : 'the body is not valid JSON';
     return { status, body: problemBody('validation', detail), headers: {} };
   }
-  if (status === 401) return { status, body: problemBody('unauthorized', 'a valid bearer token is required'), headers: {} };
+  if (status === 401)
+    return { status, body: problemBody('unauthorized', 'a valid bearer token is required'), headers: {} };
   if (status === 403) return { status, body: problemBody('forbidden', 'not allowed'), headers: {} };
   if (status === 404) return { status, body: problemBody('not-found', 'no such resource'), headers: {} };
-  if (status === 413) return { status, body: problemBody('payload-too-large', 'the request body is too large'), headers: {} };
-  if (status === 415) return { status, body: problemBody('unsupported-media-type', 'send the body as application/json'), headers: {} };
+  if (status === 413)
+    return { status, body: problemBody('payload-too-large', 'the request body is too large'), headers: {} };
+  if (status === 415)
+    return { status, body: problemBody('unsupported-media-type', 'send the body as application/json'), headers: {} };
   if (status === 429) return { status, body: problemBody('rate-limited', 'too many requests'), headers: {} };
-  if (status === 503) return { status, body: problemBody('unavailable', 'the service is shutting down or unavailable'), headers: {} };
-  if (status > 400 && status < 500) return { status, body: { ...problemBody('validation', e.message), status }, headers: {} };
+  if (status === 503)
+    return { status, body: problemBody('unavailable', 'the service is shutting down or unavailable'), headers: {} };
+  if (status > 400 && status < 500)
+    return { status, body: { ...problemBody('validation', e.message), status }, headers: {} };
   return { status: 500, body: problemBody('internal', 'an internal error occurred; it has been logged'), headers: {} };
 }
 
@@ -103,18 +164,32 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.destroy();
     return;
   }
-  const [status, text, body] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'Request Header Fields Too Large', problemBody('headers-too-large', 'request headers are larger than 16 KiB')]
-    : [400, 'Bad Request', problemBody('validation', 'the request is not valid HTTP')];
+  const [status, text, body] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          problemBody('headers-too-large', 'request headers are larger than 16 KiB'),
+        ]
+      : [400, 'Bad Request', problemBody('validation', 'the request is not valid HTTP')];
   const json = JSON.stringify(body);
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+  );
 }
 
 /**
  * The Fastify base every HTTP process uses: strict bodies, problem+json errors, the
  * correlation id, health, readiness and metrics. It never listens; `main.ts` does.
  */
-export function createHttpApp({ service, logger, metrics, readiness, bodyLimit = 16 * 1024, trustProxy = false }: HttpBaseOptions): HttpApp {
+export function createHttpApp({
+  service,
+  logger,
+  metrics,
+  readiness,
+  bodyLimit = 16 * 1024,
+  trustProxy = false,
+}: HttpBaseOptions): HttpApp {
   const app = Fastify({
     logger: false,
     bodyLimit,
@@ -130,7 +205,9 @@ export function createHttpApp({ service, logger, metrics, readiness, bodyLimit =
 
   const bodyAjv = makeAjv(false);
   const otherAjv = makeAjv(true);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : otherAjv).compile(schema as object));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : otherAjv).compile(schema as object),
+  );
   app.removeContentTypeParser(['text/plain']);
 
   app.addHook('onRequest', (req, reply, done) => {
@@ -143,7 +220,14 @@ export function createHttpApp({ service, logger, metrics, readiness, bodyLimit =
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     if (!route.startsWith('/health') && route !== '/metrics') {
-      logger.info('http request', { correlationId: req.id, method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
+      logger.info('http request', {
+        correlationId: req.id,
+        method: req.method,
+        url: req.url,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      });
     }
     done();
   });
@@ -151,17 +235,31 @@ export function createHttpApp({ service, logger, metrics, readiness, bodyLimit =
   app.setErrorHandler((err, req, reply) => {
     const { status, body, headers } = toProblem(err);
     if (status >= 500) logger.error('request failed', { correlationId: req.id, method: req.method, url: req.url, err });
-    reply.status(status).headers(headers).type('application/problem+json').send({ ...body, instance: req.url.split('?')[0] });
+    reply
+      .status(status)
+      .headers(headers)
+      .type('application/problem+json')
+      .send({ ...body, instance: req.url.split('?')[0] });
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).type('application/problem+json').send({ ...problemBody('not-found', `no route ${req.method} ${req.url.split('?')[0]}`), instance: req.url.split('?')[0] });
+    reply
+      .status(404)
+      .type('application/problem+json')
+      .send({
+        ...problemBody('not-found', `no route ${req.method} ${req.url.split('?')[0]}`),
+        instance: req.url.split('?')[0],
+      });
   });
 
   app.get('/health/live', async () => ({ status: 'ok', service }));
-  app.get('/health/ready', { schema: { response: { 200: ReadinessSchema, 503: ReadinessSchema } } }, async (_req, reply) => {
-    const r = await checkReadiness(readiness);
-    return reply.status(r.status === 'ok' ? 200 : 503).send(r);
-  });
+  app.get(
+    '/health/ready',
+    { schema: { response: { 200: ReadinessSchema, 503: ReadinessSchema } } },
+    async (_req, reply) => {
+      const r = await checkReadiness(readiness);
+      return reply.status(r.status === 'ok' ? 200 : 503).send(r);
+    },
+  );
   app.get('/metrics', async (_req, reply) => {
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();

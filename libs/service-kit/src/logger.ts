@@ -19,7 +19,13 @@ export interface LoggerOptions {
  * JSON lines to stdout, and to Elasticsearch when a URL is given. Redaction runs in the
  * logger's own format, before any transport sees the line, so no transport can leak.
  */
-export function createLogger({ service, level = 'info', elasticsearchUrl, secrets = [], stream }: LoggerOptions): Logger {
+export function createLogger({
+  service,
+  level = 'info',
+  elasticsearchUrl,
+  secrets = [],
+  stream,
+}: LoggerOptions): Logger {
   const redactor = createRedactor(secrets);
   // winston runs the logger's formats before the transports filter by level: drop what is
   // below the level first, so a debug line costs no redaction walk.
@@ -46,7 +52,11 @@ export function createLogger({ service, level = 'info', elasticsearchUrl, secret
       retryLimit: 3,
       source: service,
     });
-    es.on('error', (err: Error) => process.stderr.write(`${JSON.stringify({ level: 'warn', service, message: 'elasticsearch transport error', error: redactor.string(String(err?.message ?? err)) })}\n`));
+    es.on('error', (err: Error) =>
+      process.stderr.write(
+        `${JSON.stringify({ level: 'warn', service, message: 'elasticsearch transport error', error: redactor.string(String(err?.message ?? err)) })}\n`,
+      ),
+    );
     transports.push(es);
   }
   return winston.createLogger({
@@ -59,7 +69,9 @@ export function createLogger({ service, level = 'info', elasticsearchUrl, secret
 
 /** Flushes and closes every transport (the Elasticsearch one buffers). */
 export async function closeLogger(logger: Logger): Promise<void> {
-  const es = logger.transports.find((t) => t instanceof ElasticsearchTransport) as (ElasticsearchTransport & { flush?: () => Promise<unknown> }) | undefined;
+  const es = logger.transports.find((t) => t instanceof ElasticsearchTransport) as
+    | (ElasticsearchTransport & { flush?: () => Promise<unknown> })
+    | undefined;
   if (es?.flush) await es.flush().catch(() => undefined);
   logger.close();
 }

@@ -22,12 +22,36 @@ export function createMetrics(service: string): Metrics {
   let readBacklog: (() => Promise<number>) | undefined;
   const m: Metrics = {
     registry,
-    httpRequests: new client.Counter({ name: 'http_requests_total', help: 'HTTP requests by outcome', labelNames: ['method', 'route', 'status'], registers: [registry] }),
-    httpDuration: new client.Histogram({ name: 'http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route', 'status'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    messagesConsumed: new client.Counter({ name: 'messages_consumed_total', help: 'Consumed messages by outcome (processed, duplicate, retried, dead_lettered, invalid, requeued)', labelNames: ['queue', 'type', 'outcome'], registers: [registry] }),
-    messageDuration: new client.Histogram({ name: 'message_processing_duration_seconds', help: 'Message handling latency', labelNames: ['queue', 'type', 'outcome'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
+    httpRequests: new client.Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests by outcome',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    httpDuration: new client.Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    messagesConsumed: new client.Counter({
+      name: 'messages_consumed_total',
+      help: 'Consumed messages by outcome (processed, duplicate, retried, dead_lettered, invalid, requeued)',
+      labelNames: ['queue', 'type', 'outcome'],
+      registers: [registry],
+    }),
+    messageDuration: new client.Histogram({
+      name: 'message_processing_duration_seconds',
+      help: 'Message handling latency',
+      labelNames: ['queue', 'type', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     outboxBacklog: new client.Gauge({
-      name: 'outbox_backlog', help: 'Outbox rows committed but not yet published', registers: [registry],
+      name: 'outbox_backlog',
+      help: 'Outbox rows committed but not yet published',
+      registers: [registry],
       async collect() {
         if (!readBacklog) return;
         try {
@@ -37,9 +61,23 @@ export function createMetrics(service: string): Metrics {
         }
       },
     }),
-    outboxPublished: new client.Counter({ name: 'outbox_published_total', help: 'Outbox rows published with a confirm', registers: [registry] }),
-    jobRuns: new client.Counter({ name: 'scheduler_job_runs_total', help: 'Scheduler job runs by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
-    jobItems: new client.Counter({ name: 'scheduler_job_items_total', help: 'Scheduler items by stage (due, claimed, succeeded, failed)', labelNames: ['job', 'stage'], registers: [registry] }),
+    outboxPublished: new client.Counter({
+      name: 'outbox_published_total',
+      help: 'Outbox rows published with a confirm',
+      registers: [registry],
+    }),
+    jobRuns: new client.Counter({
+      name: 'scheduler_job_runs_total',
+      help: 'Scheduler job runs by outcome',
+      labelNames: ['job', 'outcome'],
+      registers: [registry],
+    }),
+    jobItems: new client.Counter({
+      name: 'scheduler_job_items_total',
+      help: 'Scheduler items by stage (due, claimed, succeeded, failed)',
+      labelNames: ['job', 'stage'],
+      registers: [registry],
+    }),
     setOutboxBacklogReader(read) {
       readBacklog = read;
     },

@@ -1,4 +1,5 @@
-const SENSITIVE_KEY = /pass(word|wd)?|secret|token|authori[sz]ation|cookie|credential|api[-_]?key|client[-_]?id|signature|^sig$|private[-_]?key|vault[-_]?id/i;
+const SENSITIVE_KEY =
+  /pass(word|wd)?|secret|token|authori[sz]ation|cookie|credential|api[-_]?key|client[-_]?id|signature|^sig$|private[-_]?key|vault[-_]?id/i;
 const JWT = /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g;
 const AUTH_SCHEME = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 const QUERY_SECRET = /([?&][^=&\s"]*(?:token|secret|password|passwd|key|code|sig|signature|auth)[^=&\s"]*=)[^&\s"#]*/gi;
@@ -13,7 +14,15 @@ function escapeRegExp(s: string): string {
 /** A redactor that hides sensitive keys, JWTs, auth headers, URL secrets and known secret values. */
 export function createRedactor(secrets: readonly string[] = []) {
   const known = secrets.filter((s) => s.length >= 6);
-  const knownRe = known.length ? new RegExp(known.map(escapeRegExp).sort((a, b) => b.length - a.length).join('|'), 'g') : null;
+  const knownRe = known.length
+    ? new RegExp(
+        known
+          .map(escapeRegExp)
+          .sort((a, b) => b.length - a.length)
+          .join('|'),
+        'g',
+      )
+    : null;
 
   const redactString = (s: string): string => {
     let out = s;
@@ -32,13 +41,20 @@ export function createRedactor(secrets: readonly string[] = []) {
     seen.add(value);
     if (Buffer.isBuffer(value)) return `[Buffer ${value.length}]`;
     if (value instanceof Error) {
-      return { name: value.name, message: redactString(value.message), stack: value.stack ? redactString(value.stack) : undefined,
-        ...(walk({ ...value }, depth + 1, seen) as object) };
+      return {
+        name: value.name,
+        message: redactString(value.message),
+        stack: value.stack ? redactString(value.stack) : undefined,
+        ...(walk({ ...value }, depth + 1, seen) as object),
+      };
     }
     if (Array.isArray(value)) return value.map((v) => walk(v, depth + 1, seen));
     const out: Record<string | symbol, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = SENSITIVE_KEY.test(k) && v !== null && v !== undefined && typeof v !== 'boolean' ? REDACTED : walk(v, depth + 1, seen);
+      out[k] =
+        SENSITIVE_KEY.test(k) && v !== null && v !== undefined && typeof v !== 'boolean'
+          ? REDACTED
+          : walk(v, depth + 1, seen);
     }
     return out;
   };
@@ -51,8 +67,10 @@ export function createRedactor(secrets: readonly string[] = []) {
       for (const k of Object.keys(info)) {
         if (k === 'level') continue;
         const v = info[k];
-        (info as Record<string, unknown>)[k] = SENSITIVE_KEY.test(k) && v !== null && v !== undefined && typeof v !== 'boolean'
-          ? REDACTED : walk(v, 0, seen);
+        (info as Record<string, unknown>)[k] =
+          SENSITIVE_KEY.test(k) && v !== null && v !== undefined && typeof v !== 'boolean'
+            ? REDACTED
+            : walk(v, 0, seen);
       }
       return info;
     },

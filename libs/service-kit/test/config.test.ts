@@ -11,12 +11,34 @@ t.test('defaults from SPEC §2 apply when variables are unset', async (t) => {
 });
 
 t.test('one line per missing or malformed variable', async (t) => {
-  const err = t.throws(() => loadConfig({ ...baseConfig, ...paypalConfig, PORT: env.port(3000), DUNNING_RETRY_MS: env.msList('1') },
-    { DATABASE_URL: 'mysql://x', AMQP_URL: 'not a url', PORT: '70000', PAYPAL_TIMEOUT_MS: 'ten', DUNNING_RETRY_MS: '1,x' })) as ConfigError;
+  const err = t.throws(() =>
+    loadConfig(
+      { ...baseConfig, ...paypalConfig, PORT: env.port(3000), DUNNING_RETRY_MS: env.msList('1') },
+      {
+        DATABASE_URL: 'mysql://x',
+        AMQP_URL: 'not a url',
+        PORT: '70000',
+        PAYPAL_TIMEOUT_MS: 'ten',
+        DUNNING_RETRY_MS: '1,x',
+      },
+    ),
+  ) as ConfigError;
   t.ok(err instanceof ConfigError);
   const lines = err.problems;
-  t.match(lines, [/^DATABASE_URL must use postgres or postgresql/, /^AMQP_URL is not a valid URL/, /^PAYPAL_API_BASE|^PAYPAL_CLIENT_ID/]);
-  for (const name of ['DATABASE_URL', 'AMQP_URL', 'PORT', 'PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET', 'PAYPAL_TIMEOUT_MS', 'DUNNING_RETRY_MS']) {
+  t.match(lines, [
+    /^DATABASE_URL must use postgres or postgresql/,
+    /^AMQP_URL is not a valid URL/,
+    /^PAYPAL_API_BASE|^PAYPAL_CLIENT_ID/,
+  ]);
+  for (const name of [
+    'DATABASE_URL',
+    'AMQP_URL',
+    'PORT',
+    'PAYPAL_CLIENT_ID',
+    'PAYPAL_CLIENT_SECRET',
+    'PAYPAL_TIMEOUT_MS',
+    'DUNNING_RETRY_MS',
+  ]) {
     t.equal(lines.filter((l) => l.startsWith(`${name} `)).length, 1, `${name} named once`);
   }
 });

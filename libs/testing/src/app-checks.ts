@@ -6,7 +6,10 @@ import { appEnv, freePort, spawnTs, waitForHttp } from './process.js';
  * answers live, ready and metrics, and exits 0 on SIGTERM within 10 s; a missing or malformed
  * variable stops it with a line naming the variable.
  */
-export function checkProcessContract(t: Test, { entry, required, env }: { entry: string; required?: string; env: () => Record<string, string> }): void {
+export function checkProcessContract(
+  t: Test,
+  { entry, required, env }: { entry: string; required?: string; env: () => Record<string, string> },
+): void {
   t.test(`${entry} starts, is ready, serves metrics, and stops cleanly on SIGTERM`, async (t) => {
     const port = await freePort();
     const app = spawnTs(entry, appEnv({ ...env(), PORT: String(port) }));
@@ -21,7 +24,13 @@ export function checkProcessContract(t: Test, { entry, required, env }: { entry:
     const echoed = await fetch(`http://127.0.0.1:${port}/health/live`, { headers: { 'x-request-id': 'trace-abc' } });
     t.equal(echoed.headers.get('x-request-id'), 'trace-abc', 'an incoming X-Request-Id is kept');
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    for (const series of ['http_requests_total', 'http_request_duration_seconds_bucket', 'messages_consumed_total', 'outbox_backlog', 'process_cpu_user_seconds_total']) {
+    for (const series of [
+      'http_requests_total',
+      'http_request_duration_seconds_bucket',
+      'messages_consumed_total',
+      'outbox_backlog',
+      'process_cpu_user_seconds_total',
+    ]) {
       t.ok(metrics.includes(series), `metrics include ${series}`);
     }
     const started = Date.now();

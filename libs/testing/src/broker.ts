@@ -13,7 +13,10 @@ export interface TestVhost {
 
 export function baseAmqpUrl(): string {
   const url = process.env['AMQP_URL'];
-  if (!url) throw new Error('AMQP_URL is not set: run the tests through `npm test`, which starts RabbitMQ in a container when it is unset');
+  if (!url)
+    throw new Error(
+      'AMQP_URL is not set: run the tests through `npm test`, which starts RabbitMQ in a container when it is unset',
+    );
   return url;
 }
 
@@ -32,8 +35,10 @@ async function management(amqp: URL, method: string, path: string, body?: unknow
   const auth = Buffer.from(`${decodeURIComponent(m.username)}:${decodeURIComponent(m.password)}`).toString('base64');
   try {
     const res = await fetch(`${m.protocol}//${m.host}${path}`, {
-      method, headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-      body: body === undefined ? null : JSON.stringify(body), signal: AbortSignal.timeout(5000),
+      method,
+      headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
     });
     return res.ok || res.status === 404;
   } catch {
@@ -49,8 +54,13 @@ export async function createTestVhost(): Promise<TestVhost> {
   const base = new URL(baseAmqpUrl());
   const vhost = `test-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const user = decodeURIComponent(base.username || 'guest');
-  const viaApi = await management(base, 'PUT', `/api/vhosts/${vhost}`, {})
-    && await management(base, 'PUT', `/api/permissions/${vhost}/${encodeURIComponent(user)}`, { configure: '.*', write: '.*', read: '.*' });
+  const viaApi =
+    (await management(base, 'PUT', `/api/vhosts/${vhost}`, {})) &&
+    (await management(base, 'PUT', `/api/permissions/${vhost}/${encodeURIComponent(user)}`, {
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    }));
   if (!viaApi) {
     await run('rabbitmqctl', ['add_vhost', vhost]);
     await run('rabbitmqctl', ['set_permissions', '-p', vhost, user, '.*', '.*', '.*']);
@@ -61,7 +71,7 @@ export async function createTestVhost(): Promise<TestVhost> {
     url: url.toString(),
     vhost,
     async drop() {
-      if (viaApi && await management(base, 'DELETE', `/api/vhosts/${vhost}`)) return;
+      if (viaApi && (await management(base, 'DELETE', `/api/vhosts/${vhost}`))) return;
       await run('rabbitmqctl', ['delete_vhost', vhost]).catch(() => undefined);
     },
   };

@@ -9,7 +9,10 @@ export interface TestDatabase {
 /** The server the tests use: DATABASE_URL when set (the test runner sets it, or starts a container). */
 export function baseDatabaseUrl(): string {
   const url = process.env['DATABASE_URL'];
-  if (!url) throw new Error('DATABASE_URL is not set: run the tests through `npm test`, which starts Postgres in a container when it is unset');
+  if (!url)
+    throw new Error(
+      'DATABASE_URL is not set: run the tests through `npm test`, which starts Postgres in a container when it is unset',
+    );
   return url;
 }
 

@@ -29,9 +29,15 @@ export async function startElasticsearchStandIn(port = 0): Promise<Elasticsearch
         res.end(req.method === 'HEAD' ? undefined : JSON.stringify(payload));
       };
       if (url.pathname === '/' && req.method === 'GET') {
-        return send(200, { name: 'stand-in', cluster_name: 'billing', version: { number: '8.15.0', build_flavor: 'default' }, tagline: 'You Know, for Search' });
+        return send(200, {
+          name: 'stand-in',
+          cluster_name: 'billing',
+          version: { number: '8.15.0', build_flavor: 'default' },
+          tagline: 'You Know, for Search',
+        });
       }
-      if (url.pathname === '/_cluster/health') return send(200, { cluster_name: 'billing', status: 'green', number_of_nodes: 1 });
+      if (url.pathname === '/_cluster/health')
+        return send(200, { cluster_name: 'billing', status: 'green', number_of_nodes: 1 });
       const tpl = /^\/_index_template\/(.+)$/.exec(url.pathname);
       if (tpl) {
         const name = decodeURIComponent(tpl[1] as string);
@@ -43,10 +49,21 @@ export async function startElasticsearchStandIn(port = 0): Promise<Elasticsearch
         bulkBodies.push(body);
         const lines = body.split('\n').filter(Boolean);
         const items = [];
-        for (let i = 0; i < lines.length; i += 2) items.push({ index: { _index: 'billing-logs', _id: String(bulkBodies.length * 1000 + i), status: 201, result: 'created' } });
+        for (let i = 0; i < lines.length; i += 2)
+          items.push({
+            index: {
+              _index: 'billing-logs',
+              _id: String(bulkBodies.length * 1000 + i),
+              status: 201,
+              result: 'created',
+            },
+          });
         return send(200, { took: 1, errors: false, items });
       }
-      return send(404, { error: { type: 'resource_not_found_exception', reason: `no handler for ${req.method} ${url.pathname}` }, status: 404 });
+      return send(404, {
+        error: { type: 'resource_not_found_exception', reason: `no handler for ${req.method} ${url.pathname}` },
+        status: 404,
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -55,12 +72,19 @@ export async function startElasticsearchStandIn(port = 0): Promise<Elasticsearch
     url: `http://127.0.0.1:${bound}`,
     bulkBodies,
     documents() {
-      return bulkBodies.flatMap((b) => b.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>))
+      return bulkBodies
+        .flatMap((b) =>
+          b
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>),
+        )
         .filter((d) => !('index' in d) && !('create' in d));
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

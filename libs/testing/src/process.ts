@@ -27,7 +27,9 @@ export interface Spawned {
  */
 export function spawnTs(entry: string, env: Record<string, string | undefined>, { echo = false } = {}): Spawned {
   const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
-    cwd: REPO_ROOT, env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+    env: { PATH: process.env['PATH'], ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   const collect = (b: Buffer) => {
@@ -53,9 +55,13 @@ export function spawnTs(entry: string, env: Record<string, string | undefined>, 
 export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {
   return {
     JWT_SECRET: 'test-jwt-secret-0123456789',
-    AUTH_SERVICE_URL: 'http://127.0.0.1:9', AUTH_SERVICE_TOKEN: 'test-service-token',
-    PAYPAL_API_BASE: 'http://127.0.0.1:9', PAYPAL_CLIENT_ID: 'test-client-id', PAYPAL_CLIENT_SECRET: 'test-client-secret',
-    PAYPAL_WEBHOOK_ID: 'WH-TEST', LOG_LEVEL: 'warn',
+    AUTH_SERVICE_URL: 'http://127.0.0.1:9',
+    AUTH_SERVICE_TOKEN: 'test-service-token',
+    PAYPAL_API_BASE: 'http://127.0.0.1:9',
+    PAYPAL_CLIENT_ID: 'test-client-id',
+    PAYPAL_CLIENT_SECRET: 'test-client-secret',
+    PAYPAL_WEBHOOK_ID: 'WH-TEST',
+    LOG_LEVEL: 'warn',
     ...overrides,
   };
 }
@@ -72,7 +78,8 @@ export async function waitForHttp(url: string, status = 200, timeoutMs = 30_000)
     } catch (err) {
       last = (err as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms (last: ${last})`);
+    if (Date.now() > deadline)
+      throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms (last: ${last})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -9,8 +9,13 @@ export function signJwt(claims: Record<string, unknown>, signer: Signer, header:
   const head = b64url(JSON.stringify({ alg: signer.alg, typ: 'JWT', ...header }));
   const body = b64url(JSON.stringify(claims));
   const input = `${head}.${body}`;
-  const sig = signer.alg === 'HS256'
-    ? createHmac('sha256', signer.secret).update(input).digest()
-    : rsaSign('RSA-SHA256', Buffer.from(input), typeof signer.privateKey === 'string' ? createPrivateKey(signer.privateKey) : signer.privateKey);
+  const sig =
+    signer.alg === 'HS256'
+      ? createHmac('sha256', signer.secret).update(input).digest()
+      : rsaSign(
+          'RSA-SHA256',
+          Buffer.from(input),
+          typeof signer.privateKey === 'string' ? createPrivateKey(signer.privateKey) : signer.privateKey,
+        );
   return `${input}.${b64url(sig)}`;
 }

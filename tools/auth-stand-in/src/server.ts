@@ -2,7 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { signJwt, type Signer } from './jwt.js';
 
-export interface AuthUser { id: string; login: string; password: string; roles: string[] }
+export interface AuthUser {
+  id: string;
+  login: string;
+  password: string;
+  roles: string[];
+}
 
 export interface AuthOptions {
   signer: Signer;
@@ -20,7 +25,14 @@ export const DEMO_USERS: AuthUser[] = [
   { id: 'user-carol', login: 'carol', password: 'carol-password', roles: ['user', 'premium'] },
 ];
 
-interface Call { at: string; method: string; path: string; authorized: boolean; body: unknown; status: number }
+interface Call {
+  at: string;
+  method: string;
+  path: string;
+  authorized: boolean;
+  body: unknown;
+  status: number;
+}
 
 const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
@@ -29,7 +41,12 @@ const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(
  * keeps users' roles behind the service token. A control API makes it slow or unavailable
  * and shows the calls it received.
  */
-export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; users: Map<string, AuthUser>; calls: Call[]; token: (claims: Record<string, unknown>) => string } {
+export function buildAuthStandIn(opts: AuthOptions): {
+  app: FastifyInstance;
+  users: Map<string, AuthUser>;
+  calls: Call[];
+  token: (claims: Record<string, unknown>) => string;
+} {
   const users = new Map((opts.users ?? DEMO_USERS).map((u) => [u.id, { ...u, roles: [...u.roles] }]));
   const calls: Call[] = [];
   let unavailableUntil = 0;
@@ -40,7 +57,16 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
 
   const token = (claims: Record<string, unknown>) => {
     const iat = Math.floor(Date.now() / 1000);
-    return signJwt({ iat, exp: iat + (opts.tokenTtlSec ?? 3600), ...(opts.issuer ? { iss: opts.issuer } : {}), ...(opts.audience ? { aud: opts.audience } : {}), ...claims }, opts.signer);
+    return signJwt(
+      {
+        iat,
+        exp: iat + (opts.tokenTtlSec ?? 3600),
+        ...(opts.issuer ? { iss: opts.issuer } : {}),
+        ...(opts.audience ? { aud: opts.audience } : {}),
+        ...claims,
+      },
+      opts.signer,
+    );
   };
   const problem = (status: number, error: string) => ({ status, error });
 
@@ -60,8 +86,17 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
   });
   app.addHook('onSend', async (req, reply, payload) => {
     if (req.url.startsWith('/api/')) {
-      const body = req.url.includes('/auth/login') ? { login: (req.body as { login?: string } | undefined)?.login } : req.body ?? null;
-      calls.push({ at: new Date().toISOString(), method: req.method, path: req.url.split('?')[0] ?? '', authorized: Boolean(req.headers.authorization), body, status: reply.statusCode });
+      const body = req.url.includes('/auth/login')
+        ? { login: (req.body as { login?: string } | undefined)?.login }
+        : (req.body ?? null);
+      calls.push({
+        at: new Date().toISOString(),
+        method: req.method,
+        path: req.url.split('?')[0] ?? '',
+        authorized: Boolean(req.headers.authorization),
+        body,
+        status: reply.statusCode,
+      });
     }
     return payload;
   });
@@ -71,8 +106,13 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
   app.post('/api/v1/auth/login', async (req, reply) => {
     const { login, password } = (req.body ?? {}) as { login?: string; password?: string };
     const u = [...users.values()].find((x) => x.login === login);
-    if (!u || typeof password !== 'string' || !same(u.password, password)) return reply.status(401).send(problem(401, 'wrong login or password'));
-    return { access_token: token({ sub: u.id, roles: u.roles }), token_type: 'Bearer', expires_in: opts.tokenTtlSec ?? 3600 };
+    if (!u || typeof password !== 'string' || !same(u.password, password))
+      return reply.status(401).send(problem(401, 'wrong login or password'));
+    return {
+      access_token: token({ sub: u.id, roles: u.roles }),
+      token_type: 'Bearer',
+      expires_in: opts.tokenTtlSec ?? 3600,
+    };
   });
   app.get('/api/v1/users/:userId/roles', async (req, reply) => {
     const u = user(req);
@@ -107,10 +147,18 @@ export function buildAuthStandIn(opts: AuthOptions): { app: FastifyInstance; use
   });
   app.post('/_control/users', async (req) => {
     const u = req.body as AuthUser;
-    users.set(u.id, { id: u.id, login: u.login ?? u.id, password: u.password ?? `${u.id}-password`, roles: [...(u.roles ?? ['user'])] });
+    users.set(u.id, {
+      id: u.id,
+      login: u.login ?? u.id,
+      password: u.password ?? `${u.id}-password`,
+      roles: [...(u.roles ?? ['user'])],
+    });
     return users.get(u.id);
   });
-  app.get('/_control/users/:userId', async (req, reply) => user(req) ?? reply.status(404).send(problem(404, 'no such user')));
+  app.get(
+    '/_control/users/:userId',
+    async (req, reply) => user(req) ?? reply.status(404).send(problem(404, 'no such user')),
+  );
   app.post('/_control/token', async (req) => ({ access_token: token(req.body as Record<string, unknown>) }));
   return { app, users, calls, token };
 }

@@ -17,7 +17,10 @@ t.test('roles: read, grant (twice is fine), revoke (absent is fine), behind the 
   t.same(await client.getRoles('user-alice'), ['user']);
   const wrong = new AuthClient({ baseUrl: base, serviceToken: 'nope' });
   t.match(await wrong.getRoles('user-alice').catch((e: unknown) => e), { name: 'AuthRefusedError', status: 401 });
-  t.ok(calls.filter((c) => c.path.startsWith('/api/v1/users/')).every((c) => c.authorized), 'every role call carried a bearer token');
+  t.ok(
+    calls.filter((c) => c.path.startsWith('/api/v1/users/')).every((c) => c.authorized),
+    'every role call carried a bearer token',
+  );
 });
 
 t.test('sign-in issues a JWT with sub, roles, iat and exp', async (t) => {
@@ -27,7 +30,10 @@ t.test('sign-in issues a JWT with sub, roles, iat and exp', async (t) => {
   t.match(claims, { sub: 'user-admin', roles: ['user', 'admin'] });
   t.ok(claims.exp > claims.iat);
   t.equal(await client.login('admin', 'wrong'), null);
-  t.notOk(calls.some((c) => JSON.stringify(c.body).includes('admin-password')), 'passwords are not kept in the call log');
+  t.notOk(
+    calls.some((c) => JSON.stringify(c.body).includes('admin-password')),
+    'passwords are not kept in the call log',
+  );
 });
 
 t.test('a slow or unavailable Auth service is an AuthUnavailableError', async (t) => {

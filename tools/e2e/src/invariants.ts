@@ -3,7 +3,15 @@ import { sql } from 'kysely';
 import { waitFor } from '@billing/testing';
 import type { Stack } from './stack.js';
 
-interface Capture { id: string; orderId: string; status: string; customId: string | null; amount: number; currency: string; refunded: number }
+interface Capture {
+  id: string;
+  orderId: string;
+  status: string;
+  customId: string | null;
+  amount: number;
+  currency: string;
+  refunded: number;
+}
 
 const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
 
@@ -16,13 +24,35 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   const db = stack.tdb.db;
   const broken: string[] = [];
   // Quiet first: the outbox drained and nothing open that a message is still moving.
-  await waitFor(async () => Number((await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow()).n) === 0,
-    { what: 'the outbox drained', timeoutMs: 30_000 });
-  await waitFor(async () => Number((await db.selectFrom('refunds').select((eb) => eb.fn.countAll<string>().as('n')).where('status', 'in', ['requested', 'pending']).executeTakeFirstOrThrow()).n) === 0,
-    { what: 'every refund sent', timeoutMs: 30_000 });
+  await waitFor(
+    async () =>
+      Number(
+        (
+          await db
+            .selectFrom('outbox')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .where('published_at', 'is', null)
+            .executeTakeFirstOrThrow()
+        ).n,
+      ) === 0,
+    { what: 'the outbox drained', timeoutMs: 30_000 },
+  );
+  await waitFor(
+    async () =>
+      Number(
+        (
+          await db
+            .selectFrom('refunds')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .where('status', 'in', ['requested', 'pending'])
+            .executeTakeFirstOrThrow()
+        ).n,
+      ) === 0,
+    { what: 'every refund sent', timeoutMs: 30_000 },
+  );
 
-  const captures = await stack.paypal('/_control/captures') as Capture[];
-  const refundsAtPayPal = await stack.paypal('/_control/refunds') as { id: string; custom_id?: string }[];
+  const captures = (await stack.paypal('/_control/captures')) as Capture[];
+  const refundsAtPayPal = (await stack.paypal('/_control/refunds')) as { id: string; custom_id?: string }[];
   const payments = await db.selectFrom('payments').selectAll().execute();
   const refunds = await db.selectFrom('refunds').selectAll().execute();
   const byId = new Map(payments.map((p) => [p.id, p]));
@@ -36,13 +66,22 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   // Every capture at PayPal has a completed payment of ours behind it, or is refunded in full.
   for (const c of captures.filter((c) => c.status !== 'DECLINED' && c.status !== 'PENDING')) {
     const p = c.customId ? byId.get(c.customId) : undefined;
-    const kept = p && (PAID as readonly string[]).includes(p.status) && !p.failure_reason && p.provider_capture_id === c.id;
-    if (!kept && c.refunded < c.amount) broken.push(`capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded) has no completed payment of ours behind it`);
+    const kept =
+      p && (PAID as readonly string[]).includes(p.status) && !p.failure_reason && p.provider_capture_id === c.id;
+    if (!kept && c.refunded < c.amount)
+      broken.push(
+        `capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded) has no completed payment of ours behind it`,
+      );
   }
   // No period paid twice (at most one payment holds money for it).
-  const twice = await db.selectFrom('payments').select(['subscription_id', 'period_index', (eb) => eb.fn.countAll<string>().as('n')])
-    .where('status', 'in', ['completed', 'partially_refunded']).where('failure_reason', 'is', null).groupBy(['subscription_id', 'period_index'])
-    .having(sql`count(*)`, '>', 1).execute();
+  const twice = await db
+    .selectFrom('payments')
+    .select(['subscription_id', 'period_index', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('status', 'in', ['completed', 'partially_refunded'])
+    .where('failure_reason', 'is', null)
+    .groupBy(['subscription_id', 'period_index'])
+    .having(sql`count(*)`, '>', 1)
+    .execute();
   for (const r of twice) broken.push(`subscription ${r.subscription_id} paid period ${r.period_index} ${r.n} times`);
   // Every refund at PayPal has its row, and every completed refund of ours is at PayPal.
   const ourProviderIds = new Set(refunds.map((r) => r.provider_refund_id));
@@ -58,12 +97,19 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
     const subscriptionRoles = new Set(subs.filter((s) => s.user_id === userId).map((s) => s.role));
     for (const role of roles) {
       if (!subscriptionRoles.has(role)) continue; // not a role this system sells
-      const explained = grants.some((g) => g.user_id === userId && g.role === role) || subs.some((s) => s.user_id === userId && s.role === role && s.role_held_before);
+      const explained =
+        grants.some((g) => g.user_id === userId && g.role === role) ||
+        subs.some((s) => s.user_id === userId && s.role === role && s.role_held_before);
       if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
     }
   }
   // Every grant that ended was applied at the Auth service.
-  const unsettled = await db.selectFrom('role_grants').select('id').where('ended_at', 'is not', null).where('settled_at', 'is', null).execute();
+  const unsettled = await db
+    .selectFrom('role_grants')
+    .select('id')
+    .where('ended_at', 'is not', null)
+    .where('settled_at', 'is', null)
+    .execute();
   if (unsettled.length) broken.push(`${unsettled.length} ended grants never applied at the Auth service`);
   // Nothing parked, dead letters only where planted.
   const conn = await amqplib.connect(stack.vhost.url);
@@ -78,8 +124,16 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   } finally {
     await conn.close();
   }
-  const dead = Number((await db.selectFrom('dead_letters').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
-  if (dead !== (opts.plantedDeadLetters ?? 0)) broken.push(`${dead} dead letters (${opts.plantedDeadLetters ?? 0} planted)`);
+  const dead = Number(
+    (
+      await db
+        .selectFrom('dead_letters')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
+  if (dead !== (opts.plantedDeadLetters ?? 0))
+    broken.push(`${dead} dead letters (${opts.plantedDeadLetters ?? 0} planted)`);
   // One notification per state change. Delivery is at least once (a relay that loses its connection
   // after publishing sends the same message again, same id), so what counts is distinct message ids
   // per state change.
@@ -87,11 +141,17 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   const changeOf = (n: { type: string; data: Record<string, unknown> }): string | null => {
     const d = n.data;
     switch (n.type) {
-      case 'subscription.activated': case 'subscription.expired': return `${n.type}:${d['subscriptionId']}`;
-      case 'subscription.renewed': return `${n.type}:${d['subscriptionId']}:${d['currentPeriodStart']}`;
-      case 'subscription.cancelled': return `${n.type}:${d['subscriptionId']}:${d['mode']}`;
-      case 'payment.refunded': return `${n.type}:${d['refundId']}`;
-      default: return null;
+      case 'subscription.activated':
+      case 'subscription.expired':
+        return `${n.type}:${d['subscriptionId']}`;
+      case 'subscription.renewed':
+        return `${n.type}:${d['subscriptionId']}:${d['currentPeriodStart']}`;
+      case 'subscription.cancelled':
+        return `${n.type}:${d['subscriptionId']}:${d['mode']}`;
+      case 'payment.refunded':
+        return `${n.type}:${d['refundId']}`;
+      default:
+        return null;
     }
   };
   const idsByChange = new Map<string, Set<string>>();
@@ -99,6 +159,7 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
     const key = changeOf(n);
     if (key) idsByChange.set(key, (idsByChange.get(key) ?? new Set()).add(n.id));
   }
-  for (const [key, ids] of idsByChange) if (ids.size > 1) broken.push(`${key} announced by ${ids.size} different messages`);
+  for (const [key, ids] of idsByChange)
+    if (ids.size > 1) broken.push(`${key} announced by ${ids.size} different messages`);
   return broken;
 }

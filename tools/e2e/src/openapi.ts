@@ -5,7 +5,12 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 /** Checks real answers against the OpenAPI document the app generates from its route schemas. */
 export async function openApiChecker(baseUrl: string) {
-  const doc = await (await fetch(`${baseUrl}/docs/json`)).json() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+  const doc = (await (await fetch(`${baseUrl}/docs/json`)).json()) as {
+    paths: Record<
+      string,
+      Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>
+    >;
+  };
   const ajv = new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);
   const find = (method: string, path: string) => {
@@ -27,7 +32,10 @@ export async function openApiChecker(baseUrl: string) {
       const schema = response.content && Object.values(response.content)[0]?.schema;
       if (!schema) return;
       const validate = ajv.compile(schema);
-      if (!validate(body)) throw new Error(`${method} ${found.template} ${status}: body does not match the document: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
+      if (!validate(body))
+        throw new Error(
+          `${method} ${found.template} ${status}: body does not match the document: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`,
+        );
     },
   };
 }

@@ -1,9 +1,26 @@
 import amqplib from 'amqplib';
 import { createMigratedTestDb, type MigratedTestDb } from '@billing/db/testing';
 import { importCatalog } from '@billing/db';
-import { createTestVhost, freePort, spawnTs, startTcpProxy, viaProxy, waitForHttp, type Spawned, type TcpProxy, type TestVhost } from '@billing/testing';
+import {
+  createTestVhost,
+  freePort,
+  spawnTs,
+  startTcpProxy,
+  viaProxy,
+  waitForHttp,
+  type Spawned,
+  type TcpProxy,
+  type TestVhost,
+} from '@billing/testing';
 
-export const APPS = ['billing-api', 'webhook-gateway', 'admin-portal', 'payment-worker', 'role-worker', 'scheduler'] as const;
+export const APPS = [
+  'billing-api',
+  'webhook-gateway',
+  'admin-portal',
+  'payment-worker',
+  'role-worker',
+  'scheduler',
+] as const;
 export type AppName = (typeof APPS)[number];
 
 export interface Stack {
@@ -29,46 +46,111 @@ export interface Stack {
 }
 
 const PLANS = [
-  { id: 'pro-monthly', name: 'Pro (monthly)', description: 'Pro', amount: 999, currency: 'USD', period: 'P1M', role: 'premium', active: true },
-  { id: 'team-monthly', name: 'Team (monthly)', description: 'Team', amount: 2900, currency: 'EUR', period: 'P1M', role: 'team', active: true },
-  { id: 'yen-monthly', name: 'Yen plan', description: 'JPY', amount: 1500, currency: 'JPY', period: 'P1M', role: 'yen', active: true },
+  {
+    id: 'pro-monthly',
+    name: 'Pro (monthly)',
+    description: 'Pro',
+    amount: 999,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'premium',
+    active: true,
+  },
+  {
+    id: 'team-monthly',
+    name: 'Team (monthly)',
+    description: 'Team',
+    amount: 2900,
+    currency: 'EUR',
+    period: 'P1M',
+    role: 'team',
+    active: true,
+  },
+  {
+    id: 'yen-monthly',
+    name: 'Yen plan',
+    description: 'JPY',
+    amount: 1500,
+    currency: 'JPY',
+    period: 'P1M',
+    role: 'yen',
+    active: true,
+  },
 ];
 
 /**
  * The whole system as real processes: both stand-ins and the six apps, each a child process
  * on a free port, started one at a time, on a fresh database and RabbitMQ vhost.
  */
-export async function startStack(extraEnv: Partial<Record<string, string>> = {}, opts: { echo?: boolean; plans?: typeof PLANS } = {}): Promise<Stack> {
+export async function startStack(
+  extraEnv: Partial<Record<string, string>> = {},
+  opts: { echo?: boolean; plans?: typeof PLANS } = {},
+): Promise<Stack> {
   const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
   await importCatalog(tdb.db, [...PLANS, ...(opts.plans ?? [])]);
   const mq = new URL(vhost.url);
   const brokerProxy = await startTcpProxy({ host: mq.hostname, port: Number(mq.port || 5672) });
-  const ports = Object.fromEntries(await Promise.all([...APPS, 'paypal', 'auth'].map(async (n) => [n, await freePort()]))) as Record<AppName | 'paypal' | 'auth', number>;
+  const ports = Object.fromEntries(
+    await Promise.all([...APPS, 'paypal', 'auth'].map(async (n) => [n, await freePort()])),
+  ) as Record<AppName | 'paypal' | 'auth', number>;
   const urls = Object.fromEntries(Object.entries(ports).map(([n, p]) => [n, `http://127.0.0.1:${p}`])) as Stack['urls'];
   const serviceToken = 'e2e-service-token-7c1d';
   const jwtSecret = 'e2e-jwt-secret-5b9e2f';
   const common = {
-    DATABASE_URL: tdb.url, AMQP_URL: viaProxy(vhost.url, brokerProxy), LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
-    JWT_SECRET: jwtSecret, AUTH_SERVICE_URL: urls.auth, AUTH_SERVICE_TOKEN: serviceToken,
-    PAYPAL_API_BASE: urls.paypal, PAYPAL_CLIENT_ID: 'e2e-client', PAYPAL_CLIENT_SECRET: 'e2e-client-secret-91aa', PAYPAL_WEBHOOK_ID: 'WH-E2E',
-    PAYPAL_TIMEOUT_MS: '3000', PUBLIC_BASE_URL: urls['billing-api'], APP_HOME_URL: 'http://shop.example/home',
-    SCHEDULER_INTERVAL_MS: '1000', ...extraEnv,
+    DATABASE_URL: tdb.url,
+    AMQP_URL: viaProxy(vhost.url, brokerProxy),
+    LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
+    JWT_SECRET: jwtSecret,
+    AUTH_SERVICE_URL: urls.auth,
+    AUTH_SERVICE_TOKEN: serviceToken,
+    PAYPAL_API_BASE: urls.paypal,
+    PAYPAL_CLIENT_ID: 'e2e-client',
+    PAYPAL_CLIENT_SECRET: 'e2e-client-secret-91aa',
+    PAYPAL_WEBHOOK_ID: 'WH-E2E',
+    PAYPAL_TIMEOUT_MS: '3000',
+    PUBLIC_BASE_URL: urls['billing-api'],
+    APP_HOME_URL: 'http://shop.example/home',
+    SCHEDULER_INTERVAL_MS: '1000',
+    ...extraEnv,
   };
   const processes = new Map<string, Spawned>();
   const start = async (name: string, entry: string, env: Record<string, string | undefined>, port: number) => {
     const p = spawnTs(entry, { ...common, ...env, PORT: String(port) }, { echo: opts.echo ?? false });
     processes.set(name, p);
-    await waitForHttp(`http://127.0.0.1:${port}${name === 'paypal' || name === 'auth' ? '/_control/calls' : '/health/ready'}`, 200, 30_000)
-      .catch((err: Error) => { throw new Error(`${name} did not start: ${err.message}\n${p.output()}`); });
+    await waitForHttp(
+      `http://127.0.0.1:${port}${name === 'paypal' || name === 'auth' ? '/_control/calls' : '/health/ready'}`,
+      200,
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${name} did not start: ${err.message}\n${p.output()}`);
+    });
   };
-  await start('paypal', 'tools/paypal-sandbox/src/main.ts', { WEBHOOK_URL: `${urls['webhook-gateway']}/webhooks/paypal`, PUBLIC_URL: urls.paypal, WEBHOOK_RETRY_BASE_MS: '200', PAYPAL_CLIENT_ID: common.PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET: common.PAYPAL_CLIENT_SECRET, PAYPAL_WEBHOOK_ID: common.PAYPAL_WEBHOOK_ID, HOST: '127.0.0.1' }, ports.paypal);
+  await start(
+    'paypal',
+    'tools/paypal-sandbox/src/main.ts',
+    {
+      WEBHOOK_URL: `${urls['webhook-gateway']}/webhooks/paypal`,
+      PUBLIC_URL: urls.paypal,
+      WEBHOOK_RETRY_BASE_MS: '200',
+      PAYPAL_CLIENT_ID: common.PAYPAL_CLIENT_ID,
+      PAYPAL_CLIENT_SECRET: common.PAYPAL_CLIENT_SECRET,
+      PAYPAL_WEBHOOK_ID: common.PAYPAL_WEBHOOK_ID,
+      HOST: '127.0.0.1',
+    },
+    ports.paypal,
+  );
   await start('auth', 'tools/auth-stand-in/src/main.ts', { HOST: '127.0.0.1' }, ports.auth);
   for (const app of APPS) {
     await start(app, `apps/${app}/src/main.ts`, {}, ports[app]);
   }
 
   const json = async (base: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(
+      `${base}${path}`,
+      body === undefined
+        ? {}
+        : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    );
     const text = await res.text();
     return text ? JSON.parse(text) : null;
   };
@@ -78,11 +160,18 @@ export async function startStack(extraEnv: Partial<Record<string, string>> = {},
   const conn = await amqplib.connect(vhost.url);
   const ch = await conn.createChannel();
   return {
-    tdb, vhost, urls, brokerProxy, processes, serviceToken, jwtSecret,
+    tdb,
+    vhost,
+    urls,
+    brokerProxy,
+    processes,
+    serviceToken,
+    jwtSecret,
     async tokenFor(userId, roles = ['user']) {
       if (!known.has(userId)) {
         const existing = await fetch(`${urls.auth}/_control/users/${encodeURIComponent(userId)}`);
-        if (existing.status === 404) await json(urls.auth, '/_control/users', { id: userId, login: userId, password: `${userId}-pw`, roles });
+        if (existing.status === 404)
+          await json(urls.auth, '/_control/users', { id: userId, login: userId, password: `${userId}-pw`, roles });
         known.add(userId);
       }
       return (await json(urls.auth, '/_control/token', { sub: userId, roles })).access_token as string;
@@ -129,8 +218,14 @@ export async function approveInBrowser(approvalUrl: string): Promise<string> {
   const page = await fetch(approvalUrl);
   const html = await page.text();
   const token = /name="token" value="([^"]+)"/.exec(html)?.[1];
-  if (!page.ok || !token || !html.includes('Approve')) throw new Error(`no approval page at ${approvalUrl}: ${page.status}`);
-  const res = await fetch(new URL('/checkoutnow/approve', approvalUrl), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}`, redirect: 'manual' });
+  if (!page.ok || !token || !html.includes('Approve'))
+    throw new Error(`no approval page at ${approvalUrl}: ${page.status}`);
+  const res = await fetch(new URL('/checkoutnow/approve', approvalUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${encodeURIComponent(token)}`,
+    redirect: 'manual',
+  });
   if (res.status !== 303) throw new Error(`approval answered ${res.status}`);
   return res.headers.get('location') ?? '';
 }

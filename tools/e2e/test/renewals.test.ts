@@ -5,20 +5,60 @@ import { startStack } from '../src/stack.js';
 // SPEC §8 with short periods: PT30S plans (RENEWAL_TEST_PERIOD overrides it), the scheduler every 500 ms.
 const PERIOD = process.env['RENEWAL_TEST_PERIOD'] ?? 'PT30S';
 const periodMs = Number(/^PT(\d+)S$/.exec(PERIOD)![1]) * 1000;
-const stack = await startStack({
-  SCHEDULER_INTERVAL_MS: '500', RENEWAL_LEAD_MS: '2000', DUNNING_RETRY_MS: '1500,3000', RECONCILE_AFTER_MS: '1500', CHECKOUT_TTL_MS: '5000',
-}, { plans: [{ id: 'short', name: 'Short', description: 'short periods', amount: 250, currency: 'USD', period: PERIOD, role: 'short-role', active: true }] });
+const stack = await startStack(
+  {
+    SCHEDULER_INTERVAL_MS: '500',
+    RENEWAL_LEAD_MS: '2000',
+    DUNNING_RETRY_MS: '1500,3000',
+    RECONCILE_AFTER_MS: '1500',
+    CHECKOUT_TTL_MS: '5000',
+  },
+  {
+    plans: [
+      {
+        id: 'short',
+        name: 'Short',
+        description: 'short periods',
+        amount: 250,
+        currency: 'USD',
+        period: PERIOD,
+        role: 'short-role',
+        active: true,
+      },
+    ],
+  },
+);
 t.teardown(() => stack.stop());
 
 const call = async (method: string, path: string, token: string, body?: unknown) => {
-  const res = await fetch(`${stack.urls['billing-api']}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : null });
-  return { status: res.status, body: await res.json() as any };
+  const res = await fetch(`${stack.urls['billing-api']}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : null,
+  });
+  return { status: res.status, body: (await res.json()) as any };
 };
 const rolesOf = async (userId: string) => ((await stack.auth(`/_control/users/${userId}`)).roles ?? []) as string[];
-const sub = (id: string) => stack.tdb.db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-const renewalPayments = (id: string) => stack.tdb.db.selectFrom('payments').selectAll().where('subscription_id', '=', id).where('kind', '=', 'renewal').orderBy('period_index').orderBy('attempt').execute();
-const notes = async (type: string, subscriptionId: string) => (await stack.notifications()).filter((n) => n.type === type && n.data['subscriptionId'] === subscriptionId);
-const chargesFor = async (paymentIds: string[]) => (await stack.paypal('/_control/calls')).filter((c: any) => c.path === '/v2/checkout/orders' && c.body?.payment_source?.paypal?.vault_id && paymentIds.includes(c.body.purchase_units[0].custom_id));
+const sub = (id: string) =>
+  stack.tdb.db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const renewalPayments = (id: string) =>
+  stack.tdb.db
+    .selectFrom('payments')
+    .selectAll()
+    .where('subscription_id', '=', id)
+    .where('kind', '=', 'renewal')
+    .orderBy('period_index')
+    .orderBy('attempt')
+    .execute();
+const notes = async (type: string, subscriptionId: string) =>
+  (await stack.notifications()).filter((n) => n.type === type && n.data['subscriptionId'] === subscriptionId);
+const chargesFor = async (paymentIds: string[]) =>
+  (await stack.paypal('/_control/calls')).filter(
+    (c: any) =>
+      c.path === '/v2/checkout/orders' &&
+      c.body?.payment_source?.paypal?.vault_id &&
+      paymentIds.includes(c.body.purchase_units[0].custom_id),
+  );
 
 /** Buys the short plan for a new user and has it approved; resolves once active. */
 async function subscribe(userId: string) {
@@ -26,83 +66,168 @@ async function subscribe(userId: string) {
   const created = await call('POST', '/v1/subscriptions', token, { planId: 'short' });
   const orderId = new URL(created.body.approvalUrl).searchParams.get('token')!;
   await stack.paypal(`/_control/orders/${orderId}/approve`, {});
-  await waitFor(async () => (await sub(created.body.subscriptionId)).status === 'active' && (await rolesOf(userId)).includes('short-role'), { what: `${userId} active with the role`, timeoutMs: 20_000 });
+  await waitFor(
+    async () =>
+      (await sub(created.body.subscriptionId)).status === 'active' && (await rolesOf(userId)).includes('short-role'),
+    { what: `${userId} active with the role`, timeoutMs: 20_000 },
+  );
   const row = await sub(created.body.subscriptionId);
   return { token, id: created.body.subscriptionId as string, vaultId: row.vault_id!, paidThrough: row.paid_through! };
 }
 
-t.test('webhooks dropped for a checkout: reconciliation completes it; an unapproved one expires after the TTL', async (t) => {
-  await stack.paypal('/_control/behaviour', { webhookMode: 'drop' });
-  const token = await stack.tokenFor('user-recon');
-  const created = await call('POST', '/v1/subscriptions', token, { planId: 'short' });
-  await stack.paypal(`/_control/orders/${new URL(created.body.approvalUrl).searchParams.get('token')}/approve`, {});
-  await waitFor(async () => (await rolesOf('user-recon')).includes('short-role'), { what: 'reconciliation capturing and activating', timeoutMs: 20_000 });
-  t.equal((await sub(created.body.subscriptionId)).status, 'active');
-  const calls = await stack.paypal('/_control/calls');
-  t.ok(calls.some((c: any) => c.method === 'GET' && c.path.startsWith('/v2/checkout/orders/')), 'the order was looked up at PayPal');
-  await stack.paypal('/_control/behaviour', { webhookMode: 'deliver' });
+t.test(
+  'webhooks dropped for a checkout: reconciliation completes it; an unapproved one expires after the TTL',
+  async (t) => {
+    await stack.paypal('/_control/behaviour', { webhookMode: 'drop' });
+    const token = await stack.tokenFor('user-recon');
+    const created = await call('POST', '/v1/subscriptions', token, { planId: 'short' });
+    await stack.paypal(`/_control/orders/${new URL(created.body.approvalUrl).searchParams.get('token')}/approve`, {});
+    await waitFor(async () => (await rolesOf('user-recon')).includes('short-role'), {
+      what: 'reconciliation capturing and activating',
+      timeoutMs: 20_000,
+    });
+    t.equal((await sub(created.body.subscriptionId)).status, 'active');
+    const calls = await stack.paypal('/_control/calls');
+    t.ok(
+      calls.some((c: any) => c.method === 'GET' && c.path.startsWith('/v2/checkout/orders/')),
+      'the order was looked up at PayPal',
+    );
+    await stack.paypal('/_control/behaviour', { webhookMode: 'deliver' });
 
-  const abandonedToken = await stack.tokenFor('user-abandon');
-  const abandoned = await call('POST', '/v1/subscriptions', abandonedToken, { planId: 'short' });
-  await waitFor(async () => (await sub(abandoned.body.subscriptionId)).status === 'cancelled', { what: 'the unapproved checkout cancelled', timeoutMs: 20_000 });
-  const p = await stack.tdb.db.selectFrom('payments').selectAll().where('id', '=', abandoned.body.paymentId).executeTakeFirstOrThrow();
-  t.equal(p.status, 'cancelled');
-  t.equal(p.failure_reason, 'checkout_expired');
-});
+    const abandonedToken = await stack.tokenFor('user-abandon');
+    const abandoned = await call('POST', '/v1/subscriptions', abandonedToken, { planId: 'short' });
+    await waitFor(async () => (await sub(abandoned.body.subscriptionId)).status === 'cancelled', {
+      what: 'the unapproved checkout cancelled',
+      timeoutMs: 20_000,
+    });
+    const p = await stack.tdb.db
+      .selectFrom('payments')
+      .selectAll()
+      .where('id', '=', abandoned.body.paymentId)
+      .executeTakeFirstOrThrow();
+    t.equal(p.status, 'cancelled');
+    t.equal(p.failure_reason, 'checkout_expired');
+  },
+);
 
-t.test(`renewals, dunning, expiry, resume and a deleted vault token, side by side with ${PERIOD} periods`, async (t) => {
-  type Sub = Awaited<ReturnType<typeof subscribe>>;
-  const [renewer, dunned, saved, leaver, resumer, unvaulted] = await Promise.all(
-    ['user-renew', 'user-dunning', 'user-saved', 'user-leaver', 'user-resumer', 'user-unvaulted'].map((u) => subscribe(u))) as [Sub, Sub, Sub, Sub, Sub, Sub];
-  // Declines on saved wallets: every try for one, the first two (the first attempt and retry 1) for another.
-  await stack.paypal('/_control/behaviour', { declineVaults: { [dunned.vaultId]: 100, [saved.vaultId]: 2 } });
-  const leaving = await call('POST', `/v1/subscriptions/${leaver.id}/cancel`, leaver.token, { mode: 'at_period_end' });
-  t.equal(leaving.body.cancelAtPeriodEnd, true);
-  await call('POST', `/v1/subscriptions/${resumer.id}/cancel`, resumer.token, { mode: 'at_period_end' });
-  t.equal((await call('POST', `/v1/subscriptions/${resumer.id}/resume`, resumer.token)).body.cancelAtPeriodEnd, false, 'resumed before the boundary');
-  await stack.paypal(`/_control/vault/${unvaulted.vaultId}/delete`, {});
-  await waitFor(async () => (await sub(unvaulted.id)).cancel_at_period_end, { what: 'VAULT.PAYMENT-TOKEN.DELETED applied' });
+t.test(
+  `renewals, dunning, expiry, resume and a deleted vault token, side by side with ${PERIOD} periods`,
+  async (t) => {
+    type Sub = Awaited<ReturnType<typeof subscribe>>;
+    const [renewer, dunned, saved, leaver, resumer, unvaulted] = (await Promise.all(
+      ['user-renew', 'user-dunning', 'user-saved', 'user-leaver', 'user-resumer', 'user-unvaulted'].map((u) =>
+        subscribe(u),
+      ),
+    )) as [Sub, Sub, Sub, Sub, Sub, Sub];
+    // Declines on saved wallets: every try for one, the first two (the first attempt and retry 1) for another.
+    await stack.paypal('/_control/behaviour', { declineVaults: { [dunned.vaultId]: 100, [saved.vaultId]: 2 } });
+    const leaving = await call('POST', `/v1/subscriptions/${leaver.id}/cancel`, leaver.token, {
+      mode: 'at_period_end',
+    });
+    t.equal(leaving.body.cancelAtPeriodEnd, true);
+    await call('POST', `/v1/subscriptions/${resumer.id}/cancel`, resumer.token, { mode: 'at_period_end' });
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${resumer.id}/resume`, resumer.token)).body.cancelAtPeriodEnd,
+      false,
+      'resumed before the boundary',
+    );
+    await stack.paypal(`/_control/vault/${unvaulted.vaultId}/delete`, {});
+    await waitFor(async () => (await sub(unvaulted.id)).cancel_at_period_end, {
+      what: 'VAULT.PAYMENT-TOKEN.DELETED applied',
+    });
 
-  let roleLost = false;
-  const watch = setInterval(() => void rolesOf('user-renew').then((r) => { if (!r.includes('short-role')) roleLost = true; }), 250);
-  t.teardown(() => clearInterval(watch));
+    let roleLost = false;
+    const watch = setInterval(
+      () =>
+        void rolesOf('user-renew').then((r) => {
+          if (!r.includes('short-role')) roleLost = true;
+        }),
+      250,
+    );
+    t.teardown(() => clearInterval(watch));
 
-  // The leaver and the deleted token: no renewal, expired at the boundary, role revoked.
-  for (const [who, s] of [['user-leaver', leaver], ['user-unvaulted', unvaulted]] as const) {
-    await waitFor(async () => (await sub(s.id)).status === 'expired', { what: `${who} expired`, timeoutMs: periodMs + 15_000 });
-    t.ok((await sub(s.id)).expired_at!.getTime() >= s.paidThrough.getTime(), `${who}: expired at the boundary, not before`);
-    t.equal((await renewalPayments(s.id)).length, 0, `${who}: no renewal charge`);
-    await waitFor(async () => !(await rolesOf(who)).includes('short-role'), { what: `${who}'s role revoked` });
-    t.equal((await notes('subscription.expired', s.id)).length, 1);
-  }
+    // The leaver and the deleted token: no renewal, expired at the boundary, role revoked.
+    for (const [who, s] of [
+      ['user-leaver', leaver],
+      ['user-unvaulted', unvaulted],
+    ] as const) {
+      await waitFor(async () => (await sub(s.id)).status === 'expired', {
+        what: `${who} expired`,
+        timeoutMs: periodMs + 15_000,
+      });
+      t.ok(
+        (await sub(s.id)).expired_at!.getTime() >= s.paidThrough.getTime(),
+        `${who}: expired at the boundary, not before`,
+      );
+      t.equal((await renewalPayments(s.id)).length, 0, `${who}: no renewal charge`);
+      await waitFor(async () => !(await rolesOf(who)).includes('short-role'), { what: `${who}'s role revoked` });
+      t.equal((await notes('subscription.expired', s.id)).length, 1);
+    }
 
-  // Declined on every try: past_due, retries on the schedule, then expired and the role revoked.
-  await waitFor(async () => (await sub(dunned.id)).status === 'expired', { what: 'dunning exhausted', timeoutMs: periodMs + 20_000 });
-  const tries = await renewalPayments(dunned.id);
-  t.equal(tries.length, 3, 'the first attempt and two retries');
-  t.ok(tries.every((p) => p.status === 'failed' && p.failure_reason === 'declined' && p.period_index === 1), 'each a new payment for the same period');
-  const failedNotes = await notes('subscription.renewal_failed', dunned.id);
-  t.equal(failedNotes.length, 3);
-  t.equal(failedNotes[2]!.data['nextRetryAt'], null, 'null after the last try');
-  const firstFailure = Date.parse(failedNotes[0]!.data['nextRetryAt'] as string) - 1500;
-  t.ok(tries[1]!.created_at.getTime() >= firstFailure + 1500 - 50 && tries[2]!.created_at.getTime() >= firstFailure + 3000 - 50, 'retries at the first failure + DUNNING_RETRY_MS[i]');
-  await waitFor(async () => !(await rolesOf('user-dunning')).includes('short-role'), { what: 'the role revoked after dunning' });
+    // Declined on every try: past_due, retries on the schedule, then expired and the role revoked.
+    await waitFor(async () => (await sub(dunned.id)).status === 'expired', {
+      what: 'dunning exhausted',
+      timeoutMs: periodMs + 20_000,
+    });
+    const tries = await renewalPayments(dunned.id);
+    t.equal(tries.length, 3, 'the first attempt and two retries');
+    t.ok(
+      tries.every((p) => p.status === 'failed' && p.failure_reason === 'declined' && p.period_index === 1),
+      'each a new payment for the same period',
+    );
+    const failedNotes = await notes('subscription.renewal_failed', dunned.id);
+    t.equal(failedNotes.length, 3);
+    t.equal(failedNotes[2]!.data['nextRetryAt'], null, 'null after the last try');
+    const firstFailure = Date.parse(failedNotes[0]!.data['nextRetryAt'] as string) - 1500;
+    t.ok(
+      tries[1]!.created_at.getTime() >= firstFailure + 1500 - 50 &&
+        tries[2]!.created_at.getTime() >= firstFailure + 3000 - 50,
+      'retries at the first failure + DUNNING_RETRY_MS[i]',
+    );
+    await waitFor(async () => !(await rolesOf('user-dunning')).includes('short-role'), {
+      what: 'the role revoked after dunning',
+    });
 
-  // Declined twice, paid on the second retry: back to active for the same period.
-  await waitFor(async () => (await renewalPayments(saved.id)).some((p) => p.status === 'completed'), { what: 'the second retry paying', timeoutMs: periodMs + 20_000 });
-  const savedTries = await renewalPayments(saved.id);
-  t.same(savedTries.slice(0, 3).map((p) => [p.period_index, p.attempt, p.status]), [[1, 0, 'failed'], [1, 1, 'failed'], [1, 2, 'completed']]);
-  t.equal((await sub(saved.id)).status, 'active');
-  t.ok((await rolesOf('user-saved')).includes('short-role'), 'the grant was kept while past_due');
+    // Declined twice, paid on the second retry: back to active for the same period.
+    await waitFor(async () => (await renewalPayments(saved.id)).some((p) => p.status === 'completed'), {
+      what: 'the second retry paying',
+      timeoutMs: periodMs + 20_000,
+    });
+    const savedTries = await renewalPayments(saved.id);
+    t.same(
+      savedTries.slice(0, 3).map((p) => [p.period_index, p.attempt, p.status]),
+      [
+        [1, 0, 'failed'],
+        [1, 1, 'failed'],
+        [1, 2, 'completed'],
+      ],
+    );
+    t.equal((await sub(saved.id)).status, 'active');
+    t.ok((await rolesOf('user-saved')).includes('short-role'), 'the grant was kept while past_due');
 
-  // Three renewals in a row, each period charged once, the role never lost.
-  await waitFor(async () => (await notes('subscription.renewed', renewer.id)).length >= 3, { what: 'three renewals', timeoutMs: 3 * periodMs + 20_000 });
-  const paid = (await renewalPayments(renewer.id)).filter((p) => p.status === 'completed');
-  t.same(paid.slice(0, 3).map((p) => p.period_index), [1, 2, 3], 'periods 1, 2 and 3 paid');
-  const charges = await chargesFor(paid.map((p) => p.id));
-  t.equal(charges.length, paid.length, 'one PayPal charge per renewal payment');
-  const renewed = await notes('subscription.renewed', renewer.id);
-  t.equal(new Set(renewed.map((n) => n.data['currentPeriodStart'])).size, renewed.length, 'each renewal for its own period');
-  t.notOk(roleLost, 'the role was never lost');
-  t.ok((await renewalPayments(resumer.id)).some((p) => p.status === 'completed'), 'the resumed one renewed');
-});
+    // Three renewals in a row, each period charged once, the role never lost.
+    await waitFor(async () => (await notes('subscription.renewed', renewer.id)).length >= 3, {
+      what: 'three renewals',
+      timeoutMs: 3 * periodMs + 20_000,
+    });
+    const paid = (await renewalPayments(renewer.id)).filter((p) => p.status === 'completed');
+    t.same(
+      paid.slice(0, 3).map((p) => p.period_index),
+      [1, 2, 3],
+      'periods 1, 2 and 3 paid',
+    );
+    const charges = await chargesFor(paid.map((p) => p.id));
+    t.equal(charges.length, paid.length, 'one PayPal charge per renewal payment');
+    const renewed = await notes('subscription.renewed', renewer.id);
+    t.equal(
+      new Set(renewed.map((n) => n.data['currentPeriodStart'])).size,
+      renewed.length,
+      'each renewal for its own period',
+    );
+    t.notOk(roleLost, 'the role was never lost');
+    t.ok(
+      (await renewalPayments(resumer.id)).some((p) => p.status === 'completed'),
+      'the resumed one renewed',
+    );
+  },
+);

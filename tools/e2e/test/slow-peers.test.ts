@@ -11,49 +11,89 @@ t.teardown(() => stack.stop());
 
 const counter = async (app: 'role-worker' | 'payment-worker', outcome: string) => {
   const text = await (await fetch(`${stack.urls[app]}/metrics`)).text();
-  return [...text.matchAll(new RegExp(`^messages_consumed_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+  return [
+    ...text.matchAll(new RegExp(`^messages_consumed_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'gm')),
+  ].reduce((s, m) => s + Number(m[1]), 0);
 };
 
-t.test('the Auth service answering in 2 s per call with 50 role changes in flight: no error, no hand-back', async (t) => {
-  const admin = await stack.tokenFor('slow-admin', ['user', 'admin']);
-  const users = Array.from({ length: 50 }, (_, i) => `slow-user-${i}`);
-  for (const u of users) await stack.tokenFor(u);
-  await stack.auth('/_control/delay', { ms: 2_000 });
-  t.teardown(() => stack.auth('/_control/delay', { ms: 0 }));
-  const started = Date.now();
-  const answers = await Promise.all(users.map((u) => fetch(`${stack.urls['admin-portal']}/admin/api/v1/users/${u}/roles`, {
-    method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ role: 'vip', reason: 'slow peer test' }),
-  }).then((r) => r.status)));
-  t.ok(answers.every((s) => s === 202), 'every grant accepted');
-  await waitFor(async () => {
-    const roles = await Promise.all(users.map(async (u) => ((await stack.auth(`/_control/users/${u}`)).roles ?? []) as string[]));
-    return roles.every((r) => r.includes('vip'));
-  }, { what: 'every role granted at the Auth stand-in', timeoutMs: 120_000, intervalMs: 500 });
-  const took = Date.now() - started;
-  const requeued = await counter('role-worker', 'requeued');
-  const retried = await counter('role-worker', 'retried');
-  t.comment(`50 role changes through a 2 s Auth service: ${took} ms; handed back ${requeued}, retried ${retried}`);
-  t.equal(requeued, 0, 'no message handed back for want of a database connection');
-  t.equal(retried, 0, 'no message failed');
-  t.same(await brokenInvariants(stack), []);
-});
+t.test(
+  'the Auth service answering in 2 s per call with 50 role changes in flight: no error, no hand-back',
+  async (t) => {
+    const admin = await stack.tokenFor('slow-admin', ['user', 'admin']);
+    const users = Array.from({ length: 50 }, (_, i) => `slow-user-${i}`);
+    for (const u of users) await stack.tokenFor(u);
+    await stack.auth('/_control/delay', { ms: 2_000 });
+    t.teardown(() => stack.auth('/_control/delay', { ms: 0 }));
+    const started = Date.now();
+    const answers = await Promise.all(
+      users.map((u) =>
+        fetch(`${stack.urls['admin-portal']}/admin/api/v1/users/${u}/roles`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ role: 'vip', reason: 'slow peer test' }),
+        }).then((r) => r.status),
+      ),
+    );
+    t.ok(
+      answers.every((s) => s === 202),
+      'every grant accepted',
+    );
+    await waitFor(
+      async () => {
+        const roles = await Promise.all(
+          users.map(async (u) => ((await stack.auth(`/_control/users/${u}`)).roles ?? []) as string[]),
+        );
+        return roles.every((r) => r.includes('vip'));
+      },
+      { what: 'every role granted at the Auth stand-in', timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const took = Date.now() - started;
+    const requeued = await counter('role-worker', 'requeued');
+    const retried = await counter('role-worker', 'retried');
+    t.comment(`50 role changes through a 2 s Auth service: ${took} ms; handed back ${requeued}, retried ${retried}`);
+    t.equal(requeued, 0, 'no message handed back for want of a database connection');
+    t.equal(retried, 0, 'no message failed');
+    t.same(await brokenInvariants(stack), []);
+  },
+);
 
 /** Checkouts for `n` new users, `parallel` at a time; their PayPal order ids. */
 async function checkouts(prefix: string, n: number, parallel = 10) {
   const out: { userId: string; orderId: string; subscriptionId: string }[] = [];
   for (let i = 0; i < n; i += parallel) {
-    out.push(...await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, async (_, j) => {
-      const userId = `${prefix}-${i + j}`;
-      const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, { method: 'POST', headers: { authorization: `Bearer ${await stack.tokenFor(userId)}`, 'content-type': 'application/json' }, body: JSON.stringify({ planId: 'pro-monthly' }) });
-      if (res.status !== 201) throw new Error(`checkout ${res.status}: ${await res.text()}`);
-      const body = await res.json() as { approvalUrl: string; subscriptionId: string };
-      return { userId, orderId: new URL(body.approvalUrl).searchParams.get('token')!, subscriptionId: body.subscriptionId };
-    })));
+    out.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(parallel, n - i) }, async (_, j) => {
+          const userId = `${prefix}-${i + j}`;
+          const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${await stack.tokenFor(userId)}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ planId: 'pro-monthly' }),
+          });
+          if (res.status !== 201) throw new Error(`checkout ${res.status}: ${await res.text()}`);
+          const body = (await res.json()) as { approvalUrl: string; subscriptionId: string };
+          return {
+            userId,
+            orderId: new URL(body.approvalUrl).searchParams.get('token')!,
+            subscriptionId: body.subscriptionId,
+          };
+        }),
+      )),
+    );
   }
   return out;
 }
-const activeCount = async (ids: string[]) => Number((await stack.tdb.db.selectFrom('subscriptions').select((eb) => eb.fn.countAll<string>().as('n'))
-  .where('id', 'in', ids).where('status', '=', 'active').executeTakeFirstOrThrow()).n);
+const activeCount = async (ids: string[]) =>
+  Number(
+    (
+      await stack.tdb.db
+        .selectFrom('subscriptions')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('id', 'in', ids)
+        .where('status', '=', 'active')
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 t.test('PayPal answering captures in 4 s with 50 approvals in flight: no error, no hand-back', async (t) => {
   const buyers = await checkouts('slow-paypal', 50);
@@ -62,40 +102,66 @@ t.test('PayPal answering captures in 4 s with 50 approvals in flight: no error, 
   const before = await counter('payment-worker', 'requeued');
   const started = Date.now();
   await Promise.all(buyers.map((b) => stack.paypal(`/_control/orders/${b.orderId}/approve`, {})));
-  await waitFor(async () => (await activeCount(buyers.map((b) => b.subscriptionId))) === 50, { what: '50 subscriptions active', timeoutMs: 120_000, intervalMs: 500 });
+  await waitFor(async () => (await activeCount(buyers.map((b) => b.subscriptionId))) === 50, {
+    what: '50 subscriptions active',
+    timeoutMs: 120_000,
+    intervalMs: 500,
+  });
   const requeued = (await counter('payment-worker', 'requeued')) - before;
   t.comment(`50 approvals through 4 s captures: all active in ${Date.now() - started} ms; handed back ${requeued}`);
   t.equal(requeued, 0, 'no message handed back for want of a database connection');
   t.same(await brokenInvariants(stack), []);
 });
 
-t.test('buyers approving at 20 a second for 30 s: every one active with the role within seconds, nothing handed back', async (t) => {
-  const rate = 20;
-  const seconds = Number(process.env['SLOW_PEERS_SECONDS'] ?? 30);
-  const buyers = await checkouts('steady', rate * seconds);
-  const before = await counter('payment-worker', 'requeued') + await counter('role-worker', 'requeued');
-  const approvedAt = new Map<string, number>();
-  const started = Date.now();
-  for (let s = 0; s < seconds; s++) {
-    const batch = buyers.slice(s * rate, (s + 1) * rate);
-    const tick = started + s * 1000;
-    await new Promise((r) => setTimeout(r, Math.max(0, tick - Date.now())));
-    await Promise.all(batch.map(async (b) => {
-      approvedAt.set(b.userId, Date.now());
-      await stack.paypal(`/_control/orders/${b.orderId}/approve`, {});
-    }));
-  }
-  await waitFor(async () => (await stack.notifications()).filter((n) => n.type === 'role.granted' && String(n.data['userId']).startsWith('steady-')).length === buyers.length,
-    { what: `${buyers.length} roles granted`, timeoutMs: 120_000, intervalMs: 1_000 });
-  const lags = (await stack.notifications()).filter((n) => n.type === 'role.granted' && String(n.data['userId']).startsWith('steady-'))
-    .map((n) => Date.parse((n as unknown as { occurredAt?: string }).occurredAt ?? '') || 0);
-  const grantedAt = await stack.tdb.db.selectFrom('outbox').select(['envelope']).where('type', '=', 'role.granted').execute();
-  const at = new Map(grantedAt.map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope)).map((e) => [e.data.userId as string, Date.parse(e.occurredAt)]));
-  const delays = buyers.map((b) => (at.get(b.userId) ?? Infinity) - approvedAt.get(b.userId)!).sort((a, b) => a - b);
-  const p = (q: number) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!;
-  const requeued = await counter('payment-worker', 'requeued') + await counter('role-worker', 'requeued') - before;
-  t.comment(`${buyers.length} approvals at ${rate}/s: approval to role granted p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${p(1)} ms; handed back ${requeued} (${lags.length} role.granted)`);
-  t.equal(requeued, 0, 'nothing handed back');
-  t.ok(p(0.99) < 10_000, 'every buyer has the role within seconds of approving');
-  t.same(await brokenInvariants(stack), []);
-});
+t.test(
+  'buyers approving at 20 a second for 30 s: every one active with the role within seconds, nothing handed back',
+  async (t) => {
+    const rate = 20;
+    const seconds = Number(process.env['SLOW_PEERS_SECONDS'] ?? 30);
+    const buyers = await checkouts('steady', rate * seconds);
+    const before = (await counter('payment-worker', 'requeued')) + (await counter('role-worker', 'requeued'));
+    const approvedAt = new Map<string, number>();
+    const started = Date.now();
+    for (let s = 0; s < seconds; s++) {
+      const batch = buyers.slice(s * rate, (s + 1) * rate);
+      const tick = started + s * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(0, tick - Date.now())));
+      await Promise.all(
+        batch.map(async (b) => {
+          approvedAt.set(b.userId, Date.now());
+          await stack.paypal(`/_control/orders/${b.orderId}/approve`, {});
+        }),
+      );
+    }
+    await waitFor(
+      async () =>
+        (await stack.notifications()).filter(
+          (n) => n.type === 'role.granted' && String(n.data['userId']).startsWith('steady-'),
+        ).length === buyers.length,
+      { what: `${buyers.length} roles granted`, timeoutMs: 120_000, intervalMs: 1_000 },
+    );
+    const lags = (await stack.notifications())
+      .filter((n) => n.type === 'role.granted' && String(n.data['userId']).startsWith('steady-'))
+      .map((n) => Date.parse((n as unknown as { occurredAt?: string }).occurredAt ?? '') || 0);
+    const grantedAt = await stack.tdb.db
+      .selectFrom('outbox')
+      .select(['envelope'])
+      .where('type', '=', 'role.granted')
+      .execute();
+    const at = new Map(
+      grantedAt
+        .map((r) => (typeof r.envelope === 'string' ? JSON.parse(r.envelope) : r.envelope))
+        .map((e) => [e.data.userId as string, Date.parse(e.occurredAt)]),
+    );
+    const delays = buyers.map((b) => (at.get(b.userId) ?? Infinity) - approvedAt.get(b.userId)!).sort((a, b) => a - b);
+    const p = (q: number) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!;
+    const requeued =
+      (await counter('payment-worker', 'requeued')) + (await counter('role-worker', 'requeued')) - before;
+    t.comment(
+      `${buyers.length} approvals at ${rate}/s: approval to role granted p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${p(1)} ms; handed back ${requeued} (${lags.length} role.granted)`,
+    );
+    t.equal(requeued, 0, 'nothing handed back');
+    t.ok(p(0.99) < 10_000, 'every buyer has the role within seconds of approving');
+    t.same(await brokenInvariants(stack), []);
+  },
+);

@@ -15,7 +15,11 @@ button{font-size:1.1rem;padding:.6rem 1.4rem;margin-right:.5rem;border-radius:1.
 <p>${esc(unit.description ?? 'Your order')}</p>
 <p class="amount">${esc(unit.amount.value)} ${esc(unit.amount.currency_code)}</p>
 <p>Order <code>${esc(o.id)}</code>: ${esc(o.status)}</p>
-${open ? `<form method="post" action="/checkoutnow/approve" style="display:inline"><input type="hidden" name="token" value="${esc(o.id)}"><button id="approve" type="submit">Approve</button></form>
-<form method="post" action="/checkoutnow/cancel" style="display:inline"><input type="hidden" name="token" value="${esc(o.id)}"><button id="cancel" type="submit">Cancel</button></form>` : '<p>This order can no longer be approved.</p>'}
+${
+  open
+    ? `<form method="post" action="/checkoutnow/approve" style="display:inline"><input type="hidden" name="token" value="${esc(o.id)}"><button id="approve" type="submit">Approve</button></form>
+<form method="post" action="/checkoutnow/cancel" style="display:inline"><input type="hidden" name="token" value="${esc(o.id)}"><button id="cancel" type="submit">Cancel</button></form>`
+    : '<p>This order can no longer be approved.</p>'
+}
 </body></html>`;
 }

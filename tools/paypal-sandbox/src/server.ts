@@ -19,16 +19,27 @@ export interface SandboxOptions {
 
 const MESSAGES: Record<number, [string, string]> = {
   400: ['INVALID_REQUEST', 'Request is not well-formed, syntactically incorrect, or violates schema.'],
-  401: ['AUTHENTICATION_FAILURE', 'Authentication failed due to invalid authentication credentials or a missing Authorization header.'],
+  401: [
+    'AUTHENTICATION_FAILURE',
+    'Authentication failed due to invalid authentication credentials or a missing Authorization header.',
+  ],
   404: ['RESOURCE_NOT_FOUND', 'The specified resource does not exist.'],
-  422: ['UNPROCESSABLE_ENTITY', 'The requested action could not be performed, semantically incorrect, or failed business validation.'],
+  422: [
+    'UNPROCESSABLE_ENTITY',
+    'The requested action could not be performed, semantically incorrect, or failed business validation.',
+  ],
   429: ['RATE_LIMIT_REACHED', 'Too many requests. Blocked due to rate limiting.'],
   500: ['INTERNAL_SERVER_ERROR', 'An internal server error has occurred.'],
   503: ['SERVICE_UNAVAILABLE', 'Service Unavailable.'],
 };
 
 class PayPalError extends Error {
-  constructor(readonly status: number, readonly issue: string, readonly description: string, readonly retryAfterS?: number) {
+  constructor(
+    readonly status: number,
+    readonly issue: string,
+    readonly description: string,
+    readonly retryAfterS?: number,
+  ) {
     super(description);
   }
 }
@@ -40,12 +51,23 @@ const minor = (m: { currency_code: string; value: string }) => fromPayPalValue(m
  * A local stand-in for PayPal's REST API (OAuth2, Orders v2, captures, refunds, webhook
  * verification) and its webhooks, speaking PayPal's shapes so the real SDK can be pointed at it.
  */
-export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; state: SandboxState; webhooks: WebhookSender } {
+export function buildSandbox(opts: SandboxOptions): {
+  app: FastifyInstance;
+  state: SandboxState;
+  webhooks: WebhookSender;
+} {
   const state = new SandboxState();
-  const webhooks = new WebhookSender({
-    url: opts.webhookUrl, webhookId: opts.webhookId, secret: `${opts.clientSecret}:webhooks`, publicUrl: opts.publicUrl,
-    retryBaseMs: opts.webhookRetryBaseMs ?? 1_000, maxAttempts: opts.webhookMaxAttempts ?? 8,
-  }, () => state.behaviour);
+  const webhooks = new WebhookSender(
+    {
+      url: opts.webhookUrl,
+      webhookId: opts.webhookId,
+      secret: `${opts.clientSecret}:webhooks`,
+      publicUrl: opts.publicUrl,
+      retryBaseMs: opts.webhookRetryBaseMs ?? 1_000,
+      maxAttempts: opts.webhookMaxAttempts ?? 8,
+    },
+    () => state.behaviour,
+  );
   const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, forceCloseConnections: true });
   app.register(formbody);
   // Keep raw JSON text: verify-webhook-signature must see the event exactly as sent.
@@ -56,16 +78,33 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
       done(new PayPalError(400, 'MALFORMED_REQUEST_JSON', 'The request JSON is not well formed.'), undefined);
     }
   });
-  const json = (req: FastifyRequest) => ((req.body as { json?: unknown } | undefined)?.json ?? {}) as Record<string, any>;
+  const json = (req: FastifyRequest) =>
+    ((req.body as { json?: unknown } | undefined)?.json ?? {}) as Record<string, any>;
   const link = (path: string, rel: string, method = 'GET') => ({ href: `${opts.publicUrl}${path}`, rel, method });
 
   app.setErrorHandler((err: Error, req, reply) => {
     const e = err instanceof PayPalError ? err : new PayPalError(500, 'INTERNAL_SERVER_ERROR', err.message);
     const [name, message] = MESSAGES[e.status] ?? MESSAGES[500]!;
-    if (req.url.startsWith('/v1/oauth2')) return reply.status(e.status).send({ error: 'invalid_client', error_description: e.description });
+    if (req.url.startsWith('/v1/oauth2'))
+      return reply.status(e.status).send({ error: 'invalid_client', error_description: e.description });
     // PayPal's rate limit: RATE_LIMIT_REACHED without details, and when to come back.
-    if (e.status === 429) return reply.status(429).header('retry-after', String(e.retryAfterS ?? 1)).send({ name, message, debug_id: newId('', 13).toLowerCase() });
-    return reply.status(e.status).send({ name, message, debug_id: newId('', 13).toLowerCase(), details: [{ issue: e.issue, description: e.description }], links: [{ href: `https://developer.paypal.com/api/rest/reference/orders/v2/errors/#${e.issue}`, rel: 'information_link' }] });
+    if (e.status === 429)
+      return reply
+        .status(429)
+        .header('retry-after', String(e.retryAfterS ?? 1))
+        .send({ name, message, debug_id: newId('', 13).toLowerCase() });
+    return reply.status(e.status).send({
+      name,
+      message,
+      debug_id: newId('', 13).toLowerCase(),
+      details: [{ issue: e.issue, description: e.description }],
+      links: [
+        {
+          href: `https://developer.paypal.com/api/rest/reference/orders/v2/errors/#${e.issue}`,
+          rel: 'information_link',
+        },
+      ],
+    });
   });
 
   // Record every API call, apply the configured failures and delays, check the bearer token.
@@ -82,22 +121,41 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const fail = state.behaviour.failures.find((f) => f.count > 0 && key.includes(f.match));
     if (fail) {
       fail.count -= 1;
-      throw new PayPalError(fail.status, fail.status >= 500 ? 'INTERNAL_SERVICE_ERROR' : 'INVALID_REQUEST', 'a failure the test asked for', fail.retryAfterS);
+      throw new PayPalError(
+        fail.status,
+        fail.status >= 500 ? 'INTERNAL_SERVICE_ERROR' : 'INVALID_REQUEST',
+        'a failure the test asked for',
+        fail.retryAfterS,
+      );
     }
     if (path === '/v1/oauth2/token') return;
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (!token || !state.tokens.has(token)) throw new PayPalError(401, 'invalid_token', 'Token signature verification failed');
+    if (!token || !state.tokens.has(token))
+      throw new PayPalError(401, 'invalid_token', 'Token signature verification failed');
   });
   app.addHook('onSend', async (req, reply, payload) => {
     const path = req.url.split('?')[0] ?? '';
     if (path.startsWith('/v1/') || path.startsWith('/v2/')) {
-      state.calls.push({ at: now(), method: req.method, path, requestId: (req.headers['paypal-request-id'] as string | undefined) ?? null, prefer: (req.headers['prefer'] as string | undefined) ?? null, body: (req.body as { json?: unknown } | undefined)?.json ?? req.body ?? null, status: reply.statusCode });
+      state.calls.push({
+        at: now(),
+        method: req.method,
+        path,
+        requestId: (req.headers['paypal-request-id'] as string | undefined) ?? null,
+        prefer: (req.headers['prefer'] as string | undefined) ?? null,
+        body: (req.body as { json?: unknown } | undefined)?.json ?? req.body ?? null,
+        status: reply.statusCode,
+      });
     }
     return payload;
   });
 
   /** PayPal-Request-Id: the same id replays the first successful answer. */
-  async function idempotent(req: FastifyRequest, reply: FastifyReply, op: string, run: () => { status: number; body: unknown }) {
+  async function idempotent(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    op: string,
+    run: () => { status: number; body: unknown },
+  ) {
     const rid = req.headers['paypal-request-id'] as string | undefined;
     const key = rid ? `${op}:${rid}` : undefined;
     const seen = key ? state.idempotent.get(key) : undefined;
@@ -113,30 +171,65 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     if (o.status === 'APPROVED') links.push(link(`/v2/checkout/orders/${o.id}/capture`, 'capture', 'POST'));
     const paypal = { ...o.payment_source.paypal };
     delete paypal['experience_context'];
-    if (o.vault_id) paypal['attributes'] = { vault: { id: o.vault_id, status: 'VAULTED', customer: { id: state.vault.get(o.vault_id)?.customerId }, links: [] } };
+    if (o.vault_id)
+      paypal['attributes'] = {
+        vault: {
+          id: o.vault_id,
+          status: 'VAULTED',
+          customer: { id: state.vault.get(o.vault_id)?.customerId },
+          links: [],
+        },
+      };
     return {
-      id: o.id, intent: o.intent, status: o.status, payment_source: { paypal }, create_time: o.create_time, update_time: o.update_time,
-      purchase_units: o.purchase_units.map((u) => ({ ...u, payments: u.payments ? { captures: u.payments.captures.map(captureView) } : undefined })), links,
+      id: o.id,
+      intent: o.intent,
+      status: o.status,
+      payment_source: { paypal },
+      create_time: o.create_time,
+      update_time: o.update_time,
+      purchase_units: o.purchase_units.map((u) => ({
+        ...u,
+        payments: u.payments ? { captures: u.payments.captures.map(captureView) } : undefined,
+      })),
+      links,
     };
   };
-  const captureView = (c: Capture) => { const { refunded: _r, ...rest } = c; return rest; };
+  const captureView = (c: Capture) => {
+    const { refunded: _r, ...rest } = c;
+    return rest;
+  };
   const minimalView = (id: string, status: string, links: unknown[]) => ({ id, status, links });
 
   function captureOrder(o: Order): Capture {
     const unit = o.purchase_units[0]!;
-    const perVault = o.vault_id ? state.behaviour.declineVaults[o.vault_id] ?? 0 : 0;
+    const perVault = o.vault_id ? (state.behaviour.declineVaults[o.vault_id] ?? 0) : 0;
     if (perVault > 0) state.behaviour.declineVaults[o.vault_id!] = perVault - 1;
     if (perVault > 0 || state.behaviour.declineCaptures > 0) {
       if (perVault <= 0) state.behaviour.declineCaptures -= 1;
-      throw new PayPalError(422, 'INSTRUMENT_DECLINED', 'The instrument presented was either declined by the processor or bank, or it can\'t be used for this payment.');
+      throw new PayPalError(
+        422,
+        'INSTRUMENT_DECLINED',
+        "The instrument presented was either declined by the processor or bank, or it can't be used for this payment.",
+      );
     }
     const charged = minor(unit.amount) + state.behaviour.captureAmountDelta;
     const id = newId('', 17);
     const capture: Capture = {
-      id, status: state.behaviour.capturePending ? 'PENDING' : 'COMPLETED', amount: toPayPalAmount(charged, unit.amount.currency_code),
-      custom_id: unit.custom_id, final_capture: true, seller_protection: { status: 'ELIGIBLE' }, create_time: now(), update_time: now(),
-      supplementary_data: { related_ids: { order_id: o.id } }, refunded: 0,
-      links: [link(`/v2/payments/captures/${id}`, 'self'), link(`/v2/payments/captures/${id}/refund`, 'refund', 'POST'), link(`/v2/checkout/orders/${o.id}`, 'up')],
+      id,
+      status: state.behaviour.capturePending ? 'PENDING' : 'COMPLETED',
+      amount: toPayPalAmount(charged, unit.amount.currency_code),
+      custom_id: unit.custom_id,
+      final_capture: true,
+      seller_protection: { status: 'ELIGIBLE' },
+      create_time: now(),
+      update_time: now(),
+      supplementary_data: { related_ids: { order_id: o.id } },
+      refunded: 0,
+      links: [
+        link(`/v2/payments/captures/${id}`, 'self'),
+        link(`/v2/payments/captures/${id}/refund`, 'refund', 'POST'),
+        link(`/v2/checkout/orders/${o.id}`, 'up'),
+      ],
     };
     unit.payments = { captures: [capture] };
     state.captures.set(id, { capture, orderId: o.id });
@@ -145,84 +238,182 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     if (o.store_in_vault && !o.vault_id) {
       const vaultId = newId('', 7).toLowerCase();
       o.vault_id = vaultId;
-      state.vault.set(vaultId, { customerId: newId('', 10), deleted: false, orderId: o.id, ...(unit.custom_id ? { customId: unit.custom_id } : {}) });
-      webhooks.emit('VAULT.PAYMENT-TOKEN.CREATED', 'payment_token', { id: vaultId, customer: { id: state.vault.get(vaultId)!.customerId }, metadata: { order_id: o.id }, payment_source: { paypal: {} }, links: [] }, 'A payment token has been created.');
+      state.vault.set(vaultId, {
+        customerId: newId('', 10),
+        deleted: false,
+        orderId: o.id,
+        ...(unit.custom_id ? { customId: unit.custom_id } : {}),
+      });
+      webhooks.emit(
+        'VAULT.PAYMENT-TOKEN.CREATED',
+        'payment_token',
+        {
+          id: vaultId,
+          customer: { id: state.vault.get(vaultId)!.customerId },
+          metadata: { order_id: o.id },
+          payment_source: { paypal: {} },
+          links: [],
+        },
+        'A payment token has been created.',
+      );
     }
-    webhooks.emit(capture.status === 'PENDING' ? 'PAYMENT.CAPTURE.PENDING' : 'PAYMENT.CAPTURE.COMPLETED', 'capture', captureView(capture), `Payment ${capture.status === 'PENDING' ? 'pending' : 'completed'} for ${capture.amount.value} ${capture.amount.currency_code}`);
+    webhooks.emit(
+      capture.status === 'PENDING' ? 'PAYMENT.CAPTURE.PENDING' : 'PAYMENT.CAPTURE.COMPLETED',
+      'capture',
+      captureView(capture),
+      `Payment ${capture.status === 'PENDING' ? 'pending' : 'completed'} for ${capture.amount.value} ${capture.amount.currency_code}`,
+    );
     return capture;
   }
 
   app.post('/v1/oauth2/token', async (req) => {
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const [id, secret] = Buffer.from(basic ?? '', 'base64').toString().split(':');
-    if (id !== opts.clientId || secret !== opts.clientSecret) throw new PayPalError(401, 'invalid_client', 'Client Authentication failed');
+    const [id, secret] = Buffer.from(basic ?? '', 'base64')
+      .toString()
+      .split(':');
+    if (id !== opts.clientId || secret !== opts.clientSecret)
+      throw new PayPalError(401, 'invalid_client', 'Client Authentication failed');
     const token = `A21AA${newId('', 40)}`;
     state.tokens.add(token);
-    return { scope: 'https://uri.paypal.com/services/payments/payment', access_token: token, token_type: 'Bearer', app_id: 'APP-80W284485P519543T', expires_in: 32400, nonce: `${now()}${newId('', 10)}` };
+    return {
+      scope: 'https://uri.paypal.com/services/payments/payment',
+      access_token: token,
+      token_type: 'Bearer',
+      app_id: 'APP-80W284485P519543T',
+      expires_in: 32400,
+      nonce: `${now()}${newId('', 10)}`,
+    };
   });
 
-  app.post('/v2/checkout/orders', async (req, reply) => idempotent(req, reply, 'create', () => {
-    const b = json(req);
-    const unit = b['purchase_units']?.[0];
-    if (b['intent'] !== 'CAPTURE' && b['intent'] !== 'AUTHORIZE') throw new PayPalError(400, 'INVALID_PARAMETER_VALUE', 'intent must be CAPTURE or AUTHORIZE');
-    if (!unit?.amount?.currency_code || typeof unit.amount.value !== 'string') throw new PayPalError(400, 'MISSING_REQUIRED_PARAMETER', 'purchase_units[0].amount is required');
-    try { minor(unit.amount); } catch { throw new PayPalError(422, 'DECIMAL_PRECISION', 'The value of the field should not have more than 2 decimal places.'); }
-    const paypal = (b['payment_source']?.paypal ?? {}) as Record<string, any>;
-    const o: Order = {
-      id: newId('', 17), intent: b['intent'], status: 'PAYER_ACTION_REQUIRED', create_time: now(), update_time: now(),
-      purchase_units: [{ reference_id: unit.reference_id ?? 'default', custom_id: unit.custom_id, description: unit.description, amount: unit.amount }],
-      payment_source: { paypal }, return_url: paypal['experience_context']?.return_url, cancel_url: paypal['experience_context']?.cancel_url,
-      store_in_vault: paypal['attributes']?.vault?.store_in_vault === 'ON_SUCCESS',
-    };
-    if (typeof paypal['vault_id'] === 'string') {
-      const token = state.vault.get(paypal['vault_id']);
-      if (!token || token.deleted) throw new PayPalError(422, 'INVALID_PAYMENT_SOURCE', 'The vault id is unknown or deleted.');
-      o.vault_id = paypal['vault_id'];
-      o.store_in_vault = false;
-      captureOrder(o);
+  app.post('/v2/checkout/orders', async (req, reply) =>
+    idempotent(req, reply, 'create', () => {
+      const b = json(req);
+      const unit = b['purchase_units']?.[0];
+      if (b['intent'] !== 'CAPTURE' && b['intent'] !== 'AUTHORIZE')
+        throw new PayPalError(400, 'INVALID_PARAMETER_VALUE', 'intent must be CAPTURE or AUTHORIZE');
+      if (!unit?.amount?.currency_code || typeof unit.amount.value !== 'string')
+        throw new PayPalError(400, 'MISSING_REQUIRED_PARAMETER', 'purchase_units[0].amount is required');
+      try {
+        minor(unit.amount);
+      } catch {
+        throw new PayPalError(
+          422,
+          'DECIMAL_PRECISION',
+          'The value of the field should not have more than 2 decimal places.',
+        );
+      }
+      const paypal = (b['payment_source']?.paypal ?? {}) as Record<string, any>;
+      const o: Order = {
+        id: newId('', 17),
+        intent: b['intent'],
+        status: 'PAYER_ACTION_REQUIRED',
+        create_time: now(),
+        update_time: now(),
+        purchase_units: [
+          {
+            reference_id: unit.reference_id ?? 'default',
+            custom_id: unit.custom_id,
+            description: unit.description,
+            amount: unit.amount,
+          },
+        ],
+        payment_source: { paypal },
+        return_url: paypal['experience_context']?.return_url,
+        cancel_url: paypal['experience_context']?.cancel_url,
+        store_in_vault: paypal['attributes']?.vault?.store_in_vault === 'ON_SUCCESS',
+      };
+      if (typeof paypal['vault_id'] === 'string') {
+        const token = state.vault.get(paypal['vault_id']);
+        if (!token || token.deleted)
+          throw new PayPalError(422, 'INVALID_PAYMENT_SOURCE', 'The vault id is unknown or deleted.');
+        o.vault_id = paypal['vault_id'];
+        o.store_in_vault = false;
+        captureOrder(o);
+        state.orders.set(o.id, o);
+        return { status: 201, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
+      }
       state.orders.set(o.id, o);
-      return { status: 201, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
-    }
-    state.orders.set(o.id, o);
-    return { status: 200, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
-  }));
+      return { status: 200, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
+    }),
+  );
 
   app.get('/v2/checkout/orders/:id', async (req) => {
     const o = state.orders.get((req.params as { id: string }).id);
-    if (!o) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist. Please check the resource ID and try again.');
+    if (!o)
+      throw new PayPalError(
+        404,
+        'INVALID_RESOURCE_ID',
+        'Specified resource ID does not exist. Please check the resource ID and try again.',
+      );
     return orderView(o);
   });
 
-  app.post('/v2/checkout/orders/:id/capture', async (req, reply) => idempotent(req, reply, `capture:${(req.params as { id: string }).id}`, () => {
-    const o = state.orders.get((req.params as { id: string }).id);
-    if (!o) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist. Please check the resource ID and try again.');
-    if (o.status === 'COMPLETED') throw new PayPalError(422, 'ORDER_ALREADY_CAPTURED', 'Order already captured.If \'intent=CAPTURE\' only one capture per order is allowed.');
-    if (o.status !== 'APPROVED') throw new PayPalError(422, 'ORDER_NOT_APPROVED', 'Payer has not yet approved the Order for payment.');
-    captureOrder(o);
-    return { status: 201, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
-  }));
+  app.post('/v2/checkout/orders/:id/capture', async (req, reply) =>
+    idempotent(req, reply, `capture:${(req.params as { id: string }).id}`, () => {
+      const o = state.orders.get((req.params as { id: string }).id);
+      if (!o)
+        throw new PayPalError(
+          404,
+          'INVALID_RESOURCE_ID',
+          'Specified resource ID does not exist. Please check the resource ID and try again.',
+        );
+      if (o.status === 'COMPLETED')
+        throw new PayPalError(
+          422,
+          'ORDER_ALREADY_CAPTURED',
+          "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
+        );
+      if (o.status !== 'APPROVED')
+        throw new PayPalError(422, 'ORDER_NOT_APPROVED', 'Payer has not yet approved the Order for payment.');
+      captureOrder(o);
+      return { status: 201, body: minimal(req) ? minimalView(o.id, o.status, orderView(o).links) : orderView(o) };
+    }),
+  );
 
-  app.post('/v2/payments/captures/:id/refund', async (req, reply) => idempotent(req, reply, `refund:${(req.params as { id: string }).id}`, () => {
-    const found = state.captures.get((req.params as { id: string }).id);
-    if (!found) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist.');
-    const c = found.capture;
-    const b = json(req);
-    const total = minor(c.amount);
-    const amount = b['amount'] ? minor(b['amount']) : total - c.refunded;
-    if (b['amount'] && b['amount'].currency_code !== c.amount.currency_code) throw new PayPalError(422, 'REFUND_CURRENCY_MISMATCH', 'Refund must be in the same currency as the capture.');
-    if (c.status !== 'COMPLETED' && c.status !== 'PARTIALLY_REFUNDED') throw new PayPalError(422, c.status === 'REFUNDED' ? 'CAPTURE_FULLY_REFUNDED' : 'REFUND_NOT_ALLOWED', 'The capture cannot be refunded.');
-    if (amount <= 0 || c.refunded + amount > total) throw new PayPalError(422, 'REFUND_AMOUNT_EXCEEDED', 'The refund amount must be less than or equal to the capture amount that has not yet been refunded.');
-    c.refunded += amount;
-    c.status = c.refunded >= total ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
-    const id = newId('', 17);
-    const refund: Refund = {
-      id, status: 'COMPLETED', amount: toPayPalAmount(amount, c.amount.currency_code), ...(b['custom_id'] ? { custom_id: b['custom_id'] } : {}),
-      create_time: now(), update_time: now(), links: [link(`/v2/payments/refunds/${id}`, 'self'), link(`/v2/payments/captures/${c.id}`, 'up')],
-    };
-    state.refunds.set(id, refund);
-    webhooks.emit('PAYMENT.CAPTURE.REFUNDED', 'refund', refund, `A ${refund.amount.value} ${refund.amount.currency_code} capture payment was refunded`);
-    return { status: 201, body: minimal(req) ? minimalView(id, refund.status, refund.links) : refund };
-  }));
+  app.post('/v2/payments/captures/:id/refund', async (req, reply) =>
+    idempotent(req, reply, `refund:${(req.params as { id: string }).id}`, () => {
+      const found = state.captures.get((req.params as { id: string }).id);
+      if (!found) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist.');
+      const c = found.capture;
+      const b = json(req);
+      const total = minor(c.amount);
+      const amount = b['amount'] ? minor(b['amount']) : total - c.refunded;
+      if (b['amount'] && b['amount'].currency_code !== c.amount.currency_code)
+        throw new PayPalError(422, 'REFUND_CURRENCY_MISMATCH', 'Refund must be in the same currency as the capture.');
+      if (c.status !== 'COMPLETED' && c.status !== 'PARTIALLY_REFUNDED')
+        throw new PayPalError(
+          422,
+          c.status === 'REFUNDED' ? 'CAPTURE_FULLY_REFUNDED' : 'REFUND_NOT_ALLOWED',
+          'The capture cannot be refunded.',
+        );
+      if (amount <= 0 || c.refunded + amount > total)
+        throw new PayPalError(
+          422,
+          'REFUND_AMOUNT_EXCEEDED',
+          'The refund amount must be less than or equal to the capture amount that has not yet been refunded.',
+        );
+      c.refunded += amount;
+      c.status = c.refunded >= total ? 'REFUNDED' : 'PARTIALLY_REFUNDED';
+      const id = newId('', 17);
+      const refund: Refund = {
+        id,
+        status: 'COMPLETED',
+        amount: toPayPalAmount(amount, c.amount.currency_code),
+        ...(b['custom_id'] ? { custom_id: b['custom_id'] } : {}),
+        create_time: now(),
+        update_time: now(),
+        links: [link(`/v2/payments/refunds/${id}`, 'self'), link(`/v2/payments/captures/${c.id}`, 'up')],
+      };
+      state.refunds.set(id, refund);
+      webhooks.emit(
+        'PAYMENT.CAPTURE.REFUNDED',
+        'refund',
+        refund,
+        `A ${refund.amount.value} ${refund.amount.currency_code} capture payment was refunded`,
+      );
+      return { status: 201, body: minimal(req) ? minimalView(id, refund.status, refund.links) : refund };
+    }),
+  );
 
   app.get('/v2/payments/captures/:id', async (req) => {
     const found = state.captures.get((req.params as { id: string }).id);
@@ -232,13 +423,28 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
 
   app.post('/v1/notifications/verify-webhook-signature', async (req) => {
     const { raw, json: b } = req.body as { raw: string; json: Record<string, string> };
-    if (state.behaviour.verification === 'error') throw new PayPalError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable.');
-    for (const f of ['auth_algo', 'cert_url', 'transmission_id', 'transmission_sig', 'transmission_time', 'webhook_id', 'webhook_event']) {
+    if (state.behaviour.verification === 'error')
+      throw new PayPalError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable.');
+    for (const f of [
+      'auth_algo',
+      'cert_url',
+      'transmission_id',
+      'transmission_sig',
+      'transmission_time',
+      'webhook_id',
+      'webhook_event',
+    ]) {
       if (!b[f]) throw new PayPalError(400, 'MISSING_REQUIRED_PARAMETER', `${f} is required`);
     }
-    const ok = state.behaviour.verification === 'auto' && webhooks.verify({
-      transmissionId: b['transmission_id']!, transmissionTime: b['transmission_time']!, transmissionSig: b['transmission_sig']!, webhookId: b['webhook_id']!, rawEvent: rawMember(raw, 'webhook_event'),
-    });
+    const ok =
+      state.behaviour.verification === 'auto' &&
+      webhooks.verify({
+        transmissionId: b['transmission_id']!,
+        transmissionTime: b['transmission_time']!,
+        transmissionSig: b['transmission_sig']!,
+        webhookId: b['webhook_id']!,
+        rawEvent: rawMember(raw, 'webhook_event'),
+      });
     return { verification_status: ok ? 'SUCCESS' : 'FAILURE' };
   });
 
@@ -252,18 +458,30 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const o = state.orders.get(String((req.body as { token?: string }).token ?? ''));
     if (!o) return reply.status(404).type('text/html').send('<h1>This checkout does not exist.</h1>');
     approve(o);
-    return reply.redirect(`${o.return_url ?? opts.publicUrl}${(o.return_url ?? '').includes('?') ? '&' : '?'}token=${o.id}&PayerID=${newId('', 13)}`, 303);
+    return reply.redirect(
+      `${o.return_url ?? opts.publicUrl}${(o.return_url ?? '').includes('?') ? '&' : '?'}token=${o.id}&PayerID=${newId('', 13)}`,
+      303,
+    );
   });
   app.post('/checkoutnow/cancel', async (req, reply) => {
     const o = state.orders.get(String((req.body as { token?: string }).token ?? ''));
     if (!o) return reply.status(404).type('text/html').send('<h1>This checkout does not exist.</h1>');
-    return reply.redirect(`${o.cancel_url ?? opts.publicUrl}${(o.cancel_url ?? '').includes('?') ? '&' : '?'}token=${o.id}`, 303);
+    return reply.redirect(
+      `${o.cancel_url ?? opts.publicUrl}${(o.cancel_url ?? '').includes('?') ? '&' : '?'}token=${o.id}`,
+      303,
+    );
   });
   function approve(o: Order) {
     if (o.status !== 'PAYER_ACTION_REQUIRED' && o.status !== 'CREATED') return;
     o.status = 'APPROVED';
     o.update_time = now();
-    o.payment_source.paypal = { ...o.payment_source.paypal, email_address: 'buyer@example.com', account_id: newId('', 13), account_status: 'VERIFIED', name: { given_name: 'Demo', surname: 'Buyer' } };
+    o.payment_source.paypal = {
+      ...o.payment_source.paypal,
+      email_address: 'buyer@example.com',
+      account_id: newId('', 13),
+      account_status: 'VERIFIED',
+      name: { given_name: 'Demo', surname: 'Buyer' },
+    };
     webhooks.emit('CHECKOUT.ORDER.APPROVED', 'checkout-order', orderView(o), 'An order has been approved by buyer');
   }
 
@@ -271,9 +489,17 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
   app.get('/_control/calls', async () => state.calls);
   app.get('/_control/webhooks', async () => webhooks.sent.map(({ body, ...w }) => ({ ...w, event: JSON.parse(body) })));
   // What the outside world holds: every capture (with what was refunded of it) and every refund.
-  app.get('/_control/captures', async () => [...state.captures.values()].map(({ capture, orderId }) => ({
-    id: capture.id, orderId, status: capture.status, customId: capture.custom_id ?? null, amount: minor(capture.amount), currency: capture.amount.currency_code, refunded: capture.refunded,
-  })));
+  app.get('/_control/captures', async () =>
+    [...state.captures.values()].map(({ capture, orderId }) => ({
+      id: capture.id,
+      orderId,
+      status: capture.status,
+      customId: capture.custom_id ?? null,
+      amount: minor(capture.amount),
+      currency: capture.amount.currency_code,
+      refunded: capture.refunded,
+    })),
+  );
   app.get('/_control/refunds', async () => [...state.refunds.values()]);
   /** Calls held by a configured delay right now: a test can act while one is in flight. */
   app.get('/_control/held', async () => [...state.held]);
@@ -285,10 +511,16 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
   /** Delivers held events: `order` is "forward", "reverse" or a permutation of the held events' indexes. */
   app.post('/_control/webhooks/release', async (req) => {
     const order = json(req)['order'];
-    return { released: webhooks.release(Array.isArray(order) ? order.map(Number) : order === 'reverse' ? 'reverse' : 'forward') };
+    return {
+      released: webhooks.release(
+        Array.isArray(order) ? order.map(Number) : order === 'reverse' ? 'reverse' : 'forward',
+      ),
+    };
   });
   app.get('/_control/webhooks/held', async () => webhooks.heldTypes());
-  app.post('/_control/webhooks/:id/resend', async (req) => ({ resent: webhooks.resend((req.params as { id: string }).id) }));
+  app.post('/_control/webhooks/:id/resend', async (req) => ({
+    resent: webhooks.resend((req.params as { id: string }).id),
+  }));
   app.post('/_control/webhook-url', async (req) => {
     webhooks.setUrl(String(json(req)['url']));
     return { ok: true };
@@ -318,13 +550,25 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const id = newId('', 17);
     const reversal = {
       seller_payable_breakdown: {
-        gross_amount: amount, paypal_fee: toPayPalAmount(0, c.amount.currency_code), net_amount: amount, total_refunded_amount: amount,
+        gross_amount: amount,
+        paypal_fee: toPayPalAmount(0, c.amount.currency_code),
+        net_amount: amount,
+        total_refunded_amount: amount,
       },
-      amount, update_time: now(), create_time: now(),
+      amount,
+      update_time: now(),
+      create_time: now(),
       links: [link(`/v2/payments/refunds/${id}`, 'self'), link(`/v2/payments/captures/${c.id}`, 'up')],
-      id, note_to_payer: 'Payment reversed', status: 'COMPLETED',
+      id,
+      note_to_payer: 'Payment reversed',
+      status: 'COMPLETED',
     };
-    webhooks.emit('PAYMENT.CAPTURE.REVERSED', 'refund', reversal, `A ${amount.value} ${amount.currency_code} capture payment was reversed`);
+    webhooks.emit(
+      'PAYMENT.CAPTURE.REVERSED',
+      'refund',
+      reversal,
+      `A ${amount.value} ${amount.currency_code} capture payment was reversed`,
+    );
     return { ok: true };
   });
   app.post('/_control/vault', async (req) => {
@@ -336,7 +580,12 @@ export function buildSandbox(opts: SandboxOptions): { app: FastifyInstance; stat
     const token = state.vault.get((req.params as { id: string }).id);
     if (!token) throw new PayPalError(404, 'INVALID_RESOURCE_ID', 'no such payment token');
     token.deleted = true;
-    webhooks.emit('VAULT.PAYMENT-TOKEN.DELETED', 'payment_token', { id: (req.params as { id: string }).id }, 'A payment token has been deleted.');
+    webhooks.emit(
+      'VAULT.PAYMENT-TOKEN.DELETED',
+      'payment_token',
+      { id: (req.params as { id: string }).id },
+      'A payment token has been deleted.',
+    );
     return { ok: true };
   });
   app.post('/_control/reset', async () => {

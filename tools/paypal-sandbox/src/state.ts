@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto';
 
-export const newId = (prefix = '', n = 17) => prefix + randomBytes(n).toString('base64').replace(/[^A-Z0-9]/gi, '').toUpperCase().slice(0, n);
+export const newId = (prefix = '', n = 17) =>
+  prefix +
+  randomBytes(n)
+    .toString('base64')
+    .replace(/[^A-Z0-9]/gi, '')
+    .toUpperCase()
+    .slice(0, n);
 
-export interface Money { currency_code: string; value: string }
+export interface Money {
+  currency_code: string;
+  value: string;
+}
 
 export interface Capture {
   id: string;
@@ -32,7 +41,13 @@ export interface Order {
   id: string;
   intent: string;
   status: 'CREATED' | 'PAYER_ACTION_REQUIRED' | 'APPROVED' | 'VOIDED' | 'COMPLETED';
-  purchase_units: { reference_id?: string; custom_id?: string; description?: string; amount: Money; payments?: { captures: Capture[] } }[];
+  purchase_units: {
+    reference_id?: string;
+    custom_id?: string;
+    description?: string;
+    amount: Money;
+    payments?: { captures: Capture[] };
+  }[];
   payment_source: { paypal: Record<string, unknown> };
   return_url?: string;
   cancel_url?: string;
@@ -62,10 +77,25 @@ export interface Behaviour {
 }
 
 export const defaultBehaviour = (): Behaviour => ({
-  declineCaptures: 0, declineVaults: {}, capturePending: false, captureAmountDelta: 0, failures: [], delays: [], webhookMode: 'deliver', verification: 'auto',
+  declineCaptures: 0,
+  declineVaults: {},
+  capturePending: false,
+  captureAmountDelta: 0,
+  failures: [],
+  delays: [],
+  webhookMode: 'deliver',
+  verification: 'auto',
 });
 
-export interface Call { at: string; method: string; path: string; requestId: string | null; prefer: string | null; body: unknown; status: number }
+export interface Call {
+  at: string;
+  method: string;
+  path: string;
+  requestId: string | null;
+  prefer: string | null;
+  body: unknown;
+  status: number;
+}
 
 export class SandboxState {
   orders = new Map<string, Order>();
@@ -78,7 +108,11 @@ export class SandboxState {
   held = new Set<string>();
   behaviour: Behaviour = defaultBehaviour();
   reset(): void {
-    this.orders.clear(); this.captures.clear(); this.refunds.clear(); this.vault.clear(); this.idempotent.clear();
+    this.orders.clear();
+    this.captures.clear();
+    this.refunds.clear();
+    this.vault.clear();
+    this.idempotent.clear();
     this.calls = [];
     this.behaviour = defaultBehaviour();
   }

@@ -25,7 +25,9 @@ export interface WebhookOptions {
 }
 
 const sign = (secret: string, transmissionId: string, time: string, webhookId: string, body: string) =>
-  createHmac('sha256', secret).update(`${transmissionId}|${time}|${webhookId}|${crc32(Buffer.from(body, 'utf8'))}`).digest('base64');
+  createHmac('sha256', secret)
+    .update(`${transmissionId}|${time}|${webhookId}|${crc32(Buffer.from(body, 'utf8'))}`)
+    .digest('base64');
 
 /** Sends PayPal-shaped webhook events with PayPal's five headers, retrying on non-2xx answers. */
 export class WebhookSender {
@@ -35,7 +37,10 @@ export class WebhookSender {
   private readonly signatures = new Map<string, { sig: string; time: string }>();
   private timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly opts: WebhookOptions, private readonly behaviour: () => Behaviour) {}
+  constructor(
+    private readonly opts: WebhookOptions,
+    private readonly behaviour: () => Behaviour,
+  ) {}
 
   setUrl(url: string): void {
     this.opts.url = url;
@@ -45,13 +50,26 @@ export class WebhookSender {
     const id = `WH-${newId('', 8)}-${newId('', 17)}`;
     const now = new Date().toISOString();
     const event = {
-      id, event_version: '1.0', create_time: now, resource_type: resourceType, resource_version: '2.0', event_type: eventType, summary, resource,
+      id,
+      event_version: '1.0',
+      create_time: now,
+      resource_type: resourceType,
+      resource_version: '2.0',
+      event_type: eventType,
+      summary,
+      resource,
       links: [
         { href: `${this.opts.publicUrl}/v1/notifications/webhooks-events/${id}`, rel: 'self', method: 'GET' },
         { href: `${this.opts.publicUrl}/v1/notifications/webhooks-events/${id}/resend`, rel: 'resend', method: 'POST' },
       ],
     };
-    const record: SentWebhook = { id, eventType, transmissionId: randomUUID(), body: JSON.stringify(event), deliveries: [] };
+    const record: SentWebhook = {
+      id,
+      eventType,
+      transmissionId: randomUUID(),
+      body: JSON.stringify(event),
+      deliveries: [],
+    };
     this.sent.push(record);
     const mode = this.behaviour().webhookMode;
     if (mode === 'drop') return record;
@@ -67,8 +85,11 @@ export class WebhookSender {
 
   /** Delivers held events, in the order they were emitted or reversed. */
   release(order: 'forward' | 'reverse' | number[]): number {
-    const batch = Array.isArray(order) ? order.map((i) => this.held[i]).filter((f): f is () => void => Boolean(f))
-      : order === 'reverse' ? [...this.held].reverse() : [...this.held];
+    const batch = Array.isArray(order)
+      ? order.map((i) => this.held[i]).filter((f): f is () => void => Boolean(f))
+      : order === 'reverse'
+        ? [...this.held].reverse()
+        : [...this.held];
     this.held = [];
     batch.forEach((send) => send());
     return batch.length;
@@ -88,10 +109,24 @@ export class WebhookSender {
   }
 
   /** SPEC §4's verdict: SUCCESS only for an event we sent, byte for byte, signed for this webhook id. */
-  verify(input: { transmissionId: string; transmissionTime: string; transmissionSig: string; webhookId: string; rawEvent: string | null }): boolean {
+  verify(input: {
+    transmissionId: string;
+    transmissionTime: string;
+    transmissionSig: string;
+    webhookId: string;
+    rawEvent: string | null;
+  }): boolean {
     if (!input.rawEvent || input.webhookId !== this.opts.webhookId) return false;
-    const expected = sign(this.opts.secret, input.transmissionId, input.transmissionTime, input.webhookId, input.rawEvent);
-    return expected === input.transmissionSig && this.signatures.get(input.transmissionId)?.sig === input.transmissionSig;
+    const expected = sign(
+      this.opts.secret,
+      input.transmissionId,
+      input.transmissionTime,
+      input.webhookId,
+      input.rawEvent,
+    );
+    return (
+      expected === input.transmissionSig && this.signatures.get(input.transmissionId)?.sig === input.transmissionSig
+    );
   }
 
   close(): void {
@@ -102,33 +137,46 @@ export class WebhookSender {
   private deliver(record: SentWebhook, attempt: number): void {
     const url = this.opts.url;
     if (!url) return;
-    const transmissionId = attempt === 1 && !this.signatures.has(record.transmissionId) ? record.transmissionId : randomUUID();
+    const transmissionId =
+      attempt === 1 && !this.signatures.has(record.transmissionId) ? record.transmissionId : randomUUID();
     const time = new Date().toISOString();
     const sig = sign(this.opts.secret, transmissionId, time, this.opts.webhookId, record.body);
     this.signatures.set(transmissionId, { sig, time });
     fetch(url, {
-      method: 'POST', body: record.body, signal: AbortSignal.timeout(10_000),
+      method: 'POST',
+      body: record.body,
+      signal: AbortSignal.timeout(10_000),
       headers: {
-        'content-type': 'application/json', 'user-agent': 'PayPal/AUHD-214.0-58843540',
-        'paypal-transmission-id': transmissionId, 'paypal-transmission-time': time, 'paypal-transmission-sig': sig,
-        'paypal-cert-url': `${this.opts.publicUrl}/v1/notifications/certs/CERT-360caa42-fca2a594-stand-in`, 'paypal-auth-algo': 'SHA256withRSA',
+        'content-type': 'application/json',
+        'user-agent': 'PayPal/AUHD-214.0-58843540',
+        'paypal-transmission-id': transmissionId,
+        'paypal-transmission-time': time,
+        'paypal-transmission-sig': sig,
+        'paypal-cert-url': `${this.opts.publicUrl}/v1/notifications/certs/CERT-360caa42-fca2a594-stand-in`,
+        'paypal-auth-algo': 'SHA256withRSA',
       },
-    }).then(async (res) => {
-      await res.arrayBuffer().catch(() => undefined);
-      record.deliveries.push({ at: time, status: res.status });
-      if (!res.ok) this.retry(record, attempt);
-    }, (err: Error) => {
-      record.deliveries.push({ at: time, status: err.message });
-      this.retry(record, attempt);
-    });
+    }).then(
+      async (res) => {
+        await res.arrayBuffer().catch(() => undefined);
+        record.deliveries.push({ at: time, status: res.status });
+        if (!res.ok) this.retry(record, attempt);
+      },
+      (err: Error) => {
+        record.deliveries.push({ at: time, status: err.message });
+        this.retry(record, attempt);
+      },
+    );
   }
 
   private retry(record: SentWebhook, attempt: number): void {
     if (attempt >= this.opts.maxAttempts) return;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.deliver(record, attempt + 1);
-    }, this.opts.retryBaseMs * 2 ** (attempt - 1));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        this.deliver(record, attempt + 1);
+      },
+      this.opts.retryBaseMs * 2 ** (attempt - 1),
+    );
     this.timers.add(t);
   }
 }

@@ -18,54 +18,148 @@ const hook = http.createServer((req, res) => {
   });
 });
 await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-const { app, state } = buildSandbox({ clientId: 'cid', clientSecret: 'csecret', webhookId: 'WH-1', publicUrl: 'http://127.0.0.1:0', webhookUrl: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, webhookRetryBaseMs: 50 });
+const { app, state } = buildSandbox({
+  clientId: 'cid',
+  clientSecret: 'csecret',
+  webhookId: 'WH-1',
+  publicUrl: 'http://127.0.0.1:0',
+  webhookUrl: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+  webhookRetryBaseMs: 50,
+});
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const logLines: string[] = [];
-const logger = createLogger({ service: 'test', secrets: ['csecret'], stream: new Writable({ write(c, _e, cb) { logLines.push(c.toString()); cb(); } }) });
-const paypal = new PayPalProvider({ apiBase: base, clientId: 'cid', clientSecret: 'csecret', timeoutMs: 500, webhookId: 'WH-1', logger, attempts: 2 });
+const logger = createLogger({
+  service: 'test',
+  secrets: ['csecret'],
+  stream: new Writable({
+    write(c, _e, cb) {
+      logLines.push(c.toString());
+      cb();
+    },
+  }),
+});
+const paypal = new PayPalProvider({
+  apiBase: base,
+  clientId: 'cid',
+  clientSecret: 'csecret',
+  timeoutMs: 500,
+  webhookId: 'WH-1',
+  logger,
+  attempts: 2,
+});
 t.teardown(async () => {
   await app.close();
   hook.close();
 });
 
-const checkout = (paymentId: string) => paypal.createCheckout({ paymentId, amount: 499, currency: 'USD', description: 'Pro', returnUrl: 'http://shop/return', cancelUrl: 'http://shop/cancel', idempotencyKey: `${paymentId}:create` });
+const checkout = (paymentId: string) =>
+  paypal.createCheckout({
+    paymentId,
+    amount: 499,
+    currency: 'USD',
+    description: 'Pro',
+    returnUrl: 'http://shop/return',
+    cancelUrl: 'http://shop/cancel',
+    idempotencyKey: `${paymentId}:create`,
+  });
 
-t.test('create, approve, capture with vault; the same request id replays; a second capture reads the order', async (t) => {
-  const created = await checkout('11111111-1111-4111-8111-111111111111');
-  t.equal(created.status, 'PAYER_ACTION_REQUIRED');
-  t.match(created.approvalUrl, /\/checkoutnow\?token=/);
-  const again = await checkout('11111111-1111-4111-8111-111111111111');
-  t.equal(again.orderId, created.orderId, 'PayPal-Request-Id replays the first answer');
-  const createCall = state.calls.find((c) => c.path === '/v2/checkout/orders');
-  t.equal(createCall?.prefer, 'return=representation');
-  t.equal(createCall?.requestId, '11111111-1111-4111-8111-111111111111:create');
-  t.match(createCall?.body, { intent: 'CAPTURE', purchase_units: [{ custom_id: '11111111-1111-4111-8111-111111111111', amount: { currency_code: 'USD', value: '4.99' } }], payment_source: { paypal: { experience_context: { return_url: 'http://shop/return', cancel_url: 'http://shop/cancel', user_action: 'PAY_NOW' }, attributes: { vault: { store_in_vault: 'ON_SUCCESS', usage_type: 'MERCHANT', customer_type: 'CONSUMER' } } } } });
+t.test(
+  'create, approve, capture with vault; the same request id replays; a second capture reads the order',
+  async (t) => {
+    const created = await checkout('11111111-1111-4111-8111-111111111111');
+    t.equal(created.status, 'PAYER_ACTION_REQUIRED');
+    t.match(created.approvalUrl, /\/checkoutnow\?token=/);
+    const again = await checkout('11111111-1111-4111-8111-111111111111');
+    t.equal(again.orderId, created.orderId, 'PayPal-Request-Id replays the first answer');
+    const createCall = state.calls.find((c) => c.path === '/v2/checkout/orders');
+    t.equal(createCall?.prefer, 'return=representation');
+    t.equal(createCall?.requestId, '11111111-1111-4111-8111-111111111111:create');
+    t.match(createCall?.body, {
+      intent: 'CAPTURE',
+      purchase_units: [
+        { custom_id: '11111111-1111-4111-8111-111111111111', amount: { currency_code: 'USD', value: '4.99' } },
+      ],
+      payment_source: {
+        paypal: {
+          experience_context: {
+            return_url: 'http://shop/return',
+            cancel_url: 'http://shop/cancel',
+            user_action: 'PAY_NOW',
+          },
+          attributes: { vault: { store_in_vault: 'ON_SUCCESS', usage_type: 'MERCHANT', customer_type: 'CONSUMER' } },
+        },
+      },
+    });
 
-  await t.rejects(paypal.capture({ orderId: created.orderId, idempotencyKey: 'k1' }), ProviderRefusedError, 'an unapproved order is not captured');
-  await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
-  const captured = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'k2' });
-  t.equal(captured.status, 'COMPLETED');
-  t.match(captured.capture, { status: 'COMPLETED', amount: 499, currency: 'USD', customId: '11111111-1111-4111-8111-111111111111' });
-  t.ok(captured.vaultId, 'the vault id comes with the capture');
-  const second = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'k3' });
-  t.equal(second.capture?.id, captured.capture?.id, 'ORDER_ALREADY_CAPTURED is read as the existing capture');
+    await t.rejects(
+      paypal.capture({ orderId: created.orderId, idempotencyKey: 'k1' }),
+      ProviderRefusedError,
+      'an unapproved order is not captured',
+    );
+    await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
+    const captured = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'k2' });
+    t.equal(captured.status, 'COMPLETED');
+    t.match(captured.capture, {
+      status: 'COMPLETED',
+      amount: 499,
+      currency: 'USD',
+      customId: '11111111-1111-4111-8111-111111111111',
+    });
+    t.ok(captured.vaultId, 'the vault id comes with the capture');
+    const second = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'k3' });
+    t.equal(second.capture?.id, captured.capture?.id, 'ORDER_ALREADY_CAPTURED is read as the existing capture');
 
-  const renewal = await paypal.chargeVaulted({ paymentId: '22222222-2222-4222-8222-222222222222', amount: 499, currency: 'USD', description: 'Pro renewal', vaultId: captured.vaultId!, idempotencyKey: 'r1' });
-  t.equal(renewal.status, 'COMPLETED');
-  t.equal(renewal.capture?.customId, '22222222-2222-4222-8222-222222222222');
+    const renewal = await paypal.chargeVaulted({
+      paymentId: '22222222-2222-4222-8222-222222222222',
+      amount: 499,
+      currency: 'USD',
+      description: 'Pro renewal',
+      vaultId: captured.vaultId!,
+      idempotencyKey: 'r1',
+    });
+    t.equal(renewal.status, 'COMPLETED');
+    t.equal(renewal.capture?.customId, '22222222-2222-4222-8222-222222222222');
 
-  const refund = await paypal.refund({ captureId: captured.capture!.id, amount: 100, currency: 'USD', refundId: '33333333-3333-4333-8333-333333333333', idempotencyKey: 'ref1' });
-  t.equal(refund.status, 'COMPLETED');
-  const refundAgain = await paypal.refund({ captureId: captured.capture!.id, amount: 100, currency: 'USD', refundId: '33333333-3333-4333-8333-333333333333', idempotencyKey: 'ref1' });
-  t.equal(refundAgain.id, refund.id, 'a retried refund is not a second refund');
-  t.match(await paypal.refund({ captureId: captured.capture!.id, amount: 1000, currency: 'USD', refundId: 'x', idempotencyKey: 'ref2' }).catch((e: unknown) => e), { name: 'ProviderRefusedError', issue: 'REFUND_AMOUNT_EXCEEDED' });
-});
+    const refund = await paypal.refund({
+      captureId: captured.capture!.id,
+      amount: 100,
+      currency: 'USD',
+      refundId: '33333333-3333-4333-8333-333333333333',
+      idempotencyKey: 'ref1',
+    });
+    t.equal(refund.status, 'COMPLETED');
+    const refundAgain = await paypal.refund({
+      captureId: captured.capture!.id,
+      amount: 100,
+      currency: 'USD',
+      refundId: '33333333-3333-4333-8333-333333333333',
+      idempotencyKey: 'ref1',
+    });
+    t.equal(refundAgain.id, refund.id, 'a retried refund is not a second refund');
+    t.match(
+      await paypal
+        .refund({
+          captureId: captured.capture!.id,
+          amount: 1000,
+          currency: 'USD',
+          refundId: 'x',
+          idempotencyKey: 'ref2',
+        })
+        .catch((e: unknown) => e),
+      { name: 'ProviderRefusedError', issue: 'REFUND_AMOUNT_EXCEEDED' },
+    );
+  },
+);
 
 t.test('declines, 5xx and timeouts', async (t) => {
   const created = await checkout('44444444-4444-4444-8444-444444444444');
   await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
   state.behaviour.declineCaptures = 1;
-  t.match(await paypal.capture({ orderId: created.orderId, idempotencyKey: 'd1' }).catch((e: unknown) => e), { name: 'ProviderRefusedError', status: 422, issue: 'INSTRUMENT_DECLINED' });
+  t.match(await paypal.capture({ orderId: created.orderId, idempotencyKey: 'd1' }).catch((e: unknown) => e), {
+    name: 'ProviderRefusedError',
+    status: 422,
+    issue: 'INSTRUMENT_DECLINED',
+  });
   state.behaviour.failures.push({ match: 'POST /v2/checkout/orders', status: 503, count: 1 });
   const afterRetry = await checkout('55555555-5555-4555-8555-555555555555');
   t.ok(afterRetry.orderId, 'one 503 is retried with the same request id');
@@ -73,41 +167,80 @@ t.test('declines, 5xx and timeouts', async (t) => {
   await t.rejects(checkout('66666666-6666-4666-8666-666666666666'), ProviderUnavailableError);
   state.behaviour.delays.push({ match: 'GET /v2/checkout/orders', ms: 800 });
   const started = Date.now();
-  await t.rejects(paypal.getOrder(created.orderId), ProviderUnavailableError, 'PAYPAL_TIMEOUT_MS applies, not the SDK\'s 30 s');
+  await t.rejects(
+    paypal.getOrder(created.orderId),
+    ProviderUnavailableError,
+    "PAYPAL_TIMEOUT_MS applies, not the SDK's 30 s",
+  );
   t.ok(Date.now() - started < 3_000);
   state.behaviour.delays = [];
 });
 
-t.test('429 is "try later", not a refusal: retried after Retry-After with the same request id (issue 8, defect 11)', async (t) => {
-  const created = await checkout('77777777-7777-4777-8777-777777777777');
-  await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
-  state.behaviour.failures.push({ match: `POST /v2/checkout/orders/${created.orderId}/capture`, status: 429, count: 1, retryAfterS: 1 });
-  const before = state.calls.length;
-  const started = Date.now();
-  const captured = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'rl-1' });
-  t.equal(captured.capture?.status, 'COMPLETED', 'captured on the second try');
-  t.ok(Date.now() - started >= 900, 'waited as Retry-After asked');
-  const tries = state.calls.slice(before).filter((c) => c.path.endsWith('/capture'));
-  t.same(tries.map((c) => [c.status, c.requestId]), [[429, 'rl-1'], [201, 'rl-1']], 'the same PayPal-Request-Id on the retry');
-  state.behaviour.failures.push({ match: 'POST /v2/checkout/orders', status: 429, count: 5, retryAfterS: 0 });
-  const err = await checkout('88888888-8888-4888-8888-888888888888').catch((e: unknown) => e);
-  t.type(err, ProviderUnavailableError, 'a 429 that lasts is an unknown outcome to retry later, never a ProviderRefusedError');
-  state.behaviour.failures = [];
-});
+t.test(
+  '429 is "try later", not a refusal: retried after Retry-After with the same request id (issue 8, defect 11)',
+  async (t) => {
+    const created = await checkout('77777777-7777-4777-8777-777777777777');
+    await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
+    state.behaviour.failures.push({
+      match: `POST /v2/checkout/orders/${created.orderId}/capture`,
+      status: 429,
+      count: 1,
+      retryAfterS: 1,
+    });
+    const before = state.calls.length;
+    const started = Date.now();
+    const captured = await paypal.capture({ orderId: created.orderId, idempotencyKey: 'rl-1' });
+    t.equal(captured.capture?.status, 'COMPLETED', 'captured on the second try');
+    t.ok(Date.now() - started >= 900, 'waited as Retry-After asked');
+    const tries = state.calls.slice(before).filter((c) => c.path.endsWith('/capture'));
+    t.same(
+      tries.map((c) => [c.status, c.requestId]),
+      [
+        [429, 'rl-1'],
+        [201, 'rl-1'],
+      ],
+      'the same PayPal-Request-Id on the retry',
+    );
+    state.behaviour.failures.push({ match: 'POST /v2/checkout/orders', status: 429, count: 5, retryAfterS: 0 });
+    const err = await checkout('88888888-8888-4888-8888-888888888888').catch((e: unknown) => e);
+    t.type(
+      err,
+      ProviderUnavailableError,
+      'a 429 that lasts is an unknown outcome to retry later, never a ProviderRefusedError',
+    );
+    state.behaviour.failures = [];
+  },
+);
 
 t.test('provider answers are logged as a summary: no payer data, no vault id (SPEC §1)', async (t) => {
   const text = logLines.join('');
-  t.ok(logLines.some((l) => l.includes('paypal response') && l.includes('"captureStatus":"COMPLETED"')), 'ids and statuses are logged');
-  for (const secret of ['email_address', 'payer_id', '"given_name"', 'surname', '"vault":{"id"']) t.notOk(text.includes(secret), `${secret} never logged`);
+  t.ok(
+    logLines.some((l) => l.includes('paypal response') && l.includes('"captureStatus":"COMPLETED"')),
+    'ids and statuses are logged',
+  );
+  for (const secret of ['email_address', 'payer_id', '"given_name"', 'surname', '"vault":{"id"'])
+    t.notOk(text.includes(secret), `${secret} never logged`);
   const vaultIds = [...state.vault.keys()];
   t.ok(vaultIds.length > 0);
-  t.ok(vaultIds.every((id) => !text.includes(id)), 'no vault id in any line');
+  t.ok(
+    vaultIds.every((id) => !text.includes(id)),
+    'no vault id in any line',
+  );
 });
 
 t.test('webhooks: PayPal headers, retried on non-2xx, verified from the raw body only', async (t) => {
-  await waitFor(() => received.some((r) => JSON.parse(r.body).event_type === 'PAYMENT.CAPTURE.REFUNDED'), { what: 'the refund webhook' });
+  await waitFor(() => received.some((r) => JSON.parse(r.body).event_type === 'PAYMENT.CAPTURE.REFUNDED'), {
+    what: 'the refund webhook',
+  });
   const first = received[0]!;
-  for (const h of ['paypal-transmission-id', 'paypal-transmission-time', 'paypal-transmission-sig', 'paypal-cert-url', 'paypal-auth-algo']) t.ok(first.headers[h], h);
+  for (const h of [
+    'paypal-transmission-id',
+    'paypal-transmission-time',
+    'paypal-transmission-sig',
+    'paypal-cert-url',
+    'paypal-auth-algo',
+  ])
+    t.ok(first.headers[h], h);
   const firstEvent = JSON.parse(first.body).id;
   t.ok(received.filter((r) => JSON.parse(r.body).id === firstEvent).length >= 2, 'a 500 answer is retried');
   const sample = received.find((r) => JSON.parse(r.body).event_type === 'PAYMENT.CAPTURE.COMPLETED')!;
@@ -115,14 +248,24 @@ t.test('webhooks: PayPal headers, retried on non-2xx, verified from the raw body
   t.equal(await paypal.verifyWebhook({ headers, rawBody: sample.body }), true, 'the raw body verifies');
   const reserialised = JSON.stringify(JSON.parse(sample.body), null, 1);
   t.equal(await paypal.verifyWebhook({ headers, rawBody: reserialised }), false, 'a re-serialised body does not');
-  t.equal(await paypal.verifyWebhook({ headers: { ...headers, 'paypal-transmission-sig': 'forged' }, rawBody: sample.body }), false);
+  t.equal(
+    await paypal.verifyWebhook({ headers: { ...headers, 'paypal-transmission-sig': 'forged' }, rawBody: sample.body }),
+    false,
+  );
   state.behaviour.verification = 'error';
   await t.rejects(paypal.verifyWebhook({ headers, rawBody: sample.body }), ProviderUnavailableError);
   state.behaviour.verification = 'auto';
   const action = paypal.parseWebhook(JSON.parse(sample.body));
   t.match(action, { kind: 'capture_completed', capture: { status: 'COMPLETED', amount: 499, currency: 'USD' } });
   const refundEvent = received.find((r) => JSON.parse(r.body).event_type === 'PAYMENT.CAPTURE.REFUNDED')!;
-  t.match(paypal.parseWebhook(JSON.parse(refundEvent.body)), { kind: 'capture_refunded', amount: 100, customId: '33333333-3333-4333-8333-333333333333' });
+  t.match(paypal.parseWebhook(JSON.parse(refundEvent.body)), {
+    kind: 'capture_refunded',
+    amount: 100,
+    customId: '33333333-3333-4333-8333-333333333333',
+  });
   t.ok(!logLines.join('').includes('csecret'), 'the client secret never reaches the log');
-  t.ok(logLines.some((l) => l.includes('paypal response')), 'provider responses are logged');
+  t.ok(
+    logLines.some((l) => l.includes('paypal response')),
+    'provider responses are logged',
+  );
 });

@@ -10,35 +10,80 @@ const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/${
 /** The shape of a JSON value: its keys, recursively, and the kinds of its leaves. */
 function shape(v: unknown): unknown {
   if (Array.isArray(v)) return v.length ? [shape(v[0])] : [];
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape((v as Record<string, unknown>)[k])]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, shape((v as Record<string, unknown>)[k])]),
+    );
   return typeof v;
 }
 
 t.test('PAYMENT.CAPTURE.REVERSED as PayPal publishes it: a refund naming the capture by its up link', async (t) => {
   const sample = fixture('payment-capture-reversed.json');
   t.same(parseWebhookEvent(sample), {
-    kind: 'capture_reversed', captureId: '4L335234718889942', refundId: '09E71677NS257044M', amount: 251, currency: 'USD',
+    kind: 'capture_reversed',
+    captureId: '4L335234718889942',
+    refundId: '09E71677NS257044M',
+    amount: 251,
+    currency: 'USD',
   });
 });
 
 t.test('the stand-in sends PAYMENT.CAPTURE.REVERSED in the published shape', async (t) => {
-  const { app, state, webhooks } = buildSandbox({ clientId: 'cid', clientSecret: 'csecret', webhookId: 'WH-1', publicUrl: 'http://127.0.0.1:1', webhookUrl: undefined });
+  const { app, state, webhooks } = buildSandbox({
+    clientId: 'cid',
+    clientSecret: 'csecret',
+    webhookId: 'WH-1',
+    publicUrl: 'http://127.0.0.1:1',
+    webhookUrl: undefined,
+  });
   t.teardown(() => app.close());
-  const token = (await app.inject({ method: 'POST', url: '/v1/oauth2/token', headers: { authorization: `Basic ${Buffer.from('cid:csecret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' })).json().access_token;
-  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json', prefer: 'return=representation' };
-  const order = (await app.inject({ method: 'POST', url: '/v2/checkout/orders', headers: auth, payload: {
-    intent: 'CAPTURE', purchase_units: [{ custom_id: 'pay-1', amount: { currency_code: 'USD', value: '2.51' } }],
-    payment_source: { paypal: { experience_context: { return_url: 'http://r', cancel_url: 'http://c' } } },
-  } })).json();
+  const token = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/oauth2/token',
+      headers: {
+        authorization: `Basic ${Buffer.from('cid:csecret').toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      payload: 'grant_type=client_credentials',
+    })
+  ).json().access_token;
+  const auth = {
+    authorization: `Bearer ${token}`,
+    'content-type': 'application/json',
+    prefer: 'return=representation',
+  };
+  const order = (
+    await app.inject({
+      method: 'POST',
+      url: '/v2/checkout/orders',
+      headers: auth,
+      payload: {
+        intent: 'CAPTURE',
+        purchase_units: [{ custom_id: 'pay-1', amount: { currency_code: 'USD', value: '2.51' } }],
+        payment_source: { paypal: { experience_context: { return_url: 'http://r', cancel_url: 'http://c' } } },
+      },
+    })
+  ).json();
   await app.inject({ method: 'POST', url: `/_control/orders/${order.id}/approve` });
-  const captured = (await app.inject({ method: 'POST', url: `/v2/checkout/orders/${order.id}/capture`, headers: auth, payload: {} })).json();
+  const captured = (
+    await app.inject({ method: 'POST', url: `/v2/checkout/orders/${order.id}/capture`, headers: auth, payload: {} })
+  ).json();
   const captureId = captured.purchase_units[0].payments.captures[0].id as string;
   t.ok(state.captures.has(captureId));
   await app.inject({ method: 'POST', url: `/_control/captures/${captureId}/reverse` });
   const sent = JSON.parse(webhooks.sent.find((w) => w.eventType === 'PAYMENT.CAPTURE.REVERSED')!.body);
   const sample = fixture('payment-capture-reversed.json');
   t.equal(sent.resource_type, sample.resource_type, 'resource_type "refund"');
-  t.same(shape(sent.resource), shape(sample.resource), 'the resource has exactly the sample\'s fields');
+  t.same(shape(sent.resource), shape(sample.resource), "the resource has exactly the sample's fields");
   t.notOk('custom_id' in sent.resource, 'no custom_id, as in the sample');
-  t.same(parseWebhookEvent(sent), { kind: 'capture_reversed', captureId, refundId: sent.resource.id, amount: 251, currency: 'USD' });
+  t.same(parseWebhookEvent(sent), {
+    kind: 'capture_reversed',
+    captureId,
+    refundId: sent.resource.id,
+    amount: 251,
+    currency: 'USD',
+  });
 });

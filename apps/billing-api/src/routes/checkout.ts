@@ -5,7 +5,10 @@ import { enqueue } from '@billing/messaging';
 import type { HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 
-const TokenQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 64 })), PayerID: Type.Optional(Type.String({ maxLength: 64 })) });
+const TokenQuery = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 64 })),
+  PayerID: Type.Optional(Type.String({ maxLength: 64 })),
+});
 
 function homeWith(home: string, outcome: string): string {
   const u = new URL(home);
@@ -15,34 +18,56 @@ function homeWith(home: string, outcome: string): string {
 
 /** SPEC §3: where PayPal sends the buyer back. Public; an unknown token gets the same 303. */
 export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): void {
-  app.get('/v1/checkout/return', {
-    schema: { tags: ['checkout'], summary: 'PayPal sends the buyer back here after approval', querystring: TokenQuery, response: { 303: Type.Null() } },
-  }, async (req, reply) => {
-    const token = req.query.token;
-    if (token) {
-      await rt.db.transaction().execute(async (trx) => {
-        const payment = await trx.selectFrom('payments').select('id').where('provider_order_id', '=', token).executeTakeFirst();
-        // Ask the payment-worker to look the order up and capture it, so a late webhook does not hold the buyer up.
-        if (payment) await enqueue(trx, PaymentCheckRequested, { orderId: token, source: 'return_url' });
-      });
-    }
-    return reply.redirect(homeWith(config.APP_HOME_URL, 'success'), 303);
-  });
+  app.get(
+    '/v1/checkout/return',
+    {
+      schema: {
+        tags: ['checkout'],
+        summary: 'PayPal sends the buyer back here after approval',
+        querystring: TokenQuery,
+        response: { 303: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const token = req.query.token;
+      if (token) {
+        await rt.db.transaction().execute(async (trx) => {
+          const payment = await trx
+            .selectFrom('payments')
+            .select('id')
+            .where('provider_order_id', '=', token)
+            .executeTakeFirst();
+          // Ask the payment-worker to look the order up and capture it, so a late webhook does not hold the buyer up.
+          if (payment) await enqueue(trx, PaymentCheckRequested, { orderId: token, source: 'return_url' });
+        });
+      }
+      return reply.redirect(homeWith(config.APP_HOME_URL, 'success'), 303);
+    },
+  );
 
-  app.get('/v1/checkout/cancel', {
-    schema: { tags: ['checkout'], summary: 'The buyer gave up at PayPal', querystring: TokenQuery, response: { 303: Type.Null() } },
-  }, async (req, reply) => {
-    const token = req.query.token;
-    if (token) {
-      await rt.db.transaction().execute(async (trx) => {
-        const payment = await payments.lock(trx, { orderId: token });
-        // Only an order still waiting for the buyer ends here; an approved one is being captured.
-        if (!payment || payment.status !== 'pending') return;
-        if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return;
-        const sub = await subscriptions.lockOrThrow(trx, payment.subscription_id);
-        await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
-      });
-    }
-    return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);
-  });
+  app.get(
+    '/v1/checkout/cancel',
+    {
+      schema: {
+        tags: ['checkout'],
+        summary: 'The buyer gave up at PayPal',
+        querystring: TokenQuery,
+        response: { 303: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const token = req.query.token;
+      if (token) {
+        await rt.db.transaction().execute(async (trx) => {
+          const payment = await payments.lock(trx, { orderId: token });
+          // Only an order still waiting for the buyer ends here; an approved one is being captured.
+          if (!payment || payment.status !== 'pending') return;
+          if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return;
+          const sub = await subscriptions.lockOrThrow(trx, payment.subscription_id);
+          await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+        });
+      }
+      return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);
+    },
+  );
 }

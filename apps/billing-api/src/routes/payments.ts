@@ -5,22 +5,56 @@ import type { BillingApiDeps } from '../app.js';
 import { IdParams, ListQuery, PaymentSchema, Problem } from '../schemas.js';
 
 export function paymentRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
-  app.get('/v1/payments', {
-    onRequest: app.authenticate,
-    schema: { tags: ['payments'], summary: "The caller's payments, newest first", security: [{ bearerAuth: [] }], querystring: ListQuery,
-      response: { 200: Type.Object({ items: Type.Array(PaymentSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: Problem, 401: Problem } },
-  }, async (req) => {
-    const { rows, nextCursor } = await keysetPage(rt.db.selectFrom('payments').selectAll().where('user_id', '=', req.userId), req.query.limit ?? 20, req.query.cursor);
-    return { items: rows.map(paymentView), nextCursor };
-  });
+  app.get(
+    '/v1/payments',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['payments'],
+        summary: "The caller's payments, newest first",
+        security: [{ bearerAuth: [] }],
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({ items: Type.Array(PaymentSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          400: Problem,
+          401: Problem,
+        },
+      },
+    },
+    async (req) => {
+      const { rows, nextCursor } = await keysetPage(
+        rt.db.selectFrom('payments').selectAll().where('user_id', '=', req.userId),
+        req.query.limit ?? 20,
+        req.query.cursor,
+      );
+      return { items: rows.map(paymentView), nextCursor };
+    },
+  );
 
-  app.get('/v1/payments/:id', {
-    onRequest: app.authenticate,
-    schema: { tags: ['payments'], summary: "One of the caller's payments", security: [{ bearerAuth: [] }], params: IdParams, response: { 200: PaymentSchema, 401: Problem, 404: Problem } },
-  }, async (req) => {
-    const id = req.params.id;
-    const row = isUuid(id) ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).where('user_id', '=', req.userId).executeTakeFirst() : undefined;
-    if (!row) throw new AppError('not-found', 'no such payment');
-    return paymentView(row);
-  });
+  app.get(
+    '/v1/payments/:id',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['payments'],
+        summary: "One of the caller's payments",
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: { 200: PaymentSchema, 401: Problem, 404: Problem },
+      },
+    },
+    async (req) => {
+      const id = req.params.id;
+      const row = isUuid(id)
+        ? await rt.db
+            .selectFrom('payments')
+            .selectAll()
+            .where('id', '=', id)
+            .where('user_id', '=', req.userId)
+            .executeTakeFirst()
+        : undefined;
+      if (!row) throw new AppError('not-found', 'no such payment');
+      return paymentView(row);
+    },
+  );
 }

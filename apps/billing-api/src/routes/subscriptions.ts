@@ -3,38 +3,79 @@ import { Type } from 'typebox';
 import type { Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { cancelSubscription, currentPeriod, isUuid, keysetPage, lockKey, payments, subscriptions, subscriptionView } from '@billing/billing-core';
+import {
+  cancelSubscription,
+  currentPeriod,
+  isUuid,
+  keysetPage,
+  lockKey,
+  payments,
+  subscriptions,
+  subscriptionView,
+} from '@billing/billing-core';
 import { NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
-import { CancelBody, CheckoutCreated, CreateSubscriptionBody, IdempotencyHeaders, CreateSubscriptionQuery, IdParams, ListQuery, Problem, SubscriptionSchema } from '../schemas.js';
+import {
+  CancelBody,
+  CheckoutCreated,
+  CreateSubscriptionBody,
+  IdempotencyHeaders,
+  CreateSubscriptionQuery,
+  IdParams,
+  ListQuery,
+  Problem,
+  SubscriptionSchema,
+} from '../schemas.js';
 import { withIdempotency, type StoredAnswer } from '../idempotency.js';
 import { SlidingWindowLimiter } from '../rate-limit.js';
 
-const errors = { 400: Problem, 401: Problem, 404: Problem, 409: Problem, 413: Problem, 415: Problem, 422: Problem, 429: Problem, 502: Problem, 503: Problem };
+const errors = {
+  400: Problem,
+  401: Problem,
+  404: Problem,
+  409: Problem,
+  413: Problem,
+  415: Problem,
+  422: Problem,
+  429: Problem,
+  502: Problem,
+  503: Problem,
+};
 
 export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
   const { rt, config, provider, auth } = deps;
   const limiter = new SlidingWindowLimiter(10, 60_000);
 
-  app.post('/v1/subscriptions', {
-    onRequest: app.authenticate,
-    schema: {
-      tags: ['subscriptions'], summary: 'Buy a plan: records the subscription and its first payment, creates the PayPal order',
-      security: [{ bearerAuth: [] }], body: CreateSubscriptionBody, querystring: CreateSubscriptionQuery, headers: IdempotencyHeaders,
-      response: { 201: CheckoutCreated, 303: Type.Null(), ...errors },
+  app.post(
+    '/v1/subscriptions',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Buy a plan: records the subscription and its first payment, creates the PayPal order',
+        security: [{ bearerAuth: [] }],
+        body: CreateSubscriptionBody,
+        querystring: CreateSubscriptionQuery,
+        headers: IdempotencyHeaders,
+        response: { 201: CheckoutCreated, 303: Type.Null(), ...errors },
+      },
     },
-  }, async (req, reply) => {
-    const answer = await withIdempotency(rt.db, req, req.userId, async () => {
-      const wait = limiter.take(req.userId);
-      if (wait) throw new AppError('rate-limited', 'at most 10 checkouts a minute; try again later', { 'retry-after': String(wait) });
-      return createCheckout(req.userId, req.body.planId, Boolean(req.query.redirect));
-    });
-    reply.headers(answer.headers);
-    if (answer.status === 303) return reply.redirect(answer.headers['location'] ?? '', 303);
-    return reply.status(answer.status).send(answer.body as never);
-  });
+    async (req, reply) => {
+      const answer = await withIdempotency(rt.db, req, req.userId, async () => {
+        const wait = limiter.take(req.userId);
+        if (wait)
+          throw new AppError('rate-limited', 'at most 10 checkouts a minute; try again later', {
+            'retry-after': String(wait),
+          });
+        return createCheckout(req.userId, req.body.planId, Boolean(req.query.redirect));
+      });
+      reply.headers(answer.headers);
+      if (answer.status === 303) return reply.redirect(answer.headers['location'] ?? '', 303);
+      return reply.status(answer.status).send(answer.body as never);
+    },
+  );
 
   async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
     // The plan and the user's current roles are independent reads: fetch them together.
@@ -44,44 +85,100 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       auth.getRoles(userId).catch((err: unknown) => err as Error),
     ]);
     if (!plan) throw new AppError('not-found', `no active plan "${planId}"`);
-    if (roles instanceof AuthUnavailableError) throw new AppError('auth-service-unavailable', 'the Auth service is unreachable; nothing was recorded, try again shortly', { 'retry-after': '5' });
+    if (roles instanceof AuthUnavailableError)
+      throw new AppError(
+        'auth-service-unavailable',
+        'the Auth service is unreachable; nothing was recorded, try again shortly',
+        { 'retry-after': '5' },
+      );
     if (roles instanceof Error) throw roles;
 
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
     await rt.db.transaction().execute(async (trx) => {
       await lockKey(trx, `user:${userId}`);
-      const same = await trx.selectFrom('subscriptions').selectAll().where('user_id', '=', userId).where('role', '=', plan.role)
-        .where('status', 'in', ['pending', 'active']).forUpdate().execute();
-      if (same.some((s) => s.status === 'active')) throw new AppError('already-subscribed', `an active subscription already grants the role "${plan.role}"`);
+      const same = await trx
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('role', '=', plan.role)
+        .where('status', 'in', ['pending', 'active'])
+        .forUpdate()
+        .execute();
+      if (same.some((s) => s.status === 'active'))
+        throw new AppError('already-subscribed', `an active subscription already grants the role "${plan.role}"`);
       const pendingIds = same.filter((s) => s.status === 'pending').map((s) => s.id);
       if (pendingIds.length) {
-        const approved = await trx.selectFrom('payments').select('id').where('subscription_id', 'in', pendingIds).where('status', '=', 'approved').executeTakeFirst();
-        if (approved) throw new AppError('checkout-in-progress', 'an earlier checkout for this role is already approved and being captured');
+        const approved = await trx
+          .selectFrom('payments')
+          .select('id')
+          .where('subscription_id', 'in', pendingIds)
+          .where('status', '=', 'approved')
+          .executeTakeFirst();
+        if (approved)
+          throw new AppError(
+            'checkout-in-progress',
+            'an earlier checkout for this role is already approved and being captured',
+          );
         // The new purchase replaces older unfinished checkouts for the same role.
-        const open = await trx.selectFrom('payments').selectAll().where('subscription_id', 'in', pendingIds).where('status', 'in', ['created', 'pending']).forUpdate().execute();
+        const open = await trx
+          .selectFrom('payments')
+          .selectAll()
+          .where('subscription_id', 'in', pendingIds)
+          .where('status', 'in', ['created', 'pending'])
+          .forUpdate()
+          .execute();
         for (const p of open) await payments.transition(trx, p, { type: 'superseded' });
         for (const older of same.filter((s) => s.status === 'pending')) {
-          await subscriptions.transition(trx, older, { type: 'replaced' }, { cancelled_at: new Date(), approval_url: null });
+          await subscriptions.transition(
+            trx,
+            older,
+            { type: 'replaced' },
+            { cancelled_at: new Date(), approval_url: null },
+          );
         }
       }
       // The role the Auth service showed is ours while a grant of ours lives, or has ended but its
       // revoke was not applied before we read the roles (issue 8, defect 9).
-      const liveGrant = await trx.selectFrom('role_grants').select('id').where('user_id', '=', userId).where('role', '=', plan.role)
-        .where((eb) => eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)])).executeTakeFirst();
+      const liveGrant = await trx
+        .selectFrom('role_grants')
+        .select('id')
+        .where('user_id', '=', userId)
+        .where('role', '=', plan.role)
+        .where((eb) =>
+          eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)]),
+        )
+        .executeTakeFirst();
       await subscriptions.create(trx, {
-        id: subscriptionId, user_id: userId, plan_id: plan.id, plan_name: plan.name, role: plan.role, amount: plan.amount, currency: plan.currency,
-        period: plan.period, role_held_before: roles.includes(plan.role) && !liveGrant,
+        id: subscriptionId,
+        user_id: userId,
+        plan_id: plan.id,
+        plan_name: plan.name,
+        role: plan.role,
+        amount: plan.amount,
+        currency: plan.currency,
+        period: plan.period,
+        role_held_before: roles.includes(plan.role) && !liveGrant,
       });
       await payments.create(trx, {
-        id: paymentId, subscription_id: subscriptionId, user_id: userId, kind: 'initial', amount: plan.amount, currency: plan.currency, period_index: 0, attempt: 0,
+        id: paymentId,
+        subscription_id: subscriptionId,
+        user_id: userId,
+        kind: 'initial',
+        amount: plan.amount,
+        currency: plan.currency,
+        period_index: 0,
+        attempt: 0,
       });
     });
 
     let checkout;
     try {
       checkout = await provider.createCheckout({
-        paymentId, amount: plan.amount, currency: plan.currency.trim(), description: plan.name,
+        paymentId,
+        amount: plan.amount,
+        currency: plan.currency.trim(),
+        description: plan.name,
         returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/return`,
         cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/cancel`,
         idempotencyKey: `${paymentId}:create`,
@@ -90,12 +187,18 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       const refused = err instanceof ProviderRefusedError;
       await rt.db.transaction().execute(async (trx) => {
         const p = await payments.lock(trx, { id: paymentId });
-        if (p && await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' })) {
-          await subscriptions.transition(trx, await subscriptions.lockOrThrow(trx, subscriptionId), { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+        if (p && (await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' }))) {
+          await subscriptions.transition(
+            trx,
+            await subscriptions.lockOrThrow(trx, subscriptionId),
+            { type: 'initial_payment_failed' },
+            { cancelled_at: new Date() },
+          );
         }
       });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });
-      throw refused ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
+      throw refused
+        ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
     await rt.db.transaction().execute(async (trx) => {
@@ -103,31 +206,74 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
       // A webhook may have moved the payment on already: then only PayPal's ids are kept.
       if (!(await payments.transition(trx, p, { type: 'order_created' }, order))) await payments.record(trx, p, order);
-      await subscriptions.record(trx, await subscriptions.lockOrThrow(trx, subscriptionId), { approval_url: checkout.approvalUrl });
+      await subscriptions.record(trx, await subscriptions.lockOrThrow(trx, subscriptionId), {
+        approval_url: checkout.approvalUrl,
+      });
     });
     if (redirect) return { status: 303, body: null, headers: { location: checkout.approvalUrl } };
-    return { status: 201, body: { subscriptionId, paymentId, status: 'pending', approvalUrl: checkout.approvalUrl }, headers: {} };
+    return {
+      status: 201,
+      body: { subscriptionId, paymentId, status: 'pending', approvalUrl: checkout.approvalUrl },
+      headers: {},
+    };
   }
 
-  app.get('/v1/subscriptions', {
-    onRequest: app.authenticate,
-    schema: { tags: ['subscriptions'], summary: "The caller's subscriptions, newest first", security: [{ bearerAuth: [] }], querystring: ListQuery,
-      response: { 200: Type.Object({ items: Type.Array(SubscriptionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: Problem, 401: Problem } },
-  }, async (req) => {
-    const { rows, nextCursor } = await keysetPage(rt.db.selectFrom('subscriptions').selectAll().where('user_id', '=', req.userId), req.query.limit ?? 20, req.query.cursor);
-    const now = new Date();
-    return { items: rows.map((s) => subscriptionView(s, now)), nextCursor };
-  });
+  app.get(
+    '/v1/subscriptions',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: "The caller's subscriptions, newest first",
+        security: [{ bearerAuth: [] }],
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({
+            items: Type.Array(SubscriptionSchema),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          400: Problem,
+          401: Problem,
+        },
+      },
+    },
+    async (req) => {
+      const { rows, nextCursor } = await keysetPage(
+        rt.db.selectFrom('subscriptions').selectAll().where('user_id', '=', req.userId),
+        req.query.limit ?? 20,
+        req.query.cursor,
+      );
+      const now = new Date();
+      return { items: rows.map((s) => subscriptionView(s, now)), nextCursor };
+    },
+  );
 
-  app.get('/v1/subscriptions/:id', {
-    onRequest: app.authenticate,
-    schema: { tags: ['subscriptions'], summary: 'One of the caller\'s subscriptions', security: [{ bearerAuth: [] }], params: IdParams, response: { 200: SubscriptionSchema, 401: Problem, 404: Problem } },
-  }, async (req) => {
-    const id = req.params.id;
-    const row = isUuid(id) ? await rt.db.selectFrom('subscriptions').selectAll().where('id', '=', id).where('user_id', '=', req.userId).executeTakeFirst() : undefined;
-    if (!row) throw new AppError('not-found', 'no such subscription');
-    return subscriptionView(row);
-  });
+  app.get(
+    '/v1/subscriptions/:id',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: "One of the caller's subscriptions",
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem },
+      },
+    },
+    async (req) => {
+      const id = req.params.id;
+      const row = isUuid(id)
+        ? await rt.db
+            .selectFrom('subscriptions')
+            .selectAll()
+            .where('id', '=', id)
+            .where('user_id', '=', req.userId)
+            .executeTakeFirst()
+        : undefined;
+      if (!row) throw new AppError('not-found', 'no such subscription');
+      return subscriptionView(row);
+    },
+  );
 
   const lockOwn = async (trx: Transaction<Database>, id: string, userId: string) => {
     const row = isUuid(id) ? await subscriptions.lock(trx, id, userId) : undefined;
@@ -135,42 +281,73 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     return row;
   };
 
-  app.post('/v1/subscriptions/:id/cancel', {
-    onRequest: app.authenticate,
-    // No body at all means the default mode; an empty or malformed JSON body is still a 400.
-    preValidation: async (req) => {
-      if (req.body === undefined) (req as { body: unknown }).body = {};
+  app.post(
+    '/v1/subscriptions/:id/cancel',
+    {
+      onRequest: app.authenticate,
+      // No body at all means the default mode; an empty or malformed JSON body is still a 400.
+      preValidation: async (req) => {
+        if (req.body === undefined) (req as { body: unknown }).body = {};
+      },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Cancel at the period end (default) or immediately, with a pro-rata refund',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        body: CancelBody,
+        response: { 200: SubscriptionSchema, 400: Problem, 401: Problem, 404: Problem, 413: Problem, 415: Problem },
+      },
     },
-    schema: { tags: ['subscriptions'], summary: 'Cancel at the period end (default) or immediately, with a pro-rata refund', security: [{ bearerAuth: [] }],
-      params: IdParams, body: CancelBody, response: { 200: SubscriptionSchema, 400: Problem, 401: Problem, 404: Problem, 413: Problem, 415: Problem } },
-  }, async (req) => {
-    const mode = req.body.mode ?? 'at_period_end';
-    const now = new Date();
-    const result = await rt.db.transaction().execute(async (trx) => {
-      const sub = await lockOwn(trx, req.params.id, req.userId);
-      return cancelSubscription(trx, sub, mode, now, { by: `user:${req.userId}`, reason: `cancelled by the user (${mode})` });
-    });
-    if (result.changed) rt.logger.info('subscription cancelled', { subscriptionId: req.params.id, mode, refundAmount: result.refundAmount });
-    return subscriptionView(result.subscription, now);
-  });
+    async (req) => {
+      const mode = req.body.mode ?? 'at_period_end';
+      const now = new Date();
+      const result = await rt.db.transaction().execute(async (trx) => {
+        const sub = await lockOwn(trx, req.params.id, req.userId);
+        return cancelSubscription(trx, sub, mode, now, {
+          by: `user:${req.userId}`,
+          reason: `cancelled by the user (${mode})`,
+        });
+      });
+      if (result.changed)
+        rt.logger.info('subscription cancelled', {
+          subscriptionId: req.params.id,
+          mode,
+          refundAmount: result.refundAmount,
+        });
+      return subscriptionView(result.subscription, now);
+    },
+  );
 
-  app.post('/v1/subscriptions/:id/resume', {
-    onRequest: app.authenticate,
-    schema: { tags: ['subscriptions'], summary: 'Undo a cancel at the period end', security: [{ bearerAuth: [] }], params: IdParams,
-      response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem } },
-  }, async (req) => {
-    const now = new Date();
-    const row = await rt.db.transaction().execute(async (trx) => {
-      const sub = await lockOwn(trx, req.params.id, req.userId);
-      const period = currentPeriod(sub, now);
-      try {
-        await subscriptions.transition(trx, sub, { type: 'resume', periodEnded: !period || now >= period.end, hasPaymentMethod: Boolean(sub.vault_id) });
-      } catch (err) {
-        if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
-        throw err;
-      }
-      return sub;
-    });
-    return subscriptionView(row, now);
-  });
+  app.post(
+    '/v1/subscriptions/:id/resume',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Undo a cancel at the period end',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const row = await rt.db.transaction().execute(async (trx) => {
+        const sub = await lockOwn(trx, req.params.id, req.userId);
+        const period = currentPeriod(sub, now);
+        try {
+          await subscriptions.transition(trx, sub, {
+            type: 'resume',
+            periodEnded: !period || now >= period.end,
+            hasPaymentMethod: Boolean(sub.vault_id),
+          });
+        } catch (err) {
+          if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
+          throw err;
+        }
+        return sub;
+      });
+      return subscriptionView(row, now);
+    },
+  );
 }

@@ -13,19 +13,37 @@ import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '.
 export function applyProviderEvent(ctx: PaymentContext): StepHandler<typeof ProviderEventReceived> {
   return async ({ db, envelope, logger }) => {
     const applied = await db.transaction().execute(async (trx) => {
-      const event = await trx.selectFrom('provider_events').selectAll().where('id', '=', envelope.data.providerEventRowId).forUpdate().executeTakeFirst();
+      const event = await trx
+        .selectFrom('provider_events')
+        .selectAll()
+        .where('id', '=', envelope.data.providerEventRowId)
+        .forUpdate()
+        .executeTakeFirst();
       if (!event) return null;
       if (event.processed_at) {
         // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
-        return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED } : null;
+        return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id
+          ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
+          : null;
       }
       const result = await applyWebhookAction(ctx, trx, ctx.provider.parseWebhook(event.payload));
-      await trx.updateTable('provider_events').set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId }).where('id', '=', event.id).execute();
-      logger.info('provider event applied', { eventType: event.event_type, providerEventId: event.provider_event_id, ...result });
+      await trx
+        .updateTable('provider_events')
+        .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
+        .where('id', '=', event.id)
+        .execute();
+      logger.info('provider event applied', {
+        eventType: event.event_type,
+        providerEventId: event.provider_event_id,
+        ...result,
+      });
       return result;
     });
     if (applied?.paymentId && applied.outcome === CAPTURE_NEEDED) {
-      logger.info('order captured', { paymentId: applied.paymentId, outcome: await captureApproved(ctx, db, applied.paymentId) });
+      logger.info('order captured', {
+        paymentId: applied.paymentId,
+        outcome: await captureApproved(ctx, db, applied.paymentId),
+      });
     }
   };
 }
@@ -35,7 +53,11 @@ export function applyProviderEvent(ctx: PaymentContext): StepHandler<typeof Prov
  * locks the payment row, so concurrent copies of one event serialise and the later ones find
  * nothing left to do.
  */
-export async function applyWebhookAction(ctx: PaymentContext, trx: Tx, action: WebhookAction): Promise<{ paymentId: string | null; outcome: string }> {
+export async function applyWebhookAction(
+  ctx: PaymentContext,
+  trx: Tx,
+  action: WebhookAction,
+): Promise<{ paymentId: string | null; outcome: string }> {
   const outcomes = new PaymentOutcomes(ctx);
   switch (action.kind) {
     case 'order_approved': {
@@ -46,7 +68,11 @@ export async function applyWebhookAction(ctx: PaymentContext, trx: Tx, action: W
     case 'capture_completed':
     case 'capture_pending':
     case 'capture_declined': {
-      const p = await payments.lock(trx, { id: action.capture.customId, orderId: action.orderId, captureId: action.capture.id });
+      const p = await payments.lock(trx, {
+        id: action.capture.customId,
+        orderId: action.orderId,
+        captureId: action.capture.id,
+      });
       if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
       return { paymentId: p.id, outcome: await outcomes.recordCapture(trx, p, action.capture, null) };
     }
@@ -75,10 +101,16 @@ export async function applyWebhookAction(ctx: PaymentContext, trx: Tx, action: W
       return { paymentId: p.id, outcome: 'vault id kept' };
     }
     case 'vault_token_deleted': {
-      const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', action.vaultId).forUpdate().execute();
+      const subs = await trx
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('vault_id', '=', action.vaultId)
+        .forUpdate()
+        .execute();
       for (const sub of subs) {
         const removed = { vault_id: null, next_retry_at: null };
-        if (!(await subscriptions.transition(trx, sub, { type: 'payment_method_removed' }, removed))) await subscriptions.record(trx, sub, removed);
+        if (!(await subscriptions.transition(trx, sub, { type: 'payment_method_removed' }, removed)))
+          await subscriptions.record(trx, sub, removed);
       }
       return { paymentId: null, outcome: `payment method removed from ${subs.length} subscription(s)` };
     }

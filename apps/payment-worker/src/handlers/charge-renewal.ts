@@ -28,7 +28,11 @@ export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: stri
     if (!p) return 'no-op';
     if (answer instanceof ProviderRefusedError) {
       const declined = answer.issue === 'INSTRUMENT_DECLINED';
-      const t = await payments.transition(trx, p, declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' });
+      const t = await payments.transition(
+        trx,
+        p,
+        declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' },
+      );
       if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
       return declined ? 'declined' : `refused: ${answer.issue}`;
     }
@@ -63,5 +67,12 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
     await outcomes.paymentFailed(trx, p, 'no_payment_method');
     return 'no payment method';
   }
-  return { paymentId: p.id, amount: p.amount, currency: p.currency.trim(), description: `${sub.plan_name} renewal`, vaultId: sub.vault_id, idempotencyKey: `${p.id}:charge` };
+  return {
+    paymentId: p.id,
+    amount: p.amount,
+    currency: p.currency.trim(),
+    description: `${sub.plan_name} renewal`,
+    vaultId: sub.vault_id,
+    idempotencyKey: `${p.id}:charge`,
+  };
 }

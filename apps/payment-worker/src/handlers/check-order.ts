@@ -9,7 +9,9 @@ import { CAPTURE_NEEDED, OPEN, PaymentOutcomes, type PaymentContext, type Tx } f
 /** `payment.check.requested` (the return URL, or reconciliation): look the order up at PayPal and move the payment on. */
 export function checkOrderHandler(ctx: PaymentContext): StepHandler<typeof PaymentCheckRequested> {
   return async ({ db, envelope, logger }) => {
-    const outcome = await checkOrder(ctx, db, envelope.data.orderId, { expireUnapproved: envelope.data.expireUnapproved ?? false });
+    const outcome = await checkOrder(ctx, db, envelope.data.orderId, {
+      expireUnapproved: envelope.data.expireUnapproved ?? false,
+    });
     logger.info('order checked', { orderId: envelope.data.orderId, source: envelope.data.source, outcome });
   };
 }
@@ -20,8 +22,17 @@ export function checkOrderHandler(ctx: PaymentContext): StepHandler<typeof Payme
  * no-op); a capture it calls for follows the same way. `expireUnapproved`: past the checkout's
  * time to live, an order still waiting for the buyer ends the payment.
  */
-export async function checkOrder(ctx: PaymentContext, db: Db, orderId: string, { expireUnapproved }: { expireUnapproved: boolean }): Promise<string> {
-  const open = await db.selectFrom('payments').select(['id', 'status']).where('provider_order_id', '=', orderId).executeTakeFirst();
+export async function checkOrder(
+  ctx: PaymentContext,
+  db: Db,
+  orderId: string,
+  { expireUnapproved }: { expireUnapproved: boolean },
+): Promise<string> {
+  const open = await db
+    .selectFrom('payments')
+    .select(['id', 'status'])
+    .where('provider_order_id', '=', orderId)
+    .executeTakeFirst();
   if (!open) return 'unknown order';
   if (!OPEN.includes(open.status)) return 'already settled';
   const order = await ctx.provider.getOrder(orderId);
@@ -29,7 +40,13 @@ export async function checkOrder(ctx: PaymentContext, db: Db, orderId: string, {
   return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, open.id) : outcome;
 }
 
-async function recordLookup(ctx: PaymentContext, trx: Tx, orderId: string, order: OrderState, expireUnapproved: boolean): Promise<string> {
+async function recordLookup(
+  ctx: PaymentContext,
+  trx: Tx,
+  orderId: string,
+  order: OrderState,
+  expireUnapproved: boolean,
+): Promise<string> {
   const outcomes = new PaymentOutcomes(ctx);
   const p = await payments.lock(trx, { orderId });
   if (!p) return 'unknown order';

@@ -18,28 +18,65 @@ export function sendRefundHandler(ctx: PaymentContext): StepHandler<typeof Refun
 /** Sends a requested refund to PayPal (a retry reuses the same PayPal-Request-Id); no transaction is held while PayPal answers. */
 export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string): Promise<string> {
   const request = await db.transaction().execute(async (trx): Promise<string | RefundInput> => {
-    const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirst();
+    const refund = await trx
+      .selectFrom('refunds')
+      .selectAll()
+      .where('id', '=', refundId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!refund || refund.status !== 'requested') return 'no-op';
-    const p = await trx.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).executeTakeFirstOrThrow();
+    const p = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('id', '=', refund.payment_id)
+      .executeTakeFirstOrThrow();
     if (!p.provider_capture_id) {
-      await trx.updateTable('refunds').set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+      await trx
+        .updateTable('refunds')
+        .set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` })
+        .where('id', '=', refund.id)
+        .execute();
       return 'failed: no capture';
     }
-    return { captureId: p.provider_capture_id, amount: refund.amount, currency: refund.currency.trim(), refundId: refund.id, idempotencyKey: `${refund.id}:refund` };
+    return {
+      captureId: p.provider_capture_id,
+      amount: refund.amount,
+      currency: refund.currency.trim(),
+      refundId: refund.id,
+      idempotencyKey: `${refund.id}:refund`,
+    };
   });
   if (typeof request === 'string') return request;
   const answer = await answerOf(ctx.provider.refund(request));
   return db.transaction().execute(async (trx) => {
-    const refund = await trx.selectFrom('refunds').selectAll().where('id', '=', refundId).forUpdate().executeTakeFirstOrThrow();
+    const refund = await trx
+      .selectFrom('refunds')
+      .selectAll()
+      .where('id', '=', refundId)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
     if (refund.status !== 'requested') return 'no-op';
     if (answer instanceof ProviderRefusedError) {
-      await trx.updateTable('refunds').set({ status: 'failed', failure_reason: `${answer.status} ${answer.issue ?? ''}`.trim(), updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+      await trx
+        .updateTable('refunds')
+        .set({
+          status: 'failed',
+          failure_reason: `${answer.status} ${answer.issue ?? ''}`.trim(),
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', refund.id)
+        .execute();
       ctx.logger.error('PayPal refused a refund', { refundId: refund.id, issue: answer.issue });
       return 'refused';
     }
     const p = (await payments.lock(trx, { id: refund.payment_id }))!;
     if (answer.status === 'COMPLETED') await new PaymentOutcomes(ctx).refundCompleted(trx, p, refund, answer.id);
-    else await trx.updateTable('refunds').set({ status: 'pending', provider_refund_id: answer.id, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+    else
+      await trx
+        .updateTable('refunds')
+        .set({ status: 'pending', provider_refund_id: answer.id, updated_at: sql`now()` })
+        .where('id', '=', refund.id)
+        .execute();
     return `refund ${answer.status}`;
   });
 }

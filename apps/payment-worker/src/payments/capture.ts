@@ -20,7 +20,9 @@ export async function answerOf<T>(call: Promise<T>): Promise<T | ProviderRefused
 export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
   const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
   if (!p || p.status !== 'approved' || p.provider_capture_id || !p.provider_order_id) return 'no capture needed';
-  const answer = await answerOf(ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }));
+  const answer = await answerOf(
+    ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }),
+  );
   const outcomes = new PaymentOutcomes(ctx);
   const outcome = await db.transaction().execute(async (trx) => {
     const locked = (await payments.lock(trx, { id: paymentId }))!;

@@ -3,7 +3,14 @@ import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
-  endSubscriptionGrant, payments, recordRenewalFailure, recordRenewalPaid, refundableLeft, requestRefund, startSubscriptionGrant, subscriptions,
+  endSubscriptionGrant,
+  payments,
+  recordRenewalFailure,
+  recordRenewalPaid,
+  refundableLeft,
+  requestRefund,
+  startSubscriptionGrant,
+  subscriptions,
 } from '@billing/billing-core';
 import { HOLDING_MONEY, periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
@@ -27,7 +34,13 @@ export const CAPTURE_NEEDED = 'approved; capture needed';
 /** A payment still waiting for PayPal or the buyer. */
 export const OPEN: readonly string[] = ['created', 'pending', 'approved'];
 
-export type FailureCause = 'declined' | 'provider_error' | 'capture_mismatch' | 'checkout_expired' | 'no_payment_method' | 'voided';
+export type FailureCause =
+  | 'declined'
+  | 'provider_error'
+  | 'capture_mismatch'
+  | 'checkout_expired'
+  | 'no_payment_method'
+  | 'voided';
 
 /**
  * What follows when PayPal answers about one of our payments, in the caller's transaction with
@@ -65,7 +78,13 @@ export class PaymentOutcomes {
       if (!t) return 'no-op';
       this.ctx.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
       // Refunded as captured: PayPal refuses a refund in another currency than the capture's.
-      await requestRefund(trx, { id: p.id, currency: capture.currency || p.currency }, capture.amount, 'capture_mismatch', 'capture did not match the payment');
+      await requestRefund(
+        trx,
+        { id: p.id, currency: capture.currency || p.currency },
+        capture.amount,
+        'capture_mismatch',
+        'capture did not match the payment',
+      );
       await this.paymentFailed(trx, p, 'capture_mismatch');
       return 'capture_mismatch';
     }
@@ -78,12 +97,16 @@ export class PaymentOutcomes {
       if (t) await this.paymentFailed(trx, p, 'declined');
       return t ? 'declined' : 'no-op';
     }
-    if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED') return `capture ${capture.status}`;
+    if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED')
+      return `capture ${capture.status}`;
     if (await this.periodPaidByAnother(trx, p)) {
       // Money taken for a period another payment of ours already paid: it goes back, whole.
       const d = await payments.transition(trx, p, { type: 'duplicate_capture' }, { provider_capture_id: capture.id });
       if (!d) return 'no-op';
-      this.ctx.logger.error('a second capture for a period already paid: refunding it', { paymentId: p.id, captureId: capture.id });
+      this.ctx.logger.error('a second capture for a period already paid: refunding it', {
+        paymentId: p.id,
+        captureId: capture.id,
+      });
       await requestRefund(trx, p, capture.amount, 'late_capture', 'the period was already paid by another payment');
       return 'refunded: period already paid';
     }
@@ -99,9 +122,16 @@ export class PaymentOutcomes {
   /** Another payment of ours holds money for this payment's period. */
   async periodPaidByAnother(trx: Tx, p: PaymentRow): Promise<boolean> {
     if (p.kind === 'initial') return false;
-    const other = await trx.selectFrom('payments').select('id').where('subscription_id', '=', p.subscription_id).where('period_index', '=', p.period_index)
-      .where('kind', '=', p.kind).where('id', '!=', p.id).where('status', 'in', [...HOLDING_MONEY])
-      .where('failure_reason', 'is', null).executeTakeFirst();
+    const other = await trx
+      .selectFrom('payments')
+      .select('id')
+      .where('subscription_id', '=', p.subscription_id)
+      .where('period_index', '=', p.period_index)
+      .where('kind', '=', p.kind)
+      .where('id', '!=', p.id)
+      .where('status', 'in', [...HOLDING_MONEY])
+      .where('failure_reason', 'is', null)
+      .executeTakeFirst();
     return Boolean(other);
   }
 
@@ -110,8 +140,12 @@ export class PaymentOutcomes {
     const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
     const anchor = new Date();
     const { start, end } = periodWindow(anchor, sub.period, 0);
-    const s = await subscriptions.transition(trx, sub, { type: 'initial_payment_completed' },
-      { anchor_at: anchor, paid_through: end, approval_url: null, ...(vaultId ? { vault_id: vaultId } : {}) });
+    const s = await subscriptions.transition(
+      trx,
+      sub,
+      { type: 'initial_payment_completed' },
+      { anchor_at: anchor, paid_through: end, approval_url: null, ...(vaultId ? { vault_id: vaultId } : {}) },
+    );
     if (s?.effects.includes('refund_payment')) {
       await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
       return 'refunded: subscription ended';
@@ -121,10 +155,22 @@ export class PaymentOutcomes {
     await startSubscriptionGrant(trx, sub, 'subscription activated');
     await notifyActivated(trx, sub, start, end);
     // A past_due subscription granting the same role is replaced, without refund (SPEC §3).
-    const pastDue = await trx.selectFrom('subscriptions').selectAll().where('user_id', '=', sub.user_id).where('role', '=', sub.role)
-      .where('status', '=', 'past_due').where('id', '!=', sub.id).forUpdate().execute();
+    const pastDue = await trx
+      .selectFrom('subscriptions')
+      .selectAll()
+      .where('user_id', '=', sub.user_id)
+      .where('role', '=', sub.role)
+      .where('status', '=', 'past_due')
+      .where('id', '!=', sub.id)
+      .forUpdate()
+      .execute();
     for (const old of pastDue) {
-      const r = await subscriptions.transition(trx, old, { type: 'replaced' }, { cancelled_at: anchor, next_retry_at: null });
+      const r = await subscriptions.transition(
+        trx,
+        old,
+        { type: 'replaced' },
+        { cancelled_at: anchor, next_retry_at: null },
+      );
       if (r?.effects.includes('grant_ends')) await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
       if (r) await notifyCancelled(trx, old, anchor, 0);
     }
@@ -142,7 +188,13 @@ export class PaymentOutcomes {
     const { start } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
     if (sub.cancel_at_period_end && start > new Date()) {
       // Charged in flight while the buyer cancelled at period end: a period that will not be served.
-      await requestRefund(trx, p, p.amount, 'late_capture', 'renewal captured after the subscription was set to end at its period end');
+      await requestRefund(
+        trx,
+        p,
+        p.amount,
+        'late_capture',
+        'renewal captured after the subscription was set to end at its period end',
+      );
       return 'refunded: subscription ends at its period end';
     }
     await recordRenewalPaid(trx, sub, p);
@@ -156,7 +208,12 @@ export class PaymentOutcomes {
       await recordRenewalFailure(trx, sub, reason, this.ctx.dunningRetryMs, new Date());
       return;
     }
-    await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date(), approval_url: null });
+    await subscriptions.transition(
+      trx,
+      sub,
+      { type: 'initial_payment_failed' },
+      { cancelled_at: new Date(), approval_url: null },
+    );
   }
 
   /** A chargeback: the money is gone, and with it the period it paid. */
@@ -180,16 +237,34 @@ export class PaymentOutcomes {
       await this.paidAheadLost(trx, sub, p.period_start);
       return false;
     }
-    const s = await subscriptions.transition(trx, sub, { type: 'current_payment_lost' }, { cancelled_at: now, next_retry_at: null });
+    const s = await subscriptions.transition(
+      trx,
+      sub,
+      { type: 'current_payment_lost' },
+      { cancelled_at: now, next_retry_at: null },
+    );
     if (!s) return false;
     await endSubscriptionGrant(trx, sub, reason);
     let refunded = 0;
-    const ahead = await trx.selectFrom('payments').selectAll().where('subscription_id', '=', sub.id).where('id', '!=', p.id)
-      .where('status', 'in', [...HOLDING_MONEY]).where('period_start', '>', now).forUpdate().execute();
+    const ahead = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('subscription_id', '=', sub.id)
+      .where('id', '!=', p.id)
+      .where('status', 'in', [...HOLDING_MONEY])
+      .where('period_start', '>', now)
+      .forUpdate()
+      .execute();
     for (const a of ahead) {
       const left = await refundableLeft(trx, a);
       if (left <= 0) continue;
-      await requestRefund(trx, a, left, 'user_cancel', `the subscription ended (${reason}): a period paid ahead comes back`);
+      await requestRefund(
+        trx,
+        a,
+        left,
+        'user_cancel',
+        `the subscription ended (${reason}): a period paid ahead comes back`,
+      );
       refunded += left;
     }
     await notifyCancelled(trx, sub, now, refunded);
@@ -199,39 +274,94 @@ export class PaymentOutcomes {
   /** A renewal paid ahead is lost: paid only up to its period's start, and renewals stop. */
   private async paidAheadLost(trx: Tx, sub: SubscriptionRow, periodStart: Date): Promise<void> {
     const paidThrough = sub.paid_through && sub.paid_through > periodStart ? periodStart : sub.paid_through;
-    const s = await subscriptions.transition(trx, sub, { type: 'cancel_at_period_end' }, { paid_through: paidThrough, next_retry_at: null });
+    const s = await subscriptions.transition(
+      trx,
+      sub,
+      { type: 'cancel_at_period_end' },
+      { paid_through: paidThrough, next_retry_at: null },
+    );
     if (s) await notifyCancelled(trx, sub, null, 0, periodStart);
     else await subscriptions.record(trx, sub, { paid_through: paidThrough });
   }
 
   /** A refund PayPal reports: ours confirmed, or one made at PayPal recorded (and its consequences). */
-  async refundReported(trx: Tx, p: PaymentRow, action: Extract<WebhookAction, { kind: 'capture_refunded' }>): Promise<string> {
+  async refundReported(
+    trx: Tx,
+    p: PaymentRow,
+    action: Extract<WebhookAction, { kind: 'capture_refunded' }>,
+  ): Promise<string> {
     const ourId = action.customId && /^[0-9a-f-]{36}$/i.test(action.customId) ? action.customId : null;
-    const ours = ourId ? await trx.selectFrom('refunds').selectAll().where('id', '=', ourId).where('payment_id', '=', p.id).forUpdate().executeTakeFirst() : undefined;
+    const ours = ourId
+      ? await trx
+          .selectFrom('refunds')
+          .selectAll()
+          .where('id', '=', ourId)
+          .where('payment_id', '=', p.id)
+          .forUpdate()
+          .executeTakeFirst()
+      : undefined;
     if (ours) {
       if (ours.status !== 'completed') await this.refundCompleted(trx, p, ours, action.refundId);
       return 'our refund confirmed';
     }
-    const known = await trx.selectFrom('refunds').select('id').where('provider_refund_id', '=', action.refundId).executeTakeFirst();
+    const known = await trx
+      .selectFrom('refunds')
+      .select('id')
+      .where('provider_refund_id', '=', action.refundId)
+      .executeTakeFirst();
     if (known) return 'no-op';
     const refundId = randomUUID();
-    await trx.insertInto('refunds').values({ id: refundId, payment_id: p.id, amount: action.amount, currency: action.currency, status: 'completed', origin: 'external', reason: 'refunded at PayPal', provider_refund_id: action.refundId }).execute();
+    await trx
+      .insertInto('refunds')
+      .values({
+        id: refundId,
+        payment_id: p.id,
+        amount: action.amount,
+        currency: action.currency,
+        status: 'completed',
+        origin: 'external',
+        reason: 'refunded at PayPal',
+        provider_refund_id: action.refundId,
+      })
+      .execute();
     const total = await this.refundedTotal(trx, p);
-    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId, amount: action.amount, currency: action.currency, refundedAmount: total });
+    await enqueue(trx, PaymentRefunded, {
+      userId: p.user_id,
+      paymentId: p.id,
+      refundId,
+      amount: action.amount,
+      currency: action.currency,
+      refundedAmount: total,
+    });
     if (total >= p.amount) await this.periodLost(trx, p, 'refunded outside the system');
     return 'external refund recorded';
   }
 
   async refundCompleted(trx: Tx, p: PaymentRow, refund: RefundRow, providerRefundId: string): Promise<void> {
-    await trx.updateTable('refunds').set({ status: 'completed', provider_refund_id: providerRefundId, updated_at: sql`now()` }).where('id', '=', refund.id).execute();
+    await trx
+      .updateTable('refunds')
+      .set({ status: 'completed', provider_refund_id: providerRefundId, updated_at: sql`now()` })
+      .where('id', '=', refund.id)
+      .execute();
     const total = await this.refundedTotal(trx, p);
-    await enqueue(trx, PaymentRefunded, { userId: p.user_id, paymentId: p.id, refundId: refund.id, amount: refund.amount, currency: refund.currency.trim(), refundedAmount: total });
+    await enqueue(trx, PaymentRefunded, {
+      userId: p.user_id,
+      paymentId: p.id,
+      refundId: refund.id,
+      amount: refund.amount,
+      currency: refund.currency.trim(),
+      refundedAmount: total,
+    });
   }
 
   /** refunded_amount is what completed refunds add up to (capped at the payment's amount). */
   private async refundedTotal(trx: Tx, p: PaymentRow): Promise<number> {
-    const r = await trx.selectFrom('refunds').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
-      .where('payment_id', '=', p.id).where('status', '=', 'completed').executeTakeFirstOrThrow();
+    const r = await trx
+      .selectFrom('refunds')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount'), eb.val(0)).as('total'))
+      .where('payment_id', '=', p.id)
+      .where('status', '=', 'completed')
+      .executeTakeFirstOrThrow();
     const total = Math.min(p.amount, Number(r.total));
     await payments.record(trx, p, { refunded_amount: total });
     await payments.transition(trx, p, { type: 'refund_recorded', amount: p.amount, refundedAmount: total });

@@ -10,8 +10,16 @@ export function expiryJob(db: Db): Job {
       let done = 0;
       for (;;) {
         const n = await db.transaction().execute(async (trx) => {
-          const due = await trx.selectFrom('subscriptions').selectAll().where('status', 'in', ['active', 'past_due'])
-            .where('cancel_at_period_end', '=', true).where('paid_through', '<=', now).limit(100).forUpdate().skipLocked().execute();
+          const due = await trx
+            .selectFrom('subscriptions')
+            .selectAll()
+            .where('status', 'in', ['active', 'past_due'])
+            .where('cancel_at_period_end', '=', true)
+            .where('paid_through', '<=', now)
+            .limit(100)
+            .forUpdate()
+            .skipLocked()
+            .execute();
           for (const sub of due) await expire(trx, sub, now, 'period_ended');
           return due.length;
         });

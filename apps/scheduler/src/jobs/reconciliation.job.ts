@@ -19,20 +19,36 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
       let done = 0;
       for (;;) {
         const n = await db.transaction().execute(async (trx) => {
-          const due = await trx.selectFrom('payments').selectAll().where('status', 'in', ['created', 'pending', 'approved'])
-            .where('updated_at', '<=', stale).limit(200).forUpdate().skipLocked().execute();
+          const due = await trx
+            .selectFrom('payments')
+            .selectAll()
+            .where('status', 'in', ['created', 'pending', 'approved'])
+            .where('updated_at', '<=', stale)
+            .limit(200)
+            .forUpdate()
+            .skipLocked()
+            .execute();
           for (const p of due) {
             // A checkout waits for its buyer until CHECKOUT_TTL_MS; a renewal has no buyer to wait for:
             // once stale, an order still wanting the payer's action is ended and dunning takes over.
             const expired = p.kind === 'initial' ? p.created_at <= ttl : true;
             if (p.provider_order_id) {
-              await enqueue(trx, PaymentCheckRequested, { orderId: p.provider_order_id, source: 'reconciliation', expireUnapproved: expired });
+              await enqueue(trx, PaymentCheckRequested, {
+                orderId: p.provider_order_id,
+                source: 'reconciliation',
+                expireUnapproved: expired,
+              });
             } else if (p.kind === 'renewal') {
               await enqueue(trx, RenewalChargeRequested, { paymentId: p.id });
             } else if (expired) {
               // never reached PayPal: nothing to look up
               if (await payments.transition(trx, p, { type: 'checkout_expired' })) {
-                await subscriptions.transition(trx, await subscriptions.lockOrThrow(trx, p.subscription_id), { type: 'initial_payment_failed' }, { cancelled_at: now, approval_url: null });
+                await subscriptions.transition(
+                  trx,
+                  await subscriptions.lockOrThrow(trx, p.subscription_id),
+                  { type: 'initial_payment_failed' },
+                  { cancelled_at: now, approval_url: null },
+                );
               }
             }
             await payments.touch(trx, p.id, now);
@@ -57,13 +73,29 @@ const MAX_SWEEPS = 3;
  */
 async function sweepUnprocessedEvents(db: Db, stale: Date): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const events = await trx.selectFrom('provider_events').select(['id', 'event_type']).where('processed_at', 'is', null)
-      .where('received_at', '<=', stale).where('sweeps', '<', MAX_SWEEPS)
+    const events = await trx
+      .selectFrom('provider_events')
+      .select(['id', 'event_type'])
+      .where('processed_at', 'is', null)
+      .where('received_at', '<=', stale)
+      .where('sweeps', '<', MAX_SWEEPS)
       .where((eb) => eb.or([eb('swept_at', 'is', null), eb('swept_at', '<=', stale)]))
-      .orderBy('received_at').limit(200).forUpdate().skipLocked().execute();
+      .orderBy('received_at')
+      .limit(200)
+      .forUpdate()
+      .skipLocked()
+      .execute();
     for (const e of events) {
-      await enqueue(trx, ProviderEventReceived, { providerEventRowId: e.id, provider: 'paypal', eventType: e.event_type });
-      await trx.updateTable('provider_events').set({ sweeps: sql`sweeps + 1`, swept_at: sql`now()` }).where('id', '=', e.id).execute();
+      await enqueue(trx, ProviderEventReceived, {
+        providerEventRowId: e.id,
+        provider: 'paypal',
+        eventType: e.event_type,
+      });
+      await trx
+        .updateTable('provider_events')
+        .set({ sweeps: sql`sweeps + 1`, swept_at: sql`now()` })
+        .where('id', '=', e.id)
+        .execute();
     }
     return events.length;
   });

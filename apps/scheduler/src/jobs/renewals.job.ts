@@ -24,33 +24,65 @@ export function renewalsJob(db: Db, leadMs: number): Job {
       let claimed = 0;
       for (;;) {
         const { scanned, mine } = await db.transaction().execute(async (trx) => {
-          const due = await trx.selectFrom('subscriptions as s').selectAll('s')
-            .where('s.status', 'in', ['active', 'past_due']).where('s.cancel_at_period_end', '=', false)
-            .where('s.anchor_at', 'is not', null).where('s.paid_through', '<=', new Date(now.getTime() + leadMs))
-            .where((eb) => eb.or([
-              eb.and([eb('s.status', '=', 'active'), eb('s.next_retry_at', 'is', null)]),
-              eb.and([eb('s.next_retry_at', 'is not', null), eb('s.next_retry_at', '<=', now)]),
-            ]))
-            .where((eb) => eb.not(eb.exists(eb.selectFrom('payments as p').select('p.id').whereRef('p.subscription_id', '=', 's.id')
-              .where('p.kind', '=', 'renewal').where('p.status', 'in', ['created', 'pending', 'approved']))))
-            .orderBy('s.paid_through').limit(BATCH).forUpdate().skipLocked().execute();
+          const due = await trx
+            .selectFrom('subscriptions as s')
+            .selectAll('s')
+            .where('s.status', 'in', ['active', 'past_due'])
+            .where('s.cancel_at_period_end', '=', false)
+            .where('s.anchor_at', 'is not', null)
+            .where('s.paid_through', '<=', new Date(now.getTime() + leadMs))
+            .where((eb) =>
+              eb.or([
+                eb.and([eb('s.status', '=', 'active'), eb('s.next_retry_at', 'is', null)]),
+                eb.and([eb('s.next_retry_at', 'is not', null), eb('s.next_retry_at', '<=', now)]),
+              ]),
+            )
+            .where((eb) =>
+              eb.not(
+                eb.exists(
+                  eb
+                    .selectFrom('payments as p')
+                    .select('p.id')
+                    .whereRef('p.subscription_id', '=', 's.id')
+                    .where('p.kind', '=', 'renewal')
+                    .where('p.status', 'in', ['created', 'pending', 'approved']),
+                ),
+              ),
+            )
+            .orderBy('s.paid_through')
+            .limit(BATCH)
+            .forUpdate()
+            .skipLocked()
+            .execute();
           let mine = 0;
           for (const sub of due) {
             const k = periodIndexAt(sub.anchor_at!, sub.period, sub.paid_through!);
             // The scan above judged "no open renewal" on the statement's snapshot: a replica that
             // committed since then may have claimed this row already. With the row locked, this
             // statement's fresh snapshot sees every committed claim.
-            const period = await trx.selectFrom('payments')
+            const period = await trx
+              .selectFrom('payments')
               .select((eb) => [
                 eb.fn.countAll<string>().as('attempts'),
-                eb.fn.countAll<string>().filterWhere('status', 'in', [...OPEN, ...HOLDING_MONEY]).as('taken'),
+                eb.fn
+                  .countAll<string>()
+                  .filterWhere('status', 'in', [...OPEN, ...HOLDING_MONEY])
+                  .as('taken'),
               ])
-              .where('subscription_id', '=', sub.id).where('period_index', '=', k).executeTakeFirstOrThrow();
+              .where('subscription_id', '=', sub.id)
+              .where('period_index', '=', k)
+              .executeTakeFirstOrThrow();
             if (Number(period.taken) > 0) continue;
             const paymentId = randomUUID();
             await payments.create(trx, {
-              id: paymentId, subscription_id: sub.id, user_id: sub.user_id, kind: 'renewal', amount: sub.amount, currency: sub.currency,
-              period_index: k, attempt: Number(period.attempts),
+              id: paymentId,
+              subscription_id: sub.id,
+              user_id: sub.user_id,
+              kind: 'renewal',
+              amount: sub.amount,
+              currency: sub.currency,
+              period_index: k,
+              attempt: Number(period.attempts),
             });
             await subscriptions.touch(trx, sub.id);
             await enqueue(trx, RenewalChargeRequested, { paymentId });

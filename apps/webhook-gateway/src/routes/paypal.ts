@@ -6,12 +6,22 @@ import { ProviderUnavailableError, type PaymentProvider } from '@billing/payment
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { Runtime } from '@billing/runtime';
 
-const PAYPAL_HEADERS = ['paypal-transmission-id', 'paypal-transmission-time', 'paypal-transmission-sig', 'paypal-cert-url', 'paypal-auth-algo'] as const;
+const PAYPAL_HEADERS = [
+  'paypal-transmission-id',
+  'paypal-transmission-time',
+  'paypal-transmission-sig',
+  'paypal-cert-url',
+  'paypal-auth-algo',
+] as const;
 
-interface RawJson { raw: string; json: Record<string, unknown> }
+interface RawJson {
+  raw: string;
+  json: Record<string, unknown>;
+}
 
 function noPoison(key: string, value: unknown): unknown {
-  if (key === '__proto__' || key === 'constructor') throw new AppError('validation', 'the body holds a forbidden "__proto__" or "constructor" key');
+  if (key === '__proto__' || key === 'constructor')
+    throw new AppError('validation', 'the body holds a forbidden "__proto__" or "constructor" key');
   return value;
 }
 
@@ -25,48 +35,73 @@ export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
       const json = JSON.parse(body as string, noPoison) as unknown;
-      if (!json || typeof json !== 'object' || Array.isArray(json)) throw new AppError('validation', 'the body must be a JSON object');
+      if (!json || typeof json !== 'object' || Array.isArray(json))
+        throw new AppError('validation', 'the body must be a JSON object');
       done(null, { raw: body as string, json });
     } catch (err) {
       done(err instanceof AppError ? err : new AppError('validation', 'the body is not valid JSON'), undefined);
     }
   });
 
-  app.post('/webhooks/paypal', {
-    schema: { response: { 200: Type.Object({ status: Type.String(), duplicate: Type.Boolean() }) } },
-  }, async (req) => {
-    const body = req.body as RawJson | undefined;
-    const missing = PAYPAL_HEADERS.filter((h) => !req.headers[h]);
-    if (missing.length) throw new AppError('validation', `missing PayPal headers: ${missing.join(', ')}`);
-    if (!body) throw new AppError('validation', 'a JSON body is required');
-    const eventId = body.json['id'];
-    const eventType = body.json['event_type'];
-    if (typeof eventId !== 'string' || !eventId || eventId.length > 200 || typeof eventType !== 'string' || !eventType) {
-      throw new AppError('validation', 'body.id and body.event_type are required');
-    }
-    let genuine: boolean;
-    try {
-      const headers = Object.fromEntries(PAYPAL_HEADERS.map((h) => [h, String(req.headers[h])]));
-      genuine = await provider.verifyWebhook({ headers, rawBody: body.raw });
-    } catch (err) {
-      if (err instanceof ProviderUnavailableError) throw new AppError('signature-check-unavailable', 'PayPal could not confirm the signature; deliver again later');
-      throw err;
-    }
-    if (!genuine) {
-      rt.logger.warn('webhook rejected: verification failed', { eventId, eventType });
-      throw new AppError('unauthorized', 'the webhook signature did not verify');
-    }
-    const resource = (body.json['resource'] ?? {}) as Record<string, unknown>;
-    const stored = await rt.db.transaction().execute(async (trx) => {
-      const row = await trx.insertInto('provider_events').values({
-        id: randomUUID(), provider: 'paypal', provider_event_id: eventId, event_type: eventType,
-        resource_type: typeof body.json['resource_type'] === 'string' ? body.json['resource_type'] : null,
-        resource_id: typeof resource['id'] === 'string' ? resource['id'] : null, payload: body.raw,
-      }).onConflict((oc) => oc.columns(['provider', 'provider_event_id']).doNothing()).returning('id').executeTakeFirst();
-      if (row) await enqueue(trx, ProviderEventReceived, { providerEventRowId: row.id, provider: 'paypal', eventType });
-      return row;
-    });
-    rt.logger.info('webhook stored', { eventId, eventType, duplicate: !stored });
-    return { status: 'accepted', duplicate: !stored };
-  });
+  app.post(
+    '/webhooks/paypal',
+    {
+      schema: { response: { 200: Type.Object({ status: Type.String(), duplicate: Type.Boolean() }) } },
+    },
+    async (req) => {
+      const body = req.body as RawJson | undefined;
+      const missing = PAYPAL_HEADERS.filter((h) => !req.headers[h]);
+      if (missing.length) throw new AppError('validation', `missing PayPal headers: ${missing.join(', ')}`);
+      if (!body) throw new AppError('validation', 'a JSON body is required');
+      const eventId = body.json['id'];
+      const eventType = body.json['event_type'];
+      if (
+        typeof eventId !== 'string' ||
+        !eventId ||
+        eventId.length > 200 ||
+        typeof eventType !== 'string' ||
+        !eventType
+      ) {
+        throw new AppError('validation', 'body.id and body.event_type are required');
+      }
+      let genuine: boolean;
+      try {
+        const headers = Object.fromEntries(PAYPAL_HEADERS.map((h) => [h, String(req.headers[h])]));
+        genuine = await provider.verifyWebhook({ headers, rawBody: body.raw });
+      } catch (err) {
+        if (err instanceof ProviderUnavailableError)
+          throw new AppError(
+            'signature-check-unavailable',
+            'PayPal could not confirm the signature; deliver again later',
+          );
+        throw err;
+      }
+      if (!genuine) {
+        rt.logger.warn('webhook rejected: verification failed', { eventId, eventType });
+        throw new AppError('unauthorized', 'the webhook signature did not verify');
+      }
+      const resource = (body.json['resource'] ?? {}) as Record<string, unknown>;
+      const stored = await rt.db.transaction().execute(async (trx) => {
+        const row = await trx
+          .insertInto('provider_events')
+          .values({
+            id: randomUUID(),
+            provider: 'paypal',
+            provider_event_id: eventId,
+            event_type: eventType,
+            resource_type: typeof body.json['resource_type'] === 'string' ? body.json['resource_type'] : null,
+            resource_id: typeof resource['id'] === 'string' ? resource['id'] : null,
+            payload: body.raw,
+          })
+          .onConflict((oc) => oc.columns(['provider', 'provider_event_id']).doNothing())
+          .returning('id')
+          .executeTakeFirst();
+        if (row)
+          await enqueue(trx, ProviderEventReceived, { providerEventRowId: row.id, provider: 'paypal', eventType });
+        return row;
+      });
+      rt.logger.info('webhook stored', { eventId, eventType, duplicate: !stored });
+      return { status: 'accepted', duplicate: !stored };
+    },
+  );
 }

@@ -9,36 +9,105 @@ const note = <T extends string, S extends TSchema>(type: T, schema: S) =>
   defineMessage(type, EXCHANGES.notifications, `billing.${type}`, schema);
 
 const SubscriptionPeriod = {
-  userId: Type.String(), subscriptionId: Uuid, planId: Type.String(), planName: Type.String(), role: Type.String(),
-  amount: Money, currency: Currency, currentPeriodStart: IsoTimestamp, currentPeriodEnd: IsoTimestamp,
+  userId: Type.String(),
+  subscriptionId: Uuid,
+  planId: Type.String(),
+  planName: Type.String(),
+  role: Type.String(),
+  amount: Money,
+  currency: Currency,
+  currentPeriodStart: IsoTimestamp,
+  currentPeriodEnd: IsoTimestamp,
 };
 
-export const SubscriptionActivated = note('subscription.activated', Type.Object(SubscriptionPeriod, { additionalProperties: false }));
-export const SubscriptionRenewed = note('subscription.renewed', Type.Object(SubscriptionPeriod, { additionalProperties: false }));
-export const SubscriptionRenewalFailed = note('subscription.renewal_failed', Type.Object({
-  userId: Type.String(), subscriptionId: Uuid, planId: Type.String(), planName: Type.String(),
-  amount: Money, currency: Currency, reason: Type.String(), nextRetryAt: Nullable(IsoTimestamp),
-}, { additionalProperties: false }));
-export const SubscriptionCancelled = note('subscription.cancelled', Type.Object({
-  userId: Type.String(), subscriptionId: Uuid, planId: Type.String(), planName: Type.String(),
-  mode: Type.Union([Type.Literal('at_period_end'), Type.Literal('immediately')]),
-  cancelledAt: Nullable(IsoTimestamp), endsAt: Nullable(IsoTimestamp), refundAmount: Money, currency: Currency,
-}, { additionalProperties: false }));
-export const SubscriptionExpired = note('subscription.expired', Type.Object({
-  userId: Type.String(), subscriptionId: Uuid, planId: Type.String(), planName: Type.String(), role: Type.String(),
-  expiredAt: IsoTimestamp,
-}, { additionalProperties: false }));
-export const PaymentRefunded = note('payment.refunded', Type.Object({
-  userId: Type.String(), paymentId: Uuid, refundId: Uuid, amount: Money, currency: Currency, refundedAmount: Money,
-}, { additionalProperties: false }));
-const RoleChange = Type.Object({
-  userId: Type.String(), role: Type.String(),
-  source: Type.Union([Type.Literal('subscription'), Type.Literal('manual')]), reason: Type.String(),
-}, { additionalProperties: false });
+export const SubscriptionActivated = note(
+  'subscription.activated',
+  Type.Object(SubscriptionPeriod, { additionalProperties: false }),
+);
+export const SubscriptionRenewed = note(
+  'subscription.renewed',
+  Type.Object(SubscriptionPeriod, { additionalProperties: false }),
+);
+export const SubscriptionRenewalFailed = note(
+  'subscription.renewal_failed',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      amount: Money,
+      currency: Currency,
+      reason: Type.String(),
+      nextRetryAt: Nullable(IsoTimestamp),
+    },
+    { additionalProperties: false },
+  ),
+);
+export const SubscriptionCancelled = note(
+  'subscription.cancelled',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      mode: Type.Union([Type.Literal('at_period_end'), Type.Literal('immediately')]),
+      cancelledAt: Nullable(IsoTimestamp),
+      endsAt: Nullable(IsoTimestamp),
+      refundAmount: Money,
+      currency: Currency,
+    },
+    { additionalProperties: false },
+  ),
+);
+export const SubscriptionExpired = note(
+  'subscription.expired',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      role: Type.String(),
+      expiredAt: IsoTimestamp,
+    },
+    { additionalProperties: false },
+  ),
+);
+export const PaymentRefunded = note(
+  'payment.refunded',
+  Type.Object(
+    {
+      userId: Type.String(),
+      paymentId: Uuid,
+      refundId: Uuid,
+      amount: Money,
+      currency: Currency,
+      refundedAmount: Money,
+    },
+    { additionalProperties: false },
+  ),
+);
+const RoleChange = Type.Object(
+  {
+    userId: Type.String(),
+    role: Type.String(),
+    source: Type.Union([Type.Literal('subscription'), Type.Literal('manual')]),
+    reason: Type.String(),
+  },
+  { additionalProperties: false },
+);
 export const RoleGranted = note('role.granted', RoleChange);
 export const RoleRevoked = note('role.revoked', RoleChange);
 
 export const NOTIFICATION_CONTRACTS = [
-  SubscriptionActivated, SubscriptionRenewed, SubscriptionRenewalFailed, SubscriptionCancelled,
-  SubscriptionExpired, PaymentRefunded, RoleGranted, RoleRevoked,
+  SubscriptionActivated,
+  SubscriptionRenewed,
+  SubscriptionRenewalFailed,
+  SubscriptionCancelled,
+  SubscriptionExpired,
+  PaymentRefunded,
+  RoleGranted,
+  RoleRevoked,
 ] as const;

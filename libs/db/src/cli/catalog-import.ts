@@ -14,7 +14,10 @@ try {
   process.stderr.write(`catalog: cannot read ${file}: ${(err as Error).message}\n`);
   process.exit(1);
 }
-const db = createDb(process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing', { max: 1, applicationName: 'catalog-import' });
+const db = createDb(process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing', {
+  max: 1,
+  applicationName: 'catalog-import',
+});
 try {
   const r = await importCatalog(db, entries);
   process.stdout.write(`catalog: ${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged\n`);

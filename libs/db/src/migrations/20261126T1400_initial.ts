@@ -2,7 +2,8 @@ import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.createTable('plans')
+  await db.schema
+    .createTable('plans')
     .addColumn('id', 'text', (c) => c.primaryKey().check(sql`id ~ '^[a-z0-9-]{1,64}$'`))
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
@@ -15,7 +16,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
 
-  await db.schema.createTable('subscriptions')
+  await db.schema
+    .createTable('subscriptions')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('user_id', 'text', (c) => c.notNull())
     .addColumn('plan_id', 'text', (c) => c.notNull().references('plans.id'))
@@ -24,7 +26,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('amount', 'bigint', (c) => c.notNull().check(sql`amount > 0`))
     .addColumn('currency', 'char(3)', (c) => c.notNull())
     .addColumn('period', 'text', (c) => c.notNull())
-    .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('pending','active','past_due','cancelled','expired')`))
+    .addColumn('status', 'text', (c) =>
+      c.notNull().check(sql`status in ('pending','active','past_due','cancelled','expired')`),
+    )
     .addColumn('anchor_at', 'timestamptz')
     .addColumn('paid_through', 'timestamptz')
     .addColumn('cancel_at_period_end', 'boolean', (c) => c.notNull().defaultTo(false))
@@ -40,18 +44,38 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('subscriptions_user_idx').on('subscriptions').columns(['user_id', 'created_at']).execute();
-  await db.schema.createIndex('subscriptions_due_idx').on('subscriptions').columns(['status', 'paid_through']).execute();
+  await db.schema
+    .createIndex('subscriptions_user_idx')
+    .on('subscriptions')
+    .columns(['user_id', 'created_at'])
+    .execute();
+  await db.schema
+    .createIndex('subscriptions_due_idx')
+    .on('subscriptions')
+    .columns(['status', 'paid_through'])
+    .execute();
 
-  await db.schema.createTable('payments')
+  await db.schema
+    .createTable('payments')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('subscription_id', 'uuid', (c) => c.notNull().references('subscriptions.id'))
     .addColumn('user_id', 'text', (c) => c.notNull())
     .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('initial','renewal')`))
     .addColumn('amount', 'bigint', (c) => c.notNull().check(sql`amount > 0`))
     .addColumn('currency', 'char(3)', (c) => c.notNull())
-    .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('created','pending','approved','completed','failed','cancelled','refunded','partially_refunded','reversed')`))
-    .addColumn('refunded_amount', 'bigint', (c) => c.notNull().defaultTo(0).check(sql`refunded_amount >= 0 and refunded_amount <= amount`))
+    .addColumn('status', 'text', (c) =>
+      c
+        .notNull()
+        .check(
+          sql`status in ('created','pending','approved','completed','failed','cancelled','refunded','partially_refunded','reversed')`,
+        ),
+    )
+    .addColumn('refunded_amount', 'bigint', (c) =>
+      c
+        .notNull()
+        .defaultTo(0)
+        .check(sql`refunded_amount >= 0 and refunded_amount <= amount`),
+    )
     .addColumn('failure_reason', 'text')
     .addColumn('period_index', 'integer', (c) => c.notNull())
     .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
@@ -66,13 +90,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addUniqueConstraint('payments_one_attempt', ['subscription_id', 'period_index', 'attempt'])
     .execute();
   await db.schema.createIndex('payments_user_idx').on('payments').columns(['user_id', 'created_at']).execute();
-  await db.schema.createIndex('payments_open_idx').on('payments').columns(['status', 'updated_at'])
-    .where(sql.ref('status'), 'in', ['created', 'pending', 'approved']).execute();
+  await db.schema
+    .createIndex('payments_open_idx')
+    .on('payments')
+    .columns(['status', 'updated_at'])
+    .where(sql.ref('status'), 'in', ['created', 'pending', 'approved'])
+    .execute();
   // At most one payment per subscription and period is ever paid (SPEC §8).
   await sql`create unique index payments_one_paid_per_period on payments (subscription_id, period_index)
     where status in ('completed','partially_refunded','refunded','reversed')`.execute(db);
 
-  await db.schema.createTable('refunds')
+  await db.schema
+    .createTable('refunds')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('payment_id', 'uuid', (c) => c.notNull().references('payments.id'))
     .addColumn('amount', 'bigint', (c) => c.notNull().check(sql`amount > 0`))
@@ -88,7 +117,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('refunds_payment_idx').on('refunds').column('payment_id').execute();
 
-  await db.schema.createTable('provider_events')
+  await db.schema
+    .createTable('provider_events')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('provider', 'text', (c) => c.notNull())
     .addColumn('provider_event_id', 'text', (c) => c.notNull())
@@ -104,7 +134,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('provider_events_payment_idx').on('provider_events').column('payment_id').execute();
 
-  await db.schema.createTable('role_grants')
+  await db.schema
+    .createTable('role_grants')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('user_id', 'text', (c) => c.notNull())
     .addColumn('role', 'text', (c) => c.notNull())
@@ -117,9 +148,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('end_reason', 'text')
     .execute();
   await db.schema.createIndex('role_grants_user_role_idx').on('role_grants').columns(['user_id', 'role']).execute();
-  await sql`create unique index role_grants_one_live_per_subscription on role_grants (subscription_id) where ended_at is null and subscription_id is not null`.execute(db);
+  await sql`create unique index role_grants_one_live_per_subscription on role_grants (subscription_id) where ended_at is null and subscription_id is not null`.execute(
+    db,
+  );
 
-  await db.schema.createTable('outbox')
+  await db.schema
+    .createTable('outbox')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('seq', 'bigserial', (c) => c.notNull())
     .addColumn('exchange', 'text', (c) => c.notNull())
@@ -134,14 +168,16 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await sql`create index outbox_unpublished_idx on outbox (seq) where published_at is null`.execute(db);
 
-  await db.schema.createTable('processed_messages')
+  await db.schema
+    .createTable('processed_messages')
     .addColumn('consumer', 'text', (c) => c.notNull())
     .addColumn('message_id', 'uuid', (c) => c.notNull())
     .addColumn('processed_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('processed_messages_pk', ['consumer', 'message_id'])
     .execute();
 
-  await db.schema.createTable('dead_letters')
+  await db.schema
+    .createTable('dead_letters')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('queue', 'text', (c) => c.notNull())
     .addColumn('message_id', 'text')
@@ -158,7 +194,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('dead_letters_dead_at_idx').on('dead_letters').column('dead_at').execute();
 
-  await db.schema.createTable('idempotency_keys')
+  await db.schema
+    .createTable('idempotency_keys')
     .addColumn('user_id', 'text', (c) => c.notNull())
     .addColumn('key', 'text', (c) => c.notNull())
     .addColumn('fingerprint', 'text', (c) => c.notNull())
@@ -171,7 +208,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('idempotency_keys_pk', ['user_id', 'key'])
     .execute();
 
-  await db.schema.createTable('audit_log')
+  await db.schema
+    .createTable('audit_log')
     .addColumn('id', 'uuid', (c) => c.primaryKey())
     .addColumn('at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('actor', 'text', (c) => c.notNull())
@@ -187,7 +225,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`create function refuse_delete() returns trigger language plpgsql as $$
     begin raise exception 'rows of % are never deleted', tg_table_name; end $$`.execute(db);
   for (const table of ['payments', 'provider_events', 'role_grants', 'refunds', 'audit_log', 'subscriptions']) {
-    await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)} for each row execute function refuse_delete()`.execute(db);
+    await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)} for each row execute function refuse_delete()`.execute(
+      db,
+    );
   }
 }
 

@@ -4,9 +4,16 @@ import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-serve
 import { toPayPalAmount } from '@billing/domain';
 import type { Logger } from '@billing/service-kit';
 import {
-  ProviderRefusedError, ProviderUnavailableError,
-  type ChargeVaultedInput, type CheckoutCreated, type CreateCheckoutInput, type OrderState, type PaymentProvider,
-  type RefundInput, type RefundState, type WebhookAction,
+  ProviderRefusedError,
+  ProviderUnavailableError,
+  type ChargeVaultedInput,
+  type CheckoutCreated,
+  type CreateCheckoutInput,
+  type OrderState,
+  type PaymentProvider,
+  type RefundInput,
+  type RefundState,
+  type WebhookAction,
 } from '../provider.js';
 import { parseOrder, parseWebhookEvent } from './parse.js';
 
@@ -49,9 +56,17 @@ export function summarise(body: unknown): Record<string, unknown> {
   const capture = unit?.['payments']?.['captures']?.[0];
   const vault = b['payment_source']?.['paypal']?.['attributes']?.['vault'];
   const out: Record<string, unknown> = {
-    id: b['id'], status: b['status'], amount: b['amount'] ?? unit?.['amount'], customId: b['custom_id'] ?? unit?.['custom_id'],
-    captureId: capture?.['id'], captureStatus: capture?.['status'], captureAmount: capture?.['amount'], vaultStatus: vault?.['status'],
-    verificationStatus: b['verification_status'], name: b['name'], debugId: b['debug_id'],
+    id: b['id'],
+    status: b['status'],
+    amount: b['amount'] ?? unit?.['amount'],
+    customId: b['custom_id'] ?? unit?.['custom_id'],
+    captureId: capture?.['id'],
+    captureStatus: capture?.['status'],
+    captureAmount: capture?.['amount'],
+    vaultStatus: vault?.['status'],
+    verificationStatus: b['verification_status'],
+    name: b['name'],
+    debugId: b['debug_id'],
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
 }
@@ -68,8 +83,15 @@ export function requestId(key: string): string {
 
 function issueOf(body: string): { issue: string | null; message: string } {
   try {
-    const j = JSON.parse(body) as { name?: string; message?: string; details?: { issue?: string; description?: string }[] };
-    return { issue: j.details?.[0]?.issue ?? j.name ?? null, message: j.details?.[0]?.description ?? j.message ?? body.slice(0, 300) };
+    const j = JSON.parse(body) as {
+      name?: string;
+      message?: string;
+      details?: { issue?: string; description?: string }[];
+    };
+    return {
+      issue: j.details?.[0]?.issue ?? j.name ?? null,
+      message: j.details?.[0]?.description ?? j.message ?? body.slice(0, 300),
+    };
   } catch {
     return { issue: null, message: body.slice(0, 300) };
   }
@@ -87,7 +109,12 @@ export class PayPalProvider implements PaymentProvider {
   private readonly budgetMs: number;
 
   constructor(private readonly opts: PayPalOptions) {
-    const env = new sdk.core.PayPalEnvironment(opts.clientId, opts.clientSecret, opts.apiBase.replace(/\/+$/, ''), opts.apiBase);
+    const env = new sdk.core.PayPalEnvironment(
+      opts.clientId,
+      opts.clientSecret,
+      opts.apiBase.replace(/\/+$/, ''),
+      opts.apiBase,
+    );
     const timeoutMs = opts.timeoutMs;
     class Client extends sdk.core.PayPalHttpClient {
       override getTimeout() {
@@ -102,37 +129,79 @@ export class PayPalProvider implements PaymentProvider {
     this.budgetMs = opts.budgetMs ?? Math.max(2 * opts.timeoutMs, 8_000);
   }
 
-  private async call<T>(op: string, request: HttpRequest, context: Record<string, unknown> = {}): Promise<HttpResponse<T>> {
+  private async call<T>(
+    op: string,
+    request: HttpRequest,
+    context: Record<string, unknown> = {},
+  ): Promise<HttpResponse<T>> {
     const { logger } = this.opts;
     const first = Date.now();
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
       try {
         const res = await this.client.execute<T>(request);
-        logger.info('paypal response', { op, ...context, attempt, status: res.statusCode, ms: Date.now() - started, requestId: request.headers['PayPal-Request-Id'], summary: summarise(res.result) });
+        logger.info('paypal response', {
+          op,
+          ...context,
+          attempt,
+          status: res.statusCode,
+          ms: Date.now() - started,
+          requestId: request.headers['PayPal-Request-Id'],
+          summary: summarise(res.result),
+        });
         return res;
       } catch (err) {
-        const e = err as { statusCode?: number; message?: string; headers?: Record<string, string | string[] | undefined> };
+        const e = err as {
+          statusCode?: number;
+          message?: string;
+          headers?: Record<string, string | string[] | undefined>;
+        };
         if (e.statusCode && TRY_LATER.has(e.statusCode)) {
           // Not a refusal: PayPal says "try later" (SPEC §5). Wait as it asks, within bounds, with the same request id.
           const { issue } = issueOf(e.message ?? '');
-          const waitMs = Math.min(retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1), MAX_RETRY_AFTER_MS);
+          const waitMs = Math.min(
+            retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1),
+            MAX_RETRY_AFTER_MS,
+          );
           logger.warn('paypal asks to try later', { op, ...context, attempt, status: e.statusCode, issue, waitMs });
           if (attempt >= this.attempts || Date.now() - first + waitMs > this.budgetMs) {
-            throw new ProviderUnavailableError(`PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim());
+            throw new ProviderUnavailableError(
+              `PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim(),
+            );
           }
           await new Promise((r) => setTimeout(r, waitMs));
           continue;
         }
         if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
           const { issue, message } = issueOf(e.message ?? '');
-          logger.warn('paypal refused', { op, ...context, attempt, status: e.statusCode, issue, detail: message, ms: Date.now() - started });
-          throw new ProviderRefusedError(e.statusCode, issue, `PayPal ${op}: ${e.statusCode} ${issue ?? ''} ${message}`.trim());
+          logger.warn('paypal refused', {
+            op,
+            ...context,
+            attempt,
+            status: e.statusCode,
+            issue,
+            detail: message,
+            ms: Date.now() - started,
+          });
+          throw new ProviderRefusedError(
+            e.statusCode,
+            issue,
+            `PayPal ${op}: ${e.statusCode} ${issue ?? ''} ${message}`.trim(),
+          );
         }
-        logger.warn('paypal call failed', { op, ...context, attempt, status: e.statusCode ?? null, error: e.message?.slice(0, 300), ms: Date.now() - started });
+        logger.warn('paypal call failed', {
+          op,
+          ...context,
+          attempt,
+          status: e.statusCode ?? null,
+          error: e.message?.slice(0, 300),
+          ms: Date.now() - started,
+        });
         // Tries are bounded in number and in total time, so a stopping worker is never held past its grace.
         if (attempt >= this.attempts || Date.now() - first + this.opts.timeoutMs > this.budgetMs) {
-          throw new ProviderUnavailableError(`PayPal ${op}: ${e.statusCode ? `HTTP ${e.statusCode}` : e.message ?? 'no answer'} after ${attempt} tries`);
+          throw new ProviderUnavailableError(
+            `PayPal ${op}: ${e.statusCode ? `HTTP ${e.statusCode}` : (e.message ?? 'no answer')} after ${attempt} tries`,
+          );
         }
         await new Promise((r) => setTimeout(r, 200 * 3 ** (attempt - 1)));
       }
@@ -142,23 +211,43 @@ export class PayPalProvider implements PaymentProvider {
   async createCheckout(input: CreateCheckoutInput): Promise<CheckoutCreated> {
     const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
       intent: 'CAPTURE',
-      purchase_units: [{ reference_id: input.paymentId, custom_id: input.paymentId, description: input.description.slice(0, 127), amount: toPayPalAmount(input.amount, input.currency) }],
+      purchase_units: [
+        {
+          reference_id: input.paymentId,
+          custom_id: input.paymentId,
+          description: input.description.slice(0, 127),
+          amount: toPayPalAmount(input.amount, input.currency),
+        },
+      ],
       payment_source: {
         paypal: {
-          experience_context: { return_url: input.returnUrl, cancel_url: input.cancelUrl, user_action: 'PAY_NOW', shipping_preference: 'NO_SHIPPING' },
+          experience_context: {
+            return_url: input.returnUrl,
+            cancel_url: input.cancelUrl,
+            user_action: 'PAY_NOW',
+            shipping_preference: 'NO_SHIPPING',
+          },
           attributes: { vault: { store_in_vault: 'ON_SUCCESS', usage_type: 'MERCHANT', customer_type: 'CONSUMER' } },
         },
       },
     });
     req.headers['PayPal-Request-Id'] = requestId(input.idempotencyKey);
-    const res = await this.call<{ id: string; status: string; links?: { rel: string; href: string }[] }>('create-order', req, { paymentId: input.paymentId });
-    const link = res.result.links?.find((l) => l.rel === 'payer-action') ?? res.result.links?.find((l) => l.rel === 'approve');
+    const res = await this.call<{ id: string; status: string; links?: { rel: string; href: string }[] }>(
+      'create-order',
+      req,
+      { paymentId: input.paymentId },
+    );
+    const link =
+      res.result.links?.find((l) => l.rel === 'payer-action') ?? res.result.links?.find((l) => l.rel === 'approve');
     if (!link) throw new ProviderRefusedError(422, 'NO_APPROVAL_LINK', 'PayPal returned no payer-action link');
     return { orderId: res.result.id, approvalUrl: link.href, status: res.result.status };
   }
 
   async capture({ orderId, idempotencyKey }: { orderId: string; idempotencyKey: string }): Promise<OrderState> {
-    const req = new sdk.orders.OrdersCaptureRequest(orderId).prefer('return=representation').payPalRequestId(requestId(idempotencyKey)).requestBody({});
+    const req = new sdk.orders.OrdersCaptureRequest(orderId)
+      .prefer('return=representation')
+      .payPalRequestId(requestId(idempotencyKey))
+      .requestBody({});
     try {
       return parseOrder((await this.call('capture-order', req, { orderId })).result);
     } catch (err) {
@@ -171,19 +260,32 @@ export class PayPalProvider implements PaymentProvider {
   async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
     const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
       intent: 'CAPTURE',
-      purchase_units: [{ reference_id: input.paymentId, custom_id: input.paymentId, description: input.description.slice(0, 127), amount: toPayPalAmount(input.amount, input.currency) }],
+      purchase_units: [
+        {
+          reference_id: input.paymentId,
+          custom_id: input.paymentId,
+          description: input.description.slice(0, 127),
+          amount: toPayPalAmount(input.amount, input.currency),
+        },
+      ],
       payment_source: { paypal: { vault_id: input.vaultId } },
     });
     req.headers['PayPal-Request-Id'] = requestId(input.idempotencyKey);
     const order = parseOrder((await this.call('charge-vaulted', req, { paymentId: input.paymentId })).result);
-    if (order.status === 'APPROVED' && !order.capture) return this.capture({ orderId: order.orderId, idempotencyKey: `${input.idempotencyKey}:capture` });
+    if (order.status === 'APPROVED' && !order.capture)
+      return this.capture({ orderId: order.orderId, idempotencyKey: `${input.idempotencyKey}:capture` });
     return order;
   }
 
   async refund(input: RefundInput): Promise<RefundState> {
-    const req = new sdk.payments.CapturesRefundRequest(input.captureId).prefer('return=representation')
-      .payPalRequestId(requestId(input.idempotencyKey)).requestBody({ amount: toPayPalAmount(input.amount, input.currency), custom_id: input.refundId });
-    const res = await this.call<{ id: string; status: string }>('refund-capture', req, { captureId: input.captureId, refundId: input.refundId });
+    const req = new sdk.payments.CapturesRefundRequest(input.captureId)
+      .prefer('return=representation')
+      .payPalRequestId(requestId(input.idempotencyKey))
+      .requestBody({ amount: toPayPalAmount(input.amount, input.currency), custom_id: input.refundId });
+    const res = await this.call<{ id: string; status: string }>('refund-capture', req, {
+      captureId: input.captureId,
+      refundId: input.refundId,
+    });
     return { id: res.result.id, status: res.result.status, amount: input.amount, currency: input.currency };
   }
 
@@ -191,12 +293,24 @@ export class PayPalProvider implements PaymentProvider {
     return parseOrder((await this.call('get-order', new sdk.orders.OrdersGetRequest(orderId), { orderId })).result);
   }
 
-  async verifyWebhook({ headers, rawBody }: { headers: Record<string, string | undefined>; rawBody: string }): Promise<boolean> {
+  async verifyWebhook({
+    headers,
+    rawBody,
+  }: {
+    headers: Record<string, string | undefined>;
+    rawBody: string;
+  }): Promise<boolean> {
     const h = (name: string) => JSON.stringify(headers[name.toLowerCase()] ?? '');
-    const text = `{"auth_algo":${h('PAYPAL-AUTH-ALGO')},"cert_url":${h('PAYPAL-CERT-URL')},"transmission_id":${h('PAYPAL-TRANSMISSION-ID')},`
-      + `"transmission_sig":${h('PAYPAL-TRANSMISSION-SIG')},"transmission_time":${h('PAYPAL-TRANSMISSION-TIME')},`
-      + `"webhook_id":${JSON.stringify(this.opts.webhookId ?? '')},"webhook_event":${rawBody}}`;
-    const req: HttpRequest = { path: '/v1/notifications/verify-webhook-signature', verb: 'POST', body: new RawJson(text), headers: { 'Content-Type': 'application/json' } };
+    const text =
+      `{"auth_algo":${h('PAYPAL-AUTH-ALGO')},"cert_url":${h('PAYPAL-CERT-URL')},"transmission_id":${h('PAYPAL-TRANSMISSION-ID')},` +
+      `"transmission_sig":${h('PAYPAL-TRANSMISSION-SIG')},"transmission_time":${h('PAYPAL-TRANSMISSION-TIME')},` +
+      `"webhook_id":${JSON.stringify(this.opts.webhookId ?? '')},"webhook_event":${rawBody}}`;
+    const req: HttpRequest = {
+      path: '/v1/notifications/verify-webhook-signature',
+      verb: 'POST',
+      body: new RawJson(text),
+      headers: { 'Content-Type': 'application/json' },
+    };
     try {
       const res = await this.call<{ verification_status?: string }>('verify-webhook-signature', req);
       return res.result.verification_status === 'SUCCESS';

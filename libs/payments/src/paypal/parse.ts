@@ -15,7 +15,13 @@ function money(v: unknown): { amount: number; currency: string } {
 export function parseCapture(v: unknown): CaptureInfo {
   const c = obj(v);
   const { amount, currency } = money(c['amount']);
-  return { id: str(c['id']) ?? '', status: str(c['status']) ?? 'UNKNOWN', amount, currency, customId: str(c['custom_id']) };
+  return {
+    id: str(c['id']) ?? '',
+    status: str(c['status']) ?? 'UNKNOWN',
+    amount,
+    currency,
+    customId: str(c['custom_id']),
+  };
 }
 
 /** An Orders v2 order (as `return=representation` gives it) in our terms. */
@@ -53,16 +59,28 @@ export function parseWebhookEvent(event: unknown): WebhookAction {
   const r = obj(e['resource']);
   switch (type) {
     case 'CHECKOUT.ORDER.APPROVED':
-      return { kind: 'order_approved', orderId: str(r['id']) ?? '', customId: str(obj((r['purchase_units'] as unknown[] | undefined)?.[0])['custom_id']) };
+      return {
+        kind: 'order_approved',
+        orderId: str(r['id']) ?? '',
+        customId: str(obj((r['purchase_units'] as unknown[] | undefined)?.[0])['custom_id']),
+      };
     case 'CHECKOUT.ORDER.VOIDED':
     case 'CHECKOUT.PAYMENT-APPROVAL.REVERSED':
-      return { kind: 'order_voided', orderId: str(r['order_id']) ?? str(r['id']) ?? '', customId: str(obj((r['purchase_units'] as unknown[] | undefined)?.[0])['custom_id']) };
+      return {
+        kind: 'order_voided',
+        orderId: str(r['order_id']) ?? str(r['id']) ?? '',
+        customId: str(obj((r['purchase_units'] as unknown[] | undefined)?.[0])['custom_id']),
+      };
     case 'PAYMENT.CAPTURE.COMPLETED':
     case 'PAYMENT.CAPTURE.PENDING':
     case 'PAYMENT.CAPTURE.DENIED':
     case 'PAYMENT.CAPTURE.DECLINED': {
-      const kind = type === 'PAYMENT.CAPTURE.COMPLETED' ? 'capture_completed'
-        : type === 'PAYMENT.CAPTURE.PENDING' ? 'capture_pending' : 'capture_declined';
+      const kind =
+        type === 'PAYMENT.CAPTURE.COMPLETED'
+          ? 'capture_completed'
+          : type === 'PAYMENT.CAPTURE.PENDING'
+            ? 'capture_pending'
+            : 'capture_declined';
       const orderId = str(obj(obj(r['supplementary_data'])['related_ids'])['order_id']);
       return { kind, orderId, capture: parseCapture(r) };
     }
@@ -70,14 +88,33 @@ export function parseWebhookEvent(event: unknown): WebhookAction {
       // PayPal's published sample: resource_type "refund", the refund's own id, no custom_id;
       // the capture is named only by the `up` link.
       const { amount, currency } = money(r['amount']);
-      return { kind: 'capture_reversed', captureId: captureIdFromLinks(r['links']) ?? '', refundId: str(r['id']) ?? '', amount, currency };
+      return {
+        kind: 'capture_reversed',
+        captureId: captureIdFromLinks(r['links']) ?? '',
+        refundId: str(r['id']) ?? '',
+        amount,
+        currency,
+      };
     }
     case 'PAYMENT.CAPTURE.REFUNDED': {
       const { amount, currency } = money(r['amount']);
-      return { kind: 'capture_refunded', captureId: captureIdFromLinks(r['links']) ?? '', refundId: str(r['id']) ?? '', customId: str(r['custom_id']), amount, currency, status: str(r['status']) ?? 'COMPLETED' };
+      return {
+        kind: 'capture_refunded',
+        captureId: captureIdFromLinks(r['links']) ?? '',
+        refundId: str(r['id']) ?? '',
+        customId: str(r['custom_id']),
+        amount,
+        currency,
+        status: str(r['status']) ?? 'COMPLETED',
+      };
     }
     case 'VAULT.PAYMENT-TOKEN.CREATED':
-      return { kind: 'vault_token_created', vaultId: str(r['id']) ?? '', orderId: str(obj(r['metadata'])['order_id']), customId: str(obj(r['metadata'])['custom_id']) };
+      return {
+        kind: 'vault_token_created',
+        vaultId: str(r['id']) ?? '',
+        orderId: str(obj(r['metadata'])['order_id']),
+        customId: str(obj(r['metadata'])['custom_id']),
+      };
     case 'VAULT.PAYMENT-TOKEN.DELETED':
       return { kind: 'vault_token_deleted', vaultId: str(r['id']) ?? '' };
     default:

@@ -20,16 +20,45 @@ declare module '@paypal/checkout-server-sdk' {
       constructor(environment: PayPalEnvironment);
       execute<T = unknown>(request: HttpRequest): Promise<HttpResponse<T>>;
       getTimeout(): number;
-      encoder: { _encoders: { encode(req: HttpRequest): string; decode(body: string): unknown; contentType(): RegExp }[] };
+      encoder: {
+        _encoders: { encode(req: HttpRequest): string; decode(body: string): unknown; contentType(): RegExp }[];
+      };
     }
   }
   namespace orders {
-    class OrdersCreateRequest implements HttpRequest { path: string; verb: string; headers: Record<string, string>; prefer(p: string): this; requestBody(b: unknown): this }
-    class OrdersGetRequest implements HttpRequest { constructor(id: string); path: string; verb: string; headers: Record<string, string> }
-    class OrdersCaptureRequest implements HttpRequest { constructor(id: string); path: string; verb: string; headers: Record<string, string>; prefer(p: string): this; requestBody(b: unknown): this; payPalRequestId(id: string): this }
+    class OrdersCreateRequest implements HttpRequest {
+      path: string;
+      verb: string;
+      headers: Record<string, string>;
+      prefer(p: string): this;
+      requestBody(b: unknown): this;
+    }
+    class OrdersGetRequest implements HttpRequest {
+      constructor(id: string);
+      path: string;
+      verb: string;
+      headers: Record<string, string>;
+    }
+    class OrdersCaptureRequest implements HttpRequest {
+      constructor(id: string);
+      path: string;
+      verb: string;
+      headers: Record<string, string>;
+      prefer(p: string): this;
+      requestBody(b: unknown): this;
+      payPalRequestId(id: string): this;
+    }
   }
   namespace payments {
-    class CapturesRefundRequest implements HttpRequest { constructor(id: string); path: string; verb: string; headers: Record<string, string>; prefer(p: string): this; requestBody(b: unknown): this; payPalRequestId(id: string): this }
+    class CapturesRefundRequest implements HttpRequest {
+      constructor(id: string);
+      path: string;
+      verb: string;
+      headers: Record<string, string>;
+      prefer(p: string): this;
+      requestBody(b: unknown): this;
+      payPalRequestId(id: string): this;
+    }
   }
   const sdk: { core: typeof core; orders: typeof orders; payments: typeof payments };
   export default sdk;
