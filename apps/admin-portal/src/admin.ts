@@ -32,3 +32,6 @@ export async function audit(
     })
     .execute();
 }
+
+/** The operator making the request: the JWT's `sub`. */
+export const actor = (req: { userId: string }): string => req.userId;

@@ -6,7 +6,7 @@ import type { Runtime } from '@billing/runtime';
 import { createHttpApp, jwtAuth, type HttpApp } from '@billing/service-kit';
 import { COOKIE } from './admin.js';
 import type { PortalConfig } from './config.js';
-import { adminApi } from './routes/api.js';
+import { adminApi } from './api/index.js';
 import { adminPages } from './routes/pages.js';
 
 /** The operators' portal and admin API (SPEC §9). */
@@ -24,7 +24,7 @@ export async function buildApp({
   await app.register(formbody);
   await app.register(csrf, { cookieOpts: { httpOnly: true, sameSite: 'strict', path: '/', signed: false } });
   await app.register(jwtAuth, { ...config, cookieName: COOKIE });
-  adminApi(app, { rt, auth });
+  await adminApi(app, { rt, auth });
   adminPages(app, { auth });
   return app;
 }

@@ -1,58 +1,5 @@
 import { Type } from 'typebox';
-import { ProblemSchema } from '@billing/contracts';
-
-export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(s: T) => Type.Union([s, Type.Null()]);
-const Ts = Type.String({ format: 'date-time' });
-
-export const PlanSchema = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  description: Type.String(),
-  amount: Type.Integer(),
-  currency: Type.String(),
-  period: Type.String(),
-  role: Type.String(),
-});
-
-export const SubscriptionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  planId: Type.String(),
-  role: Type.String(),
-  status: Type.Enum(['pending', 'active', 'past_due', 'cancelled', 'expired']),
-  amount: Type.Integer(),
-  currency: Type.String(),
-  period: Type.String(),
-  currentPeriodStart: Nullable(Ts),
-  currentPeriodEnd: Nullable(Ts),
-  cancelAtPeriodEnd: Type.Boolean(),
-  cancelledAt: Nullable(Ts),
-  approvalUrl: Nullable(Type.String()),
-  createdAt: Ts,
-});
-
-export const PaymentSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  subscriptionId: Type.String({ format: 'uuid' }),
-  kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal')]),
-  amount: Type.Integer(),
-  currency: Type.String(),
-  status: Type.Enum([
-    'created',
-    'pending',
-    'approved',
-    'completed',
-    'failed',
-    'cancelled',
-    'refunded',
-    'partially_refunded',
-    'reversed',
-  ]),
-  refundedAmount: Type.Integer(),
-  failureReason: Nullable(Type.String()),
-  periodStart: Nullable(Ts),
-  periodEnd: Nullable(Ts),
-  createdAt: Ts,
-});
+export { IdParams, ListQuery, PaymentSchema, PlanSchema, Problem, SubscriptionSchema } from '@billing/http-api';
 
 export const CreateSubscriptionBody = Type.Object(
   { planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }) },
@@ -65,14 +12,6 @@ export const CheckoutCreated = Type.Object({
   status: Type.Literal('pending'),
   approvalUrl: Type.String(),
 });
-
-export const IdParams = Type.Object({ id: Type.String() });
-export const ListQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-  cursor: Type.Optional(Type.String({ maxLength: 200 })),
-});
-
-export const Problem = ProblemSchema;
 
 export const CancelBody = Type.Object(
   { mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])) },

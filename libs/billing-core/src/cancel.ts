@@ -7,7 +7,7 @@ import { endSubscriptionGrant } from './grants.js';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 import { refundableLeft, requestRefund } from './refunds.js';
-import { currentPeriod } from './views.js';
+import { currentPeriod } from './periods.js';
 
 export type CancelMode = 'at_period_end' | 'immediately';
 

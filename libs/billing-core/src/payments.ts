@@ -1,7 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database, NewPaymentRow, PaymentRow, PaymentUpdate } from '@billing/db';
-import { applyPaymentEvent, type PaymentEvent, type PaymentTransition } from '@billing/domain';
-import { isUuid } from './pagination.js';
+import { applyPaymentEvent, isUuid, type PaymentEvent, type PaymentTransition } from '@billing/domain';
 
 type Tx = Transaction<Database>;
 

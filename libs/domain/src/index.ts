@@ -4,3 +4,4 @@ export * from './proration.js';
 export * from './payment-state.js';
 export * from './subscription-state.js';
 export * from './grants.js';
+export * from './ids.js';

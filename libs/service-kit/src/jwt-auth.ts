@@ -8,14 +8,16 @@ export interface JwtSettings {
   JWT_PUBLIC_KEY?: string | undefined;
   JWT_ISSUER?: string | undefined;
   JWT_AUDIENCE?: string | undefined;
-  /** Also accept the token from this cookie (the admin portal's sign-in); @fastify/cookie must be registered. */
+  /** The cookie `authenticateCookie` reads (the admin portal's sign-in); @fastify/cookie must be registered. */
   cookieName?: string;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook: a valid bearer JWT (SPEC §3), else 401. */
+    /** onRequest hook: a valid JWT in the Authorization header only (SPEC §3), else 401. */
     authenticate: (req: FastifyRequest) => Promise<void>;
+    /** A valid JWT in the `cookieName` cookie only (the portal's pages, SPEC §9), else 401. */
+    authenticateCookie: (req: FastifyRequest) => Promise<void>;
   }
   interface FastifyRequest {
     userId: string;
@@ -39,20 +41,14 @@ export const jwtAuth = fp<JwtSettings>(
         ...(cfg.JWT_ISSUER ? { allowedIss: cfg.JWT_ISSUER } : {}),
         ...(cfg.JWT_AUDIENCE ? { allowedAud: cfg.JWT_AUDIENCE } : {}),
         clockTolerance: 60_000,
-        requiredClaims: ['exp'],
+        // iss and aud are required claims once configured (SPEC §3): a token without them is refused.
+        requiredClaims: ['exp', ...(cfg.JWT_ISSUER ? ['iss'] : []), ...(cfg.JWT_AUDIENCE ? ['aud'] : [])],
         cache: 10_000,
       },
     });
     app.decorateRequest('userId', '');
     app.decorateRequest('userRoles', null as unknown as string[]);
-    app.decorate('authenticate', async (req: FastifyRequest) => {
-      const header = req.headers.authorization ?? '';
-      const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header);
-      if (header && !m) throw new AppError('unauthorized', 'a valid bearer token is required');
-      const cookie = cfg.cookieName
-        ? (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies?.[cfg.cookieName]
-        : undefined;
-      const token = m?.[1] ?? (header ? undefined : cookie);
+    const accept = (req: FastifyRequest, token: string | undefined) => {
       if (!token || token.length > MAX_TOKEN_LENGTH)
         throw new AppError('unauthorized', 'a valid bearer token is required');
       let claims: { sub?: unknown; roles?: unknown };
@@ -65,6 +61,14 @@ export const jwtAuth = fp<JwtSettings>(
         throw new AppError('unauthorized', 'the token names no user');
       req.userId = claims.sub;
       req.userRoles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
+    };
+    app.decorate('authenticate', async (req: FastifyRequest) => {
+      const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(req.headers.authorization ?? '');
+      accept(req, m?.[1]);
+    });
+    app.decorate('authenticateCookie', async (req: FastifyRequest) => {
+      const cookies = (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
+      accept(req, cfg.cookieName ? cookies?.[cfg.cookieName] : undefined);
     });
   },
   { name: 'jwt-auth' },

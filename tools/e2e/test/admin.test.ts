@@ -6,12 +6,19 @@ const stack = await startStack();
 t.teardown(() => stack.stop());
 const PORTAL = stack.urls['admin-portal'];
 
-async function admin(method: string, path: string, token: string | undefined, body?: unknown) {
+async function admin(
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+  as: 'bearer' | 'cookie' = 'bearer',
+) {
   const res = await fetch(`${PORTAL}${path}`, {
     method,
     redirect: 'manual',
     headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(token && as === 'bearer' ? { authorization: `Bearer ${token}` } : {}),
+      ...(token && as === 'cookie' ? { cookie: `billing_admin=${token}` } : {}),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     body: body !== undefined ? JSON.stringify(body) : null,
@@ -36,7 +43,17 @@ t.test('who may enter: 401 without a token, 403 without the admin role; pages re
   const page = await admin('GET', '/payments', undefined);
   t.equal(page.status, 303);
   t.equal(page.headers.get('location'), '/login');
-  t.equal((await admin('GET', '/payments', user)).status, 403);
+  t.equal((await admin('GET', '/payments', user, undefined, 'cookie')).status, 403);
+  // SPEC §9: the API takes only a bearer header, the pages only the portal's cookie.
+  const adminToken = await stack.tokenFor('ops-doors', ['admin']);
+  t.equal((await admin('GET', '/admin/api/v1/plans', adminToken)).status, 200);
+  t.equal(
+    (await admin('GET', '/admin/api/v1/plans', adminToken, undefined, 'cookie')).status,
+    401,
+    'the cookie opens no API route',
+  );
+  t.equal((await admin('GET', '/payments', adminToken)).status, 303, 'a bearer header opens no page');
+  t.equal((await admin('GET', '/payments', adminToken, undefined, 'cookie')).status, 200);
 });
 
 t.test(

@@ -46,7 +46,7 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
     (render: (req: FastifyRequest, reply: FastifyReply) => Promise<string>) =>
     async (req: FastifyRequest, reply: FastifyReply) => {
       try {
-        await app.authenticate(req);
+        await app.authenticateCookie(req);
       } catch {
         return reply.redirect('/login', 303);
       }

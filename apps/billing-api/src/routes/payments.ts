@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { isUuid, keysetPage, paymentView } from '@billing/billing-core';
+import { isUuid, keysetPage, paymentView } from '@billing/http-api';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 import { IdParams, ListQuery, PaymentSchema, Problem } from '../schemas.js';

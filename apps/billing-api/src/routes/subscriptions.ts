@@ -3,16 +3,8 @@ import { Type } from 'typebox';
 import type { Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import {
-  cancelSubscription,
-  currentPeriod,
-  isUuid,
-  keysetPage,
-  lockKey,
-  payments,
-  subscriptions,
-  subscriptionView,
-} from '@billing/billing-core';
+import { cancelSubscription, currentPeriod, lockKey, payments, subscriptions } from '@billing/billing-core';
+import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
 import { NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';

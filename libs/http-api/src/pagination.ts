@@ -1,8 +1,6 @@
 import { sql, type SelectQueryBuilder } from 'kysely';
+import { isUuid } from '@billing/domain';
 import { AppError } from '@billing/service-kit';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-export const isUuid = (s: string) => UUID.test(s);
 
 /** Opaque cursors: the last row's creation time and id, so pages stay stable under inserts. */
 export function encodeCursor(row: { created_at: Date; id: string }): string {

@@ -1,21 +1,7 @@
-import { periodIndexAt, periodWindow } from '@billing/domain';
-import type { PaymentRow, SubscriptionRow } from '@billing/db';
+import { currentPeriod } from '@billing/billing-core';
+import type { PaymentRow, PlanRow, SubscriptionRow } from '@billing/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-/** The period in effect at `now`, in anchored arithmetic, within what has been paid. */
-export function currentPeriod(
-  sub: Pick<SubscriptionRow, 'anchor_at' | 'period' | 'paid_through'>,
-  now: Date,
-): { start: Date; end: Date } | null {
-  if (!sub.anchor_at) return null;
-  let k = Math.max(0, periodIndexAt(sub.anchor_at, sub.period, now));
-  // A renewal paid ahead takes effect at the boundary; past what is paid, the last paid period stays in effect.
-  if (sub.paid_through) {
-    while (k > 0 && periodWindow(sub.anchor_at, sub.period, k).start.getTime() >= sub.paid_through.getTime()) k -= 1;
-  }
-  return periodWindow(sub.anchor_at, sub.period, k);
-}
 
 export function subscriptionView(sub: SubscriptionRow, now = new Date()) {
   const period = sub.status === 'pending' ? null : currentPeriod(sub, now);
@@ -49,5 +35,18 @@ export function paymentView(p: PaymentRow) {
     periodStart: iso(p.period_start),
     periodEnd: iso(p.period_end),
     createdAt: p.created_at.toISOString(),
+  };
+}
+
+export function planView(p: PlanRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    amount: p.amount,
+    currency: p.currency.trim(),
+    period: p.period,
+    role: p.role,
+    active: p.active,
   };
 }

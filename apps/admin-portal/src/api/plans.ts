@@ -1,0 +1,85 @@
+import { Type } from 'typebox';
+import { sql } from 'kysely';
+import { planProblems } from '@billing/db';
+import { AdminPlanSchema, Page, planView } from '@billing/http-api';
+import { AppError } from '@billing/service-kit';
+import { actor, audit } from '../admin.js';
+import type { AdminPlugin } from './index.js';
+import { errors, PlanBody, PlanPatch, Slug } from './schemas.js';
+
+/** Plans: listed, created, changed; never deleted, only deactivated. */
+export const plansApi: AdminPlugin = async (api, { rt }) => {
+  api.get('/plans', { schema: { tags: ['admin'], response: { 200: Page(AdminPlanSchema), ...errors } } }, async () => ({
+    items: (await rt.db.selectFrom('plans').selectAll().orderBy('id').execute()).map(planView),
+    nextCursor: null,
+  }));
+
+  api.post(
+    '/plans',
+    { schema: { tags: ['admin'], body: PlanBody, response: { 201: AdminPlanSchema, ...errors } } },
+    async (req, reply) => {
+      // The schema checks the shape; the catalog's rules check what it means (a currency PayPal takes, a period).
+      const problems = planProblems(req.body);
+      if (problems.length) throw new AppError('validation', problems.join('; '));
+      const plan = req.body;
+      const created = await rt.db.transaction().execute(async (trx) => {
+        const exists = await trx.selectFrom('plans').select('id').where('id', '=', plan.id).executeTakeFirst();
+        if (exists) throw new AppError('validation', `a plan "${plan.id}" exists already; change it with PATCH`);
+        const row = await trx.insertInto('plans').values(plan).returningAll().executeTakeFirstOrThrow();
+        await audit(trx, {
+          actor: actor(req),
+          action: 'plan.create',
+          target: `plan:${plan.id}`,
+          reason: null,
+          before: null,
+          after: planView(row),
+        });
+        return row;
+      });
+      return reply.status(201).send(planView(created));
+    },
+  );
+
+  api.patch(
+    '/plans/:id',
+    {
+      schema: {
+        tags: ['admin'],
+        params: Type.Object({ id: Slug }),
+        body: PlanPatch,
+        response: { 200: AdminPlanSchema, ...errors },
+      },
+    },
+    async (req) =>
+      rt.db.transaction().execute(async (trx) => {
+        const cur = await trx
+          .selectFrom('plans')
+          .selectAll()
+          .where('id', '=', req.params.id)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!cur) throw new AppError('not-found', 'no such plan');
+        if (req.body.id !== undefined && req.body.id !== cur.id)
+          throw new AppError('validation', 'a plan id cannot change');
+        const merged = { ...planView(cur), ...req.body };
+        const problems = planProblems(merged);
+        if (problems.length) throw new AppError('validation', problems.join('; '));
+        const { id: _id, ...fields } = merged;
+        const row = await trx
+          .updateTable('plans')
+          .set({ ...fields, updated_at: sql`now()` })
+          .where('id', '=', cur.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit(trx, {
+          actor: actor(req),
+          action: 'plan.update',
+          target: `plan:${cur.id}`,
+          reason: null,
+          before: planView(cur),
+          after: planView(row),
+        });
+        return planView(row);
+      }),
+  );
+};

@@ -1,0 +1,70 @@
+import { Type } from 'typebox';
+import { ProblemSchema } from '@billing/contracts';
+
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(s: T) => Type.Union([s, Type.Null()]);
+export const Ts = Type.String({ format: 'date-time' });
+
+export const PlanSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  period: Type.String(),
+  role: Type.String(),
+});
+
+export const SubscriptionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  planId: Type.String(),
+  role: Type.String(),
+  status: Type.Enum(['pending', 'active', 'past_due', 'cancelled', 'expired']),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  period: Type.String(),
+  currentPeriodStart: Nullable(Ts),
+  currentPeriodEnd: Nullable(Ts),
+  cancelAtPeriodEnd: Type.Boolean(),
+  cancelledAt: Nullable(Ts),
+  approvalUrl: Nullable(Type.String()),
+  createdAt: Ts,
+});
+
+export const PaymentSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  subscriptionId: Type.String({ format: 'uuid' }),
+  kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal')]),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  status: Type.Enum([
+    'created',
+    'pending',
+    'approved',
+    'completed',
+    'failed',
+    'cancelled',
+    'refunded',
+    'partially_refunded',
+    'reversed',
+  ]),
+  refundedAmount: Type.Integer(),
+  failureReason: Nullable(Type.String()),
+  periodStart: Nullable(Ts),
+  periodEnd: Nullable(Ts),
+  createdAt: Ts,
+});
+
+export const IdParams = Type.Object({ id: Type.String() });
+export const ListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+});
+
+export const Problem = ProblemSchema;
+
+/** SPEC-style lists: `{ items, nextCursor }`, newest first. */
+export const Page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
+
+/** A plan as operators see it: the public view and whether it is on sale. */
+export const AdminPlanSchema = Type.Object({ ...PlanSchema.properties, active: Type.Boolean() });
