@@ -1,6 +1,7 @@
 import amqplib from 'amqplib';
 import { createMigratedTestDb, type MigratedTestDb } from '@billing/db/testing';
 import { importCatalog } from '@billing/db';
+import { retryQueueName, WORK_QUEUES } from '@billing/messaging';
 import {
   createTestVhost,
   freePort,
@@ -42,6 +43,12 @@ export interface Stack {
   auth(path: string, body?: unknown): Promise<any>;
   /** Messages on notifications.billing so far (read without consuming them for good). */
   notifications(): Promise<{ id: string; type: string; data: Record<string, unknown> }[]>;
+  /**
+   * Waits until nothing moves: the outbox drained, every work and retry queue empty, and no
+   * message processed nor PayPal or Auth call made for `stableMs`. Use it, not a sleep, to show
+   * that nothing more happens.
+   */
+  quiet(opts?: { stableMs?: number; timeoutMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -200,6 +207,50 @@ export async function startStack(
       }
       ch.nackAll(true);
       return out;
+    },
+    async quiet({ stableMs = 800, timeoutMs = 30_000 } = {}) {
+      const queues = Object.values(WORK_QUEUES).flatMap((w) => [
+        w.queue,
+        ...[...new Set<number>(w.retryDelaysMs)].map((d) => retryQueueName(w.queue, d)),
+      ]);
+      const probe = await conn.createChannel();
+      const snapshot = async () => {
+        const [outbox, processed, paypalCalls, authCalls] = await Promise.all([
+          tdb.db
+            .selectFrom('outbox')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .where('published_at', 'is', null)
+            .executeTakeFirstOrThrow(),
+          tdb.db
+            .selectFrom('processed_messages')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .executeTakeFirstOrThrow(),
+          json(urls.paypal, '/_control/calls'),
+          json(urls.auth, '/_control/calls'),
+        ]);
+        let waiting = 0;
+        for (const q of queues) waiting += (await probe.checkQueue(q)).messageCount;
+        return {
+          backlog: Number(outbox.n) + waiting,
+          moves: `${processed.n}/${paypalCalls.length}/${authCalls.length}`,
+        };
+      };
+      const deadline = Date.now() + timeoutMs;
+      try {
+        let last = await snapshot();
+        let stableSince = Date.now();
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 100));
+          const now = await snapshot();
+          if (now.backlog > 0 || now.moves !== last.moves) stableSince = Date.now();
+          last = now;
+          if (Date.now() - stableSince >= stableMs) return;
+          if (Date.now() > deadline)
+            throw new Error(`the system did not go quiet within ${timeoutMs} ms (backlog ${now.backlog})`);
+        }
+      } finally {
+        await probe.close().catch(() => undefined);
+      }
     },
     async stop() {
       await conn.close().catch(() => undefined);

@@ -309,7 +309,7 @@ t.test(
       body: { mode: 'at_period_end' },
     });
     t.match(atEnd.body, { status: 'active', cancelAtPeriodEnd: true, cancelledAt: null });
-    await new Promise((r) => setTimeout(r, 500));
+    await stack.quiet();
     t.ok((await rolesOf('user-cancel')).includes('premium'), 'the role stays until the period ends');
     const resumed = await documented('POST', `/v1/subscriptions/${subscriptionId}/resume`, { token: tok });
     t.match(resumed.body, { status: 'active', cancelAtPeriodEnd: false });
@@ -358,7 +358,7 @@ t.test(
     });
     t.equal(second.status, 200);
     t.equal(second.body.cancelledAt, cancelled.body.cancelledAt, 'a second cancel changes nothing');
-    await new Promise((r) => setTimeout(r, 500));
+    await stack.quiet();
     const refunds = await stack.tdb.db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).execute();
     t.equal(refunds.length, 1, 'and refunds nothing more');
     t.equal(

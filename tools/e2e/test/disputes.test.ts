@@ -138,7 +138,7 @@ t.test('a role the user held before buying is not revoked when the subscription 
       ).length === 0,
     { what: 'the role change handled' },
   );
-  await new Promise((r) => setTimeout(r, 1500));
+  await stack.quiet();
   t.ok((await rolesOf('user-carol')).includes('premium'), 'premium stays');
   t.equal(
     (await stack.notifications()).filter((n) => n.type === 'role.revoked' && n.data['userId'] === 'user-carol').length,

@@ -111,7 +111,7 @@ t.test(
         ).length >= 3,
       { what: 'events processed' },
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    await stack.quiet();
     const calls = await stack.paypal('/_control/calls');
     const captures = calls.filter((c: any) => c.path === `/v2/checkout/orders/${orderOf(body.approvalUrl)}/capture`);
     t.equal(captures.length, 1, 'PayPal received one capture call');
@@ -317,7 +317,7 @@ t.test('a capture whose amount differs from our payment: refunded, failed, no ro
   );
   t.equal((await payment(body.paymentId)).status, 'failed');
   t.equal((await subscription(body.subscriptionId)).status, 'cancelled');
-  await new Promise((r) => setTimeout(r, 1000));
+  await stack.quiet();
   t.notOk((await rolesOf('user-mismatch')).includes('premium'), 'no role');
 });
 
