@@ -1,0 +1,788 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import {
+  PaymentCheckRequested,
+  ProviderEventReceived,
+  RefundRequested,
+  RenewalChargeRequested,
+} from '@billing/contracts';
+import { payments, subscriptions } from '@billing/billing-core';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { makeEnvelope, type StepContext } from '@billing/messaging';
+import {
+  ProviderRefusedError,
+  type CaptureInfo,
+  type ChargeVaultedInput,
+  type OrderState,
+  type PaymentProvider,
+  type RefundInput,
+  type WebhookAction,
+} from '@billing/payments';
+import { createLogger } from '@billing/service-kit';
+import { applyProviderEvent } from '../src/handlers/apply-provider-event.js';
+import { chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
+import { checkOrderHandler } from '../src/handlers/check-order.js';
+import { sendRefundHandler } from '../src/handlers/send-refund.js';
+import type { PaymentContext } from '../src/payments/outcomes.js';
+
+// The middle layer: each payment-worker handler in-process, against a real migrated database,
+// with a fake PaymentProvider whose answers a test scripts and whose calls it counts. What the
+// outside world would see is read from the tables and the outbox (messages to publish).
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [
+  {
+    id: 'monthly',
+    name: 'Monthly',
+    description: '',
+    amount: 1000,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'pro',
+    active: true,
+  },
+]);
+const logger = createLogger({ service: 'test', level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+type Answer<T> = T | Error;
+class FakeProvider implements PaymentProvider {
+  readonly name = 'fake';
+  calls: { op: string; input: unknown }[] = [];
+  captureAnswer: (orderId: string) => Answer<OrderState> = () => new Error('no capture scripted');
+  orderAnswer: (orderId: string) => Answer<OrderState> = () => new Error('no order scripted');
+  chargeAnswer: (input: ChargeVaultedInput) => Answer<OrderState> = () => new Error('no charge scripted');
+  refundAnswer: (input: RefundInput) => Answer<{ id: string; status: string; amount: number; currency: string }> = (
+    i,
+  ) => ({
+    id: `REF-${i.refundId}`,
+    status: 'COMPLETED',
+    amount: i.amount,
+    currency: i.currency,
+  });
+  private answer<T>(op: string, input: unknown, a: Answer<T>): T {
+    this.calls.push({ op, input });
+    if (a instanceof Error) throw a;
+    return a;
+  }
+  async createCheckout(): Promise<never> {
+    throw new Error('not used by the payment-worker');
+  }
+  async capture(i: { orderId: string; idempotencyKey: string }) {
+    return this.answer('capture', i, this.captureAnswer(i.orderId));
+  }
+  async getOrder(orderId: string) {
+    return this.answer('getOrder', orderId, this.orderAnswer(orderId));
+  }
+  async chargeVaulted(i: ChargeVaultedInput) {
+    return this.answer('chargeVaulted', i, this.chargeAnswer(i));
+  }
+  async refund(i: RefundInput) {
+    return this.answer('refund', i, this.refundAnswer(i));
+  }
+  async verifyWebhook(): Promise<boolean> {
+    return true;
+  }
+  /** The stored payload is already the parsed action (PayPal's shapes are tested against its published samples elsewhere). */
+  parseWebhook(event: unknown): WebhookAction {
+    return event as WebhookAction;
+  }
+  count(op: string) {
+    return this.calls.filter((c) => c.op === op).length;
+  }
+}
+
+const ctxOf = (provider: PaymentProvider): PaymentContext => ({ provider, logger, dunningRetryMs: [60_000, 120_000] });
+function step<D>(data: D, contract: Parameters<typeof makeEnvelope>[0]): StepContext<D> {
+  return {
+    db,
+    envelope: makeEnvelope(contract, data as never) as never,
+    attempt: 1,
+    logger,
+    commit: async () => true,
+  };
+}
+
+async function webhook(provider: FakeProvider, action: WebhookAction): Promise<string | null> {
+  const id = randomUUID();
+  await db
+    .insertInto('provider_events')
+    .values({
+      id,
+      provider: 'paypal',
+      provider_event_id: `WH-${id}`,
+      event_type: action.kind,
+      resource_type: null,
+      resource_id: null,
+      payload: JSON.stringify(action),
+    })
+    .execute();
+  await applyProviderEvent(ctxOf(provider))(
+    step({ providerEventRowId: id, provider: 'paypal', eventType: action.kind }, ProviderEventReceived),
+  );
+  return (await db.selectFrom('provider_events').select('outcome').where('id', '=', id).executeTakeFirstOrThrow())
+    .outcome;
+}
+const checkOrder = (provider: FakeProvider, orderId: string, expireUnapproved = false) =>
+  checkOrderHandler(ctxOf(provider))(
+    step({ orderId, source: 'reconciliation', expireUnapproved }, PaymentCheckRequested),
+  );
+const chargeRenewal = (provider: FakeProvider, paymentId: string) =>
+  chargeRenewalHandler(ctxOf(provider))(step({ paymentId }, RenewalChargeRequested));
+const sendRefund = (provider: FakeProvider, refundId: string) =>
+  sendRefundHandler(ctxOf(provider))(step({ refundId }, RefundRequested));
+
+/** A checkout as billing-api leaves it: a pending subscription and its payment pending at PayPal. */
+async function checkout(userId = `u-${randomUUID()}`) {
+  const subscriptionId = randomUUID();
+  const paymentId = randomUUID();
+  const orderId = `ORD-${paymentId}`;
+  await db.transaction().execute(async (trx) => {
+    await subscriptions.create(trx, {
+      id: subscriptionId,
+      user_id: userId,
+      plan_id: 'monthly',
+      plan_name: 'Monthly',
+      role: 'pro',
+      amount: 1000,
+      currency: 'USD',
+      period: 'P1M',
+    });
+    await payments.create(trx, {
+      id: paymentId,
+      subscription_id: subscriptionId,
+      user_id: userId,
+      kind: 'initial',
+      amount: 1000,
+      currency: 'USD',
+      period_index: 0,
+    });
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: orderId });
+  });
+  return { userId, subscriptionId, paymentId, orderId };
+}
+const captured = (paymentId: string, over: Partial<CaptureInfo> = {}): CaptureInfo => ({
+  id: `CAP-${paymentId}`,
+  status: 'COMPLETED',
+  amount: 1000,
+  currency: 'USD',
+  customId: paymentId,
+  ...over,
+});
+const orderWith = (
+  orderId: string,
+  capture: CaptureInfo | null,
+  status = 'COMPLETED',
+  vaultId: string | null = null,
+): OrderState => ({
+  orderId,
+  status,
+  customId: capture?.customId ?? null,
+  vaultId,
+  capture,
+});
+const sub = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const pay = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const refundsOf = (paymentId: string) =>
+  db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').execute();
+const grantsOf = (userId: string) => db.selectFrom('role_grants').selectAll().where('user_id', '=', userId).execute();
+/** Messages waiting in the outbox for a subscription or user, by type. */
+async function sent(type: string, match: (data: Record<string, unknown>) => boolean) {
+  const rows = await db.selectFrom('outbox').select('envelope').where('type', '=', type).execute();
+  return rows.map((r) => (r.envelope as { data: Record<string, unknown> }).data).filter(match);
+}
+
+t.test(
+  'approval → capture → active: the role granted, the buyer told, the vault id kept; a redelivery does nothing',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await checkout();
+    provider.captureAnswer = (orderId) => orderWith(orderId, captured(c.paymentId), 'COMPLETED', 'VAULT-A');
+    t.equal(
+      await webhook(provider, { kind: 'order_approved', orderId: c.orderId, customId: c.paymentId }),
+      'approved; capture needed',
+    );
+    t.equal(provider.count('capture'), 1, 'captured once the approval committed');
+    t.match(await pay(c.paymentId), { status: 'completed', provider_capture_id: `CAP-${c.paymentId}` });
+    t.ok((await pay(c.paymentId)).period_start, 'the period it pays is recorded');
+    t.match(await sub(c.subscriptionId), { status: 'active', vault_id: 'VAULT-A', approval_url: null });
+    t.same(
+      (await grantsOf(c.userId)).map((g) => [g.role, g.ended_at]),
+      [['pro', null]],
+    );
+    t.equal((await sent('role.change.requested', (d) => d['userId'] === c.userId)).length, 1);
+    t.equal((await sent('subscription.activated', (d) => d['subscriptionId'] === c.subscriptionId)).length, 1);
+    // PayPal's capture webhook arrives after the capture answer: nothing more happens.
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: c.orderId, capture: captured(c.paymentId) }),
+      'no-op',
+    );
+    t.equal(await webhook(provider, { kind: 'order_approved', orderId: c.orderId, customId: c.paymentId }), 'no-op');
+    t.equal(provider.count('capture'), 1, 'never captured twice');
+    t.equal((await sent('subscription.activated', (d) => d['subscriptionId'] === c.subscriptionId)).length, 1);
+  },
+);
+
+t.test(
+  'an event already processed is skipped, but an approval whose capture never ran is captured on redelivery',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await checkout();
+    provider.captureAnswer = () => new Error('connection reset');
+    const id = randomUUID();
+    const action: WebhookAction = { kind: 'order_approved', orderId: c.orderId, customId: c.paymentId };
+    await db
+      .insertInto('provider_events')
+      .values({
+        id,
+        provider: 'paypal',
+        provider_event_id: `WH-${id}`,
+        event_type: 'CHECKOUT.ORDER.APPROVED',
+        resource_type: null,
+        resource_id: null,
+        payload: JSON.stringify(action),
+      })
+      .execute();
+    const run = () =>
+      applyProviderEvent(ctxOf(provider))(
+        step({ providerEventRowId: id, provider: 'paypal', eventType: 'x' }, ProviderEventReceived),
+      );
+    await t.rejects(
+      run(),
+      /connection reset/,
+      'the capture failed after the approval committed: the message will be retried',
+    );
+    t.equal((await pay(c.paymentId)).status, 'approved');
+    provider.captureAnswer = (orderId) => orderWith(orderId, captured(c.paymentId));
+    await run();
+    t.equal((await pay(c.paymentId)).status, 'completed', 'the retry captured it');
+    await applyProviderEvent(ctxOf(provider))(
+      step({ providerEventRowId: randomUUID(), provider: 'paypal', eventType: 'x' }, ProviderEventReceived),
+    );
+    t.equal(provider.count('capture'), 2, 'an unknown event row changes nothing');
+  },
+);
+
+t.test(
+  'a new subscription replaces a past_due one for the same role: cancelled without refund, its grant ended',
+  async (t) => {
+    const provider = new FakeProvider();
+    const old = await checkout();
+    provider.captureAnswer = (orderId) => orderWith(orderId, captured(old.paymentId));
+    await webhook(provider, { kind: 'order_approved', orderId: old.orderId, customId: old.paymentId });
+    await db.updateTable('subscriptions').set({ status: 'past_due' }).where('id', '=', old.subscriptionId).execute();
+    const next = await checkout(old.userId);
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: next.orderId, capture: captured(next.paymentId) }),
+      'activated',
+    );
+    t.match(await sub(old.subscriptionId), { status: 'cancelled' });
+    t.equal((await refundsOf(old.paymentId)).length, 0, 'no refund');
+    const grants = await grantsOf(old.userId);
+    t.equal(grants.find((g) => g.subscription_id === old.subscriptionId)?.end_reason, 'replaced by a new subscription');
+    t.equal(grants.find((g) => g.subscription_id === next.subscriptionId)?.ended_at, null);
+    t.equal((await sent('subscription.cancelled', (d) => d['subscriptionId'] === old.subscriptionId)).length, 1);
+  },
+);
+
+t.test('a capture that does not match our payment: refunded in full at once, failed, no role', async (t) => {
+  for (const [what, over] of [
+    ['amount', { amount: 999 }],
+    ['currency', { currency: 'EUR' }],
+    ['custom_id', { customId: randomUUID() }],
+  ] as const) {
+    const provider = new FakeProvider();
+    const c = await checkout();
+    const capture = captured(c.paymentId, over);
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: c.orderId, capture }),
+      'capture_mismatch',
+      what,
+    );
+    t.match(await pay(c.paymentId), { status: 'failed', failure_reason: 'capture_mismatch' }, what);
+    t.equal((await sub(c.subscriptionId)).status, 'cancelled', what);
+    const [refund] = await refundsOf(c.paymentId);
+    t.match(
+      refund,
+      { amount: capture.amount, currency: capture.currency, origin: 'capture_mismatch', status: 'requested' },
+      what,
+    );
+    t.same(await grantsOf(c.userId), [], `${what}: no grant`);
+    await sendRefund(provider, refund!.id);
+    t.match(provider.calls.find((x) => x.op === 'refund')?.input, {
+      captureId: capture.id,
+      amount: capture.amount,
+      currency: capture.currency,
+    });
+    t.match(
+      await pay(c.paymentId),
+      { status: 'failed', refunded_amount: capture.amount },
+      `${what}: refunded, still failed`,
+    );
+  }
+});
+
+t.test(
+  'a late capture: on a cancelled or failed payment, or for a subscription that ended, the money goes back whole',
+  async (t) => {
+    const provider = new FakeProvider();
+    // the buyer gave up, then PayPal captured anyway
+    const a = await checkout();
+    await db.transaction().execute(async (trx) => {
+      const p = (await payments.lock(trx, { id: a.paymentId }))!;
+      await payments.transition(trx, p, { type: 'buyer_cancelled' });
+    });
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: a.orderId, capture: captured(a.paymentId) }),
+      'refunded: payment no longer open',
+    );
+    t.same(
+      (await refundsOf(a.paymentId)).map((r) => [r.amount, r.origin]),
+      [[1000, 'late_capture']],
+    );
+    t.equal((await sub(a.subscriptionId)).status, 'pending', 'the state machine left the subscription alone');
+    // the subscription was cancelled while its payment was still open
+    const b = await checkout();
+    await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', b.subscriptionId).execute();
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: b.orderId, capture: captured(b.paymentId) }),
+      'refunded: subscription ended',
+    );
+    t.equal((await refundsOf(b.paymentId)).length, 1);
+    t.same(await grantsOf(b.userId), [], 'no grant');
+  },
+);
+
+t.test(
+  'capture pending, then declined: approved with the capture id kept, then failed and the subscription cancelled',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await checkout();
+    const capture = captured(c.paymentId, { status: 'PENDING' });
+    t.equal(await webhook(provider, { kind: 'capture_pending', orderId: c.orderId, capture }), 'capture pending');
+    t.match(await pay(c.paymentId), { status: 'approved', provider_capture_id: capture.id });
+    t.equal(
+      await webhook(provider, { kind: 'capture_declined', orderId: null, capture: { ...capture, status: 'DECLINED' } }),
+      'declined',
+    );
+    t.match(await pay(c.paymentId), { status: 'failed', failure_reason: 'declined' });
+    t.equal((await sub(c.subscriptionId)).status, 'cancelled');
+  },
+);
+
+t.test(
+  'an order voided: the payment cancelled, the checkout with it; unknown orders and other events change nothing',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await checkout();
+    t.equal(await webhook(provider, { kind: 'order_voided', orderId: c.orderId, customId: c.paymentId }), 'voided');
+    t.equal((await pay(c.paymentId)).status, 'cancelled');
+    t.equal((await sub(c.subscriptionId)).status, 'cancelled');
+    t.equal(await webhook(provider, { kind: 'order_voided', orderId: c.orderId, customId: c.paymentId }), 'no-op');
+    t.equal(await webhook(provider, { kind: 'order_approved', orderId: 'ORD-NOPE', customId: null }), 'unknown order');
+    t.equal(await webhook(provider, { kind: 'order_voided', orderId: 'ORD-NOPE', customId: null }), 'unknown order');
+    t.equal(
+      await webhook(provider, { kind: 'capture_completed', orderId: null, capture: captured('not-ours') }),
+      'capture names no payment of ours',
+    );
+    t.equal(
+      await webhook(provider, {
+        kind: 'capture_reversed',
+        captureId: 'CAP-NOPE',
+        refundId: 'R',
+        amount: 1,
+        currency: 'USD',
+      }),
+      'reversal names no payment of ours',
+    );
+    t.equal(
+      await webhook(provider, {
+        kind: 'capture_refunded',
+        captureId: 'CAP-NOPE',
+        refundId: 'R',
+        customId: null,
+        amount: 1,
+        currency: 'USD',
+        status: 'COMPLETED',
+      }),
+      'refund names no capture of ours',
+    );
+    t.equal(
+      await webhook(provider, { kind: 'vault_token_created', vaultId: 'V', orderId: 'ORD-NOPE', customId: null }),
+      'vault token for no payment of ours',
+    );
+    t.equal(
+      await webhook(provider, { kind: 'not_supported', eventType: 'CUSTOMER.DISPUTE.CREATED' }),
+      'ignored CUSTOMER.DISPUTE.CREATED',
+    );
+  },
+);
+
+/** An active subscription paid by its first payment, through the handlers. */
+async function active(provider: FakeProvider, vaultId: string | null = 'VAULT-1') {
+  const c = await checkout();
+  provider.captureAnswer = (orderId) => orderWith(orderId, captured(c.paymentId), 'COMPLETED', vaultId);
+  await webhook(provider, { kind: 'order_approved', orderId: c.orderId, customId: c.paymentId });
+  return c;
+}
+
+t.test('vault tokens: a created one is kept when none is; a deleted one ends renewals at the period end', async (t) => {
+  const provider = new FakeProvider();
+  const c = await active(provider, null);
+  t.equal(
+    await webhook(provider, { kind: 'vault_token_created', vaultId: 'VAULT-LATE', orderId: c.orderId, customId: null }),
+    'vault id kept',
+  );
+  t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE');
+  await webhook(provider, { kind: 'vault_token_created', vaultId: 'VAULT-OTHER', orderId: c.orderId, customId: null });
+  t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE', 'a known vault id is not replaced');
+  t.equal(
+    await webhook(provider, { kind: 'vault_token_deleted', vaultId: 'VAULT-LATE' }),
+    'payment method removed from 1 subscription(s)',
+  );
+  t.match(await sub(c.subscriptionId), {
+    status: 'active',
+    vault_id: null,
+    cancel_at_period_end: true,
+    next_retry_at: null,
+  });
+});
+
+t.test(
+  'refunds: ours confirmed by its custom_id; one made at PayPal recorded; a full external refund cancels the subscription',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await active(provider);
+    const captureId = `CAP-${c.paymentId}`;
+    // an operator's partial refund of ours, sent and confirmed
+    const refundId = randomUUID();
+    await db
+      .insertInto('refunds')
+      .values({
+        id: refundId,
+        payment_id: c.paymentId,
+        amount: 300,
+        currency: 'USD',
+        status: 'requested',
+        origin: 'operator',
+        reason: 'goodwill',
+      })
+      .execute();
+    provider.refundAnswer = (i) => ({
+      id: `REF-${i.refundId}`,
+      status: 'PENDING',
+      amount: i.amount,
+      currency: i.currency,
+    });
+    await sendRefund(provider, refundId);
+    t.match(provider.calls.at(-1), {
+      op: 'refund',
+      input: { captureId, amount: 300, currency: 'USD', idempotencyKey: `${refundId}:refund` },
+    });
+    t.match((await refundsOf(c.paymentId))[0], { status: 'pending' });
+    await sendRefund(provider, refundId);
+    t.equal(provider.count('refund'), 1, 'a refund no longer requested is not sent again');
+    t.equal(
+      await webhook(provider, {
+        kind: 'capture_refunded',
+        captureId,
+        refundId: `REF-${refundId}`,
+        customId: refundId,
+        amount: 300,
+        currency: 'USD',
+        status: 'COMPLETED',
+      }),
+      'our refund confirmed',
+    );
+    t.match(await pay(c.paymentId), { status: 'partially_refunded', refunded_amount: 300 });
+    t.equal((await sent('payment.refunded', (d) => d['refundId'] === refundId)).length, 1);
+    t.equal((await sub(c.subscriptionId)).status, 'active', 'a partial refund leaves the subscription');
+    // the rest refunded by the merchant at PayPal
+    t.equal(
+      await webhook(provider, {
+        kind: 'capture_refunded',
+        captureId,
+        refundId: 'EXT-1',
+        customId: null,
+        amount: 700,
+        currency: 'USD',
+        status: 'COMPLETED',
+      }),
+      'external refund recorded',
+    );
+    t.equal(
+      await webhook(provider, {
+        kind: 'capture_refunded',
+        captureId,
+        refundId: 'EXT-1',
+        customId: null,
+        amount: 700,
+        currency: 'USD',
+        status: 'COMPLETED',
+      }),
+      'no-op',
+      'the same external refund twice is recorded once',
+    );
+    t.match(await pay(c.paymentId), { status: 'refunded', refunded_amount: 1000 });
+    t.match(await sub(c.subscriptionId), { status: 'cancelled' });
+    t.ok((await grantsOf(c.userId))[0]?.ended_at, 'the grant ended');
+    t.equal((await sent('subscription.cancelled', (d) => d['subscriptionId'] === c.subscriptionId)).length, 1);
+  },
+);
+
+t.test('refunds PayPal refuses, or that name no capture, fail and are kept for operators', async (t) => {
+  const provider = new FakeProvider();
+  const c = await active(provider);
+  const refused = randomUUID();
+  await db
+    .insertInto('refunds')
+    .values({
+      id: refused,
+      payment_id: c.paymentId,
+      amount: 100,
+      currency: 'USD',
+      status: 'requested',
+      origin: 'operator',
+      reason: 'x',
+    })
+    .execute();
+  provider.refundAnswer = () => new ProviderRefusedError(422, 'REFUND_AMOUNT_EXCEEDED', 'PayPal refund: 422');
+  await sendRefund(provider, refused);
+  t.match(await db.selectFrom('refunds').selectAll().where('id', '=', refused).executeTakeFirstOrThrow(), {
+    status: 'failed',
+    failure_reason: '422 REFUND_AMOUNT_EXCEEDED',
+  });
+  const open = await checkout();
+  const nothing = randomUUID();
+  await db
+    .insertInto('refunds')
+    .values({
+      id: nothing,
+      payment_id: open.paymentId,
+      amount: 100,
+      currency: 'USD',
+      status: 'requested',
+      origin: 'operator',
+      reason: 'x',
+    })
+    .execute();
+  await sendRefund(provider, nothing);
+  t.match(await db.selectFrom('refunds').selectAll().where('id', '=', nothing).executeTakeFirstOrThrow(), {
+    status: 'failed',
+    failure_reason: 'no capture to refund',
+  });
+  t.equal(provider.count('refund'), 1, 'PayPal was not asked about a payment without a capture');
+  provider.refundAnswer = () => new Error('socket hang up');
+  const unknown = randomUUID();
+  await db
+    .insertInto('refunds')
+    .values({
+      id: unknown,
+      payment_id: c.paymentId,
+      amount: 100,
+      currency: 'USD',
+      status: 'requested',
+      origin: 'operator',
+      reason: 'x',
+    })
+    .execute();
+  await t.rejects(sendRefund(provider, unknown), /socket hang up/, 'an unknown outcome is retried, not recorded');
+  t.equal(
+    (await db.selectFrom('refunds').select('status').where('id', '=', unknown).executeTakeFirstOrThrow()).status,
+    'requested',
+  );
+});
+
+t.test('a chargeback of an older period changes only that payment', async (t) => {
+  const provider = new FakeProvider();
+  const c = await active(provider);
+  await db
+    .updateTable('payments')
+    .set({ period_start: new Date(Date.now() - 60 * 86_400_000), period_end: new Date(Date.now() - 30 * 86_400_000) })
+    .where('id', '=', c.paymentId)
+    .execute();
+  t.equal(
+    await webhook(provider, {
+      kind: 'capture_reversed',
+      captureId: `CAP-${c.paymentId}`,
+      refundId: 'REV-1',
+      amount: 1000,
+      currency: 'USD',
+    }),
+    'reversed',
+  );
+  t.equal((await pay(c.paymentId)).status, 'reversed');
+  t.equal((await sub(c.subscriptionId)).status, 'active');
+  t.equal(
+    await webhook(provider, {
+      kind: 'capture_reversed',
+      captureId: `CAP-${c.paymentId}`,
+      refundId: 'REV-1',
+      amount: 1000,
+      currency: 'USD',
+    }),
+    'no-op',
+  );
+});
+
+t.test('a look-up: unknown, settled, approved (captured), voided, or a checkout past its time to live', async (t) => {
+  const provider = new FakeProvider();
+  await checkOrder(provider, 'ORD-UNKNOWN');
+  t.equal(provider.count('getOrder'), 0, 'an order of no payment of ours is not looked up');
+  const approved = await checkout();
+  provider.orderAnswer = (orderId) => orderWith(orderId, null, 'APPROVED');
+  provider.captureAnswer = (orderId) => orderWith(orderId, captured(approved.paymentId));
+  await checkOrder(provider, approved.orderId);
+  t.equal((await pay(approved.paymentId)).status, 'completed', 'an approved order is captured');
+  await checkOrder(provider, approved.orderId);
+  t.equal(provider.count('getOrder'), 1, 'a settled payment is not looked up again');
+  const voided = await checkout();
+  provider.orderAnswer = (orderId) => orderWith(orderId, null, 'VOIDED');
+  await checkOrder(provider, voided.orderId);
+  t.equal((await pay(voided.paymentId)).status, 'cancelled');
+  const stale = await checkout();
+  provider.orderAnswer = (orderId) => orderWith(orderId, null, 'PAYER_ACTION_REQUIRED');
+  await checkOrder(provider, stale.orderId, false);
+  t.equal((await pay(stale.paymentId)).status, 'pending', 'before the time to live the buyer may still approve');
+  await checkOrder(provider, stale.orderId, true);
+  t.match(await pay(stale.paymentId), { status: 'cancelled', failure_reason: 'checkout_expired' });
+  t.equal((await sub(stale.subscriptionId)).status, 'cancelled');
+});
+
+t.test('a capture PayPal declines (422 INSTRUMENT_DECLINED) fails the payment and cancels the checkout', async (t) => {
+  const provider = new FakeProvider();
+  const c = await checkout();
+  provider.captureAnswer = () => new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined');
+  await webhook(provider, { kind: 'order_approved', orderId: c.orderId, customId: c.paymentId });
+  t.match(await pay(c.paymentId), { status: 'failed', failure_reason: 'declined' });
+  t.equal((await sub(c.subscriptionId)).status, 'cancelled');
+  t.same(await grantsOf(c.userId), []);
+});
+
+/** A renewal payment for period 1 of an active subscription, as the scheduler claims it. */
+async function renewal(provider: FakeProvider, vaultId: string | null = 'VAULT-1') {
+  const c = await active(provider, vaultId);
+  const paymentId = randomUUID();
+  await db.transaction().execute((trx) =>
+    payments.create(trx, {
+      id: paymentId,
+      subscription_id: c.subscriptionId,
+      user_id: c.userId,
+      kind: 'renewal',
+      amount: 1000,
+      currency: 'USD',
+      period_index: 1,
+    }),
+  );
+  return { ...c, renewalId: paymentId };
+}
+
+t.test(
+  'renewals: charged through the vault; an APPROVED answer captured; declines and refusals start dunning',
+  async (t) => {
+    const provider = new FakeProvider();
+    const ok = await renewal(provider);
+    provider.chargeAnswer = (i) => orderWith(`ORD-R-${i.paymentId}`, captured(i.paymentId));
+    await chargeRenewal(provider, ok.renewalId);
+    t.match(provider.calls.at(-1), {
+      op: 'chargeVaulted',
+      input: { vaultId: 'VAULT-1', amount: 1000, currency: 'USD', idempotencyKey: `${ok.renewalId}:charge` },
+    });
+    t.match(await pay(ok.renewalId), { status: 'completed', provider_order_id: `ORD-R-${ok.renewalId}` });
+    const after = await sub(ok.subscriptionId);
+    t.equal(
+      after.paid_through?.getTime(),
+      (await pay(ok.renewalId)).period_end?.getTime(),
+      'paid through the renewed period',
+    );
+    t.equal((await sent('subscription.renewed', (d) => d['subscriptionId'] === ok.subscriptionId)).length, 1);
+    await chargeRenewal(provider, ok.renewalId);
+    t.equal(provider.count('chargeVaulted'), 1, 'a completed renewal is never charged again');
+
+    const approved = await renewal(provider);
+    provider.chargeAnswer = (i) => orderWith(`ORD-R-${i.paymentId}`, null, 'APPROVED');
+    provider.captureAnswer = (orderId) => orderWith(orderId, captured(approved.renewalId));
+    await chargeRenewal(provider, approved.renewalId);
+    t.equal((await pay(approved.renewalId)).status, 'completed', 'captured explicitly when PayPal answered APPROVED');
+
+    for (const [issue, reason] of [
+      ['INSTRUMENT_DECLINED', 'declined'],
+      ['PAYEE_ACCOUNT_RESTRICTED', 'provider_error'],
+    ] as const) {
+      const r = await renewal(provider);
+      provider.chargeAnswer = () => new ProviderRefusedError(422, issue, issue);
+      await chargeRenewal(provider, r.renewalId);
+      t.match(await pay(r.renewalId), { status: 'failed', failure_reason: reason }, issue);
+      const s = await sub(r.subscriptionId);
+      t.match(s, { status: 'past_due', dunning_attempts: 1 }, `${issue}: past_due, the grant kept`);
+      t.equal(
+        s.next_retry_at?.getTime(),
+        s.dunning_started_at!.getTime() + 60_000,
+        'retry 1 at the first failure + DUNNING_RETRY_MS[0]',
+      );
+      t.equal((await grantsOf(r.userId))[0]?.ended_at, null);
+      t.equal(
+        (await sent('subscription.renewal_failed', (d) => d['subscriptionId'] === r.subscriptionId))[0]?.['reason'],
+        reason,
+      );
+    }
+
+    const none = await renewal(provider, null);
+    await chargeRenewal(provider, none.renewalId);
+    t.match(await pay(none.renewalId), { status: 'failed', failure_reason: 'no_payment_method' });
+    t.equal((await sub(none.subscriptionId)).status, 'past_due');
+
+    const ended = await renewal(provider);
+    await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', ended.subscriptionId).execute();
+    const charges = provider.count('chargeVaulted');
+    await chargeRenewal(provider, ended.renewalId);
+    t.match(await pay(ended.renewalId), { status: 'cancelled', failure_reason: null });
+    t.equal(provider.count('chargeVaulted'), charges, 'a renewal of an ended subscription is not charged');
+  },
+);
+
+t.test(
+  'the last dunning retry failing: expired at once when the paid time is over, else at the period end',
+  async (t) => {
+    const provider = new FakeProvider();
+    provider.chargeAnswer = () => new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined');
+    const over = await renewal(provider);
+    await db
+      .updateTable('subscriptions')
+      .set({
+        status: 'past_due',
+        dunning_attempts: 2,
+        dunning_started_at: new Date(Date.now() - 3_600_000),
+        paid_through: new Date(Date.now() - 1000),
+      })
+      .where('id', '=', over.subscriptionId)
+      .execute();
+    await chargeRenewal(provider, over.renewalId);
+    t.match(await sub(over.subscriptionId), { status: 'expired', next_retry_at: null });
+    t.ok((await grantsOf(over.userId))[0]?.ended_at, 'the grant ended');
+    t.equal((await sent('subscription.expired', (d) => d['subscriptionId'] === over.subscriptionId)).length, 1);
+    t.equal(
+      (await sent('subscription.renewal_failed', (d) => d['subscriptionId'] === over.subscriptionId))[0]?.[
+        'nextRetryAt'
+      ],
+      null,
+    );
+
+    const paidLeft = await renewal(provider);
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'past_due', dunning_attempts: 2, dunning_started_at: new Date() })
+      .where('id', '=', paidLeft.subscriptionId)
+      .execute();
+    await chargeRenewal(provider, paidLeft.renewalId);
+    t.match(await sub(paidLeft.subscriptionId), {
+      status: 'past_due',
+      cancel_at_period_end: true,
+      next_retry_at: null,
+    });
+    t.equal((await grantsOf(paidLeft.userId))[0]?.ended_at, null, 'the grant lasts until the paid time ends');
+  },
+);
