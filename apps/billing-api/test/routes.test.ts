@@ -1,0 +1,453 @@
+import { randomUUID, createHmac } from 'node:crypto';
+import t from 'tap';
+import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
+import { payments, subscriptions } from '@billing/billing-core';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { ProviderRefusedError, type CreateCheckoutInput, type PaymentProvider } from '@billing/payments';
+import { createRuntime } from '@billing/runtime';
+import { createTestVhost } from '@billing/testing';
+import { buildApp } from '../src/app.js';
+import { loadBillingApiConfig } from '../src/config.js';
+
+// The middle layer for billing-api: every route through app.inject, on a real migrated
+// database, with an Auth client and a PaymentProvider whose answers the test scripts. What
+// moves money or roles is read back from the tables and the outbox.
+const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
+const secret = 'routes-test-secret-0123456789abcdef';
+const config = loadBillingApiConfig({
+  DATABASE_URL: tdb.url,
+  AMQP_URL: vhost.url,
+  JWT_SECRET: secret,
+  AUTH_SERVICE_URL: 'http://127.0.0.1:9',
+  AUTH_SERVICE_TOKEN: 'svc',
+  PAYPAL_CLIENT_ID: 'id',
+  PAYPAL_CLIENT_SECRET: 'secret',
+  APP_HOME_URL: 'http://shop.test/home?x=1',
+  LOG_LEVEL: 'error',
+});
+const rt = createRuntime('billing-api-routes-test', config);
+let authDown = false;
+class FakeAuth extends AuthClient {
+  override async getRoles() {
+    if (authDown) throw new AuthUnavailableError('the Auth service is unreachable');
+    return ['user'];
+  }
+}
+const created: CreateCheckoutInput[] = [];
+let checkoutAnswer: (
+  i: CreateCheckoutInput,
+) => Promise<{ orderId: string; approvalUrl: string; status: string }> = async (i) => ({
+  orderId: `ORD-${i.paymentId}`,
+  approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+  status: 'PAYER_ACTION_REQUIRED',
+});
+const provider = {
+  name: 'fake',
+  async createCheckout(input: CreateCheckoutInput) {
+    created.push(input);
+    return checkoutAnswer(input);
+  },
+} as unknown as PaymentProvider;
+const app = await buildApp({
+  rt,
+  config,
+  provider,
+  auth: new FakeAuth({ baseUrl: 'http://127.0.0.1:9', serviceToken: 'svc' }),
+});
+t.teardown(async () => {
+  await app.close();
+  await rt.close();
+  await tdb.drop();
+  await vhost.drop();
+});
+await importCatalog(rt.db, [
+  {
+    id: 'pro',
+    name: 'Pro',
+    description: 'Pro',
+    amount: 999,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'premium',
+    active: true,
+  },
+  {
+    id: 'old',
+    name: 'Old',
+    description: '',
+    amount: 500,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'legacy',
+    active: false,
+  },
+]);
+const db = rt.db;
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+function token(sub: string) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, roles: ['user'], iat: now, exp: now + 600 })}`;
+  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
+}
+async function call(
+  method: 'GET' | 'POST',
+  url: string,
+  user?: string,
+  payload?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const res = await app.inject({
+    method,
+    url,
+    headers: {
+      ...(user ? { authorization: `Bearer ${token(user)}` } : {}),
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {}),
+  });
+  return { status: res.statusCode, body: res.body ? (res.json() as any) : null, headers: res.headers };
+}
+const buy = (user: string, planId = 'pro', headers: Record<string, string> = {}) =>
+  call('POST', '/v1/subscriptions', user, { planId }, headers);
+const sub = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const pay = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const countOf = async (table: 'subscriptions' | 'payments', userId: string) =>
+  (await db.selectFrom(table).select('id').where('user_id', '=', userId).execute()).length;
+async function outbox(type: string, match: (d: Record<string, unknown>) => boolean) {
+  const rows = await db.selectFrom('outbox').select('envelope').where('type', '=', type).execute();
+  return rows.map((r) => (r.envelope as { data: Record<string, unknown> }).data).filter(match);
+}
+
+/** Makes a checkout's subscription active in its first period, paid by its payment (as the payment-worker would). */
+async function activate(subscriptionId: string, paymentId: string, startedAgoMs = 10 * 86_400_000) {
+  const anchor = new Date(Date.now() - startedAgoMs);
+  const end = new Date(anchor.getTime() + 30 * 86_400_000);
+  await db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    await payments.transition(
+      trx,
+      p,
+      { type: 'capture_completed' },
+      { provider_capture_id: `CAP-${paymentId}`, period_start: anchor, period_end: end },
+    );
+    const s = (await subscriptions.lock(trx, subscriptionId))!;
+    await subscriptions.transition(
+      trx,
+      s,
+      { type: 'initial_payment_completed' },
+      { anchor_at: anchor, paid_through: end, vault_id: 'VAULT-1' },
+    );
+    await trx
+      .insertInto('role_grants')
+      .values({ id: randomUUID(), user_id: s.user_id, role: s.role, source: 'subscription', subscription_id: s.id })
+      .execute();
+  });
+}
+
+t.test('plans: public, active only', async (t) => {
+  const res = await call('GET', '/v1/plans');
+  t.equal(res.status, 200);
+  t.same(res.body.items, [
+    { id: 'pro', name: 'Pro', description: 'Pro', amount: 999, currency: 'USD', period: 'P1M', role: 'premium' },
+  ]);
+});
+
+t.test(
+  'checkout: the subscription and its first payment recorded, the order created with our ids, 201 or a 303 to PayPal',
+  async (t) => {
+    const res = await buy('u-buy');
+    t.equal(res.status, 201);
+    t.match(res.body, { status: 'pending', approvalUrl: /^http:\/\/paypal\.test\/checkoutnow\?token=ORD-/ });
+    t.match(await sub(res.body.subscriptionId), {
+      status: 'pending',
+      user_id: 'u-buy',
+      plan_id: 'pro',
+      amount: 999,
+      role: 'premium',
+      approval_url: res.body.approvalUrl,
+    });
+    t.match(await pay(res.body.paymentId), {
+      status: 'pending',
+      kind: 'initial',
+      amount: 999,
+      provider_order_id: `ORD-${res.body.paymentId}`,
+    });
+    t.match(created.at(-1), {
+      paymentId: res.body.paymentId,
+      amount: 999,
+      currency: 'USD',
+      idempotencyKey: `${res.body.paymentId}:create`,
+      returnUrl: 'http://127.0.0.1:3000/v1/checkout/return',
+    });
+    const redirect = await call('POST', '/v1/subscriptions?redirect=true', 'u-redirect', { planId: 'pro' });
+    t.equal(redirect.status, 303);
+    t.match(redirect.headers['location'], /^http:\/\/paypal\.test\/checkoutnow\?token=ORD-/);
+  },
+);
+
+t.test('checkout refusals: unknown or inactive plan, a bad plan id, no token; nothing recorded', async (t) => {
+  t.equal((await buy('u-refused', 'nope')).status, 404);
+  t.equal((await buy('u-refused', 'old')).status, 404);
+  t.equal((await buy('u-refused', 'Not A Slug')).status, 400);
+  t.equal((await call('POST', '/v1/subscriptions', undefined, { planId: 'pro' })).status, 401);
+  t.equal(await countOf('subscriptions', 'u-refused'), 0);
+});
+
+t.test(
+  'a second checkout replaces an unfinished one; an approved one or an active subscription refuses it',
+  async (t) => {
+    const first = await buy('u-again');
+    const second = await buy('u-again');
+    t.equal(second.status, 201);
+    t.match(await sub(first.body.subscriptionId), { status: 'cancelled' });
+    t.match(await pay(first.body.paymentId), { status: 'cancelled', failure_reason: 'replaced' });
+    await db
+      .transaction()
+      .execute(async (trx) =>
+        payments.transition(trx, (await payments.lock(trx, { id: second.body.paymentId }))!, { type: 'approved' }),
+      );
+    const third = await buy('u-again');
+    t.equal(third.status, 409);
+    t.equal(third.body.type, '/problems/checkout-in-progress');
+    const paid = await buy('u-active');
+    await activate(paid.body.subscriptionId, paid.body.paymentId);
+    const again = await buy('u-active');
+    t.equal(again.status, 409);
+    t.equal(again.body.type, '/problems/already-subscribed');
+  },
+);
+
+t.test(
+  'PayPal refusing or unreachable: 502, the payment failed, the subscription cancelled; the Auth service down: 503, nothing recorded',
+  async (t) => {
+    checkoutAnswer = async () => {
+      throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'PayPal create-order: 422');
+    };
+    const refused = await buy('u-502');
+    t.equal(refused.status, 502);
+    t.equal(refused.body.type, '/problems/payment-provider-refused');
+    checkoutAnswer = async () => {
+      throw new Error('ETIMEDOUT');
+    };
+    const away = await buy('u-502b');
+    t.equal(away.body.type, '/problems/payment-provider-unavailable');
+    for (const user of ['u-502', 'u-502b']) {
+      const s = await db.selectFrom('subscriptions').selectAll().where('user_id', '=', user).executeTakeFirstOrThrow();
+      t.equal(s.status, 'cancelled', `${user}: cancelled`);
+      t.match(
+        await db.selectFrom('payments').selectAll().where('subscription_id', '=', s.id).executeTakeFirstOrThrow(),
+        { status: 'failed', failure_reason: 'provider_error' },
+      );
+    }
+    checkoutAnswer = async (i) => ({
+      orderId: `ORD-${i.paymentId}`,
+      approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+      status: 'PAYER_ACTION_REQUIRED',
+    });
+    t.equal((await buy('u-502')).status, 201, 'the user can buy again');
+    authDown = true;
+    const noAuth = await buy('u-503');
+    authDown = false;
+    t.equal(noAuth.status, 503);
+    t.ok(Number(noAuth.headers['retry-after']) > 0);
+    t.equal(await countOf('subscriptions', 'u-503'), 0);
+  },
+);
+
+t.test('Idempotency-Key: the first answer replayed, another body 422, a bad key 400, a 5xx not kept', async (t) => {
+  const key = { 'idempotency-key': `k-${randomUUID()}` };
+  const first = await buy('u-idem', 'pro', key);
+  const replay = await buy('u-idem', 'pro', key);
+  t.equal(replay.status, 201);
+  t.same(replay.body, first.body);
+  t.equal(await countOf('payments', 'u-idem'), 1, 'one payment');
+  t.equal((await buy('u-idem', 'old', key)).body.type, '/problems/idempotency-key-reused');
+  t.equal((await buy('u-idem', 'pro', { 'idempotency-key': 'tab\tkey' })).status, 400);
+  const other = await buy('u-idem-2', 'pro', key);
+  t.equal(other.status, 201, "another user's key of the same value is unrelated");
+  t.not(other.body.paymentId, first.body.paymentId);
+  checkoutAnswer = async () => {
+    throw new Error('ECONNRESET');
+  };
+  const failedKey = { 'idempotency-key': `k-${randomUUID()}` };
+  t.equal((await buy('u-idem-3', 'pro', failedKey)).status, 502);
+  checkoutAnswer = async (i) => ({
+    orderId: `ORD-${i.paymentId}`,
+    approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+    status: 'PAYER_ACTION_REQUIRED',
+  });
+  t.equal((await buy('u-idem-3', 'pro', failedKey)).status, 201, 'the key can be used again after a 5xx');
+});
+
+t.test('a request still running under the same key: 409', async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  checkoutAnswer = async (i) => {
+    await held;
+    return {
+      orderId: `ORD-${i.paymentId}`,
+      approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+      status: 'PAYER_ACTION_REQUIRED',
+    };
+  };
+  const key = { 'idempotency-key': `k-${randomUUID()}` };
+  const first = buy('u-inflight', 'pro', key);
+  while (
+    created.filter((c) => c.description === 'Pro').length === 0 ||
+    !(await db.selectFrom('idempotency_keys').select('key').where('user_id', '=', 'u-inflight').executeTakeFirst())
+  )
+    await new Promise((r) => setImmediate(r));
+  const second = await buy('u-inflight', 'pro', key);
+  t.equal(second.status, 409);
+  t.equal(second.body.type, '/problems/idempotency-key-in-flight');
+  release();
+  t.equal((await first).status, 201);
+});
+
+t.test('at most 10 checkouts a minute per user, then 429 with Retry-After', async (t) => {
+  for (let i = 0; i < 10; i++) t.equal((await buy('u-rate')).status, 201);
+  const over = await buy('u-rate');
+  t.equal(over.status, 429);
+  t.ok(Number(over.headers['retry-after']) > 0);
+});
+
+t.test(
+  "lists and reads: the caller's own, newest first, paged by cursor; another's or a non-UUID is 404",
+  async (t) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.unshift((await buy('u-list')).body.subscriptionId);
+    const page1 = await call('GET', '/v1/subscriptions?limit=2', 'u-list');
+    t.equal(page1.body.items.length, 2);
+    t.ok(page1.body.nextCursor);
+    const page2 = await call('GET', `/v1/subscriptions?limit=2&cursor=${page1.body.nextCursor}`, 'u-list');
+    t.same(
+      [...page1.body.items, ...page2.body.items].map((s: any) => s.id),
+      ids,
+    );
+    t.equal(page2.body.nextCursor, null);
+    t.equal((await call('GET', '/v1/subscriptions?cursor=bogus', 'u-list')).status, 400);
+    t.equal((await call('GET', `/v1/subscriptions/${ids[0]}`, 'u-list')).body.id, ids[0]);
+    t.equal((await call('GET', `/v1/subscriptions/${ids[0]}`, 'u-someone')).status, 404);
+    t.equal((await call('GET', '/v1/subscriptions/not-a-uuid', 'u-list')).status, 404);
+    const pays = await call('GET', '/v1/payments?limit=5', 'u-list');
+    t.equal(pays.body.items.length, 3);
+    const one = await call('GET', `/v1/payments/${pays.body.items[0].id}`, 'u-list');
+    t.match(one.body, { kind: 'initial', amount: 999, refundedAmount: 0, status: 'pending' });
+    t.equal((await call('GET', `/v1/payments/${pays.body.items[0].id}`, 'u-someone')).status, 404);
+    t.equal((await call('GET', '/v1/payments/nope', 'u-list')).status, 404);
+  },
+);
+
+t.test(
+  'cancel at the period end keeps the role; resume undoes it; immediately refunds pro rata and ends the grant',
+  async (t) => {
+    const { body } = await buy('u-cancel');
+    await activate(body.subscriptionId, body.paymentId, 10 * 86_400_000);
+    const atEnd = await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel');
+    t.match(atEnd.body, { status: 'active', cancelAtPeriodEnd: true, cancelledAt: null });
+    t.equal(
+      (
+        await db
+          .selectFrom('role_grants')
+          .select('ended_at')
+          .where('subscription_id', '=', body.subscriptionId)
+          .executeTakeFirstOrThrow()
+      ).ended_at,
+      null,
+    );
+    t.match((await outbox('subscription.cancelled', (d) => d['subscriptionId'] === body.subscriptionId))[0], {
+      mode: 'at_period_end',
+      refundAmount: 0,
+    });
+    t.match((await call('POST', `/v1/subscriptions/${body.subscriptionId}/resume`, 'u-cancel')).body, {
+      cancelAtPeriodEnd: false,
+    });
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${body.subscriptionId}/resume`, 'u-cancel')).status,
+      200,
+      'resuming again changes nothing',
+    );
+    const now = await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel', {
+      mode: 'immediately',
+    });
+    t.match(now.body, { status: 'cancelled', cancelledAt: /Z$/ });
+    const refunds = await db.selectFrom('refunds').selectAll().where('payment_id', '=', body.paymentId).execute();
+    t.equal(refunds.length, 1);
+    // 20 of 30 days left: floor(999 × 20/30) = 666, within a few ms of the request
+    t.ok(refunds[0]!.amount >= 665 && refunds[0]!.amount <= 666, `pro rata: ${refunds[0]!.amount}`);
+    t.match(refunds[0], { status: 'requested', origin: 'user_cancel', requested_by: 'user:u-cancel' });
+    t.ok(
+      (
+        await db
+          .selectFrom('role_grants')
+          .select('ended_at')
+          .where('subscription_id', '=', body.subscriptionId)
+          .executeTakeFirstOrThrow()
+      ).ended_at,
+    );
+    t.equal((await outbox('role.change.requested', (d) => d['userId'] === 'u-cancel')).length, 1, 'the revoke queued');
+    const again = await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel', {
+      mode: 'immediately',
+    });
+    t.equal(again.body.cancelledAt, now.body.cancelledAt, 'a second cancel changes nothing');
+    t.equal(
+      (await db.selectFrom('refunds').select('id').where('payment_id', '=', body.paymentId).execute()).length,
+      1,
+      'and refunds nothing more',
+    );
+    const resume = await call('POST', `/v1/subscriptions/${body.subscriptionId}/resume`, 'u-cancel');
+    t.equal(resume.status, 409);
+    t.equal(resume.body.type, '/problems/not-resumable');
+    t.equal((await call('POST', `/v1/subscriptions/${randomUUID()}/cancel`, 'u-cancel')).status, 404);
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel', { mode: 'later' })).status,
+      400,
+    );
+  },
+);
+
+t.test('cancelling a pending checkout cancels it and its payment, without a notification', async (t) => {
+  const { body } = await buy('u-pending-cancel');
+  const res = await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-pending-cancel', {
+    mode: 'immediately',
+  });
+  t.match(res.body, { status: 'cancelled', approvalUrl: null });
+  t.match(await pay(body.paymentId), { status: 'cancelled' });
+  t.same(await outbox('subscription.cancelled', (d) => d['subscriptionId'] === body.subscriptionId), []);
+});
+
+t.test(
+  'the return URL asks the payment-worker to look the order up; the cancel URL ends a pending checkout',
+  async (t) => {
+    const { body } = await buy('u-return');
+    const orderId = `ORD-${body.paymentId}`;
+    const back = await call('GET', `/v1/checkout/return?token=${orderId}&PayerID=P1`);
+    t.equal(back.status, 303);
+    t.equal(back.headers['location'], 'http://shop.test/home?x=1&checkout=success');
+    t.match(await outbox('payment.check.requested', (d) => d['orderId'] === orderId), [{ source: 'return_url' }]);
+    t.equal(
+      (await call('GET', '/v1/checkout/return?token=ORD-UNKNOWN')).status,
+      303,
+      'an unknown token gets the same answer',
+    );
+    t.same(await outbox('payment.check.requested', (d) => d['orderId'] === 'ORD-UNKNOWN'), [], 'and nothing is asked');
+    const gaveUp = await call('GET', `/v1/checkout/cancel?token=${orderId}`);
+    t.equal(gaveUp.headers['location'], 'http://shop.test/home?x=1&checkout=cancelled');
+    t.match(await pay(body.paymentId), { status: 'cancelled' });
+    t.match(await sub(body.subscriptionId), { status: 'cancelled' });
+    // an approved payment is being captured: the cancel URL leaves it alone
+    const other = await buy('u-return-2');
+    await db
+      .transaction()
+      .execute(async (trx) =>
+        payments.transition(trx, (await payments.lock(trx, { id: other.body.paymentId }))!, { type: 'approved' }),
+      );
+    await call('GET', `/v1/checkout/cancel?token=ORD-${other.body.paymentId}`);
+    t.equal((await pay(other.body.paymentId)).status, 'approved');
+    t.equal((await sub(other.body.subscriptionId)).status, 'pending');
+    t.equal((await call('GET', '/v1/checkout/cancel')).status, 303);
+  },
+);
