@@ -286,40 +286,8 @@ t.test('the Auth stand-in answering 503 for a while: the role is granted once it
   t.equal(new Set(granted.map((n) => n.id)).size, 1, 'role.granted once');
 });
 
-t.test('a capture whose amount differs from our payment: refunded, failed, no role', async (t) => {
-  await behave({ captureAmountDelta: 1 });
-  t.teardown(() => behave({ captureAmountDelta: 0 }));
-  const token = await stack.tokenFor('user-mismatch');
-  const { body } = await buy(token);
-  await stack.paypal(`/_control/orders/${orderOf(body.approvalUrl)}/approve`, {});
-  await waitFor(async () => (await payment(body.paymentId)).failure_reason === 'capture_mismatch', {
-    what: 'the mismatch',
-    timeoutMs: 20_000,
-  });
-  const refund = await waitFor(
-    async () => {
-      const r = await stack.tdb.db
-        .selectFrom('refunds')
-        .selectAll()
-        .where('payment_id', '=', body.paymentId)
-        .executeTakeFirst();
-      return r?.status === 'completed' ? r : null;
-    },
-    { what: 'the refund', timeoutMs: 20_000 },
-  );
-  t.equal(refund.amount, 1000, 'the whole captured amount is refunded');
-  const calls = await stack.paypal('/_control/calls');
-  t.equal(
-    calls.filter((c: any) => /\/v2\/payments\/captures\/.+\/refund/.test(c.path) && c.body?.custom_id === refund.id)
-      .length,
-    1,
-    'PayPal received the refund',
-  );
-  t.equal((await payment(body.paymentId)).status, 'failed');
-  t.equal((await subscription(body.subscriptionId)).status, 'cancelled');
-  await stack.quiet();
-  t.notOk((await rolesOf('user-mismatch')).includes('premium'), 'no role');
-});
+// A capture that does not match our payment (amount, currency, custom_id) is tested in-process:
+// apps/payment-worker/test/handlers.test.ts, down to the refund PayPal is asked for.
 
 t.test('a declined capture: payment failed, subscription cancelled, no role, and the user can buy again', async (t) => {
   await behave({ declineCaptures: 1 });
