@@ -96,7 +96,7 @@ try {
     }) as Record<string, string>,
     '/health/ready',
   );
-  // 10 checkouts a minute per user (SPEC §3): rotate over enough users that none is limited.
+  // 10 checkouts a minute per user (docs/api.md): rotate over enough users that none is limited.
   const now = Math.floor(Date.now() / 1000);
   const tokens = Array.from({ length: 20_000 }, (_, i) =>
     signJwt({ sub: `bench-user-${i}`, roles: ['user'], iat: now, exp: now + 3600 }, { alg: 'HS256', secret }),

@@ -6,7 +6,7 @@ import { AppError } from '@billing/service-kit';
 
 export const COOKIE = 'billing_admin';
 
-/** SPEC §9: a valid token whose roles include `admin`; 401 without one, 403 with one lacking it. */
+/** docs/admin.md: a valid token whose roles include `admin`; 401 without one, 403 with one lacking it. */
 export function requireAdmin(authenticate: (req: FastifyRequest) => Promise<void>) {
   return async (req: FastifyRequest) => {
     await authenticate(req);

@@ -9,7 +9,7 @@ import type { PortalConfig } from './config.js';
 import { adminApi } from './api/index.js';
 import { adminPages } from './routes/pages.js';
 
-/** The operators' portal and admin API (SPEC §9). */
+/** The operators' portal and admin API (docs/admin.md). */
 export async function buildApp({
   rt,
   config,

@@ -17,7 +17,7 @@ export interface BillingApiDeps {
   auth: AuthClient;
 }
 
-/** The end users' API (SPEC §3). Never listens: `main.ts` does. */
+/** The end users' API (docs/api.md). Never listens: `main.ts` does. */
 export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   const { rt, config } = deps;
   const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
@@ -28,7 +28,7 @@ export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
         title: 'Billing API',
         version: '1.0.0',
         description:
-          'Subscription billing for end users (SPEC §3). Errors are application/problem+json; money is integer minor units.',
+          'Subscription billing for end users (docs/api.md). Errors are application/problem+json; money is integer minor units.',
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },

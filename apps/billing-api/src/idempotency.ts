@@ -35,7 +35,7 @@ export function fingerprint(req: FastifyRequest): string {
 }
 
 /**
- * SPEC §3's Idempotency-Key: per user and key, 24 hours, the first answer replayed, another
+ * docs/api.md's Idempotency-Key: per user and key, 24 hours, the first answer replayed, another
  * fingerprint 422, a request still running 409 (abandoned after 60 s), 429 and 5xx not kept.
  * `run` is the request's work; it answers or throws as usual.
  */

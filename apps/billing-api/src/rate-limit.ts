@@ -1,6 +1,6 @@
 /**
- * Accepted checkouts per user in a sliding window (SPEC §3: 10 a minute, per replica). Kept
- * in-process rather than with @fastify/rate-limit because SPEC counts only requests that pass
+ * Accepted checkouts per user in a sliding window (docs/api.md: 10 a minute, per replica). Kept
+ * in-process rather than with @fastify/rate-limit because docs/api.md counts only requests that pass
  * validation and the idempotency lookup, which a route-level hook cannot see.
  */
 export class SlidingWindowLimiter {

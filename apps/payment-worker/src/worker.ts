@@ -24,7 +24,7 @@ export interface Worker {
 
 const contracts = [ProviderEventReceived, PaymentCheckRequested, RefundRequested, RenewalChargeRequested] as const;
 
-/** The payment-worker: applies PayPal's outcomes to payments (SPEC §4) and sends refunds. */
+/** The payment-worker: applies PayPal's outcomes to payments (docs/webhooks.md) and sends refunds. */
 export function buildWorker({
   rt,
   provider,

@@ -31,7 +31,7 @@ class ChangedMeanwhile extends Error {}
 
 /**
  * The role-worker: applies role changes at the Auth service one at a time per user and role,
- * evaluating SPEC §6's rule when the change is applied (not when it was queued), so a late
+ * evaluating docs/auth.md's rule when the change is applied (not when it was queued), so a late
  * revoke never undoes a newer grant; `role.granted`/`role.revoked` only for real changes.
  */
 export function buildWorker({

@@ -4,7 +4,7 @@ import { createHttpApp, type HttpApp } from '@billing/service-kit';
 import type { GatewayConfig } from './config.js';
 import { paypalWebhookRoute } from './routes/paypal.js';
 
-/** SPEC §4: PayPal's callbacks are up to 1 MiB. */
+/** docs/webhooks.md: PayPal's callbacks are up to 1 MiB. */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 
 export function buildApp({ rt, provider }: { rt: Runtime; config: GatewayConfig; provider: PaymentProvider }): HttpApp {

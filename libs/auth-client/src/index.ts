@@ -20,7 +20,7 @@ export interface AuthClientOptions {
   timeoutMs?: number;
 }
 
-/** The calls SPEC §6 allows, with `Authorization: Bearer $AUTH_SERVICE_TOKEN`. */
+/** The calls docs/auth.md allows, with `Authorization: Bearer $AUTH_SERVICE_TOKEN`. */
 export class AuthClient {
   private readonly base: string;
   constructor(private readonly opts: AuthClientOptions) {

@@ -18,7 +18,7 @@ export interface CancelResult {
 }
 
 /**
- * SPEC §3's cancel, for users and operators alike, in the caller's transaction with the
+ * docs/api.md's cancel, for users and operators alike, in the caller's transaction with the
  * subscription locked. `immediately` ends the grant now and refunds every completed payment
  * whose period has not ended, pro rata at `now` (refunds go to PayPal after the commit).
  */

@@ -4,7 +4,7 @@ import { RoleChangeRequested } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
 import { enqueue } from '@billing/messaging';
 
-/** A subscription's grant starts; the role-worker applies SPEC §6's rule when it handles the change. */
+/** A subscription's grant starts; the role-worker applies docs/auth.md's rule when it handles the change. */
 export async function startSubscriptionGrant(
   trx: Transaction<Database>,
   sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'role'>,

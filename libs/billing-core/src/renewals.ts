@@ -31,7 +31,7 @@ export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: Paymen
 }
 
 /**
- * A renewal attempt failed (SPEC §8): past_due with the grant kept, retry i at the first failure
+ * A renewal attempt failed (docs/scheduler.md): past_due with the grant kept, retry i at the first failure
  * + DUNNING_RETRY_MS[i]; after the last, expired (now if the period has ended, else at its end).
  */
 export async function recordRenewalFailure(

@@ -3,7 +3,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 export const IsoTimestamp = Type.String({ format: 'date-time' });
 export const Uuid = Type.String({ format: 'uuid' });
 
-/** The envelope every message on the broker carries (SPEC §7). */
+/** The envelope every message on the broker carries (docs/messages.md). */
 export const EnvelopeSchema = Type.Object(
   {
     id: Uuid,

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Compile } from 'typebox/compile';
 import { EnvelopeSchema, EXCHANGES, NOTIFICATION_CONTRACTS, QUEUES, NOTIFICATIONS_BINDING } from '../src/index.js';
 
-t.test('SPEC §7: notification types, routing keys and fields, exactly', async (t) => {
+t.test('docs/messages.md: notification types, routing keys and fields, exactly', async (t) => {
   const expected: Record<string, string[]> = {
     'subscription.activated': [
       'userId',

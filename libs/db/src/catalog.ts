@@ -15,7 +15,7 @@ export interface PlanInput {
 
 const FIELDS = ['id', 'name', 'description', 'amount', 'currency', 'period', 'role', 'active'] as const;
 
-/** SPEC §9's plan rules; returns what is wrong with one entry, or nothing. */
+/** docs/admin.md's plan rules; returns what is wrong with one entry, or nothing. */
 export function planProblems(v: unknown): string[] {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return ['must be an object'];
   const p = v as Record<string, unknown>;

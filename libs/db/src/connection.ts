@@ -9,7 +9,7 @@ const INT8 = 20;
 const NUMERIC = 1700;
 
 /**
- * Money columns are bigint in Postgres and stay far below 2^53 (SPEC §3 caps amounts at 10^9),
+ * Money columns are bigint in Postgres and stay far below 2^53 (docs/api.md caps amounts at 10^9),
  * so they are read as JS numbers. The parser is set on this pool only, not globally.
  */
 const types = {

@@ -12,7 +12,7 @@ export interface RoleRuleInput {
 export type RoleAction = 'grant' | 'revoke' | 'none';
 
 /**
- * SPEC §6, evaluated when the change is applied (not when queued), so a late revoke never
+ * docs/auth.md, evaluated when the change is applied (not when queued), so a late revoke never
  * undoes a newer grant: the role is held while any grant lives, revoked when none does unless
  * the user held it before us, and only a real change at the Auth service is an action.
  */

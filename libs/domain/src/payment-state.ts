@@ -11,7 +11,7 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-/** SPEC §3's failure reasons; a payment the buyer abandoned or PayPal voided has none. */
+/** docs/api.md's failure reasons; a payment the buyer abandoned or PayPal voided has none. */
 export type FailureReason =
   | 'declined'
   | 'provider_error'
@@ -57,7 +57,7 @@ export const HOLDING_MONEY = ['completed', 'partially_refunded'] as const satisf
 const isOpen = (s: PaymentStatus) => OPEN.includes(s);
 
 /**
- * SPEC §4's payment column as a pure function. `null` means the event is stale or repeated
+ * docs/webhooks.md's payment column as a pure function. `null` means the event is stale or repeated
  * for this state: a no-op.
  */
 export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): PaymentTransition | null {

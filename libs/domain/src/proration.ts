@@ -9,7 +9,7 @@ export interface ProrationInput {
 }
 
 /**
- * SPEC §3: min(left, floor(amount × max(0, e − max(s, c)) / (e − s))), in BigInt so the
+ * docs/api.md: min(left, floor(amount × max(0, e − max(s, c)) / (e − s))), in BigInt so the
  * product of an amount and a duration in milliseconds never loses precision.
  */
 export function proratedRefund({ amount, left, periodStart, periodEnd, cancelledAt }: ProrationInput): number {

@@ -37,7 +37,7 @@ const LIVE = (s: SubscriptionStatus) => s === 'active' || s === 'past_due';
 const ENDED = (s: SubscriptionStatus) => s === 'cancelled' || s === 'expired';
 
 /**
- * SPEC §3/§4's subscription column as a pure function. `null` means no change (a stale or
+ * docs/api.md, docs/webhooks.md's subscription column as a pure function. `null` means no change (a stale or
  * repeated event). `resume` on a subscription that cannot resume throws NotResumableError.
  */
 export function applySubscriptionEvent(

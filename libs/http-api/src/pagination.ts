@@ -16,7 +16,7 @@ export function decodeCursor(cursor: string | undefined): { at: Date; id: string
   return { at: date, id };
 }
 
-/** One page of a list, newest first (SPEC §3: `{ items, nextCursor }`), by keyset on (created_at, id). */
+/** One page of a list, newest first (docs/api.md: `{ items, nextCursor }`), by keyset on (created_at, id). */
 export async function keysetPage<DB, TB extends keyof DB, O extends { created_at: Date; id: string }>(
   query: SelectQueryBuilder<DB, TB, O>,
   limit: number,

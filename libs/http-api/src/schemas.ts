@@ -62,7 +62,7 @@ export const ListQuery = Type.Object({
 
 export const Problem = ProblemSchema;
 
-/** SPEC-style lists: `{ items, nextCursor }`, newest first. */
+/** Lists as the API shows them (docs/api.md): `{ items, nextCursor }`, newest first. */
 export const Page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
 

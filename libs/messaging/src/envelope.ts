@@ -59,7 +59,7 @@ export function makeEnvelope<C extends MessageContract>(
   };
 }
 
-/** AMQP properties SPEC §7 requires on every message. */
+/** AMQP properties docs/messages.md requires on every message. */
 export function publishProperties(envelope: Envelope, headers: Record<string, unknown> = {}) {
   return {
     persistent: true,

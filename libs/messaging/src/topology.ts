@@ -1,7 +1,7 @@
 import type { ConfirmChannel } from 'amqplib';
 import { EXCHANGES, NOTIFICATIONS_BINDING, QUEUES, ROUTES } from '@billing/contracts';
 
-/** SPEC §7, exactly: a declaration with other arguments would fail against the Notification service's. */
+/** docs/messages.md, exactly: a declaration with other arguments would fail against the Notification service's. */
 export async function declareNotifications(ch: ConfirmChannel): Promise<void> {
   await ch.assertExchange(EXCHANGES.notifications, 'topic', { durable: true });
   await ch.assertQueue(QUEUES.notifications, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
@@ -48,7 +48,7 @@ export async function declareWorkQueue(ch: ConfirmChannel, spec: WorkQueueSpec):
 }
 
 /**
- * SPEC §6: a role change is retried with exponential back-off, the first retry within 2 s and
+ * docs/auth.md: a role change is retried with exponential back-off, the first retry within 2 s and
  * at most 60 s apart, for at least 24 hours before it is dead-lettered.
  */
 export const ROLE_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000] as const;

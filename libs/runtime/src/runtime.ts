@@ -42,7 +42,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** Every app declares, at start-up, the exchanges it publishes to (SPEC §7). */
+/** Every app declares, at start-up, the exchanges it publishes to (docs/messages.md). */
 export async function declarePublishedTopology(ch: ConfirmChannel): Promise<void> {
   await declareInternal(ch);
   await declareNotifications(ch);
@@ -104,7 +104,7 @@ export interface Serving {
 
 /**
  * Listens, starts the relay, and on SIGTERM stops taking requests and work, finishes what is
- * in flight and closes connections (SPEC §1).
+ * in flight and closes connections (docs/processes.md).
  */
 export async function serve(rt: Runtime, { app, port, stopWork }: Serving): Promise<void> {
   await app.listen({ port, host: '0.0.0.0' });

@@ -1,4 +1,4 @@
-/** Configuration from the environment, validated once at start-up (SPEC §2). */
+/** Configuration from the environment, validated once at start-up (docs/processes.md). */
 export interface VarSpec<T> {
   /** Returns the value, or throws an Error whose message says what is wrong. */
   parse(raw: string | undefined): T;
@@ -93,7 +93,7 @@ export function loadConfig<S extends Record<string, VarSpec<unknown>>>(
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
 
-/** What every process reads (SPEC §2). */
+/** What every process reads (docs/processes.md). */
 export const baseConfig = {
   DATABASE_URL: env.url(['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/billing'),
   AMQP_URL: env.url(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
@@ -120,7 +120,7 @@ export const jwtConfig = {
   JWT_AUDIENCE: env.optionalString(),
 };
 
-/** SPEC §2: exactly one of JWT_SECRET and JWT_PUBLIC_KEY, the key a PEM. */
+/** docs/processes.md: exactly one of JWT_SECRET and JWT_PUBLIC_KEY, the key a PEM. */
 export function checkJwt(c: { JWT_SECRET?: string | undefined; JWT_PUBLIC_KEY?: string | undefined }): string[] {
   if (c.JWT_SECRET && c.JWT_PUBLIC_KEY) return ['JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one'];
   if (!c.JWT_SECRET && !c.JWT_PUBLIC_KEY) return ['JWT_SECRET or JWT_PUBLIC_KEY is required: set exactly one'];

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 
-/** The correlation id of the request or message being handled (SPEC §1). */
+/** The correlation id of the request or message being handled (docs/processes.md). */
 export interface RequestContext {
   correlationId: string;
 }

@@ -1,6 +1,6 @@
 import { PROBLEM_CODES, PROBLEM_TITLES, type Problem, type ProblemCode } from '@billing/contracts';
 
-/** A domain or request error with a typed code that maps to a status (SPEC §3). */
+/** A domain or request error with a typed code that maps to a status (docs/api.md). */
 export class AppError extends Error {
   override readonly name = 'AppError';
   readonly status: number;

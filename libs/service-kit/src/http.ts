@@ -23,7 +23,7 @@ export type HttpApp = FastifyInstance<
   TypeBoxTypeProvider
 >;
 
-/** What readiness checks: SPEC §1 names Postgres and RabbitMQ. */
+/** What readiness checks: docs/processes.md names Postgres and RabbitMQ. */
 export interface ReadinessChecks {
   postgres: () => Promise<boolean>;
   rabbitmq: () => Promise<boolean> | boolean;
@@ -34,7 +34,7 @@ export interface HttpBaseOptions {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessChecks;
-  /** SPEC §3: 16 KiB for end-user bodies; the webhook gateway takes 1 MiB. */
+  /** docs/api.md: 16 KiB for end-user bodies; the webhook gateway takes 1 MiB. */
   bodyLimit?: number;
   trustProxy?: boolean;
 }
@@ -98,7 +98,7 @@ function describeValidation(err: FastifyError & { validation?: ValidationItem[];
   return `${field} ${first.message ?? 'is invalid'}`;
 }
 
-/** Maps any error to SPEC §3's problem+json; 5xx details are logged, never shown. */
+/** Maps any error to docs/api.md's problem+json; 5xx details are logged, never shown. */
 export function toProblem(err: unknown): {
   status: number;
   body: ReturnType<typeof problemBody>;

@@ -14,9 +14,9 @@ export interface JwtSettings {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook: a valid JWT in the Authorization header only (SPEC §3), else 401. */
+    /** onRequest hook: a valid JWT in the Authorization header only (docs/api.md), else 401. */
     authenticate: (req: FastifyRequest) => Promise<void>;
-    /** A valid JWT in the `cookieName` cookie only (the portal's pages, SPEC §9), else 401. */
+    /** A valid JWT in the `cookieName` cookie only (the portal's pages, docs/admin.md), else 401. */
     authenticateCookie: (req: FastifyRequest) => Promise<void>;
   }
   interface FastifyRequest {
@@ -28,7 +28,7 @@ declare module 'fastify' {
 const MAX_TOKEN_LENGTH = 8 * 1024;
 
 /**
- * SPEC §3's token rules: the configured algorithm only (`none` never), `exp` required, `nbf`,
+ * docs/api.md's token rules: the configured algorithm only (`none` never), `exp` required, `nbf`,
  * issuer and audience checked, 60 s of clock skew, from the Authorization header only.
  */
 export const jwtAuth = fp<JwtSettings>(
@@ -41,7 +41,7 @@ export const jwtAuth = fp<JwtSettings>(
         ...(cfg.JWT_ISSUER ? { allowedIss: cfg.JWT_ISSUER } : {}),
         ...(cfg.JWT_AUDIENCE ? { allowedAud: cfg.JWT_AUDIENCE } : {}),
         clockTolerance: 60_000,
-        // iss and aud are required claims once configured (SPEC §3): a token without them is refused.
+        // iss and aud are required claims once configured (docs/api.md): a token without them is refused.
         requiredClaims: ['exp', ...(cfg.JWT_ISSUER ? ['iss'] : []), ...(cfg.JWT_AUDIENCE ? ['aud'] : [])],
         cache: 10_000,
       },

@@ -6,7 +6,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Exit code and one line per problem when the configuration is wrong (SPEC §1). */
+/** Exit code and one line per problem when the configuration is wrong (docs/processes.md). */
 export function exitOnConfigError(service: string, err: unknown): never {
   if (err instanceof ConfigError) {
     for (const line of err.problems) process.stderr.write(`${service}: configuration error: ${line}\n`);
@@ -16,7 +16,7 @@ export function exitOnConfigError(service: string, err: unknown): never {
   process.exit(1);
 }
 
-/** Loads the configuration, or exits with one line per bad variable (SPEC §1). */
+/** Loads the configuration, or exits with one line per bad variable (docs/processes.md). */
 export function loadOrExit<C>(service: string, load: () => C): C {
   try {
     return load();
@@ -26,7 +26,7 @@ export function loadOrExit<C>(service: string, load: () => C): C {
 }
 
 /**
- * Runs a process until SIGTERM/SIGINT, then stops it within `graceMs` (SPEC §1: 10 s),
+ * Runs a process until SIGTERM/SIGINT, then stops it within `graceMs` (docs/processes.md: 10 s),
  * exiting 0 after a clean stop and 1 if the stop failed or ran out of time.
  */
 export function handleSignals(service: string, logger: Logger, running: Running, graceMs = 9_000): void {

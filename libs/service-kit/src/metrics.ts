@@ -1,6 +1,6 @@
 import client from 'prom-client';
 
-/** One registry a process, with the series SPEC §1 names. */
+/** One registry a process, with the series docs/processes.md names. */
 export interface Metrics {
   registry: client.Registry;
   httpRequests: client.Counter<'method' | 'route' | 'status'>;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { baseConfig, checkJwt, ConfigError, env, jwtConfig, loadConfig, paypalConfig } from '../src/config.js';
 
-t.test('defaults from SPEC §2 apply when variables are unset', async (t) => {
+t.test('defaults from docs/processes.md apply when variables are unset', async (t) => {
   const c = loadConfig({ ...baseConfig, PORT: env.port(3000) }, {});
   t.equal(c.DATABASE_URL, 'postgres://postgres@127.0.0.1:5432/billing');
   t.equal(c.AMQP_URL, 'amqp://guest:guest@127.0.0.1:5672');

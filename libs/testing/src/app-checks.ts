@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { appEnv, freePort, spawnTs, waitForHttp } from './process.js';
 
 /**
- * The promises SPEC §1 makes for every process, checked on the real entry point: it starts,
+ * The promises docs/processes.md makes for every process, checked on the real entry point: it starts,
  * answers live, ready and metrics, and exits 0 on SIGTERM within 10 s; a missing or malformed
  * variable stops it with a line naming the variable.
  */

@@ -51,7 +51,7 @@ export function spawnTs(entry: string, env: Record<string, string | undefined>, 
   };
 }
 
-/** Every variable any app needs, pointed at test infrastructure (SPEC §2: apps ignore what they do not use). */
+/** Every variable any app needs, pointed at test infrastructure (docs/processes.md: apps ignore what they do not use). */
 export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {
   return {
     JWT_SECRET: 'test-jwt-secret-0123456789',

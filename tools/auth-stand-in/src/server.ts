@@ -37,7 +37,7 @@ interface Call {
 const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /**
- * A local stand-in for the product's Auth service (SPEC §6): issues JWTs, signs users in, and
+ * A local stand-in for the product's Auth service (docs/auth.md): issues JWTs, signs users in, and
  * keeps users' roles behind the service token. A control API makes it slow or unavailable
  * and shows the calls it received.
  */

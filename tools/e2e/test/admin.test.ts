@@ -44,7 +44,7 @@ t.test('who may enter: 401 without a token, 403 without the admin role; pages re
   t.equal(page.status, 303);
   t.equal(page.headers.get('location'), '/login');
   t.equal((await admin('GET', '/payments', user, undefined, 'cookie')).status, 403);
-  // SPEC §9: the API takes only a bearer header, the pages only the portal's cookie.
+  // docs/admin.md: the API takes only a bearer header, the pages only the portal's cookie.
   const adminToken = await stack.tokenFor('ops-doors', ['admin']);
   t.equal((await admin('GET', '/admin/api/v1/plans', adminToken)).status, 200);
   t.equal(

@@ -2,7 +2,7 @@ import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { startStack } from '../src/stack.js';
 
-// SPEC §4: a chargeback, and a full refund made at PayPal outside the system.
+// docs/webhooks.md: a chargeback, and a full refund made at PayPal outside the system.
 const stack = await startStack();
 t.teardown(() => stack.stop());
 const rolesOf = async (userId: string) => ((await stack.auth(`/_control/users/${userId}`)).roles ?? []) as string[];

@@ -2,7 +2,7 @@ import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { startStack } from '../src/stack.js';
 
-// SPEC §8 with short periods: PT30S plans (RENEWAL_TEST_PERIOD overrides it), the scheduler every 500 ms.
+// docs/scheduler.md with short periods: PT30S plans (RENEWAL_TEST_PERIOD overrides it), the scheduler every 500 ms.
 const PERIOD = process.env['RENEWAL_TEST_PERIOD'] ?? 'PT30S';
 const periodMs = Number(/^PT(\d+)S$/.exec(PERIOD)![1]) * 1000;
 const stack = await startStack(

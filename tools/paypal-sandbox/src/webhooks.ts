@@ -108,7 +108,7 @@ export class WebhookSender {
     return true;
   }
 
-  /** SPEC §4's verdict: SUCCESS only for an event we sent, byte for byte, signed for this webhook id. */
+  /** docs/webhooks.md's verdict: SUCCESS only for an event we sent, byte for byte, signed for this webhook id. */
   verify(input: {
     transmissionId: string;
     transmissionTime: string;

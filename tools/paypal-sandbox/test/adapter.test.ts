@@ -212,7 +212,7 @@ t.test(
   },
 );
 
-t.test('provider answers are logged as a summary: no payer data, no vault id (SPEC §1)', async (t) => {
+t.test('provider answers are logged as a summary: no payer data, no vault id (docs/processes.md)', async (t) => {
   const text = logLines.join('');
   t.ok(
     logLines.some((l) => l.includes('paypal response') && l.includes('"captureStatus":"COMPLETED"')),

@@ -19,7 +19,7 @@ export type AdminPlugin = FastifyPluginAsyncTypebox<AdminDeps>;
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
 /**
- * SPEC §9's admin API, JSON for scripts (the pages call the same operations): one plugin per
+ * docs/admin.md's admin API, JSON for scripts (the pages call the same operations): one plugin per
  * resource under one prefix, behind one hook: a bearer token with the admin role (never the
  * portal's cookie, so no form on another site can drive it).
  */

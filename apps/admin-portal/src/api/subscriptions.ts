@@ -6,7 +6,7 @@ import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
 import { AdminSubscription, errors, IdParams, ListQuery, Reason } from './schemas.js';
 
-/** Subscriptions of all users, and an operator's cancel (with the pro-rata refund of SPEC §3). */
+/** Subscriptions of all users, and an operator's cancel (with the pro-rata refund of docs/api.md). */
 export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
   api.get(
     '/subscriptions',

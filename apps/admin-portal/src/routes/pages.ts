@@ -24,7 +24,7 @@ ${
 const table = (heads: string[], rows: string[][]) =>
   `<table><thead><tr>${heads.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
-/** SPEC §9's pages: server-rendered, signed in through the Auth service, forms carrying a CSRF token. */
+/** docs/admin.md's pages: server-rendered, signed in through the Auth service, forms carrying a CSRF token. */
 export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   /** Runs the admin API for the signed-in operator (pages and API share one implementation). */
   const api = async (

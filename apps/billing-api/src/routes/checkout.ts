@@ -16,7 +16,7 @@ function homeWith(home: string, outcome: string): string {
   return u.toString();
 }
 
-/** SPEC §3: where PayPal sends the buyer back. Public; an unknown token gets the same 303. */
+/** docs/api.md: where PayPal sends the buyer back. Public; an unknown token gets the same 303. */
 export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): void {
   app.get(
     '/v1/checkout/return',

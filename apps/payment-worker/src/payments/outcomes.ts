@@ -154,7 +154,7 @@ export class PaymentOutcomes {
     await payments.record(trx, p, { period_start: start, period_end: end });
     await startSubscriptionGrant(trx, sub, 'subscription activated');
     await notifyActivated(trx, sub, start, end);
-    // A past_due subscription granting the same role is replaced, without refund (SPEC §3).
+    // A past_due subscription granting the same role is replaced, without refund (docs/api.md).
     const pastDue = await trx
       .selectFrom('subscriptions')
       .selectAll()
@@ -224,7 +224,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * SPEC §4: losing the payment for the period in effect cancels the subscription at once, and a
+   * docs/webhooks.md: losing the payment for the period in effect cancels the subscription at once, and a
    * renewal already paid for a later period comes back whole; losing a renewal paid ahead leaves
    * that period unpaid (no free period, no silent charge again: the subscription ends at its period
    * end unless the buyer resumes); an older period's payment changes nothing more.

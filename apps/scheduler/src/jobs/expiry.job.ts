@@ -2,7 +2,7 @@ import type { Db } from '@billing/db';
 import { expire } from '@billing/billing-core';
 import type { Job } from '../runner.js';
 
-/** SPEC §8 expiry: a subscription set to end at its period end whose period has ended becomes expired. */
+/** docs/scheduler.md expiry: a subscription set to end at its period end whose period has ended becomes expired. */
 export function expiryJob(db: Db): Job {
   return {
     name: 'expiry',

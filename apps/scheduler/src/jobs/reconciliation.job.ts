@@ -6,7 +6,7 @@ import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
 /**
- * SPEC §8 reconciliation: a payment created, pending or approved for RECONCILE_AFTER_MS is
+ * docs/scheduler.md reconciliation: a payment created, pending or approved for RECONCILE_AFTER_MS is
  * looked up at PayPal by the payment-worker and moved on, so a lost webhook loses nothing; past
  * CHECKOUT_TTL_MS an unapproved checkout is cancelled (`checkout_expired`), an approved one captured.
  */

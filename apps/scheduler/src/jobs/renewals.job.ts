@@ -10,7 +10,7 @@ const BATCH = 100;
 const OPEN = ['created', 'pending', 'approved'] as const;
 
 /**
- * SPEC §8 renewals: an active subscription not ending at its period end, whose next period is
+ * docs/scheduler.md renewals: an active subscription not ending at its period end, whose next period is
  * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a past_due one when its next
  * dunning retry is due. Each is claimed with FOR UPDATE SKIP LOCKED; the renewal payment and
  * the message that charges it are written in the claiming transaction, and (subscription,

@@ -26,7 +26,7 @@ function noPoison(key: string, value: unknown): unknown {
 }
 
 /**
- * SPEC §4: verify with PayPal (the raw body as `webhook_event`), then store the event once per
+ * docs/webhooks.md: verify with PayPal (the raw body as `webhook_event`), then store the event once per
  * PayPal event id together with the message for the payment-worker, in one transaction; a 200
  * therefore holds even when RabbitMQ is down.
  */

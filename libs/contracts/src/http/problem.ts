@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 
-/** RFC 9457 problem details, as every app answers errors (SPEC §3). */
+/** RFC 9457 problem details, as every app answers errors (docs/api.md). */
 export const ProblemSchema = Type.Object(
   {
     type: Type.String(),

@@ -43,7 +43,7 @@ export const RenewalChargeRequested = internal(
   ),
 );
 
-/** Ask for a role change; the role-worker evaluates SPEC §6's rule when it applies it. */
+/** Ask for a role change; the role-worker evaluates docs/auth.md's rule when it applies it. */
 export const RoleChangeRequested = internal(
   'role.change.requested',
   Type.Object(

@@ -96,7 +96,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .columns(['status', 'updated_at'])
     .where(sql.ref('status'), 'in', ['created', 'pending', 'approved'])
     .execute();
-  // At most one payment per subscription and period is ever paid (SPEC §8).
+  // At most one payment per subscription and period is ever paid (docs/scheduler.md).
   await sql`create unique index payments_one_paid_per_period on payments (subscription_id, period_index)
     where status in ('completed','partially_refunded','refunded','reversed')`.execute(db);
 
@@ -221,7 +221,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
 
-  // History stays (SPEC §10): payments, provider events and grants are never deleted.
+  // History stays (docs/data.md): payments, provider events and grants are never deleted.
   await sql`create function refuse_delete() returns trigger language plpgsql as $$
     begin raise exception 'rows of % are never deleted', tg_table_name; end $$`.execute(db);
   for (const table of ['payments', 'provider_events', 'role_grants', 'refunds', 'audit_log', 'subscriptions']) {

@@ -20,7 +20,7 @@ export interface SubscriptionsTable {
   cancelled_at: Timestamp | null;
   expired_at: Timestamp | null;
   vault_id: string | null;
-  /** The user held the role before buying, per the roles read at checkout (SPEC §6). */
+  /** The user held the role before buying, per the roles read at checkout (docs/auth.md). */
   role_held_before: Generated<boolean>;
   approval_url: string | null;
   dunning_started_at: Timestamp | null;

@@ -31,7 +31,7 @@ export interface PayPalOptions {
   budgetMs?: number;
 }
 
-/** Statuses that mean "try later", not a refusal (SPEC §5). */
+/** Statuses that mean "try later", not a refusal (docs/paypal.md). */
 const TRY_LATER = new Set([408, 429]);
 const MAX_RETRY_AFTER_MS = 5_000;
 
@@ -45,7 +45,7 @@ function retryAfterMs(v: string | string[] | undefined): number | null {
 }
 
 /**
- * What of a PayPal answer is logged (SPEC §1): ids, statuses, amounts, issue and debug id;
+ * What of a PayPal answer is logged (docs/processes.md): ids, statuses, amounts, issue and debug id;
  * never the payer (e-mail, name, payer id, address) or a vault / payment-token id.
  */
 export function summarise(body: unknown): Record<string, unknown> {
@@ -157,7 +157,7 @@ export class PayPalProvider implements PaymentProvider {
           headers?: Record<string, string | string[] | undefined>;
         };
         if (e.statusCode && TRY_LATER.has(e.statusCode)) {
-          // Not a refusal: PayPal says "try later" (SPEC §5). Wait as it asks, within bounds, with the same request id.
+          // Not a refusal: PayPal says "try later" (docs/paypal.md). Wait as it asks, within bounds, with the same request id.
           const { issue } = issueOf(e.message ?? '');
           const waitMs = Math.min(
             retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1),

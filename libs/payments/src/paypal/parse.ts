@@ -52,7 +52,7 @@ function captureIdFromLinks(v: unknown): string | null {
   return null;
 }
 
-/** A PayPal webhook event body to what it means for us (SPEC §4's table). */
+/** A PayPal webhook event body to what it means for us (docs/webhooks.md's table). */
 export function parseWebhookEvent(event: unknown): WebhookAction {
   const e = obj(event);
   const type = str(e['event_type']) ?? '';
