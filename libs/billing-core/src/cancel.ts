@@ -94,7 +94,7 @@ export async function cancelSubscription(
       cancelledAt: mode === 'immediately' ? now.toISOString() : null,
       endsAt: mode === 'immediately' ? now.toISOString() : (period?.end.toISOString() ?? null),
       refundAmount,
-      currency: sub.currency.trim(),
+      currency: sub.currency,
     });
   }
   return { subscription: sub, changed: true, refundAmount };

@@ -24,7 +24,7 @@ export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: Paymen
     planName: sub.plan_name,
     role: sub.role,
     amount: p.amount,
-    currency: p.currency.trim(),
+    currency: p.currency,
     currentPeriodStart: start.toISOString(),
     currentPeriodEnd: end.toISOString(),
   });
@@ -56,7 +56,7 @@ export async function recordRenewalFailure(
     planId: sub.plan_id,
     planName: sub.plan_name,
     amount: sub.amount,
-    currency: sub.currency.trim(),
+    currency: sub.currency,
     reason,
     nextRetryAt: nextRetryAt?.toISOString() ?? null,
   });

@@ -61,7 +61,7 @@ export async function importCatalog(
       if (!cur) {
         await trx.insertInto('plans').values(p).execute();
         counts.created++;
-      } else if (FIELDS.some((f) => String(f === 'currency' ? cur.currency.trim() : cur[f]) !== String(p[f]))) {
+      } else if (FIELDS.some((f) => String(f === 'currency' ? cur.currency : cur[f]) !== String(p[f]))) {
         await trx
           .updateTable('plans')
           .set({ ...p, updated_at: sql`now()` })

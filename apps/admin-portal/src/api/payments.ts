@@ -52,7 +52,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         refunds: refunds.map((r) => ({
           id: r.id,
           amount: r.amount,
-          currency: r.currency.trim(),
+          currency: r.currency,
           status: r.status === 'requested' ? 'pending' : r.status,
           origin: r.origin,
           reason: r.reason,

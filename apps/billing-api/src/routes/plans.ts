@@ -27,7 +27,7 @@ export function plansRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
           name: p.name,
           description: p.description,
           amount: p.amount,
-          currency: p.currency.trim(),
+          currency: p.currency,
           period: p.period,
           role: p.role,
         })),

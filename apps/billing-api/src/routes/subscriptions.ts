@@ -169,7 +169,7 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       checkout = await provider.createCheckout({
         paymentId,
         amount: plan.amount,
-        currency: plan.currency.trim(),
+        currency: plan.currency,
         description: plan.name,
         returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/return`,
         cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/cancel`,

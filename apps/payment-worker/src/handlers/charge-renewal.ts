@@ -70,7 +70,7 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
   return {
     paymentId: p.id,
     amount: p.amount,
-    currency: p.currency.trim(),
+    currency: p.currency,
     description: `${sub.plan_name} renewal`,
     vaultId: sub.vault_id,
     idempotencyKey: `${p.id}:charge`,

@@ -41,7 +41,7 @@ export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string):
     return {
       captureId: p.provider_capture_id,
       amount: refund.amount,
-      currency: refund.currency.trim(),
+      currency: refund.currency,
       refundId: refund.id,
       idempotencyKey: `${refund.id}:refund`,
     };

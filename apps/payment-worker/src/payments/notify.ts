@@ -16,7 +16,7 @@ export async function notifyActivated(
     planName: sub.plan_name,
     role: sub.role,
     amount: sub.amount,
-    currency: sub.currency.trim(),
+    currency: sub.currency,
     currentPeriodStart: start.toISOString(),
     currentPeriodEnd: end.toISOString(),
   });
@@ -39,6 +39,6 @@ export async function notifyCancelled(
     cancelledAt: at?.toISOString() ?? null,
     endsAt: endsAt?.toISOString() ?? null,
     refundAmount,
-    currency: sub.currency.trim(),
+    currency: sub.currency,
   });
 }

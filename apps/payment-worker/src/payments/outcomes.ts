@@ -72,7 +72,7 @@ export class PaymentOutcomes {
 
   /** A capture PayPal reports: checked against our payment, then kept, refunded or failed. */
   async recordCapture(trx: Tx, p: PaymentRow, capture: CaptureInfo, vaultId: string | null): Promise<string> {
-    const matches = capture.customId === p.id && capture.amount === p.amount && capture.currency === p.currency.trim();
+    const matches = capture.customId === p.id && capture.amount === p.amount && capture.currency === p.currency;
     if (!matches) {
       const t = await payments.transition(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
       if (!t) return 'no-op';
@@ -349,7 +349,7 @@ export class PaymentOutcomes {
       paymentId: p.id,
       refundId: refund.id,
       amount: refund.amount,
-      currency: refund.currency.trim(),
+      currency: refund.currency,
       refundedAmount: total,
     });
   }
