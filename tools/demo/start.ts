@@ -1,6 +1,7 @@
 // `npm start`: the local demo. Migrates, imports the demo plans, starts the PayPal and Auth
 // stand-ins and the six apps wired to them, and prints what to run to buy a plan.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,10 @@ const env = {
   DATABASE_URL,
   AMQP_URL,
   LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'warn',
-  JWT_SECRET: process.env['JWT_SECRET'] ?? 'demo-jwt-secret-change-me',
+  // No published secret: one made for this run unless given (the Auth stand-in signs with it too).
+  JWT_SECRET: process.env['JWT_SECRET'] ?? randomBytes(32).toString('hex'),
+  // The demo listens on this machine only.
+  HOST: '127.0.0.1',
   AUTH_SERVICE_URL: 'http://127.0.0.1:4000',
   AUTH_SERVICE_TOKEN: 'demo-service-token',
   PAYPAL_API_BASE: 'http://127.0.0.1:4100',

@@ -26,6 +26,8 @@ export interface RuntimeConfig {
   AMQP_URL: string;
   LOG_LEVEL: string;
   ELASTICSEARCH_URL?: string | undefined;
+  /** The address HTTP servers listen on (docs/processes.md); all interfaces unless set. */
+  HOST?: string | undefined;
 }
 
 /** What every process holds: logger, metrics, one pool, one broker connection, the outbox relay. */
@@ -35,6 +37,8 @@ export interface Runtime {
   metrics: Metrics;
   db: Db;
   databaseUrl: string;
+  /** The address to listen on. */
+  host: string;
   broker: Broker;
   relay: OutboxRelay;
   readiness: ReadinessChecks;
@@ -75,6 +79,7 @@ export function createRuntime(
   });
   return {
     service,
+    host: config.HOST ?? '0.0.0.0',
     logger,
     metrics,
     db,
@@ -107,8 +112,8 @@ export interface Serving {
  * in flight and closes connections (docs/processes.md).
  */
 export async function serve(rt: Runtime, { app, port, stopWork }: Serving): Promise<void> {
-  await app.listen({ port, host: '0.0.0.0' });
-  rt.logger.info('listening', { port });
+  await app.listen({ port, host: rt.host });
+  rt.logger.info('listening', { host: rt.host, port });
   await rt.relay.start();
   handleSignals(rt.service, rt.logger, {
     async stop() {

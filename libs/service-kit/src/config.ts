@@ -99,6 +99,7 @@ export const baseConfig = {
   AMQP_URL: env.url(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
   ELASTICSEARCH_URL: env.optionalUrl(['http:', 'https:']),
   LOG_LEVEL: env.oneOf(LOG_LEVELS, 'info'),
+  HOST: env.optionalString(),
 };
 
 export const paypalConfig = {
@@ -120,12 +121,16 @@ export const jwtConfig = {
   JWT_AUDIENCE: env.optionalString(),
 };
 
-/** docs/processes.md: exactly one of JWT_SECRET and JWT_PUBLIC_KEY, the key a PEM. */
+/** docs/processes.md: exactly one of JWT_SECRET (at least 32 bytes) and JWT_PUBLIC_KEY, the key a PEM. */
 export function checkJwt(c: { JWT_SECRET?: string | undefined; JWT_PUBLIC_KEY?: string | undefined }): string[] {
   if (c.JWT_SECRET && c.JWT_PUBLIC_KEY) return ['JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one'];
   if (!c.JWT_SECRET && !c.JWT_PUBLIC_KEY) return ['JWT_SECRET or JWT_PUBLIC_KEY is required: set exactly one'];
   if (c.JWT_PUBLIC_KEY && !/-----BEGIN (RSA )?PUBLIC KEY-----/.test(c.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'))) {
     return ['JWT_PUBLIC_KEY is malformed: must be a PEM public key'];
+  }
+  // An HS256 secret short enough to guess by brute force signs tokens for anyone (docs/auth.md).
+  if (c.JWT_SECRET && Buffer.byteLength(c.JWT_SECRET, 'utf8') < 32) {
+    return [`JWT_SECRET is too short: at least 32 bytes (${Buffer.byteLength(c.JWT_SECRET, 'utf8')} given)`];
   }
   return [];
 }

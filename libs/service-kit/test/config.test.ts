@@ -47,8 +47,8 @@ t.test('exactly one of JWT_SECRET and JWT_PUBLIC_KEY', async (t) => {
   t.match(checkJwt({}), [/required/]);
   t.match(checkJwt({ JWT_SECRET: 's', JWT_PUBLIC_KEY: 'k' }), [/both set/]);
   t.match(checkJwt({ JWT_PUBLIC_KEY: 'not a pem' }), [/malformed/]);
-  t.same(checkJwt({ JWT_SECRET: 'a-long-secret' }), []);
-  const c = loadConfig(jwtConfig, { JWT_SECRET: 'x', JWT_ISSUER: 'auth' }, checkJwt);
+  t.same(checkJwt({ JWT_SECRET: 'a-long-secret-of-32-bytes-or-more!' }), []);
+  const c = loadConfig(jwtConfig, { JWT_SECRET: 'x'.repeat(32), JWT_ISSUER: 'auth' }, checkJwt);
   t.equal(c.JWT_ISSUER, 'auth');
   t.throws(() => loadConfig(jwtConfig, {}, checkJwt), { message: /JWT_SECRET or JWT_PUBLIC_KEY is required/ });
 });

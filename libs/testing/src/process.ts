@@ -54,7 +54,7 @@ export function spawnTs(entry: string, env: Record<string, string | undefined>, 
 /** Every variable any app needs, pointed at test infrastructure (docs/processes.md: apps ignore what they do not use). */
 export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {
   return {
-    JWT_SECRET: 'test-jwt-secret-0123456789',
+    JWT_SECRET: 'test-jwt-secret-0123456789abcdefghij',
     AUTH_SERVICE_URL: 'http://127.0.0.1:9',
     AUTH_SERVICE_TOKEN: 'test-service-token',
     PAYPAL_API_BASE: 'http://127.0.0.1:9',

@@ -102,7 +102,7 @@ export async function startStack(
   ) as Record<AppName | 'paypal' | 'auth', number>;
   const urls = Object.fromEntries(Object.entries(ports).map(([n, p]) => [n, `http://127.0.0.1:${p}`])) as Stack['urls'];
   const serviceToken = 'e2e-service-token-7c1d';
-  const jwtSecret = 'e2e-jwt-secret-5b9e2f';
+  const jwtSecret = 'e2e-jwt-secret-5b9e2f-0123456789abcdef';
   const common = {
     DATABASE_URL: tdb.url,
     AMQP_URL: viaProxy(vhost.url, brokerProxy),
