@@ -102,6 +102,29 @@ export const baseConfig = {
   HOST: env.optionalString(),
 };
 
+/**
+ * TRUST_PROXY (docs/processes.md): whom to believe about the client's address and protocol
+ * (X-Forwarded-For / -Proto): unset or `false` nobody; `true` everybody; a number of hops; or a
+ * comma-separated list of addresses, CIDRs and the words loopback, linklocal, uniquelocal.
+ */
+export function trustProxyOf(value: string | undefined): boolean | string[] | ((addr: string, hop: number) => boolean) {
+  const v = (value ?? '').trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_addr, hop) => hop < hops;
+  }
+  return v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+export const httpConfig = {
+  TRUST_PROXY: env.optionalString(),
+};
+
 export const paypalConfig = {
   PAYPAL_API_BASE: env.url(['http:', 'https:'], 'https://api-m.sandbox.paypal.com'),
   PAYPAL_CLIENT_ID: env.string(),

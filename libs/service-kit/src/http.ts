@@ -36,7 +36,7 @@ export interface HttpBaseOptions {
   readiness: ReadinessChecks;
   /** docs/api.md: 16 KiB for end-user bodies; the webhook gateway takes 1 MiB. */
   bodyLimit?: number;
-  trustProxy?: boolean;
+  trustProxy?: boolean | string[] | ((addr: string, hop: number) => boolean);
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;

@@ -7,3 +7,4 @@ export * from './errors.js';
 export * from './http.js';
 export * from './lifecycle.js';
 export * from './jwt-auth.js';
+export * from './rate-limit.js';

@@ -27,6 +27,8 @@ export async function adminApi(app: HttpApp, deps: AdminDeps): Promise<void> {
   await app.register(
     async (api) => {
       api.addHook('onRequest', requireAdmin(app.authenticate));
+      // JSON only: the pages' form parser does not reach the API (a form on another site cannot post to it).
+      api.removeContentTypeParser('application/x-www-form-urlencoded');
       for (const plugin of [plansApi, paymentsApi, subscriptionsApi, usersApi, deadLettersApi, auditApi]) {
         await api.register(plugin, deps);
       }

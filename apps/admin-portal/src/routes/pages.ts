@@ -8,6 +8,9 @@ const esc = (v: unknown) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.ch
 const money = (amount: number, currency: string) =>
   `${['JPY', 'HUF', 'TWD'].includes(currency) ? amount : (amount / 100).toFixed(2)} ${esc(currency)}`;
 
+/** Where a page's forms get their CSRF field: filled in by `page` once the answer's token is known. */
+const CSRF_FIELD = '<!--csrf-->';
+
 function layout(title: string, body: string, signedIn = true): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · Billing admin</title>
 <style>body{font-family:system-ui,sans-serif;margin:0}nav{background:#223;padding:.6rem 1rem}nav a{color:#fff;margin-right:1rem;text-decoration:none}
@@ -16,7 +19,7 @@ form.inline{display:inline}.error{color:#b00}label{display:block;margin:.4rem 0}
 ${
   signedIn
     ? `<nav><a href="/payments">Payments</a><a href="/subscriptions">Subscriptions</a><a href="/plans">Plans</a><a href="/dead-letters">Dead letters</a><a href="/audit">Audit</a>
-<form class="inline" method="post" action="/logout"><button>Sign out</button></form></nav>`
+<form class="inline" method="post" action="/logout">${CSRF_FIELD}<button>Sign out</button></form></nav>`
     : ''
 }<main><h1>${esc(title)}</h1>${body}</main></body></html>`;
 }
@@ -55,7 +58,7 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
           .status(403)
           .type('text/html')
           .send(layout('Forbidden', '<p>This needs the admin role.</p>', false));
-      return reply.type('text/html').send(await render(req, reply));
+      return reply.type('text/html').send((await render(req, reply)).replaceAll(CSRF_FIELD, csrf(reply)));
     };
   const csrf = (reply: FastifyReply) => `<input type="hidden" name="_csrf" value="${esc(reply.generateCsrf())}">`;
   // preHandler: the form's _csrf field is only readable once the body is parsed.
@@ -64,26 +67,31 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   app.get('/login', async (_req, reply) =>
     reply.type('text/html').send(layout('Sign in', loginForm(csrf(reply)), false)),
   );
-  app.post('/login', checked, async (req, reply) => {
-    const { login, password } = (req.body ?? {}) as { login?: string; password?: string };
-    let token: string | null = null;
-    try {
-      token = typeof login === 'string' && typeof password === 'string' ? await auth.login(login, password) : null;
-    } catch {
-      throw new AppError('auth-service-unavailable', 'the Auth service is unreachable; try again shortly', {
-        'retry-after': '5',
-      });
-    }
-    if (!token)
-      return reply
-        .status(401)
-        .type('text/html')
-        .send(layout('Sign in', `<p class="error">Wrong login or password.</p>${loginForm(csrf(reply))}`, false));
-    const secure = req.protocol === 'https';
-    reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', secure, path: '/' });
-    return reply.redirect('/payments', 303);
-  });
-  app.post('/logout', async (_req, reply) => {
+  // Sign-in attempts are limited per client address: guessing passwords costs time (docs/admin.md).
+  app.post(
+    '/login',
+    { ...checked, config: { rateLimit: { max: 10, timeWindow: '5 minutes' } } },
+    async (req, reply) => {
+      const { login, password } = (req.body ?? {}) as { login?: string; password?: string };
+      let token: string | null = null;
+      try {
+        token = typeof login === 'string' && typeof password === 'string' ? await auth.login(login, password) : null;
+      } catch {
+        throw new AppError('auth-service-unavailable', 'the Auth service is unreachable; try again shortly', {
+          'retry-after': '5',
+        });
+      }
+      if (!token)
+        return reply
+          .status(401)
+          .type('text/html')
+          .send(layout('Sign in', `<p class="error">Wrong login or password.</p>${loginForm(csrf(reply))}`, false));
+      const secure = req.protocol === 'https';
+      reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', secure, path: '/' });
+      return reply.redirect('/payments', 303);
+    },
+  );
+  app.post('/logout', checked, async (_req, reply) => {
     reply.clearCookie(COOKIE, { path: '/' });
     return reply.redirect('/login', 303);
   });
