@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { AuthClient } from '@billing/auth-client';
 import type { PaymentProvider } from '@billing/payments';
 import type { Runtime } from '@billing/runtime';
-import { createHttpApp, jwtAuth, type HttpApp } from '@billing/service-kit';
+import { createHttpApp, jwtAuth, registerRateLimits, trustProxyOf, type HttpApp } from '@billing/service-kit';
 import type { BillingApiConfig } from './config.js';
 import { checkoutRoutes } from './routes/checkout.js';
 import { paymentRoutes } from './routes/payments.js';
@@ -20,7 +20,13 @@ export interface BillingApiDeps {
 /** The end users' API (docs/api.md). Never listens: `main.ts` does. */
 export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   const { rt, config } = deps;
-  const app = createHttpApp({ service: rt.service, logger: rt.logger, metrics: rt.metrics, readiness: rt.readiness });
+  const app = createHttpApp({
+    service: rt.service,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    readiness: rt.readiness,
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -36,6 +42,7 @@ export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(jwtAuth, config);
+  await registerRateLimits(app);
   plansRoutes(app, deps);
   subscriptionRoutes(app, deps);
   paymentRoutes(app, deps);

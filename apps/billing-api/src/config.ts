@@ -1,6 +1,7 @@
 import {
   authServiceConfig,
   baseConfig,
+  httpConfig,
   checkJwt,
   env,
   jwtConfig,
@@ -10,6 +11,7 @@ import {
 
 export const spec = {
   ...baseConfig,
+  ...httpConfig,
   ...jwtConfig,
   ...authServiceConfig,
   ...paypalConfig,

@@ -451,3 +451,31 @@ t.test(
     t.equal((await call('GET', '/v1/checkout/cancel')).status, 303);
   },
 );
+
+t.test(
+  "a burst on one order's return URL asks PayPal about it once; 300 hits a minute from one client, then 429",
+  async (t) => {
+    const { body } = await buy('u-burst');
+    const orderId = `ORD-${body.paymentId}`;
+    const hits = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        call('GET', `/v1/checkout/return?token=${orderId}`, undefined, undefined, {
+          'x-forwarded-for': '198.51.100.7',
+        }),
+      ),
+    );
+    t.ok(
+      hits.every((h) => h.status === 303),
+      'every hit gets its 303',
+    );
+    t.equal(
+      (await outbox('payment.check.requested', (d) => d['orderId'] === orderId)).length,
+      1,
+      'one look-up asked for',
+    );
+    let status = 303;
+    for (let i = 0; i < 120 && status === 303; i++)
+      status = (await call('GET', '/v1/checkout/return?token=ORD-OTHER')).status;
+    t.equal(status, 429, 'past 300 hits a minute from one client address');
+  },
+);

@@ -16,4 +16,4 @@ const provider = new PayPalProvider({
   logger: rt.logger,
   attempts: 2,
 });
-await serve(rt, { app: buildApp({ rt, config, provider }), port: config.PORT });
+await serve(rt, { app: await buildApp({ rt, config, provider }), port: config.PORT });

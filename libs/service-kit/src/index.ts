@@ -8,3 +8,4 @@ export * from './http.js';
 export * from './lifecycle.js';
 export * from './jwt-auth.js';
 export * from './rate-limit.js';
+export * from './ttl-cache.js';

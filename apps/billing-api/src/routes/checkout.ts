@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import { PaymentCheckRequested } from '@billing/contracts';
 import { payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
-import type { HttpApp } from '@billing/service-kit';
+import { TtlCache, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 
 const TokenQuery = Type.Object({
@@ -18,9 +18,13 @@ function homeWith(home: string, outcome: string): string {
 
 /** docs/api.md: where PayPal sends the buyer back. Public; an unknown token gets the same 303. */
 export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): void {
+  // A burst of hits on one order's return URL asks for one look-up (docs/api.md): a repeat within
+  // ten seconds is answered without touching the outbox; per client, 300 hits a minute.
+  const recentlyAsked = new TtlCache<true>(10_000, 10_000);
   app.get(
     '/v1/checkout/return',
     {
+      config: { rateLimit: { max: 300, timeWindow: '1 minute' } },
       schema: {
         tags: ['checkout'],
         summary: 'PayPal sends the buyer back here after approval',
@@ -30,7 +34,8 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.token;
-      if (token) {
+      if (token && !recentlyAsked.get(token)) {
+        recentlyAsked.set(token, true);
         await rt.db.transaction().execute(async (trx) => {
           const payment = await trx
             .selectFrom('payments')
@@ -48,6 +53,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
   app.get(
     '/v1/checkout/cancel',
     {
+      config: { rateLimit: { max: 300, timeWindow: '1 minute' } },
       schema: {
         tags: ['checkout'],
         summary: 'The buyer gave up at PayPal',

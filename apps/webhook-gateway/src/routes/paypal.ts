@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import { ProviderEventReceived } from '@billing/contracts';
 import { enqueue } from '@billing/messaging';
 import { ProviderUnavailableError, type PaymentProvider } from '@billing/payments';
-import { AppError, type HttpApp } from '@billing/service-kit';
+import { AppError, TtlCache, type HttpApp } from '@billing/service-kit';
 import type { Runtime } from '@billing/runtime';
 
 const PAYPAL_HEADERS = [
@@ -19,6 +19,18 @@ interface RawJson {
   json: Record<string, unknown>;
 }
 
+/** PayPal's certificates live on its own hosts (or, in tests and the demo, on the PayPal API base we talk to). */
+export function certUrlAllowed(value: string, apiHost: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.host === apiHost) return true;
+  return url.protocol === 'https:' && (url.hostname === 'paypal.com' || url.hostname.endsWith('.paypal.com'));
+}
+
 function noPoison(key: string, value: unknown): unknown {
   if (key === '__proto__' || key === 'constructor')
     throw new AppError('validation', 'the body holds a forbidden "__proto__" or "constructor" key');
@@ -30,7 +42,14 @@ function noPoison(key: string, value: unknown): unknown {
  * PayPal event id together with the message for the payment-worker, in one transaction; a 200
  * therefore holds even when RabbitMQ is down.
  */
-export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime; provider: PaymentProvider }): void {
+export function paypalWebhookRoute(
+  app: HttpApp,
+  { rt, provider, paypalApiBase }: { rt: Runtime; provider: PaymentProvider; paypalApiBase: string },
+): void {
+  // A delivery repeated (PayPal's retries, or a forger replaying one) is judged once: PayPal is not
+  // asked again about the same headers and body for five minutes.
+  const verdicts = new TtlCache<boolean>(5 * 60_000, 10_000);
+  const apiHost = new URL(paypalApiBase).host;
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
@@ -47,11 +66,20 @@ export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime
     '/webhooks/paypal',
     {
       schema: { response: { 200: Type.Object({ status: Type.String(), duplicate: Type.Boolean() }) } },
+      // Per client address: far above what PayPal sends, low enough that a flood costs PayPal nothing.
+      config: { rateLimit: { max: 600, timeWindow: '1 minute' } },
     },
     async (req) => {
       const body = req.body as RawJson | undefined;
       const missing = PAYPAL_HEADERS.filter((h) => !req.headers[h]);
       if (missing.length) throw new AppError('validation', `missing PayPal headers: ${missing.join(', ')}`);
+      const repeated = PAYPAL_HEADERS.filter(
+        (h) => Array.isArray(req.headers[h]) || String(req.headers[h]).includes(','),
+      );
+      if (repeated.length)
+        throw new AppError('validation', `PayPal headers given more than once: ${repeated.join(', ')}`);
+      if (!certUrlAllowed(String(req.headers['paypal-cert-url']), apiHost))
+        throw new AppError('validation', "paypal-cert-url must be an https URL on PayPal's hosts");
       if (!body) throw new AppError('validation', 'a JSON body is required');
       const eventId = body.json['id'];
       const eventType = body.json['event_type'];
@@ -64,10 +92,18 @@ export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime
       ) {
         throw new AppError('validation', 'body.id and body.event_type are required');
       }
-      let genuine: boolean;
+      const headers = Object.fromEntries(PAYPAL_HEADERS.map((h) => [h, String(req.headers[h])]));
+      const delivery = createHash('sha256')
+        .update(PAYPAL_HEADERS.map((h) => headers[h]).join('\n'))
+        .update('\n')
+        .update(body.raw)
+        .digest('hex');
+      let genuine = verdicts.get(delivery);
       try {
-        const headers = Object.fromEntries(PAYPAL_HEADERS.map((h) => [h, String(req.headers[h])]));
-        genuine = await provider.verifyWebhook({ headers, rawBody: body.raw });
+        if (genuine === undefined) {
+          genuine = await provider.verifyWebhook({ headers, rawBody: body.raw });
+          verdicts.set(delivery, genuine);
+        }
       } catch (err) {
         if (err instanceof ProviderUnavailableError)
           throw new AppError(
