@@ -195,6 +195,9 @@ export function createHttpApp({
     bodyLimit,
     trustProxy,
     http: { maxHeaderSize: HEADER_LIMIT },
+    // Path parameters are checked by each route's schema (a clear 400 or 404): the router's own
+    // limit would answer 414 in Fastify's format instead.
+    routerOptions: { maxParamLength: 2048 },
     genReqId: (req) => acceptCorrelationId(req.headers['x-request-id']),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
