@@ -73,6 +73,7 @@ if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) 
   // The compose file ships no secret: validation runs with a throwaway one.
   await check('docker-compose config', 'docker-compose', ['config', '-q'], {
     JWT_SECRET: 'compose-validation-only-0123456789abcdef',
+    DB_APP_PASSWORD: 'compose-validation-only',
   });
 } else {
   process.stdout.write('\n=== docker-compose is not installed: compose validation skipped (.ci/run installs it)\n');

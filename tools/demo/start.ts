@@ -6,13 +6,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createDb, importCatalog, migrateToLatest } from '@billing/db';
+import { appUrl, createDb, defaultRoles, importCatalog, migrateWithRoles } from '@billing/db';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing';
 const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
+// The apps connect as the least-privileged role `npm run migrate` makes (docs/data.md).
+const roles = defaultRoles();
 const env = {
-  DATABASE_URL,
+  DATABASE_URL: appUrl(DATABASE_URL, roles),
   AMQP_URL,
   LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'warn',
   // No published secret: one made for this run unless given (the Auth stand-in signs with it too).
@@ -44,8 +46,8 @@ async function ensureDatabase(): Promise<void> {
 }
 
 await ensureDatabase();
+await migrateWithRoles(DATABASE_URL, roles);
 const db = createDb(DATABASE_URL, { max: 1 });
-await migrateToLatest(db);
 const plans = await importCatalog(db, JSON.parse(await readFile(path.join(root, 'tools/demo/plans.json'), 'utf8')));
 await db.destroy();
 process.stdout.write(

@@ -25,6 +25,6 @@ export async function buildApp({
     trustProxy: trustProxyOf(config.TRUST_PROXY),
   });
   await registerRateLimits(app);
-  paypalWebhookRoute(app, { rt, provider, paypalApiBase: config.PAYPAL_API_BASE });
+  paypalWebhookRoute(app, { rt, provider });
   return app;
 }

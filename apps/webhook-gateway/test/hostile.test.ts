@@ -23,14 +23,20 @@ const config = loadGatewayConfig({
 const rt = createRuntime('gateway-hostile-test', config);
 let verifications = 0;
 let verifierDown = false;
-/** A signature is genuine when it is "good:" + the body's hash: what PayPal would say of its own deliveries. */
+/**
+ * A signature is genuine when it is "good:" + the body's hash and the certificate is on PayPal's
+ * hosts: what PayPal's verify-webhook-signature would say of its own deliveries (it fetches the
+ * certificate from cert_url and answers FAILURE for one it does not issue).
+ */
 const signatureOf = (raw: string) => `good:${createHash('sha256').update(raw).digest('hex')}`;
 const provider = {
   name: 'fake',
   async verifyWebhook({ headers, rawBody }: { headers: Record<string, string>; rawBody: string }) {
     verifications += 1;
     if (verifierDown) throw new ProviderUnavailableError('PayPal verify-webhook-signature: 503');
-    return headers['paypal-transmission-sig'] === signatureOf(rawBody);
+    const cert = new URL(headers['paypal-cert-url'] ?? '', 'invalid:/');
+    const paypalCert = cert.protocol === 'https:' && /(^|\.)paypal\.com$/.test(cert.hostname) && !cert.username;
+    return paypalCert && headers['paypal-transmission-sig'] === signatureOf(rawBody);
   },
 } as unknown as PaymentProvider;
 const app = await buildApp({ rt, config, provider });
@@ -148,7 +154,7 @@ t.test("PayPal's headers: each missing, each given twice, a certificate URL off 
     'https://api.paypal.com.evil.example/cert.pem',
     'https://api.paypal.com@evil.example/cert.pem',
   ]) {
-    await hostile(t, `cert URL ${url}`, raw, headersFor(raw, { 'paypal-cert-url': url }), 400, 'validation');
+    await hostile(t, `cert URL ${url}`, raw, headersFor(raw, { 'paypal-cert-url': url }), 401, 'unauthorized');
   }
   // (headers over 16 KiB are refused by Node's HTTP parser before the app: 431, tested over a real socket in tools/e2e)
 });

@@ -14,3 +14,4 @@ export * from './tables/dead-letters.table.js';
 export * from './tables/idempotency-keys.table.js';
 export * from './tables/audit-log.table.js';
 export * from './catalog.js';
+export * from './roles.js';

@@ -1,6 +1,8 @@
 import amqplib from 'amqplib';
 import { createMigratedTestDb, type MigratedTestDb } from '@billing/db/testing';
-import { importCatalog } from '@billing/db';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { appUrl, importCatalog, migrateWithRoles, type DbRoles } from '@billing/db';
 import { retryQueueName, WORK_QUEUES } from '@billing/messaging';
 import {
   createTestVhost,
@@ -93,7 +95,12 @@ export async function startStack(
   extraEnv: Partial<Record<string, string>> = {},
   opts: { echo?: boolean; plans?: typeof PLANS } = {},
 ): Promise<Stack> {
-  const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
+  const [tdb, vhost] = await Promise.all([createMigratedTestDb({ migrate: false }), createTestVhost()]);
+  // As in production: migrated as an owner role, the apps connected as a role that may only read,
+  // insert and update rows (docs/data.md). One pair of roles per stack, dropped with it.
+  const suffix = randomBytes(4).toString('hex');
+  const roles: DbRoles = { owner: `e2e_owner_${suffix}`, app: `e2e_app_${suffix}` };
+  await migrateWithRoles(tdb.url, roles);
   await importCatalog(tdb.db, [...PLANS, ...(opts.plans ?? [])]);
   const mq = new URL(vhost.url);
   const brokerProxy = await startTcpProxy({ host: mq.hostname, port: Number(mq.port || 5672) });
@@ -104,7 +111,7 @@ export async function startStack(
   const serviceToken = 'e2e-service-token-7c1d';
   const jwtSecret = 'e2e-jwt-secret-5b9e2f-0123456789abcdef';
   const common = {
-    DATABASE_URL: tdb.url,
+    DATABASE_URL: appUrl(tdb.url, roles),
     AMQP_URL: viaProxy(vhost.url, brokerProxy),
     LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
     JWT_SECRET: jwtSecret,
@@ -259,6 +266,7 @@ export async function startStack(
       await Promise.all([processes.get('paypal')?.stop(), processes.get('auth')?.stop()]);
       await brokerProxy.close();
       await tdb.drop();
+      await dropRoles(tdb.url, roles);
       await vhost.drop();
     },
   };
@@ -279,4 +287,14 @@ export async function approveInBrowser(approvalUrl: string): Promise<string> {
   });
   if (res.status !== 303) throw new Error(`approval answered ${res.status}`);
   return res.headers.get('location') ?? '';
+}
+
+async function dropRoles(url: string, roles: DbRoles): Promise<void> {
+  const c = new pg.Client({ connectionString: url.replace(/\/[^/]+$/, '/postgres') });
+  await c.connect();
+  try {
+    for (const r of [roles.app, roles.owner]) await c.query(`drop role if exists ${r}`);
+  } finally {
+    await c.end();
+  }
 }

@@ -1,16 +1,20 @@
-import { createDb } from '../connection.js';
-import { migrateToLatest } from '../migrator.js';
+import { appUrl, defaultRoles, migrateWithRoles } from '../roles.js';
 
+// `npm run migrate` (docs/data.md): connected as an administrator through DATABASE_URL, it makes
+// the owner and app roles if missing (DB_OWNER_ROLE, DB_APP_ROLE, DB_APP_PASSWORD), applies the
+// migrations as the owner, and grants the app role rows only. The apps then connect as the app role.
 const url = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing';
-const db = createDb(url, { max: 1, applicationName: 'migrate' });
+const roles = defaultRoles();
 try {
-  const results = await migrateToLatest(db);
-  for (const r of results)
-    process.stdout.write(`${r.status === 'Success' ? 'applied' : r.status}: ${r.migrationName}\n`);
-  if (results.length === 0) process.stdout.write('nothing to apply: the database is up to date\n');
+  const { applied } = await migrateWithRoles(url, roles);
+  for (const name of applied) process.stdout.write(`applied: ${name}\n`);
+  if (applied.length === 0) process.stdout.write('nothing to apply: the database is up to date\n');
+  const shown = new URL(appUrl(url, roles));
+  if (shown.password) shown.password = '***';
+  process.stdout.write(
+    `roles: migrations owned by ${roles.owner}; apps connect as ${roles.app} (${shown.toString()})\n`,
+  );
 } catch (err) {
   process.stderr.write(`migration failed: ${(err as Error).message}\n`);
   process.exitCode = 1;
-} finally {
-  await db.destroy();
 }
