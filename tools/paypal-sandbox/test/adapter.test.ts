@@ -269,3 +269,40 @@ t.test('webhooks: PayPal headers, retried on non-2xx, verified from the raw body
     'provider responses are logged',
   );
 });
+
+t.test('PAYPAL_TIMEOUT_MS is a deadline for each try, not an idle timeout: a trickling answer is cut', async (t) => {
+  // A PayPal that accepts the token request, then answers an order look-up one byte every 100 ms.
+  const slow = http.createServer((req, res) => {
+    if (req.url?.startsWith('/v1/oauth2/token')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'tok', token_type: 'Bearer', expires_in: 3600 }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const body = JSON.stringify({ id: 'ORD-SLOW', status: 'APPROVED', pad: 'x'.repeat(200) });
+    let i = 0;
+    const timer = setInterval(() => {
+      if (i >= body.length || res.destroyed) {
+        clearInterval(timer);
+        res.end();
+        return;
+      }
+      res.write(body[i++]);
+    }, 100);
+    req.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  t.teardown(() => slow.close());
+  const trickled = new PayPalProvider({
+    apiBase: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`,
+    clientId: 'cid',
+    clientSecret: 'csecret',
+    timeoutMs: 400,
+    logger,
+    attempts: 2,
+  });
+  const started = Date.now();
+  await t.rejects(trickled.getOrder('ORD-SLOW'), ProviderUnavailableError);
+  const took = Date.now() - started;
+  t.ok(took < 2_500, `two tries of at most 400 ms each, and a pause: ${took} ms (the answer alone takes over 20 s)`);
+});

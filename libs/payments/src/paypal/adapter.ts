@@ -139,7 +139,7 @@ export class PayPalProvider implements PaymentProvider {
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
       try {
-        const res = await this.client.execute<T>(request);
+        const res = await this.withDeadline(request, () => this.client.execute<T>(request));
         logger.info('paypal response', {
           op,
           ...context,
@@ -205,6 +205,29 @@ export class PayPalProvider implements PaymentProvider {
         }
         await new Promise((r) => setTimeout(r, 200 * 3 ** (attempt - 1)));
       }
+    }
+  }
+
+  /**
+   * PAYPAL_TIMEOUT_MS as a deadline for the whole try: the SDK's own timeout is an idle timeout, so
+   * an answer trickling a byte at a time would hold the call for ever. At the deadline the request
+   * is aborted (its socket closed) and the try fails as an unknown outcome, retried with the same id.
+   */
+  private async withDeadline<R>(request: HttpRequest, run: () => Promise<R>): Promise<R> {
+    const abort = new AbortController();
+    // The SDK hands the request object to http.request as its options: the signal closes the socket.
+    (request as HttpRequest & { signal?: AbortSignal }).signal = abort.signal;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new Error(`no complete answer within ${this.opts.timeoutMs} ms`));
+      }, this.opts.timeoutMs);
+    });
+    try {
+      return await Promise.race([run(), deadline]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
