@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { parseWebhookEvent } from '@billing/payments';
+import { parseOrder, parseWebhookEvent, summarise } from '@billing/payments';
 import { buildSandbox } from '../src/server.js';
 
 // PayPal's published webhook samples, kept as fixtures: the parser reads them, and the
@@ -86,4 +86,41 @@ t.test('the stand-in sends PAYMENT.CAPTURE.REVERSED in the published shape', asy
     amount: 251,
     currency: 'USD',
   });
+});
+
+t.test(
+  "a captured order as PayPal's docs publish it (save a PayPal wallet during purchase) is logged as a summary only",
+  async (t) => {
+    // The sample answer of "capture payment for order" with the wallet vaulted (developer.paypal.com,
+    // Orders v2 save-payment-methods and checkout samples), kept as a fixture.
+    const sample = fixture('order-captured-with-vault.json');
+    const summary = summarise(sample);
+    t.same(summary, {
+      id: '5O190127TN364715T',
+      status: 'COMPLETED',
+      customId: '0b6f1f8e-3c1a-4d7e-9a2b-5c6d7e8f9a0b',
+      captureId: '3C679366HH908993F',
+      captureStatus: 'COMPLETED',
+      captureAmount: { currency_code: 'USD', value: '100.00' },
+      vaultStatus: 'VAULTED',
+    });
+    const text = JSON.stringify(summary);
+    for (const personal of [
+      'customer@example.com',
+      'QYR5Z8XDVJNXQ',
+      'Firstname',
+      'Lastname',
+      '123 Main St',
+      'Anytown',
+      'nkq2y9g',
+      'ROaTm6ILqj',
+    ])
+      t.notOk(text.includes(personal), `no ${personal} in the summary`);
+  },
+);
+
+t.test('the same sample parses: the capture, the vault id for renewals', async (t) => {
+  const order = parseOrder(fixture('order-captured-with-vault.json'));
+  t.match(order, { orderId: '5O190127TN364715T', status: 'COMPLETED', vaultId: 'nkq2y9g' });
+  t.match(order.capture, { id: '3C679366HH908993F', status: 'COMPLETED', amount: 10000, currency: 'USD' });
 });
