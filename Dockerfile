@@ -1,4 +1,22 @@
-# One image for every app and tool; the command picks which one runs.
+# One image for every app and tool; the command picks which one runs (docker-compose.yml).
+# Stage 1 compiles the TypeScript to dist/ (npm run build: esbuild, one file per entry point).
+FROM node:20-bookworm-slim AS build
+WORKDIR /srv
+COPY package.json package-lock.json ./
+COPY apps/billing-api/package.json apps/billing-api/
+COPY apps/webhook-gateway/package.json apps/webhook-gateway/
+COPY apps/admin-portal/package.json apps/admin-portal/
+COPY apps/payment-worker/package.json apps/payment-worker/
+COPY apps/role-worker/package.json apps/role-worker/
+COPY apps/scheduler/package.json apps/scheduler/
+COPY libs/ libs/
+COPY tools/ tools/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.json ./
+COPY apps/ apps/
+RUN npm run build
+
+# Stage 2 runs plain JavaScript with the production dependencies only (tsx is not among them).
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /srv
@@ -12,8 +30,6 @@ COPY apps/scheduler/package.json apps/scheduler/
 COPY libs/ libs/
 COPY tools/ tools/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY tsconfig.base.json tsconfig.json ./
-COPY apps/ apps/
+COPY --from=build /srv/dist dist/
 USER node
-# e.g. `node --import tsx apps/billing-api/src/main.ts`; tsx is a runtime dependency.
-CMD ["node", "--import", "tsx", "apps/billing-api/src/main.ts"]
+CMD ["node", "--enable-source-maps", "dist/billing-api/main.js"]
