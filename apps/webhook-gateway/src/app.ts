@@ -25,6 +25,6 @@ export async function buildApp({
     trustProxy: trustProxyOf(config.TRUST_PROXY),
   });
   await registerRateLimits(app);
-  paypalWebhookRoute(app, { rt, provider });
+  paypalWebhookRoute(app, { rt, provider, perClientPerMinute: config.WEBHOOK_RATE_LIMIT_PER_MINUTE });
   return app;
 }

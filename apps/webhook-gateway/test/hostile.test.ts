@@ -18,6 +18,7 @@ const config = loadGatewayConfig({
   PAYPAL_CLIENT_ID: 'id',
   PAYPAL_CLIENT_SECRET: 'secret',
   PAYPAL_WEBHOOK_ID: 'WH-1',
+  WEBHOOK_RATE_LIMIT_PER_MINUTE: '600',
   LOG_LEVEL: 'error',
 });
 const rt = createRuntime('gateway-hostile-test', config);

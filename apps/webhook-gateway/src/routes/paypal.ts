@@ -30,7 +30,10 @@ function noPoison(key: string, value: unknown): unknown {
  * PayPal event id together with the message for the payment-worker, in one transaction; a 200
  * therefore holds even when RabbitMQ is down.
  */
-export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime; provider: PaymentProvider }): void {
+export function paypalWebhookRoute(
+  app: HttpApp,
+  { rt, provider, perClientPerMinute }: { rt: Runtime; provider: PaymentProvider; perClientPerMinute: number },
+): void {
   // A delivery repeated (PayPal's retries, or a forger replaying one) is judged once: PayPal is not
   // asked again about the same headers and body for five minutes.
   const verdicts = new TtlCache<boolean>(5 * 60_000, 10_000);
@@ -50,8 +53,8 @@ export function paypalWebhookRoute(app: HttpApp, { rt, provider }: { rt: Runtime
     '/webhooks/paypal',
     {
       schema: { response: { 200: Type.Object({ status: Type.String(), duplicate: Type.Boolean() }) } },
-      // Per client address: far above what PayPal sends, low enough that a flood costs PayPal nothing.
-      config: { rateLimit: { max: 600, timeWindow: '1 minute' } },
+      // Per client address: far above what PayPal sends from one address, low enough to bound a flood.
+      config: { rateLimit: { max: perClientPerMinute, timeWindow: '1 minute' } },
     },
     async (req) => {
       const body = req.body as RawJson | undefined;

@@ -1,5 +1,7 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ambient types for the SDK, which ships none
 /// <reference path="./sdk.d.ts" />
+import http from 'node:http';
+import https from 'node:https';
 import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-server-sdk';
 import { toPayPalAmount } from '@billing/domain';
 import type { Logger } from '@billing/service-kit';
@@ -107,8 +109,12 @@ export class PayPalProvider implements PaymentProvider {
   private readonly client: InstanceType<typeof sdk.core.PayPalHttpClient>;
   private readonly attempts: number;
   private readonly budgetMs: number;
+  private readonly agent: http.Agent;
 
   constructor(private readonly opts: PayPalOptions) {
+    this.agent = opts.apiBase.startsWith('https:')
+      ? new https.Agent({ keepAlive: true, maxSockets: 64 })
+      : new http.Agent({ keepAlive: true, maxSockets: 64 });
     const env = new sdk.core.PayPalEnvironment(
       opts.clientId,
       opts.clientSecret,
@@ -215,8 +221,12 @@ export class PayPalProvider implements PaymentProvider {
    */
   private async withDeadline<R>(request: HttpRequest, run: () => Promise<R>): Promise<R> {
     const abort = new AbortController();
-    // The SDK hands the request object to http.request as its options: the signal closes the socket.
-    (request as HttpRequest & { signal?: AbortSignal }).signal = abort.signal;
+    // The SDK hands the request object to http.request as its options: the signal closes the socket,
+    // and the agent keeps connections to PayPal open between calls (the SDK would open one per call).
+    Object.assign(request as HttpRequest & { signal?: AbortSignal; agent?: http.Agent }, {
+      signal: abort.signal,
+      agent: this.agent,
+    });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
