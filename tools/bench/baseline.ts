@@ -1,7 +1,7 @@
 // BASELINES.md's bare scenarios, measured in the same run as the project: (a) a Fastify GET
 // returning a small JSON object, (d') a POST inserting a payment row and an outbox row in one
 // transaction through a pg Pool of 10.
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import pg from 'pg';
 
@@ -38,6 +38,79 @@ app.post('/payment', async (req) => {
   }
   return { id };
 });
+// The bare checkout of the issue's table: verify the JWT (HS256, by hand), one Auth call, insert
+// payment + outbox in one transaction, one order call to the same PayPal stand-in (token cached).
+const AUTH = process.env['AUTH_SERVICE_URL'];
+const PAYPAL = process.env['PAYPAL_API_BASE'];
+const SECRET = process.env['JWT_SECRET'] ?? '';
+let paypalToken: string | null = null;
+async function paypalAuth(): Promise<string> {
+  if (paypalToken) return paypalToken;
+  const res = await fetch(`${PAYPAL}/v1/oauth2/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${process.env['PAYPAL_CLIENT_ID']}:${process.env['PAYPAL_CLIENT_SECRET']}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  paypalToken = ((await res.json()) as { access_token: string }).access_token;
+  return paypalToken;
+}
+app.post('/checkout', async (req, reply) => {
+  const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const [h, p, sig] = token.split('.');
+  const expected = createHmac('sha256', SECRET).update(`${h}.${p}`).digest('base64url');
+  if (!sig || sig !== expected) return reply.status(401).send({});
+  const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as { sub: string; exp: number };
+  if (claims.exp < Date.now() / 1000) return reply.status(401).send({});
+  const roles = await fetch(`${AUTH}/api/v1/users/${encodeURIComponent(claims.sub)}/roles`, {
+    headers: { authorization: `Bearer ${process.env['AUTH_SERVICE_TOKEN']}` },
+  });
+  await roles.arrayBuffer();
+  const id = randomUUID();
+  const c = await pool.connect();
+  try {
+    await c.query('begin');
+    await c.query('insert into bench_payments (id, user_id, amount, currency, status) values ($1, $2, $3, $4, $5)', [
+      id,
+      claims.sub,
+      999,
+      'USD',
+      'created',
+    ]);
+    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
+      randomUUID(),
+      'payment.created',
+      JSON.stringify({ id }),
+    ]);
+    await c.query('commit');
+  } catch (err) {
+    await c.query('rollback');
+    throw err;
+  } finally {
+    c.release();
+  }
+  const order = await fetch(`${PAYPAL}/v2/checkout/orders`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${await paypalAuth()}`,
+      'content-type': 'application/json',
+      'paypal-request-id': `${id}:create`,
+      prefer: 'return=representation',
+    },
+    body: JSON.stringify({
+      intent: 'CAPTURE',
+      purchase_units: [{ custom_id: id, amount: { currency_code: 'USD', value: '9.99' } }],
+      payment_source: {
+        paypal: { experience_context: { return_url: 'http://x/r', cancel_url: 'http://x/c', user_action: 'PAY_NOW' } },
+      },
+    }),
+  });
+  const o = (await order.json()) as { id: string };
+  return reply.status(201).send({ paymentId: id, orderId: o.id });
+});
+
 await app.listen({ port: Number(process.env['PORT'] ?? 0), host: '127.0.0.1' });
 process.stdout.write('baseline ready\n');
 process.on(

@@ -147,9 +147,13 @@ async function activate(subscriptionId: string, paymentId: string, startedAgoMs 
   });
 }
 
-t.test('plans: public, active only', async (t) => {
+t.test('plans: public, active only; an ETag, and 304 for a client that has them', async (t) => {
   const res = await call('GET', '/v1/plans');
   t.equal(res.status, 200);
+  t.match(res.headers['etag'], /^"[\w-]+"$/);
+  const again = await app.inject({ url: '/v1/plans', headers: { 'if-none-match': String(res.headers['etag']) } });
+  t.equal(again.statusCode, 304);
+  t.equal(again.body, '', 'no body');
   t.same(res.body.items, [
     { id: 'pro', name: 'Pro', description: 'Pro', amount: 999, currency: 'USD', period: 'P1M', role: 'premium' },
   ]);

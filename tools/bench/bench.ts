@@ -1,0 +1,171 @@
+// `npm run bench`: the hot paths of the compiled apps (npm run build) next to hand-written
+// baselines doing the same work against the same stand-ins, measured in the same run. Each figure
+// is the median of --runs runs with the spread (min–max); a run whose load generator saw an error
+// or a non-2xx answer is refused, not reported. Not a test.
+//   npx tsx tools/bench/bench.ts [--duration 10] [--runs 3] [--connections 50]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { signJwt } from '@billing/auth-stand-in';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { importCatalog } from '@billing/db';
+import { createTestVhost, freePort, waitForHttp } from '@billing/testing';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const duration = arg('duration', 10);
+const runs = arg('runs', 3);
+const connections = arg('connections', 50);
+process.env['DATABASE_URL'] ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+process.env['AMQP_URL'] ??= 'amqp://guest:guest@127.0.0.1:5672';
+const root = path.resolve(import.meta.dirname, '../..');
+
+const built = spawnSync(process.execPath, ['tools/build/build.mjs'], { cwd: root, encoding: 'utf8' });
+if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stderr}`);
+
+const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
+await importCatalog(tdb.db, [
+  {
+    id: 'pro-monthly',
+    name: 'Pro',
+    description: '',
+    amount: 999,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'premium',
+    active: true,
+  },
+]);
+const children: ChildProcess[] = [];
+/** Starts a compiled entry point (or, for the baseline, a TypeScript file through tsx) and waits until it answers. */
+async function start(entry: string, env: Record<string, string>, probe: string): Promise<{ url: string; pid: number }> {
+  const port = await freePort();
+  const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : ['--enable-source-maps', entry];
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { PATH: process.env['PATH'], ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (b) => (err += b));
+  children.push(child);
+  await waitForHttp(`http://127.0.0.1:${port}${probe}`, 200, 30_000).catch((e: Error) => {
+    throw new Error(`${entry}: ${e.message}\n${err}`);
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
+}
+const rssMb = (pid: number) => {
+  const out = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+  return Math.round(Number(out) / 1024);
+};
+
+type Run = { rps: number; p50: number; p99: number };
+type Result = { median: Run; min: number; max: number };
+async function measure(what: string, opts: autocannon.Options): Promise<Result> {
+  await autocannon({ ...opts, duration: 2, connections });
+  const all: Run[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await autocannon({ ...opts, duration, connections });
+    const bad = r.non2xx + r.errors + r.timeouts;
+    if (bad > 0)
+      throw new Error(
+        `${what}: run ${i + 1} saw ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts: not reported`,
+      );
+    all.push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 });
+  }
+  all.sort((a, b) => a.rps - b.rps);
+  return { median: all[Math.floor(all.length / 2)]!, min: all[0]!.rps, max: all[all.length - 1]!.rps };
+}
+
+const secret = 'bench-jwt-secret-0123456789abcdef0123';
+const stand = { PAYPAL_CLIENT_ID: 'bench', PAYPAL_CLIENT_SECRET: 'bench-secret', PAYPAL_WEBHOOK_ID: 'WH-B' };
+const rows: string[] = [];
+const memory: string[] = [];
+try {
+  const paypal = await start('dist/paypal-sandbox/main.js', stand, '/_control/calls');
+  const auth = await start(
+    'dist/auth-stand-in/main.js',
+    { JWT_SECRET: secret, AUTH_SERVICE_TOKEN: 'bench-token' },
+    '/_control/calls',
+  );
+  const now = Math.floor(Date.now() / 1000);
+  // 10 checkouts a minute per user (docs/api.md): rotate over enough users that none is limited.
+  const tokens = Array.from({ length: 40_000 }, (_, i) =>
+    signJwt({ sub: `bench-user-${i}`, roles: ['user'], iat: now, exp: now + 3600 }, { alg: 'HS256', secret }),
+  );
+  let u = 0;
+  const checkoutRequest = (url: string): autocannon.Options => ({
+    url,
+    method: 'POST',
+    requests: [
+      {
+        setupRequest: (req) => ({
+          ...req,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[u++ % tokens.length]}` },
+          body: '{"planId":"pro-monthly"}',
+        }),
+      },
+    ],
+  });
+
+  const baseline = await start(
+    'tools/bench/baseline.ts',
+    {
+      DATABASE_URL: tdb.url,
+      JWT_SECRET: secret,
+      AUTH_SERVICE_URL: auth.url,
+      AUTH_SERVICE_TOKEN: 'bench-token',
+      PAYPAL_API_BASE: paypal.url,
+      ...stand,
+    },
+    '/hello',
+  );
+  const hello = await measure('bare GET', { url: `${baseline.url}/hello` });
+  let n = 0;
+  const insert = await measure('bare POST', {
+    url: `${baseline.url}/payment`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ userId: `u${n++}`, amount: 999 }) }) }],
+  });
+  const bareCheckout = await measure('bare checkout', checkoutRequest(`${baseline.url}/checkout`));
+
+  const api = await start(
+    'dist/billing-api/main.js',
+    {
+      DATABASE_URL: tdb.url,
+      AMQP_URL: vhost.url,
+      JWT_SECRET: secret,
+      AUTH_SERVICE_URL: auth.url,
+      AUTH_SERVICE_TOKEN: 'bench-token',
+      PAYPAL_API_BASE: paypal.url,
+      ...stand,
+      LOG_LEVEL: 'warn',
+    },
+    '/health/ready',
+  );
+  memory.push(`billing-api idle: ${rssMb(api.pid)} MB`);
+  const plans = await measure('GET /v1/plans', { url: `${api.url}/v1/plans` });
+  const checkout = await measure('POST /v1/subscriptions', checkoutRequest(`${api.url}/v1/subscriptions`));
+  memory.push(`billing-api after load: ${rssMb(api.pid)} MB`);
+
+  const fmt = (r: Result) => `${Math.round(r.median.rps)} (${Math.round(r.min)}–${Math.round(r.max)})`;
+  const row = (name: string, r: Result, base: Result | null, goal: string) =>
+    `| ${name} | ${fmt(r)} | ${r.median.p50} / ${r.median.p99} | ${base ? `${((100 * r.median.rps) / base.median.rps).toFixed(1)}%` : '–'} | ${base ? `${(r.median.p99 / Math.max(1, base.median.p99)).toFixed(1)}×` : '–'} | ${goal} |`;
+  rows.push(row('(a) bare Fastify GET', hello, null, 'baseline'));
+  rows.push(row("(d') bare POST: payment + outbox in one transaction", insert, null, 'baseline'));
+  rows.push(row('bare checkout: JWT, Auth call, payment + outbox, PayPal order', bareCheckout, null, 'baseline'));
+  rows.push(row('billing-api `GET /v1/plans` vs (a)', plans, hello, '≥ 50%'));
+  rows.push(row('billing-api `POST /v1/subscriptions` vs bare checkout', checkout, bareCheckout, '≥ 60%, p99 ≤ 2×'));
+  process.stdout.write(
+    `\n${connections} connections, ${duration} s runs, median of ${runs} (min–max req/s); every run 2xx only\n\n` +
+      `| path | req/s | p50 / p99 ms | vs baseline | p99 vs | goal |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n\n${memory.join('; ')}\n`,
+  );
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  await tdb.drop();
+  await vhost.drop();
+}
