@@ -1,11 +1,11 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { AuthClient } from '@billing/auth-client';
 import { payments, subscriptions } from '@billing/billing-core';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost } from '@billing/testing';
+import { createTestVhost, hs256Token } from '@billing/testing';
 import { buildApp } from '../src/app.js';
 import { loadPortalConfig } from '../src/config.js';
 
@@ -49,12 +49,8 @@ await importCatalog(db, [
   },
 ]);
 
-const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub: string, roles: string[], { exp = 600, key = secret } = {}) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, roles, iat: now, exp: now + exp })}`;
-  return `${head}.${createHmac('sha256', key).update(head).digest('base64url')}`;
-}
+const token = (sub: string, roles: string[], { exp = 600, key = secret } = {}) =>
+  hs256Token(key, sub, roles, { expiresInS: exp });
 const admin = token('ops', ['user', 'admin']);
 
 // An active subscription paid by a completed payment, and a pending one.

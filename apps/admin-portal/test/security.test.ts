@@ -1,9 +1,8 @@
-import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { AuthClient } from '@billing/auth-client';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost } from '@billing/testing';
+import { createTestVhost, hs256Token } from '@billing/testing';
 import { buildApp } from '../src/app.js';
 import { loadPortalConfig } from '../src/config.js';
 
@@ -12,12 +11,7 @@ import { loadPortalConfig } from '../src/config.js';
 // and a limit on sign-in attempts (issue 10, findings 1 and 4).
 const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
 const secret = 'portal-security-test-secret-0123456789';
-const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub: string, roles: string[]) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, roles, iat: now, exp: now + 600 })}`;
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
-}
+const token = (sub: string, roles: string[]) => hs256Token(secret, sub, roles);
 class FakeAuth extends AuthClient {
   override async login(login: string, password: string) {
     if (password !== `${login}-password`) return null;

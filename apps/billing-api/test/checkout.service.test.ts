@@ -1,11 +1,11 @@
-import { randomUUID, createHmac } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient } from '@billing/auth-client';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import type { PaymentProvider } from '@billing/payments';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost } from '@billing/testing';
+import { createTestVhost, hs256Token } from '@billing/testing';
 import { buildApp } from '../src/app.js';
 import { loadBillingApiConfig } from '../src/config.js';
 
@@ -65,12 +65,7 @@ await importCatalog(rt.db, [
   },
 ]);
 
-const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub: string) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, roles: ['user'], iat: now, exp: now + 600 })}`;
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
-}
+const token = (sub: string) => hs256Token(secret, sub);
 const checkout = async (userId: string) => {
   const res = await app.inject({
     method: 'POST',

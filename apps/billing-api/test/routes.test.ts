@@ -1,4 +1,4 @@
-import { randomUUID, createHmac } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
 import { payments, subscriptions } from '@billing/billing-core';
@@ -6,7 +6,7 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CreateCheckoutInput, type PaymentProvider } from '@billing/payments';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost } from '@billing/testing';
+import { createTestVhost, hs256Token } from '@billing/testing';
 import { buildApp } from '../src/app.js';
 import { loadBillingApiConfig } from '../src/config.js';
 
@@ -85,12 +85,7 @@ await importCatalog(rt.db, [
 ]);
 const db = rt.db;
 
-const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub: string) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, roles: ['user'], iat: now, exp: now + 600 })}`;
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
-}
+const token = (sub: string) => hs256Token(secret, sub);
 async function call(
   method: 'GET' | 'POST',
   url: string,

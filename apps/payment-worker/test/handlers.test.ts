@@ -14,13 +14,12 @@ import { makeEnvelope, type StepContext } from '@billing/messaging';
 import {
   ProviderRefusedError,
   type CaptureInfo,
-  type ChargeVaultedInput,
   type OrderState,
   type PaymentProvider,
-  type RefundInput,
   type WebhookAction,
 } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
+import { FakeProvider } from './fake-provider.js';
 import { applyProviderEvent } from '../src/handlers/apply-provider-event.js';
 import { chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
 import { checkOrderHandler } from '../src/handlers/check-order.js';
@@ -46,53 +45,6 @@ await importCatalog(db, [
   },
 ]);
 const logger = createLogger({ service: 'test', level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-
-type Answer<T> = T | Error;
-class FakeProvider implements PaymentProvider {
-  readonly name = 'fake';
-  calls: { op: string; input: unknown }[] = [];
-  captureAnswer: (orderId: string) => Answer<OrderState> = () => new Error('no capture scripted');
-  orderAnswer: (orderId: string) => Answer<OrderState> = () => new Error('no order scripted');
-  chargeAnswer: (input: ChargeVaultedInput) => Answer<OrderState> = () => new Error('no charge scripted');
-  refundAnswer: (input: RefundInput) => Answer<{ id: string; status: string; amount: number; currency: string }> = (
-    i,
-  ) => ({
-    id: `REF-${i.refundId}`,
-    status: 'COMPLETED',
-    amount: i.amount,
-    currency: i.currency,
-  });
-  private answer<T>(op: string, input: unknown, a: Answer<T>): T {
-    this.calls.push({ op, input });
-    if (a instanceof Error) throw a;
-    return a;
-  }
-  async createCheckout(): Promise<never> {
-    throw new Error('not used by the payment-worker');
-  }
-  async capture(i: { orderId: string; idempotencyKey: string }) {
-    return this.answer('capture', i, this.captureAnswer(i.orderId));
-  }
-  async getOrder(orderId: string) {
-    return this.answer('getOrder', orderId, this.orderAnswer(orderId));
-  }
-  async chargeVaulted(i: ChargeVaultedInput) {
-    return this.answer('chargeVaulted', i, this.chargeAnswer(i));
-  }
-  async refund(i: RefundInput) {
-    return this.answer('refund', i, this.refundAnswer(i));
-  }
-  async verifyWebhook(): Promise<boolean> {
-    return true;
-  }
-  /** The stored payload is already the parsed action (PayPal's shapes are tested against its published samples elsewhere). */
-  parseWebhook(event: unknown): WebhookAction {
-    return event as WebhookAction;
-  }
-  count(op: string) {
-    return this.calls.filter((c) => c.op === op).length;
-  }
-}
 
 const ctxOf = (provider: PaymentProvider): PaymentContext => ({ provider, logger, dunningRetryMs: [60_000, 120_000] });
 function step<D>(data: D, contract: Parameters<typeof makeEnvelope>[0]): StepContext<D> {

@@ -3,15 +3,9 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import {
-  ProviderRefusedError,
-  type CaptureInfo,
-  type ChargeVaultedInput,
-  type OrderState,
-  type PaymentProvider,
-  type RefundInput,
-} from '@billing/payments';
+import { ProviderRefusedError, type CaptureInfo, type PaymentProvider } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
+import { FakeProvider, inputsOf } from './fake-provider.js';
 import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
 import { chargeRenewal } from '../src/handlers/charge-renewal.js';
 import { checkOrder } from '../src/handlers/check-order.js';
@@ -45,46 +39,6 @@ const logger = createLogger({
     },
   }),
 });
-
-class FakeProvider implements PaymentProvider {
-  readonly name = 'fake';
-  charges: ChargeVaultedInput[] = [];
-  refunds: RefundInput[] = [];
-  async createCheckout(): Promise<never> {
-    throw new Error('not used');
-  }
-  captureError: Error | null = null;
-  async capture(): Promise<never> {
-    throw this.captureError ?? new Error('not used');
-  }
-  orders = new Map<string, OrderState>();
-  async getOrder(orderId: string): Promise<OrderState> {
-    const o = this.orders.get(orderId);
-    if (!o) throw new Error(`no order ${orderId}`);
-    return o;
-  }
-  async verifyWebhook(): Promise<boolean> {
-    return true;
-  }
-  parseWebhook(): never {
-    throw new Error('not used');
-  }
-  async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
-    this.charges.push(input);
-    const id = `CAP-${randomUUID()}`;
-    return {
-      orderId: `ORD-${randomUUID()}`,
-      status: 'COMPLETED',
-      customId: input.paymentId,
-      vaultId: null,
-      capture: { id, status: 'COMPLETED', amount: input.amount, currency: input.currency, customId: input.paymentId },
-    };
-  }
-  async refund(input: RefundInput) {
-    this.refunds.push(input);
-    return { id: `REF-${randomUUID()}`, status: 'COMPLETED', amount: input.amount, currency: input.currency };
-  }
-}
 
 const HOUR = 3_600_000;
 
@@ -228,7 +182,7 @@ t.test('a renewal for a period already paid is not charged (defect 1)', async (t
     .execute();
   await db.updateTable('payments').set({ status: 'created' }).where('id', '=', stale).execute();
   const outcome = await chargeRenewal(ctx(provider), db, stale);
-  t.equal(provider.charges.length, 1, 'PayPal was asked once');
+  t.equal(provider.count('chargeVaulted'), 1, 'PayPal was asked once');
   t.match(outcome, /already paid/);
   t.match(await payment(stale), { status: 'cancelled', failure_reason: 'replaced' });
 });
@@ -238,7 +192,7 @@ t.test('a renewal in flight when the buyer cancels at period end is not charged 
   const provider = new FakeProvider();
   const p = await renewalPayment(sub.id, sub.user_id);
   const outcome = await chargeRenewal(ctx(provider), db, p);
-  t.equal(provider.charges.length, 0, 'PayPal was not asked');
+  t.equal(provider.count('chargeVaulted'), 0, 'PayPal was not asked');
   t.match(outcome, /not charged/);
   t.equal((await payment(p)).status, 'cancelled');
 });
@@ -266,7 +220,7 @@ t.test("a capture in another currency is refunded in the capture's currency (def
   );
   const provider = new FakeProvider();
   await sendRefund(ctx(provider), db, refunds[0]!.id);
-  t.match(provider.refunds, [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
+  t.match(inputsOf(provider, 'refund'), [{ captureId: 'CAP-EUR', amount: 1100, currency: 'EUR' }]);
 });
 
 t.test(
@@ -309,7 +263,7 @@ t.test(
       .execute();
     // The scheduler's reconciliation asks for a look-up that may end it (apps/scheduler/test/reconciliation.test.ts).
     const provider = new FakeProvider();
-    provider.orders.set(orderId, {
+    provider.orderAnswer = () => ({
       orderId,
       status: 'PAYER_ACTION_REQUIRED',
       customId: p,
@@ -335,11 +289,8 @@ t.test(
       .where('id', '=', p)
       .execute();
     const provider = new FakeProvider();
-    provider.captureError = new ProviderRefusedError(
-      422,
-      'ORDER_NOT_APPROVED',
-      'PayPal capture-order: 422 ORDER_NOT_APPROVED',
-    );
+    provider.captureAnswer = () =>
+      new ProviderRefusedError(422, 'ORDER_NOT_APPROVED', 'PayPal capture-order: 422 ORDER_NOT_APPROVED');
     const r = await db
       .transaction()
       .execute((trx) =>

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { ProblemSchema } from '@billing/contracts';
+import { PAYMENT_STATUSES, SUBSCRIPTION_STATUSES } from '@billing/domain';
 
 export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(s: T) => Type.Union([s, Type.Null()]);
 export const Ts = Type.String({ format: 'date-time' });
@@ -18,7 +19,7 @@ export const SubscriptionSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   planId: Type.String(),
   role: Type.String(),
-  status: Type.Enum(['pending', 'active', 'past_due', 'cancelled', 'expired']),
+  status: Type.Enum([...SUBSCRIPTION_STATUSES]),
   amount: Type.Integer(),
   currency: Type.String(),
   period: Type.String(),
@@ -36,17 +37,7 @@ export const PaymentSchema = Type.Object({
   kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal')]),
   amount: Type.Integer(),
   currency: Type.String(),
-  status: Type.Enum([
-    'created',
-    'pending',
-    'approved',
-    'completed',
-    'failed',
-    'cancelled',
-    'refunded',
-    'partially_refunded',
-    'reversed',
-  ]),
+  status: Type.Enum([...PAYMENT_STATUSES]),
   refundedAmount: Type.Integer(),
   failureReason: Nullable(Type.String()),
   periodStart: Nullable(Ts),

@@ -5,3 +5,4 @@ export * from './wait.js';
 export * from './process.js';
 export * from './elasticsearch.js';
 export * from './app-checks.js';
+export * from './jwt.js';
