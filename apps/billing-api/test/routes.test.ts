@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
 import { payments, subscriptions } from '@billing/billing-core';
+import { sql } from 'kysely';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CreateCheckoutInput, type PaymentProvider } from '@billing/payments';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost, hs256Token } from '@billing/testing';
+import { createTestVhost, hs256Token, waitFor } from '@billing/testing';
 import { buildApp } from '../src/app.js';
 import { loadBillingApiConfig } from '../src/config.js';
 
@@ -149,6 +150,46 @@ t.test('plans: public, active only; an ETag, and 304 for a client that has them'
   const again = await app.inject({ url: '/v1/plans', headers: { 'if-none-match': String(res.headers['etag']) } });
   t.equal(again.statusCode, 304);
   t.equal(again.body, '', 'no body');
+  // A plan changed anywhere (the admin portal is another process) shows on the next requests: the
+  // catalogue kept in memory is dropped when Postgres announces the change.
+  // Kept in memory: a change Postgres does not announce (the trigger off) is not seen...
+  await sql`alter table plans disable trigger plans_changed`.execute(db);
+  await db.updateTable('plans').set({ description: 'unannounced' }).where('id', '=', 'pro').execute();
+  await sql`alter table plans enable trigger plans_changed`.execute(db);
+  t.equal((await call('GET', '/v1/plans')).body.items[0]?.description, 'Pro', 'the catalogue is served from memory');
+  // ...an announced one is, on the next request.
+  await db.updateTable('plans').set({ name: 'Pro+', description: 'Pro' }).where('id', '=', 'pro').execute();
+  const started = Date.now();
+  await waitFor(async () => (await call('GET', '/v1/plans')).body.items[0]?.name === 'Pro+', {
+    what: 'the renamed plan',
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  });
+  t.ok(Date.now() - started < 500, `shown ${Date.now() - started} ms after the change`);
+  await db.updateTable('plans').set({ active: false }).where('id', '=', 'pro').execute();
+  await waitFor(async () => (await call('GET', '/v1/plans')).body.items.length === 0, {
+    what: 'the plan gone',
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  });
+  await db.updateTable('plans').set({ active: true, name: 'Pro' }).where('id', '=', 'pro').execute();
+  await waitFor(async () => (await call('GET', '/v1/plans')).body.items[0]?.name === 'Pro', {
+    what: 'the plan back',
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  });
+  // The listening connection lost: nothing is kept until it is back, so no change is missed meanwhile.
+  await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'plans-listener' and datname = current_database()`.execute(
+    db,
+  );
+  await sql`alter table plans disable trigger plans_changed`.execute(db);
+  await db.updateTable('plans').set({ description: 'while deaf' }).where('id', '=', 'pro').execute();
+  await sql`alter table plans enable trigger plans_changed`.execute(db);
+  await waitFor(async () => (await call('GET', '/v1/plans')).body.items[0]?.description === 'while deaf', {
+    what: 'a change made while the listener was away',
+    timeoutMs: 3_000,
+    intervalMs: 20,
+  });
   t.same(res.body.items, [
     { id: 'pro', name: 'Pro', description: 'Pro', amount: 999, currency: 'USD', period: 'P1M', role: 'premium' },
   ]);

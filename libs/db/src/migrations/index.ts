@@ -4,6 +4,7 @@ import * as oneOpenRenewal from './20261128T0400_one_open_renewal.js';
 import * as onePaymentHoldsAPeriod from './20261128T0500_one_payment_holds_a_period.js';
 import * as grantSettled from './20261128T0600_grant_settled.js';
 import * as providerEventSweeps from './20261128T0700_provider_event_sweeps.js';
+import * as plansChangedNotify from './20261128T0800_plans_changed_notify.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T0500_one_payment_holds_a_period': onePaymentHoldsAPeriod,
   '20261128T0600_grant_settled': grantSettled,
   '20261128T0700_provider_event_sweeps': providerEventSweeps,
+  '20261128T0800_plans_changed_notify': plansChangedNotify,
 };
