@@ -738,3 +738,37 @@ t.test(
     t.equal((await grantsOf(paidLeft.userId))[0]?.ended_at, null, 'the grant lasts until the paid time ends');
   },
 );
+
+t.test('a renewal captured after its subscription ended is refunded whole, the period not recorded', async (t) => {
+  const provider = new FakeProvider();
+  for (const ended of ['cancelled', 'expired'] as const) {
+    const r = await renewal(provider);
+    await db.transaction().execute(async (trx) => {
+      const p = (await payments.lock(trx, { id: r.renewalId }))!;
+      await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `ORD-R-${r.renewalId}` });
+    });
+    const before = await sub(r.subscriptionId);
+    await db.updateTable('subscriptions').set({ status: ended }).where('id', '=', r.subscriptionId).execute();
+    const outcome = await webhook(provider, {
+      kind: 'capture_completed',
+      orderId: `ORD-R-${r.renewalId}`,
+      capture: captured(r.renewalId),
+    });
+    t.equal(outcome, 'refunded: subscription ended', ended);
+    t.same(
+      (await refundsOf(r.renewalId)).map((x) => [x.amount, x.origin]),
+      [[1000, 'late_capture']],
+      `${ended}: the whole capture goes back`,
+    );
+    t.equal(
+      (await sub(r.subscriptionId)).paid_through?.getTime(),
+      before.paid_through?.getTime(),
+      `${ended}: no period added`,
+    );
+    t.same(
+      await sent('subscription.renewed', (d) => d['subscriptionId'] === r.subscriptionId),
+      [],
+      `${ended}: no renewal announced`,
+    );
+  }
+});
