@@ -335,11 +335,11 @@ t.test('a request still running under the same key: 409', async (t) => {
   };
   const key = { 'idempotency-key': `k-${randomUUID()}` };
   const first = buy('u-inflight', 'pro', key);
-  while (
-    created.filter((c) => c.description === 'Pro').length === 0 ||
-    !(await db.selectFrom('idempotency_keys').select('key').where('user_id', '=', 'u-inflight').executeTakeFirst())
-  )
-    await new Promise((r) => setImmediate(r));
+  // The first request holds its key once the key's row exists (it then waits on PayPal, held above).
+  await waitFor(
+    () => db.selectFrom('idempotency_keys').select('key').where('user_id', '=', 'u-inflight').executeTakeFirst(),
+    { what: 'the first request holding its key', intervalMs: 5 },
+  );
   const second = await buy('u-inflight', 'pro', key);
   t.equal(second.status, 409);
   t.equal(second.body.type, '/problems/idempotency-key-in-flight');

@@ -15,3 +15,4 @@ export * from './tables/idempotency-keys.table.js';
 export * from './tables/audit-log.table.js';
 export * from './catalog.js';
 export * from './roles.js';
+export * from './listen.js';

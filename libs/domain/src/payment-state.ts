@@ -48,7 +48,9 @@ export interface PaymentTransition {
   effects: PaymentEffect[];
 }
 
-const OPEN: readonly PaymentStatus[] = ['created', 'pending', 'approved'];
+/** Statuses of a payment still waiting for PayPal or the buyer: not settled either way. */
+export const OPEN_PAYMENT_STATUSES = ['created', 'pending', 'approved'] as const satisfies readonly PaymentStatus[];
+const OPEN: readonly PaymentStatus[] = OPEN_PAYMENT_STATUSES;
 const PAID: readonly PaymentStatus[] = ['completed', 'partially_refunded', 'refunded'];
 
 /** Statuses of a payment that holds money for its period (one refunded in full or charged back no longer does). */

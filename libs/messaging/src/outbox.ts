@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import pg from 'pg';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import type { Database } from '@billing/db';
+import { ChannelListener, type Database } from '@billing/db';
 import type { Logger, Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { makeEnvelope, publishProperties } from './envelope.js';
@@ -73,9 +72,8 @@ export interface RelayOptions {
  */
 export class OutboxRelay {
   private readonly channel: ChannelWrapper;
-  private listener: pg.Client | undefined;
+  private listener: ChannelListener | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
   private running = false;
   private draining: Promise<void> | undefined;
   private again = false;
@@ -92,7 +90,15 @@ export class OutboxRelay {
   async start(): Promise<void> {
     this.running = true;
     this.opts.metrics?.setOutboxBacklogReader(() => outboxBacklog(this.opts.db));
-    await this.listen();
+    this.listener = new ChannelListener({
+      databaseUrl: this.opts.databaseUrl,
+      channel: OUTBOX_CHANNEL,
+      name: 'outbox-listener',
+      onNotify: () => this.wake(),
+      onListening: () => this.wake(),
+      onLost: (err) => this.opts.logger.warn('outbox listener lost its connection', { error: err.message }),
+    });
+    await this.listener.start();
     const tick = () => {
       if (!this.running) return;
       this.wake();
@@ -104,11 +110,9 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
-    clearTimeout(this.reconnectTimer);
     await this.draining;
-    const l = this.listener;
+    await this.listener?.stop();
     this.listener = undefined;
-    await l?.end().catch(() => undefined);
     await this.channel.close().catch(() => undefined);
   }
 
@@ -187,31 +191,5 @@ export class OutboxRelay {
       this.opts.metrics?.outboxPublished.inc(ok.length);
       return failed.length ? 0 : rows.length;
     });
-  }
-
-  private async listen(): Promise<void> {
-    if (!this.running) return;
-    const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: 'outbox-listener' });
-    const retry = () => {
-      if (this.listener === client) this.listener = undefined;
-      client.end().catch(() => undefined);
-      if (!this.running) return;
-      clearTimeout(this.reconnectTimer);
-      this.reconnectTimer = setTimeout(() => void this.listen(), 1_000);
-    };
-    client.on('error', (err) => {
-      this.opts.logger.warn('outbox listener lost its connection', { error: err.message });
-      retry();
-    });
-    client.on('notification', () => this.wake());
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-      this.listener = client;
-      this.wake();
-    } catch (err) {
-      this.opts.logger.warn('outbox listener could not connect', { error: (err as Error).message });
-      retry();
-    }
   }
 }

@@ -1,58 +1,12 @@
 import { createHash } from 'node:crypto';
-import pg from 'pg';
 import { Type } from 'typebox';
+import { ChannelListener } from '@billing/db';
 import type { HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 import { PlanSchema } from '../schemas.js';
 
 /** The longest one replica keeps the catalogue it read, even when no change is announced. */
 export const PLANS_TTL_MS = 60_000;
-
-/**
- * Listens on `plans_changed` (a trigger notifies it at the commit of any write to `plans`): the
- * cached catalogue is dropped on each notification, and not kept at all while the listening
- * connection is down, so an operator's change shows on the next request.
- */
-class PlansChanged {
-  listening = false;
-  private client: pg.Client | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  constructor(
-    private readonly databaseUrl: string,
-    private readonly onChange: () => void,
-  ) {}
-
-  async start(): Promise<void> {
-    if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'plans-listener' });
-    const lost = () => {
-      this.listening = false;
-      this.onChange();
-      client.end().catch(() => undefined);
-      if (this.client === client) this.client = undefined;
-      if (!this.stopped) this.timer = setTimeout(() => void this.start(), 1_000);
-    };
-    client.on('error', lost);
-    client.on('notification', () => this.onChange());
-    try {
-      await client.connect();
-      await client.query('LISTEN plans_changed');
-      this.client = client;
-      this.listening = true;
-      this.onChange();
-    } catch {
-      lost();
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.listening = false;
-    await this.client?.end().catch(() => undefined);
-  }
-}
 
 export function plansRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
   // The catalogue is small and read far more often than it changes: read once and kept until a
@@ -64,9 +18,20 @@ export function plansRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
   // tagged with the generation they started in, and only the current generation's is shared or kept.
   let generation = 0;
   let loading: { generation: number; read: Promise<Catalogue> } | null = null;
-  const changes = new PlansChanged(rt.databaseUrl, () => {
+  // A trigger notifies `plans_changed` at the commit of any write to `plans`: the catalogue kept
+  // is dropped on each notification, and none is kept while LISTEN is not in place, so an
+  // operator's change shows on the next request.
+  const forget = () => {
     generation += 1;
     cached = null;
+  };
+  const changes = new ChannelListener({
+    databaseUrl: rt.databaseUrl,
+    channel: 'plans_changed',
+    name: 'plans-listener',
+    onNotify: forget,
+    onListening: forget,
+    onLost: forget,
   });
   app.addHook('onReady', () => changes.start());
   app.addHook('onClose', () => changes.stop());

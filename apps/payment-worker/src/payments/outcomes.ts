@@ -12,7 +12,7 @@ import {
   startSubscriptionGrant,
   subscriptions,
 } from '@billing/billing-core';
-import { HOLDING_MONEY, periodWindow } from '@billing/domain';
+import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
 import type { Logger } from '@billing/service-kit';
@@ -32,7 +32,7 @@ export interface PaymentContext {
 export const CAPTURE_NEEDED = 'approved; capture needed';
 
 /** A payment still waiting for PayPal or the buyer. */
-export const OPEN: readonly string[] = ['created', 'pending', 'approved'];
+export const OPEN: readonly string[] = OPEN_PAYMENT_STATUSES;
 
 export type FailureCause =
   | 'declined'
@@ -290,7 +290,7 @@ export class PaymentOutcomes {
     p: PaymentRow,
     action: Extract<WebhookAction, { kind: 'capture_refunded' }>,
   ): Promise<string> {
-    const ourId = action.customId && /^[0-9a-f-]{36}$/i.test(action.customId) ? action.customId : null;
+    const ourId = action.customId && isUuid(action.customId) ? action.customId : null;
     const ours = ourId
       ? await trx
           .selectFrom('refunds')

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { PaymentCheckRequested, ProviderEventReceived, RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
 import { payments, subscriptions } from '@billing/billing-core';
+import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
@@ -22,7 +23,7 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
           const due = await trx
             .selectFrom('payments')
             .selectAll()
-            .where('status', 'in', ['created', 'pending', 'approved'])
+            .where('status', 'in', [...OPEN_PAYMENT_STATUSES])
             .where('updated_at', '<=', stale)
             .limit(200)
             .forUpdate()

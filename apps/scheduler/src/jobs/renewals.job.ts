@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
 import { payments, subscriptions } from '@billing/billing-core';
-import { HOLDING_MONEY, periodIndexAt } from '@billing/domain';
+import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES, periodIndexAt } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
 const BATCH = 100;
-const OPEN = ['created', 'pending', 'approved'] as const;
 
 /**
  * docs/scheduler.md renewals: an active subscription not ending at its period end, whose next period is
@@ -45,7 +44,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
                     .select('p.id')
                     .whereRef('p.subscription_id', '=', 's.id')
                     .where('p.kind', '=', 'renewal')
-                    .where('p.status', 'in', ['created', 'pending', 'approved']),
+                    .where('p.status', 'in', [...OPEN_PAYMENT_STATUSES]),
                 ),
               ),
             )
@@ -66,7 +65,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
                 eb.fn.countAll<string>().as('attempts'),
                 eb.fn
                   .countAll<string>()
-                  .filterWhere('status', 'in', [...OPEN, ...HOLDING_MONEY])
+                  .filterWhere('status', 'in', [...OPEN_PAYMENT_STATUSES, ...HOLDING_MONEY])
                   .as('taken'),
               ])
               .where('subscription_id', '=', sub.id)
