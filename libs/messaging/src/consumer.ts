@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Kysely, Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
@@ -93,6 +93,9 @@ export class Consumer<C extends readonly MessageContract[]> {
   private readonly channel: ChannelWrapper;
   private readonly byType: Map<string, C[number]>;
   private readonly inFlight = new Set<Promise<void>>();
+  /** The channel each message came on: it is settled there or not at all (see `settle`). */
+  private readonly origin = new WeakMap<ConsumeMessage, Channel>();
+  private consumers: { ch: ConfirmChannel; tags: string[] } | undefined;
   private stopping = false;
 
   constructor(private readonly opts: ConsumerOptions<C>) {
@@ -110,13 +113,18 @@ export class Consumer<C extends readonly MessageContract[]> {
     try {
       await this.channel.waitForConnect();
       if (this.stopping) return;
-      await this.channel.consume(this.opts.queue.queue, (msg) => this.track(msg), {
-        prefetch: this.opts.prefetch ?? 20,
-      });
-      // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
-      // it goes to dead_letters, where an operator sees and replays it.
-      await this.channel.consume(parkingQueueName(this.opts.queue.queue), (msg) => this.trackParked(msg), {
-        prefetch: 5,
+      // Consumers are registered on the raw channel, again on every reconnect, so that each
+      // message is settled on the channel that delivered it (see `settle`).
+      await this.channel.addSetup(async (ch: ConfirmChannel) => {
+        if (this.stopping) return;
+        const work = await ch.consume(this.opts.queue.queue, (msg) => msg && this.track(msg, ch));
+        // What the broker parks (past the quorum queue's delivery limit) is not left out of sight:
+        // it goes to dead_letters, where an operator sees and replays it.
+        const parked = await ch.consume(
+          parkingQueueName(this.opts.queue.queue),
+          (msg) => msg && this.trackParked(msg, ch),
+        );
+        this.consumers = { ch, tags: [work.consumerTag, parked.consumerTag] };
       });
     } catch (err) {
       // SIGTERM while starting: the channel closed under us, and there is nothing to start any more.
@@ -133,7 +141,8 @@ export class Consumer<C extends readonly MessageContract[]> {
    */
   async stop(drainMs = 6_000): Promise<void> {
     this.stopping = true;
-    await this.channel.cancelAll().catch(() => undefined);
+    const consumers = this.consumers;
+    if (consumers) for (const tag of consumers.tags) await consumers.ch.cancel(tag).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
       Promise.allSettled([...this.inFlight]).then(() => true),
@@ -148,7 +157,8 @@ export class Consumer<C extends readonly MessageContract[]> {
     await this.channel.close().catch(() => undefined);
   }
 
-  private track(msg: ConsumeMessage): void {
+  private track(msg: ConsumeMessage, ch: Channel): void {
+    this.origin.set(msg, ch);
     const p = this.onMessage(msg).catch((err: unknown) => {
       this.opts.logger.error('consumer failed to settle a message', { err });
     });
@@ -156,7 +166,8 @@ export class Consumer<C extends readonly MessageContract[]> {
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  private trackParked(msg: ConsumeMessage): void {
+  private trackParked(msg: ConsumeMessage, ch: Channel): void {
+    this.origin.set(msg, ch);
     const deliveries =
       Number(msg.properties.headers?.['x-delivery-count'] ?? this.opts.queue.deliveryLimit) ||
       this.opts.queue.deliveryLimit;
@@ -281,7 +292,7 @@ export class Consumer<C extends readonly MessageContract[]> {
       return this.fail(msg, envelope, attempts + 1, err as Error);
     }
     if (!duplicate) await this.opts.onCommitted?.(envelope);
-    this.channel.ack(msg);
+    this.settle(msg, 'ack');
     if (duplicate) logger.info('duplicate message skipped', { messageId: envelope.id, type: envelope.type });
     return duplicate ? 'duplicate' : 'processed';
   }
@@ -321,7 +332,7 @@ export class Consumer<C extends readonly MessageContract[]> {
           [ERROR_HEADER]: error.slice(0, 500),
         }),
       );
-      this.channel.ack(msg);
+      this.settle(msg, 'ack');
       return 'retried';
     } catch {
       return this.requeue(msg);
@@ -342,7 +353,7 @@ export class Consumer<C extends readonly MessageContract[]> {
         msg.content,
         publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts }),
       );
-      this.channel.ack(msg);
+      this.settle(msg, 'ack');
       return 'requeued';
     } catch {
       return this.requeue(msg);
@@ -366,17 +377,30 @@ export class Consumer<C extends readonly MessageContract[]> {
         attempts,
       })
       .execute();
-    this.channel.ack(msg);
+    this.settle(msg, 'ack');
   }
 
   private async requeue(msg: ConsumeMessage): Promise<Outcome> {
     await new Promise((r) => setTimeout(r, this.stopping ? 0 : 1_000));
-    try {
-      this.channel.nack(msg, false, true);
-    } catch {
-      // the channel is gone: the broker requeues every unacked message by itself
-    }
+    this.settle(msg, 'requeue');
     return 'requeued';
+  }
+
+  /**
+   * Acks (or requeues) a message on the channel that delivered it. Delivery tags restart at 1 on
+   * every channel: sent to the channel that replaced a closed one (a dropped connection, the
+   * broker's consumer timeout), a late ack would settle another message, which would vanish if
+   * its own handler then failed or the worker stopped. If the delivering channel is gone, the
+   * broker has already requeued the message and there is nothing to settle.
+   */
+  private settle(msg: ConsumeMessage, how: 'ack' | 'requeue'): void {
+    const ch = this.origin.get(msg);
+    try {
+      if (how === 'ack') ch?.ack(msg);
+      else ch?.nack(msg, false, true);
+    } catch {
+      // the channel closed: the broker requeued the message when it did
+    }
   }
 
   private observe(type: string, outcome: Outcome, started: bigint): void {

@@ -319,3 +319,112 @@ t.test(
     await consumer.stop();
   },
 );
+
+t.test(
+  "a handler still running when its channel closed settles nothing on the new channel: another message's ack is never stolen",
+  async (t) => {
+    // Delivery tags restart at 1 on every channel. A late ack from a handler whose channel
+    // closed (the connection dropped, or the broker's consumer timeout) must not land on the
+    // channel that replaced it, where its tag names another message: that message would count as
+    // settled, and vanish if its handler did not finish.
+    const { startTcpProxy, viaProxy } = await import('@billing/testing');
+    const { Consumer } = await import('../src/consumer.js');
+    const base = new URL(env.vhost.url);
+    const proxy = await startTcpProxy({ host: base.hostname, port: Number(base.port || 5672) });
+    t.teardown(() => proxy.close());
+    type Gate = { started: number; release: (ok: boolean) => void; wait: Promise<boolean> };
+    const runs = new Map<number, Gate[]>();
+    const gated = new Set([2, 3]);
+    const handlerFor = (gates: boolean) => ({
+      'diagnostics.ping': async ({
+        envelope,
+        commit,
+      }: {
+        envelope: { id: string; data: { seq: number } };
+        commit: (fn: (trx: any) => Promise<void>) => Promise<boolean>;
+      }) => {
+        const seq = envelope.data.seq;
+        if (gates && gated.has(seq)) {
+          let release!: (ok: boolean) => void;
+          const wait = new Promise<boolean>((r) => (release = r));
+          runs.set(seq, [...(runs.get(seq) ?? []), { started: Date.now(), release, wait }]);
+          if (!(await wait)) throw new Error(`run of ${seq} abandoned by the test`);
+        }
+        await commit(async (trx) => {
+          await trx
+            .insertInto('audit_log')
+            .values({
+              id: crypto.randomUUID(),
+              actor: 'test',
+              action: 'ping',
+              target: String(seq),
+              reason: envelope.id,
+            })
+            .execute();
+        });
+      },
+    });
+    const make = (broker: ReturnType<typeof env.connect>, gates: boolean) =>
+      new Consumer({
+        name: 'stolen-ack-consumer',
+        broker,
+        db: env.tdb.db,
+        logger: quietLogger(),
+        queue: {
+          queue: 'test.stolen-ack',
+          bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+          retryDelaysMs: [100],
+          deliveryLimit: 20,
+        },
+        contracts: [Ping] as const,
+        maxAttempts: 3,
+        prefetch: 10,
+        setup: declareInternal,
+        steps: handlerFor(gates),
+      });
+    const first = make(env.connect(viaProxy(env.vhost.url, proxy)), true);
+    await first.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const send = async (seq: number) => {
+      const e = makeEnvelope(Ping, { seq });
+      ch.sendToQueue('test.stolen-ack', Buffer.from(JSON.stringify(e)), {
+        messageId: e.id,
+        type: e.type,
+        persistent: true,
+      });
+      await ch.waitForConfirms();
+    };
+    await send(1); // delivery tag 1 on the first channel, settled at once
+    await waitFor(async () => (await auditCount(env, 1)) === 1, { what: 'the first message processed' });
+    await send(2); // delivery tag 2 on the first channel: its handler waits
+    await waitFor(async () => runs.get(2)?.length === 1, { what: 'message 2 in its handler' });
+    proxy.cut();
+    proxy.restore();
+    await waitFor(async () => runs.get(2)?.length === 2, {
+      what: 'message 2 delivered again on the new channel (delivery tag 1 there)',
+      timeoutMs: 15_000,
+    });
+    await send(3); // delivery tag 2 on the new channel: its handler waits
+    await waitFor(async () => runs.get(3)?.length === 1, { what: 'message 3 in its handler' });
+    runs.get(2)![0]!.release(true); // the first run of message 2 ends and settles its delivery (tag 2, old channel)
+    await waitFor(async () => (await auditCount(env, 2)) === 1, { what: 'message 2 recorded' });
+    await new Promise((r) => setTimeout(r, 300)); // its ack, if sent to the new channel, reaches the broker
+    // The worker stops before message 3's handler finished: message 3 must be handed back.
+    await first.stop(100);
+    for (const gates of runs.values()) for (const g of gates) g.release(false);
+    const second = make(env.connect(), false);
+    await second.start();
+    await waitFor(async () => (await auditCount(env, 3)) === 1, {
+      what: 'message 3 handed back and processed by the next worker',
+      timeoutMs: 10_000,
+    });
+    await waitFor(async () => (await ch.checkQueue('test.stolen-ack')).messageCount === 0, {
+      what: 'the queue empty',
+    });
+    t.equal(await auditCount(env, 2), 1, 'message 2 processed once');
+    t.equal(await auditCount(env, 3), 1, 'message 3 processed once');
+    await conn.close();
+    await second.stop();
+  },
+);

@@ -6,3 +6,4 @@ export * from './process.js';
 export * from './elasticsearch.js';
 export * from './app-checks.js';
 export * from './jwt.js';
+export * from './rabbit-node.js';
