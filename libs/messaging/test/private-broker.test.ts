@@ -4,9 +4,11 @@ import { EXCHANGES, Ping } from '@billing/contracts';
 import { canStartRabbitNode, startRabbitNode, waitFor } from '@billing/testing';
 import { Consumer } from '../src/consumer.js';
 import { makeEnvelope } from '../src/envelope.js';
+import { Publisher } from '../src/publisher.js';
 import { declareInternal } from '../src/topology.js';
-import { auditCount, quietLogger, setup } from './helpers.js';
+import { auditCount, pingConsumer, quietLogger, setup } from './helpers.js';
 
+// Tests that need a broker configured otherwise than the shared one, or stopped: a node of their own.
 // The broker closes a channel whose delivery stays unacknowledged past its consumer timeout (30
 // minutes by default) and delivers the message again. On RabbitMQ 3.10 the timeout is node-wide,
 // so the test starts a node of its own with a 2 s timeout checked every 500 ms; the shared broker
@@ -94,4 +96,64 @@ if (!(await canStartRabbitNode())) {
       await conn.close();
     },
   );
+
+  t.test('RabbitMQ restarted while messages are published and consumed: each recorded once, none lost', async (t) => {
+    const broker = env.connect(node.url);
+    const consumer = pingConsumer(env, broker, { queue: 'test.restart' });
+    await consumer.start();
+    const publisher = new Publisher(env.connect(node.url), declareInternal, 2_000);
+    const N = 300;
+    const FIRST = 1000; // message numbers of this test
+    const before = await auditCount(env);
+    // As the outbox relay does: a publish the broker did not confirm is sent again (same message id).
+    const sendConfirmed = async (seq: number) => {
+      const envelope = makeEnvelope(Ping, { seq });
+      for (;;) {
+        try {
+          await publisher.publishEnvelope(Ping.exchange, Ping.routingKey, envelope);
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    };
+    let restarted = 0;
+    const sending = (async () => {
+      for (let seq = FIRST; seq < FIRST + N; seq++) {
+        await sendConfirmed(seq);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await waitFor(async () => (await auditCount(env)) - before >= 50, {
+      what: '50 messages through before the restart',
+    });
+    const stopped = Date.now();
+    await node.ctl('stop_app');
+    await new Promise((r) => setTimeout(r, 2_000)); // the broker away for 2 s: publishes and acks wait
+    await node.ctl('start_app');
+    restarted = Date.now();
+    await sending;
+    await waitFor(async () => (await auditCount(env)) - before >= N, {
+      what: `all ${N} recorded after the restart`,
+      timeoutMs: 60_000,
+    });
+    t.comment(
+      `broker stopped for ${restarted - stopped} ms; all ${N} recorded ${Date.now() - restarted} ms after it was back`,
+    );
+    const counts = await env.tdb.db
+      .selectFrom('audit_log')
+      .select(['target', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('action', '=', 'ping')
+      .groupBy('target')
+      .execute()
+      .then((rows) => rows.filter((r) => Number(r.target) >= FIRST));
+    t.equal(counts.length, N, `every one of the ${N} messages recorded`);
+    t.same(
+      counts.filter((c) => Number(c.n) !== 1),
+      [],
+      'none recorded twice',
+    );
+    t.equal((await env.tdb.db.selectFrom('dead_letters').selectAll().execute()).length, 0, 'nothing dead-lettered');
+    await consumer.stop();
+  });
 }
