@@ -7,8 +7,9 @@ import pg from 'pg';
 
 const pool = new pg.Pool({ connectionString: process.env['DATABASE_URL'], max: 10 });
 await pool.query(`create table if not exists bench_payments (id uuid primary key, user_id text not null, amount bigint not null, currency char(3) not null, status text not null, created_at timestamptz not null default now());
+  create table if not exists bench_events (id uuid primary key, provider_event_id text not null unique, event_type text not null, payload text not null, received_at timestamptz not null default now());
   create table if not exists bench_outbox (id uuid primary key, type text not null, payload jsonb not null, created_at timestamptz not null default now(), published_at timestamptz);
-  truncate bench_payments, bench_outbox;`);
+  truncate bench_payments, bench_events, bench_outbox;`);
 const app = Fastify({ logger: false });
 app.get('/hello', async () => ({ hello: 'world' }));
 app.post('/payment', async (req) => {
@@ -110,6 +111,48 @@ app.post('/checkout', async (req, reply) => {
   const o = (await order.json()) as { id: string };
   return reply.status(201).send({ paymentId: id, orderId: o.id });
 });
+
+// The bare webhook ingest of the issue's table: one verify call to the same PayPal stand-in (the raw
+// body as webhook_event), then the event and an outbox row in one transaction.
+const HEADERS = ['auth-algo', 'cert-url', 'transmission-id', 'transmission-sig', 'transmission-time'];
+app.register(async (raw) => {
+  raw.removeContentTypeParser('application/json');
+  raw.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  raw.post('/webhook', webhook);
+});
+async function webhook(req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) {
+  const raw = req.body as string;
+  const h = Object.fromEntries(HEADERS.map((k) => [k.replace('-', '_'), String(req.headers[`paypal-${k}`] ?? '')]));
+  const verify = await fetch(`${PAYPAL}/v1/notifications/verify-webhook-signature`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await paypalAuth()}`, 'content-type': 'application/json' },
+    body: `{"auth_algo":${JSON.stringify(h['auth_algo'])},"cert_url":${JSON.stringify(h['cert_url'])},"transmission_id":${JSON.stringify(h['transmission_id'])},"transmission_sig":${JSON.stringify(h['transmission_sig'])},"transmission_time":${JSON.stringify(h['transmission_time'])},"webhook_id":${JSON.stringify(process.env['PAYPAL_WEBHOOK_ID'])},"webhook_event":${raw}}`,
+  });
+  if (((await verify.json()) as { verification_status: string }).verification_status !== 'SUCCESS')
+    return reply.status(401).send({});
+  const event = JSON.parse(raw) as { id: string; event_type: string };
+  const c = await pool.connect();
+  try {
+    await c.query('begin');
+    const row = await c.query(
+      'insert into bench_events (id, provider_event_id, event_type, payload) values ($1, $2, $3, $4) on conflict (provider_event_id) do nothing returning id',
+      [randomUUID(), event.id, event.event_type, raw],
+    );
+    if (row.rowCount)
+      await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
+        randomUUID(),
+        'provider.event_received',
+        JSON.stringify({ id: row.rows[0].id }),
+      ]);
+    await c.query('commit');
+  } catch (err) {
+    await c.query('rollback');
+    throw err;
+  } finally {
+    c.release();
+  }
+  return { status: 'accepted' };
+}
 
 await app.listen({ port: Number(process.env['PORT'] ?? 0), host: '127.0.0.1' });
 process.stdout.write('baseline ready\n');

@@ -4,6 +4,7 @@
 // or a non-2xx answer is refused, not reported. Not a test.
 //   npx tsx tools/bench/bench.ts [--duration 10] [--runs 3] [--connections 50]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { signJwt } from '@billing/auth-stand-in';
@@ -63,10 +64,16 @@ const rssMb = (pid: number) => {
 
 type Run = { rps: number; p50: number; p99: number };
 type Result = { median: Run; min: number; max: number };
-async function measure(what: string, opts: autocannon.Options): Promise<Result> {
+async function measure(
+  what: string,
+  opts: autocannon.Options,
+  before?: (seconds: number) => Promise<void>,
+): Promise<Result> {
+  await before?.(2);
   await autocannon({ ...opts, duration: 2, connections });
   const all: Run[] = [];
   for (let i = 0; i < runs; i++) {
+    await before?.(duration);
     const r = await autocannon({ ...opts, duration, connections });
     const bad = r.non2xx + r.errors + r.timeouts;
     if (bad > 0)
@@ -132,6 +139,54 @@ try {
   });
   const bareCheckout = await measure('bare checkout', checkoutRequest(`${baseline.url}/checkout`));
 
+  // Webhook ingest: PayPal's PAYMENT.CAPTURE.COMPLETED (its published capture sample as the resource),
+  // a fresh event id per delivery, each signed by the PayPal stand-in before the run (its control API),
+  // so that every verify call is a real verdict on a new event and every insert a new row.
+  const capture = (
+    JSON.parse(
+      readFileSync(path.join(root, 'tools/paypal-sandbox/test/fixtures/order-captured-with-vault.json'), 'utf8'),
+    ) as { purchase_units: { payments: { captures: unknown[] } }[] }
+  ).purchase_units[0]!.payments.captures[0];
+  let deliveries: { body: string; headers: Record<string, string> }[] = [];
+  let d = 0;
+  let eventSeq = 0;
+  const prepareEvents = async (seconds: number) => {
+    const bodies = Array.from({ length: Math.ceil(seconds * 6_000) }, () =>
+      JSON.stringify({
+        id: `WH-BENCH${String(eventSeq++).padStart(10, '0')}-${Date.now()}`,
+        event_version: '1.0',
+        create_time: new Date().toISOString(),
+        resource_type: 'capture',
+        resource_version: '2.0',
+        event_type: 'PAYMENT.CAPTURE.COMPLETED',
+        summary: 'Payment completed for $ 100.0 USD',
+        resource: capture,
+      }),
+    );
+    const res = await fetch(`${paypal.url}/_control/webhooks/sign`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ bodies }),
+    });
+    const { headers } = (await res.json()) as { headers: Record<string, string>[] };
+    deliveries = bodies.map((body, i) => ({ body, headers: { 'content-type': 'application/json', ...headers[i]! } }));
+    d = 0;
+  };
+  const webhookRequest = (url: string): autocannon.Options => ({
+    url,
+    method: 'POST',
+    requests: [
+      {
+        setupRequest: (req) => {
+          const next = deliveries[d++];
+          if (!next) throw new Error('more webhook deliveries than were signed: raise the per-second estimate');
+          return { ...req, headers: next.headers, body: next.body };
+        },
+      },
+    ],
+  });
+  const bareWebhook = await measure('bare webhook', webhookRequest(`${baseline.url}/webhook`), prepareEvents);
+
   const api = await start(
     'dist/billing-api/main.js',
     {
@@ -151,14 +206,36 @@ try {
   const checkout = await measure('POST /v1/subscriptions', checkoutRequest(`${api.url}/v1/subscriptions`));
   memory.push(`billing-api after load: ${rssMb(api.pid)} MB`);
 
+  const gateway = await start(
+    'dist/webhook-gateway/main.js',
+    {
+      DATABASE_URL: tdb.url,
+      AMQP_URL: vhost.url,
+      PAYPAL_API_BASE: paypal.url,
+      ...stand,
+      LOG_LEVEL: 'warn',
+      WEBHOOK_RATE_LIMIT_PER_MINUTE: '1000000',
+    },
+    '/health/ready',
+  );
+  memory.push(`webhook-gateway idle: ${rssMb(gateway.pid)} MB`);
+  const ingest = await measure(
+    'POST /webhooks/paypal',
+    webhookRequest(`${gateway.url}/webhooks/paypal`),
+    prepareEvents,
+  );
+  memory.push(`webhook-gateway after load: ${rssMb(gateway.pid)} MB`);
+
   const fmt = (r: Result) => `${Math.round(r.median.rps)} (${Math.round(r.min)}–${Math.round(r.max)})`;
   const row = (name: string, r: Result, base: Result | null, goal: string) =>
     `| ${name} | ${fmt(r)} | ${r.median.p50} / ${r.median.p99} | ${base ? `${((100 * r.median.rps) / base.median.rps).toFixed(1)}%` : '–'} | ${base ? `${(r.median.p99 / Math.max(1, base.median.p99)).toFixed(1)}×` : '–'} | ${goal} |`;
   rows.push(row('(a) bare Fastify GET', hello, null, 'baseline'));
   rows.push(row("(d') bare POST: payment + outbox in one transaction", insert, null, 'baseline'));
   rows.push(row('bare checkout: JWT, Auth call, payment + outbox, PayPal order', bareCheckout, null, 'baseline'));
+  rows.push(row('bare webhook: verify call, event + outbox', bareWebhook, null, 'baseline'));
   rows.push(row('billing-api `GET /v1/plans` vs (a)', plans, hello, '≥ 50%'));
   rows.push(row('billing-api `POST /v1/subscriptions` vs bare checkout', checkout, bareCheckout, '≥ 60%, p99 ≤ 2×'));
+  rows.push(row('webhook-gateway `POST /webhooks/paypal` vs bare webhook', ingest, bareWebhook, '≥ 80%, p99 ≤ 60 ms'));
   process.stdout.write(
     `\n${connections} connections, ${duration} s runs, median of ${runs} (min–max req/s); every run 2xx only\n\n` +
       `| path | req/s | p50 / p99 ms | vs baseline | p99 vs | goal |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n\n${memory.join('; ')}\n`,

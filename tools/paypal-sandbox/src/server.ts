@@ -518,6 +518,13 @@ export function buildSandbox(opts: SandboxOptions): {
     };
   });
   app.get('/_control/webhooks/held', async () => webhooks.heldTypes());
+  /** Signs events a load generator will deliver itself: `{ bodies: string[] }` → PayPal's headers for each. */
+  app.post('/_control/webhooks/sign', { bodyLimit: 256 * 1024 * 1024 }, async (req) => {
+    const bodies = json(req)['bodies'];
+    if (!Array.isArray(bodies) || !bodies.every((b) => typeof b === 'string'))
+      throw new PayPalError(400, 'INVALID_REQUEST', 'bodies must be an array of strings');
+    return { headers: webhooks.signForDelivery(bodies) };
+  });
   app.post('/_control/webhooks/:id/resend', async (req) => ({
     resent: webhooks.resend((req.params as { id: string }).id),
   }));

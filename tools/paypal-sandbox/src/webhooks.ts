@@ -129,6 +129,30 @@ export class WebhookSender {
     );
   }
 
+  /**
+   * PayPal's five headers for events a load generator delivers itself (the benchmark), signed and
+   * remembered as if this stand-in had sent them: `verify` then judges them as it judges its own.
+   */
+  signForDelivery(bodies: string[]): Record<string, string>[] {
+    return bodies.map((body) => {
+      const transmissionId = randomUUID();
+      const time = new Date().toISOString();
+      const sig = sign(this.opts.secret, transmissionId, time, this.opts.webhookId, body);
+      this.signatures.set(transmissionId, { sig, time });
+      return this.headersOf(transmissionId, time, sig);
+    });
+  }
+
+  private headersOf(transmissionId: string, time: string, sig: string): Record<string, string> {
+    return {
+      'paypal-transmission-id': transmissionId,
+      'paypal-transmission-time': time,
+      'paypal-transmission-sig': sig,
+      'paypal-cert-url': `${this.opts.publicUrl}/v1/notifications/certs/CERT-360caa42-fca2a594-stand-in`,
+      'paypal-auth-algo': 'SHA256withRSA',
+    };
+  }
+
   close(): void {
     this.timers.forEach(clearTimeout);
     this.timers.clear();
@@ -149,11 +173,7 @@ export class WebhookSender {
       headers: {
         'content-type': 'application/json',
         'user-agent': 'PayPal/AUHD-214.0-58843540',
-        'paypal-transmission-id': transmissionId,
-        'paypal-transmission-time': time,
-        'paypal-transmission-sig': sig,
-        'paypal-cert-url': `${this.opts.publicUrl}/v1/notifications/certs/CERT-360caa42-fca2a594-stand-in`,
-        'paypal-auth-algo': 'SHA256withRSA',
+        ...this.headersOf(transmissionId, time, sig),
       },
     }).then(
       async (res) => {

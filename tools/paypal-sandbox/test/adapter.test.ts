@@ -252,6 +252,27 @@ t.test('webhooks: PayPal headers, retried on non-2xx, verified from the raw body
     await paypal.verifyWebhook({ headers: { ...headers, 'paypal-transmission-sig': 'forged' }, rawBody: sample.body }),
     false,
   );
+  // Events a load generator delivers itself: signed by the control API, judged like the stand-in's own.
+  const copy = sample.body.replace(JSON.parse(sample.body).id, 'WH-BENCH-1');
+  const signed = (await (
+    await fetch(`${base}/_control/webhooks/sign`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ bodies: [copy] }),
+    })
+  ).json()) as { headers: Record<string, string>[] };
+  t.equal(await paypal.verifyWebhook({ headers: signed.headers[0]!, rawBody: copy }), true, 'a signed copy verifies');
+  t.equal(
+    await paypal.verifyWebhook({ headers: signed.headers[0]!, rawBody: copy.replace('WH-BENCH-1', 'WH-BENCH-2') }),
+    false,
+    'another body under its headers does not',
+  );
+  const refused = await fetch(`${base}/_control/webhooks/sign`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ bodies: 'x' }),
+  });
+  t.equal(refused.status, 400, 'bodies must be strings');
   state.behaviour.verification = 'error';
   await t.rejects(paypal.verifyWebhook({ headers, rawBody: sample.body }), ProviderUnavailableError);
   state.behaviour.verification = 'auto';
