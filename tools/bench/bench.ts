@@ -43,7 +43,11 @@ const children: ChildProcess[] = [];
 /** Starts a compiled entry point (or, for the baseline, a TypeScript file through tsx) and waits until it answers. */
 async function start(entry: string, env: Record<string, string>, probe: string): Promise<{ url: string; pid: number }> {
   const port = await freePort();
-  const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : ['--enable-source-maps', entry];
+  // BENCH_PROFILE=<app> writes a CPU profile of that app (node --cpu-prof) to /tmp/bench-profiles.
+  const profile = process.env['BENCH_PROFILE'] && entry.includes(`/${process.env['BENCH_PROFILE']}/`);
+  const args = entry.endsWith('.ts')
+    ? ['--import', 'tsx', entry]
+    : [...(profile ? ['--cpu-prof', '--cpu-prof-dir=/tmp/bench-profiles'] : []), '--enable-source-maps', entry];
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { PATH: process.env['PATH'], ...env, PORT: String(port), HOST: '127.0.0.1' },

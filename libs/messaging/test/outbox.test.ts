@@ -1,7 +1,8 @@
 import t from 'tap';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { startTcpProxy, viaProxy, waitFor } from '@billing/testing';
-import { enqueue, OutboxRelay, outboxBacklog } from '../src/outbox.js';
+import { sql } from 'kysely';
+import { enqueue, insertWithMessage, OutboxRelay, outboxBacklog } from '../src/outbox.js';
 import { declareInternal } from '../src/topology.js';
 import { quietLogger, setup, tapExchange } from './helpers.js';
 
@@ -83,4 +84,85 @@ t.test('two relays publish each row once', async (t) => {
   t.equal(ids.filter((id) => counts.get(id) === 1).length, 500, 'each of the 500 rows published exactly once');
   t.equal(await outboxBacklog(env.tdb.db), 0);
   await Promise.all([a.stop(), b.stop()]);
+});
+
+t.test('a row and its message in one statement: both or neither, and the relay is woken', async (t) => {
+  const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
+  t.teardown(() => tap.close());
+  // A slow poll: only the NOTIFY sent with the statement can wake the relay in time.
+  const relay = relayFor(env.vhost.url, 60_000);
+  await relay.start();
+  t.teardown(() => relay.stop());
+  const insert = (rowId: string, providerEventId: string) =>
+    insertWithMessage(
+      env.tdb.db,
+      (db) =>
+        db
+          .insertInto('provider_events')
+          .values({
+            id: rowId,
+            provider: 'paypal',
+            provider_event_id: providerEventId,
+            event_type: 'TEST.EVENT',
+            resource_type: null,
+            resource_id: null,
+            payload: '{"id":"x"}',
+          })
+          .onConflict((oc) => oc.columns(['provider', 'provider_event_id']).doNothing())
+          .returning('id'),
+      Ping,
+      (id) => {
+        named.push(id);
+        return { seq: 4242 };
+      },
+      rowId,
+    );
+  const named: string[] = [];
+  const first = crypto.randomUUID();
+  t.equal(await insert(first, 'WH-ONE-STATEMENT'), first, 'the row written, its id returned');
+  t.equal(await insert(crypto.randomUUID(), 'WH-ONE-STATEMENT'), undefined, 'a repeat writes nothing');
+  const queued = await env.tdb.db
+    .selectFrom('outbox')
+    .selectAll()
+    .where(sql<boolean>`envelope->'data'->>'seq' = '4242'`)
+    .execute();
+  t.equal(queued.length, 1, 'one message queued, none for the repeat');
+  t.equal(named[0], first, 'the message is made for the row written');
+  await waitFor(async () => tap.ids.includes((queued[0]!.envelope as { id: string }).id), {
+    what: 'the message published by the relay, woken by the NOTIFY',
+    timeoutMs: 5_000,
+  });
+  await t.rejects(
+    insertWithMessage(
+      env.tdb.db,
+      (db) =>
+        db
+          .insertInto('provider_events')
+          .values({
+            id: crypto.randomUUID(),
+            provider: 'paypal',
+            provider_event_id: 'WH-BAD',
+            event_type: 'TEST.EVENT',
+            resource_type: null,
+            resource_id: null,
+            payload: 'not json',
+          })
+          .returning('id'),
+      Ping,
+      () => ({ seq: 4243 }),
+      crypto.randomUUID(),
+    ),
+    'a failing insert fails the statement',
+  );
+  t.equal(
+    (
+      await env.tdb.db
+        .selectFrom('outbox')
+        .selectAll()
+        .where(sql<boolean>`envelope->'data'->>'seq' = '4243'`)
+        .execute()
+    ).length,
+    0,
+    'and queues nothing',
+  );
 });

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
+import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
 import { ProviderEventReceived } from '@billing/contracts';
-import { enqueue } from '@billing/messaging';
+import { insertWithMessage } from '@billing/messaging';
 import { ProviderUnavailableError, type PaymentProvider } from '@billing/payments';
 import { AppError, TtlCache, type HttpApp } from '@billing/service-kit';
 import type { Runtime } from '@billing/runtime';
@@ -19,10 +20,18 @@ interface RawJson {
   json: Record<string, unknown>;
 }
 
-function noPoison(key: string, value: unknown): unknown {
-  if (key === '__proto__' || key === 'constructor')
-    throw new AppError('validation', 'the body holds a forbidden "__proto__" or "constructor" key');
-  return value;
+/**
+ * JSON.parse that refuses `__proto__` and `constructor.prototype` keys, as Fastify's own parser does
+ * (secure-json-parse: it scans only a text that holds those words, where a reviver ran on every key).
+ */
+function parseUntrusted(text: string): unknown {
+  try {
+    return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (err) {
+    if (/prototype property/i.test((err as Error).message))
+      throw new AppError('validation', 'the body holds a forbidden "__proto__" or "constructor" key');
+    throw err;
+  }
 }
 
 /**
@@ -40,7 +49,7 @@ export function paypalWebhookRoute(
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
-      const json = JSON.parse(body as string, noPoison) as unknown;
+      const json = parseUntrusted(body as string);
       if (!json || typeof json !== 'object' || Array.isArray(json))
         throw new AppError('validation', 'the body must be a JSON object');
       done(null, { raw: body as string, json });
@@ -102,25 +111,28 @@ export function paypalWebhookRoute(
         throw new AppError('unauthorized', 'the webhook signature did not verify');
       }
       const resource = (body.json['resource'] ?? {}) as Record<string, unknown>;
-      const stored = await rt.db.transaction().execute(async (trx) => {
-        const row = await trx
-          .insertInto('provider_events')
-          .values({
-            id: randomUUID(),
-            provider: 'paypal',
-            provider_event_id: eventId,
-            event_type: eventType,
-            resource_type: typeof body.json['resource_type'] === 'string' ? body.json['resource_type'] : null,
-            resource_id: typeof resource['id'] === 'string' ? resource['id'] : null,
-            payload: body.raw,
-          })
-          .onConflict((oc) => oc.columns(['provider', 'provider_event_id']).doNothing())
-          .returning('id')
-          .executeTakeFirst();
-        if (row)
-          await enqueue(trx, ProviderEventReceived, { providerEventRowId: row.id, provider: 'paypal', eventType });
-        return row;
-      });
+      const rowId = randomUUID();
+      // The event, its message for the payment-worker and the relay's wake-up in one statement.
+      const stored = await insertWithMessage(
+        rt.db,
+        (db) =>
+          db
+            .insertInto('provider_events')
+            .values({
+              id: rowId,
+              provider: 'paypal',
+              provider_event_id: eventId,
+              event_type: eventType,
+              resource_type: typeof body.json['resource_type'] === 'string' ? body.json['resource_type'] : null,
+              resource_id: typeof resource['id'] === 'string' ? resource['id'] : null,
+              payload: body.raw,
+            })
+            .onConflict((oc) => oc.columns(['provider', 'provider_event_id']).doNothing())
+            .returning('id'),
+        ProviderEventReceived,
+        (id) => ({ providerEventRowId: id, provider: 'paypal' as const, eventType }),
+        rowId,
+      );
       rt.logger.info('webhook stored', { eventId, eventType, duplicate: !stored });
       return { status: 'accepted', duplicate: !stored };
     },
