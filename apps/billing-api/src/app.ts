@@ -7,6 +7,7 @@ import { createHttpApp, jwtAuth, registerRateLimits, trustProxyOf, type HttpApp 
 import type { BillingApiConfig } from './config.js';
 import { checkoutRoutes } from './routes/checkout.js';
 import { paymentRoutes } from './routes/payments.js';
+import { createCatalogue } from './catalogue.js';
 import { plansRoutes } from './routes/plans.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 
@@ -43,8 +44,9 @@ export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(jwtAuth, config);
   await registerRateLimits(app);
-  plansRoutes(app, deps);
-  subscriptionRoutes(app, deps);
+  const catalogue = createCatalogue(app, deps.rt);
+  plansRoutes(app, catalogue);
+  subscriptionRoutes(app, deps, catalogue);
   paymentRoutes(app, deps);
   checkoutRoutes(app, deps);
   return app;

@@ -261,6 +261,37 @@ t.test(
 );
 
 t.test(
+  "a webhook that moved the payment on before PayPal's answer reached the checkout: the state kept, PayPal's ids recorded",
+  async (t) => {
+    checkoutAnswer = async (i) => {
+      // The buyer approved and the payment-worker applied it while the create-order answer was on its way.
+      await db.updateTable('payments').set({ status: 'approved' }).where('id', '=', i.paymentId).execute();
+      return {
+        orderId: `ORD-${i.paymentId}`,
+        approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+        status: 'PAYER_ACTION_REQUIRED',
+      };
+    };
+    try {
+      const res = await buy('u-moved');
+      t.equal(res.status, 201);
+      t.match(await pay(res.body.paymentId), {
+        status: 'approved',
+        provider_order_id: `ORD-${res.body.paymentId}`,
+        approval_url: res.body.approvalUrl,
+      });
+      t.match(await sub(res.body.subscriptionId), { status: 'pending', approval_url: res.body.approvalUrl });
+    } finally {
+      checkoutAnswer = async (i) => ({
+        orderId: `ORD-${i.paymentId}`,
+        approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
+        status: 'PAYER_ACTION_REQUIRED',
+      });
+    }
+  },
+);
+
+t.test(
   'PayPal refusing or unreachable: 502, the payment failed, the subscription cancelled; the Auth service down: 503, nothing recorded',
   async (t) => {
     checkoutAnswer = async () => {

@@ -1,6 +1,12 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, NewPaymentRow, PaymentRow, PaymentUpdate } from '@billing/db';
-import { applyPaymentEvent, isUuid, type PaymentEvent, type PaymentTransition } from '@billing/domain';
+import {
+  applyPaymentEvent,
+  isUuid,
+  type PaymentEvent,
+  type PaymentStatus,
+  type PaymentTransition,
+} from '@billing/domain';
 
 type Tx = Transaction<Database>;
 
@@ -78,6 +84,35 @@ export const payments = {
       ...(t.failureReason ? { failure_reason: t.failureReason } : {}),
     });
     return t;
+  },
+
+  /**
+   * `transition` without a lock, for a payment whose status the caller knows: the machine decides
+   * from `known`, and one UPDATE writes it only if the status is still `known` (compare and set).
+   * 'moved' when it no longer is: the caller then takes the lock and goes through `transition`.
+   */
+  async transitionIfStill(
+    db: Kysely<Database>,
+    id: string,
+    known: PaymentStatus,
+    event: PaymentEvent,
+    changes: PaymentChanges = {},
+  ): Promise<PaymentTransition | null | 'moved'> {
+    const t = applyPaymentEvent(known, event);
+    if (!t) return null;
+    const row = await db
+      .updateTable('payments')
+      .set({
+        ...changes,
+        status: t.status,
+        ...(t.failureReason ? { failure_reason: t.failureReason } : {}),
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', known)
+      .returning('id')
+      .executeTakeFirst();
+    return row ? t : 'moved';
   },
 
   /** Writes columns outside the state (PayPal's ids, the period paid for, the refunded total). */

@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, NewSubscriptionRow, SubscriptionRow, SubscriptionUpdate } from '@billing/db';
 import { applySubscriptionEvent, type SubscriptionEvent, type SubscriptionTransition } from '@billing/domain';
 
@@ -67,6 +67,19 @@ export const subscriptions = {
   /** Writes columns outside the state (the payment method, the paid time, dunning, the approval link). */
   async record(trx: Tx, sub: SubscriptionRow, changes: SubscriptionChanges): Promise<void> {
     await write(trx, sub, changes);
+  },
+
+  /** `record` without a lock: one UPDATE by id (a new version), for columns no state depends on. */
+  async recordById(
+    db: Kysely<Database>,
+    id: string,
+    changes: Pick<SubscriptionChanges, 'approval_url'>,
+  ): Promise<void> {
+    await db
+      .updateTable('subscriptions')
+      .set({ ...changes, updated_at: sql`now()`, version: sql`version + 1` })
+      .where('id', '=', id)
+      .execute();
   },
 
   /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */

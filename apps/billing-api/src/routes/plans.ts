@@ -1,78 +1,9 @@
-import { createHash } from 'node:crypto';
 import { Type } from 'typebox';
-import { ChannelListener } from '@billing/db';
 import type { HttpApp } from '@billing/service-kit';
-import type { BillingApiDeps } from '../app.js';
+import type { Catalogue } from '../catalogue.js';
 import { PlanSchema } from '../schemas.js';
 
-/** The longest one replica keeps the catalogue it read, even when no change is announced. */
-export const PLANS_TTL_MS = 60_000;
-
-export function plansRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
-  // The catalogue is small and read far more often than it changes: read once and kept until a
-  // plan changes, concurrent requests sharing one read, served as prepared JSON with an ETag (a
-  // 304 costs no body).
-  type Catalogue = { at: number; body: string; etag: string };
-  let cached: Catalogue | null = null;
-  // A change announced while a read is in flight must not let that read be kept: reads are
-  // tagged with the generation they started in, and only the current generation's is shared or kept.
-  let generation = 0;
-  let loading: { generation: number; read: Promise<Catalogue> } | null = null;
-  // A trigger notifies `plans_changed` at the commit of any write to `plans`: the catalogue kept
-  // is dropped on each notification, and none is kept while LISTEN is not in place, so an
-  // operator's change shows on the next request.
-  const forget = () => {
-    generation += 1;
-    cached = null;
-  };
-  const changes = new ChannelListener({
-    databaseUrl: rt.databaseUrl,
-    channel: 'plans_changed',
-    name: 'plans-listener',
-    onNotify: forget,
-    onListening: forget,
-    onLost: forget,
-  });
-  app.addHook('onReady', () => changes.start());
-  app.addHook('onClose', () => changes.stop());
-  const load = async (): Promise<Catalogue> => {
-    const rows = await rt.db
-      .selectFrom('plans')
-      .selectAll()
-      .where('active', '=', true)
-      .orderBy('amount')
-      .orderBy('id')
-      .execute();
-    const body = JSON.stringify({
-      items: rows.map((p) => ({
-        id: p.id,
-        name: p.name,
-        description: p.description,
-        amount: p.amount,
-        currency: p.currency,
-        period: p.period,
-        role: p.role,
-      })),
-    });
-    return { at: Date.now(), body, etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
-  };
-  const catalogue = async (): Promise<Catalogue> => {
-    if (cached && changes.listening && Date.now() - cached.at < PLANS_TTL_MS) return cached;
-    const started = generation;
-    if (!loading || loading.generation !== started) {
-      const read = load();
-      loading = { generation: started, read };
-      void read
-        .finally(() => {
-          if (loading?.read === read) loading = null;
-        })
-        .catch(() => undefined);
-    }
-    const read = await loading.read;
-    if (changes.listening && started === generation) cached = read;
-    return read;
-  };
-
+export function plansRoutes(app: HttpApp, catalogue: { read(): Promise<Catalogue> }): void {
   app.get(
     '/v1/plans',
     {
@@ -83,7 +14,7 @@ export function plansRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
       },
     },
     async (req, reply) => {
-      const { body, etag } = await catalogue();
+      const { body, etag } = await catalogue.read();
       reply.header('etag', etag).header('cache-control', 'no-cache');
       if (req.headers['if-none-match'] === etag) return reply.status(304).send(null);
       // Already JSON: sent as is, not serialised again.

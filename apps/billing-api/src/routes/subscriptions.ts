@@ -9,6 +9,7 @@ import { NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
+import type { Catalogue } from '../catalogue.js';
 import {
   CancelBody,
   CheckoutCreated,
@@ -36,7 +37,11 @@ const errors = {
   503: Problem,
 };
 
-export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
+export function subscriptionRoutes(
+  app: HttpApp,
+  deps: BillingApiDeps,
+  catalogue: { read(): Promise<Catalogue> },
+): void {
   const { rt, config, provider, auth } = deps;
   const limiter = new SlidingWindowLimiter(10, 60_000);
 
@@ -70,10 +75,11 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
   );
 
   async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
-    // The plan and the user's current roles are independent reads: fetch them together.
+    // The plan (from the catalogue kept until a plan changes) and the user's current roles are
+    // independent reads: fetch them together.
     const rolesReadAt = new Date();
     const [plan, roles] = await Promise.all([
-      rt.db.selectFrom('plans').selectAll().where('id', '=', planId).where('active', '=', true).executeTakeFirst(),
+      catalogue.read().then((c) => c.byId.get(planId)),
       auth.getRoles(userId).catch((err: unknown) => err as Error),
     ]);
     if (!plan) throw new AppError('not-found', `no active plan "${planId}"`);
@@ -193,15 +199,20 @@ export function subscriptionRoutes(app: HttpApp, deps: BillingApiDeps): void {
         ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
-    await rt.db.transaction().execute(async (trx) => {
-      const p = (await payments.lock(trx, { id: paymentId }))!;
-      const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
-      // A webhook may have moved the payment on already: then only PayPal's ids are kept.
-      if (!(await payments.transition(trx, p, { type: 'order_created' }, order))) await payments.record(trx, p, order);
-      await subscriptions.record(trx, await subscriptions.lockOrThrow(trx, subscriptionId), {
-        approval_url: checkout.approvalUrl,
+    const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
+    // Two single statements side by side, no transaction: the payment moves on only if it is still
+    // as we created it; the subscription keeps the approval URL either way.
+    const [recorded] = await Promise.all([
+      payments.transitionIfStill(rt.db, paymentId, 'created', { type: 'order_created' }, order),
+      subscriptions.recordById(rt.db, subscriptionId, { approval_url: checkout.approvalUrl }),
+    ]);
+    if (recorded === 'moved')
+      await rt.db.transaction().execute(async (trx) => {
+        // A webhook moved the payment on already: then only PayPal's ids are kept.
+        const p = (await payments.lock(trx, { id: paymentId }))!;
+        if (!(await payments.transition(trx, p, { type: 'order_created' }, order)))
+          await payments.record(trx, p, order);
       });
-    });
     if (redirect) return { status: 303, body: null, headers: { location: checkout.approvalUrl } };
     return {
       status: 201,
