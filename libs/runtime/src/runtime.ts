@@ -58,7 +58,7 @@ export async function declarePublishedTopology(ch: ConfirmChannel): Promise<void
 export function createRuntime(
   service: string,
   config: RuntimeConfig & Record<string, unknown>,
-  { poolSize = 10 } = {},
+  { poolSize = Number(config['DB_POOL_SIZE'] ?? 10) } = {},
 ): Runtime {
   const logger = createLogger({
     service,

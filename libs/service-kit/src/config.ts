@@ -100,6 +100,8 @@ export const baseConfig = {
   ELASTICSEARCH_URL: env.optionalUrl(['http:', 'https:']),
   LOG_LEVEL: env.oneOf(LOG_LEVELS, 'info'),
   HOST: env.optionalString(),
+  /** Postgres connections this process keeps (docs/processes.md). */
+  DB_POOL_SIZE: env.int(10, 1, 200),
 };
 
 /**
