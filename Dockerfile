@@ -32,4 +32,4 @@ COPY tools/ tools/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /srv/dist dist/
 USER node
-CMD ["node", "--enable-source-maps", "dist/billing-api/main.js"]
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=4", "--max-old-space-size=96", "dist/billing-api/main.js"]

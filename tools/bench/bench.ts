@@ -40,6 +40,10 @@ await importCatalog(tdb.db, [
   },
 ]);
 const children: ChildProcess[] = [];
+/** The apps' heap bounds, as docker-compose.yml sets them (BENCH_NODE_OPTIONS overrides, for experiments). */
+const APP_NODE_OPTIONS = /NODE_OPTIONS: \$\{APP_NODE_OPTIONS:-(.+)\}/.exec(
+  readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'),
+)![1]!;
 /** Starts a compiled entry point (or, for the baseline, a TypeScript file through tsx) and waits until it answers. */
 async function start(entry: string, env: Record<string, string>, probe: string): Promise<{ url: string; pid: number }> {
   const port = await freePort();
@@ -50,7 +54,16 @@ async function start(entry: string, env: Record<string, string>, probe: string):
     : [...(profile ? ['--cpu-prof', '--cpu-prof-dir=/tmp/bench-profiles'] : []), '--enable-source-maps', entry];
   const child = spawn(process.execPath, args, {
     cwd: root,
-    env: { PATH: process.env['PATH'], ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: {
+      PATH: process.env['PATH'],
+      ...env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // The apps run with the heap bounds production gives them (docker-compose.yml), stand-ins without.
+      ...(/dist\/(billing-api|webhook-gateway|payment-worker|role-worker|scheduler|admin-portal)\//.test(entry)
+        ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? APP_NODE_OPTIONS }
+        : {}),
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -61,6 +74,12 @@ async function start(entry: string, env: Record<string, string>, probe: string):
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
 }
+/** The V8 heap in use, read from the app's own metrics (prom-client's default gauges). */
+const heapMb = async (url: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const used = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)?.[1];
+  return used ? Math.round(Number(used) / 1048576) : NaN;
+};
 const rssMb = (pid: number) => {
   const out = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
   return Math.round(Number(out) / 1024);
@@ -208,7 +227,7 @@ try {
   memory.push(`billing-api idle: ${rssMb(api.pid)} MB`);
   const plans = await measure('GET /v1/plans', { url: `${api.url}/v1/plans` });
   const checkout = await measure('POST /v1/subscriptions', checkoutRequest(`${api.url}/v1/subscriptions`));
-  memory.push(`billing-api after load: ${rssMb(api.pid)} MB`);
+  memory.push(`billing-api after load: ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB)`);
 
   const gateway = await start(
     'dist/webhook-gateway/main.js',
@@ -228,7 +247,7 @@ try {
     webhookRequest(`${gateway.url}/webhooks/paypal`),
     prepareEvents,
   );
-  memory.push(`webhook-gateway after load: ${rssMb(gateway.pid)} MB`);
+  memory.push(`webhook-gateway after load: ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`);
 
   const fmt = (r: Result) => `${Math.round(r.median.rps)} (${Math.round(r.min)}–${Math.round(r.max)})`;
   const row = (name: string, r: Result, base: Result | null, goal: string) =>

@@ -1,5 +1,6 @@
 import winston from 'winston';
-import { ElasticsearchTransport } from 'winston-elasticsearch';
+import { createRequire } from 'node:module';
+import type { ElasticsearchTransport } from 'winston-elasticsearch';
 import { currentCorrelationId } from './context.js';
 import { createRedactor } from './redact.js';
 
@@ -19,6 +20,8 @@ export interface LoggerOptions {
  * JSON lines to stdout, and to Elasticsearch when a URL is given. Redaction runs in the
  * logger's own format, before any transport sees the line, so no transport can leak.
  */
+const elasticsearchTransports = new WeakSet<object>();
+
 export function createLogger({
   service,
   level = 'info',
@@ -44,7 +47,12 @@ export function createLogger({
     stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console(),
   ];
   if (elasticsearchUrl) {
-    const es = new ElasticsearchTransport({
+    // Loaded only when configured: the transport and its Elasticsearch client (with their own
+    // dependencies) weigh about 30 MB of memory in every process that never ships a log line.
+    const { ElasticsearchTransport: Transport } = createRequire(import.meta.url)('winston-elasticsearch') as {
+      ElasticsearchTransport: typeof ElasticsearchTransport;
+    };
+    const es = new Transport({
       level,
       indexPrefix: 'billing-logs',
       clientOpts: { node: elasticsearchUrl, requestTimeout: 5000, maxRetries: 2 },
@@ -58,6 +66,7 @@ export function createLogger({
       ),
     );
     transports.push(es);
+    elasticsearchTransports.add(es);
   }
   return winston.createLogger({
     level,
@@ -69,7 +78,7 @@ export function createLogger({
 
 /** Flushes and closes every transport (the Elasticsearch one buffers). */
 export async function closeLogger(logger: Logger): Promise<void> {
-  const es = logger.transports.find((t) => t instanceof ElasticsearchTransport) as
+  const es = logger.transports.find((t) => elasticsearchTransports.has(t)) as
     | (ElasticsearchTransport & { flush?: () => Promise<unknown> })
     | undefined;
   if (es?.flush) await es.flush().catch(() => undefined);
