@@ -6,7 +6,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import amqplib from 'amqplib';
 import autocannon from 'autocannon';
+import { sql } from 'kysely';
+import { ProviderEventReceived } from '@billing/contracts';
+import { makeEnvelope, publishProperties } from '@billing/messaging';
 import { signJwt } from '@billing/auth-stand-in';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { importCatalog } from '@billing/db';
@@ -45,7 +50,12 @@ const APP_NODE_OPTIONS = /NODE_OPTIONS: \$\{APP_NODE_OPTIONS:-(.+)\}/.exec(
   readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'),
 )![1]!;
 /** Starts a compiled entry point (or, for the baseline, a TypeScript file through tsx) and waits until it answers. */
-async function start(entry: string, env: Record<string, string>, probe: string): Promise<{ url: string; pid: number }> {
+/** `probe`: a path that answers 200 once the process is up, or null to wait for "ready" on its stdout. */
+async function start(
+  entry: string,
+  env: Record<string, string>,
+  probe: string | null,
+): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   // BENCH_PROFILE=<app> writes a CPU profile of that app (node --cpu-prof) to /tmp/bench-profiles.
   const profile = process.env['BENCH_PROFILE'] && entry.includes(`/${process.env['BENCH_PROFILE']}/`);
@@ -64,12 +74,22 @@ async function start(entry: string, env: Record<string, string>, probe: string):
         ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? APP_NODE_OPTIONS }
         : {}),
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', probe ? 'ignore' : 'pipe', 'pipe'],
   });
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
   children.push(child);
-  await waitForHttp(`http://127.0.0.1:${port}${probe}`, 200, 30_000).catch((e: Error) => {
+  const up = probe
+    ? waitForHttp(`http://127.0.0.1:${port}${probe}`, 200, 30_000)
+    : new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (b) => {
+          out += b;
+          if (out.includes('ready')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+      });
+  await up.catch((e: Error) => {
     throw new Error(`${entry}: ${e.message}\n${err}`);
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
@@ -249,6 +269,123 @@ try {
   );
   memory.push(`webhook-gateway after load: ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`);
 
+  // payment-worker completions: PayPal's PAYMENT.CAPTURE.COMPLETED applied to approved payments (the
+  // capture checked against the payment, the payment completed, the subscription activated, the
+  // role grant and the notification queued), against a bare consumer doing one UPDATE and an ack.
+  // Each run seeds WORKER_N approved payments with their stored events, publishes their messages
+  // and times the queue until every payment is completed in the database.
+  const WORKER_N = 3_000;
+  const broker = await amqplib.connect(vhost.url);
+  const pub = await broker.createConfirmChannel();
+  const countDone = async (table: 'payments' | 'bench_completions', ids: string[]) =>
+    Number(
+      (
+        await sql<{
+          n: string;
+        }>`select count(*) as n from ${sql.table(table)} where status = 'completed' and id = any(${ids}::uuid[])`.execute(
+          tdb.db,
+        )
+      ).rows[0]!.n,
+    );
+  const timeUntil = async (done: () => Promise<boolean>) => {
+    const started = Date.now();
+    while (!(await done())) {
+      if (Date.now() - started > 120_000) throw new Error('a worker run did not finish within 120 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return Date.now() - started;
+  };
+  const drainRuns = async (what: string, run: () => Promise<number>): Promise<Result> => {
+    await run(); // warm-up
+    const all: Run[] = [];
+    for (let i = 0; i < runs; i++) {
+      const ms = await run();
+      all.push({ rps: (WORKER_N * 1000) / ms, p50: NaN, p99: NaN });
+    }
+    all.sort((a, b) => a.rps - b.rps);
+    process.stderr.write(`${what}: ${all.map((r) => Math.round(r.rps)).join(', ')} per second\n`);
+    return { median: all[Math.floor(all.length / 2)]!, min: all[0]!.rps, max: all[all.length - 1]!.rps };
+  };
+  const rawConsumer = await start(
+    'tools/bench/baseline-consumer.ts',
+    { DATABASE_URL: tdb.url, AMQP_URL: vhost.url },
+    null,
+  );
+  void rawConsumer;
+  const rawCompletions = await drainRuns('bare consumer', async () => {
+    const ids = Array.from({ length: WORKER_N }, () => randomUUID());
+    await sql`insert into bench_completions (id, status) select unnest(${ids}::uuid[]), 'approved'`.execute(tdb.db);
+    for (const id of ids)
+      pub.sendToQueue('bench.raw-completions', Buffer.from(JSON.stringify({ id })), { persistent: true });
+    const published = pub.waitForConfirms();
+    const ms = await timeUntil(async () => (await countDone('bench_completions', ids)) === WORKER_N);
+    await published;
+    return ms;
+  });
+  const worker = await start(
+    'dist/payment-worker/main.js',
+    { DATABASE_URL: tdb.url, AMQP_URL: vhost.url, PAYPAL_API_BASE: paypal.url, ...stand, LOG_LEVEL: 'warn' },
+    '/health/ready',
+  );
+  memory.push(`payment-worker idle: ${rssMb(worker.pid)} MB`);
+  const captureSample = capture as Record<string, unknown>;
+  let seeded = 0;
+  const completions = await drainRuns('payment-worker', async () => {
+    const rows = Array.from({ length: WORKER_N }, () => {
+      const n = seeded++;
+      return { sub: randomUUID(), pay: randomUUID(), event: randomUUID(), order: `BENCHORDER${n}`, n };
+    });
+    await sql`insert into subscriptions (id, user_id, plan_id, plan_name, role, amount, currency, period, status)
+      select unnest(${rows.map((r) => r.sub)}::uuid[]), 'bench-buyer-' || unnest(${rows.map((r) => String(r.n))}::text[]),
+        'pro-monthly', 'Pro', 'premium', 999, 'USD', 'P1M', 'pending'`.execute(tdb.db);
+    await sql`insert into payments (id, subscription_id, user_id, kind, amount, currency, status, period_index, provider_order_id)
+      select unnest(${rows.map((r) => r.pay)}::uuid[]), unnest(${rows.map((r) => r.sub)}::uuid[]),
+        'bench-buyer-' || unnest(${rows.map((r) => String(r.n))}::text[]), 'initial', 999, 'USD', 'approved', 0,
+        unnest(${rows.map((r) => r.order)}::text[])`.execute(tdb.db);
+    const payloads = rows.map((r) =>
+      JSON.stringify({
+        id: `WH-WORKER${r.n}`,
+        event_version: '1.0',
+        create_time: new Date().toISOString(),
+        resource_type: 'capture',
+        resource_version: '2.0',
+        event_type: 'PAYMENT.CAPTURE.COMPLETED',
+        summary: 'Payment completed for $ 9.99 USD',
+        resource: {
+          ...captureSample,
+          id: `BENCHCAPTURE${r.n}`,
+          amount: { currency_code: 'USD', value: '9.99' },
+          custom_id: r.pay,
+          supplementary_data: { related_ids: { order_id: r.order } },
+        },
+      }),
+    );
+    await sql`insert into provider_events (id, provider, provider_event_id, event_type, resource_type, resource_id, payload)
+      select unnest(${rows.map((r) => r.event)}::uuid[]), 'paypal', unnest(${rows.map((r) => `WH-WORKER${r.n}`)}::text[]),
+        'PAYMENT.CAPTURE.COMPLETED', 'capture', unnest(${rows.map((r) => `BENCHCAPTURE${r.n}`)}::text[]),
+        unnest(${payloads}::jsonb[])`.execute(tdb.db);
+    for (const r of rows) {
+      const envelope = makeEnvelope(ProviderEventReceived, {
+        providerEventRowId: r.event,
+        provider: 'paypal',
+        eventType: 'PAYMENT.CAPTURE.COMPLETED',
+      });
+      pub.publish(
+        ProviderEventReceived.exchange,
+        ProviderEventReceived.routingKey,
+        Buffer.from(JSON.stringify(envelope)),
+        publishProperties(envelope),
+      );
+    }
+    const published = pub.waitForConfirms();
+    const ids = rows.map((r) => r.pay);
+    const ms = await timeUntil(async () => (await countDone('payments', ids)) === WORKER_N);
+    await published;
+    return ms;
+  });
+  memory.push(`payment-worker after load: ${rssMb(worker.pid)} MB (heap in use ${await heapMb(worker.url)} MB)`);
+  await broker.close();
+
   const fmt = (r: Result) => `${Math.round(r.median.rps)} (${Math.round(r.min)}–${Math.round(r.max)})`;
   const row = (name: string, r: Result, base: Result | null, goal: string) =>
     `| ${name} | ${fmt(r)} | ${r.median.p50} / ${r.median.p99} | ${base ? `${((100 * r.median.rps) / base.median.rps).toFixed(1)}%` : '–'} | ${base ? `${(r.median.p99 / Math.max(1, base.median.p99)).toFixed(1)}×` : '–'} | ${goal} |`;
@@ -259,6 +396,10 @@ try {
   rows.push(row('billing-api `GET /v1/plans` vs (a)', plans, hello, '≥ 50%'));
   rows.push(row('billing-api `POST /v1/subscriptions` vs bare checkout', checkout, bareCheckout, '≥ 60%, p99 ≤ 2×'));
   rows.push(row('webhook-gateway `POST /webhooks/paypal` vs bare webhook', ingest, bareWebhook, '≥ 80%, p99 ≤ 60 ms'));
+  rows.push(row('bare consumer: consume, one UPDATE, ack (messages/s)', rawCompletions, null, 'baseline'));
+  rows.push(
+    row('payment-worker captures completed (messages/s) vs bare consumer', completions, rawCompletions, '≥ 50%'),
+  );
   process.stdout.write(
     `\n${connections} connections, ${duration} s runs, median of ${runs} (min–max req/s); every run 2xx only\n\n` +
       `| path | req/s | p50 / p99 ms | vs baseline | p99 vs | goal |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n\n${memory.join('; ')}\n`,

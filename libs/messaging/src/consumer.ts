@@ -241,6 +241,17 @@ export class Consumer<C extends readonly MessageContract[]> {
     });
   }
 
+  /** `once` with nothing else to write: a single INSERT, no transaction around it. */
+  private async markProcessed(envelope: Envelope): Promise<boolean> {
+    const fresh = await this.opts.db
+      .insertInto('processed_messages')
+      .values({ consumer: this.opts.name, message_id: envelope.id })
+      .onConflict((oc) => oc.doNothing())
+      .returning('message_id')
+      .executeTakeFirst();
+    return Boolean(fresh);
+  }
+
   private async run(envelope: Envelope, attempts: number): Promise<boolean> {
     const { db, name, logger } = this.opts;
     if (this.opts.steps) {
@@ -266,7 +277,8 @@ export class Consumer<C extends readonly MessageContract[]> {
           return committed;
         },
       });
-      return committed ?? (await this.once(envelope, async () => undefined));
+      // Nothing committed by the handler: the message is marked processed by one statement alone.
+      return committed ?? (await this.markProcessed(envelope));
     }
     const handler = (this.opts.handlers as Record<string, Handler<MessageContract>>)[
       envelope.type

@@ -40,16 +40,15 @@ export async function enqueueEnvelope(
       headers: JSON.stringify(headers),
     })
     .execute();
-  // NOTIFY is transactional: the relay hears it only if this transaction commits.
-  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
+  // The relay's wake-up (NOTIFY billing_outbox) comes from a trigger on `outbox`, at commit only.
 }
 
 /**
- * One statement instead of a transaction of four: `insert` (which must return `id`) writes its row
- * and, only if it did (an `on conflict do nothing` that skipped writes nothing), the outbox row for
- * `message(id)` and the relay's NOTIFY go with it. A single statement commits atomically on its own:
- * one round trip to Postgres where BEGIN, INSERT, INSERT, NOTIFY, COMMIT took five. Returns the id
- * written, or undefined.
+ * One statement instead of a transaction: `insert` (which must return `id`) writes its row and, only
+ * if it did (an `on conflict do nothing` that skipped writes nothing), the outbox row for
+ * `message(id)` goes with it (the outbox's trigger wakes the relay). A single statement commits
+ * atomically on its own: one round trip to Postgres where BEGIN, INSERT, INSERT, NOTIFY, COMMIT took
+ * five. Returns the id written, or undefined.
  */
 export async function insertWithMessage<C extends MessageContract>(
   db: Kysely<Database>,
@@ -65,7 +64,7 @@ export async function insertWithMessage<C extends MessageContract>(
   const text =
     `with written as (${row.sql}), queued as (insert into outbox (id, exchange, routing_key, type, envelope, headers) ` +
     `select $${n + 1}::uuid, $${n + 2}::text, $${n + 3}::text, $${n + 4}::text, $${n + 5}::jsonb, '{}'::jsonb from written) ` +
-    `select written.id, pg_notify($${n + 6}::text, '') from written`;
+    `select written.id from written`;
   const result = await db.executeQuery(
     CompiledQuery.raw(text, [
       ...row.parameters,
@@ -74,7 +73,6 @@ export async function insertWithMessage<C extends MessageContract>(
       contract.routingKey,
       envelope.type,
       JSON.stringify(envelope),
-      OUTBOX_CHANNEL,
     ]),
   );
   return (result.rows[0] as { id: string } | undefined)?.id;
