@@ -86,7 +86,9 @@ export function loadConfig<S extends Record<string, VarSpec<unknown>>>(
       problems.push(`${name} ${(err as Error).message}`);
     }
   }
-  if (problems.length === 0 && check) problems.push(...check(out as ConfigOf<S>));
+  // The cross-variable check runs too, so every problem is reported in one round (a missing JWT
+  // key is not left for after the others are fixed). It sees what did parse.
+  if (check) problems.push(...check(out as ConfigOf<S>));
   if (problems.length) throw new ConfigError(problems);
   return out as ConfigOf<S>;
 }

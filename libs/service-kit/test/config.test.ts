@@ -51,4 +51,9 @@ t.test('exactly one of JWT_SECRET and JWT_PUBLIC_KEY', async (t) => {
   const c = loadConfig(jwtConfig, { JWT_SECRET: 'x'.repeat(32), JWT_ISSUER: 'auth' }, checkJwt);
   t.equal(c.JWT_ISSUER, 'auth');
   t.throws(() => loadConfig(jwtConfig, {}, checkJwt), { message: /JWT_SECRET or JWT_PUBLIC_KEY is required/ });
+  // One round: a bad variable and a missing JWT key are reported together.
+  const both = t.throws(() =>
+    loadConfig({ ...jwtConfig, ...baseConfig }, { DATABASE_URL: 'mysql://x' }, checkJwt),
+  ) as ConfigError;
+  t.match(both.problems, [/^DATABASE_URL/, /JWT_SECRET or JWT_PUBLIC_KEY is required/], 'both in one round');
 });
