@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { appUrl, createDb, defaultRoles, importCatalog, migrateWithRoles } from '@billing/db';
+import { ensureServices } from './services.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing';
@@ -45,6 +46,7 @@ async function ensureDatabase(): Promise<void> {
   await c.end();
 }
 
+await ensureServices(DATABASE_URL, AMQP_URL);
 await ensureDatabase();
 await migrateWithRoles(DATABASE_URL, roles);
 const db = createDb(DATABASE_URL, { max: 1 });
