@@ -67,7 +67,7 @@ export async function ensureServices(databaseUrl: string, amqpUrl: string): Prom
   ];
   const missing: string[] = [];
   for (const s of services) {
-    const u = new URL(s.url);
+    const u = new URL(s.url.split(',')[0]!.trim()); // a cluster's first node stands for it
     const host = u.hostname || '127.0.0.1';
     const port = Number(u.port || s.defaultPort);
     if (await reachable(host, port)) continue;

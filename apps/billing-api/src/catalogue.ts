@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ChannelListener, type PlanRow } from '@billing/db';
 import type { HttpApp } from '@billing/service-kit';
+import { publicPlanView } from '@billing/http-api';
 import type { Runtime } from '@billing/runtime';
 
 /** The longest one replica keeps the catalogue it read, even when no change is announced. */
@@ -50,17 +51,7 @@ export function createCatalogue(app: HttpApp, rt: Runtime): { read(): Promise<Ca
       .orderBy('amount')
       .orderBy('id')
       .execute();
-    const body = JSON.stringify({
-      items: rows.map((p) => ({
-        id: p.id,
-        name: p.name,
-        description: p.description,
-        amount: p.amount,
-        currency: p.currency,
-        period: p.period,
-        role: p.role,
-      })),
-    });
+    const body = JSON.stringify({ items: rows.map(publicPlanView) });
     return {
       at: Date.now(),
       body,

@@ -188,3 +188,29 @@ t.test('a payment transition writes status and failure reason; a stale one keeps
   await db.transaction().execute((trx) => payments.touch(trx, paymentId, at));
   t.equal((await payRow(paymentId)).updated_at.toISOString(), at.toISOString());
 });
+
+t.test(
+  'compare-and-set without a lock: written while the status is as known, else "moved" and nothing written',
+  async (t) => {
+    const { id, paymentId } = await pendingSubscription();
+    const order = { provider_order_id: `ORD-${paymentId}`, approval_url: 'http://paypal.test/approve' };
+    const moved = await payments.transitionIfStill(db, paymentId, 'pending', { type: 'order_created' }, order);
+    t.equal(moved, null, 'the machine refuses order_created from pending: nothing tried');
+    t.match(await payRow(paymentId), { status: 'created', provider_order_id: null });
+    const done = await payments.transitionIfStill(db, paymentId, 'created', { type: 'order_created' }, order);
+    t.match(done, { status: 'pending' }, 'written: still created');
+    t.match(await payRow(paymentId), { status: 'pending', provider_order_id: `ORD-${paymentId}` });
+    const again = await payments.transitionIfStill(db, paymentId, 'created', { type: 'order_created' }, order);
+    t.equal(again, 'moved', 'no longer created: the caller takes the lock');
+    const declined = await payments.transitionIfStill(db, paymentId, 'pending', { type: 'capture_declined' });
+    t.match(declined, { status: 'failed', failureReason: 'declined' });
+    t.match(await payRow(paymentId), { status: 'failed', failure_reason: 'declined' }, 'the failure reason written');
+    const before = await subRow(id);
+    await subscriptions.recordById(db, id, { approval_url: 'http://paypal.test/approve' });
+    t.match(await subRow(id), {
+      approval_url: 'http://paypal.test/approve',
+      version: before.version + 1,
+      status: 'pending',
+    });
+  },
+);

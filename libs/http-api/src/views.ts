@@ -38,7 +38,8 @@ export function paymentView(p: PaymentRow) {
   };
 }
 
-export function planView(p: PlanRow) {
+/** A plan as buyers see it (`GET /v1/plans`). */
+export function publicPlanView(p: PlanRow) {
   return {
     id: p.id,
     name: p.name,
@@ -47,6 +48,10 @@ export function planView(p: PlanRow) {
     currency: p.currency,
     period: p.period,
     role: p.role,
-    active: p.active,
   };
+}
+
+/** A plan as operators see it: whether it is on sale too. */
+export function planView(p: PlanRow) {
+  return { ...publicPlanView(p), active: p.active };
 }

@@ -10,8 +10,13 @@ export interface Broker {
   close(): Promise<void>;
 }
 
+/** `url`: one broker, or the nodes of a cluster comma-separated (tried in turn on every reconnect). */
 export function connectBroker(url: string, logger: Logger, connectionName: string): Broker {
-  const manager = amqp.connect([url], {
+  const urls = url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  const manager = amqp.connect(urls, {
     heartbeatIntervalInSeconds: 5,
     reconnectTimeInSeconds: 1,
     connectionOptions: { clientProperties: { connection_name: connectionName } },

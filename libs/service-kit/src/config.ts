@@ -55,6 +55,19 @@ function parseInteger(raw: string, min: number, max: number): number {
 export const env = {
   url: (protocols: string[], fallback?: string) => required((raw) => parseUrl(raw, protocols), fallback),
   optionalUrl: (protocols: string[]) => optional((raw) => parseUrl(raw, protocols)),
+  /** One URL or several, comma-separated (the nodes of a cluster), each checked; kept as given. */
+  urlList: (protocols: string[], fallback?: string) =>
+    required((raw) => {
+      const urls = raw.split(',').map((u) => u.trim());
+      urls.forEach((u, i) => {
+        try {
+          parseUrl(u, protocols);
+        } catch (err) {
+          throw new Error(urls.length > 1 ? `(URL ${i + 1}) ${(err as Error).message}` : (err as Error).message);
+        }
+      });
+      return urls.join(',');
+    }, fallback),
   int: (fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER) =>
     required((raw) => parseInteger(raw, min, max), fallback === undefined ? undefined : String(fallback)),
   port: (fallback: number) => required((raw) => parseInteger(raw, 0, 65535), String(fallback)),
@@ -98,7 +111,8 @@ const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'
 /** What every process reads (docs/processes.md). */
 export const baseConfig = {
   DATABASE_URL: env.url(['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/billing'),
-  AMQP_URL: env.url(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
+  /** One broker, or every node of a cluster, comma-separated: the connection moves to the next that answers. */
+  AMQP_URL: env.urlList(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
   ELASTICSEARCH_URL: env.optionalUrl(['http:', 'https:']),
   LOG_LEVEL: env.oneOf(LOG_LEVELS, 'info'),
   HOST: env.optionalString(),

@@ -57,3 +57,12 @@ t.test('exactly one of JWT_SECRET and JWT_PUBLIC_KEY', async (t) => {
   ) as ConfigError;
   t.match(both.problems, [/^DATABASE_URL/, /JWT_SECRET or JWT_PUBLIC_KEY is required/], 'both in one round');
 });
+
+t.test('AMQP_URL takes one broker or every node of a cluster, each URL checked', async (t) => {
+  const one = loadConfig(baseConfig, { AMQP_URL: 'amqp://guest:guest@mq:5672' });
+  t.equal(one.AMQP_URL, 'amqp://guest:guest@mq:5672');
+  const three = loadConfig(baseConfig, { AMQP_URL: 'amqp://a:5672, amqp://b:5672 ,amqp://c:5672' });
+  t.equal(three.AMQP_URL, 'amqp://a:5672,amqp://b:5672,amqp://c:5672', 'kept as a clean list');
+  const bad = t.throws(() => loadConfig(baseConfig, { AMQP_URL: 'amqp://a:5672,http://b' })) as ConfigError;
+  t.match(bad.problems, [/^AMQP_URL \(URL 2\) must use amqp or amqps/]);
+});

@@ -95,3 +95,40 @@ export async function startRabbitNode(opts: { advanced?: string[] } = {}): Promi
     },
   };
 }
+
+export interface RabbitCluster {
+  nodes: RabbitNode[];
+  /** Every node's AMQP URL, comma-separated, as the apps take it (AMQP_URL). */
+  urls: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A RabbitMQ cluster of `size` private nodes on this machine (quorum queues replicate across
+ * them): started side by side, then each joins the first. Same Erlang cookie, since every node runs
+ * as the same user.
+ */
+export async function startRabbitCluster(size = 3, opts: { advanced?: string[] } = {}): Promise<RabbitCluster> {
+  const nodes = await Promise.all(Array.from({ length: size }, () => startRabbitNode(opts)));
+  const [first, ...rest] = nodes;
+  try {
+    for (const n of rest) {
+      await n.ctl('stop_app');
+      await n.ctl('join_cluster', first!.name);
+      await n.ctl('start_app');
+    }
+    const status = await first!.ctl('cluster_status', '--formatter', 'json');
+    const running = (JSON.parse(status) as { running_nodes?: string[] }).running_nodes ?? [];
+    if (running.length !== size) throw new Error(`cluster has ${running.length} running nodes, wanted ${size}`);
+  } catch (err) {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    throw err;
+  }
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url).join(','),
+    async stop() {
+      await Promise.allSettled(nodes.map((n) => n.stop()));
+    },
+  };
+}

@@ -93,9 +93,20 @@ const PLANS = [
  */
 export async function startStack(
   extraEnv: Partial<Record<string, string>> = {},
-  opts: { echo?: boolean; plans?: typeof PLANS } = {},
+  opts: {
+    echo?: boolean;
+    plans?: typeof PLANS;
+    /** A broker of the test's own (a cluster): the apps get `urls`, the stack's own checks use `adminUrl`. */
+    amqp?: { urls: string; adminUrl: string };
+  } = {},
 ): Promise<Stack> {
-  const [tdb, vhost] = await Promise.all([createMigratedTestDb({ migrate: false }), createTestVhost()]);
+  const ownBroker = opts.amqp;
+  const [tdb, vhost] = await Promise.all([
+    createMigratedTestDb({ migrate: false }),
+    ownBroker
+      ? Promise.resolve<TestVhost>({ url: ownBroker.adminUrl, vhost: '/', drop: async () => undefined })
+      : createTestVhost(),
+  ]);
   // As in production: migrated as an owner role, the apps connected as a role that may only read,
   // insert and update rows (docs/data.md). One pair of roles per stack, dropped with it.
   const suffix = randomBytes(4).toString('hex');
@@ -112,7 +123,7 @@ export async function startStack(
   const jwtSecret = 'e2e-jwt-secret-5b9e2f-0123456789abcdef';
   const common = {
     DATABASE_URL: appUrl(tdb.url, roles),
-    AMQP_URL: viaProxy(vhost.url, brokerProxy),
+    AMQP_URL: ownBroker ? ownBroker.urls : viaProxy(vhost.url, brokerProxy),
     LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
     JWT_SECRET: jwtSecret,
     AUTH_SERVICE_URL: urls.auth,
