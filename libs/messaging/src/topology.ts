@@ -21,7 +21,13 @@ export interface WorkQueueSpec {
   deliveryLimit: number;
 }
 
-export const retryQueueName = (queue: string, delayMs: number) => `${queue}.retry.${delayMs}ms`;
+/**
+ * Quorum queues (replicated, so a retry survives the loss of a cluster node). Until 2026-11-28 they
+ * were classic queues named `<queue>.retry.<ms>ms`, which live on one node: with that node gone,
+ * declaring them failed and no consumer could start. Such an old queue empties itself (its TTL sends
+ * every message back to the work queue) and can then be deleted.
+ */
+export const retryQueueName = (queue: string, delayMs: number) => `${queue}.delay.${delayMs}ms`;
 export const parkingQueueName = (queue: string) => `${queue}.parked`;
 
 export async function declareWorkQueue(ch: ConfirmChannel, spec: WorkQueueSpec): Promise<void> {
@@ -42,7 +48,12 @@ export async function declareWorkQueue(ch: ConfirmChannel, spec: WorkQueueSpec):
   for (const delay of new Set(spec.retryDelaysMs)) {
     await ch.assertQueue(retryQueueName(spec.queue, delay), {
       durable: true,
-      arguments: { 'x-message-ttl': delay, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': spec.queue },
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-message-ttl': delay,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': spec.queue,
+      },
     });
   }
 }
