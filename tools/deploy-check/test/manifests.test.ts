@@ -8,6 +8,8 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { readFileSync } from 'node:fs';
 import { REPO_ROOT } from '@billing/testing';
 
 // deploy/ (README "Operating"): each overlay rendered by kustomize (kubectl's), every object
@@ -26,6 +28,7 @@ const MODELS: Record<string, { validate(o: unknown): void }> = Object.fromEntrie
       ['autoscaling/v2/HorizontalPodAutoscaler', HorizontalPodAutoscaler],
       ['keda.sh/v1alpha1/ScaledObject', ScaledObject],
       ['keda.sh/v1alpha1/TriggerAuthentication', TriggerAuthentication],
+      ['monitoring.coreos.com/v1/PrometheusRule', PrometheusRule],
     ] as [string, new (o: any) => { validate(): void }][]
   ).map(([k, M]) => [k, { validate: (o: unknown) => new M(o).validate() }]),
 );
@@ -156,6 +159,19 @@ if (!kubectl) {
         { valueFrom: { secretKeyRef: { key: 'MIGRATE_DATABASE_URL' } } },
         'migrations run with the owner URL, the apps with the app role',
       );
+      // Alert rules name only metrics the apps expose (libs/service-kit) or kube-state-metrics does.
+      const exposed = [
+        ...readFileSync(path.join(REPO_ROOT, 'libs/service-kit/src/metrics.ts'), 'utf8').matchAll(/name: '([a-z_]+)'/g),
+      ].map((m) => m[1]);
+      const rules = byKind('PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: any) => g.rules));
+      t.ok(rules.length >= 6, `${rules.length} alert rules`);
+      for (const r of rules) {
+        const names = [...String(r.expr).matchAll(/\b([a-z_]+)(?=\{|\s*[)>]|\s*$)/g)]
+          .map((m) => m[1]!)
+          .filter((n) => n.includes('_') && !['by'].includes(n));
+        for (const n of names)
+          t.ok(exposed.includes(n) || n.startsWith('kube_'), `${r.alert}: ${n} is a metric the apps expose`);
+      }
       if (overlay === 'prod') {
         const scheduler = byKind('Deployment').find((d) => d.metadata.name === 'scheduler')!;
         t.ok(scheduler.spec.replicas >= 2, 'the scheduler on a fixed count of at least 2');
