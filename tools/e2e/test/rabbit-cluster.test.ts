@@ -12,7 +12,7 @@ if (!(await canStartRabbitNode())) {
 } else {
   const cluster = await startRabbitCluster(3);
   t.teardown(() => cluster.stop());
-  const [first, second] = cluster.nodes;
+  const second = cluster.nodes[1];
   // The apps list the first node first, so they connect and declare their queues there (and the
   // quorum queues' leaders start there); the stack's own checks go through the second.
   const stack = await startStack({}, { amqp: { urls: cluster.urls, adminUrl: second!.url } });
@@ -91,7 +91,6 @@ if (!(await canStartRabbitNode())) {
       );
       t.same([...stack.processes.values()].filter((p) => p.child.exitCode !== null).length, 0, 'none exited');
       t.same(await brokenInvariants(stack), []);
-      void first;
     },
   );
 }
