@@ -33,6 +33,16 @@ const MODELS: Record<string, { validate(o: unknown): void }> = Object.fromEntrie
   ).map(([k, M]) => [k, { validate: (o: unknown) => new M(o).validate() }]),
 );
 
+/** The metric names a PromQL expression reads (histogram series by their base name). */
+export function metricsIn(expr: string): string[] {
+  return [...expr.matchAll(/\b([a-z_]+)(?=\{|\s*[)>]|\s*\[|\s*$)/g)]
+    .map((m) => m[1]!.replace(/_bucket$/, ''))
+    .filter((n) => n.includes('_') && !['by'].includes(n));
+}
+const EXPOSED = [
+  ...readFileSync(path.join(REPO_ROOT, 'libs/service-kit/src/metrics.ts'), 'utf8').matchAll(/name: '([a-z_]+)'/g),
+].map((m) => m[1]!);
+
 /** The operators' custom resources, for which no schema package exists: the fields we rely on. */
 function checkOperatorResource(o: Obj): string[] {
   if (o.apiVersion === 'rabbitmq.com/v1beta1' && o.kind === 'RabbitmqCluster')
@@ -160,18 +170,11 @@ if (!kubectl) {
         'migrations run with the owner URL, the apps with the app role',
       );
       // Alert rules name only metrics the apps expose (libs/service-kit) or kube-state-metrics does.
-      const exposed = [
-        ...readFileSync(path.join(REPO_ROOT, 'libs/service-kit/src/metrics.ts'), 'utf8').matchAll(/name: '([a-z_]+)'/g),
-      ].map((m) => m[1]);
       const rules = byKind('PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: any) => g.rules));
       t.ok(rules.length >= 6, `${rules.length} alert rules`);
-      for (const r of rules) {
-        const names = [...String(r.expr).matchAll(/\b([a-z_]+)(?=\{|\s*[)>]|\s*$)/g)]
-          .map((m) => m[1]!)
-          .filter((n) => n.includes('_') && !['by'].includes(n));
-        for (const n of names)
-          t.ok(exposed.includes(n) || n.startsWith('kube_'), `${r.alert}: ${n} is a metric the apps expose`);
-      }
+      for (const r of rules)
+        for (const n of metricsIn(String(r.expr)))
+          t.ok(EXPOSED.includes(n) || n.startsWith('kube_'), `${r.alert}: ${n} is a metric the apps expose`);
       if (overlay === 'prod') {
         const scheduler = byKind('Deployment').find((d) => d.metadata.name === 'scheduler')!;
         t.ok(scheduler.spec.replicas >= 2, 'the scheduler on a fixed count of at least 2');
@@ -180,6 +183,27 @@ if (!kubectl) {
     });
   }
 }
+
+t.test(
+  'deploy/grafana: the dashboard reads only metrics the apps (or RabbitMQ, kube-state-metrics) expose',
+  async (t) => {
+    const dash = JSON.parse(readFileSync(path.join(REPO_ROOT, 'deploy/grafana/billing-dashboard.json'), 'utf8')) as {
+      uid: string;
+      panels: { title: string; targets: { expr: string }[]; gridPos: object }[];
+    };
+    t.equal(dash.uid, 'billing-platform');
+    t.ok(dash.panels.length >= 8, `${dash.panels.length} panels`);
+    for (const p of dash.panels) {
+      t.ok(p.targets.length > 0 && p.gridPos, `${p.title}: a query and a place`);
+      for (const { expr } of p.targets) {
+        const names = metricsIn(expr);
+        t.ok(names.length > 0, `${p.title}: reads a metric`);
+        for (const n of names) t.ok(EXPOSED.includes(n) || /^(kube|rabbitmq)_/.test(n), `${p.title}: ${n} exists`);
+      }
+    }
+    t.same(metricsIn('sum(rate(http_request_duration_seconds_bucket{a="b"}[5m]))'), ['http_request_duration_seconds']);
+  },
+);
 
 t.test('the schema check refuses what Kubernetes would', async (t) => {
   t.throws(() =>
