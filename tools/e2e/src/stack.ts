@@ -309,3 +309,18 @@ async function dropRoles(url: string, roles: DbRoles): Promise<void> {
     await c.end();
   }
 }
+
+/** A checkout for `userId` through billing-api (201 expected): its subscription, payment and approval URL. */
+export async function checkout(
+  stack: Stack,
+  userId: string,
+): Promise<{ subscriptionId: string; paymentId: string; approvalUrl: string }> {
+  const token = await stack.tokenFor(userId);
+  const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ planId: 'pro-monthly' }),
+  });
+  if (res.status !== 201) throw new Error(`checkout answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as { subscriptionId: string; paymentId: string; approvalUrl: string };
+}

@@ -3,23 +3,14 @@ import { sql } from 'kysely';
 import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
-import { approveInBrowser, startStack } from '../src/stack.js';
+import { approveInBrowser, checkout, startStack } from '../src/stack.js';
 
 // Issue 8's fault suite: each fault on a purchase through the real processes, then the
 // invariant checker over what PayPal, the Auth service and the broker saw.
 const stack = await startStack();
 t.teardown(() => stack.stop());
 
-const buy = async (userId: string) => {
-  const token = await stack.tokenFor(userId);
-  const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ planId: 'pro-monthly' }),
-  });
-  if (res.status !== 201) throw new Error(`checkout answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as { subscriptionId: string; paymentId: string; approvalUrl: string };
-};
+const buy = (userId: string) => checkout(stack, userId);
 const status = async (subscriptionId: string) =>
   (
     await stack.tdb.db

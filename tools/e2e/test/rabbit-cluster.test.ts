@@ -1,7 +1,7 @@
 import t from 'tap';
 import { canStartRabbitNode, startRabbitCluster, waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
-import { approveInBrowser, startStack } from '../src/stack.js';
+import { approveInBrowser, checkout, startStack } from '../src/stack.js';
 
 // README "Operating": a RabbitMQ node dies and nothing is lost. A three-node cluster of this
 // machine's own RabbitMQ (private nodes started by the test, never the shared broker), every app
@@ -18,16 +18,7 @@ if (!(await canStartRabbitNode())) {
   const stack = await startStack({}, { amqp: { urls: cluster.urls, adminUrl: second!.url } });
   t.teardown(() => stack.stop());
 
-  const buy = async (userId: string) => {
-    const token = await stack.tokenFor(userId);
-    const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ planId: 'pro-monthly' }),
-    });
-    if (res.status !== 201) throw new Error(`checkout answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as { subscriptionId: string; paymentId: string; approvalUrl: string };
-  };
+  const buy = (userId: string) => checkout(stack, userId);
   const statusOf = async (ids: string[]) =>
     (await stack.tdb.db.selectFrom('subscriptions').select('status').where('id', 'in', ids).execute()).map(
       (r) => r.status,
