@@ -31,5 +31,7 @@ COPY libs/ libs/
 COPY tools/ tools/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /srv/dist dist/
+# elk-setup reads the index template, ILM policy and Kibana objects from here.
+COPY deploy/elk/ deploy/elk/
 USER node
 CMD ["node", "--enable-source-maps", "--max-semi-space-size=4", "--max-old-space-size=96", "dist/billing-api/main.js"]

@@ -4,6 +4,7 @@ const MAP = {
   'config.test.ts': ['src/config.ts'],
   'jwt-auth.test.ts': ['src/jwt-auth.ts', 'src/config.ts'],
   'logger.test.ts': ['src/logger.ts', 'src/redact.ts', 'src/context.ts'],
+  'ecs.test.ts': ['src/ecs.ts'],
   'http-guards.test.ts': ['src/rate-limit.ts', 'src/ttl-cache.ts', 'src/config.ts'],
 };
 export default (testFile) => MAP[testFile.split('/').pop()] ?? null;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run build`: the production build. Each app, the migration and catalog CLIs and the two
+// `npm run build`: the production build. Each app, the migration, catalog and elk-setup CLIs and the two
 // stand-ins become one JavaScript file under dist/ (ESM, Node 20, with source maps), our own
 // libs bundled in, every npm package left to node_modules. Production runs `node dist/...`;
 // tsx stays a development tool.
@@ -16,6 +16,7 @@ const entryPoints = {
   'catalog-import/main': 'libs/db/src/cli/catalog-import.ts',
   'paypal-sandbox/main': 'tools/paypal-sandbox/src/main.ts',
   'auth-stand-in/main': 'tools/auth-stand-in/src/main.ts',
+  'elk-setup/main': 'tools/elk/src/main.ts',
 };
 
 /** npm packages stay external (installed with `npm ci --omit=dev`); @billing/* workspace libs are bundled. */

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './context.js';
 export * from './redact.js';
 export * from './logger.js';
+export * from './ecs.js';
 export * from './metrics.js';
 export * from './errors.js';
 export * from './http.js';

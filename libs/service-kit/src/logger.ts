@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import type { ElasticsearchTransport } from 'winston-elasticsearch';
 import { currentCorrelationId } from './context.js';
 import { createRedactor } from './redact.js';
+import { LOG_DATA_STREAM, toEcsDocument } from './ecs.js';
 
 export type Logger = winston.Logger;
 
@@ -52,13 +53,19 @@ export function createLogger({
     const { ElasticsearchTransport: Transport } = createRequire(import.meta.url)('winston-elasticsearch') as {
       ElasticsearchTransport: typeof ElasticsearchTransport;
     };
+    // ECS documents into the data stream `logs-billing-default`; its index template and ILM
+    // policy come from `deploy/elk` (installed by `elk-setup`), not from the library, whose own
+    // template call does not work with the 8.x client. Without them Elasticsearch's built-in
+    // `logs-*-*` template takes the stream: nothing is refused, fields are mapped dynamically.
     const es = new Transport({
       level,
-      indexPrefix: 'billing-logs',
+      dataStream: true,
+      index: LOG_DATA_STREAM,
+      ensureIndexTemplate: false,
+      transformer: toEcsDocument,
       clientOpts: { node: elasticsearchUrl, requestTimeout: 5000, maxRetries: 2 },
       flushInterval: 1000,
       retryLimit: 3,
-      source: service,
     });
     es.on('error', (err: Error) =>
       process.stderr.write(

@@ -5,6 +5,11 @@ export interface ElasticsearchStandIn {
   url: string;
   /** Raw bodies of every `_bulk` request, as they arrived. */
   bulkBodies: string[];
+  /** Index templates (`PUT /_index_template/<name>`) and ILM policies (`PUT /_ilm/policy/<name>`), by name. */
+  indexTemplates: Map<string, Record<string, unknown>>;
+  ilmPolicies: Map<string, Record<string, unknown>>;
+  /** Data streams and indices written to through `_bulk`. */
+  targets: Set<string>;
   /** Every document indexed through `_bulk`. */
   documents(): Record<string, unknown>[];
   close(): Promise<void>;
@@ -13,11 +18,13 @@ export interface ElasticsearchStandIn {
 /**
  * A local HTTP server that answers the calls winston-elasticsearch makes the way
  * Elasticsearch 8 does (`x-elastic-product` header included): cluster health, index
- * templates and `_bulk`. It keeps what it receives, so tests can read what left the process.
+ * templates, ILM policies and `_bulk` (into indices or data streams). It keeps what it receives, so tests can read what left the process.
  */
 export async function startElasticsearchStandIn(port = 0): Promise<ElasticsearchStandIn> {
   const bulkBodies: string[] = [];
-  const templates = new Set<string>();
+  const indexTemplates = new Map<string, Record<string, unknown>>();
+  const ilmPolicies = new Map<string, Record<string, unknown>>();
+  const targets = new Set<string>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -38,26 +45,55 @@ export async function startElasticsearchStandIn(port = 0): Promise<Elasticsearch
       }
       if (url.pathname === '/_cluster/health')
         return send(200, { cluster_name: 'billing', status: 'green', number_of_nodes: 1 });
-      const tpl = /^\/_index_template\/(.+)$/.exec(url.pathname);
-      if (tpl) {
-        const name = decodeURIComponent(tpl[1] as string);
-        if (req.method === 'HEAD' || req.method === 'GET') return send(templates.has(name) ? 200 : 404, {});
-        templates.add(name);
+      const stored = /^\/(_index_template|_ilm\/policy)\/([^/]+)$/.exec(url.pathname);
+      if (stored) {
+        const map = stored[1] === '_index_template' ? indexTemplates : ilmPolicies;
+        const name = decodeURIComponent(stored[2] as string);
+        if (req.method === 'HEAD' || req.method === 'GET') {
+          const found = map.get(name);
+          if (!found) return send(404, { error: { type: 'resource_not_found_exception', reason: name }, status: 404 });
+          return send(
+            200,
+            stored[1] === '_index_template'
+              ? { index_templates: [{ name, index_template: found }] }
+              : { [name]: { policy: found['policy'] } },
+          );
+        }
+        if (req.method !== 'PUT') return send(405, { error: 'method not allowed', status: 405 });
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(body) as Record<string, unknown>;
+        } catch {
+          return send(400, { error: { type: 'parse_exception', reason: 'request body is required' }, status: 400 });
+        }
+        if (stored[1] === '_ilm/policy' && typeof parsed['policy'] !== 'object')
+          return send(400, { error: { type: 'x_content_parse_exception', reason: 'required [policy]' }, status: 400 });
+        if (stored[1] === '_index_template' && !Array.isArray(parsed['index_patterns']))
+          return send(400, {
+            error: { type: 'action_request_validation_exception', reason: 'index patterns are missing' },
+            status: 400,
+          });
+        map.set(name, parsed);
         return send(200, { acknowledged: true });
       }
       if (url.pathname.endsWith('/_bulk') && (req.method === 'POST' || req.method === 'PUT')) {
         bulkBodies.push(body);
         const lines = body.split('\n').filter(Boolean);
         const items = [];
-        for (let i = 0; i < lines.length; i += 2)
+        for (let i = 0; i < lines.length; i += 2) {
+          const action = JSON.parse(lines[i] as string) as Record<string, { _index?: string }>;
+          const op = Object.keys(action)[0] as string;
+          const target = action[op]?._index ?? url.pathname.split('/')[1] ?? '';
+          targets.add(target);
           items.push({
-            index: {
-              _index: 'billing-logs',
+            [op]: {
+              _index: target,
               _id: String(bulkBodies.length * 1000 + i),
               status: 201,
               result: 'created',
             },
           });
+        }
         return send(200, { took: 1, errors: false, items });
       }
       return send(404, {
@@ -71,6 +107,9 @@ export async function startElasticsearchStandIn(port = 0): Promise<Elasticsearch
   return {
     url: `http://127.0.0.1:${bound}`,
     bulkBodies,
+    indexTemplates,
+    ilmPolicies,
+    targets,
     documents() {
       return bulkBodies
         .flatMap((b) =>

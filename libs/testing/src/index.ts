@@ -4,6 +4,7 @@ export * from './tcp-proxy.js';
 export * from './wait.js';
 export * from './process.js';
 export * from './elasticsearch.js';
+export * from './kibana.js';
 export * from './app-checks.js';
 export * from './jwt.js';
 export * from './rabbit-node.js';

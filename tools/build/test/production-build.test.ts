@@ -3,14 +3,21 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import t from 'tap';
 import pg from 'pg';
-import { createTestDatabase, createTestVhost, freePort, waitForHttp } from '@billing/testing';
+import {
+  createTestDatabase,
+  createTestVhost,
+  freePort,
+  startElasticsearchStandIn,
+  startKibanaStandIn,
+  waitForHttp,
+} from '@billing/testing';
 
 // The production build (npm run build): every entry point compiles, and the compiled apps run on
 // plain node (no tsx) against a database that the compiled `migrate` prepared with its roles.
 const root = path.resolve(import.meta.dirname, '../../..');
 const built = spawnSync(process.execPath, ['tools/build/build.mjs'], { cwd: root, encoding: 'utf8' });
 t.equal(built.status, 0, `npm run build: ${built.stderr}`);
-t.match(built.stdout, /built 10 entry points/);
+t.match(built.stdout, /built 11 entry points/);
 
 const suffix = randomBytes(4).toString('hex');
 const [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
@@ -72,4 +79,27 @@ t.test('each compiled app starts on plain node, is ready, and stops cleanly on S
     t.equal(await exited, 0, `${app}: ready in ${readyMs} ms, exit 0 on SIGTERM`);
     t.notMatch(out, /tsx|ERR_UNKNOWN_FILE_EXTENSION/, `${app}: no TypeScript loader involved`);
   }
+});
+
+t.test('the compiled elk-setup finds deploy/elk and installs it (compose runs it so)', async (t) => {
+  const [es, kibana] = await Promise.all([startElasticsearchStandIn(), startKibanaStandIn()]);
+  t.teardown(() => Promise.all([es.close(), kibana.close()]));
+  const run = spawn(process.execPath, ['--enable-source-maps', 'dist/elk-setup/main.js'], {
+    cwd: root,
+    env: env({ ELASTICSEARCH_URL: es.url, KIBANA_URL: kibana.url }),
+  });
+  let out = '';
+  run.stdout.on('data', (b) => (out += b));
+  run.stderr.on('data', (b) => (out += b));
+  const code = await new Promise<number | null>((r) => run.on('exit', (c) => r(c)));
+  t.equal(code, 0, out);
+  t.ok(es.ilmPolicies.has('billing-logs') && es.indexTemplates.has('billing-logs'), 'policy and template installed');
+  t.equal(kibana.objects.size, 5, 'the data view, three saved searches and the dashboard imported');
+  const missing = spawnSync(process.execPath, ['dist/elk-setup/main.js'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: env({}),
+  });
+  t.equal(missing.status, 78, 'no ELASTICSEARCH_URL: exit 78 (configuration)');
+  t.match(missing.stderr, /ELASTICSEARCH_URL is not set/);
 });

@@ -147,6 +147,7 @@ export class PayPalProvider implements PaymentProvider {
       try {
         const res = await this.withDeadline(request, () => this.client.execute<T>(request));
         logger.info('paypal response', {
+          provider: 'paypal',
           op,
           ...context,
           attempt,
@@ -169,7 +170,16 @@ export class PayPalProvider implements PaymentProvider {
             retryAfterMs(e.headers?.['retry-after']) ?? 500 * 2 ** (attempt - 1),
             MAX_RETRY_AFTER_MS,
           );
-          logger.warn('paypal asks to try later', { op, ...context, attempt, status: e.statusCode, issue, waitMs });
+          logger.warn('paypal asks to try later', {
+            provider: 'paypal',
+            op,
+            ...context,
+            attempt,
+            status: e.statusCode,
+            issue,
+            waitMs,
+            requestId: request.headers['PayPal-Request-Id'],
+          });
           if (attempt >= this.attempts || Date.now() - first + waitMs > this.budgetMs) {
             throw new ProviderUnavailableError(
               `PayPal ${op}: HTTP ${e.statusCode} ${issue ?? ''} after ${attempt} tries`.trim(),
@@ -181,6 +191,8 @@ export class PayPalProvider implements PaymentProvider {
         if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
           const { issue, message } = issueOf(e.message ?? '');
           logger.warn('paypal refused', {
+            provider: 'paypal',
+            requestId: request.headers['PayPal-Request-Id'],
             op,
             ...context,
             attempt,
@@ -196,6 +208,8 @@ export class PayPalProvider implements PaymentProvider {
           );
         }
         logger.warn('paypal call failed', {
+          provider: 'paypal',
+          requestId: request.headers['PayPal-Request-Id'],
           op,
           ...context,
           attempt,
