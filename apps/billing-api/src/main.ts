@@ -14,6 +14,7 @@ const provider = new PayPalProvider({
   clientSecret: config.PAYPAL_CLIENT_SECRET,
   timeoutMs: config.PAYPAL_TIMEOUT_MS,
   logger: rt.logger,
+  metrics: rt.metrics,
 });
 const auth = new AuthClient({ baseUrl: config.AUTH_SERVICE_URL, serviceToken: config.AUTH_SERVICE_TOKEN });
 await serve(rt, { app: await buildApp({ rt, config, provider, auth }), port: config.PORT });

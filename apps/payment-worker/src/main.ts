@@ -13,6 +13,7 @@ const provider = new PayPalProvider({
   clientSecret: config.PAYPAL_CLIENT_SECRET,
   timeoutMs: config.PAYPAL_TIMEOUT_MS,
   logger: rt.logger,
+  metrics: rt.metrics,
 });
 const worker = buildWorker({ rt, provider, dunningRetryMs: config.DUNNING_RETRY_MS });
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });

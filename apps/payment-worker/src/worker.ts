@@ -36,7 +36,7 @@ export function buildWorker({
   dunningRetryMs: readonly number[];
   retryDelaysMs?: number[];
 }): Worker {
-  const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs };
+  const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs, metrics: rt.metrics };
   // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
   const steps: StepHandlerMap<typeof contracts> = {

@@ -4,10 +4,10 @@ import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CaptureInfo, type PaymentProvider } from '@billing/payments';
-import { createLogger } from '@billing/service-kit';
+import { createLogger, createMetrics } from '@billing/service-kit';
 import { FakeProvider, inputsOf } from './fake-provider.js';
 import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
-import { chargeRenewal } from '../src/handlers/charge-renewal.js';
+import { chargeRenewal, chargeRenewalHandler, renewalOutcome } from '../src/handlers/charge-renewal.js';
 import { checkOrder } from '../src/handlers/check-order.js';
 import { sendRefund } from '../src/handlers/send-refund.js';
 import { captureApproved } from '../src/payments/capture.js';
@@ -424,3 +424,29 @@ t.test(
     }
   },
 );
+
+t.test('renewal_charges_total counts each renewal by its dunning outcome, once per committed step', async (t) => {
+  const metrics = createMetrics('payment-worker');
+  const provider = new FakeProvider();
+  const handler = chargeRenewalHandler({ ...ctx(provider), metrics });
+  const run = (paymentId: string) =>
+    handler({ db, logger, envelope: { data: { paymentId } } } as unknown as Parameters<typeof handler>[0]);
+  const paid = await activeSubscription();
+  const paidPayment = await renewalPayment(paid.id, paid.user_id);
+  await run(paidPayment);
+  await run(paidPayment); // redelivered: nothing more happens, nothing more counted
+  const declined = await activeSubscription();
+  provider.chargeAnswer = () => new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined');
+  await run(await renewalPayment(declined.id, declined.user_id));
+  const noWallet = await activeSubscription();
+  await db.updateTable('subscriptions').set({ vault_id: null }).where('id', '=', noWallet.id).execute();
+  await run(await renewalPayment(noWallet.id, noWallet.user_id));
+  const counts = Object.fromEntries(
+    (await metrics.renewalCharges.get()).values.map((v) => [String(v.labels['outcome']), v.value]),
+  );
+  t.same(counts, { paid: 1, declined: 1, no_payment_method: 1 });
+  t.equal(renewalOutcome('refused: PAYER_CANNOT_PAY'), 'refused');
+  t.equal(renewalOutcome('subscription cancelled: not charged'), 'not_charged');
+  t.equal(renewalOutcome('refunded: subscription ended'), 'refunded');
+  t.equal(renewalOutcome('pending'), 'pending');
+});

@@ -14,6 +14,7 @@ const provider = new PayPalProvider({
   timeoutMs: config.PAYPAL_TIMEOUT_MS,
   webhookId: config.PAYPAL_WEBHOOK_ID,
   logger: rt.logger,
+  metrics: rt.metrics,
   attempts: 2,
 });
 await serve(rt, { app: await buildApp({ rt, config, provider }), port: config.PORT });

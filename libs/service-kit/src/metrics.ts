@@ -11,6 +11,11 @@ export interface Metrics {
   outboxPublished: client.Counter;
   jobRuns: client.Counter<'job' | 'outcome'>;
   jobItems: client.Counter<'job' | 'stage'>;
+  /** Each try of a call to a payment provider: `ok`, `refused` (4xx), `try_later` (408/429), `failed` (timeout, network, 5xx). */
+  providerCalls: client.Counter<'provider' | 'operation' | 'outcome'>;
+  providerDuration: client.Histogram<'provider' | 'operation' | 'outcome'>;
+  /** Renewal charges by what came of them (the dunning outcomes). */
+  renewalCharges: client.Counter<'outcome'>;
   /** Sets how the outbox backlog is read when /metrics is scraped. */
   setOutboxBacklogReader(read: () => Promise<number>): void;
 }
@@ -76,6 +81,25 @@ export function createMetrics(service: string): Metrics {
       name: 'scheduler_job_items_total',
       help: 'Scheduler items by stage (due, claimed, succeeded, failed)',
       labelNames: ['job', 'stage'],
+      registers: [registry],
+    }),
+    providerCalls: new client.Counter({
+      name: 'provider_calls_total',
+      help: 'Tries of payment provider calls by outcome (ok, refused, try_later, failed)',
+      labelNames: ['provider', 'operation', 'outcome'],
+      registers: [registry],
+    }),
+    providerDuration: new client.Histogram({
+      name: 'provider_call_duration_seconds',
+      help: 'Payment provider call latency, per try',
+      labelNames: ['provider', 'operation', 'outcome'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    renewalCharges: new client.Counter({
+      name: 'renewal_charges_total',
+      help: 'Renewal charges by outcome (paid, pending, declined, refused, no_payment_method, not_charged)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     setOutboxBacklogReader(read) {

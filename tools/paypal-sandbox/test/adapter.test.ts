@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { PayPalProvider, ProviderRefusedError, ProviderUnavailableError } from '@billing/payments';
-import { createLogger } from '@billing/service-kit';
+import { createLogger, createMetrics } from '@billing/service-kit';
 import { waitFor } from '@billing/testing';
 import { buildSandbox } from '../src/server.js';
 
@@ -38,6 +38,7 @@ const logger = createLogger({
     },
   }),
 });
+const metrics = createMetrics('test');
 const paypal = new PayPalProvider({
   apiBase: base,
   clientId: 'cid',
@@ -46,7 +47,21 @@ const paypal = new PayPalProvider({
   webhookId: 'WH-1',
   logger,
   attempts: 2,
+  metrics,
 });
+/** provider_calls_total by `operation/outcome`. */
+async function tries(): Promise<Record<string, number>> {
+  return Object.fromEntries(
+    (await metrics.providerCalls.get()).values.map((v) => [`${v.labels['operation']}/${v.labels['outcome']}`, v.value]),
+  );
+}
+function delta(after: Record<string, number>, before: Record<string, number>) {
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([k, v]) => [k, v - (before[k] ?? 0)] as const)
+      .filter(([, v]) => v > 0),
+  );
+}
 t.teardown(async () => {
   await app.close();
   hook.close();
@@ -154,6 +169,7 @@ t.test(
 t.test('declines, 5xx and timeouts', async (t) => {
   const created = await checkout('44444444-4444-4444-8444-444444444444');
   await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });
+  const before = await tries();
   state.behaviour.declineCaptures = 1;
   t.match(await paypal.capture({ orderId: created.orderId, idempotencyKey: 'd1' }).catch((e: unknown) => e), {
     name: 'ProviderRefusedError',
@@ -174,6 +190,15 @@ t.test('declines, 5xx and timeouts', async (t) => {
   );
   t.ok(Date.now() - started < 3_000);
   state.behaviour.delays = [];
+  const durations = (await metrics.providerDuration.get()).values.filter(
+    (v) => v.metricName === 'provider_call_duration_seconds_count',
+  );
+  t.same(
+    delta(await tries(), before),
+    { 'capture-order/refused': 1, 'create-order/failed': 3, 'create-order/ok': 1, 'get-order/failed': 2 },
+    'provider_calls_total: every try counted by operation and outcome',
+  );
+  t.ok(durations.length > 0, 'and timed');
 });
 
 t.test(

@@ -11,7 +11,20 @@ export function chargeRenewalHandler(ctx: PaymentContext): StepHandler<typeof Re
   return async ({ db, envelope, logger }) => {
     const outcome = await chargeRenewal(ctx, db, envelope.data.paymentId);
     logger.info('renewal charged', { paymentId: envelope.data.paymentId, outcome });
+    // Counted once the step has committed: a retried step counts its final outcome only.
+    if (outcome !== 'no-op') ctx.metrics?.renewalCharges.inc({ outcome: renewalOutcome(outcome) });
   };
+}
+
+/** The dunning outcome of a renewal charge, for `renewal_charges_total` (a small, fixed label set). */
+export function renewalOutcome(outcome: string): string {
+  if (outcome === 'renewed' || outcome === 'completed' || outcome === 'activated') return 'paid';
+  if (outcome === 'declined') return 'declined';
+  if (outcome === 'no payment method') return 'no_payment_method';
+  if (outcome.startsWith('refused')) return 'refused';
+  if (outcome.includes('not charged')) return 'not_charged';
+  if (outcome.startsWith('refunded')) return 'refunded';
+  return 'pending';
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
-import type { Logger } from '@billing/service-kit';
+import type { Logger, Metrics } from '@billing/service-kit';
 import { notifyActivated, notifyCancelled } from './notify.js';
 
 export type Tx = Transaction<Database>;
@@ -26,6 +26,8 @@ export interface PaymentContext {
   logger: Logger;
   /** DUNNING_RETRY_MS: when failed renewal attempts are tried again. */
   dunningRetryMs: readonly number[];
+  /** `renewal_charges_total` (absent in tests that do not read it). */
+  metrics?: Pick<Metrics, 'renewalCharges'>;
 }
 
 /** An outcome that asks the caller to capture the order once its transaction has committed. */

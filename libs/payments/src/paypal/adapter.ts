@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-server-sdk';
 import { toPayPalAmount } from '@billing/domain';
-import type { Logger } from '@billing/service-kit';
+import type { Logger, Metrics } from '@billing/service-kit';
 import {
   ProviderRefusedError,
   ProviderUnavailableError,
@@ -31,6 +31,8 @@ export interface PayPalOptions {
   attempts?: number;
   /** The longest one call may take over all its tries (a try already running is not cut). */
   budgetMs?: number;
+  /** `provider_calls_total` and `provider_call_duration_seconds`, one count per try. */
+  metrics?: Pick<Metrics, 'providerCalls' | 'providerDuration'>;
 }
 
 /** Statuses that mean "try later", not a refusal (docs/paypal.md). */
@@ -135,6 +137,14 @@ export class PayPalProvider implements PaymentProvider {
     this.budgetMs = opts.budgetMs ?? Math.max(2 * opts.timeoutMs, 8_000);
   }
 
+  private count(op: string, outcome: string, started: number): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    const labels = { provider: 'paypal', operation: op, outcome };
+    m.providerCalls.inc(labels);
+    m.providerDuration.observe(labels, (Date.now() - started) / 1000);
+  }
+
   private async call<T>(
     op: string,
     request: HttpRequest,
@@ -146,6 +156,7 @@ export class PayPalProvider implements PaymentProvider {
       const started = Date.now();
       try {
         const res = await this.withDeadline(request, () => this.client.execute<T>(request));
+        this.count(op, 'ok', started);
         logger.info('paypal response', {
           provider: 'paypal',
           op,
@@ -163,6 +174,15 @@ export class PayPalProvider implements PaymentProvider {
           message?: string;
           headers?: Record<string, string | string[] | undefined>;
         };
+        this.count(
+          op,
+          e.statusCode && TRY_LATER.has(e.statusCode)
+            ? 'try_later'
+            : e.statusCode && e.statusCode >= 400 && e.statusCode < 500
+              ? 'refused'
+              : 'failed',
+          started,
+        );
         if (e.statusCode && TRY_LATER.has(e.statusCode)) {
           // Not a refusal: PayPal says "try later" (docs/paypal.md). Wait as it asks, within bounds, with the same request id.
           const { issue } = issueOf(e.message ?? '');
