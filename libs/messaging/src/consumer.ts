@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
 import type { Database } from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
+import { REPLAY_OF_HEADER } from './dead-letters.js';
 import { declareWorkQueue, parkingQueueName, retryQueueName, type WorkQueueSpec } from './topology.js';
 
 export const ATTEMPT_HEADER = 'x-billing-attempts';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const ERROR_HEADER = 'x-billing-last-error';
 
 export interface HandlerContext<D> {
@@ -374,6 +376,20 @@ export class Consumer<C extends readonly MessageContract[]> {
 
   private async deadLetter(msg: ConsumeMessage, error: string, attempts: number): Promise<void> {
     const body = msg.content.toString('utf8');
+    // A replay that fails again updates the dead letter it came from: one row per message.
+    const replayOf = msg.properties.headers?.[REPLAY_OF_HEADER];
+    if (typeof replayOf === 'string' && UUID.test(replayOf)) {
+      const updated = await this.opts.db
+        .updateTable('dead_letters')
+        .set({ error: error.slice(0, 4000), attempts, died_again_at: sql`now()`, body })
+        .where('id', '=', replayOf)
+        .where('queue', '=', this.opts.queue.queue)
+        .executeTakeFirst();
+      if (updated.numUpdatedRows > 0n) {
+        this.settle(msg, 'ack');
+        return;
+      }
+    }
     await this.opts.db
       .insertInto('dead_letters')
       .values({

@@ -5,7 +5,7 @@ import { waitFor } from '@billing/testing';
 import { Publisher } from '../src/publisher.js';
 import { declareInternal } from '../src/topology.js';
 import { makeEnvelope } from '../src/envelope.js';
-import { replayDeadLetter } from '../src/dead-letters.js';
+import { discardDeadLetter, replayDeadLetter } from '../src/dead-letters.js';
 import { createMetrics } from '@billing/service-kit';
 import { auditCount, consumed, pingConsumer, quietLogger, setup } from './helpers.js';
 
@@ -112,6 +112,41 @@ t.test('a malformed message is dead-lettered at once, not retried', async (t) =>
     rows.every((r) => r.attempts === 0),
     'never handed to the handler',
   );
+
+  // Replaying the still-invalid one: it dies again, and its own row says so (no second, identical row).
+  const { OutboxRelay } = await import('../src/outbox.js');
+  const relay = new OutboxRelay({
+    db: env.tdb.db,
+    databaseUrl: env.tdb.url,
+    broker,
+    logger: quietLogger(),
+    setup: declareInternal,
+    pollMs: 200,
+  });
+  await relay.start();
+  const invalid = rows.find((r) => /invalid diagnostics.ping data/.test(r.error))!;
+  await replayDeadLetter(env.tdb.db, invalid.id);
+  const again = await waitFor(
+    async () => {
+      const r = await env.tdb.db.selectFrom('dead_letters').selectAll().where('id', '=', invalid.id).executeTakeFirst();
+      return r?.died_again_at ? r : null;
+    },
+    { what: 'the replay dead-lettered again' },
+  );
+  t.equal(again.replay_count, 1);
+  const all = await env.tdb.db.selectFrom('dead_letters').selectAll().where('queue', '=', 'test.malformed').execute();
+  t.equal(all.length, 2, 'still two dead letters: the replay updated its own row');
+
+  // Discarded: kept, marked, and no longer replayable.
+  t.equal(await discardDeadLetter(env.tdb.db, invalid.id, 'op-1', 'data cannot be fixed'), true);
+  t.equal(await discardDeadLetter(env.tdb.db, invalid.id, 'op-2', 'again'), false, 'a second discard changes nothing');
+  t.match(await env.tdb.db.selectFrom('dead_letters').selectAll().where('id', '=', invalid.id).executeTakeFirst(), {
+    discarded_by: 'op-1',
+    discard_reason: 'data cannot be fixed',
+  });
+  await t.rejects(replayDeadLetter(env.tdb.db, invalid.id), /discarded/);
+  await t.rejects(discardDeadLetter(env.tdb.db, '00000000-0000-4000-8000-000000000000', 'op', 'x'), /no dead letter/);
+  await relay.stop();
   await consumer.stop();
 });
 

@@ -6,6 +6,7 @@ import * as grantSettled from './20261128T0600_grant_settled.js';
 import * as providerEventSweeps from './20261128T0700_provider_event_sweeps.js';
 import * as plansChangedNotify from './20261128T0800_plans_changed_notify.js';
 import * as outboxNotifyTrigger from './20261128T0900_outbox_notify_trigger.js';
+import * as deadLetterDiscard from './20261128T1000_dead_letter_discard.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T0700_provider_event_sweeps': providerEventSweeps,
   '20261128T0800_plans_changed_notify': plansChangedNotify,
   '20261128T0900_outbox_notify_trigger': outboxNotifyTrigger,
+  '20261128T1000_dead_letter_discard': deadLetterDiscard,
 };

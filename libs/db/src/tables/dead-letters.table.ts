@@ -15,6 +15,11 @@ export interface DeadLettersTable {
   dead_at: CreatedAt;
   replayed_at: Timestamp | null;
   replay_count: Generated<number>;
+  discarded_at: Timestamp | null;
+  discarded_by: string | null;
+  discard_reason: string | null;
+  /** Set when a replay of this message was dead-lettered again (the row is updated, not repeated). */
+  died_again_at: Timestamp | null;
 }
 export type DeadLetterRow = Selectable<DeadLettersTable>;
 export type NewDeadLetterRow = Insertable<DeadLettersTable>;
