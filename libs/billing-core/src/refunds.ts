@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { RefundRequested } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow } from '@billing/db';
 import { enqueue } from '@billing/messaging';
@@ -8,7 +8,7 @@ type Tx = Transaction<Database>;
 
 /** What of a payment is neither refunded nor being refunded. */
 export async function refundableLeft(
-  trx: Tx,
+  trx: Kysely<Database>,
   p: Pick<PaymentRow, 'id' | 'amount' | 'refunded_amount'>,
 ): Promise<number> {
   const r = await trx

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
@@ -182,6 +183,14 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
  * The Fastify base every HTTP process uses: strict bodies, problem+json errors, the
  * correlation id, health, readiness and metrics. It never listens; `main.ts` does.
  */
+/**
+ * A page that answers by calling the app's own API in-process (`app.inject`, the admin portal)
+ * marks that call with this header, whose value is secret to the process: the inner call is not
+ * counted in the metrics or logged a second time. An outside caller cannot forge it.
+ */
+export const INNER_CALL_HEADER = 'x-billing-inner-call';
+export const INNER_CALL_TOKEN = randomUUID();
+
 export function createHttpApp({
   service,
   logger,
@@ -218,6 +227,7 @@ export function createHttpApp({
     runWithCorrelation(req.id, done);
   });
   app.addHook('onResponse', (req, reply, done) => {
+    if (req.headers[INNER_CALL_HEADER] === INNER_CALL_TOKEN) return done();
     const route = req.routeOptions.url ?? 'unmatched';
     const labels = { method: req.method, route, status: String(reply.statusCode) };
     metrics.httpRequests.inc(labels);

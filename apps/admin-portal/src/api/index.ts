@@ -8,6 +8,7 @@ import { deadLettersApi } from './dead-letters.js';
 import { paymentsApi } from './payments.js';
 import { plansApi } from './plans.js';
 import { subscriptionsApi } from './subscriptions.js';
+import { statsApi } from './stats.js';
 import { usersApi } from './users.js';
 
 export interface AdminDeps {
@@ -29,7 +30,7 @@ export async function adminApi(app: HttpApp, deps: AdminDeps): Promise<void> {
       api.addHook('onRequest', requireAdmin(app.authenticate));
       // JSON only: the pages' form parser does not reach the API (a form on another site cannot post to it).
       api.removeContentTypeParser('application/x-www-form-urlencoded');
-      for (const plugin of [plansApi, paymentsApi, subscriptionsApi, usersApi, deadLettersApi, auditApi]) {
+      for (const plugin of [plansApi, paymentsApi, subscriptionsApi, usersApi, deadLettersApi, auditApi, statsApi]) {
         await api.register(plugin, deps);
       }
     },

@@ -1,20 +1,40 @@
 import { Type } from 'typebox';
 import { payments, refundableLeft, requestRefund } from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView } from '@billing/http-api';
+import { toPayPalAmount } from '@billing/domain';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
-import { AdminPayment, errors, IdParams, ListQuery, PaymentDetail, Reason } from './schemas.js';
+import {
+  AdminPayment,
+  auditView,
+  errors,
+  IdParams,
+  instant,
+  PaymentDetail,
+  PaymentListQuery,
+  Reason,
+} from './schemas.js';
 
 /** Payments of all users; one with its PayPal events and refunds; an operator's refund. */
 export const paymentsApi: AdminPlugin = async (api, { rt }) => {
   api.get(
     '/payments',
-    { schema: { tags: ['admin'], querystring: ListQuery, response: { 200: Page(AdminPayment), ...errors } } },
+    {
+      schema: { tags: ['admin'], querystring: PaymentListQuery, response: { 200: Page(AdminPayment), ...errors } },
+    },
     async (req) => {
+      const { userId, status, planId } = req.query;
+      const [from, to] = [instant(req.query.from), instant(req.query.to)];
       let q = rt.db.selectFrom('payments').selectAll();
-      if (req.query.userId) q = q.where('user_id', '=', req.query.userId);
-      if (req.query.status) q = q.where('status', '=', req.query.status as never);
+      if (userId) q = q.where('user_id', '=', userId);
+      if (status) q = q.where('status', '=', status);
+      if (from) q = q.where('created_at', '>=', from);
+      if (to) q = q.where('created_at', '<', to);
+      if (planId)
+        q = q.where('subscription_id', 'in', (db) =>
+          db.selectFrom('subscriptions').select('id').where('plan_id', '=', planId),
+        );
       const { rows, nextCursor } = await keysetPage(q, req.query.limit ?? 20, req.query.cursor);
       return { items: rows.map((p) => ({ ...paymentView(p), userId: p.user_id })), nextCursor };
     },
@@ -29,7 +49,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst()
         : undefined;
       if (!p) throw new AppError('not-found', 'no such payment');
-      const [events, refunds] = await Promise.all([
+      const [events, refunds, sub, auditRows, left] = await Promise.all([
         rt.db
           .selectFrom('provider_events')
           .select(['event_type', 'provider_event_id', 'received_at', 'outcome'])
@@ -37,12 +57,29 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
           .orderBy('received_at')
           .execute(),
         rt.db.selectFrom('refunds').selectAll().where('payment_id', '=', id).orderBy('created_at').execute(),
+        rt.db
+          .selectFrom('subscriptions')
+          .select(['plan_id', 'status'])
+          .where('id', '=', p.subscription_id)
+          .executeTakeFirstOrThrow(),
+        rt.db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('target', '=', `payment:${id}`)
+          .orderBy('at', 'desc')
+          .limit(100)
+          .execute(),
+        p.status === 'completed' || p.status === 'partially_refunded' ? refundableLeft(rt.db, p) : 0,
       ]);
       return {
         ...paymentView(p),
         userId: p.user_id,
         providerOrderId: p.provider_order_id,
         providerCaptureId: p.provider_capture_id,
+        planId: sub.plan_id,
+        subscriptionStatus: sub.status,
+        refundableAmount: Math.max(0, left),
+        audit: auditRows.map(auditView),
         events: events.map((e) => ({
           type: e.event_type,
           id: e.provider_event_id,
@@ -86,7 +123,11 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         const left = await refundableLeft(trx, p);
         const amount = req.body.amount ?? left;
         if (left <= 0) throw new AppError('not-refundable', 'nothing is left to refund');
-        if (amount > left) throw new AppError('refund-exceeds', `at most ${left} can still be refunded`);
+        if (amount > left)
+          throw new AppError(
+            'refund-exceeds',
+            `at most ${toPayPalAmount(left, p.currency).value} ${p.currency} (${left} in minor units) can still be refunded`,
+          );
         const rid = await requestRefund(trx, p, amount, 'operator', req.body.reason, actor(req));
         await audit(trx, {
           actor: actor(req),

@@ -5,7 +5,7 @@ import { AdminPlanSchema, Page, planView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
-import { errors, PlanBody, PlanPatch, Slug } from './schemas.js';
+import { errors, PlanCreate, PlanPatch, Slug } from './schemas.js';
 
 /** Plans: listed, created, changed; never deleted, only deactivated. */
 export const plansApi: AdminPlugin = async (api, { rt }) => {
@@ -16,12 +16,12 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
 
   api.post(
     '/plans',
-    { schema: { tags: ['admin'], body: PlanBody, response: { 201: AdminPlanSchema, ...errors } } },
+    { schema: { tags: ['admin'], body: PlanCreate, response: { 201: AdminPlanSchema, ...errors } } },
     async (req, reply) => {
       // The schema checks the shape; the catalog's rules check what it means (a currency PayPal takes, a period).
-      const problems = planProblems(req.body);
+      const { reason = null, ...plan } = req.body;
+      const problems = planProblems(plan);
       if (problems.length) throw new AppError('validation', problems.join('; '));
-      const plan = req.body;
       const created = await rt.db.transaction().execute(async (trx) => {
         const exists = await trx.selectFrom('plans').select('id').where('id', '=', plan.id).executeTakeFirst();
         if (exists) throw new AppError('validation', `a plan "${plan.id}" exists already; change it with PATCH`);
@@ -30,7 +30,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
           actor: actor(req),
           action: 'plan.create',
           target: `plan:${plan.id}`,
-          reason: null,
+          reason,
           before: null,
           after: planView(row),
         });
@@ -59,9 +59,9 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
           .forUpdate()
           .executeTakeFirst();
         if (!cur) throw new AppError('not-found', 'no such plan');
-        if (req.body.id !== undefined && req.body.id !== cur.id)
-          throw new AppError('validation', 'a plan id cannot change');
-        const merged = { ...planView(cur), ...req.body };
+        const { reason = null, ...patch } = req.body;
+        if (patch.id !== undefined && patch.id !== cur.id) throw new AppError('validation', 'a plan id cannot change');
+        const merged = { ...planView(cur), ...patch };
         const problems = planProblems(merged);
         if (problems.length) throw new AppError('validation', problems.join('; '));
         const { id: _id, ...fields } = merged;
@@ -75,7 +75,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
           actor: actor(req),
           action: 'plan.update',
           target: `plan:${cur.id}`,
-          reason: null,
+          reason,
           before: planView(cur),
           after: planView(row),
         });

@@ -1,22 +1,83 @@
 import { Type } from 'typebox';
 import { cancelSubscription, subscriptions } from '@billing/billing-core';
-import { isUuid, keysetPage, Page, subscriptionView } from '@billing/http-api';
+import { isUuid, keysetPage, Page, paymentView, subscriptionView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
-import { AdminSubscription, errors, IdParams, ListQuery, Reason } from './schemas.js';
+import {
+  AdminSubscription,
+  auditView,
+  errors,
+  grantView,
+  IdParams,
+  instant,
+  Reason,
+  SubscriptionDetail,
+  SubscriptionListQuery,
+} from './schemas.js';
 
 /** Subscriptions of all users, and an operator's cancel (with the pro-rata refund of docs/api.md). */
 export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
   api.get(
     '/subscriptions',
-    { schema: { tags: ['admin'], querystring: ListQuery, response: { 200: Page(AdminSubscription), ...errors } } },
+    {
+      schema: {
+        tags: ['admin'],
+        querystring: SubscriptionListQuery,
+        response: { 200: Page(AdminSubscription), ...errors },
+      },
+    },
     async (req) => {
+      const { userId, status, planId } = req.query;
+      const [from, to] = [instant(req.query.from), instant(req.query.to)];
       let q = rt.db.selectFrom('subscriptions').selectAll();
-      if (req.query.userId) q = q.where('user_id', '=', req.query.userId);
-      if (req.query.status) q = q.where('status', '=', req.query.status as never);
+      if (userId) q = q.where('user_id', '=', userId);
+      if (status) q = q.where('status', '=', status);
+      if (planId) q = q.where('plan_id', '=', planId);
+      if (from) q = q.where('created_at', '>=', from);
+      if (to) q = q.where('created_at', '<', to);
       const { rows, nextCursor } = await keysetPage(q, req.query.limit ?? 20, req.query.cursor);
       return { items: rows.map((s) => ({ ...subscriptionView(s), userId: s.user_id })), nextCursor };
+    },
+  );
+
+  api.get(
+    '/subscriptions/:id',
+    { schema: { tags: ['admin'], params: IdParams, response: { 200: SubscriptionDetail, ...errors } } },
+    async (req) => {
+      const id = req.params.id;
+      const sub = isUuid(id)
+        ? await rt.db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst()
+        : undefined;
+      if (!sub) throw new AppError('not-found', 'no such subscription');
+      const [pays, grants, auditRows] = await Promise.all([
+        rt.db
+          .selectFrom('payments')
+          .selectAll()
+          .where('subscription_id', '=', id)
+          .orderBy('created_at', 'desc')
+          .execute(),
+        rt.db
+          .selectFrom('role_grants')
+          .selectAll()
+          .where('subscription_id', '=', id)
+          .orderBy('started_at', 'desc')
+          .execute(),
+        rt.db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('target', '=', `subscription:${id}`)
+          .orderBy('at', 'desc')
+          .limit(100)
+          .execute(),
+      ]);
+      return {
+        ...subscriptionView(sub),
+        userId: sub.user_id,
+        payments: pays.map((p) => ({ ...paymentView(p), userId: p.user_id })),
+        grants: grants.map(grantView),
+        audit: auditRows.map(auditView),
+      };
     },
   );
 

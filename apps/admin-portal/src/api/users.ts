@@ -9,10 +9,70 @@ import { enqueue } from '@billing/messaging';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
-import { Accepted, errors, Reason, RoleName, UserDetail, UserId, UserParams } from './schemas.js';
+import { Page } from '@billing/http-api';
+import {
+  Accepted,
+  errors,
+  grantView,
+  Reason,
+  RoleName,
+  UserDetail,
+  UserId,
+  UserListQuery,
+  UserParams,
+  UserSummary,
+} from './schemas.js';
 
 /** A user's roles (from the Auth service), subscriptions and grants; manual grants and revokes. */
 export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
+  /**
+   * Everyone this system knows of (a subscription, a payment or a grant), by user id, searched by
+   * part of the id; the cursor is the last id of the page.
+   */
+  api.get(
+    '/users',
+    { schema: { tags: ['admin'], querystring: UserListQuery, response: { 200: Page(UserSummary), ...errors } } },
+    async (req) => {
+      const limit = req.query.limit ?? 20;
+      let after: string | null = null;
+      if (req.query.cursor) {
+        after = Buffer.from(req.query.cursor, 'base64url').toString();
+        if (!after) throw new AppError('validation', 'querystring.cursor is not a cursor this API gave out');
+      }
+      const like = req.query.q ? `%${req.query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+      const { rows } = await sql<{
+        user_id: string;
+        subscriptions: string;
+        active: string;
+        payments: string;
+        last_at: Date;
+      }>`
+        with known as (
+          select user_id, created_at as at, 1 as sub, (status in ('active', 'past_due'))::int as active, 0 as pay from subscriptions
+          union all select user_id, created_at, 0, 0, 1 from payments
+          union all select user_id, started_at, 0, 0, 0 from role_grants
+        )
+        select user_id, sum(sub) as subscriptions, sum(active) as active, sum(pay) as payments, max(at) as last_at
+        from known
+        where (${like}::text is null or user_id ilike ${like})
+          and (${after}::text is null or user_id > ${after})
+        group by user_id
+        order by user_id
+        limit ${limit + 1}`.execute(rt.db);
+      const page = rows.slice(0, limit);
+      return {
+        items: page.map((r) => ({
+          userId: r.user_id,
+          subscriptions: Number(r.subscriptions),
+          activeSubscriptions: Number(r.active),
+          payments: Number(r.payments),
+          lastActivityAt: new Date(r.last_at).toISOString(),
+        })),
+        nextCursor: rows.length > limit ? Buffer.from(page[page.length - 1]!.user_id).toString('base64url') : null,
+      };
+    },
+  );
+
   api.get(
     '/users/:userId',
     { schema: { tags: ['admin'], params: UserParams, response: { 200: UserDetail, ...errors } } },
@@ -44,17 +104,7 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
         userId,
         roles,
         subscriptions: subs.map((s) => subscriptionView(s)),
-        grants: grants.map((g) => ({
-          id: g.id,
-          role: g.role,
-          source: g.source,
-          subscriptionId: g.subscription_id,
-          reason: g.reason,
-          grantedBy: g.granted_by,
-          startedAt: g.started_at.toISOString(),
-          endedAt: g.ended_at?.toISOString() ?? null,
-          endReason: g.end_reason,
-        })),
+        grants: grants.map(grantView),
       };
     },
   );
@@ -82,10 +132,11 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
           .where('source', '=', 'manual')
           .where('ended_at', 'is', null)
           .executeTakeFirst();
+        const grantId = live?.id ?? randomUUID();
         if (!live)
           await trx
             .insertInto('role_grants')
-            .values({ id: randomUUID(), user_id: userId, role, source: 'manual', reason, granted_by: actor(req) })
+            .values({ id: grantId, user_id: userId, role, source: 'manual', reason, granted_by: actor(req) })
             .execute();
         await enqueue(trx, RoleChangeRequested, { userId, role, source: 'manual', reason, forceRevoke: false });
         await audit(trx, {
@@ -93,8 +144,8 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
           action: 'role.grant',
           target: `user:${userId}`,
           reason,
-          before: null,
-          after: { role },
+          before: { role, manualGrant: live ? live.id : null },
+          after: { role, manualGrant: grantId },
         });
       });
       return reply.status(202).send({ status: 'accepted' });
@@ -133,12 +184,13 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
             'role-held-by-subscription',
             `a live subscription (${bySubscription.subscription_id}) grants "${role}"; cancel it instead`,
           );
-        await trx
+        const ended = await trx
           .updateTable('role_grants')
           .set({ ended_at: sql`now()`, end_reason: reason ?? 'revoked by an operator' })
           .where('user_id', '=', userId)
           .where('role', '=', role)
           .where('ended_at', 'is', null)
+          .returning('id')
           .execute();
         await enqueue(trx, RoleChangeRequested, {
           userId,
@@ -152,8 +204,8 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
           action: 'role.revoke',
           target: `user:${userId}`,
           reason,
-          before: { role },
-          after: null,
+          before: { role, liveGrants: ended.map((g) => g.id) },
+          after: { role, liveGrants: [] },
         });
       });
       return reply.status(202).send({ status: 'accepted' });

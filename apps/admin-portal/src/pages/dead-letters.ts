@@ -1,0 +1,202 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import { badge, diff, esc, facts, filters, link, pager, shortId, table, targetLink, time, type Html } from './html.js';
+import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+import { auditTable } from './payments.js';
+
+function pretty(body: string): string {
+  try {
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    return body;
+  }
+}
+
+/** Dead letters: list, one with its body and attempts, replay or discard with a confirmation; and the audit log. */
+export function deadLetterPages(kit: Kit): void {
+  const { app, api, page, checked } = kit;
+  app.get(
+    '/dead-letters',
+    page('/dead-letters', async (req) => {
+      const q = queryOf(req);
+      const answer = await api(req, 'GET', `/admin/api/v1/dead-letters?${listQuery(q, ['status', 'queue'])}`);
+      if (answer.status !== 200) return refusedPage('Dead letters', answer, '/dead-letters', '/dead-letters');
+      return layout(
+        'Dead letters',
+        filters(
+          [
+            {
+              name: 'status',
+              label: 'State',
+              options: [
+                ['', 'any state'],
+                ['open', 'open (needs a look)'],
+                ['replayed', 'replayed'],
+                ['discarded', 'discarded'],
+              ],
+            },
+            { name: 'queue', label: 'Queue', type: 'search' },
+          ],
+          q,
+        ) +
+          table(
+            'Dead letters',
+            [
+              { head: 'Message', cell: (d: any) => link(`/dead-letters/${d.id}`, d.type ?? shortId(d.id)) },
+              { head: 'Queue', cell: (d: any) => `<span class="mono">${esc(d.queue)}</span>` },
+              { head: 'Error', cell: (d: any) => esc((d.error ?? '').slice(0, 140)) },
+              { head: 'Attempts', cell: (d: any) => esc(d.attempts), num: true },
+              {
+                head: 'State',
+                cell: (d: any) =>
+                  badge(d.status) +
+                  (d.replayCount ? ` <span class="muted">${esc(d.replayCount)}× replayed</span>` : ''),
+              },
+              { head: 'Dead since', cell: (d: any) => time(d.diedAgainAt ?? d.deadAt) },
+            ],
+            answer.body.items,
+            q['status'] || q['queue']
+              ? 'No dead letter matches these filters.'
+              : 'No dead letter: every message was handled.',
+          ) +
+          pager(q, answer.body.nextCursor),
+        { section: '/dead-letters', who: req.userId, flash: q['done'] },
+      );
+    }),
+  );
+
+  app.get(
+    '/dead-letters/:id',
+    page('/dead-letters', async (req) => {
+      const id = (req.params as { id: string }).id;
+      const [d, audit] = await Promise.all([
+        api(req, 'GET', `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`),
+        api(req, 'GET', `/admin/api/v1/audit?target=${encodeURIComponent(`dead-letter:${id}`)}&limit=50`),
+      ]);
+      if (d.status !== 200)
+        return {
+          status: 404,
+          html: layout('Dead letter not found', `<p class="empty">No dead letter ${esc(id)}.</p>`, {
+            section: '/dead-letters',
+            who: req.userId,
+          }),
+        };
+      const x = d.body;
+      const actions: Html =
+        x.status === 'discarded'
+          ? `<p class="muted">Discarded by ${esc(x.discardedBy)} ${time(x.discardedAt)}: ${esc(x.discardReason)}</p>`
+          : `<form class="card" method="post" action="/dead-letters/${esc(x.id)}/act"><!--csrf-->
+<label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
+<p><button name="action" value="replay">Replay…</button> <button class="secondary" name="action" value="discard">Discard…</button></p></form>`;
+      return layout(
+        `Dead letter ${shortId(x.id)}`,
+        `<div class="card">${facts([
+          ['State', badge(x.status)],
+          ['Type', esc(x.type)],
+          ['Queue', `<span class="mono">${esc(x.queue)}</span>`],
+          ['Message id', `<span class="mono">${esc(x.messageId)}</span>`],
+          ['Attempts', esc(x.attempts)],
+          ['Error', esc(x.error)],
+          ['Dead since', time(x.deadAt)],
+          ['Replayed', x.replayCount ? `${esc(x.replayCount)}×, last ${time(x.replayedAt)}` : 'never'],
+          ['Died again after a replay', time(x.diedAgainAt)],
+        ])}</div>
+<h2>Body</h2><pre tabindex="0" aria-label="Message body">${esc(pretty(x.body))}</pre>
+<h2>Act</h2>${actions}
+<h2>Operator actions</h2>${auditTable(audit.body.items ?? [])}`,
+        { section: '/dead-letters', who: req.userId, flash: queryOf(req)['done'] },
+      );
+    }),
+  );
+
+  app.post(
+    '/dead-letters/:id/act',
+    checked,
+    page('/dead-letters', async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const back = `/dead-letters/${encodeURIComponent(id)}`;
+      const { action, reason = '', confirm } = (req.body ?? {}) as Record<string, string | undefined>;
+      if ((action !== 'replay' && action !== 'discard') || !reason.trim())
+        return refusedPage(
+          'Refused',
+          { status: 400, body: { detail: 'replay or discard, and a reason, are required' } },
+          back,
+          '/dead-letters',
+        );
+      const d = await api(req, 'GET', `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`);
+      if (d.status !== 200) return refusedPage('Refused', d, '/dead-letters', '/dead-letters');
+      if (confirm !== 'yes')
+        return layout(
+          action === 'replay' ? 'Confirm the replay' : 'Confirm the discard',
+          confirmStep({
+            action: `/dead-letters/${id}/act`,
+            summary:
+              action === 'replay'
+                ? `<p>Put the <strong>${esc(d.body.type)}</strong> message back on <span class="mono">${esc(d.body.queue)}</span> with its attempts reset. If it fails again, this dead letter says so (no copy is made).</p><p>Reason: ${esc(reason)}</p>`
+                : `<p>Discard the <strong>${esc(d.body.type)}</strong> message: it is kept here, marked discarded, and can no longer be replayed.</p><p>Reason: ${esc(reason)}</p>`,
+            fields: { action, reason },
+            confirmLabel: action === 'replay' ? 'Replay' : 'Discard',
+            cancelHref: back,
+            danger: action === 'discard',
+          }),
+          { section: '/dead-letters', who: req.userId },
+        );
+      const res = await api(req, 'POST', `/admin/api/v1/dead-letters/${encodeURIComponent(id)}/${action}`, { reason });
+      if (res.status >= 400)
+        return refusedPage(action === 'replay' ? 'Replay refused' : 'Discard refused', res, back, '/dead-letters');
+      return doneTo(reply, back, action === 'replay' ? 'Replayed: the message is back on its queue.' : 'Discarded.');
+    }),
+  );
+
+  app.get(
+    '/audit',
+    page('/audit', async (req) => {
+      const q = queryOf(req);
+      const answer = await api(
+        req,
+        'GET',
+        `/admin/api/v1/audit?${listQuery(q, ['actor', 'action', 'target', 'from', 'to'])}`,
+      );
+      if (answer.status !== 200) return refusedPage('Audit', answer, '/audit', '/audit');
+      return layout(
+        'Audit',
+        filters(
+          [
+            { name: 'actor', label: 'Operator', type: 'search' },
+            {
+              name: 'action',
+              label: 'Action',
+              options: [
+                ['', 'any action'],
+                ['payment.refund', 'refund'],
+                ['subscription.cancel', 'cancel'],
+                ['role.grant', 'grant'],
+                ['role.revoke', 'revoke'],
+                ['plan', 'plan change'],
+                ['dead-letter', 'dead letter'],
+              ],
+            },
+            { name: 'target', label: 'Target (e.g. user:alice)', type: 'search' },
+            { name: 'from', label: 'From', type: 'date' },
+            { name: 'to', label: 'before', type: 'date' },
+          ],
+          q,
+        ) +
+          table(
+            'Audit log',
+            [
+              { head: 'At', cell: (a: any) => time(a.at) },
+              { head: 'Operator', cell: (a: any) => link(`/audit?actor=${encodeURIComponent(a.actor)}`, a.actor) },
+              { head: 'Action', cell: (a: any) => esc(a.action) },
+              { head: 'Target', cell: (a: any) => targetLink(a.target) },
+              { head: 'Reason', cell: (a: any) => esc(a.reason) },
+              { head: 'Before → after', cell: (a: any) => diff(a.before, a.after) },
+            ],
+            answer.body.items,
+            'No operator action matches these filters.',
+          ) +
+          pager(q, answer.body.nextCursor),
+        { section: '/audit', who: req.userId },
+      );
+    }),
+  );
+}

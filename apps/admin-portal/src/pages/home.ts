@@ -1,0 +1,50 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import { plansChart, revenueChart } from './charts.js';
+import { esc, money, type Html } from './html.js';
+import { layout, queryOf, type Kit } from './kit.js';
+
+const stat = (label: string, value: Html, href?: string): Html =>
+  `<div class="stat"><div class="v">${href ? `<a href="${esc(href)}">${value}</a>` : value}</div><div class="l">${esc(label)}</div></div>`;
+
+/** The home dashboard: the figures an operator checks every morning, and two charts. */
+export function homePages({ app, api, page }: Kit): void {
+  app.get(
+    '/',
+    page('/', async (req) => {
+      const { body: s } = await api(req, 'GET', '/admin/api/v1/stats');
+      const monthStart = `${s.at.slice(0, 7)}-01`;
+      const mrr: Html = s.mrr.length
+        ? s.mrr.map((m: any) => money(m.amount, m.currency)).join('<br>')
+        : money(0, 'USD');
+      const refunded: Html = s.refundedThisMonth.length
+        ? s.refundedThisMonth.map((m: any) => money(m.amount, m.currency)).join('<br>')
+        : '0';
+      const currencies = [...new Set<string>(s.revenuePerDay.map((r: any) => r.currency))];
+      const main = s.mrr[0]?.currency ?? currencies[0] ?? 'USD';
+      const charts =
+        revenueChart(
+          s.revenuePerDay.filter((r: any) => r.currency === main),
+          main,
+          new Date(s.at),
+        ) + plansChart(s.subscriptionsByPlan);
+      const others = currencies.filter((c) => c !== main);
+      return layout(
+        'Today',
+        `<section class="grid" aria-label="Key figures">
+${stat('Active subscriptions', esc(s.activeSubscriptions), '/subscriptions?status=active')}
+${stat('Monthly recurring revenue', mrr)}
+${stat('New this month', esc(s.newThisMonth), `/subscriptions?from=${monthStart}`)}
+${stat('Churned this month', esc(s.churnedThisMonth), '/subscriptions?status=expired')}
+${stat('In dunning (past due)', esc(s.inDunning), '/subscriptions?status=past_due')}
+${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
+${stat('Refunded this month', refunded, '/payments?status=refunded')}
+</section><h2>Trends</h2><div class="charts">${charts}</div>${
+          others.length
+            ? `<p class="muted">Revenue in ${others.map(esc).join(', ')} is not drawn; see Payments.</p>`
+            : ''
+        }`,
+        { section: '/', who: req.userId, flash: queryOf(req)['done'] },
+      );
+    }),
+  );
+}

@@ -1,0 +1,164 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the pages render the admin API's JSON answers, whose shapes that API defines */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { INNER_CALL_HEADER, INNER_CALL_TOKEN, type HttpApp } from '@billing/service-kit';
+import { COOKIE } from '../admin.js';
+import { esc, type Html, type Query } from './html.js';
+
+/** Where a page's forms get their CSRF field: filled in by `page` once the answer's token is known. */
+export const CSRF_FIELD = '<!--csrf-->';
+
+const NAV: [string, string][] = [
+  ['/', 'Home'],
+  ['/payments', 'Payments'],
+  ['/subscriptions', 'Subscriptions'],
+  ['/users', 'Users'],
+  ['/plans', 'Plans'],
+  ['/dead-letters', 'Dead letters'],
+  ['/audit', 'Audit'],
+];
+
+export interface LayoutOptions {
+  /** The section of the nav this page belongs to. */
+  section?: string;
+  signedIn?: boolean;
+  /** The operator, shown by the sign-out button. */
+  who?: string;
+  flash?: string | undefined;
+}
+
+export function layout(title: string, body: Html, opts: LayoutOptions = {}): Html {
+  const signedIn = opts.signedIn ?? true;
+  const nav = signedIn
+    ? `<nav aria-label="Main">${NAV.map(
+        ([href, text]) => `<a href="${href}"${opts.section === href ? ' aria-current="page"' : ''}>${text}</a>`,
+      ).join('')}</nav>
+<form method="post" action="/logout">${CSRF_FIELD}${opts.who ? `<span class="who">${esc(opts.who)}</span> ` : ''}<button class="secondary">Sign out</button></form>`
+    : '';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · Billing admin</title><link rel="stylesheet" href="/assets/portal.css"></head><body>
+<header class="top"><a class="brand" href="/">Billing admin</a>${nav}</header>
+<main><h1>${esc(title)}</h1>${opts.flash ? `<p class="flash" role="status">${esc(opts.flash)}</p>` : ''}${body}</main>
+<script src="/assets/portal.js" defer></script></body></html>`;
+}
+
+export interface ApiAnswer {
+  status: number;
+  body: any;
+}
+
+export interface Kit {
+  app: HttpApp;
+  /** Calls the admin API for the signed-in operator (pages and API share one implementation). */
+  api(
+    req: FastifyRequest,
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    payload?: unknown,
+  ): Promise<ApiAnswer>;
+  /** A signed-in admin's page: signed out → 303 /login; not an admin → 403 with a way out. */
+  page(
+    section: string,
+    render: (req: FastifyRequest, reply: FastifyReply) => Promise<Html | { status: number; html: Html } | FastifyReply>,
+  ): (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  csrf(reply: FastifyReply): Html;
+  /** preHandler: the form's _csrf field is only readable once the body is parsed. */
+  checked: { preHandler: any };
+}
+
+export function makeKit(app: HttpApp): Kit {
+  const api: Kit['api'] = async (req, method, url, payload) => {
+    const res = await app.inject({
+      method,
+      url,
+      headers: {
+        authorization: `Bearer ${req.cookies[COOKIE] ?? ''}`,
+        'x-request-id': req.id,
+        [INNER_CALL_HEADER]: INNER_CALL_TOKEN,
+      },
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
+    return { status: res.statusCode, body: res.json() as any };
+  };
+  const csrf = (reply: FastifyReply) => `<input type="hidden" name="_csrf" value="${esc(reply.generateCsrf())}">`;
+  const page: Kit['page'] = (section, render) => async (req, reply) => {
+    try {
+      await app.authenticateCookie(req);
+    } catch {
+      return reply.redirect('/login', 303);
+    }
+    if (!req.userRoles.includes('admin'))
+      return reply
+        .status(403)
+        .type('text/html')
+        .send(
+          layout(
+            'Forbidden',
+            `<p class="error">You are signed in as <strong>${esc(req.userId)}</strong>, who does not hold the admin role.</p>
+<p>Ask an administrator for the role, or sign out and sign in as someone who has it.</p>
+<form method="post" action="/logout">${csrf(reply)}<button>Sign out</button></form>`,
+            { signedIn: false },
+          ).replaceAll(CSRF_FIELD, ''),
+        );
+    const out = await render(req, reply);
+    if (reply.sent || (typeof out === 'object' && !('html' in out))) return reply; // it redirected
+    const { status, html } = typeof out === 'string' ? { status: 200, html: out } : out;
+    return reply
+      .status(status)
+      .type('text/html')
+      .send(html.replaceAll(CSRF_FIELD, csrf(reply)));
+  };
+  return { app, api, page, csrf, checked: { preHandler: app.csrfProtection } };
+}
+
+/** The query string of a page request, as strings. */
+export const queryOf = (req: FastifyRequest): Query => {
+  const out: Query = {};
+  for (const [k, v] of Object.entries((req.query ?? {}) as Record<string, unknown>))
+    if (typeof v === 'string') out[k] = v;
+  return out;
+};
+
+/** The admin API's list query from a page's: paging fields translated, the pager's own dropped. */
+export function listQuery(q: Query, keys: string[]): string {
+  const p = new URLSearchParams();
+  for (const k of [...keys, 'cursor']) if (q[k]) p.set(k, q[k]);
+  return p.toString();
+}
+
+/** What an operator is about to do, shown once more with a confirm button (the form's fields carried over). */
+export function confirmStep(opts: {
+  action: string;
+  summary: Html;
+  fields: Record<string, string>;
+  confirmLabel: string;
+  cancelHref: string;
+  danger?: boolean;
+}): Html {
+  const hidden = Object.entries(opts.fields)
+    .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
+    .join('');
+  return `<section class="card confirm" aria-labelledby="confirm-h"><h2 id="confirm-h">Please confirm</h2>${opts.summary}
+<form method="post" action="${esc(opts.action)}">${CSRF_FIELD}${hidden}<input type="hidden" name="confirm" value="yes">
+<button${opts.danger ? ' class="danger"' : ''}>${esc(opts.confirmLabel)}</button> <a class="button secondary" href="${esc(opts.cancelHref)}">Cancel</a></form></section>`;
+}
+
+/** A refused action: the API's reason, and the way back. */
+export function refusedPage(
+  title: string,
+  answer: ApiAnswer,
+  back: string,
+  section: string,
+): { status: number; html: Html } {
+  return {
+    status: answer.status,
+    html: layout(
+      title,
+      `<p class="error" role="alert">${esc(answer.body?.detail ?? answer.body?.title ?? 'refused')}</p><p><a href="${esc(back)}">Back</a></p>`,
+      { section },
+    ),
+  };
+}
+
+/** 303 to a page with a message on it. */
+export const doneTo = (reply: FastifyReply, href: string, message: string) =>
+  reply.redirect(`${href}${href.includes('?') ? '&' : '?'}done=${encodeURIComponent(message)}`, 303);

@@ -1,0 +1,227 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import { PAYMENT_STATUSES, fromPayPalValue } from '@billing/domain';
+import {
+  badge,
+  diff,
+  esc,
+  facts,
+  filters,
+  link,
+  major,
+  money,
+  pager,
+  shortId,
+  table,
+  targetLink,
+  time,
+  userLink,
+  type Html,
+} from './html.js';
+import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+
+export const planOptions = async (kit: Kit, req: any): Promise<[string, string][]> => {
+  const { body } = await kit.api(req, 'GET', '/admin/api/v1/plans');
+  return [['', 'any plan'], ...(body.items ?? []).map((p: any) => [p.id, p.name] as [string, string])];
+};
+
+export const auditTable = (rows: any[]): Html =>
+  table(
+    'Operator actions',
+    [
+      { head: 'At', cell: (a: any) => time(a.at) },
+      { head: 'Operator', cell: (a: any) => esc(a.actor) },
+      { head: 'Action', cell: (a: any) => esc(a.action) },
+      { head: 'Reason', cell: (a: any) => esc(a.reason) },
+      { head: 'Before → after', cell: (a: any) => diff(a.before, a.after) },
+    ],
+    rows,
+    'No operator action on this yet.',
+  );
+
+export const paymentColumns = (withUser = true) => [
+  { head: 'Payment', cell: (p: any) => link(`/payments/${p.id}`, shortId(p.id)) },
+  ...(withUser ? [{ head: 'User', cell: (p: any) => userLink(p.userId) }] : []),
+  { head: 'Subscription', cell: (p: any) => link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId)) },
+  { head: 'Kind', cell: (p: any) => esc(p.kind) },
+  { head: 'Amount', cell: (p: any) => money(p.amount, p.currency), num: true },
+  {
+    head: 'Status',
+    cell: (p: any) => badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : ''),
+  },
+  { head: 'Refunded', cell: (p: any) => (p.refundedAmount ? money(p.refundedAmount, p.currency) : ''), num: true },
+  { head: 'Pays for', cell: (p: any) => (p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : '') },
+  { head: 'Created', cell: (p: any) => time(p.createdAt) },
+];
+
+/** Payments: a list with filters and pages, one payment with everything linked, a refund with a confirmation step. */
+export function paymentPages(kit: Kit): void {
+  const { app, api, page, checked } = kit;
+  app.get(
+    '/payments',
+    page('/payments', async (req) => {
+      const q = queryOf(req);
+      const answer = await api(
+        req,
+        'GET',
+        `/admin/api/v1/payments?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
+      );
+      const form = filters(
+        [
+          { name: 'userId', label: 'User', type: 'search' },
+          {
+            name: 'status',
+            label: 'Status',
+            options: [
+              ['', 'any status'],
+              ...PAYMENT_STATUSES.map((s) => [s, s.replace(/_/g, ' ')] as [string, string]),
+            ],
+          },
+          { name: 'planId', label: 'Plan', options: await planOptions(kit, req) },
+          { name: 'from', label: 'Created from', type: 'date' },
+          { name: 'to', label: 'before', type: 'date' },
+        ],
+        q,
+      );
+      if (answer.status !== 200) return refusedPage('Payments', answer, '/payments', '/payments');
+      return layout(
+        'Payments',
+        form +
+          table('Payments', paymentColumns(), answer.body.items, 'No payment matches these filters.') +
+          pager(q, answer.body.nextCursor),
+        { section: '/payments', who: req.userId, flash: q['done'] },
+      );
+    }),
+  );
+
+  app.get(
+    '/payments/:id',
+    page('/payments', async (req) => {
+      const id = (req.params as { id: string }).id;
+      const { status, body: p } = await api(req, 'GET', `/admin/api/v1/payments/${encodeURIComponent(id)}`);
+      if (status !== 200)
+        return {
+          status: 404,
+          html: layout('Payment not found', `<p class="empty">No payment ${esc(id)}.</p>`, {
+            section: '/payments',
+            who: req.userId,
+          }),
+        };
+      const refundable = p.refundableAmount > 0;
+      const refundForm = refundable
+        ? `<form class="card" method="post" action="/payments/${esc(p.id)}/refund"><!--csrf-->
+<label for="amount">Amount to refund (${esc(p.currency)}, at most ${money(p.refundableAmount, p.currency)})</label>
+<input id="amount" name="amount" inputmode="decimal" required value="${esc(major(p.refundableAmount, p.currency))}" aria-describedby="amount-help"> ${esc(p.currency)}
+<p id="amount-help" class="muted">In ${esc(p.currency)}, e.g. ${esc(major(Math.min(p.refundableAmount, 499), p.currency))}. You confirm on the next step.</p>
+<label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
+<p><button>Refund…</button></p></form>`
+        : `<p class="muted">Nothing can be refunded: the payment is ${esc(p.status.replace(/_/g, ' '))}${p.refundedAmount ? ' and refunds cover it' : ''}.</p>`;
+      return layout(
+        `Payment ${shortId(p.id)}`,
+        `<div class="card">${facts([
+          ['Status', badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : '')],
+          ['Amount', money(p.amount, p.currency)],
+          ['Refunded', money(p.refundedAmount, p.currency)],
+          ['Can still be refunded', money(p.refundableAmount, p.currency)],
+          ['User', userLink(p.userId)],
+          [
+            'Subscription',
+            `${link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId))} ${badge(p.subscriptionStatus)}`,
+          ],
+          ['Plan', link(`/plans/${p.planId}/edit`, p.planId)],
+          ['Kind', esc(p.kind)],
+          ['Pays for', p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : ''],
+          ['PayPal order', p.providerOrderId ? `<span class="mono">${esc(p.providerOrderId)}</span>` : ''],
+          ['PayPal capture', p.providerCaptureId ? `<span class="mono">${esc(p.providerCaptureId)}</span>` : ''],
+          ['Created', time(p.createdAt)],
+          ['Id', `<span class="mono">${esc(p.id)}</span>`],
+        ])}</div>
+<h2>PayPal events</h2>${table(
+          'PayPal events',
+          [
+            { head: 'Event', cell: (e: any) => esc(e.type) },
+            { head: 'Event id', cell: (e: any) => `<span class="mono">${esc(e.id)}</span>` },
+            { head: 'Received', cell: (e: any) => time(e.receivedAt) },
+            { head: 'Outcome', cell: (e: any) => esc(e.outcome) },
+          ],
+          p.events,
+          'No webhook from PayPal for this payment.',
+        )}
+<h2>Refunds</h2>${table(
+          'Refunds',
+          [
+            { head: 'Refund', cell: (r: any) => `<span class="mono">${esc(shortId(r.id))}</span>` },
+            { head: 'Amount', cell: (r: any) => money(r.amount, r.currency), num: true },
+            {
+              head: 'Status',
+              cell: (r: any) =>
+                badge(r.status) + (r.failureReason ? ` <span class="muted">${esc(r.failureReason)}</span>` : ''),
+            },
+            { head: 'Origin', cell: (r: any) => esc(r.origin) },
+            { head: 'Reason', cell: (r: any) => esc(r.reason) },
+            { head: 'Requested', cell: (r: any) => time(r.createdAt) },
+          ],
+          p.refunds,
+          'No refund.',
+        )}
+<h2>Refund</h2>${refundForm}
+<h2>Operator actions</h2>${auditTable(p.audit)}`,
+        { section: '/payments', who: req.userId, flash: queryOf(req)['done'] },
+      );
+    }),
+  );
+
+  app.post(
+    '/payments/:id/refund',
+    checked,
+    page('/payments', async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const back = `/payments/${encodeURIComponent(id)}`;
+      const { amount = '', reason = '', confirm } = (req.body ?? {}) as Record<string, string | undefined>;
+      const { status, body: p } = await api(req, 'GET', `/admin/api/v1/payments/${encodeURIComponent(id)}`);
+      if (status !== 200) return refusedPage('Refund refused', { status, body: p }, '/payments', '/payments');
+      let minor: number;
+      try {
+        minor = fromPayPalValue(amount.trim(), p.currency);
+      } catch {
+        minor = NaN;
+      }
+      if (!Number.isSafeInteger(minor) || minor <= 0 || !reason.trim())
+        return refusedPage(
+          'Refund refused',
+          {
+            status: 400,
+            body: {
+              detail: !reason.trim()
+                ? 'a reason is required'
+                : `"${amount}" is not an amount in ${p.currency} (e.g. ${major(Math.min(p.refundableAmount || 499, 499), p.currency)})`,
+            },
+          },
+          back,
+          '/payments',
+        );
+      if (confirm !== 'yes')
+        return layout(
+          'Confirm the refund',
+          confirmStep({
+            action: `/payments/${id}/refund`,
+            summary: `<p>Refund <strong>${money(minor, p.currency)}</strong> of the ${money(p.amount, p.currency)} payment ${esc(shortId(p.id))} by ${esc(p.userId)} (at most ${money(p.refundableAmount, p.currency)} can be refunded). PayPal sends it back to the buyer.</p><p>Reason: ${esc(reason)}</p>`,
+            fields: { amount: amount.trim(), reason },
+            confirmLabel: `Refund ${major(minor, p.currency)} ${p.currency}`,
+            cancelHref: back,
+            danger: true,
+          }),
+          { section: '/payments', who: req.userId },
+        );
+      const res = await api(req, 'POST', `/admin/api/v1/payments/${encodeURIComponent(id)}/refund`, {
+        amount: minor,
+        reason,
+      });
+      if (res.status >= 400) return refusedPage('Refund refused', res, back, '/payments');
+      return doneTo(
+        reply,
+        back,
+        `Refund of ${major(minor, p.currency)} ${p.currency} requested; PayPal is sending it.`,
+      );
+    }),
+  );
+}

@@ -1,0 +1,178 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import { SUBSCRIPTION_STATUSES } from '@billing/domain';
+import { badge, esc, facts, filters, link, money, pager, shortId, table, time, userLink, type Html } from './html.js';
+import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+import { auditTable, paymentColumns, planOptions } from './payments.js';
+
+/** Period end for a live subscription; when it was cancelled for a cancelled one. */
+export const periodCell = (s: any): Html =>
+  s.status === 'cancelled'
+    ? `cancelled ${time(s.cancelledAt)}`
+    : s.status === 'expired'
+      ? 'ended'
+      : s.currentPeriodEnd
+        ? `${time(s.currentPeriodEnd)}${s.cancelAtPeriodEnd ? ' <span class="badge b-warn">ends then</span>' : ''}`
+        : '';
+
+export const subscriptionColumns = (withUser = true) => [
+  { head: 'Subscription', cell: (s: any) => link(`/subscriptions/${s.id}`, shortId(s.id)) },
+  ...(withUser ? [{ head: 'User', cell: (s: any) => userLink(s.userId) }] : []),
+  { head: 'Plan', cell: (s: any) => link(`/plans/${s.planId}/edit`, s.planId) },
+  { head: 'Price', cell: (s: any) => `${money(s.amount, s.currency)} / ${esc(s.period)}`, num: true },
+  { head: 'Status', cell: (s: any) => badge(s.status) },
+  { head: 'Period end / cancelled', cell: periodCell },
+  { head: 'Created', cell: (s: any) => time(s.createdAt) },
+];
+
+const cancellable = (s: any) => s.status === 'active' || s.status === 'past_due' || s.status === 'pending';
+
+/** Subscriptions: list, detail with payments, grants and audit, and an operator's cancel in both modes. */
+export function subscriptionPages(kit: Kit): void {
+  const { app, api, page, checked } = kit;
+  app.get(
+    '/subscriptions',
+    page('/subscriptions', async (req) => {
+      const q = queryOf(req);
+      const answer = await api(
+        req,
+        'GET',
+        `/admin/api/v1/subscriptions?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
+      );
+      const form = filters(
+        [
+          { name: 'userId', label: 'User', type: 'search' },
+          {
+            name: 'status',
+            label: 'Status',
+            options: [
+              ['', 'any status'],
+              ...SUBSCRIPTION_STATUSES.map((s) => [s, s.replace(/_/g, ' ')] as [string, string]),
+            ],
+          },
+          { name: 'planId', label: 'Plan', options: await planOptions(kit, req) },
+          { name: 'from', label: 'Created from', type: 'date' },
+          { name: 'to', label: 'before', type: 'date' },
+        ],
+        q,
+      );
+      if (answer.status !== 200) return refusedPage('Subscriptions', answer, '/subscriptions', '/subscriptions');
+      return layout(
+        'Subscriptions',
+        form +
+          table('Subscriptions', subscriptionColumns(), answer.body.items, 'No subscription matches these filters.') +
+          pager(q, answer.body.nextCursor),
+        { section: '/subscriptions', who: req.userId, flash: q['done'] },
+      );
+    }),
+  );
+
+  app.get(
+    '/subscriptions/:id',
+    page('/subscriptions', async (req) => {
+      const id = (req.params as { id: string }).id;
+      const { status, body: s } = await api(req, 'GET', `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`);
+      if (status !== 200)
+        return {
+          status: 404,
+          html: layout('Subscription not found', `<p class="empty">No subscription ${esc(id)}.</p>`, {
+            section: '/subscriptions',
+            who: req.userId,
+          }),
+        };
+      const live = s.status === 'active' || s.status === 'past_due';
+      const period: [string, Html][] =
+        s.status === 'cancelled'
+          ? [['Cancelled', time(s.cancelledAt)]]
+          : live
+            ? [
+                ['Current period', `${time(s.currentPeriodStart)} – ${time(s.currentPeriodEnd)}`],
+                [
+                  'At period end',
+                  s.cancelAtPeriodEnd ? '<span class="badge b-warn">ends, no renewal</span>' : 'renews',
+                ],
+              ]
+            : [];
+      const cancelForm = cancellable(s)
+        ? `<form class="card" method="post" action="/subscriptions/${esc(s.id)}/cancel"><!--csrf-->
+<fieldset><legend>When</legend>
+<label><input type="radio" name="mode" value="at_period_end" checked> At the period end: no renewal, the role stays until ${s.currentPeriodEnd ? time(s.currentPeriodEnd) : 'then'}</label>
+<label><input type="radio" name="mode" value="immediately"> Immediately: the role goes now, unused time refunded pro rata</label></fieldset>
+<label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
+<p><button>Cancel subscription…</button></p></form>`
+        : `<p class="muted">A ${esc(s.status.replace(/_/g, ' '))} subscription cannot be cancelled.</p>`;
+      return layout(
+        `Subscription ${shortId(s.id)}`,
+        `<div class="card">${facts([
+          ['Status', badge(s.status)],
+          ['User', userLink(s.userId)],
+          ['Plan', link(`/plans/${s.planId}/edit`, s.planId)],
+          ['Role', esc(s.role)],
+          ['Price', `${money(s.amount, s.currency)} every ${esc(s.period)}`],
+          ...period,
+          ['Created', time(s.createdAt)],
+          ['Id', `<span class="mono">${esc(s.id)}</span>`],
+        ])}</div>
+<h2>Payments</h2>${table('Payments of this subscription', paymentColumns(false), s.payments, 'No payment yet.')}
+<h2>Role grants</h2>${table(
+          'Grants of this subscription',
+          [
+            { head: 'Role', cell: (g: any) => esc(g.role) },
+            { head: 'Started', cell: (g: any) => time(g.startedAt) },
+            { head: 'Ended', cell: (g: any) => time(g.endedAt) },
+            { head: 'Why it ended', cell: (g: any) => esc(g.endReason) },
+          ],
+          s.grants,
+          'No role granted: the subscription was never paid for.',
+        )}
+<h2>Cancel</h2>${cancelForm}
+<h2>Operator actions</h2>${auditTable(s.audit)}`,
+        { section: '/subscriptions', who: req.userId, flash: queryOf(req)['done'] },
+      );
+    }),
+  );
+
+  app.post(
+    '/subscriptions/:id/cancel',
+    checked,
+    page('/subscriptions', async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const back = `/subscriptions/${encodeURIComponent(id)}`;
+      const { mode = 'at_period_end', reason = '', confirm } = (req.body ?? {}) as Record<string, string | undefined>;
+      const { status, body: s } = await api(req, 'GET', `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`);
+      if (status !== 200) return refusedPage('Cancel refused', { status, body: s }, '/subscriptions', '/subscriptions');
+      if (!reason.trim() || (mode !== 'at_period_end' && mode !== 'immediately'))
+        return refusedPage(
+          'Cancel refused',
+          { status: 400, body: { detail: 'a reason and a mode are required' } },
+          back,
+          '/subscriptions',
+        );
+      if (confirm !== 'yes')
+        return layout(
+          'Confirm the cancellation',
+          confirmStep({
+            action: `/subscriptions/${id}/cancel`,
+            summary:
+              mode === 'immediately'
+                ? `<p>Cancel ${esc(s.userId)}'s <strong>${esc(s.planId)}</strong> subscription <strong>now</strong>: the role "${esc(s.role)}" is taken away at once, and the unused part of every paid period is refunded pro rata.</p><p>Reason: ${esc(reason)}</p>`
+                : `<p>End ${esc(s.userId)}'s <strong>${esc(s.planId)}</strong> subscription <strong>at its period end</strong>${s.currentPeriodEnd ? ` (${time(s.currentPeriodEnd)})` : ''}: no more renewals; the role stays until then.</p><p>Reason: ${esc(reason)}</p>`,
+            fields: { mode, reason },
+            confirmLabel: mode === 'immediately' ? 'Cancel now and refund' : 'Cancel at period end',
+            cancelHref: back,
+            danger: mode === 'immediately',
+          }),
+          { section: '/subscriptions', who: req.userId },
+        );
+      const res = await api(req, 'POST', `/admin/api/v1/subscriptions/${encodeURIComponent(id)}/cancel`, {
+        mode,
+        reason,
+      });
+      if (res.status >= 400) return refusedPage('Cancel refused', res, back, '/subscriptions');
+      return doneTo(
+        reply,
+        back,
+        mode === 'immediately' ? 'Cancelled now; refunds are on their way.' : 'Set to end at the period end.',
+      );
+    }),
+  );
+}
