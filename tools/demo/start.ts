@@ -29,7 +29,7 @@ const env = {
   PAYPAL_CLIENT_SECRET: 'demo-client-secret',
   PAYPAL_WEBHOOK_ID: 'WH-DEMO',
   PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
-  APP_HOME_URL: 'http://127.0.0.1:3000/v1/plans',
+  APP_HOME_URL: 'http://127.0.0.1:3000/billing',
   SCHEDULER_INTERVAL_MS: process.env['SCHEDULER_INTERVAL_MS'] ?? '5000',
   RENEWAL_LEAD_MS: process.env['RENEWAL_LEAD_MS'] ?? '10000',
   ...(process.env['ELASTICSEARCH_URL'] ? { ELASTICSEARCH_URL: process.env['ELASTICSEARCH_URL'] } : {}),

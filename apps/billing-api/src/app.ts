@@ -5,6 +5,7 @@ import type { PaymentProvider } from '@billing/payments';
 import type { Runtime } from '@billing/runtime';
 import { createHttpApp, jwtAuth, registerRateLimits, trustProxyOf, type HttpApp } from '@billing/service-kit';
 import type { BillingApiConfig } from './config.js';
+import { billingPageRoutes } from './routes/billing-page.js';
 import { checkoutRoutes } from './routes/checkout.js';
 import { paymentRoutes } from './routes/payments.js';
 import { createCatalogue } from './catalogue.js';
@@ -49,5 +50,6 @@ export async function buildApp(deps: BillingApiDeps): Promise<HttpApp> {
   subscriptionRoutes(app, deps, catalogue);
   paymentRoutes(app, deps);
   checkoutRoutes(app, deps);
+  billingPageRoutes(app);
   return app;
 }

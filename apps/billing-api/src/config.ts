@@ -17,7 +17,7 @@ export const spec = {
   ...paypalConfig,
   PORT: env.port(3000),
   PUBLIC_BASE_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000'),
-  APP_HOME_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000/'),
+  APP_HOME_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000/billing'),
 };
 export const loadBillingApiConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(spec, source, checkJwt);
 export type BillingApiConfig = ReturnType<typeof loadBillingApiConfig>;

@@ -550,3 +550,21 @@ t.test(
     t.equal(status, 429, 'past 300 hits a minute from one client address');
   },
 );
+
+t.test("the buyer's billing page: served with a strict CSP, its script and style files of its own", async (t) => {
+  const page = await app.inject({ method: 'GET', url: '/billing?checkout=success' });
+  t.equal(page.statusCode, 200);
+  t.match(page.headers['content-type'], /text\/html/);
+  const csp = String(page.headers['content-security-policy']);
+  t.match(csp, /script-src 'self'/);
+  t.match(csp, /frame-ancestors 'none'/);
+  t.notMatch(csp, /unsafe-inline/, 'nothing inline is allowed');
+  t.equal(page.headers['x-content-type-options'], 'nosniff');
+  t.match(page.body, /<script src="\/billing\/app\.js" defer><\/script>/);
+  t.notMatch(page.body, /<script>/, 'no inline script');
+  const js = await app.inject({ method: 'GET', url: '/billing/app.js' });
+  t.match(js.headers['content-type'], /javascript/);
+  t.match(js.body, /sessionStorage/, 'the token is kept for the tab only');
+  const css = await app.inject({ method: 'GET', url: '/billing/app.css' });
+  t.match(css.headers['content-type'], /text\/css/);
+});

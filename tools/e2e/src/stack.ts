@@ -98,6 +98,8 @@ export async function startStack(
     plans?: typeof PLANS;
     /** A broker of the test's own (a cluster): the apps get `urls`, the stack's own checks use `adminUrl`. */
     amqp?: { urls: string; adminUrl: string };
+    /** PayPal's return and cancel URLs land on billing-api's own billing page (as by default), not a shop. */
+    homeIsBillingPage?: boolean;
   } = {},
 ): Promise<Stack> {
   const ownBroker = opts.amqp;
@@ -134,7 +136,7 @@ export async function startStack(
     PAYPAL_WEBHOOK_ID: 'WH-E2E',
     PAYPAL_TIMEOUT_MS: '3000',
     PUBLIC_BASE_URL: urls['billing-api'],
-    APP_HOME_URL: 'http://shop.example/home',
+    APP_HOME_URL: opts.homeIsBillingPage ? `${urls['billing-api']}/billing` : 'http://shop.example/home',
     SCHEDULER_INTERVAL_MS: '1000',
     ...extraEnv,
   };

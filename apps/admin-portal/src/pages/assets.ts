@@ -25,7 +25,7 @@ textarea{width:100%;min-height:4rem}
 button,.button{font:inherit;background:var(--brand);color:#fff;border:0;border-radius:5px;padding:.42rem .9rem;cursor:pointer;text-decoration:none;display:inline-block}
 button.secondary,.button.secondary{background:#fff;color:var(--brand);border:1px solid var(--brand)}
 button.danger{background:#a61b29}
-.pager{display:flex;gap:.8rem;margin:.8rem 0}.pager span.disabled{color:#8a909b}
+.pager{display:flex;gap:.8rem;margin:.8rem 0}.pager span.disabled{color:#5f6673}
 .empty{padding:1.4rem;text-align:center;color:var(--muted);background:#fff;border:1px dashed #c4cad4;border-radius:8px}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1.2rem;margin:0}dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:.8rem}

@@ -28,7 +28,10 @@ export function revenueChart(points: { day: string; amount: number }[], currency
     })
     .join('');
   const labels = [0, 30, 60, 89]
-    .map((i) => `<text x="${left + i * bw}" y="${h - 6}">${esc(days[i]!.slice(5))}</text>`)
+    .map(
+      (i) =>
+        `<text x="${left + (i === 89 ? (i + 1) * bw : i * bw)}" y="${h - 6}"${i === 89 ? ' text-anchor="end"' : ''}>${esc(days[i]!.slice(5))}</text>`,
+    )
     .join('');
   return `<figure class="card"><figcaption><strong>Revenue per day, last 90 days (${esc(currency)})</strong> · total ${esc(major(total, currency))} ${esc(currency)}</figcaption>
 <svg viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="Revenue per day in ${esc(currency)} over the last 90 days, total ${esc(major(total, currency))}">${ticks}${bars}${labels}</svg></figure>`;

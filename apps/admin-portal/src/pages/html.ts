@@ -87,8 +87,8 @@ export type Query = Record<string, string | undefined>;
 export function qs(q: Query): string {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) if (v) p.set(k, v);
-  const s = p.toString();
-  return s ? `?${s}` : '';
+  // `?` alone, not an empty href (which would be this very page): the list without a query.
+  return `?${p.toString()}`;
 }
 
 export interface FilterField {

@@ -35,7 +35,7 @@ export function layout(title: string, body: Html, opts: LayoutOptions = {}): Htm
 <form method="post" action="/logout">${CSRF_FIELD}${opts.who ? `<span class="who">${esc(opts.who)}</span> ` : ''}<button class="secondary">Sign out</button></form>`
     : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · Billing admin</title><link rel="stylesheet" href="/assets/portal.css"></head><body>
+<title>${esc(title)} · Billing admin</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/portal.css"></head><body>
 <header class="top"><a class="brand" href="/">Billing admin</a>${nav}</header>
 <main><h1>${esc(title)}</h1>${opts.flash ? `<p class="flash" role="status">${esc(opts.flash)}</p>` : ''}${body}</main>
 <script src="/assets/portal.js" defer></script></body></html>`;

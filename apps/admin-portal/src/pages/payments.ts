@@ -12,7 +12,6 @@ import {
   pager,
   shortId,
   table,
-  targetLink,
   time,
   userLink,
   type Html,

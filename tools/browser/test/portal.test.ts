@@ -1,0 +1,429 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import amqplib from 'amqplib';
+import t, { type Test } from 'tap';
+import type { Locator, Page } from 'playwright-core';
+import { approveInBrowser, checkout, startStack } from '@billing/e2e';
+import { waitFor } from '@billing/testing';
+import { launch, screenshotDir, seriousViolations } from '../src/browser.js';
+
+// Issue 13: the operators' portal and the buyer's billing page, in a real browser (Debian's
+// Chromium driven by playwright-core) against the whole system as real processes; every page
+// checked with axe-core and photographed.
+const stack = await startStack({}, { homeIsBillingPage: true });
+const browser = await launch();
+t.teardown(async () => {
+  await browser.close();
+  await stack.stop();
+});
+const PORTAL = stack.urls['admin-portal'];
+const API = stack.urls['billing-api'];
+const shots = screenshotDir();
+process.stdout.write(`# screenshots: ${shots}\n`);
+const db = stack.tdb.db;
+const rolesOf = async (userId: string) => ((await stack.auth(`/_control/users/${userId}`)).roles ?? []) as string[];
+
+/** Every page visited: no serious accessibility violation, no script or CSP error, and a screenshot. */
+async function check(t: Test, page: Page, name: string, errors: string[]) {
+  t.same(await seriousViolations(page), [], `${name}: no serious or critical accessibility violation`);
+  t.same(errors.splice(0), [], `${name}: no console error (CSP included)`);
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+/** Clicks a link and waits for the page it leads to. */
+async function navigate(page: Page, link: Locator) {
+  const from = page.url();
+  await link.click();
+  await page.waitForURL((u) => u.href !== from);
+  await page.waitForLoadState();
+}
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'Europe/Paris' });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    // Ours only: the PayPal stand-in's page (its missing favicon) is not under test here.
+    if (m.type() === 'error' && !m.location().url.startsWith(stack.urls.paypal)) errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { page, errors, context };
+}
+
+// What operators look at: alice and bob paid (alice first, so her payment is the oldest), 24
+// shoppers left their checkout pending: 26 payments, more than one page.
+const alice = await checkout(stack, 'user-alice');
+await approveInBrowser(alice.approvalUrl);
+const bobToken = await stack.tokenFor('user-bob');
+const bobCheckout = await fetch(`${API}/v1/subscriptions`, {
+  method: 'POST',
+  headers: { authorization: `Bearer ${bobToken}`, 'content-type': 'application/json' },
+  body: JSON.stringify({ planId: 'team-monthly' }),
+});
+const bob = (await bobCheckout.json()) as { subscriptionId: string; paymentId: string; approvalUrl: string };
+await approveInBrowser(bob.approvalUrl);
+for (let i = 0; i < 24; i++) await checkout(stack, `shopper-${String(i).padStart(2, '0')}`);
+const subStatus = async (id: string) =>
+  (await db.selectFrom('subscriptions').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
+await waitFor(
+  async () =>
+    (await subStatus(alice.subscriptionId)) === 'active' && (await subStatus(bob.subscriptionId)) === 'active',
+  {
+    what: 'alice and bob active',
+    timeoutMs: 30_000,
+  },
+);
+
+const { page, errors } = await newPage();
+
+t.test('sign in through the Auth service, land on payments', async (t) => {
+  await page.goto(`${PORTAL}/payments`);
+  t.match(page.url(), /\/login$/, 'signed out: sent to the sign-in form');
+  await check(t, page, '01-sign-in', errors);
+  await page.getByLabel('Login').fill('admin');
+  await page.getByLabel('Password').fill('wrong');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Wrong login or password.').waitFor();
+  t.equal(await page.getByLabel('Login').inputValue(), 'admin', 'the login stays typed');
+  errors.splice(0); // the browser logs the 401 itself
+  await page.getByLabel('Password').fill('admin-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/payments$/);
+  t.equal(await page.locator('h1').textContent(), 'Payments');
+});
+
+t.test('home: the figures and the charts', async (t) => {
+  await page.goto(`${PORTAL}/`);
+  const stat = (label: string) => page.locator('.stat', { hasText: label }).locator('.v').textContent();
+  t.equal((await stat('Active subscriptions'))?.trim(), '2');
+  t.equal(
+    (await page.locator('.stat', { hasText: 'Monthly recurring revenue' }).locator('.v').innerText()).replace(
+      /\s+/g,
+      ' ',
+    ),
+    '€29.00 $9.99',
+    'MRR per currency',
+  );
+  t.ok(await page.locator('svg[aria-label^="Revenue per day"] rect').count(), 'revenue bars drawn');
+  t.match(
+    await page.locator('svg[aria-label^="Active subscriptions per plan"]').textContent(),
+    /pro-monthly.*1 \/ 25/s,
+  );
+  await check(t, page, '02-home', errors);
+});
+
+t.test('payments: pages both ways, filters that keep their values, times in the zone of the browser', async (t) => {
+  await page.goto(`${PORTAL}/payments`);
+  const rows = page.locator('table[aria-label="Payments"] tbody tr');
+  t.equal(await rows.count(), 20, 'twenty on the first page');
+  t.equal(await rows.filter({ hasText: 'user-alice' }).count(), 0, "alice's payment is older");
+  const firstTime = await rows.first().locator('time').last();
+  t.match(
+    await firstTime.getAttribute('title'),
+    /^UTC \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \(shown in Europe\/Paris\)$/,
+  );
+  t.notMatch(await firstTime.textContent(), /UTC|\.\d{3}/, 'shown in the local zone, no milliseconds');
+  await check(t, page, '03-payments', errors);
+  await navigate(page, page.getByRole('link', { name: 'Next →' }));
+  t.equal(await rows.count(), 6, 'six on the second');
+  t.equal(await rows.filter({ hasText: 'user-alice' }).count(), 1, "alice's payment reached by paging");
+  await navigate(page, page.getByRole('link', { name: '← Previous' }));
+  t.equal(await rows.count(), 20, 'and back');
+  await page.getByLabel('Status').selectOption('completed');
+  await page.getByRole('button', { name: 'Search' }).click();
+  t.equal(await page.getByLabel('Status').inputValue(), 'completed', 'the select keeps its value');
+  t.equal(await rows.count(), 2);
+  t.equal(await rows.locator('.badge', { hasText: 'completed' }).count(), 2, 'status badges');
+  await page.getByLabel('User').fill('user-nobody');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('No payment matches these filters.').waitFor();
+  t.equal(await page.getByLabel('User').inputValue(), 'user-nobody', 'the box keeps what was searched');
+  await check(t, page, '04-payments-empty', errors);
+});
+
+t.test('a refund in major units, confirmed, sent to PayPal', async (t) => {
+  await page.goto(`${PORTAL}/payments?userId=user-alice`);
+  await page.locator('table[aria-label="Payments"] tbody tr').first().getByRole('link').first().click();
+  await page.getByRole('heading', { name: /^Payment / }).waitFor();
+  const facts = await page.locator('dl.facts').textContent();
+  t.match(facts, /PayPal order/);
+  t.match(facts, /Pays for/);
+  t.match(await page.getByRole('link', { name: 'user-alice' }).first().getAttribute('href'), '/users/user-alice');
+  t.equal(await page.getByLabel(/Amount to refund \(USD/).inputValue(), '9.99', 'prefilled with what is left');
+  await check(t, page, '05-payment', errors);
+  await page.getByLabel(/Amount to refund/).fill('2.50');
+  await page.getByLabel(/Reason/).fill('goodwill: slow support');
+  await page.getByRole('button', { name: 'Refund…' }).click();
+  await page.getByRole('heading', { name: 'Please confirm' }).waitFor();
+  t.match(await page.locator('.confirm').textContent(), /Refund \$2\.50 of the \$9\.99 payment/);
+  t.equal(
+    await db
+      .selectFrom('refunds')
+      .select('id')
+      .execute()
+      .then((r) => r.length),
+    0,
+    'nothing refunded before the confirmation',
+  );
+  await check(t, page, '06-refund-confirm', errors);
+  await page.getByRole('button', { name: 'Refund 2.50 USD' }).click();
+  await page.getByText(/Refund of 2.50 USD requested/).waitFor();
+  const refunds = await waitFor(
+    async () => {
+      const r = (await stack.paypal('/_control/refunds')) as { amount: { value: string; currency_code: string } }[];
+      return r.length ? r : null;
+    },
+    { what: 'the refund at PayPal' },
+  );
+  t.same(
+    refunds.map((r) => r.amount),
+    [{ value: '2.50', currency_code: 'USD' }],
+    'PayPal refunded 2.50 USD, once',
+  );
+  await waitFor(
+    async () =>
+      (
+        await db
+          .selectFrom('payments')
+          .select('refunded_amount')
+          .where('id', '=', alice.paymentId)
+          .executeTakeFirstOrThrow()
+      ).refunded_amount === 250,
+    { what: 'the refund recorded' },
+  );
+  await page.reload();
+  t.match(await page.locator('table[aria-label="Refunds"]').textContent(), /\$2\.50.*goodwill/s);
+  t.equal(await page.getByLabel(/Amount to refund/).inputValue(), '7.49', 'what is left now');
+});
+
+t.test('users: search, one user, a grant confirmed and applied at the Auth service', async (t) => {
+  await page.goto(`${PORTAL}/users`);
+  await page.getByLabel('User id contains').fill('ali');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const rows = page.locator('table[aria-label="Users"] tbody tr');
+  t.equal(await rows.count(), 1);
+  await check(t, page, '07-users', errors);
+  await rows.getByRole('link', { name: 'user-alice' }).click();
+  await page.getByRole('heading', { name: 'User user-alice' }).waitFor();
+  await page.getByLabel('Role', { exact: true }).fill('beta-tester');
+  await page.getByLabel(/Reason/).fill('early access programme');
+  await page.getByRole('button', { name: 'Grant…' }).click();
+  t.match(await page.locator('.confirm').textContent(), /Give user-alice the role beta-tester/);
+  await page.getByRole('button', { name: 'Grant beta-tester' }).click();
+  await page.getByText('Granting "beta-tester"…').waitFor();
+  await waitFor(async () => (await rolesOf('user-alice')).includes('beta-tester'), {
+    what: 'the role at the Auth service',
+  });
+  await page.reload();
+  t.match(await page.locator('table[aria-label="Role grants"]').textContent(), /beta-tester.*manual/s);
+  t.match(
+    await page.locator('table[aria-label="Operator actions"]').textContent(),
+    /role\.grant.*early access programme/s,
+  );
+  await check(t, page, '08-user', errors);
+});
+
+t.test('a dead letter: body and attempts shown, replayed (dies again, no copy), then discarded', async (t) => {
+  const conn = await amqplib.connect(stack.vhost.url);
+  const ch = await conn.createConfirmChannel();
+  const messageId = randomUUID();
+  const envelope = {
+    id: messageId,
+    type: 'payment.check.requested',
+    version: 1,
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    data: { orderId: 42 },
+  };
+  ch.sendToQueue('billing.payment-worker', Buffer.from(JSON.stringify(envelope)), {
+    persistent: true,
+    messageId,
+    type: envelope.type,
+  });
+  await ch.waitForConfirms();
+  await conn.close();
+  await waitFor(
+    () => db.selectFrom('dead_letters').select('id').where('message_id', '=', messageId).executeTakeFirst(),
+    {
+      what: 'the message dead-lettered',
+    },
+  );
+  await page.goto(`${PORTAL}/dead-letters?status=open`);
+  t.equal(await page.getByLabel('State').inputValue(), 'open');
+  await page.getByRole('link', { name: 'payment.check.requested' }).click();
+  t.match(await page.locator('pre').textContent(), /"orderId": 42/, 'the body, pretty-printed');
+  t.match(await page.locator('dl.facts').textContent(), /Attempts0/);
+  await check(t, page, '09-dead-letter', errors);
+  await page.getByLabel(/Reason/).fill('the order service was fixed');
+  await page.getByRole('button', { name: 'Replay…' }).click();
+  await page.getByRole('button', { name: 'Replay', exact: true }).click();
+  await page.getByText('Replayed: the message is back on its queue.').waitFor();
+  await waitFor(
+    async () =>
+      (
+        await db
+          .selectFrom('dead_letters')
+          .select('died_again_at')
+          .where('message_id', '=', messageId)
+          .executeTakeFirstOrThrow()
+      ).died_again_at,
+    { what: 'the replay dead-lettered again' },
+  );
+  t.equal(
+    (await db.selectFrom('dead_letters').select('id').where('message_id', '=', messageId).execute()).length,
+    1,
+    'still one dead letter for the message',
+  );
+  await page.reload();
+  t.match(await page.locator('dl.facts').textContent(), /1×, last/);
+  await page.getByLabel(/Reason/).fill('bad data at the source: cannot be fixed');
+  await page.getByRole('button', { name: 'Discard…' }).click();
+  await page.getByRole('button', { name: 'Discard', exact: true }).click();
+  await page.getByText('Discarded.').waitFor();
+  t.match(await page.locator('dl.facts').textContent(), /discarded/);
+  t.match(await page.getByText(/Discarded by user-admin/).textContent(), /cannot be fixed/);
+});
+
+t.test('a subscription: detail, cancelled now with a confirmation; the role goes, the rest is refunded', async (t) => {
+  await page.goto(`${PORTAL}/subscriptions?status=active`);
+  t.equal(await page.getByLabel('Status').inputValue(), 'active');
+  await check(t, page, '10-subscriptions', errors);
+  await page.locator('tr', { hasText: 'user-bob' }).getByRole('link').first().click();
+  await page.getByRole('heading', { name: /^Subscription / }).waitFor();
+  t.match(await page.locator('dl.facts').textContent(), /Current period/);
+  await page.getByLabel(/Immediately/).check();
+  await page.getByLabel(/Reason/).fill('customer asked by phone');
+  await page.getByRole('button', { name: 'Cancel subscription…' }).click();
+  t.match(await page.locator('.confirm').textContent(), /Cancel user-bob's team-monthly subscription now/);
+  await check(t, page, '11-cancel-confirm', errors);
+  await page.getByRole('button', { name: 'Cancel now and refund' }).click();
+  await page.getByText('Cancelled now; refunds are on their way.').waitFor();
+  t.equal(await subStatus(bob.subscriptionId), 'cancelled');
+  t.match(await page.locator('dl.facts').textContent(), /Cancelled/);
+  t.notMatch(await page.locator('dl.facts').textContent(), /Current period/, 'no period end on a cancelled one');
+  await waitFor(async () => !(await rolesOf('user-bob')).includes('team'), { what: "bob's role revoked" });
+  await waitFor(
+    async () =>
+      ((await stack.paypal('/_control/refunds')) as { amount: { currency_code: string } }[]).some(
+        (r) => r.amount.currency_code === 'EUR',
+      ),
+    { what: "bob's pro-rata refund at PayPal" },
+  );
+  await check(t, page, '12-subscription', errors);
+});
+
+t.test('plans: the edit form is prefilled; the change is confirmed and audited', async (t) => {
+  await page.goto(`${PORTAL}/plans`);
+  await check(t, page, '13-plans', errors);
+  await page.locator('tr', { hasText: 'pro-monthly' }).getByRole('link', { name: 'Edit' }).click();
+  t.equal(await page.getByLabel('Name').inputValue(), 'Pro (monthly)');
+  t.equal(await page.getByLabel(/^Price/).inputValue(), '9.99');
+  t.equal(await page.getByLabel('Currency', { exact: true }).inputValue(), 'USD');
+  await page.getByLabel('Name').fill('Pro');
+  await page.getByLabel(/Reason/).fill('shorter name');
+  await page.getByRole('button', { name: 'Save…' }).click();
+  t.match(await page.locator('.confirm').textContent(), /name: Pro \(monthly\) → Pro/);
+  await page.getByRole('button', { name: 'Save the change' }).click();
+  await page.getByText('Plan pro-monthly saved.').waitFor();
+  t.equal(
+    (await db.selectFrom('plans').select('name').where('id', '=', 'pro-monthly').executeTakeFirstOrThrow()).name,
+    'Pro',
+  );
+});
+
+t.test('audit: every action with before and after, filtered, the filter kept', async (t) => {
+  await page.goto(`${PORTAL}/audit`);
+  const text = await page.locator('table[aria-label="Audit log"]').textContent();
+  for (const action of [
+    'payment.refund',
+    'role.grant',
+    'dead-letter.replay',
+    'dead-letter.discard',
+    'subscription.cancel.immediately',
+    'plan.update',
+  ])
+    t.match(text, action, `${action} is there`);
+  t.ok(await page.locator('table[aria-label="Audit log"] del').count(), 'before values shown');
+  await check(t, page, '14-audit', errors);
+  await page.getByLabel('Action').selectOption('role.grant');
+  await page.getByRole('button', { name: 'Search' }).click();
+  t.equal(await page.getByLabel('Action').inputValue(), 'role.grant');
+  t.equal(await page.locator('table[aria-label="Audit log"] tbody tr').count(), 1);
+  await page.locator('table[aria-label="Audit log"]').getByRole('link', { name: 'user:user-alice' }).click();
+  await page.getByRole('heading', { name: 'User user-alice' }).waitFor();
+});
+
+t.test('a signed-in user without the admin role gets a 403 page with a way out', async (t) => {
+  const other = await newPage();
+  await other.page.goto(`${PORTAL}/login`);
+  await other.page.getByLabel('Login').fill('alice');
+  await other.page.getByLabel('Password').fill('alice-password');
+  await other.page.getByRole('button', { name: 'Sign in' }).click();
+  await other.page.getByText(/does not hold the admin role/).waitFor();
+  other.errors.splice(0); // the 403 itself
+  await check(t, other.page, '15-forbidden', other.errors);
+  await other.page.getByRole('button', { name: 'Sign out' }).click();
+  await other.page.waitForURL(/\/login$/);
+  await other.context.close();
+});
+
+t.test("the buyer's billing page: purchase at PayPal to active without a reload, then cancel and resume", async (t) => {
+  const buyer = await newPage();
+  const p = buyer.page;
+  const token = await stack.tokenFor('user-dave');
+  await p.goto(`${API}/billing#token=${token}`);
+  t.notMatch(p.url(), /token=/, 'the token leaves the address bar');
+  await p.getByText('You have no subscription.').waitFor();
+  await check(t, p, '16-billing-empty', buyer.errors);
+  await p.locator('.plan', { hasText: 'Pro' }).getByRole('button', { name: 'Subscribe' }).click();
+  await p.waitForURL(/\/checkoutnow\?token=/);
+  await p.getByRole('button', { name: 'Approve' }).click();
+  await p.waitForURL(/\/billing\?checkout=success/);
+  await p.getByText('Payment received: your subscription is active.').waitFor({ timeout: 30_000 });
+  t.match(await p.locator('[data-subscription]').textContent(), /active.*Renews on/s);
+  t.match(await p.locator('#history').textContent(), /First payment.*\$9\.99.*completed/s);
+  t.ok((await rolesOf('user-dave')).includes('premium'), 'the role was granted at the Auth service');
+  await check(t, p, '17-billing-active', buyer.errors);
+  p.once('dialog', (d) => void d.accept());
+  await p.getByRole('button', { name: 'Cancel at period end' }).click();
+  await p.getByText('Cancelled: your subscription ends at the period end.').waitFor();
+  await p.getByRole('button', { name: 'Resume subscription' }).waitFor();
+  t.match(await p.locator('[data-subscription]').textContent(), /Ends on/);
+  await p.getByRole('button', { name: 'Resume subscription' }).click();
+  await p.getByText('Resumed: your subscription renews as before.').waitFor();
+  await p.getByRole('button', { name: 'Cancel at period end' }).waitFor();
+  const sub = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('user_id', '=', 'user-dave')
+    .executeTakeFirstOrThrow();
+  t.equal(sub.cancel_at_period_end, false);
+
+  // A buyer who gives up at PayPal lands on a clear page.
+  const erin = await stack.tokenFor('user-erin');
+  await p.goto(`${API}/billing#token=${erin}`);
+  await p.locator('.plan', { hasText: 'Team' }).getByRole('button', { name: 'Subscribe' }).click();
+  await p.waitForURL(/\/checkoutnow\?token=/);
+  await p.getByRole('button', { name: 'Cancel' }).click();
+  await p.waitForURL(/\/billing\?checkout=cancelled/);
+  await p.getByText('Checkout cancelled: you were not charged.').waitFor();
+  await check(t, p, '18-billing-cancelled', buyer.errors);
+  await buyer.context.close();
+});
+
+t.test('a page view is counted once in the metrics', async (t) => {
+  const count = async () => {
+    const text = await (await fetch(`${PORTAL}/metrics`)).text();
+    const line = (route: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('http_requests_total{') && l.includes(`route="${route}"`))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    return { page: line('/payments'), api: line('/admin/api/v1/payments') };
+  };
+  const before = await count();
+  await page.goto(`${PORTAL}/payments`);
+  const after = await count();
+  t.equal(after.page - before.page, 1, 'the page once');
+  t.equal(after.api - before.api, 0, 'its inner API call not counted as a request');
+});
