@@ -13,6 +13,21 @@ export const CheckoutCreated = Type.Object({
   approvalUrl: Type.String(),
 });
 
+export const ChangeBody = Type.Object(
+  { planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }) },
+  { additionalProperties: false },
+);
+export const ChangeQuery = Type.Object(
+  { planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }) },
+  { additionalProperties: false },
+);
+export const ChangePreview = Type.Object({
+  planId: Type.String(),
+  effectiveAt: Type.String({ format: 'date-time' }),
+  amountDueNow: Type.Integer(),
+  currency: Type.String(),
+});
+
 export const CancelBody = Type.Object(
   { mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])) },
   { additionalProperties: false },

@@ -88,7 +88,7 @@ const db = rt.db;
 
 const token = (sub: string) => hs256Token(secret, sub);
 async function call(
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   url: string,
   user?: string,
   payload?: unknown,
@@ -568,3 +568,185 @@ t.test("the buyer's billing page: served with a strict CSP, its script and style
   const css = await app.inject({ method: 'GET', url: '/billing/app.css' });
   t.match(css.headers['content-type'], /text\/css/);
 });
+
+t.test(
+  'plan changes: preview, upgrade (charged through the vault), downgrade scheduled and dropped, refusals',
+  async (t) => {
+    await importCatalog(rt.db, [
+      {
+        id: 'pro-plus',
+        name: 'Pro+',
+        description: '',
+        amount: 2999,
+        currency: 'USD',
+        period: 'P1M',
+        role: 'premium-plus',
+        active: true,
+      },
+      {
+        id: 'lite',
+        name: 'Lite',
+        description: '',
+        amount: 499,
+        currency: 'USD',
+        period: 'P1M',
+        role: 'lite',
+        active: true,
+      },
+      {
+        id: 'pro-eur',
+        name: 'Pro EUR',
+        description: '',
+        amount: 999,
+        currency: 'EUR',
+        period: 'P1M',
+        role: 'premium',
+        active: true,
+      },
+      {
+        id: 'tiny-yearly',
+        name: 'Tiny yearly',
+        description: '',
+        amount: 100,
+        currency: 'USD',
+        period: 'P1Y',
+        role: 'premium',
+        active: true,
+      },
+    ]);
+    const user = 'user-changer';
+    const bought = await buy(user);
+    await activate(bought.body.subscriptionId, bought.body.paymentId);
+    const id = bought.body.subscriptionId as string;
+    const s0 = await sub(id);
+    const preview = await call('GET', `/v1/subscriptions/${id}/change?planId=pro-plus`, user);
+    t.equal(preview.status, 200);
+    const T = s0.paid_through!.getTime() - s0.anchor_at!.getTime();
+    const r = s0.paid_through!.getTime() - Date.now();
+    t.ok(Math.abs(preview.body.amountDueNow - Math.floor((2000 * r) / T)) <= 1, 'the prorated difference');
+    t.match(preview.body, { planId: 'pro-plus', currency: 'USD' });
+    // Refusals, for the preview and the change alike.
+    t.equal((await call('GET', `/v1/subscriptions/${id}/change?planId=pro`, user)).body.type, '/problems/same-plan');
+    t.equal((await call('GET', `/v1/subscriptions/${id}/change?planId=pro-eur`, user)).status, 422);
+    t.equal((await call('GET', `/v1/subscriptions/${id}/change?planId=old`, user)).status, 404, 'an inactive plan');
+    t.equal((await call('GET', `/v1/subscriptions/${id}/change?planId=pro-plus`, 'someone-else')).status, 404);
+    t.equal((await call('GET', `/v1/subscriptions/not-a-uuid/change?planId=pro-plus`, user)).status, 404);
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'pro-eur' })).body.type,
+      '/problems/currency-mismatch',
+    );
+    t.equal((await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'Bad Id' })).status, 400);
+    // A downgrade: scheduled for the period end, then dropped.
+    const down = await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'lite' });
+    t.equal(down.status, 200);
+    t.same(down.body.subscription.scheduledChange, { planId: 'lite', effectiveAt: s0.paid_through!.toISOString() });
+    t.equal((await call('GET', `/v1/subscriptions/${id}`, user)).body.scheduledChange.planId, 'lite');
+    t.equal((await call('DELETE', `/v1/subscriptions/${id}/change`, user)).body.scheduledChange, null);
+    t.equal((await call('DELETE', `/v1/subscriptions/${id}/change`, user)).status, 404, 'nothing left to drop');
+    // An upgrade replaces a scheduled downgrade, and is charged through the vault.
+    await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'lite' });
+    const up = await call(
+      'POST',
+      `/v1/subscriptions/${id}/change`,
+      user,
+      { planId: 'pro-plus' },
+      { 'idempotency-key': 'chg-1' },
+    );
+    t.equal(up.status, 202);
+    t.equal(up.body.subscription.scheduledChange, null, 'the scheduled downgrade was dropped');
+    const p = await pay(up.body.paymentId);
+    t.match(p, { kind: 'upgrade', status: 'created', currency: 'USD' });
+    t.same(await outbox('payment.plan-change.requested', (d) => d['paymentId'] === p.id), [{ paymentId: p.id }]);
+    const replay = await call(
+      'POST',
+      `/v1/subscriptions/${id}/change`,
+      user,
+      { planId: 'pro-plus' },
+      { 'idempotency-key': 'chg-1' },
+    );
+    t.same(replay.body, up.body, 'the same answer for the same key, no second payment');
+    const busy = await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'tiny-yearly' });
+    t.equal(busy.body.type, '/problems/not-changeable', 'one change at a time');
+    const changes = await db
+      .selectFrom('plan_changes')
+      .selectAll()
+      .where('subscription_id', '=', id)
+      .orderBy('created_at')
+      .execute();
+    t.same(
+      changes.map((c) => c.status),
+      ['dropped', 'dropped', 'pending'],
+    );
+  },
+);
+
+t.test(
+  'plan changes: a credit above the new price applies at once and refunds the excess; no wallet, no upgrade',
+  async (t) => {
+    await importCatalog(rt.db, [
+      {
+        id: 'big-yearly',
+        name: 'Big yearly',
+        description: '',
+        amount: 120000,
+        currency: 'USD',
+        period: 'P1Y',
+        role: 'premium',
+        active: true,
+      },
+    ]);
+    const user = 'user-credit';
+    const bought = await buy(user);
+    await activate(bought.body.subscriptionId, bought.body.paymentId, 1000);
+    const id = bought.body.subscriptionId as string;
+    await db
+      .updateTable('subscriptions')
+      .set({ plan_id: 'big-yearly', amount: 120000, period: 'P1Y' })
+      .where('id', '=', id)
+      .execute();
+    await db.updateTable('payments').set({ amount: 120000 }).where('id', '=', bought.body.paymentId).execute();
+    const change = await call('POST', `/v1/subscriptions/${id}/change`, user, { planId: 'pro' });
+    t.equal(change.status, 200, 'nothing due: applied now');
+    t.equal(change.body.paymentId, null);
+    t.match(change.body.subscription, { planId: 'pro', period: 'P1M', amount: 999 });
+    const refunds = await db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('payment_id', '=', bought.body.paymentId)
+      .execute();
+    t.equal(refunds.length, 1, 'the excess credit refunded against the old payment');
+    t.ok(refunds[0]!.amount > 100000 && refunds[0]!.amount < 120000 - 999 + 1);
+    t.same(
+      await outbox('subscription.plan_changed', (d) => d['subscriptionId'] === id).then((n) =>
+        n.map((d) => d['amountCharged']),
+      ),
+      [0],
+    );
+
+    const user2 = 'user-nowallet';
+    const b2 = await buy(user2);
+    await activate(b2.body.subscriptionId, b2.body.paymentId);
+    await db.updateTable('subscriptions').set({ vault_id: null }).where('id', '=', b2.body.subscriptionId).execute();
+    const noWallet = await call('POST', `/v1/subscriptions/${b2.body.subscriptionId}/change`, user2, {
+      planId: 'pro-plus',
+    });
+    t.equal(noWallet.body.type, '/problems/no-payment-method');
+    await call('POST', `/v1/subscriptions/${b2.body.subscriptionId}/cancel`, user2, { mode: 'at_period_end' });
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${b2.body.subscriptionId}/change`, user2, { planId: 'pro-plus' })).body
+        .type,
+      '/problems/not-changeable',
+    );
+    const pending = await buy('user-pending-change');
+    t.equal(
+      (
+        await call(
+          'GET',
+          `/v1/subscriptions/${pending.body.subscriptionId}/change?planId=pro-plus`,
+          'user-pending-change',
+        )
+      ).status,
+      409,
+    );
+  },
+);

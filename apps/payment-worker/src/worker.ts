@@ -1,5 +1,6 @@
 import {
   PaymentCheckRequested,
+  PlanChangeChargeRequested,
   ProviderEventReceived,
   RefundRequested,
   RenewalChargeRequested,
@@ -8,7 +9,7 @@ import { Consumer, WORK_QUEUES, type StepHandlerMap, type WorkQueueSpec } from '
 import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { applyProviderEvent } from './handlers/apply-provider-event.js';
-import { chargeRenewalHandler } from './handlers/charge-renewal.js';
+import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge-renewal.js';
 import { checkOrderHandler } from './handlers/check-order.js';
 import { sendRefundHandler } from './handlers/send-refund.js';
 import type { PaymentContext } from './payments/outcomes.js';
@@ -22,7 +23,13 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-const contracts = [ProviderEventReceived, PaymentCheckRequested, RefundRequested, RenewalChargeRequested] as const;
+const contracts = [
+  ProviderEventReceived,
+  PaymentCheckRequested,
+  RefundRequested,
+  RenewalChargeRequested,
+  PlanChangeChargeRequested,
+] as const;
 
 /** The payment-worker: applies PayPal's outcomes to payments (docs/webhooks.md) and sends refunds. */
 export function buildWorker({
@@ -43,6 +50,7 @@ export function buildWorker({
     'payment.provider-event.received': applyProviderEvent(ctx),
     'payment.check.requested': checkOrderHandler(ctx),
     'payment.renewal.requested': chargeRenewalHandler(ctx),
+    'payment.plan-change.requested': chargePlanChangeHandler(ctx),
     'payment.refund.requested': sendRefundHandler(ctx),
   };
   const consumer = new Consumer({

@@ -7,7 +7,13 @@ import { ProviderRefusedError, type CaptureInfo, type PaymentProvider } from '@b
 import { createLogger, createMetrics } from '@billing/service-kit';
 import { FakeProvider, inputsOf } from './fake-provider.js';
 import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
-import { chargeRenewal, chargeRenewalHandler, renewalOutcome } from '../src/handlers/charge-renewal.js';
+import {
+  chargePlanChangeHandler,
+  chargeRenewal,
+  chargeRenewalHandler,
+  renewalOutcome,
+} from '../src/handlers/charge-renewal.js';
+import { requestPlanChange } from '@billing/billing-core';
 import { checkOrder } from '../src/handlers/check-order.js';
 import { sendRefund } from '../src/handlers/send-refund.js';
 import { captureApproved } from '../src/payments/capture.js';
@@ -450,3 +456,120 @@ t.test('renewal_charges_total counts each renewal by its dunning outcome, once p
   t.equal(renewalOutcome('refunded: subscription ended'), 'refunded');
   t.equal(renewalOutcome('pending'), 'pending');
 });
+
+t.test(
+  'a plan change charged through the vault: applied when it completes, nothing when declined or when the subscription ended',
+  async (t) => {
+    await importCatalog(db, [
+      {
+        id: 'hourly-plus',
+        name: 'Hourly+',
+        description: '',
+        amount: 3600,
+        currency: 'USD',
+        period: 'PT1H',
+        role: 'hourly-plus',
+        active: true,
+      },
+    ]);
+    const provider = new FakeProvider();
+    const handler = chargePlanChangeHandler(ctx(provider));
+    const run = (paymentId: string) =>
+      handler({ db, logger, envelope: { data: { paymentId } } } as unknown as Parameters<typeof handler>[0]);
+    const ask = (subId: string) =>
+      db.transaction().execute(async (trx) => {
+        const s = await trx
+          .selectFrom('subscriptions')
+          .selectAll()
+          .where('id', '=', subId)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        return requestPlanChange(trx, s, 'hourly-plus', new Date());
+      });
+    const changeOf = (subId: string) =>
+      db.selectFrom('plan_changes').selectAll().where('subscription_id', '=', subId).executeTakeFirstOrThrow();
+    const subOf = (id: string) =>
+      db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+    // Paid: plan, price and role switch; the grants follow.
+    const paid = await activeSubscription();
+    const r = await ask(paid.id);
+    t.equal(r.kind, 'charging');
+    const paymentId = r.kind === 'charging' ? r.paymentId : '';
+    await run(paymentId);
+    await run(paymentId); // redelivered: no second charge, no second switch
+    t.equal(provider.count('chargeVaulted'), 1);
+    t.match(await payment(paymentId), { kind: 'upgrade', status: 'completed' });
+    t.match(await subOf(paid.id), { plan_id: 'hourly-plus', amount: 3600, role: 'hourly-plus' });
+    t.equal((await changeOf(paid.id)).status, 'applied');
+    const grants = await db
+      .selectFrom('role_grants')
+      .selectAll()
+      .where('subscription_id', '=', paid.id)
+      .orderBy('started_at')
+      .execute();
+    t.same(
+      grants.map((g) => [g.role, g.ended_at === null]),
+      [
+        ['hourly', false],
+        ['hourly-plus', true],
+      ],
+      'the old grant ended, the new one live',
+    );
+
+    // Declined: the change fails, the subscription stays as it was.
+    const declined = await activeSubscription();
+    const d = await ask(declined.id);
+    provider.chargeAnswer = () => new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined');
+    await run(d.kind === 'charging' ? d.paymentId : '');
+    t.match(await changeOf(declined.id), { status: 'failed', failure_reason: 'declined' });
+    t.match(await subOf(declined.id), { plan_id: 'hourly', role: 'hourly' });
+
+    // Ended before the charge: not charged.
+    const ended = await activeSubscription();
+    const e = await ask(ended.id);
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'cancelled', cancelled_at: new Date() })
+      .where('id', '=', ended.id)
+      .execute();
+    const before = provider.count('chargeVaulted');
+    await run(e.kind === 'charging' ? e.paymentId : '');
+    t.equal(provider.count('chargeVaulted'), before, 'PayPal was not asked');
+    t.equal((await changeOf(ended.id)).status, 'failed');
+
+    // Ended while the capture was on its way: the money goes back whole.
+    const late = await activeSubscription();
+    const l = await ask(late.id);
+    const lateId = l.kind === 'charging' ? l.paymentId : '';
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'cancelled', cancelled_at: new Date() })
+      .where('id', '=', late.id)
+      .execute();
+    const amount = (await payment(lateId)).amount;
+    const outcome = await db.transaction().execute(async (trx) => {
+      const p = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', lateId)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
+      const { payments: pays } = await import('@billing/billing-core');
+      await pays.transition(trx, p, { type: 'order_created' });
+      return new PaymentOutcomes(ctx(provider)).recordOrder(trx, p, {
+        orderId: 'ORD-LATE',
+        status: 'COMPLETED',
+        customId: lateId,
+        vaultId: null,
+        capture: { id: 'CAP-LATE', status: 'COMPLETED', amount, currency: 'USD', customId: lateId },
+      });
+    });
+    t.equal(outcome, 'refunded: plan change no longer applies');
+    t.same(
+      (await refundsOf(lateId)).map((x) => x.amount),
+      [amount],
+    );
+    t.equal((await changeOf(late.id)).status, 'failed');
+  },
+);

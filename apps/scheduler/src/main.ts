@@ -3,6 +3,7 @@ import { loadOrExit } from '@billing/service-kit';
 import { loadSchedulerConfig } from './config.js';
 import { expiryJob } from './jobs/expiry.job.js';
 import { reconciliationJob } from './jobs/reconciliation.job.js';
+import { planChangesJob } from './jobs/plan-changes.job.js';
 import { renewalsJob } from './jobs/renewals.job.js';
 import { startJobs, type Job } from './runner.js';
 
@@ -12,6 +13,7 @@ const rt = createRuntime(service, config);
 const jobs: Job[] = [
   renewalsJob(rt.db, config.RENEWAL_LEAD_MS),
   expiryJob(rt.db),
+  planChangesJob(rt.db),
   reconciliationJob(rt.db, config.RECONCILE_AFTER_MS, config.CHECKOUT_TTL_MS),
 ];
 const runner = startJobs(jobs, config.SCHEDULER_INTERVAL_MS, rt.logger, rt.metrics);

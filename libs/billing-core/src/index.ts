@@ -6,3 +6,4 @@ export * from './renewals.js';
 export * from './refunds.js';
 export * from './subscriptions.js';
 export * from './payments.js';
+export * from './plan-changes.js';

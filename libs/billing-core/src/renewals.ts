@@ -1,9 +1,9 @@
 import type { Transaction } from 'kysely';
 import { SubscriptionExpired, SubscriptionRenewalFailed, SubscriptionRenewed } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
-import { periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant } from './grants.js';
+import { windowOf } from './periods.js';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 
@@ -11,7 +11,7 @@ type Tx = Transaction<Database>;
 
 /** A renewal payment completed: the paid period is recorded; past_due goes back to active. */
 export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: PaymentRow): Promise<void> {
-  const { start, end } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
+  const { start, end } = windowOf(sub, p.period_index);
   await payments.record(trx, p, { period_start: start, period_end: end });
   const paidThrough = !sub.paid_through || end > sub.paid_through ? end : sub.paid_through;
   const paid = { paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null };

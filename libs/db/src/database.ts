@@ -3,6 +3,7 @@ import type { DeadLettersTable } from './tables/dead-letters.table.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.table.js';
 import type { OutboxTable } from './tables/outbox.table.js';
 import type { PaymentsTable } from './tables/payments.table.js';
+import type { PlanChangesTable } from './tables/plan-changes.table.js';
 import type { PlansTable } from './tables/plans.table.js';
 import type { ProcessedMessagesTable } from './tables/processed-messages.table.js';
 import type { ProviderEventsTable } from './tables/provider-events.table.js';
@@ -23,4 +24,5 @@ export interface Database {
   dead_letters: DeadLettersTable;
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
+  plan_changes: PlanChangesTable;
 }

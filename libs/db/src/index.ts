@@ -16,3 +16,4 @@ export * from './tables/audit-log.table.js';
 export * from './catalog.js';
 export * from './roles.js';
 export * from './listen.js';
+export * from './tables/plan-changes.table.js';

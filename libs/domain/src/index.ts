@@ -5,3 +5,4 @@ export * from './payment-state.js';
 export * from './subscription-state.js';
 export * from './grants.js';
 export * from './ids.js';
+export * from './plan-change.js';

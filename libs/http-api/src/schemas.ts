@@ -28,13 +28,15 @@ export const SubscriptionSchema = Type.Object({
   cancelAtPeriodEnd: Type.Boolean(),
   cancelledAt: Nullable(Ts),
   approvalUrl: Nullable(Type.String()),
+  /** A downgrade waiting for the period end (SPEC section 11), else null. */
+  scheduledChange: Nullable(Type.Object({ planId: Type.String(), effectiveAt: Ts })),
   createdAt: Ts,
 });
 
 export const PaymentSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   subscriptionId: Type.String({ format: 'uuid' }),
-  kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal')]),
+  kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal'), Type.Literal('upgrade')]),
   amount: Type.Integer(),
   currency: Type.String(),
   status: Type.Enum([...PAYMENT_STATUSES]),

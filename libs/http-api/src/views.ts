@@ -18,6 +18,10 @@ export function subscriptionView(sub: SubscriptionRow, now = new Date()) {
     cancelAtPeriodEnd: sub.cancel_at_period_end,
     cancelledAt: sub.status === 'cancelled' ? iso(sub.cancelled_at) : null,
     approvalUrl: sub.status === 'pending' ? sub.approval_url : null,
+    scheduledChange:
+      sub.scheduled_plan_id && sub.scheduled_change_at
+        ? { planId: sub.scheduled_plan_id, effectiveAt: sub.scheduled_change_at.toISOString() }
+        : null,
     createdAt: sub.created_at.toISOString(),
   };
 }

@@ -73,16 +73,29 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
         `capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded) has no completed payment of ours behind it`,
       );
   }
-  // No period paid twice (at most one payment holds money for it).
+  // No period paid twice (at most one first payment or renewal holds money for it; a plan
+  // change's payment pays the difference on top).
   const twice = await db
     .selectFrom('payments')
     .select(['subscription_id', 'period_index', (eb) => eb.fn.countAll<string>().as('n')])
     .where('status', 'in', ['completed', 'partially_refunded'])
+    .where('kind', 'in', ['initial', 'renewal'])
     .where('failure_reason', 'is', null)
     .groupBy(['subscription_id', 'period_index'])
     .having(sql`count(*)`, '>', 1)
     .execute();
   for (const r of twice) broken.push(`subscription ${r.subscription_id} paid period ${r.period_index} ${r.n} times`);
+  // Every plan change paid is applied once, and every payment of kind upgrade kept is a change applied.
+  const upgrades = await db
+    .selectFrom('payments as p')
+    .leftJoin('plan_changes as c', 'c.payment_id', 'p.id')
+    .select(['p.id', 'p.status', 'c.status as change'])
+    .where('p.kind', '=', 'upgrade')
+    .where('p.status', 'in', ['completed', 'partially_refunded'])
+    .execute();
+  for (const u of upgrades)
+    if (u.change !== 'applied')
+      broken.push(`upgrade payment ${u.id} kept but its plan change is ${u.change ?? 'missing'}`);
   // Every refund at PayPal has its row, and every completed refund of ours is at PayPal.
   const ourProviderIds = new Set(refunds.map((r) => r.provider_refund_id));
   for (const r of refundsAtPayPal) if (!ourProviderIds.has(r.id)) broken.push(`refund ${r.id} at PayPal has no row`);

@@ -161,9 +161,24 @@ export const UserDetail = Type.Object({
   grants: Type.Array(Grant),
 });
 
+export const PlanChange = Type.Object({
+  id: Type.String(),
+  fromPlanId: Type.String(),
+  toPlanId: Type.String(),
+  kind: Type.String(),
+  status: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  effectiveAt: Ts,
+  paymentId: Nullable(Type.String()),
+  failureReason: Nullable(Type.String()),
+  createdAt: Ts,
+});
+
 export const SubscriptionDetail = Type.Object({
   ...AdminSubscription.properties,
   payments: Type.Array(AdminPayment),
+  planChanges: Type.Array(PlanChange),
   grants: Type.Array(Grant),
   audit: Type.Array(AuditEntry),
 });

@@ -50,7 +50,7 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
         ? await rt.db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst()
         : undefined;
       if (!sub) throw new AppError('not-found', 'no such subscription');
-      const [pays, grants, auditRows] = await Promise.all([
+      const [pays, grants, auditRows, changes] = await Promise.all([
         rt.db
           .selectFrom('payments')
           .selectAll()
@@ -70,6 +70,12 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
           .orderBy('at', 'desc')
           .limit(100)
           .execute(),
+        rt.db
+          .selectFrom('plan_changes')
+          .selectAll()
+          .where('subscription_id', '=', id)
+          .orderBy('created_at', 'desc')
+          .execute(),
       ]);
       return {
         ...subscriptionView(sub),
@@ -77,6 +83,19 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
         payments: pays.map((p) => ({ ...paymentView(p), userId: p.user_id })),
         grants: grants.map(grantView),
         audit: auditRows.map(auditView),
+        planChanges: changes.map((c) => ({
+          id: c.id,
+          fromPlanId: c.from_plan_id,
+          toPlanId: c.to_plan_id,
+          kind: c.kind,
+          status: c.status,
+          amount: Number(c.amount),
+          currency: c.currency,
+          effectiveAt: c.effective_at.toISOString(),
+          paymentId: c.payment_id,
+          failureReason: c.failure_reason,
+          createdAt: c.created_at.toISOString(),
+        })),
       };
     },
   );

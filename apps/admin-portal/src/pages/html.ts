@@ -53,6 +53,9 @@ const TONE: Record<string, string> = {
   cancelled: 'idle',
   expired: 'idle',
   discarded: 'idle',
+  applied: 'ok',
+  scheduled: 'info',
+  dropped: 'idle',
 };
 
 export const badge = (status: string | null | undefined): Html =>

@@ -109,10 +109,42 @@ export function subscriptionPages(kit: Kit): void {
           ['Role', esc(s.role)],
           ['Price', `${money(s.amount, s.currency)} every ${esc(s.period)}`],
           ...period,
+          ...(s.scheduledChange
+            ? ([
+                [
+                  'Scheduled change',
+                  `to ${link(`/plans/${s.scheduledChange.planId}/edit`, s.scheduledChange.planId)} at ${time(s.scheduledChange.effectiveAt)}`,
+                ],
+              ] as [string, Html][])
+            : []),
           ['Created', time(s.createdAt)],
           ['Id', `<span class="mono">${esc(s.id)}</span>`],
         ])}</div>
 <h2>Payments</h2>${table('Payments of this subscription', paymentColumns(false), s.payments, 'No payment yet.')}
+<h2>Plan changes</h2>${table(
+          'Plan changes',
+          [
+            { head: 'Asked', cell: (c: any) => time(c.createdAt) },
+            { head: 'From → to', cell: (c: any) => `${esc(c.fromPlanId)} → ${esc(c.toPlanId)}` },
+            { head: 'Kind', cell: (c: any) => esc(c.kind.replace(/_/g, ' ')) },
+            {
+              head: 'Charged',
+              cell: (c: any) =>
+                c.paymentId
+                  ? `<a href="/payments/${esc(c.paymentId)}">${money(c.amount, c.currency)}</a>`
+                  : money(c.amount, c.currency),
+              num: true,
+            },
+            { head: 'Takes effect', cell: (c: any) => time(c.effectiveAt) },
+            {
+              head: 'Status',
+              cell: (c: any) =>
+                badge(c.status) + (c.failureReason ? ` <span class="muted">${esc(c.failureReason)}</span>` : ''),
+            },
+          ],
+          s.planChanges,
+          'No plan change.',
+        )}
 <h2>Role grants</h2>${table(
           'Grants of this subscription',
           [

@@ -3,7 +3,17 @@ import { Type } from 'typebox';
 import type { Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { cancelSubscription, currentPeriod, lockKey, payments, subscriptions } from '@billing/billing-core';
+import {
+  cancelSubscription,
+  currentPeriod,
+  dropScheduledChange,
+  lockKey,
+  payments,
+  planChangeFor,
+  PlanChangeRefused,
+  requestPlanChange,
+  subscriptions,
+} from '@billing/billing-core';
 import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
 import { NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
@@ -12,6 +22,9 @@ import type { BillingApiDeps } from '../app.js';
 import type { Catalogue } from '../catalogue.js';
 import {
   CancelBody,
+  ChangeBody,
+  ChangePreview,
+  ChangeQuery,
   CheckoutCreated,
   CreateSubscriptionBody,
   IdempotencyHeaders,
@@ -351,6 +364,115 @@ export function subscriptionRoutes(
         return sub;
       });
       return subscriptionView(row, now);
+    },
+  );
+
+  const refused = (err: unknown): never => {
+    if (err instanceof PlanChangeRefused) throw new AppError(err.code, err.message);
+    throw err;
+  };
+
+  app.get(
+    '/v1/subscriptions/:id/change',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Preview a plan change: what it would charge now and when it takes effect',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        querystring: ChangeQuery,
+        response: { 200: ChangePreview, 400: Problem, 401: Problem, 404: Problem, 409: Problem, 422: Problem },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const id = req.params.id;
+      const sub = isUuid(id)
+        ? await rt.db
+            .selectFrom('subscriptions')
+            .selectAll()
+            .where('id', '=', id)
+            .where('user_id', '=', req.userId)
+            .executeTakeFirst()
+        : undefined;
+      if (!sub) throw new AppError('not-found', 'no such subscription');
+      const { quote } = await planChangeFor(rt.db, sub, req.query.planId, now).catch(refused);
+      return {
+        planId: req.query.planId,
+        effectiveAt: quote.effectiveAt.toISOString(),
+        amountDueNow: quote.amountDueNow,
+        currency: sub.currency,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/subscriptions/:id/change',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary:
+          'Change plan: an upgrade now with the prorated charge, a change of period now with the unused time credited, a downgrade at the period end',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        body: ChangeBody,
+        headers: IdempotencyHeaders,
+        response: {
+          200: Type.Object({ subscription: SubscriptionSchema, paymentId: Type.Null() }),
+          202: Type.Object({ subscription: SubscriptionSchema, paymentId: Type.String({ format: 'uuid' }) }),
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const answer = await withIdempotency(rt.db, req, req.userId, async () => {
+        const now = new Date();
+        const result = await rt.db
+          .transaction()
+          .execute(async (trx) => {
+            const sub = await lockOwn(trx, req.params.id, req.userId);
+            const r = await requestPlanChange(trx, sub, req.body.planId, now);
+            return { r, sub };
+          })
+          .catch(refused);
+        rt.logger.info('plan change requested', {
+          subscriptionId: req.params.id,
+          planId: req.body.planId,
+          kind: result.r.change.kind,
+          amount: result.r.change.amount,
+        });
+        const subscription = subscriptionView(result.sub, now);
+        return result.r.kind === 'charging'
+          ? { status: 202, headers: {}, body: { subscription, paymentId: result.r.paymentId } }
+          : { status: 200, headers: {}, body: { subscription, paymentId: null } };
+      });
+      reply.headers(answer.headers);
+      return reply.status(answer.status).send(answer.body as never);
+    },
+  );
+
+  app.delete(
+    '/v1/subscriptions/:id/change',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Drop the plan change scheduled for the period end',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const sub = await rt.db.transaction().execute(async (trx) => {
+        const row = await lockOwn(trx, req.params.id, req.userId);
+        if (!(await dropScheduledChange(trx, row))) throw new AppError('not-found', 'no plan change is scheduled');
+        return row;
+      });
+      return subscriptionView(sub, now);
     },
   );
 }

@@ -1,6 +1,6 @@
-import type { RenewalChargeRequested } from '@billing/contracts';
+import type { PlanChangeChargeRequested, RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments, subscriptions } from '@billing/billing-core';
+import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments';
 import { answerOf, captureApproved } from '../payments/capture.js';
@@ -56,11 +56,35 @@ export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: stri
   return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, paymentId) : outcome;
 }
 
-/** What a renewal charge request comes to: not charged (and why), or the charge to make. */
+/** `payment.plan-change.requested`: billing-api accepted a plan change; charge its payment like a renewal. */
+export function chargePlanChangeHandler(ctx: PaymentContext): StepHandler<typeof PlanChangeChargeRequested> {
+  return async ({ db, envelope, logger }) => {
+    const outcome = await chargeRenewal(ctx, db, envelope.data.paymentId);
+    logger.info('plan change charged', { paymentId: envelope.data.paymentId, outcome });
+  };
+}
+
+/** What a renewal (or plan change) charge request comes to: not charged (and why), or the charge to make. */
 async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Promise<string | ChargeVaultedInput> {
   const p = await payments.lock(trx, { id: paymentId });
   if (!p || p.status !== 'created') return 'no-op';
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (p.kind === 'upgrade') {
+    const change = await planChangeOfPayment(trx, p.id);
+    if (!change || change.status !== 'pending' || sub.status !== 'active' || !sub.vault_id) {
+      await payments.transition(trx, p, { type: 'subscription_ended' });
+      if (change) await planChangeFailed(trx, change, `subscription ${sub.status}`);
+      return 'plan change no longer applies: not charged';
+    }
+    return {
+      paymentId: p.id,
+      amount: p.amount,
+      currency: p.currency,
+      description: `${sub.plan_name} → ${change.to_plan_id}: plan change`,
+      vaultId: sub.vault_id,
+      idempotencyKey: `${p.id}:charge`,
+    };
+  }
   if (sub.status !== 'active' && sub.status !== 'past_due') {
     await payments.transition(trx, p, { type: 'subscription_ended' });
     return `subscription ${sub.status}: not charged`;

@@ -3,7 +3,10 @@ import { sql, type Transaction } from 'kysely';
 import { PaymentRefunded } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
+  applyPlanChange,
   endSubscriptionGrant,
+  planChangeFailed,
+  planChangeOfPayment,
   payments,
   recordRenewalFailure,
   recordRenewalPaid,
@@ -11,6 +14,7 @@ import {
   requestRefund,
   startSubscriptionGrant,
   subscriptions,
+  windowOf,
 } from '@billing/billing-core';
 import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
@@ -118,6 +122,7 @@ export class PaymentOutcomes {
       await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
       return 'refunded: payment no longer open';
     }
+    if (p.kind === 'upgrade') return this.planChangePaid(trx, p);
     return p.kind === 'initial' ? this.activate(trx, p, vaultId) : this.renew(trx, p);
   }
 
@@ -180,6 +185,23 @@ export class PaymentOutcomes {
     return 'activated';
   }
 
+  /**
+   * A plan change's payment completed (SPEC section 11): the new plan takes effect, unless the
+   * subscription ended meanwhile (the money goes back whole).
+   */
+  private async planChangePaid(trx: Tx, p: PaymentRow): Promise<string> {
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    const change = await planChangeOfPayment(trx, p.id);
+    if (!change || sub.status !== 'active' || change.status !== 'pending') {
+      await requestRefund(trx, p, p.amount, 'late_capture', `the plan change no longer applies (${sub.status})`);
+      if (change) await planChangeFailed(trx, change, `subscription ${sub.status}`);
+      return 'refunded: plan change no longer applies';
+    }
+    await applyPlanChange(trx, sub, change, p);
+    this.ctx.logger.info('plan changed', { subscriptionId: sub.id, paymentId: p.id, planId: change.to_plan_id });
+    return 'plan changed';
+  }
+
   /** A renewal completed: the period is paid, unless the subscription no longer wants it. */
   private async renew(trx: Tx, p: PaymentRow): Promise<string> {
     const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
@@ -187,7 +209,7 @@ export class PaymentOutcomes {
       await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
       return 'refunded: subscription ended';
     }
-    const { start } = periodWindow(sub.anchor_at!, sub.period, p.period_index);
+    const { start } = windowOf(sub, p.period_index);
     if (sub.cancel_at_period_end && start > new Date()) {
       // Charged in flight while the buyer cancelled at period end: a period that will not be served.
       await requestRefund(
@@ -205,6 +227,12 @@ export class PaymentOutcomes {
 
   /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
   async paymentFailed(trx: Tx, p: PaymentRow, reason: FailureCause): Promise<void> {
+    if (p.kind === 'upgrade') {
+      // A failed plan change changes nothing but itself (SPEC section 11).
+      const change = await planChangeOfPayment(trx, p.id);
+      if (change) await planChangeFailed(trx, change, reason);
+      return;
+    }
     const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
     if (p.kind === 'renewal') {
       await recordRenewalFailure(trx, sub, reason, this.ctx.dunningRetryMs, new Date());

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments, subscriptions } from '@billing/billing-core';
-import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES, periodIndexAt } from '@billing/domain';
+import { indexAt, payments, priceOfPeriod, subscriptions } from '@billing/billing-core';
+import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
 
@@ -55,7 +55,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
             .execute();
           let mine = 0;
           for (const sub of due) {
-            const k = periodIndexAt(sub.anchor_at!, sub.period, sub.paid_through!);
+            const k = indexAt(sub, sub.paid_through!);
             // The scan above judged "no open renewal" on the statement's snapshot: a replica that
             // committed since then may have claimed this row already. With the row locked, this
             // statement's fresh snapshot sees every committed claim.
@@ -78,7 +78,8 @@ export function renewalsJob(db: Db, leadMs: number): Job {
               subscription_id: sub.id,
               user_id: sub.user_id,
               kind: 'renewal',
-              amount: sub.amount,
+              // A downgrade scheduled for this period's start is charged at its new price.
+              amount: await priceOfPeriod(trx, sub, k),
               currency: sub.currency,
               period_index: k,
               attempt: Number(period.attempts),

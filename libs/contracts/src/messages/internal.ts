@@ -32,6 +32,12 @@ export const PaymentCheckRequested = internal(
   ),
 );
 
+/** Charge a plan change's payment (kind `upgrade`) with the vaulted method (billing-api created it). */
+export const PlanChangeChargeRequested = internal(
+  'payment.plan-change.requested',
+  Type.Object({ paymentId: Uuid }, { additionalProperties: false }),
+);
+
 /** Charge a renewal payment with the vaulted method (the scheduler created it). */
 export const RenewalChargeRequested = internal(
   'payment.renewal.requested',

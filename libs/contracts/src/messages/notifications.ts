@@ -24,6 +24,36 @@ export const SubscriptionActivated = note(
   'subscription.activated',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
 );
+/** SPEC section 11: a plan change took effect (an upgrade paid, a change of period, a downgrade at the period end). */
+export const SubscriptionPlanChanged = note(
+  'subscription.plan_changed',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      fromPlanId: Type.String(),
+      toPlanId: Type.String(),
+      effectiveAt: IsoTimestamp,
+      amountCharged: Money,
+      currency: Currency,
+    },
+    { additionalProperties: false },
+  ),
+);
+/** An upgrade's charge failed: the subscription stays as it was. */
+export const SubscriptionPlanChangeFailed = note(
+  'subscription.plan_change_failed',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      fromPlanId: Type.String(),
+      toPlanId: Type.String(),
+      reason: Type.String(),
+    },
+    { additionalProperties: false },
+  ),
+);
 export const SubscriptionRenewed = note(
   'subscription.renewed',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
@@ -103,6 +133,8 @@ export const RoleRevoked = note('role.revoked', RoleChange);
 
 export const NOTIFICATION_CONTRACTS = [
   SubscriptionActivated,
+  SubscriptionPlanChanged,
+  SubscriptionPlanChangeFailed,
   SubscriptionRenewed,
   SubscriptionRenewalFailed,
   SubscriptionCancelled,

@@ -7,6 +7,7 @@ import * as providerEventSweeps from './20261128T0700_provider_event_sweeps.js';
 import * as plansChangedNotify from './20261128T0800_plans_changed_notify.js';
 import * as outboxNotifyTrigger from './20261128T0900_outbox_notify_trigger.js';
 import * as deadLetterDiscard from './20261128T1000_dead_letter_discard.js';
+import * as planChanges from './20261128T1100_plan_changes.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T0800_plans_changed_notify': plansChangedNotify,
   '20261128T0900_outbox_notify_trigger': outboxNotifyTrigger,
   '20261128T1000_dead_letter_discard': deadLetterDiscard,
+  '20261128T1100_plan_changes': planChanges,
 };

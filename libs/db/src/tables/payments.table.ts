@@ -6,7 +6,7 @@ export interface PaymentsTable {
   id: string;
   subscription_id: string;
   user_id: string;
-  kind: 'initial' | 'renewal';
+  kind: 'initial' | 'renewal' | 'upgrade';
   amount: number;
   currency: string;
   status: PaymentStatus;

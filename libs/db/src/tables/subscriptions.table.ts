@@ -12,8 +12,13 @@ export interface SubscriptionsTable {
   currency: string;
   period: string;
   status: 'pending' | 'active' | 'past_due' | 'cancelled' | 'expired';
-  /** Start of period 0: set when the first payment completes. */
+  /** Start of period `anchor_index`: set when the first payment completes, moved by a change of period length. */
   anchor_at: Timestamp | null;
+  /** Periods k ≥ anchor_index start at anchor_at + (k − anchor_index)·period. */
+  anchor_index: Generated<number>;
+  /** A downgrade waiting for the period end (SPEC section 11). */
+  scheduled_plan_id: string | null;
+  scheduled_change_at: Timestamp | null;
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
   cancel_at_period_end: Generated<boolean>;

@@ -1,0 +1,343 @@
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import { sql } from 'kysely';
+import { PlanChangeChargeRequested, SubscriptionPlanChanged, SubscriptionPlanChangeFailed } from '@billing/contracts';
+import type { Database, PaymentRow, PlanChangeRow, PlanRow, SubscriptionRow } from '@billing/db';
+import { HOLDING_MONEY, quotePlanChange, type PlanChangeQuote } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import { endSubscriptionGrant, startSubscriptionGrant } from './grants.js';
+import { currentPeriod, indexAt, windowOf } from './periods.js';
+import { payments } from './payments.js';
+import { refundableLeft, requestRefund } from './refunds.js';
+import { subscriptions } from './subscriptions.js';
+
+type Tx = Transaction<Database>;
+
+/** Why a change is refused (SPEC section 11), as the API's problem codes. */
+export class PlanChangeRefused extends Error {
+  constructor(
+    readonly code: 'not-found' | 'same-plan' | 'currency-mismatch' | 'not-changeable' | 'no-payment-method',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PlanChangePlan {
+  quote: PlanChangeQuote;
+  target: PlanRow;
+  period: { start: Date; end: Date };
+}
+
+/** What a change to `planId` would do now: the preview and the change both ask this. */
+export async function planChangeFor(
+  db: Transaction<Database> | import('kysely').Kysely<Database>,
+  sub: SubscriptionRow,
+  planId: string,
+  now: Date,
+): Promise<PlanChangePlan> {
+  if (sub.status !== 'active')
+    throw new PlanChangeRefused(
+      'not-changeable',
+      `only an active subscription can change plan (this one is ${sub.status})`,
+    );
+  if (sub.cancel_at_period_end)
+    throw new PlanChangeRefused('not-changeable', 'this subscription ends at its period end: resume it first');
+  const target = await db.selectFrom('plans').selectAll().where('id', '=', planId).executeTakeFirst();
+  if (!target || !target.active) throw new PlanChangeRefused('not-found', `no plan "${planId}" on sale`);
+  if (target.id === sub.plan_id) throw new PlanChangeRefused('same-plan', `the subscription is on ${planId} already`);
+  if (target.currency !== sub.currency)
+    throw new PlanChangeRefused(
+      'currency-mismatch',
+      `${planId} is priced in ${target.currency}, the subscription in ${sub.currency}`,
+    );
+  const period = currentPeriod(sub, now);
+  if (!period) throw new PlanChangeRefused('not-changeable', 'the subscription has no period yet');
+  const quote = quotePlanChange(
+    { amount: sub.amount, period: sub.period },
+    { amount: target.amount, period: target.period },
+    period,
+    now,
+  );
+  return { quote, target, period };
+}
+
+export type PlanChangeResult =
+  | { kind: 'charging'; paymentId: string; change: PlanChangeRow }
+  | { kind: 'applied'; change: PlanChangeRow }
+  | { kind: 'scheduled'; change: PlanChangeRow };
+
+/**
+ * Makes the change (the subscription locked by the caller): a downgrade is scheduled for the period
+ * end; a change with something due creates a payment of kind `upgrade` and asks the payment-worker
+ * to charge it (the plan switches when it completes); a change with nothing due applies at once.
+ * A change already waiting (a scheduled downgrade) is replaced; one being charged refuses another.
+ */
+export async function requestPlanChange(
+  trx: Tx,
+  sub: SubscriptionRow,
+  planId: string,
+  now: Date,
+): Promise<PlanChangeResult> {
+  const { quote, target, period } = await planChangeFor(trx, sub, planId, now);
+  const open = await trx
+    .selectFrom('plan_changes')
+    .selectAll()
+    .where('subscription_id', '=', sub.id)
+    .where('status', 'in', ['pending', 'scheduled'])
+    .forUpdate()
+    .executeTakeFirst();
+  if (open?.status === 'pending')
+    throw new PlanChangeRefused('not-changeable', 'a plan change is being charged; try again once it is done');
+  if (open) await dropScheduled(trx, sub, open);
+  const base = {
+    id: randomUUID(),
+    subscription_id: sub.id,
+    user_id: sub.user_id,
+    from_plan_id: sub.plan_id,
+    to_plan_id: target.id,
+    kind: quote.kind,
+    amount: quote.amountDueNow,
+    credit: quote.credit,
+    refund_excess: quote.refundExcess,
+    currency: sub.currency,
+    effective_at: quote.effectiveAt,
+  };
+  if (quote.kind === 'downgrade') {
+    const change = await trx
+      .insertInto('plan_changes')
+      .values({ ...base, status: 'scheduled' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await subscriptions.record(trx, sub, { scheduled_plan_id: target.id, scheduled_change_at: period.end });
+    return { kind: 'scheduled', change };
+  }
+  if (quote.amountDueNow === 0) {
+    const change = await trx
+      .insertInto('plan_changes')
+      .values({ ...base, status: 'pending' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await applyPlanChange(trx, sub, change, null);
+    return { kind: 'applied', change };
+  }
+  if (!sub.vault_id)
+    throw new PlanChangeRefused(
+      'no-payment-method',
+      'no saved PayPal wallet to charge: replace the payment method first',
+    );
+  // The upgrade pays for the rest of the period in effect; a change of period pays the new first period.
+  const k = indexAt(sub, now);
+  const periodIndex = quote.kind === 'period_change' ? k + 1 : k;
+  // (subscription, period, attempt) is unique: the change's payment is one more attempt on its period.
+  const { n } = await trx
+    .selectFrom('payments')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('subscription_id', '=', sub.id)
+    .where('period_index', '=', periodIndex)
+    .executeTakeFirstOrThrow();
+  const paymentId = randomUUID();
+  await payments.create(trx, {
+    id: paymentId,
+    subscription_id: sub.id,
+    user_id: sub.user_id,
+    kind: 'upgrade',
+    amount: quote.amountDueNow,
+    currency: sub.currency,
+    period_index: periodIndex,
+    attempt: Number(n),
+  });
+  const change = await trx
+    .insertInto('plan_changes')
+    .values({ ...base, status: 'pending', payment_id: paymentId })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await enqueue(trx, PlanChangeChargeRequested, { paymentId });
+  return { kind: 'charging', paymentId, change };
+}
+
+async function dropScheduled(trx: Tx, sub: SubscriptionRow, change: PlanChangeRow): Promise<void> {
+  await trx
+    .updateTable('plan_changes')
+    .set({ status: 'dropped', updated_at: sql`now()` })
+    .where('id', '=', change.id)
+    .execute();
+  await subscriptions.record(trx, sub, { scheduled_plan_id: null, scheduled_change_at: null });
+}
+
+/** `DELETE /v1/subscriptions/:id/change`: drops the scheduled change; false when there is none. */
+export async function dropScheduledChange(trx: Tx, sub: SubscriptionRow): Promise<boolean> {
+  const open = await trx
+    .selectFrom('plan_changes')
+    .selectAll()
+    .where('subscription_id', '=', sub.id)
+    .where('status', '=', 'scheduled')
+    .forUpdate()
+    .executeTakeFirst();
+  if (!open) return false;
+  await dropScheduled(trx, sub, open);
+  return true;
+}
+
+/** The change a payment of kind `upgrade` pays for. */
+export async function planChangeOfPayment(trx: Tx, paymentId: string): Promise<PlanChangeRow | undefined> {
+  return trx.selectFrom('plan_changes').selectAll().where('payment_id', '=', paymentId).forUpdate().executeTakeFirst();
+}
+
+/**
+ * The change takes effect (its payment completed, or nothing was due, or a downgrade's period
+ * end came): plan, price, period and role switch; the old role ends under the grant rule and the
+ * new one is granted; a change of period starts a new period at `effective_at` (the unused time
+ * credited, any excess refunded against the old period's payment). Safe to call again: an applied
+ * change is not applied twice.
+ */
+export async function applyPlanChange(
+  trx: Tx,
+  sub: SubscriptionRow,
+  change: PlanChangeRow,
+  payment: PaymentRow | null,
+): Promise<boolean> {
+  if (change.status === 'applied' || change.status === 'failed' || change.status === 'dropped') return false;
+  const target = await trx
+    .selectFrom('plans')
+    .selectAll()
+    .where('id', '=', change.to_plan_id)
+    .executeTakeFirstOrThrow();
+  const from = { id: sub.id, user_id: sub.user_id, role: sub.role };
+  const at = change.effective_at;
+  let paidFor: { start: Date; end: Date };
+  if (change.kind === 'period_change') {
+    const k = indexAt(sub, at);
+    const oldPeriod = currentPeriod(sub, at);
+    // The credit's excess goes back against the payment holding the period being cut short.
+    if (change.refund_excess > 0 && oldPeriod) {
+      const holder = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('subscription_id', '=', sub.id)
+        .where('status', 'in', [...HOLDING_MONEY])
+        .where('period_start', '<=', at)
+        .where('period_end', '>', at)
+        .orderBy('created_at', 'desc')
+        .forUpdate()
+        .executeTakeFirst();
+      if (holder) {
+        const amount = Math.min(change.refund_excess, await refundableLeft(trx, holder));
+        if (amount > 0)
+          await requestRefund(trx, holder, amount, 'user_cancel', `plan change to ${target.id}: unused time credited`);
+      }
+    }
+    const anchored = { anchor_at: at, anchor_index: k + 1, period: target.period };
+    paidFor = windowOf(anchored, k + 1);
+    await subscriptions.record(trx, sub, {
+      anchor_at: at,
+      anchor_index: k + 1,
+      paid_through: paidFor.end,
+      plan_id: target.id,
+      plan_name: target.name,
+      amount: target.amount,
+      period: target.period,
+      role: target.role,
+      scheduled_plan_id: null,
+      scheduled_change_at: null,
+    });
+  } else {
+    paidFor = { start: at, end: currentPeriod(sub, at)?.end ?? at };
+    await subscriptions.record(trx, sub, {
+      plan_id: target.id,
+      plan_name: target.name,
+      amount: target.amount,
+      period: target.period,
+      role: target.role,
+      scheduled_plan_id: null,
+      scheduled_change_at: null,
+    });
+  }
+  if (payment) await payments.record(trx, payment, { period_start: paidFor.start, period_end: paidFor.end });
+  if (from.role !== target.role) {
+    await endSubscriptionGrant(trx, from, `plan changed to ${target.id}`);
+    await startSubscriptionGrant(trx, sub, `plan changed to ${target.id}`);
+  }
+  await trx
+    .updateTable('plan_changes')
+    .set({ status: 'applied', updated_at: sql`now()` })
+    .where('id', '=', change.id)
+    .execute();
+  await enqueue(trx, SubscriptionPlanChanged, {
+    userId: sub.user_id,
+    subscriptionId: sub.id,
+    fromPlanId: change.from_plan_id,
+    toPlanId: change.to_plan_id,
+    effectiveAt: at.toISOString(),
+    amountCharged: payment?.amount ?? 0,
+    currency: sub.currency,
+  });
+  return true;
+}
+
+/** The change's payment failed: nothing changes but the change's status, and the buyer is told. */
+export async function planChangeFailed(trx: Tx, change: PlanChangeRow, reason: string): Promise<void> {
+  if (change.status !== 'pending') return;
+  await trx
+    .updateTable('plan_changes')
+    .set({ status: 'failed', failure_reason: reason, updated_at: sql`now()` })
+    .where('id', '=', change.id)
+    .execute();
+  await enqueue(trx, SubscriptionPlanChangeFailed, {
+    userId: change.user_id,
+    subscriptionId: change.subscription_id,
+    fromPlanId: change.from_plan_id,
+    toPlanId: change.to_plan_id,
+    reason,
+  });
+}
+
+/** The price of period k: a scheduled downgrade's from its effective time on. */
+export async function priceOfPeriod(trx: Tx, sub: SubscriptionRow, k: number): Promise<number> {
+  if (!sub.scheduled_plan_id || !sub.scheduled_change_at) return sub.amount;
+  if (windowOf(sub, k).start < sub.scheduled_change_at) return sub.amount;
+  const plan = await trx
+    .selectFrom('plans')
+    .select('amount')
+    .where('id', '=', sub.scheduled_plan_id)
+    .executeTakeFirst();
+  return plan?.amount ?? sub.amount;
+}
+
+/**
+ * Scheduled downgrades whose time came and whose new period is paid: applied (the scheduler's
+ * `plan-changes` job). A subscription whose next period is not paid keeps waiting (dunning), and
+ * one that ends drops nothing: it just never renews.
+ */
+export async function applyDueScheduledChanges(db: import('kysely').Kysely<Database>, now: Date): Promise<number> {
+  let applied = 0;
+  for (;;) {
+    const done = await db.transaction().execute(async (trx) => {
+      const sub = await trx
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('status', '=', 'active')
+        .where('scheduled_change_at', '<=', now)
+        .where(sql<boolean>`paid_through > scheduled_change_at`)
+        .orderBy('scheduled_change_at')
+        .limit(1)
+        .forUpdate()
+        .skipLocked()
+        .executeTakeFirst();
+      if (!sub) return false;
+      const change = await trx
+        .selectFrom('plan_changes')
+        .selectAll()
+        .where('subscription_id', '=', sub.id)
+        .where('status', '=', 'scheduled')
+        .forUpdate()
+        .executeTakeFirst();
+      if (change) await applyPlanChange(trx, sub, change, null);
+      else await subscriptions.record(trx, sub, { scheduled_plan_id: null, scheduled_change_at: null });
+      return true;
+    });
+    if (!done) break;
+    applied += 1;
+  }
+  return applied;
+}
