@@ -18,6 +18,8 @@ export const spec = {
   PORT: env.port(3000),
   PUBLIC_BASE_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000'),
   APP_HOME_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000/billing'),
+  /** Who receipts say the money was paid to. */
+  SELLER_NAME: env.string('Billing platform'),
 };
 export const loadBillingApiConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(spec, source, checkJwt);
 export type BillingApiConfig = ReturnType<typeof loadBillingApiConfig>;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
-import { payments, subscriptions } from '@billing/billing-core';
+import { issueReceipt, payments, subscriptions } from '@billing/billing-core';
 import { sql } from 'kysely';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
@@ -750,3 +750,35 @@ t.test(
     );
   },
 );
+
+t.test('a receipt: HTML or PDF for its owner only, none before it is issued', async (t) => {
+  const user = 'user-receipt';
+  const bought = await buy(user);
+  await activate(bought.body.subscriptionId, bought.body.paymentId);
+  const url = `/v1/payments/${bought.body.paymentId}/receipt`;
+  t.equal((await call('GET', url, user)).status, 404, 'not issued yet');
+  const issued = await db.transaction().execute(async (trx) => {
+    const p = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('id', '=', bought.body.paymentId)
+      .executeTakeFirstOrThrow();
+    return issueReceipt(trx, p, 'Pro (pro): subscription');
+  });
+  t.match(issued.number, /^R-\d{4}-USD-\d{6}$/);
+  const html = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token(user)}` } });
+  t.equal(html.statusCode, 200);
+  t.match(html.headers['content-type'], /text\/html/);
+  t.match(html.body, issued.number);
+  t.match(html.body, '9.99 USD');
+  t.match(String(html.headers['content-security-policy']), /default-src 'none'/);
+  const pdf = await app.inject({
+    method: 'GET',
+    url,
+    headers: { authorization: `Bearer ${token(user)}`, accept: 'application/pdf' },
+  });
+  t.equal(pdf.headers['content-type'], 'application/pdf');
+  t.equal(pdf.rawPayload.subarray(0, 5).toString(), '%PDF-');
+  t.equal((await call('GET', url, 'someone-else')).status, 404, "another user's receipt");
+  t.equal((await call('GET', '/v1/payments/not-a-uuid/receipt', user)).status, 404);
+});

@@ -6,6 +6,8 @@ export const spec = {
   ...paypalConfig,
   PORT: env.port(3010),
   DUNNING_RETRY_MS: env.msList('86400000,259200000,432000000'),
+  /** billing-api's public address: receipt links in `payment.completed` point there. */
+  PUBLIC_BASE_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000'),
 };
 export const loadPaymentWorkerConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(spec, source);
 export type PaymentWorkerConfig = ReturnType<typeof loadPaymentWorkerConfig>;

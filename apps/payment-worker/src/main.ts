@@ -15,6 +15,11 @@ const provider = new PayPalProvider({
   logger: rt.logger,
   metrics: rt.metrics,
 });
-const worker = buildWorker({ rt, provider, dunningRetryMs: config.DUNNING_RETRY_MS });
+const worker = buildWorker({
+  rt,
+  provider,
+  dunningRetryMs: config.DUNNING_RETRY_MS,
+  publicBaseUrl: config.PUBLIC_BASE_URL,
+});
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
 await worker.start();

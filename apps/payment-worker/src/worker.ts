@@ -37,13 +37,15 @@ export function buildWorker({
   provider,
   dunningRetryMs,
   retryDelaysMs,
+  publicBaseUrl = 'http://127.0.0.1:3000',
 }: {
   rt: Runtime;
   provider: PaymentProvider;
   dunningRetryMs: readonly number[];
   retryDelaysMs?: number[];
+  publicBaseUrl?: string;
 }): Worker {
-  const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs, metrics: rt.metrics };
+  const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs, metrics: rt.metrics, publicBaseUrl };
   // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
   const steps: StepHandlerMap<typeof contracts> = {

@@ -7,3 +7,5 @@ export * from './refunds.js';
 export * from './subscriptions.js';
 export * from './payments.js';
 export * from './plan-changes.js';
+export * from './receipts.js';
+export * from './receipt-document.js';

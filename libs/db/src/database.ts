@@ -5,6 +5,7 @@ import type { OutboxTable } from './tables/outbox.table.js';
 import type { PaymentsTable } from './tables/payments.table.js';
 import type { PlanChangesTable } from './tables/plan-changes.table.js';
 import type { PlansTable } from './tables/plans.table.js';
+import type { DocumentCountersTable, ReceiptsTable } from './tables/receipts.table.js';
 import type { ProcessedMessagesTable } from './tables/processed-messages.table.js';
 import type { ProviderEventsTable } from './tables/provider-events.table.js';
 import type { RefundsTable } from './tables/refunds.table.js';
@@ -25,4 +26,6 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
   plan_changes: PlanChangesTable;
+  receipts: ReceiptsTable;
+  document_counters: DocumentCountersTable;
 }

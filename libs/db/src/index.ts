@@ -17,3 +17,4 @@ export * from './catalog.js';
 export * from './roles.js';
 export * from './listen.js';
 export * from './tables/plan-changes.table.js';
+export * from './tables/receipts.table.js';

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { payments, refundableLeft, requestRefund } from '@billing/billing-core';
+import { loadReceipt, payments, receiptHtml, receiptPdf, refundableLeft, requestRefund } from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView } from '@billing/http-api';
 import { toPayPalAmount } from '@billing/domain';
 import { AppError } from '@billing/service-kit';
@@ -15,6 +15,8 @@ import {
   PaymentListQuery,
   Reason,
 } from './schemas.js';
+
+const SELLER = process.env['SELLER_NAME'] ?? 'Billing platform';
 
 /** Payments of all users; one with its PayPal events and refunds; an operator's refund. */
 export const paymentsApi: AdminPlugin = async (api, { rt }) => {
@@ -49,7 +51,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst()
         : undefined;
       if (!p) throw new AppError('not-found', 'no such payment');
-      const [events, refunds, sub, auditRows, left] = await Promise.all([
+      const [events, refunds, sub, auditRows, left, docs] = await Promise.all([
         rt.db
           .selectFrom('provider_events')
           .select(['event_type', 'provider_event_id', 'received_at', 'outcome'])
@@ -70,6 +72,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
           .limit(100)
           .execute(),
         p.status === 'completed' || p.status === 'partially_refunded' ? refundableLeft(rt.db, p) : 0,
+        rt.db.selectFrom('receipts').selectAll().where('payment_id', '=', id).orderBy('issued_at').execute(),
       ]);
       return {
         ...paymentView(p),
@@ -79,6 +82,15 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         planId: sub.plan_id,
         subscriptionStatus: sub.status,
         refundableAmount: Math.max(0, left),
+        receiptNumber: docs.find((d) => d.kind === 'receipt')?.number ?? null,
+        creditNotes: docs
+          .filter((d) => d.kind === 'credit_note')
+          .map((d) => ({
+            number: d.number,
+            refundId: d.refund_id,
+            amount: Number(d.amount),
+            issuedAt: d.issued_at.toISOString(),
+          })),
         audit: auditRows.map(auditView),
         events: events.map((e) => ({
           type: e.event_type,
@@ -140,6 +152,33 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         return rid;
       });
       return reply.status(202).send({ refundId, status: 'pending' as const });
+    },
+  );
+
+  api.get(
+    '/payments/:id/receipt',
+    {
+      schema: {
+        tags: ['admin'],
+        params: IdParams,
+        response: {
+          200: {
+            description: 'the receipt',
+            content: { 'text/html': { schema: {} }, 'application/pdf': { schema: {} } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const view = isUuid(req.params.id) ? await loadReceipt(rt.db, req.params.id) : null;
+      if (!view) throw new AppError('not-found', 'no receipt: no such payment, or it has not completed');
+      if (/application\/pdf/.test(req.headers.accept ?? ''))
+        return reply
+          .type('application/pdf')
+          .header('content-disposition', `inline; filename="${view.receipt.number}.pdf"`)
+          .send((await receiptPdf(view, SELLER)) as never);
+      return reply.type('text/html; charset=utf-8').send(receiptHtml(view, SELLER) as never);
     },
   );
 };

@@ -136,6 +136,10 @@ export const PaymentDetail = Type.Object({
   subscriptionStatus: Type.String(),
   /** What can still be refunded (minor units): 0 unless completed or partially refunded. */
   refundableAmount: Type.Integer(),
+  receiptNumber: Nullable(Type.String()),
+  creditNotes: Type.Array(
+    Type.Object({ number: Type.String(), refundId: Nullable(Type.String()), amount: Type.Integer(), issuedAt: Ts }),
+  ),
   audit: Type.Array(AuditEntry),
   events: Type.Array(
     Type.Object({ type: Type.String(), id: Type.String(), receivedAt: Ts, outcome: Nullable(Type.String()) }),

@@ -55,6 +55,8 @@ export interface Kit {
     url: string,
     payload?: unknown,
   ): Promise<ApiAnswer>;
+  /** The same, for an answer that is not JSON (a receipt). */
+  apiRaw(req: FastifyRequest, url: string, accept: string): Promise<{ status: number; body: Buffer; type: string }>;
   /** A signed-in admin's page: signed out → 303 /login; not an admin → 403 with a way out. */
   page(
     section: string,
@@ -78,6 +80,19 @@ export function makeKit(app: HttpApp): Kit {
       ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     });
     return { status: res.statusCode, body: res.json() as any };
+  };
+  const apiRaw: Kit['apiRaw'] = async (req, url, accept) => {
+    const res = await app.inject({
+      method: 'GET',
+      url,
+      headers: {
+        authorization: `Bearer ${req.cookies[COOKIE] ?? ''}`,
+        accept,
+        'x-request-id': req.id,
+        [INNER_CALL_HEADER]: INNER_CALL_TOKEN,
+      },
+    });
+    return { status: res.statusCode, body: res.rawPayload, type: String(res.headers['content-type'] ?? '') };
   };
   const csrf = (reply: FastifyReply) => `<input type="hidden" name="_csrf" value="${esc(reply.generateCsrf())}">`;
   const page: Kit['page'] = (section, render) => async (req, reply) => {
@@ -107,7 +122,7 @@ export function makeKit(app: HttpApp): Kit {
       .type('text/html')
       .send(html.replaceAll(CSRF_FIELD, csrf(reply)));
   };
-  return { app, api, page, csrf, checked: { preHandler: app.csrfProtection } };
+  return { app, api, apiRaw, page, csrf, checked: { preHandler: app.csrfProtection } };
 }
 
 /** The query string of a page request, as strings. */

@@ -131,6 +131,16 @@ export function paymentPages(kit: Kit): void {
           ['Pays for', p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : ''],
           ['PayPal order', p.providerOrderId ? `<span class="mono">${esc(p.providerOrderId)}</span>` : ''],
           ['PayPal capture', p.providerCaptureId ? `<span class="mono">${esc(p.providerCaptureId)}</span>` : ''],
+          [
+            'Receipt',
+            p.receiptNumber
+              ? `${link(`/payments/${p.id}/receipt`, p.receiptNumber)} · ${link(`/payments/${p.id}/receipt?format=pdf`, 'PDF')}`
+              : '',
+          ],
+          [
+            'Credit notes',
+            p.creditNotes.map((c: any) => `${esc(c.number)} (${money(c.amount, p.currency)})`).join(', '),
+          ],
           ['Created', time(p.createdAt)],
           ['Id', `<span class="mono">${esc(p.id)}</span>`],
         ])}</div>
@@ -166,6 +176,31 @@ export function paymentPages(kit: Kit): void {
 <h2>Operator actions</h2>${auditTable(p.audit)}`,
         { section: '/payments', who: req.userId, flash: queryOf(req)['done'] },
       );
+    }),
+  );
+
+  app.get(
+    '/payments/:id/receipt',
+    page('/payments', async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const pdf = queryOf(req)['format'] === 'pdf';
+      const res = await kit.apiRaw(
+        req,
+        `/admin/api/v1/payments/${encodeURIComponent(id)}/receipt`,
+        pdf ? 'application/pdf' : 'text/html',
+      );
+      if (res.status !== 200)
+        return {
+          status: 404,
+          html: layout('No receipt', '<p class="empty">No receipt for this payment.</p>', {
+            section: '/payments',
+            who: req.userId,
+          }),
+        };
+      return reply
+        .type(res.type)
+        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+        .send(res.body);
     }),
   );
 

@@ -85,6 +85,19 @@ const JS = `
   function act(promise, done) {
     promise.then(function () { banner('ok', done); load(); }, function (e) { banner('bad', e.message); });
   }
+  function receiptButton(p) {
+    if (['completed', 'partially_refunded', 'refunded'].indexOf(p.status) < 0) return null;
+    var b = h('button', { type: 'button', class: 'secondary', text: 'Receipt (PDF)' });
+    b.addEventListener('click', function () {
+      fetch('/v1/payments/' + p.id + '/receipt', { headers: { authorization: 'Bearer ' + token, accept: 'application/pdf' } })
+        .then(function (r) { if (!r.ok) throw new Error('no receipt yet'); return r.blob(); })
+        .then(function (blob) {
+          var a = h('a', { href: URL.createObjectURL(blob), download: 'receipt-' + p.id + '.pdf' });
+          document.body.appendChild(a); a.click(); a.remove();
+        }, function (e) { banner('bad', e.message); });
+    });
+    return b;
+  }
   function render(subs, payments, plans) {
     var live = subs.filter(function (s) { return s.status === 'active' || s.status === 'past_due' || s.status === 'pending'; });
     var box = $('subscription'); box.textContent = '';
@@ -124,7 +137,7 @@ const JS = `
     payments.forEach(function (p) {
       tbody.appendChild(h('tr', {}, [h('td', { text: when(p.createdAt) }), h('td', { text: p.kind === 'initial' ? 'First payment' : 'Renewal' }),
         h('td', { class: 'num', text: money(p.amount, p.currency) }), h('td', {}, [h('span', { class: 'badge ' + p.status, text: p.status.replace('_', ' ') })]),
-        h('td', { class: 'num', text: p.refundedAmount ? money(p.refundedAmount, p.currency) : '' })]));
+        h('td', { class: 'num', text: p.refundedAmount ? money(p.refundedAmount, p.currency) : '' }), h('td', {}, [receiptButton(p)])]));
     });
     $('no-payments').hidden = payments.length > 0;
     $('history').hidden = payments.length === 0;
@@ -154,7 +167,7 @@ const HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta n
 <section aria-labelledby="current-h"><h2 id="current-h">Current subscription</h2><div id="subscription"></div></section>
 <section id="buy" aria-labelledby="buy-h" hidden><h2 id="buy-h">Plans</h2><div id="plans" class="plans"></div></section>
 <section aria-labelledby="history-h"><h2 id="history-h">Payment history</h2><p id="no-payments" class="muted">No payment yet.</p>
-<table id="history" hidden><thead><tr><th scope="col">Date</th><th scope="col">What</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Refunded</th></tr></thead><tbody id="payments"></tbody></table></section>
+<table id="history" hidden><thead><tr><th scope="col">Date</th><th scope="col">What</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Refunded</th><th scope="col">Receipt</th></tr></thead><tbody id="payments"></tbody></table></section>
 </div></main><script src="/billing/app.js" defer></script></body></html>`;
 
 const CSP = [

@@ -1,10 +1,11 @@
 import { Type } from 'typebox';
+import { loadReceipt, receiptHtml, receiptPdf } from '@billing/billing-core';
 import { isUuid, keysetPage, paymentView } from '@billing/http-api';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
 import { IdParams, ListQuery, PaymentSchema, Problem } from '../schemas.js';
 
-export function paymentRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
+export function paymentRoutes(app: HttpApp, { rt, config }: BillingApiDeps): void {
   app.get(
     '/v1/payments',
     {
@@ -55,6 +56,43 @@ export function paymentRoutes(app: HttpApp, { rt }: BillingApiDeps): void {
         : undefined;
       if (!row) throw new AppError('not-found', 'no such payment');
       return paymentView(row);
+    },
+  );
+
+  app.get(
+    '/v1/payments/:id/receipt',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['payments'],
+        summary:
+          'The receipt of a completed payment (with its credit notes): PDF for Accept: application/pdf, else HTML',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: {
+          200: {
+            description: 'the receipt',
+            content: { 'text/html': { schema: {} }, 'application/pdf': { schema: {} } },
+          },
+          401: Problem,
+          404: Problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      const view = isUuid(id) ? await loadReceipt(rt.db, id, req.userId) : null;
+      if (!view) throw new AppError('not-found', 'no receipt: no such payment of yours, or it has not completed');
+      reply.header('cache-control', 'private, no-store');
+      if (/application\/pdf/.test(req.headers.accept ?? ''))
+        return reply
+          .type('application/pdf')
+          .header('content-disposition', `inline; filename="${view.receipt.number}.pdf"`)
+          .send((await receiptPdf(view, config.SELLER_NAME)) as never);
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+        .send(receiptHtml(view, config.SELLER_NAME) as never);
     },
   );
 }

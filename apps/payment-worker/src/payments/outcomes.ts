@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { PaymentRefunded } from '@billing/contracts';
+import { PaymentCompleted, PaymentRefunded } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
   applyPlanChange,
   endSubscriptionGrant,
+  issueCreditNote,
+  issueReceipt,
   planChangeFailed,
   planChangeOfPayment,
   payments,
@@ -32,6 +34,8 @@ export interface PaymentContext {
   dunningRetryMs: readonly number[];
   /** `renewal_charges_total` (absent in tests that do not read it). */
   metrics?: Pick<Metrics, 'renewalCharges'>;
+  /** billing-api's public address, for receipt links (PUBLIC_BASE_URL). */
+  publicBaseUrl?: string;
 }
 
 /** An outcome that asks the caller to capture the order once its transaction has committed. */
@@ -122,8 +126,43 @@ export class PaymentOutcomes {
       await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
       return 'refunded: payment no longer open';
     }
-    if (p.kind === 'upgrade') return this.planChangePaid(trx, p);
-    return p.kind === 'initial' ? this.activate(trx, p, vaultId) : this.renew(trx, p);
+    const outcome =
+      p.kind === 'upgrade'
+        ? await this.planChangePaid(trx, p)
+        : p.kind === 'initial'
+          ? await this.activate(trx, p, vaultId)
+          : await this.renew(trx, p);
+    await this.receiptFor(trx, p);
+    return outcome;
+  }
+
+  /**
+   * The money was taken: a receipt, numbered in this transaction (SPEC section 11), whatever
+   * happens to the subscription (a late capture refunded gets its credit note too).
+   */
+  private async receiptFor(trx: Tx, p: PaymentRow): Promise<void> {
+    const sub = await trx
+      .selectFrom('subscriptions')
+      .select(['plan_name', 'plan_id'])
+      .where('id', '=', p.subscription_id)
+      .executeTakeFirstOrThrow();
+    const fresh = await trx.selectFrom('payments').selectAll().where('id', '=', p.id).executeTakeFirstOrThrow();
+    const what = { initial: 'subscription', renewal: 'renewal', upgrade: 'plan change' }[p.kind];
+    const period =
+      fresh.period_start && fresh.period_end
+        ? `, ${fresh.period_start.toISOString().slice(0, 10)} to ${fresh.period_end.toISOString().slice(0, 10)}`
+        : '';
+    const receipt = await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}`);
+    await enqueue(trx, PaymentCompleted, {
+      userId: p.user_id,
+      paymentId: p.id,
+      subscriptionId: p.subscription_id,
+      kind: p.kind,
+      amount: p.amount,
+      currency: p.currency,
+      receiptNumber: receipt.number,
+      receiptUrl: `${(this.ctx.publicBaseUrl ?? 'http://127.0.0.1:3000').replace(/\/$/, '')}/v1/payments/${p.id}/receipt`,
+    });
   }
 
   /** Another payment of ours holds money for this payment's period. */
@@ -355,6 +394,12 @@ export class PaymentOutcomes {
       })
       .execute();
     const total = await this.refundedTotal(trx, p);
+    const note = await this.creditNoteFor(
+      trx,
+      p,
+      { id: refundId, payment_id: p.id, amount: action.amount, currency: action.currency },
+      'refunded at PayPal',
+    );
     await enqueue(trx, PaymentRefunded, {
       userId: p.user_id,
       paymentId: p.id,
@@ -362,6 +407,7 @@ export class PaymentOutcomes {
       amount: action.amount,
       currency: action.currency,
       refundedAmount: total,
+      creditNoteNumber: note.number,
     });
     if (total >= p.amount) await this.periodLost(trx, p, 'refunded outside the system');
     return 'external refund recorded';
@@ -374,6 +420,7 @@ export class PaymentOutcomes {
       .where('id', '=', refund.id)
       .execute();
     const total = await this.refundedTotal(trx, p);
+    const note = await this.creditNoteFor(trx, p, refund, refund.reason ?? 'refund');
     await enqueue(trx, PaymentRefunded, {
       userId: p.user_id,
       paymentId: p.id,
@@ -381,7 +428,29 @@ export class PaymentOutcomes {
       amount: refund.amount,
       currency: refund.currency,
       refundedAmount: total,
+      creditNoteNumber: note.number,
     });
+  }
+
+  /** A completed refund's credit note, numbered in this transaction, naming the receipt it corrects. */
+  private async creditNoteFor(
+    trx: Tx,
+    p: PaymentRow,
+    refund: Pick<RefundRow, 'id' | 'payment_id' | 'amount' | 'currency'>,
+    reason: string,
+  ) {
+    const receipt = await trx
+      .selectFrom('receipts')
+      .select('number')
+      .where('payment_id', '=', p.id)
+      .where('kind', '=', 'receipt')
+      .executeTakeFirst();
+    return issueCreditNote(
+      trx,
+      refund,
+      p.user_id,
+      `${receipt ? `Refund against ${receipt.number}` : 'Refund'}: ${reason}`,
+    );
   }
 
   /** refunded_amount is what completed refunds add up to (capped at the payment's amount). */

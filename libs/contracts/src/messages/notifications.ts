@@ -115,6 +115,25 @@ export const PaymentRefunded = note(
       amount: Money,
       currency: Currency,
       refundedAmount: Money,
+      /** SPEC section 11: the credit note issued for this refund. */
+      creditNoteNumber: Type.String(),
+    },
+    { additionalProperties: false },
+  ),
+);
+/** SPEC section 11: a payment completed; its receipt is issued. */
+export const PaymentCompleted = note(
+  'payment.completed',
+  Type.Object(
+    {
+      userId: Type.String(),
+      paymentId: Uuid,
+      subscriptionId: Uuid,
+      kind: Type.Union([Type.Literal('initial'), Type.Literal('renewal'), Type.Literal('upgrade')]),
+      amount: Money,
+      currency: Currency,
+      receiptNumber: Type.String(),
+      receiptUrl: Type.String(),
     },
     { additionalProperties: false },
   ),
@@ -140,6 +159,7 @@ export const NOTIFICATION_CONTRACTS = [
   SubscriptionCancelled,
   SubscriptionExpired,
   PaymentRefunded,
+  PaymentCompleted,
   RoleGranted,
   RoleRevoked,
 ] as const;
