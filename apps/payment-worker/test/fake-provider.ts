@@ -51,6 +51,12 @@ export class FakeProvider implements PaymentProvider {
   async refund(i: RefundInput) {
     return this.answer('refund', i, this.refundAnswer(i));
   }
+  async createSetupToken(): Promise<never> {
+    throw new Error('not used by the payment-worker yet');
+  }
+  async createPaymentToken(): Promise<never> {
+    throw new Error('not used by the payment-worker yet');
+  }
   async verifyWebhook(): Promise<boolean> {
     return true;
   }

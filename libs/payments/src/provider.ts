@@ -9,6 +9,13 @@ export interface PaymentProvider {
   chargeVaulted(input: ChargeVaultedInput): Promise<OrderState>;
   refund(input: RefundInput): Promise<RefundState>;
   getOrder(orderId: string): Promise<OrderState>;
+  /**
+   * Starts saving the buyer's wallet without a purchase (PayPal's vault setup token, SPEC section 11):
+   * where to send the buyer to approve it.
+   */
+  createSetupToken(input: SetupTokenInput): Promise<SetupTokenState>;
+  /** Exchanges an approved setup token for a payment token (the id renewals charge). */
+  createPaymentToken(input: { setupTokenId: string; idempotencyKey: string }): Promise<PaymentTokenState>;
   /** Asks the provider whether a webhook is genuine; throws ProviderUnavailableError when it cannot tell. */
   verifyWebhook(input: { headers: Record<string, string | undefined>; rawBody: string }): Promise<boolean>;
   /** Turns a verified webhook body into what it means for us. */
@@ -24,6 +31,27 @@ export interface CreateCheckoutInput {
   returnUrl: string;
   cancelUrl: string;
   idempotencyKey: string;
+}
+
+export interface SetupTokenInput {
+  returnUrl: string;
+  cancelUrl: string;
+  /** What the buyer agrees to, shown on the approval page. */
+  description: string;
+  idempotencyKey: string;
+}
+
+export interface SetupTokenState {
+  setupTokenId: string;
+  /** PAYER_ACTION_REQUIRED, APPROVED, VAULTED, … */
+  status: string;
+  /** The `approve` link, while the buyer has still to act. */
+  approvalUrl: string | null;
+}
+
+export interface PaymentTokenState {
+  paymentTokenId: string;
+  customerId: string | null;
 }
 
 export interface CheckoutCreated {

@@ -2,8 +2,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { fromPayPalValue, toPayPalAmount } from '@billing/domain';
-import { approvalPage } from './page.js';
-import { newId, SandboxState, type Capture, type Order, type Refund } from './state.js';
+import { approvalPage, vaultApprovalPage } from './page.js';
+import { newId, SandboxState, type Capture, type Order, type Refund, type SetupToken } from './state.js';
 import { rawMember, WebhookSender } from './webhooks.js';
 
 export interface SandboxOptions {
@@ -446,6 +446,136 @@ export function buildSandbox(opts: SandboxOptions): {
         rawEvent: rawMember(raw, 'webhook_event'),
       });
     return { verification_status: ok ? 'SUCCESS' : 'FAILURE' };
+  });
+
+  // Payment Method Tokens v3 (https://developer.paypal.com/api/payment-tokens/v3): save a PayPal
+  // wallet without a purchase. A setup token (PAYER_ACTION_REQUIRED, with an `approve` link), the
+  // buyer's approval, then a payment token the orders API charges as a `vault_id`.
+  const setupTokenView = (t: SetupToken) => ({
+    id: t.id,
+    customer: { id: t.customerId },
+    status: t.status,
+    payment_source: {
+      paypal: {
+        usage_type: t.usageType,
+        customer_type: 'CONSUMER',
+        permit_multiple_payment_tokens: false,
+        ...(t.description ? { description: t.description } : {}),
+        ...(t.status !== 'PAYER_ACTION_REQUIRED'
+          ? { email_address: 'buyer@example.com', payer_id: 'QYR5Z8XDVJNXQ' }
+          : {}),
+      },
+    },
+    links: [
+      link(`/v3/vault/setup-tokens/${t.id}`, 'self'),
+      ...(t.status === 'PAYER_ACTION_REQUIRED'
+        ? [{ href: `${opts.publicUrl}/agreements/approve?approval_session_id=${t.id}`, rel: 'approve', method: 'GET' }]
+        : t.status === 'APPROVED'
+          ? [link('/v3/vault/payment-tokens', 'confirm', 'POST')]
+          : []),
+    ],
+  });
+  app.post('/v3/vault/setup-tokens', async (req, reply) =>
+    idempotent(req, reply, 'setup-token', () => {
+      const b = json(req);
+      const paypal = b['payment_source']?.['paypal'];
+      if (!paypal || typeof paypal !== 'object')
+        throw new PayPalError(
+          400,
+          'MISSING_REQUIRED_PARAMETER',
+          'payment_source.paypal is required for a PayPal wallet',
+        );
+      const ctx = paypal['experience_context'] ?? {};
+      if (typeof ctx['return_url'] !== 'string' || typeof ctx['cancel_url'] !== 'string')
+        throw new PayPalError(
+          400,
+          'MISSING_REQUIRED_PARAMETER',
+          'payment_source.paypal.experience_context.return_url and cancel_url are required',
+        );
+      const t: SetupToken = {
+        id: newId('', 17),
+        customerId: b['customer']?.['id'] ?? newId('', 10),
+        status: 'PAYER_ACTION_REQUIRED',
+        returnUrl: ctx['return_url'],
+        cancelUrl: ctx['cancel_url'],
+        usageType: paypal['usage_type'] ?? 'MERCHANT',
+        description: typeof paypal['description'] === 'string' ? paypal['description'] : null,
+      };
+      state.setupTokens.set(t.id, t);
+      return { status: 201, body: setupTokenView(t) };
+    }),
+  );
+  app.get('/v3/vault/setup-tokens/:id', async (req, reply) => {
+    const t = state.setupTokens.get((req.params as { id: string }).id);
+    if (!t) throw new PayPalError(404, 'RESOURCE_NOT_FOUND', 'The specified resource does not exist.');
+    return reply.send(setupTokenView(t));
+  });
+  app.post('/v3/vault/payment-tokens', async (req, reply) =>
+    idempotent(req, reply, 'payment-token', () => {
+      const b = json(req);
+      const token = b['payment_source']?.['token'];
+      if (!token || token['type'] !== 'SETUP_TOKEN' || typeof token['id'] !== 'string')
+        throw new PayPalError(
+          400,
+          'MISSING_REQUIRED_PARAMETER',
+          'payment_source.token { id, type: SETUP_TOKEN } is required',
+        );
+      const t = state.setupTokens.get(token['id']);
+      if (!t) throw new PayPalError(404, 'RESOURCE_NOT_FOUND', 'The specified resource does not exist.');
+      if (t.status === 'PAYER_ACTION_REQUIRED')
+        throw new PayPalError(422, 'UNPROCESSABLE_ENTITY', 'The setup token has not been approved by the payer.');
+      if (!t.paymentTokenId) {
+        t.paymentTokenId = newId('', 7).toLowerCase();
+        t.status = 'VAULTED';
+        state.vault.set(t.paymentTokenId, { customerId: t.customerId, deleted: false, orderId: '' });
+      }
+      return {
+        status: 201,
+        body: {
+          id: t.paymentTokenId,
+          customer: { id: t.customerId },
+          payment_source: {
+            paypal: {
+              usage_type: t.usageType,
+              customer_type: 'CONSUMER',
+              email_address: 'buyer@example.com',
+              payer_id: 'QYR5Z8XDVJNXQ',
+              name: { given_name: 'Sandbox', surname: 'Buyer' },
+            },
+          },
+          links: [link(`/v3/vault/payment-tokens/${t.paymentTokenId}`, 'self')],
+        },
+      };
+    }),
+  );
+  app.get('/agreements/approve', async (req, reply) => {
+    const t = state.setupTokens.get(String((req.query as { approval_session_id?: string }).approval_session_id ?? ''));
+    if (!t) return reply.status(404).type('text/html').send('<h1>This agreement does not exist.</h1>');
+    return reply.type('text/html').send(vaultApprovalPage(t));
+  });
+  app.post('/agreements/approve', async (req, reply) => {
+    const t = state.setupTokens.get(String((req.body as { approval_session_id?: string }).approval_session_id ?? ''));
+    if (!t) return reply.status(404).type('text/html').send('<h1>This agreement does not exist.</h1>');
+    if (t.status === 'PAYER_ACTION_REQUIRED') t.status = 'APPROVED';
+    return reply.redirect(
+      `${t.returnUrl}${t.returnUrl.includes('?') ? '&' : '?'}approval_token_id=${t.id}&approval_session_id=${t.id}`,
+      303,
+    );
+  });
+  app.post('/agreements/cancel', async (req, reply) => {
+    const t = state.setupTokens.get(String((req.body as { approval_session_id?: string }).approval_session_id ?? ''));
+    if (!t) return reply.status(404).type('text/html').send('<h1>This agreement does not exist.</h1>');
+    return reply.redirect(
+      `${t.cancelUrl}${t.cancelUrl.includes('?') ? '&' : '?'}approval_token_id=${t.id}&approval_session_id=${t.id}`,
+      303,
+    );
+  });
+  /** Approves a setup token as the buyer would (tests). */
+  app.post('/_control/setup-tokens/:id/approve', async (req) => {
+    const t = state.setupTokens.get((req.params as { id: string }).id);
+    if (!t) throw new PayPalError(404, 'RESOURCE_NOT_FOUND', 'no such setup token');
+    if (t.status === 'PAYER_ACTION_REQUIRED') t.status = 'APPROVED';
+    return setupTokenView(t);
   });
 
   // The buyer's side: the payer-action page, with Approve and Cancel.

@@ -97,7 +97,20 @@ export interface Call {
   status: number;
 }
 
+/** Payment Method Tokens v3: a setup token the buyer approves, then exchanged for a payment token. */
+export interface SetupToken {
+  id: string;
+  customerId: string;
+  status: 'PAYER_ACTION_REQUIRED' | 'APPROVED' | 'VAULTED';
+  returnUrl: string;
+  cancelUrl: string;
+  usageType: string;
+  description: string | null;
+  paymentTokenId?: string;
+}
+
 export class SandboxState {
+  setupTokens = new Map<string, SetupToken>();
   orders = new Map<string, Order>();
   captures = new Map<string, { capture: Capture; orderId: string }>();
   refunds = new Map<string, Refund>();
@@ -112,6 +125,7 @@ export class SandboxState {
     this.captures.clear();
     this.refunds.clear();
     this.vault.clear();
+    this.setupTokens.clear();
     this.idempotent.clear();
     this.calls = [];
     this.behaviour = defaultBehaviour();

@@ -352,3 +352,63 @@ t.test('PAYPAL_TIMEOUT_MS is a deadline for each try, not an idle timeout: a tri
   const took = Date.now() - started;
   t.ok(took < 2_500, `two tries of at most 400 ms each, and a pause: ${took} ms (the answer alone takes over 20 s)`);
 });
+
+t.test(
+  'saving a wallet without a purchase (vault v3): setup token, the buyer approves, payment token, then a charge',
+  async (t) => {
+    const setup = await paypal.createSetupToken({
+      returnUrl: 'https://shop.example/vault/return',
+      cancelUrl: 'https://shop.example/vault/cancel',
+      description: 'Pro: free for 14 days, then 9.99 USD a month',
+      idempotencyKey: 'setup-1',
+    });
+    t.equal(setup.status, 'PAYER_ACTION_REQUIRED');
+    const approve = new URL(setup.approvalUrl!);
+    t.equal(`${approve.pathname}${approve.search}`, `/agreements/approve?approval_session_id=${setup.setupTokenId}`);
+    const again = await paypal.createSetupToken({
+      returnUrl: 'https://shop.example/vault/return',
+      cancelUrl: 'https://shop.example/vault/cancel',
+      description: 'Pro: free for 14 days, then 9.99 USD a month',
+      idempotencyKey: 'setup-1',
+    });
+    t.equal(again.setupTokenId, setup.setupTokenId, 'the same PayPal-Request-Id: the same setup token');
+    await t.rejects(
+      paypal.createPaymentToken({ setupTokenId: setup.setupTokenId, idempotencyKey: 'pt-early' }),
+      ProviderRefusedError,
+      'refused before the buyer approved',
+    );
+    const page = await fetch(`${base}${approve.pathname}${approve.search}`);
+    t.match(await page.text(), 'You are not charged now.');
+    const back = await fetch(`${base}/agreements/approve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `approval_session_id=${setup.setupTokenId}`,
+      redirect: 'manual',
+    });
+    t.equal(
+      back.headers.get('location'),
+      `https://shop.example/vault/return?approval_token_id=${setup.setupTokenId}&approval_session_id=${setup.setupTokenId}`,
+    );
+    const token = await paypal.createPaymentToken({ setupTokenId: setup.setupTokenId, idempotencyKey: 'pt-1' });
+    t.ok(token.paymentTokenId);
+    t.same(
+      await paypal.createPaymentToken({ setupTokenId: setup.setupTokenId, idempotencyKey: 'pt-1' }),
+      token,
+      'a retry gets the same payment token',
+    );
+    const charged = await paypal.chargeVaulted({
+      paymentId: '99999999-9999-4999-8999-999999999999',
+      amount: 999,
+      currency: 'USD',
+      description: 'Pro: first month after the trial',
+      vaultId: token.paymentTokenId,
+      idempotencyKey: 'trial-end-1',
+    });
+    t.equal(charged.capture?.status, 'COMPLETED', 'the saved wallet is charged with no buyer present');
+    const calls = state.calls.filter((c) => c.path.startsWith('/v3/vault'));
+    t.ok(
+      calls.every((c) => c.requestId),
+      'every vault call carries a PayPal-Request-Id',
+    );
+  },
+);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { parseOrder, parseWebhookEvent, summarise } from '@billing/payments';
+import { parseOrder, parsePaymentToken, parseSetupToken, parseWebhookEvent, summarise } from '@billing/payments';
 import { buildSandbox } from '../src/server.js';
 
 // PayPal's published webhook samples, kept as fixtures: the parser reads them, and the
@@ -123,4 +123,96 @@ t.test('the same sample parses: the capture, the vault id for renewals', async (
   const order = parseOrder(fixture('order-captured-with-vault.json'));
   t.match(order, { orderId: '5O190127TN364715T', status: 'COMPLETED', vaultId: 'nkq2y9g' });
   t.match(order.capture, { id: '3C679366HH908993F', status: 'COMPLETED', amount: 10000, currency: 'USD' });
+});
+
+t.test(
+  "Payment Method Tokens v3 as PayPal publishes them: the setup token's approve link, the payment token's id",
+  async (t) => {
+    t.same(parseSetupToken(fixture('setup-token-created.json')), {
+      setupTokenId: '85186205RL0794831',
+      status: 'PAYER_ACTION_REQUIRED',
+      approvalUrl: 'https://sandbox.paypal.com/agreements/approve?approval_session_id=85186205RL0794831',
+    });
+    t.same(parsePaymentToken(fixture('payment-token-created.json')), {
+      paymentTokenId: '8kk8451t',
+      customerId: 'customer_4029352050',
+    });
+  },
+);
+
+t.test('the stand-in answers setup and payment tokens in the published shapes', async (t) => {
+  const { app } = buildSandbox({
+    clientId: 'cid',
+    clientSecret: 'csecret',
+    webhookId: 'WH-1',
+    publicUrl: 'http://127.0.0.1:1',
+    webhookUrl: undefined,
+  });
+  t.teardown(() => app.close());
+  const auth = `Basic ${Buffer.from('cid:csecret').toString('base64')}`;
+  const token = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/oauth2/token',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'grant_type=client_credentials',
+    })
+  ).json().access_token;
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const created = await app.inject({
+    method: 'POST',
+    url: '/v3/vault/setup-tokens',
+    headers,
+    payload: {
+      payment_source: {
+        paypal: {
+          usage_type: 'MERCHANT',
+          experience_context: { return_url: 'https://shop/r', cancel_url: 'https://shop/c' },
+        },
+      },
+    },
+  });
+  t.equal(created.statusCode, 201);
+  const published = fixture('setup-token-created.json');
+  const ours = created.json();
+  for (const key of ['id', 'customer', 'status', 'payment_source', 'links'])
+    t.ok(key in ours, `has ${key}, as published`);
+  t.same(shape(ours.links[1]), shape({ href: '', rel: '', method: '' }), 'links as { href, rel, method }');
+  t.equal(ours.status, published.status);
+  t.same(
+    ours.links.map((l: { rel: string }) => l.rel),
+    published.links.map((l: { rel: string }) => l.rel),
+    'self and approve, as published',
+  );
+  const early = await app.inject({
+    method: 'POST',
+    url: '/v3/vault/payment-tokens',
+    headers,
+    payload: { payment_source: { token: { id: ours.id, type: 'SETUP_TOKEN' } } },
+  });
+  t.equal(early.statusCode, 422, 'not before the payer approved');
+  const approved = await app.inject({
+    method: 'POST',
+    url: '/agreements/approve',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `approval_session_id=${ours.id}`,
+  });
+  t.equal(approved.statusCode, 303);
+  t.equal(approved.headers.location, `https://shop/r?approval_token_id=${ours.id}&approval_session_id=${ours.id}`);
+  const pt = await app.inject({
+    method: 'POST',
+    url: '/v3/vault/payment-tokens',
+    headers,
+    payload: { payment_source: { token: { id: ours.id, type: 'SETUP_TOKEN' } } },
+  });
+  t.equal(pt.statusCode, 201);
+  const ptPublished = fixture('payment-token-created.json');
+  t.same(
+    Object.keys(pt.json()).sort(),
+    Object.keys(ptPublished)
+      .filter((k) => k !== '_source')
+      .sort(),
+    'the published keys',
+  );
+  t.match(parsePaymentToken(pt.json()).paymentTokenId, /^[a-z0-9]{7}$/);
 });

@@ -1,5 +1,5 @@
 import { fromPayPalValue } from '@billing/domain';
-import type { CaptureInfo, OrderState, WebhookAction } from '../provider.js';
+import type { CaptureInfo, OrderState, PaymentTokenState, SetupTokenState, WebhookAction } from '../provider.js';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v && typeof v === 'object' ? (v as Obj) : {});
@@ -120,4 +120,21 @@ export function parseWebhookEvent(event: unknown): WebhookAction {
     default:
       return { kind: 'not_supported', eventType: type };
   }
+}
+
+/** A Payment Method Tokens v3 setup token (`POST /v3/vault/setup-tokens`) in our terms. */
+export function parseSetupToken(v: unknown): SetupTokenState {
+  const t = obj(v);
+  const links = Array.isArray(t['links']) ? (t['links'] as unknown[]).map(obj) : [];
+  return {
+    setupTokenId: str(t['id']) ?? '',
+    status: str(t['status']) ?? 'UNKNOWN',
+    approvalUrl: str(links.find((l) => l['rel'] === 'approve')?.['href']),
+  };
+}
+
+/** A payment token (`POST /v3/vault/payment-tokens`): the id charged later as a `vault_id`. */
+export function parsePaymentToken(v: unknown): PaymentTokenState {
+  const t = obj(v);
+  return { paymentTokenId: str(t['id']) ?? '', customerId: str(obj(t['customer'])['id']) };
 }
