@@ -43,12 +43,18 @@ let checkoutAnswer: (
   approvalUrl: `http://paypal.test/checkoutnow?token=ORD-${i.paymentId}`,
   status: 'PAYER_ACTION_REQUIRED',
 });
+let setupAnswer: () => Promise<{ setupTokenId: string; status: string; approvalUrl: string | null }> = async () => ({
+  setupTokenId: `SETUP-${randomUUID().slice(0, 8)}`,
+  status: 'PAYER_ACTION_REQUIRED',
+  approvalUrl: 'http://paypal.test/agreements/approve?approval_session_id=X',
+});
 const provider = {
   name: 'fake',
   async createCheckout(input: CreateCheckoutInput) {
     created.push(input);
     return checkoutAnswer(input);
   },
+  createSetupToken: () => setupAnswer(),
 } as unknown as PaymentProvider;
 const app = await buildApp({
   rt,
@@ -782,3 +788,73 @@ t.test('a receipt: HTML or PDF for its owner only, none before it is issued', as
   t.equal((await call('GET', url, 'someone-else')).status, 404, "another user's receipt");
   t.equal((await call('GET', '/v1/payments/not-a-uuid/receipt', user)).status, 404);
 });
+
+t.test(
+  "replacing the payment method: PayPal's vault approval, then the return URL hands it to the payment-worker",
+  async (t) => {
+    const user = 'user-newwallet';
+    const bought = await buy(user);
+    await activate(bought.body.subscriptionId, bought.body.paymentId);
+    const id = bought.body.subscriptionId as string;
+    let token = '';
+    setupAnswer = async () => {
+      token = `SETUP-${randomUUID().slice(0, 8)}`;
+      return {
+        setupTokenId: token,
+        status: 'PAYER_ACTION_REQUIRED',
+        approvalUrl: `http://paypal.test/agreements/approve?approval_session_id=${token}`,
+      };
+    };
+    const started = await call('POST', `/v1/subscriptions/${id}/payment-method`, user);
+    t.equal(started.status, 201);
+    t.match(started.body.approvalUrl, token);
+    const back = await call('GET', `/v1/checkout/vault-return?approval_token_id=${token}&approval_session_id=${token}`);
+    t.equal(back.status, 303);
+    t.equal(back.headers.location, 'http://shop.test/home?x=1&payment_method=saved');
+    t.same(await outbox('payment.method.approved', (d) => d['setupTokenId'] === token), [{ setupTokenId: token }]);
+    await call('GET', `/v1/checkout/vault-return?approval_token_id=UNKNOWN`);
+    t.same(
+      await outbox('payment.method.approved', (d) => d['setupTokenId'] === 'UNKNOWN'),
+      [],
+      'an unknown token asks nothing',
+    );
+    // Started again, then cancelled at PayPal.
+    await call('POST', `/v1/subscriptions/${id}/payment-method`, user);
+    const cancelled = await call('GET', `/v1/checkout/vault-cancel?approval_token_id=${token}`);
+    t.equal(cancelled.headers.location, 'http://shop.test/home?x=1&payment_method=cancelled');
+    t.equal(
+      (
+        await db
+          .selectFrom('payment_method_requests')
+          .select('status')
+          .where('setup_token_id', '=', token)
+          .executeTakeFirstOrThrow()
+      ).status,
+      'cancelled',
+    );
+    // Refusals: another user's, an ended subscription, PayPal refusing or away, no approval link.
+    t.equal((await call('POST', `/v1/subscriptions/${id}/payment-method`, 'someone-else')).status, 404);
+    setupAnswer = async () => {
+      throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'no');
+    };
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${id}/payment-method`, user)).body.type,
+      '/problems/payment-provider-refused',
+    );
+    setupAnswer = async () => {
+      throw new Error('socket hang up');
+    };
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${id}/payment-method`, user)).body.type,
+      '/problems/payment-provider-unavailable',
+    );
+    setupAnswer = async () => ({ setupTokenId: 'S', status: 'APPROVED', approvalUrl: null });
+    t.equal((await call('POST', `/v1/subscriptions/${id}/payment-method`, user)).status, 502);
+    const pending = await buy('user-pending-wallet');
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${pending.body.subscriptionId}/payment-method`, 'user-pending-wallet'))
+        .status,
+      409,
+    );
+  },
+);

@@ -1,5 +1,6 @@
 import {
   PaymentCheckRequested,
+  PaymentMethodApproved,
   PlanChangeChargeRequested,
   ProviderEventReceived,
   RefundRequested,
@@ -11,6 +12,7 @@ import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { applyProviderEvent } from './handlers/apply-provider-event.js';
 import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge-renewal.js';
 import { checkOrderHandler } from './handlers/check-order.js';
+import { paymentMethodApprovedHandler } from './handlers/payment-method.js';
 import { sendRefundHandler } from './handlers/send-refund.js';
 import type { PaymentContext } from './payments/outcomes.js';
 
@@ -29,6 +31,7 @@ const contracts = [
   RefundRequested,
   RenewalChargeRequested,
   PlanChangeChargeRequested,
+  PaymentMethodApproved,
 ] as const;
 
 /** The payment-worker: applies PayPal's outcomes to payments (docs/webhooks.md) and sends refunds. */
@@ -53,6 +56,7 @@ export function buildWorker({
     'payment.check.requested': checkOrderHandler(ctx),
     'payment.renewal.requested': chargeRenewalHandler(ctx),
     'payment.plan-change.requested': chargePlanChangeHandler(ctx),
+    'payment.method.approved': paymentMethodApprovedHandler(ctx),
     'payment.refund.requested': sendRefundHandler(ctx),
   };
   const consumer = new Consumer({

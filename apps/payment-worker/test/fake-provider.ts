@@ -52,11 +52,14 @@ export class FakeProvider implements PaymentProvider {
     return this.answer('refund', i, this.refundAnswer(i));
   }
   async createSetupToken(): Promise<never> {
-    throw new Error('not used by the payment-worker yet');
+    throw new Error('the payment-worker does not start setup tokens');
   }
-  async createPaymentToken(): Promise<never> {
-    throw new Error('not used by the payment-worker yet');
-  }
+  createPaymentToken: (i: { setupTokenId: string; idempotencyKey: string }) => Promise<{
+    paymentTokenId: string;
+    customerId: string | null;
+  }> = async () => {
+    throw new Error('no payment token scripted');
+  };
   async verifyWebhook(): Promise<boolean> {
     return true;
   }

@@ -381,27 +381,58 @@ async function active(provider: FakeProvider, vaultId: string | null = 'VAULT-1'
   return c;
 }
 
-t.test('vault tokens: a created one is kept when none is; a deleted one ends renewals at the period end', async (t) => {
-  const provider = new FakeProvider();
-  const c = await active(provider, null);
-  t.equal(
-    await webhook(provider, { kind: 'vault_token_created', vaultId: 'VAULT-LATE', orderId: c.orderId, customId: null }),
-    'vault id kept',
-  );
-  t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE');
-  await webhook(provider, { kind: 'vault_token_created', vaultId: 'VAULT-OTHER', orderId: c.orderId, customId: null });
-  t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE', 'a known vault id is not replaced');
-  t.equal(
-    await webhook(provider, { kind: 'vault_token_deleted', vaultId: 'VAULT-LATE' }),
-    'payment method removed from 1 subscription(s)',
-  );
-  t.match(await sub(c.subscriptionId), {
-    status: 'active',
-    vault_id: null,
-    cancel_at_period_end: true,
-    next_retry_at: null,
-  });
-});
+t.test(
+  'vault tokens: a created one is kept when none is; a deleted one is never charged, the buyer told (SPEC section 11)',
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await active(provider, null);
+    t.equal(
+      await webhook(provider, {
+        kind: 'vault_token_created',
+        vaultId: 'VAULT-LATE',
+        orderId: c.orderId,
+        customId: null,
+      }),
+      'vault id kept',
+    );
+    t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE');
+    await webhook(provider, {
+      kind: 'vault_token_created',
+      vaultId: 'VAULT-OTHER',
+      orderId: c.orderId,
+      customId: null,
+    });
+    t.equal((await sub(c.subscriptionId)).vault_id, 'VAULT-LATE', 'a known vault id is not replaced');
+    t.equal(
+      await webhook(provider, { kind: 'vault_token_deleted', vaultId: 'VAULT-LATE' }),
+      'payment method removed from 1 subscription(s)',
+    );
+    t.match(await sub(c.subscriptionId), {
+      status: 'active',
+      vault_id: null,
+      cancel_at_period_end: false,
+      next_retry_at: null,
+      payment_method_required: 'payment_token_deleted',
+    });
+    const told = await db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('type', '=', 'subscription.payment_method_required')
+      .execute();
+    t.ok(
+      told.some((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === c.subscriptionId),
+      'subscription.payment_method_required',
+    );
+    // An ended subscription just forgets the token.
+    await db
+      .updateTable('subscriptions')
+      .set({ vault_id: 'VAULT-GONE', status: 'expired' })
+      .where('id', '=', c.subscriptionId)
+      .execute();
+    await webhook(provider, { kind: 'vault_token_deleted', vaultId: 'VAULT-GONE' });
+    t.equal((await sub(c.subscriptionId)).vault_id, null);
+  },
+);
 
 t.test(
   'refunds: ours confirmed by its custom_id; one made at PayPal recorded; a full external refund cancels the subscription',

@@ -15,6 +15,7 @@ import {
 } from '../src/handlers/charge-renewal.js';
 import { requestPlanChange } from '@billing/billing-core';
 import { checkOrder } from '../src/handlers/check-order.js';
+import { paymentMethodApprovedHandler, replacePaymentMethod } from '../src/handlers/payment-method.js';
 import { sendRefund } from '../src/handlers/send-refund.js';
 import { captureApproved } from '../src/payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
@@ -571,5 +572,91 @@ t.test(
       [amount],
     );
     t.equal((await changeOf(late.id)).status, 'failed');
+  },
+);
+
+t.test(
+  'a renewal only the buyer can help: past_due, not retried, the buyer told once; a new wallet replaces it and retries at once',
+  async (t) => {
+    const provider = new FakeProvider();
+    const sub = await activeSubscription();
+    provider.chargeAnswer = () =>
+      new ProviderRefusedError(422, 'INVALID_PAYMENT_SOURCE', 'The vault id is unknown or deleted.');
+    await chargeRenewal(ctx(provider), db, await renewalPayment(sub.id, sub.user_id, 0));
+    const s1 = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+    t.match(s1, { status: 'past_due', payment_method_required: 'payment_token_deleted', next_retry_at: null });
+    t.ok(s1.payment_method_deadline, 'a deadline: the last retry time');
+    // A second failure (another attempt) tells nobody again.
+    await chargeRenewal(ctx(provider), db, await renewalPayment(sub.id, sub.user_id, 1));
+    const told = await db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('type', '=', 'subscription.payment_method_required')
+      .execute();
+    t.equal(
+      told.filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === sub.id).length,
+      1,
+      'told once',
+    );
+    // The buyer saved a new wallet at PayPal.
+    await db
+      .insertInto('payment_method_requests')
+      .values({
+        id: randomUUID(),
+        subscription_id: sub.id,
+        user_id: sub.user_id,
+        setup_token_id: 'SETUP-1',
+        status: 'pending',
+      })
+      .execute();
+    provider.createPaymentToken = async () => ({ paymentTokenId: 'NEWVAULT', customerId: 'C-1' });
+    t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-1'), 'replaced; retrying now');
+    t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-1'), 'no-op', 'once');
+    t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-UNKNOWN'), 'no-op');
+    const handler = paymentMethodApprovedHandler(ctx(provider));
+    await handler({ db, logger, envelope: { data: { setupTokenId: 'SETUP-1' } } } as unknown as Parameters<
+      typeof handler
+    >[0]);
+    const s2 = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+    t.match(s2, { vault_id: 'NEWVAULT', payment_method_required: null, payment_method_deadline: null });
+    t.ok(s2.next_retry_at && s2.next_retry_at.getTime() <= Date.now(), 'retried at once');
+    // Refused by PayPal: the request fails, nothing changes.
+    const other = await activeSubscription();
+    await db
+      .insertInto('payment_method_requests')
+      .values({
+        id: randomUUID(),
+        subscription_id: other.id,
+        user_id: other.user_id,
+        setup_token_id: 'SETUP-2',
+        status: 'pending',
+      })
+      .execute();
+    provider.createPaymentToken = async () => {
+      throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'not approved');
+    };
+    t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-2'), 'refused: UNPROCESSABLE_ENTITY');
+    // No wallet at all: the same, with its own reason.
+    const bare = await activeSubscription();
+    await db.updateTable('subscriptions').set({ vault_id: null }).where('id', '=', bare.id).execute();
+    await chargeRenewal(ctx(provider), db, await renewalPayment(bare.id, bare.user_id, 0));
+    t.match(await db.selectFrom('subscriptions').selectAll().where('id', '=', bare.id).executeTakeFirstOrThrow(), {
+      status: 'past_due',
+      payment_method_required: 'no_payment_method',
+    });
+    // Saved for a subscription that has since ended: kept for nothing.
+    await db.updateTable('subscriptions').set({ status: 'expired' }).where('id', '=', bare.id).execute();
+    await db
+      .insertInto('payment_method_requests')
+      .values({
+        id: randomUUID(),
+        subscription_id: bare.id,
+        user_id: bare.user_id,
+        setup_token_id: 'SETUP-3',
+        status: 'pending',
+      })
+      .execute();
+    provider.createPaymentToken = async () => ({ paymentTokenId: 'LATE', customerId: null });
+    t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-3'), 'subscription expired: kept for nothing');
   },
 );

@@ -59,6 +59,7 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'currency',
     ],
     'subscription.plan_change_failed': ['userId', 'subscriptionId', 'fromPlanId', 'toPlanId', 'reason'],
+    'subscription.payment_method_required': ['userId', 'subscriptionId', 'planId', 'planName', 'reason'],
     'payment.refunded': ['userId', 'paymentId', 'refundId', 'amount', 'currency', 'refundedAmount', 'creditNoteNumber'],
     'payment.completed': [
       'userId',

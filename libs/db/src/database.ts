@@ -2,6 +2,7 @@ import type { AuditLogTable } from './tables/audit-log.table.js';
 import type { DeadLettersTable } from './tables/dead-letters.table.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.table.js';
 import type { OutboxTable } from './tables/outbox.table.js';
+import type { PaymentMethodRequestsTable } from './tables/payment-method-requests.table.js';
 import type { PaymentsTable } from './tables/payments.table.js';
 import type { PlanChangesTable } from './tables/plan-changes.table.js';
 import type { PlansTable } from './tables/plans.table.js';
@@ -28,4 +29,5 @@ export interface Database {
   plan_changes: PlanChangesTable;
   receipts: ReceiptsTable;
   document_counters: DocumentCountersTable;
+  payment_method_requests: PaymentMethodRequestsTable;
 }

@@ -18,3 +18,4 @@ export * from './roles.js';
 export * from './listen.js';
 export * from './tables/plan-changes.table.js';
 export * from './tables/receipts.table.js';
+export * from './tables/payment-method-requests.table.js';

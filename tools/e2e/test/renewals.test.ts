@@ -132,7 +132,8 @@ t.test(
       'resumed before the boundary',
     );
     await stack.paypal(`/_control/vault/${unvaulted.vaultId}/delete`, {});
-    await waitFor(async () => (await sub(unvaulted.id)).cancel_at_period_end, {
+    // SPEC section 11: the revoked wallet is not charged; the buyer is told and may save a new one.
+    await waitFor(async () => (await sub(unvaulted.id)).payment_method_required === 'payment_token_deleted', {
       what: 'VAULT.PAYMENT-TOKEN.DELETED applied',
     });
 
@@ -159,7 +160,14 @@ t.test(
         (await sub(s.id)).expired_at!.getTime() >= s.paidThrough.getTime(),
         `${who}: expired at the boundary, not before`,
       );
-      t.equal((await renewalPayments(s.id)).length, 0, `${who}: no renewal charge`);
+      // The leaver is not renewed at all; the revoked wallet's renewal fails without a PayPal call
+      // (no method: SPEC section 11), then the subscription waits and expires.
+      const tried = await renewalPayments(s.id);
+      t.equal((await chargesFor(tried.map((p) => p.id))).length, 0, `${who}: no renewal charge`);
+      t.ok(
+        tried.every((p) => p.status === 'failed' && p.failure_reason === 'no_payment_method'),
+        `${who}: any renewal failed for want of a method`,
+      );
       await waitFor(async () => !(await rolesOf(who)).includes('short-role'), { what: `${who}'s role revoked` });
       t.equal((await notes('subscription.expired', s.id)).length, 1);
     }
@@ -175,9 +183,15 @@ t.test(
       tries.every((p) => p.status === 'failed' && p.failure_reason === 'declined' && p.period_index === 1),
       'each a new payment for the same period',
     );
-    const failedNotes = await notes('subscription.renewal_failed', dunned.id);
+    // The notification queue is read and put back (quorum queues requeue at the tail): order by retry time.
+    const failedNotes = (await notes('subscription.renewal_failed', dunned.id)).sort(
+      (a, b) =>
+        (a.data['nextRetryAt'] === null ? Infinity : Date.parse(a.data['nextRetryAt'] as string)) -
+        (b.data['nextRetryAt'] === null ? Infinity : Date.parse(b.data['nextRetryAt'] as string)),
+    );
     t.equal(failedNotes.length, 3);
     t.equal(failedNotes[2]!.data['nextRetryAt'], null, 'null after the last try');
+    t.equal(failedNotes.filter((n) => n.data['nextRetryAt'] === null).length, 1, 'and only then');
     const firstFailure = Date.parse(failedNotes[0]!.data['nextRetryAt'] as string) - 1500;
     t.ok(
       tries[1]!.created_at.getTime() >= firstFailure + 1500 - 50 &&

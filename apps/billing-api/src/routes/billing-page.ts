@@ -67,6 +67,9 @@ const JS = `
     });
   }
   if (checkout === 'cancelled') banner('warn', 'Checkout cancelled: you were not charged.');
+  var method = params.get('payment_method');
+  if (method === 'saved') banner('ok', 'Payment method saved: it is used from now on.');
+  if (method === 'cancelled') banner('warn', 'Payment method not changed.');
   if (!token) {
     if (checkout === 'success') banner('wait', 'Payment received: activating your subscription. Open this page from your account to follow it.');
     $('signin').hidden = false;
@@ -119,6 +122,13 @@ const JS = `
             act(api('POST', '/v1/subscriptions/' + s.id + '/cancel', { mode: 'at_period_end' }), 'Cancelled: your subscription ends at the period end.');
         });
         rows.push(btn);
+        var pm = h('button', { type: 'button', class: 'secondary', 'data-action': 'payment-method', text: 'Update payment method' });
+        pm.addEventListener('click', function () {
+          pm.disabled = true;
+          api('POST', '/v1/subscriptions/' + s.id + '/payment-method').then(function (r) { location.assign(r.approvalUrl); }, function (e) { pm.disabled = false; banner('bad', e.message); });
+        });
+        rows.push(document.createTextNode(' '));
+        rows.push(pm);
       }
       box.appendChild(h('div', { class: 'card', 'data-subscription': s.id }, rows));
     });

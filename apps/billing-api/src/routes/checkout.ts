@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { PaymentCheckRequested } from '@billing/contracts';
+import { PaymentCheckRequested, PaymentMethodApproved } from '@billing/contracts';
 import { payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import { TtlCache, type HttpApp } from '@billing/service-kit';
@@ -10,11 +10,16 @@ const TokenQuery = Type.Object({
   PayerID: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
-function homeWith(home: string, outcome: string): string {
+function homeWith(home: string, outcome: string, key = 'checkout'): string {
   const u = new URL(home);
-  u.searchParams.set('checkout', outcome);
+  u.searchParams.set(key, outcome);
   return u.toString();
 }
+
+const VaultQuery = Type.Object({
+  approval_token_id: Type.Optional(Type.String({ maxLength: 64 })),
+  approval_session_id: Type.Optional(Type.String({ maxLength: 64 })),
+});
 
 /** docs/api.md: where PayPal sends the buyer back. Public; an unknown token gets the same 303. */
 export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): void {
@@ -74,6 +79,57 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
         });
       }
       return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);
+    },
+  );
+
+  // SPEC section 11: where PayPal sends the buyer back after saving (or not) a new wallet.
+  app.get(
+    '/v1/checkout/vault-return',
+    {
+      config: { rateLimit: { max: 300, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['checkout'],
+        summary: 'PayPal sends the buyer back here after approving a new payment method',
+        querystring: VaultQuery,
+        response: { 303: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const token = req.query.approval_token_id ?? req.query.approval_session_id;
+      if (token)
+        await rt.db.transaction().execute(async (trx) => {
+          const r = await trx
+            .selectFrom('payment_method_requests')
+            .select(['id', 'status'])
+            .where('setup_token_id', '=', token)
+            .executeTakeFirst();
+          if (r?.status === 'pending') await enqueue(trx, PaymentMethodApproved, { setupTokenId: token });
+        });
+      return reply.redirect(homeWith(config.APP_HOME_URL, 'saved', 'payment_method'), 303);
+    },
+  );
+
+  app.get(
+    '/v1/checkout/vault-cancel',
+    {
+      config: { rateLimit: { max: 300, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['checkout'],
+        summary: 'The buyer did not save a new payment method',
+        querystring: VaultQuery,
+        response: { 303: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const token = req.query.approval_token_id ?? req.query.approval_session_id;
+      if (token)
+        await rt.db
+          .updateTable('payment_method_requests')
+          .set({ status: 'cancelled', updated_at: new Date() })
+          .where('setup_token_id', '=', token)
+          .where('status', '=', 'pending')
+          .execute();
+      return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled', 'payment_method'), 303);
     },
   );
 }

@@ -475,4 +475,66 @@ export function subscriptionRoutes(
       return subscriptionView(sub, now);
     },
   );
+
+  app.post(
+    '/v1/subscriptions/:id/payment-method',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: "Replace the subscription's payment method: PayPal's vault approval, no charge now",
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: {
+          201: Type.Object({ approvalUrl: Type.String() }),
+          401: Problem,
+          404: Problem,
+          409: Problem,
+          502: Problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      const sub = isUuid(id)
+        ? await rt.db
+            .selectFrom('subscriptions')
+            .selectAll()
+            .where('id', '=', id)
+            .where('user_id', '=', req.userId)
+            .executeTakeFirst()
+        : undefined;
+      if (!sub) throw new AppError('not-found', 'no such subscription');
+      if (sub.status !== 'active' && sub.status !== 'past_due')
+        throw new AppError('not-changeable', `a ${sub.status} subscription has no payment method to replace`);
+      const requestId = randomUUID();
+      const base = config.PUBLIC_BASE_URL.replace(/\/$/, '');
+      let token;
+      try {
+        token = await provider.createSetupToken({
+          returnUrl: `${base}/v1/checkout/vault-return`,
+          cancelUrl: `${base}/v1/checkout/vault-cancel`,
+          description: `${sub.plan_name}: save PayPal for its renewals`,
+          idempotencyKey: `${requestId}:setup`,
+        });
+      } catch (err) {
+        if (err instanceof ProviderRefusedError)
+          throw new AppError('payment-provider-refused', 'PayPal refused to start saving a wallet; nothing changed');
+        throw new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing changed, try again');
+      }
+      if (!token.approvalUrl)
+        throw new AppError('payment-provider-unavailable', 'PayPal gave no approval link; try again');
+      await rt.db
+        .insertInto('payment_method_requests')
+        .values({
+          id: requestId,
+          subscription_id: sub.id,
+          user_id: sub.user_id,
+          setup_token_id: token.setupTokenId,
+          status: 'pending',
+        })
+        .execute();
+      return reply.status(201).send({ approvalUrl: token.approvalUrl });
+    },
+  );
 }

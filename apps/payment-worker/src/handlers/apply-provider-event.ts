@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
-import type { ProviderEventReceived } from '@billing/contracts';
+import { SubscriptionPaymentMethodRequired, type ProviderEventReceived } from '@billing/contracts';
 import { payments, subscriptions } from '@billing/billing-core';
-import type { StepHandler } from '@billing/messaging';
+import { enqueue, type StepHandler } from '@billing/messaging';
 import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
@@ -107,10 +107,25 @@ export async function applyWebhookAction(
         .where('vault_id', '=', action.vaultId)
         .forUpdate()
         .execute();
+      // SPEC section 11: the buyer revoked the saved wallet. It is not charged again; the buyer is
+      // told now and may save a new one; the next renewal finds no method and waits for it.
       for (const sub of subs) {
-        const removed = { vault_id: null, next_retry_at: null };
-        if (!(await subscriptions.transition(trx, sub, { type: 'payment_method_removed' }, removed)))
-          await subscriptions.record(trx, sub, removed);
+        if (sub.status !== 'active' && sub.status !== 'past_due') {
+          await subscriptions.record(trx, sub, { vault_id: null });
+          continue;
+        }
+        await subscriptions.record(trx, sub, {
+          vault_id: null,
+          next_retry_at: null,
+          payment_method_required: 'payment_token_deleted',
+        });
+        await enqueue(trx, SubscriptionPaymentMethodRequired, {
+          userId: sub.user_id,
+          subscriptionId: sub.id,
+          planId: sub.plan_id,
+          planName: sub.plan_name,
+          reason: 'payment_token_deleted',
+        });
       }
       return { paymentId: null, outcome: `payment method removed from ${subs.length} subscription(s)` };
     }

@@ -6,6 +6,13 @@ import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments
 import { answerOf, captureApproved } from '../payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
 
+/** PayPal's refusals that only the buyer can resolve (SPEC section 11): a new wallet is needed. */
+const METHOD_GONE: Record<string, 'payment_token_deleted' | 'payer_action_required'> = {
+  INVALID_PAYMENT_SOURCE: 'payment_token_deleted',
+  INVALID_RESOURCE_ID: 'payment_token_deleted',
+  PAYER_ACTION_REQUIRED: 'payer_action_required',
+};
+
 /** `payment.renewal.requested`: the scheduler claimed a renewal; charge the buyer's vaulted wallet. */
 export function chargeRenewalHandler(ctx: PaymentContext): StepHandler<typeof RenewalChargeRequested> {
   return async ({ db, envelope, logger }) => {
@@ -46,7 +53,10 @@ export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: stri
         p,
         declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' },
       );
-      if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
+      // Only the buyer can help a saved wallet PayPal no longer knows, or one that needs the payer.
+      const needsBuyer = METHOD_GONE[answer.issue ?? ''];
+      if (t && needsBuyer && p.kind === 'renewal') await outcomes.paymentMethodRequired(trx, p, needsBuyer);
+      else if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
       return declined ? 'declined' : `refused: ${answer.issue}`;
     }
     if (!p.provider_order_id) await payments.record(trx, p, { provider_order_id: answer.orderId });
@@ -101,7 +111,9 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
   }
   if (!sub.vault_id) {
     await payments.transition(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
-    await outcomes.paymentFailed(trx, p, 'no_payment_method');
+    if (p.kind === 'renewal')
+      await outcomes.paymentMethodRequired(trx, p, sub.payment_method_required ?? 'no_payment_method');
+    else await outcomes.paymentFailed(trx, p, 'no_payment_method');
     return 'no payment method';
   }
   return {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { PaymentCompleted, PaymentRefunded } from '@billing/contracts';
+import { PaymentCompleted, PaymentRefunded, SubscriptionPaymentMethodRequired } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
   applyPlanChange,
@@ -283,6 +283,37 @@ export class PaymentOutcomes {
       { type: 'initial_payment_failed' },
       { cancelled_at: new Date(), approval_url: null },
     );
+  }
+
+  /**
+   * A renewal only the buyer can help (SPEC section 11): dunning is recorded as for any failure,
+   * then the old method is not charged again (no retry time) until a new one is saved; the
+   * subscription stays past_due until then or until the last retry's time, when it expires.
+   */
+  async paymentMethodRequired(
+    trx: Tx,
+    p: PaymentRow,
+    reason: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required',
+  ): Promise<void> {
+    await this.paymentFailed(trx, p, reason === 'no_payment_method' ? 'no_payment_method' : 'provider_error');
+    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+    if (sub.status !== 'past_due') return;
+    const first = sub.dunning_started_at ?? new Date();
+    const last = this.ctx.dunningRetryMs[this.ctx.dunningRetryMs.length - 1] ?? 0;
+    const told = sub.payment_method_required === reason;
+    await subscriptions.record(trx, sub, {
+      payment_method_required: reason,
+      payment_method_deadline: new Date(first.getTime() + last),
+      next_retry_at: null,
+    });
+    if (!told)
+      await enqueue(trx, SubscriptionPaymentMethodRequired, {
+        userId: sub.user_id,
+        subscriptionId: sub.id,
+        planId: sub.plan_id,
+        planName: sub.plan_name,
+        reason,
+      });
   }
 
   /** A chargeback: the money is gone, and with it the period it paid. */

@@ -21,7 +21,18 @@ export function expiryJob(db: Db): Job {
             .skipLocked()
             .execute();
           for (const sub of due) await expire(trx, sub, now, 'period_ended');
-          return due.length;
+          // Waiting for a new payment method past the last dunning retry's time (SPEC section 11).
+          const waited = await trx
+            .selectFrom('subscriptions')
+            .selectAll()
+            .where('status', '=', 'past_due')
+            .where('payment_method_deadline', '<=', now)
+            .limit(100)
+            .forUpdate()
+            .skipLocked()
+            .execute();
+          for (const sub of waited) await expire(trx, sub, now, 'dunning_exhausted');
+          return due.length + waited.length;
         });
         done += n;
         if (n < 100) break;

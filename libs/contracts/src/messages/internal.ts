@@ -38,6 +38,12 @@ export const PlanChangeChargeRequested = internal(
   Type.Object({ paymentId: Uuid }, { additionalProperties: false }),
 );
 
+/** The buyer approved saving a new wallet (PayPal's setup token): make the payment token, use it. */
+export const PaymentMethodApproved = internal(
+  'payment.method.approved',
+  Type.Object({ setupTokenId: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+);
+
 /** Charge a renewal payment with the vaulted method (the scheduler created it). */
 export const RenewalChargeRequested = internal(
   'payment.renewal.requested',

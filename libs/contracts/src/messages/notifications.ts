@@ -54,6 +54,24 @@ export const SubscriptionPlanChangeFailed = note(
     { additionalProperties: false },
   ),
 );
+/** SPEC section 11: a renewal cannot be charged without the buyer; charging stops until a new method is saved. */
+export const SubscriptionPaymentMethodRequired = note(
+  'subscription.payment_method_required',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      reason: Type.Union([
+        Type.Literal('no_payment_method'),
+        Type.Literal('payment_token_deleted'),
+        Type.Literal('payer_action_required'),
+      ]),
+    },
+    { additionalProperties: false },
+  ),
+);
 export const SubscriptionRenewed = note(
   'subscription.renewed',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
@@ -154,6 +172,7 @@ export const NOTIFICATION_CONTRACTS = [
   SubscriptionActivated,
   SubscriptionPlanChanged,
   SubscriptionPlanChangeFailed,
+  SubscriptionPaymentMethodRequired,
   SubscriptionRenewed,
   SubscriptionRenewalFailed,
   SubscriptionCancelled,

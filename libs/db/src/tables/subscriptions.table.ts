@@ -19,6 +19,10 @@ export interface SubscriptionsTable {
   /** A downgrade waiting for the period end (SPEC section 11). */
   scheduled_plan_id: string | null;
   scheduled_change_at: Timestamp | null;
+  /** Why only the buyer can help the next charge (SPEC section 11), while no new method is saved. */
+  payment_method_required: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required' | null;
+  /** When a subscription waiting for a new method expires (the last dunning retry's time). */
+  payment_method_deadline: Timestamp | null;
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
   cancel_at_period_end: Generated<boolean>;
