@@ -14,6 +14,7 @@ import {
   table,
   time,
   userLink,
+  type Column,
   type Html,
 } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
@@ -22,6 +23,51 @@ export const planOptions = async (kit: Kit, req: any): Promise<[string, string][
   const { body } = await kit.api(req, 'GET', '/admin/api/v1/plans');
   return [['', 'any plan'], ...(body.items ?? []).map((p: any) => [p.id, p.name] as [string, string])];
 };
+
+/**
+ * A list of the admin API (payments, subscriptions) as a page: filters by user, status, plan and
+ * creation dates that keep their values, the table, and the pager.
+ */
+export function listPage(
+  kit: Kit,
+  o: { path: string; title: string; statuses: readonly string[]; columns: Column<any>[]; empty: string },
+): void {
+  kit.app.get(
+    o.path,
+    kit.page(o.path, async (req) => {
+      const q = queryOf(req);
+      const answer = await kit.api(
+        req,
+        'GET',
+        `/admin/api/v1${o.path}?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
+      );
+      const form = filters(
+        [
+          { name: 'userId', label: 'User', type: 'search' },
+          {
+            name: 'status',
+            label: 'Status',
+            options: [['', 'any status'], ...o.statuses.map((s) => [s, s.replace(/_/g, ' ')] as [string, string])],
+          },
+          { name: 'planId', label: 'Plan', options: await planOptions(kit, req) },
+          { name: 'from', label: 'Created from', type: 'date' },
+          { name: 'to', label: 'before', type: 'date' },
+        ],
+        q,
+      );
+      if (answer.status !== 200) return refusedPage(o.title, answer, o.path, o.path);
+      return layout(
+        o.title,
+        form + table(o.title, o.columns, answer.body.items, o.empty) + pager(q, answer.body.nextCursor),
+        {
+          section: o.path,
+          who: req.userId,
+          flash: q['done'],
+        },
+      );
+    }),
+  );
+}
 
 export const auditTable = (rows: any[]): Html =>
   table(
@@ -55,42 +101,13 @@ export const paymentColumns = (withUser = true) => [
 /** Payments: a list with filters and pages, one payment with everything linked, a refund with a confirmation step. */
 export function paymentPages(kit: Kit): void {
   const { app, api, page, checked } = kit;
-  app.get(
-    '/payments',
-    page('/payments', async (req) => {
-      const q = queryOf(req);
-      const answer = await api(
-        req,
-        'GET',
-        `/admin/api/v1/payments?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
-      );
-      const form = filters(
-        [
-          { name: 'userId', label: 'User', type: 'search' },
-          {
-            name: 'status',
-            label: 'Status',
-            options: [
-              ['', 'any status'],
-              ...PAYMENT_STATUSES.map((s) => [s, s.replace(/_/g, ' ')] as [string, string]),
-            ],
-          },
-          { name: 'planId', label: 'Plan', options: await planOptions(kit, req) },
-          { name: 'from', label: 'Created from', type: 'date' },
-          { name: 'to', label: 'before', type: 'date' },
-        ],
-        q,
-      );
-      if (answer.status !== 200) return refusedPage('Payments', answer, '/payments', '/payments');
-      return layout(
-        'Payments',
-        form +
-          table('Payments', paymentColumns(), answer.body.items, 'No payment matches these filters.') +
-          pager(q, answer.body.nextCursor),
-        { section: '/payments', who: req.userId, flash: q['done'] },
-      );
-    }),
-  );
+  listPage(kit, {
+    path: '/payments',
+    title: 'Payments',
+    statuses: PAYMENT_STATUSES,
+    columns: paymentColumns(),
+    empty: 'No payment matches these filters.',
+  });
 
   app.get(
     '/payments/:id',

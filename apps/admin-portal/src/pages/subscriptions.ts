@@ -1,8 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { SUBSCRIPTION_STATUSES } from '@billing/domain';
-import { badge, esc, facts, filters, link, money, pager, shortId, table, time, userLink, type Html } from './html.js';
-import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
-import { auditTable, paymentColumns, planOptions } from './payments.js';
+import { badge, esc, facts, link, money, shortId, table, time, userLink, type Html } from './html.js';
+import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
+import { auditTable, listPage, paymentColumns } from './payments.js';
 
 /** Period end for a live subscription; when it was cancelled for a cancelled one. */
 export const periodCell = (s: any): Html =>
@@ -29,42 +29,13 @@ const cancellable = (s: any) => s.status === 'active' || s.status === 'past_due'
 /** Subscriptions: list, detail with payments, grants and audit, and an operator's cancel in both modes. */
 export function subscriptionPages(kit: Kit): void {
   const { app, api, page, checked } = kit;
-  app.get(
-    '/subscriptions',
-    page('/subscriptions', async (req) => {
-      const q = queryOf(req);
-      const answer = await api(
-        req,
-        'GET',
-        `/admin/api/v1/subscriptions?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
-      );
-      const form = filters(
-        [
-          { name: 'userId', label: 'User', type: 'search' },
-          {
-            name: 'status',
-            label: 'Status',
-            options: [
-              ['', 'any status'],
-              ...SUBSCRIPTION_STATUSES.map((s) => [s, s.replace(/_/g, ' ')] as [string, string]),
-            ],
-          },
-          { name: 'planId', label: 'Plan', options: await planOptions(kit, req) },
-          { name: 'from', label: 'Created from', type: 'date' },
-          { name: 'to', label: 'before', type: 'date' },
-        ],
-        q,
-      );
-      if (answer.status !== 200) return refusedPage('Subscriptions', answer, '/subscriptions', '/subscriptions');
-      return layout(
-        'Subscriptions',
-        form +
-          table('Subscriptions', subscriptionColumns(), answer.body.items, 'No subscription matches these filters.') +
-          pager(q, answer.body.nextCursor),
-        { section: '/subscriptions', who: req.userId, flash: q['done'] },
-      );
-    }),
-  );
+  listPage(kit, {
+    path: '/subscriptions',
+    title: 'Subscriptions',
+    statuses: SUBSCRIPTION_STATUSES,
+    columns: subscriptionColumns(),
+    empty: 'No subscription matches these filters.',
+  });
 
   app.get(
     '/subscriptions/:id',

@@ -367,6 +367,20 @@ export function subscriptionRoutes(
     },
   );
 
+  /** The caller's subscription, read without a lock: another user's, or a malformed id, is 404. */
+  const readOwn = async (id: string, userId: string) => {
+    const row = isUuid(id)
+      ? await rt.db
+          .selectFrom('subscriptions')
+          .selectAll()
+          .where('id', '=', id)
+          .where('user_id', '=', userId)
+          .executeTakeFirst()
+      : undefined;
+    if (!row) throw new AppError('not-found', 'no such subscription');
+    return row;
+  };
+
   const refused = (err: unknown): never => {
     if (err instanceof PlanChangeRefused) throw new AppError(err.code, err.message);
     throw err;
@@ -388,15 +402,7 @@ export function subscriptionRoutes(
     async (req) => {
       const now = new Date();
       const id = req.params.id;
-      const sub = isUuid(id)
-        ? await rt.db
-            .selectFrom('subscriptions')
-            .selectAll()
-            .where('id', '=', id)
-            .where('user_id', '=', req.userId)
-            .executeTakeFirst()
-        : undefined;
-      if (!sub) throw new AppError('not-found', 'no such subscription');
+      const sub = await readOwn(id, req.userId);
       const { quote } = await planChangeFor(rt.db, sub, req.query.planId, now).catch(refused);
       return {
         planId: req.query.planId,
@@ -496,15 +502,7 @@ export function subscriptionRoutes(
     },
     async (req, reply) => {
       const id = req.params.id;
-      const sub = isUuid(id)
-        ? await rt.db
-            .selectFrom('subscriptions')
-            .selectAll()
-            .where('id', '=', id)
-            .where('user_id', '=', req.userId)
-            .executeTakeFirst()
-        : undefined;
-      if (!sub) throw new AppError('not-found', 'no such subscription');
+      const sub = await readOwn(id, req.userId);
       if (sub.status !== 'active' && sub.status !== 'past_due')
         throw new AppError('not-changeable', `a ${sub.status} subscription has no payment method to replace`);
       const requestId = randomUUID();
