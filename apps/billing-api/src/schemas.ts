@@ -2,7 +2,11 @@ import { Type } from 'typebox';
 export { IdParams, ListQuery, PaymentSchema, PlanSchema, Problem, SubscriptionSchema } from '@billing/http-api';
 
 export const CreateSubscriptionBody = Type.Object(
-  { planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }) },
+  {
+    planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }),
+    /** SPEC section 11: a coupon to redeem. */
+    couponCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
   { additionalProperties: false },
 );
 export const CreateSubscriptionQuery = Type.Object({ redirect: Type.Optional(Type.Boolean()) });

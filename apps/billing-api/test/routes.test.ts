@@ -858,3 +858,32 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a coupon at checkout: the first payment discounted; an unknown or used-up one refused, nothing recorded',
+  async (t) => {
+    await db
+      .insertInto('coupons')
+      .values({
+        code: 'TENOFF',
+        percent_off: 10,
+        amount_off: null,
+        currency: null,
+        duration_periods: 1,
+        max_redemptions: 1,
+        expires_at: null,
+      })
+      .execute();
+    const first = await call('POST', '/v1/subscriptions', 'user-coupon-1', { planId: 'pro', couponCode: 'TENOFF' });
+    t.equal(first.status, 201);
+    t.equal((await pay(first.body.paymentId)).amount, 899, 'floor(999 × 90 / 100)');
+    t.equal(created[created.length - 1]!.amount, 899, 'PayPal asked for the discounted price');
+    const usedUp = await call('POST', '/v1/subscriptions', 'user-coupon-2', { planId: 'pro', couponCode: 'TENOFF' });
+    t.equal(usedUp.body.type, '/problems/coupon-not-applicable');
+    t.equal(await countOf('subscriptions', 'user-coupon-2'), 0, 'nothing recorded');
+    t.equal(
+      (await call('POST', '/v1/subscriptions', 'user-coupon-3', { planId: 'pro', couponCode: 'NOPE' })).status,
+      422,
+    );
+  },
+);

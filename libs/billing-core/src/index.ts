@@ -9,3 +9,4 @@ export * from './payments.js';
 export * from './plan-changes.js';
 export * from './receipts.js';
 export * from './receipt-document.js';
+export * from './coupons.js';

@@ -6,6 +6,7 @@ import type { Database, PaymentRow, PlanChangeRow, PlanRow, SubscriptionRow } fr
 import { HOLDING_MONEY, quotePlanChange, type PlanChangeQuote } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant, startSubscriptionGrant } from './grants.js';
+import { couponOf, withCoupon } from './coupons.js';
 import { currentPeriod, indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
 import { refundableLeft, requestRefund } from './refunds.js';
@@ -292,16 +293,19 @@ export async function planChangeFailed(trx: Tx, change: PlanChangeRow, reason: s
   });
 }
 
-/** The price of period k: a scheduled downgrade's from its effective time on. */
+/** The price of period k: a scheduled downgrade's from its effective time on, less a coupon covering k. */
 export async function priceOfPeriod(trx: Tx, sub: SubscriptionRow, k: number): Promise<number> {
-  if (!sub.scheduled_plan_id || !sub.scheduled_change_at) return sub.amount;
-  if (windowOf(sub, k).start < sub.scheduled_change_at) return sub.amount;
-  const plan = await trx
-    .selectFrom('plans')
-    .select('amount')
-    .where('id', '=', sub.scheduled_plan_id)
-    .executeTakeFirst();
-  return plan?.amount ?? sub.amount;
+  let amount = sub.amount;
+  if (sub.scheduled_plan_id && sub.scheduled_change_at && windowOf(sub, k).start >= sub.scheduled_change_at) {
+    const plan = await trx
+      .selectFrom('plans')
+      .select('amount')
+      .where('id', '=', sub.scheduled_plan_id)
+      .executeTakeFirst();
+    amount = plan?.amount ?? sub.amount;
+  }
+  // A coupon covering period k (SPEC section 11: renewals included).
+  return withCoupon(amount, await couponOf(trx, sub.id), k);
 }
 
 /**

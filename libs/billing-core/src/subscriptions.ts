@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, NewSubscriptionRow, SubscriptionRow, SubscriptionUpdate } from '@billing/db';
+import { releaseCoupon } from './coupons.js';
 import { applySubscriptionEvent, type SubscriptionEvent, type SubscriptionTransition } from '@billing/domain';
 
 type Tx = Transaction<Database>;
@@ -60,7 +61,10 @@ export const subscriptions = {
     if (!t) return null;
     if (t.status === sub.status && t.cancelAtPeriodEnd === sub.cancel_at_period_end) return t;
     const extra = typeof changes === 'function' ? changes(t) : changes;
+    const was = sub.status;
     await write(trx, sub, { ...extra, status: t.status, cancel_at_period_end: t.cancelAtPeriodEnd });
+    // A checkout that never became a subscription gives its coupon redemption back (SPEC section 11).
+    if (was === 'pending' && t.status === 'cancelled') await releaseCoupon(trx, sub.id);
     return t;
   },
 

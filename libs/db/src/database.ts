@@ -1,4 +1,5 @@
 import type { AuditLogTable } from './tables/audit-log.table.js';
+import type { CouponRedemptionsTable, CouponsTable } from './tables/coupons.table.js';
 import type { DeadLettersTable } from './tables/dead-letters.table.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.table.js';
 import type { OutboxTable } from './tables/outbox.table.js';
@@ -30,4 +31,6 @@ export interface Database {
   receipts: ReceiptsTable;
   document_counters: DocumentCountersTable;
   payment_method_requests: PaymentMethodRequestsTable;
+  coupons: CouponsTable;
+  coupon_redemptions: CouponRedemptionsTable;
 }

@@ -19,3 +19,4 @@ export * from './listen.js';
 export * from './tables/plan-changes.table.js';
 export * from './tables/receipts.table.js';
 export * from './tables/payment-method-requests.table.js';
+export * from './tables/coupons.table.js';

@@ -4,6 +4,7 @@ import type { Runtime } from '@billing/runtime';
 import type { HttpApp } from '@billing/service-kit';
 import { requireAdmin } from '../admin.js';
 import { auditApi } from './audit.js';
+import { couponsApi } from './coupons.js';
 import { deadLettersApi } from './dead-letters.js';
 import { paymentsApi } from './payments.js';
 import { plansApi } from './plans.js';
@@ -30,7 +31,16 @@ export async function adminApi(app: HttpApp, deps: AdminDeps): Promise<void> {
       api.addHook('onRequest', requireAdmin(app.authenticate));
       // JSON only: the pages' form parser does not reach the API (a form on another site cannot post to it).
       api.removeContentTypeParser('application/x-www-form-urlencoded');
-      for (const plugin of [plansApi, paymentsApi, subscriptionsApi, usersApi, deadLettersApi, auditApi, statsApi]) {
+      for (const plugin of [
+        plansApi,
+        paymentsApi,
+        subscriptionsApi,
+        usersApi,
+        deadLettersApi,
+        auditApi,
+        statsApi,
+        couponsApi,
+      ]) {
         await api.register(plugin, deps);
       }
     },

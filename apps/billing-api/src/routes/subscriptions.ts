@@ -5,14 +5,17 @@ import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
 import {
   cancelSubscription,
+  CouponNotApplicable,
   currentPeriod,
   dropScheduledChange,
   lockKey,
   payments,
   planChangeFor,
   PlanChangeRefused,
+  redeemCoupon,
   requestPlanChange,
   subscriptions,
+  withCoupon,
 } from '@billing/billing-core';
 import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
 import { NotResumableError } from '@billing/domain';
@@ -79,7 +82,7 @@ export function subscriptionRoutes(
           throw new AppError('rate-limited', 'at most 10 checkouts a minute; try again later', {
             'retry-after': String(wait),
           });
-        return createCheckout(req.userId, req.body.planId, Boolean(req.query.redirect));
+        return createCheckout(req.userId, req.body.planId, Boolean(req.query.redirect), req.body.couponCode);
       });
       reply.headers(answer.headers);
       if (answer.status === 303) return reply.redirect(answer.headers['location'] ?? '', 303);
@@ -87,7 +90,12 @@ export function subscriptionRoutes(
     },
   );
 
-  async function createCheckout(userId: string, planId: string, redirect: boolean): Promise<StoredAnswer> {
+  async function createCheckout(
+    userId: string,
+    planId: string,
+    redirect: boolean,
+    couponCode?: string,
+  ): Promise<StoredAnswer> {
     // The plan (from the catalogue kept until a plan changes) and the user's current roles are
     // independent reads: fetch them together.
     const rolesReadAt = new Date();
@@ -106,6 +114,7 @@ export function subscriptionRoutes(
 
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
+    let amount = plan.amount;
     await rt.db.transaction().execute(async (trx) => {
       await lockKey(trx, `user:${userId}`);
       const same = await trx
@@ -171,12 +180,22 @@ export function subscriptionRoutes(
         period: plan.period,
         role_held_before: roles.includes(plan.role) && !liveGrant,
       });
+      if (couponCode) {
+        // One conditional UPDATE decides (exact under concurrency); a refusal rolls all of this back.
+        const coupon = await redeemCoupon(trx, couponCode, { currency: plan.currency, userId, subscriptionId }).catch(
+          (err: unknown) => {
+            if (err instanceof CouponNotApplicable) throw new AppError('coupon-not-applicable', err.message);
+            throw err;
+          },
+        );
+        amount = withCoupon(plan.amount, coupon, 0);
+      }
       await payments.create(trx, {
         id: paymentId,
         subscription_id: subscriptionId,
         user_id: userId,
         kind: 'initial',
-        amount: plan.amount,
+        amount,
         currency: plan.currency,
         period_index: 0,
         attempt: 0,
@@ -187,7 +206,7 @@ export function subscriptionRoutes(
     try {
       checkout = await provider.createCheckout({
         paymentId,
-        amount: plan.amount,
+        amount,
         currency: plan.currency,
         description: plan.name,
         returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/return`,

@@ -4,6 +4,7 @@ import { PaymentCompleted, PaymentRefunded, SubscriptionPaymentMethodRequired } 
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
   applyPlanChange,
+  couponOf,
   endSubscriptionGrant,
   issueCreditNote,
   issueReceipt,
@@ -18,7 +19,7 @@ import {
   subscriptions,
   windowOf,
 } from '@billing/billing-core';
-import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow } from '@billing/domain';
+import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow, toPayPalAmount } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
@@ -143,16 +144,20 @@ export class PaymentOutcomes {
   private async receiptFor(trx: Tx, p: PaymentRow): Promise<void> {
     const sub = await trx
       .selectFrom('subscriptions')
-      .select(['plan_name', 'plan_id'])
+      .select(['plan_name', 'plan_id', 'amount'])
       .where('id', '=', p.subscription_id)
       .executeTakeFirstOrThrow();
+    const coupon = p.kind !== 'upgrade' && p.amount < sub.amount ? await couponOf(trx, p.subscription_id) : undefined;
     const fresh = await trx.selectFrom('payments').selectAll().where('id', '=', p.id).executeTakeFirstOrThrow();
     const what = { initial: 'subscription', renewal: 'renewal', upgrade: 'plan change' }[p.kind];
     const period =
       fresh.period_start && fresh.period_end
         ? `, ${fresh.period_start.toISOString().slice(0, 10)} to ${fresh.period_end.toISOString().slice(0, 10)}`
         : '';
-    const receipt = await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}`);
+    const discount = coupon
+      ? `; coupon ${coupon.code}: ${toPayPalAmount(sub.amount - p.amount, p.currency).value} ${p.currency} off ${toPayPalAmount(sub.amount, p.currency).value}`
+      : '';
+    const receipt = await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`);
     await enqueue(trx, PaymentCompleted, {
       userId: p.user_id,
       paymentId: p.id,

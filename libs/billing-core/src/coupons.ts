@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import type { CouponRow, Database } from '@billing/db';
+
+type Tx = Transaction<Database>;
+
+/** SPEC section 11: an unknown, expired, inactive or used-up coupon, or one for another currency. */
+export class CouponNotApplicable extends Error {}
+
+/** A price with the coupon's discount (floored, never below 0; BigInt, no float holds money). */
+export function discounted(amount: number, c: Pick<CouponRow, 'percent_off' | 'amount_off'>): number {
+  if (c.percent_off !== null) return Number((BigInt(amount) * BigInt(100 - c.percent_off)) / 100n);
+  return Math.max(0, amount - Number(c.amount_off ?? 0));
+}
+
+/**
+ * Takes one redemption of `code` for a subscription being bought, in the checkout's transaction:
+ * one conditional UPDATE (active, not expired, under its limit, the right currency) decides, so 20
+ * checkouts at once on the last redemption get it once. The checkout's rollback gives it back.
+ */
+export async function redeemCoupon(
+  trx: Tx,
+  code: string,
+  o: { currency: string; userId: string; subscriptionId: string },
+): Promise<CouponRow> {
+  const coupon = await trx
+    .updateTable('coupons')
+    .set({ redeemed: sql`redeemed + 1`, updated_at: sql`now()` })
+    .where('code', '=', code)
+    .where('active', '=', true)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .where((eb) => eb.or([eb('max_redemptions', 'is', null), eb('redeemed', '<', eb.ref('max_redemptions'))]))
+    .where((eb) => eb.or([eb('currency', 'is', null), eb('currency', '=', o.currency)]))
+    .returningAll()
+    .executeTakeFirst();
+  if (!coupon)
+    throw new CouponNotApplicable(`coupon "${code}" is unknown, expired, inactive, used up or not for ${o.currency}`);
+  await trx
+    .insertInto('coupon_redemptions')
+    .values({
+      id: randomUUID(),
+      coupon_code: code,
+      subscription_id: o.subscriptionId,
+      user_id: o.userId,
+      status: 'active',
+    })
+    .execute();
+  return coupon;
+}
+
+/** A checkout cancelled or expired unpaid gives its redemption back (once). */
+export async function releaseCoupon(trx: Tx, subscriptionId: string): Promise<void> {
+  const released = await trx
+    .updateTable('coupon_redemptions')
+    .set({ status: 'released', updated_at: sql`now()` })
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', '=', 'active')
+    .returning('coupon_code')
+    .executeTakeFirst();
+  if (released)
+    await trx
+      .updateTable('coupons')
+      .set({ redeemed: sql`redeemed - 1`, updated_at: sql`now()` })
+      .where('code', '=', released.coupon_code)
+      .execute();
+}
+
+/** The coupon a subscription redeemed, if its redemption lives. */
+export async function couponOf(trx: Tx, subscriptionId: string): Promise<CouponRow | undefined> {
+  return trx
+    .selectFrom('coupon_redemptions as r')
+    .innerJoin('coupons as c', 'c.code', 'r.coupon_code')
+    .selectAll('c')
+    .where('r.subscription_id', '=', subscriptionId)
+    .where('r.status', '=', 'active')
+    .executeTakeFirst();
+}
+
+/** Period k's price with the subscription's coupon, when the coupon covers k (periods from 0). */
+export function withCoupon(amount: number, coupon: CouponRow | undefined, k: number): number {
+  if (!coupon) return amount;
+  if (coupon.duration_periods !== null && k >= coupon.duration_periods) return amount;
+  const price = discounted(amount, coupon);
+  // A free period would need no charge at all: not supported yet, so the full price is charged.
+  return price > 0 ? price : amount;
+}

@@ -1,0 +1,29 @@
+import type { Selectable } from 'kysely';
+import type { CreatedAt, Generated, Timestamp, UpdatedAt } from './common.js';
+
+/** SPEC section 11: an operator's coupon; `redeemed` counts live redemptions. */
+export interface CouponsTable {
+  code: string;
+  percent_off: number | null;
+  amount_off: number | null;
+  currency: string | null;
+  /** The first N periods discounted; null: every period. */
+  duration_periods: number | null;
+  max_redemptions: number | null;
+  redeemed: Generated<number>;
+  expires_at: Timestamp | null;
+  active: Generated<boolean>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+export type CouponRow = Selectable<CouponsTable>;
+
+export interface CouponRedemptionsTable {
+  id: string;
+  coupon_code: string;
+  subscription_id: string;
+  user_id: string;
+  status: 'active' | 'released';
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
