@@ -331,6 +331,30 @@ t.test('plans: the edit form is prefilled; the change is confirmed and audited',
   );
 });
 
+t.test('coupons: created with a confirmation, turned off; a buyer cannot redeem it then', async (t) => {
+  await page.goto(`${PORTAL}/coupons`);
+  await page.getByText('No coupon yet.').waitFor();
+  await page.getByLabel('Code').fill('SPRING10');
+  await page.getByLabel(/Percent off/).fill('10');
+  await page.getByLabel(/first N periods/).fill('3');
+  await page.getByRole('button', { name: 'Create…' }).click();
+  t.match(await page.locator('.confirm').textContent(), /SPRING10: 10% off, the first 3 period\(s\), no limit/);
+  await page.getByRole('button', { name: 'Create the coupon' }).click();
+  await page.getByText('Coupon SPRING10 created.').waitFor();
+  t.match(await page.locator('table[aria-label="Coupons"]').textContent(), /SPRING10.*10% off.*the first 3 period/s);
+  await check(t, page, '14a-coupons', errors);
+  await page.getByRole('button', { name: 'Turn off…' }).click();
+  await page.getByRole('button', { name: 'Turn off', exact: true }).click();
+  await page.getByText('Coupon SPRING10 turned off.').waitFor();
+  const token = await stack.tokenFor('user-coupon-late');
+  const res = await fetch(`${API}/v1/subscriptions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ planId: 'pro-monthly', couponCode: 'SPRING10' }),
+  });
+  t.equal(res.status, 422, 'an inactive coupon is refused at checkout');
+});
+
 t.test('audit: every action with before and after, filtered, the filter kept', async (t) => {
   await page.goto(`${PORTAL}/audit`);
   const text = await page.locator('table[aria-label="Audit log"]').textContent();

@@ -165,11 +165,13 @@ export function targetLink(target: string): Html {
         ? `/subscriptions/${encodeURIComponent(id)}`
         : kind === 'user'
           ? `/users/${encodeURIComponent(id)}`
-          : kind === 'plan'
-            ? `/plans/${encodeURIComponent(id)}/edit`
-            : kind === 'dead-letter'
-              ? `/dead-letters/${encodeURIComponent(id)}`
-              : null;
+          : kind === 'coupon'
+            ? '/coupons'
+            : kind === 'plan'
+              ? `/plans/${encodeURIComponent(id)}/edit`
+              : kind === 'dead-letter'
+                ? `/dead-letters/${encodeURIComponent(id)}`
+                : null;
   const text = kind && id.length > 12 && /^[0-9a-f-]{36}$/.test(id) ? `${kind}:${shortId(id)}` : target;
   return href ? link(href, text) : esc(target);
 }

@@ -1,6 +1,7 @@
 import type { AuthClient } from '@billing/auth-client';
 import type { HttpApp } from '@billing/service-kit';
 import { authPages } from './auth.js';
+import { couponPages } from './coupons.js';
 import { deadLetterPages } from './dead-letters.js';
 import { homePages } from './home.js';
 import { makeKit } from './kit.js';
@@ -19,4 +20,5 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   userPages(kit);
   planPages(kit);
   deadLetterPages(kit);
+  couponPages(kit);
 }

@@ -13,6 +13,7 @@ const NAV: [string, string][] = [
   ['/subscriptions', 'Subscriptions'],
   ['/users', 'Users'],
   ['/plans', 'Plans'],
+  ['/coupons', 'Coupons'],
   ['/dead-letters', 'Dead letters'],
   ['/audit', 'Audit'],
 ];

@@ -1,0 +1,132 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
+import { badge, esc, money, table, time, type Html } from './html.js';
+import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
+
+const off = (c: any): Html =>
+  c.percentOff !== null ? `${esc(c.percentOff)}% off` : `${money(c.amountOff, c.currency)} off`;
+
+/** Coupons (SPEC section 11): the list, a new one, and turning one off or on, each confirmed. */
+export function couponPages(kit: Kit): void {
+  const { app, api, page, checked } = kit;
+  app.get(
+    '/coupons',
+    page('/coupons', async (req) => {
+      const { body } = await api(req, 'GET', '/admin/api/v1/coupons');
+      return layout(
+        'Coupons',
+        table(
+          'Coupons',
+          [
+            { head: 'Code', cell: (c: any) => `<span class="mono">${esc(c.code)}</span>` },
+            { head: 'Discount', cell: off },
+            {
+              head: 'For',
+              cell: (c: any) =>
+                c.durationPeriods === null ? 'every period' : `the first ${esc(c.durationPeriods)} period(s)`,
+            },
+            {
+              head: 'Redeemed',
+              cell: (c: any) => `${esc(c.redeemed)}${c.maxRedemptions === null ? '' : ` of ${esc(c.maxRedemptions)}`}`,
+              num: true,
+            },
+            { head: 'Expires', cell: (c: any) => time(c.expiresAt) },
+            {
+              head: 'State',
+              cell: (c: any) => (c.active ? badge('active') : badge('expired').replace('expired', 'off')),
+            },
+            {
+              head: '',
+              cell: (c: any) =>
+                `<form method="post" action="/coupons/${esc(c.code)}/active"><!--csrf--><input type="hidden" name="active" value="${c.active ? 'false' : 'true'}"><button class="secondary">${c.active ? 'Turn off…' : 'Turn on…'}</button></form>`,
+            },
+          ],
+          body.items ?? [],
+          'No coupon yet.',
+        ) +
+          `<h2>New coupon</h2><form class="card" method="post" action="/coupons"><!--csrf-->
+<label for="code">Code</label><input id="code" name="code" required pattern="[A-Za-z0-9_\\-]{1,64}">
+<label for="percent">Percent off (or leave empty and give an amount)</label><input id="percent" name="percentOff" inputmode="numeric">
+<label for="amount">Amount off</label><input id="amount" name="amountOff" inputmode="decimal">
+<label for="currency">Currency of the amount</label><select id="currency" name="currency"><option value="">—</option>${PAYPAL_CURRENCIES.map((c) => `<option>${c}</option>`).join('')}</select>
+<label for="duration">For the first N periods (empty: every period)</label><input id="duration" name="durationPeriods" inputmode="numeric">
+<label for="max">At most N redemptions (empty: no limit)</label><input id="max" name="maxRedemptions" inputmode="numeric">
+<label for="expires">Expires (empty: never)</label><input id="expires" name="expiresAt" type="date">
+<p><button>Create…</button></p></form>`,
+        { section: '/coupons', who: req.userId, flash: queryOf(req)['done'] },
+      );
+    }),
+  );
+
+  app.post(
+    '/coupons',
+    checked,
+    page('/coupons', async (req, reply) => {
+      const b = (req.body ?? {}) as Record<string, string | undefined>;
+      const int = (v: string | undefined) => (v && v.trim() ? Number(v) : undefined);
+      const currency = b['currency'] || undefined;
+      let amountOff: number | undefined;
+      try {
+        amountOff = b['amountOff']?.trim() && currency ? fromPayPalValue(b['amountOff'].trim(), currency) : undefined;
+      } catch {
+        return refusedPage(
+          'Coupon refused',
+          { status: 400, body: { detail: `"${b['amountOff']}" is not an amount in ${currency}` } },
+          '/coupons',
+          '/coupons',
+        );
+      }
+      const coupon = {
+        code: b['code'] ?? '',
+        ...(int(b['percentOff']) !== undefined ? { percentOff: int(b['percentOff']) } : {}),
+        ...(amountOff !== undefined ? { amountOff, currency } : {}),
+        durationPeriods: int(b['durationPeriods']) ?? null,
+        maxRedemptions: int(b['maxRedemptions']) ?? null,
+        expiresAt: b['expiresAt'] ? new Date(`${b['expiresAt']}T00:00:00Z`).toISOString() : null,
+      };
+      if (b['confirm'] !== 'yes')
+        return layout(
+          'Confirm the new coupon',
+          confirmStep({
+            action: '/coupons',
+            summary: `<p>Create coupon <strong class="mono">${esc(coupon.code)}</strong>: ${coupon.percentOff !== undefined ? `${esc(coupon.percentOff)}% off` : amountOff !== undefined ? `${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : `the first ${esc(coupon.durationPeriods)} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : `at most ${esc(coupon.maxRedemptions)} redemptions`}.</p>`,
+            fields: Object.fromEntries(
+              Object.entries(b).filter(([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string'),
+            ) as Record<string, string>,
+            confirmLabel: 'Create the coupon',
+            cancelHref: '/coupons',
+          }),
+          { section: '/coupons', who: req.userId },
+        );
+      const res = await api(req, 'POST', '/admin/api/v1/coupons', coupon);
+      if (res.status >= 400) return refusedPage('Coupon refused', res, '/coupons', '/coupons');
+      return doneTo(reply, '/coupons', `Coupon ${coupon.code} created.`);
+    }),
+  );
+
+  app.post(
+    '/coupons/:code/active',
+    checked,
+    page('/coupons', async (req, reply) => {
+      const code = (req.params as { code: string }).code;
+      const { active, confirm } = (req.body ?? {}) as Record<string, string | undefined>;
+      if (confirm !== 'yes')
+        return layout(
+          active === 'true' ? 'Confirm: turn the coupon on' : 'Confirm: turn the coupon off',
+          confirmStep({
+            action: `/coupons/${code}/active`,
+            summary: `<p>${active === 'true' ? 'Buyers can redeem' : 'Buyers can no longer redeem'} <strong class="mono">${esc(code)}</strong>; subscriptions that redeemed it keep their discount.</p>`,
+            fields: { active: active ?? 'false' },
+            confirmLabel: active === 'true' ? 'Turn on' : 'Turn off',
+            cancelHref: '/coupons',
+          }),
+          { section: '/coupons', who: req.userId },
+        );
+      const res = await api(req, 'PATCH', `/admin/api/v1/coupons/${encodeURIComponent(code)}`, {
+        active: active === 'true',
+      });
+      if (res.status >= 400) return refusedPage('Refused', res, '/coupons', '/coupons');
+      return doneTo(reply, '/coupons', `Coupon ${code} turned ${active === 'true' ? 'on' : 'off'}.`);
+    }),
+  );
+}
