@@ -52,7 +52,7 @@ export async function buildApp({
   });
   await app.register(jwtAuth, { ...config, cookieName: COOKIE });
   await registerRateLimits(app);
-  await adminApi(app, { rt, auth });
+  await adminApi(app, { rt, auth, sellerName: config.SELLER_NAME });
   adminPages(app, { auth });
   return app;
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
-import { sql } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { PlanChangeChargeRequested, SubscriptionPlanChanged, SubscriptionPlanChangeFailed } from '@billing/contracts';
 import type { Database, PaymentRow, PlanChangeRow, PlanRow, SubscriptionRow } from '@billing/db';
 import { HOLDING_MONEY, quotePlanChange, type PlanChangeQuote } from '@billing/domain';
@@ -32,7 +31,7 @@ export interface PlanChangePlan {
 
 /** What a change to `planId` would do now: the preview and the change both ask this. */
 export async function planChangeFor(
-  db: Transaction<Database> | import('kysely').Kysely<Database>,
+  db: Kysely<Database>,
   sub: SubscriptionRow,
   planId: string,
   now: Date,
@@ -81,13 +80,7 @@ export async function requestPlanChange(
   now: Date,
 ): Promise<PlanChangeResult> {
   const { quote, target, period } = await planChangeFor(trx, sub, planId, now);
-  const open = await trx
-    .selectFrom('plan_changes')
-    .selectAll()
-    .where('subscription_id', '=', sub.id)
-    .where('status', 'in', ['pending', 'scheduled'])
-    .forUpdate()
-    .executeTakeFirst();
+  const open = await lockOpenChange(trx, sub.id, ['pending', 'scheduled']);
   if (open?.status === 'pending')
     throw new PlanChangeRefused('not-changeable', 'a plan change is being charged; try again once it is done');
   if (open) await dropScheduled(trx, sub, open);
@@ -157,6 +150,17 @@ export async function requestPlanChange(
   return { kind: 'charging', paymentId, change };
 }
 
+/** A subscription's change in flight or waiting (at most one: a unique index), locked. */
+function lockOpenChange(trx: Tx, subscriptionId: string, statuses: PlanChangeRow['status'][]) {
+  return trx
+    .selectFrom('plan_changes')
+    .selectAll()
+    .where('subscription_id', '=', subscriptionId)
+    .where('status', 'in', statuses)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
 async function dropScheduled(trx: Tx, sub: SubscriptionRow, change: PlanChangeRow): Promise<void> {
   await trx
     .updateTable('plan_changes')
@@ -168,13 +172,7 @@ async function dropScheduled(trx: Tx, sub: SubscriptionRow, change: PlanChangeRo
 
 /** `DELETE /v1/subscriptions/:id/change`: drops the scheduled change; false when there is none. */
 export async function dropScheduledChange(trx: Tx, sub: SubscriptionRow): Promise<boolean> {
-  const open = await trx
-    .selectFrom('plan_changes')
-    .selectAll()
-    .where('subscription_id', '=', sub.id)
-    .where('status', '=', 'scheduled')
-    .forUpdate()
-    .executeTakeFirst();
+  const open = await lockOpenChange(trx, sub.id, ['scheduled']);
   if (!open) return false;
   await dropScheduled(trx, sub, open);
   return true;
@@ -313,7 +311,7 @@ export async function priceOfPeriod(trx: Tx, sub: SubscriptionRow, k: number): P
  * `plan-changes` job). A subscription whose next period is not paid keeps waiting (dunning), and
  * one that ends drops nothing: it just never renews.
  */
-export async function applyDueScheduledChanges(db: import('kysely').Kysely<Database>, now: Date): Promise<number> {
+export async function applyDueScheduledChanges(db: Kysely<Database>, now: Date): Promise<number> {
   let applied = 0;
   for (;;) {
     const done = await db.transaction().execute(async (trx) => {
@@ -329,13 +327,7 @@ export async function applyDueScheduledChanges(db: import('kysely').Kysely<Datab
         .skipLocked()
         .executeTakeFirst();
       if (!sub) return false;
-      const change = await trx
-        .selectFrom('plan_changes')
-        .selectAll()
-        .where('subscription_id', '=', sub.id)
-        .where('status', '=', 'scheduled')
-        .forUpdate()
-        .executeTakeFirst();
+      const change = await lockOpenChange(trx, sub.id, ['scheduled']);
       if (change) await applyPlanChange(trx, sub, change, null);
       else await subscriptions.record(trx, sub, { scheduled_plan_id: null, scheduled_change_at: null });
       return true;

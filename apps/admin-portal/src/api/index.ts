@@ -15,6 +15,8 @@ import { usersApi } from './users.js';
 export interface AdminDeps {
   rt: Runtime;
   auth: AuthClient;
+  /** SELLER_NAME: who receipts say was paid. */
+  sellerName: string;
 }
 export type AdminPlugin = FastifyPluginAsyncTypebox<AdminDeps>;
 

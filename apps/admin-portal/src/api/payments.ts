@@ -16,10 +16,8 @@ import {
   Reason,
 } from './schemas.js';
 
-const SELLER = process.env['SELLER_NAME'] ?? 'Billing platform';
-
 /** Payments of all users; one with its PayPal events and refunds; an operator's refund. */
-export const paymentsApi: AdminPlugin = async (api, { rt }) => {
+export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
   api.get(
     '/payments',
     {
@@ -177,8 +175,8 @@ export const paymentsApi: AdminPlugin = async (api, { rt }) => {
         return reply
           .type('application/pdf')
           .header('content-disposition', `inline; filename="${view.receipt.number}.pdf"`)
-          .send((await receiptPdf(view, SELLER)) as never);
-      return reply.type('text/html; charset=utf-8').send(receiptHtml(view, SELLER) as never);
+          .send((await receiptPdf(view, sellerName)) as never);
+      return reply.type('text/html; charset=utf-8').send(receiptHtml(view, sellerName) as never);
     },
   );
 };
