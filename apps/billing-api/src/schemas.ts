@@ -12,7 +12,8 @@ export const CreateSubscriptionBody = Type.Object(
 export const CreateSubscriptionQuery = Type.Object({ redirect: Type.Optional(Type.Boolean()) });
 export const CheckoutCreated = Type.Object({
   subscriptionId: Type.String({ format: 'uuid' }),
-  paymentId: Type.String({ format: 'uuid' }),
+  /** The first payment; null for a free trial (SPEC section 11), whose first charge comes at the trial's end. */
+  paymentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
   status: Type.Literal('pending'),
   approvalUrl: Type.String(),
 });

@@ -197,7 +197,16 @@ t.test('plans: public, active only; an ETag, and 304 for a client that has them'
     intervalMs: 20,
   });
   t.same(res.body.items, [
-    { id: 'pro', name: 'Pro', description: 'Pro', amount: 999, currency: 'USD', period: 'P1M', role: 'premium' },
+    {
+      id: 'pro',
+      name: 'Pro',
+      description: 'Pro',
+      amount: 999,
+      currency: 'USD',
+      period: 'P1M',
+      role: 'premium',
+      trialPeriod: null,
+    },
   ]);
 });
 

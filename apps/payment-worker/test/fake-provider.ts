@@ -54,6 +54,10 @@ export class FakeProvider implements PaymentProvider {
   async createSetupToken(): Promise<never> {
     throw new Error('the payment-worker does not start setup tokens');
   }
+  getSetupToken: (id: string) => Promise<{ setupTokenId: string; status: string; approvalUrl: string | null }> =
+    async () => {
+      throw new Error('no setup token scripted');
+    };
   createPaymentToken: (i: { setupTokenId: string; idempotencyKey: string }) => Promise<{
     paymentTokenId: string;
     customerId: string | null;

@@ -5,6 +5,7 @@ import { expiryJob } from './jobs/expiry.job.js';
 import { reconciliationJob } from './jobs/reconciliation.job.js';
 import { planChangesJob } from './jobs/plan-changes.job.js';
 import { renewalsJob } from './jobs/renewals.job.js';
+import { trialsJob } from './jobs/trials.job.js';
 import { startJobs, type Job } from './runner.js';
 
 const service = 'scheduler';
@@ -14,6 +15,7 @@ const jobs: Job[] = [
   renewalsJob(rt.db, config.RENEWAL_LEAD_MS),
   expiryJob(rt.db),
   planChangesJob(rt.db),
+  trialsJob(rt.db),
   reconciliationJob(rt.db, config.RECONCILE_AFTER_MS, config.CHECKOUT_TTL_MS),
 ];
 const runner = startJobs(jobs, config.SCHEDULER_INTERVAL_MS, rt.logger, rt.metrics);

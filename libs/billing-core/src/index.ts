@@ -10,3 +10,4 @@ export * from './plan-changes.js';
 export * from './receipts.js';
 export * from './receipt-document.js';
 export * from './coupons.js';
+export * from './trials.js';

@@ -16,12 +16,18 @@ export function indexAt(sub: Anchored, t: Date): number {
   return sub.anchor_index + periodIndexAt(sub.anchor_at!, sub.period, t);
 }
 
-/** The period in effect at `now`, in anchored arithmetic, within what has been paid. */
+/**
+ * The period in effect at `now`, in anchored arithmetic, within what has been paid. During a free
+ * trial (SPEC section 11) that is the trial itself: the first paid period starts at its end.
+ */
 export function currentPeriod(
-  sub: Pick<SubscriptionRow, 'anchor_at' | 'period' | 'paid_through' | 'anchor_index'>,
+  sub: Pick<SubscriptionRow, 'anchor_at' | 'period' | 'paid_through' | 'anchor_index'> &
+    Partial<Pick<SubscriptionRow, 'trial_start' | 'trial_end'>>,
   now: Date,
 ): { start: Date; end: Date } | null {
   if (!sub.anchor_at) return null;
+  if (sub.trial_start && sub.trial_end && now < sub.trial_end && sub.paid_through! <= sub.trial_end)
+    return { start: sub.trial_start, end: sub.trial_end };
   const first = sub.anchor_index;
   let k = Math.max(first, indexAt(sub, now));
   // A renewal paid ahead takes effect at the boundary; past what is paid, the last paid period stays in effect.

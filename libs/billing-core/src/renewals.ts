@@ -1,5 +1,10 @@
 import type { Transaction } from 'kysely';
-import { SubscriptionExpired, SubscriptionRenewalFailed, SubscriptionRenewed } from '@billing/contracts';
+import {
+  SubscriptionActivated,
+  SubscriptionExpired,
+  SubscriptionRenewalFailed,
+  SubscriptionRenewed,
+} from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant } from './grants.js';
@@ -15,9 +20,11 @@ export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: Paymen
   await payments.record(trx, p, { period_start: start, period_end: end });
   const paidThrough = !sub.paid_through || end > sub.paid_through ? end : sub.paid_through;
   const paid = { paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null };
+  // A trial's first period paid is the subscription's first payment: `subscription.activated` (SPEC section 7).
+  const first = sub.trial_start !== null && p.period_index === 0;
   if (!(await subscriptions.transition(trx, sub, { type: 'renewal_completed' }, paid)))
     await subscriptions.record(trx, sub, paid);
-  await enqueue(trx, SubscriptionRenewed, {
+  await enqueue(trx, first ? SubscriptionActivated : SubscriptionRenewed, {
     userId: sub.user_id,
     subscriptionId: sub.id,
     planId: sub.plan_id,
@@ -41,7 +48,7 @@ export async function recordRenewalFailure(
   dunningRetryMs: readonly number[],
   now: Date,
 ): Promise<void> {
-  if (sub.status !== 'active' && sub.status !== 'past_due') return;
+  if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') return;
   const firstFailure = sub.dunning_started_at ?? now;
   const attempts = sub.dunning_attempts + 1;
   const delay = dunningRetryMs[attempts - 1];

@@ -60,6 +60,12 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
     ],
     'subscription.plan_change_failed': ['userId', 'subscriptionId', 'fromPlanId', 'toPlanId', 'reason'],
     'subscription.payment_method_required': ['userId', 'subscriptionId', 'planId', 'planName', 'reason'],
+    ...Object.fromEntries(
+      ['subscription.trial_started', 'subscription.trial_will_end'].map((type) => [
+        type,
+        ['userId', 'subscriptionId', 'planId', 'planName', 'role', 'trialStart', 'trialEnd', 'amount', 'currency'],
+      ]),
+    ),
     'payment.refunded': ['userId', 'paymentId', 'refundId', 'amount', 'currency', 'refundedAmount', 'creditNoteNumber'],
     'payment.completed': [
       'userId',

@@ -11,16 +11,26 @@ export interface PlanInput {
   period: string;
   role: string;
   active: boolean;
+  /** SPEC section 11: a free trial before the first period; absent or null: none. */
+  trialPeriod?: string | null;
 }
 
 const FIELDS = ['id', 'name', 'description', 'amount', 'currency', 'period', 'role', 'active'] as const;
+const OPTIONAL = ['trialPeriod'] as const;
+
+/** A plan entry as its table row's columns (the trial's column is snake_case; none means null). */
+export function planColumns(p: PlanInput) {
+  const { trialPeriod, ...rest } = p;
+  return { ...rest, trial_period: trialPeriod ?? null };
+}
 
 /** docs/admin.md's plan rules; returns what is wrong with one entry, or nothing. */
 export function planProblems(v: unknown): string[] {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return ['must be an object'];
   const p = v as Record<string, unknown>;
   const out: string[] = [];
-  for (const k of Object.keys(p)) if (!(FIELDS as readonly string[]).includes(k)) out.push(`unknown property "${k}"`);
+  for (const k of Object.keys(p))
+    if (![...FIELDS, ...OPTIONAL].includes(k as never)) out.push(`unknown property "${k}"`);
   if (typeof p['id'] !== 'string' || !/^[a-z0-9-]{1,64}$/.test(p['id'])) out.push('id must be a slug [a-z0-9-]{1,64}');
   if (typeof p['name'] !== 'string' || !p['name'].trim() || p['name'].length > 200)
     out.push('name must be 1 to 200 characters');
@@ -34,6 +44,9 @@ export function planProblems(v: unknown): string[] {
   if (typeof p['role'] !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(p['role']))
     out.push('role must be 1 to 100 letters, digits or _.:-');
   if (typeof p['active'] !== 'boolean') out.push('active must be true or false');
+  const trial = p['trialPeriod'];
+  if (trial !== undefined && trial !== null && (typeof trial !== 'string' || !isValidPeriod(trial)))
+    out.push('trialPeriod must be null or one positive integer unit (P14D, P1M, PT30S, ...)');
   return out;
 }
 
@@ -56,12 +69,16 @@ export async function importCatalog(
   if (problems.length) throw new Error(problems.join('\n'));
   const counts = { created: 0, updated: 0, unchanged: 0 };
   await db.transaction().execute(async (trx) => {
-    for (const p of entries as PlanInput[]) {
+    for (const entry of entries as PlanInput[]) {
+      const p = planColumns(entry);
       const cur = await trx.selectFrom('plans').selectAll().where('id', '=', p.id).forUpdate().executeTakeFirst();
       if (!cur) {
         await trx.insertInto('plans').values(p).execute();
         counts.created++;
-      } else if (FIELDS.some((f) => String(f === 'currency' ? cur.currency : cur[f]) !== String(p[f]))) {
+      } else if (
+        FIELDS.some((f) => String(f === 'currency' ? cur.currency : cur[f]) !== String(p[f])) ||
+        cur.trial_period !== p.trial_period
+      ) {
         await trx
           .updateTable('plans')
           .set({ ...p, updated_at: sql`now()` })

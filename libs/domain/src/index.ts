@@ -6,3 +6,4 @@ export * from './subscription-state.js';
 export * from './grants.js';
 export * from './ids.js';
 export * from './plan-change.js';
+export * from './trial.js';

@@ -1,4 +1,4 @@
-export const SUBSCRIPTION_STATUSES = ['pending', 'active', 'past_due', 'cancelled', 'expired'] as const;
+export const SUBSCRIPTION_STATUSES = ['pending', 'trialing', 'active', 'past_due', 'cancelled', 'expired'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
 export interface SubscriptionState {
@@ -9,6 +9,8 @@ export interface SubscriptionState {
 export type SubscriptionEvent =
   | { type: 'initial_payment_completed' }
   | { type: 'initial_payment_failed' }
+  /** SPEC section 11: a trial checkout's wallet is saved; the trial starts with the role granted. */
+  | { type: 'trial_started' }
   | { type: 'renewal_completed' }
   | { type: 'renewal_failed' }
   | { type: 'dunning_exhausted' }
@@ -33,7 +35,8 @@ export class NotResumableError extends Error {
   readonly code = 'not-resumable';
 }
 
-const LIVE = (s: SubscriptionStatus) => s === 'active' || s === 'past_due';
+/** A subscription that grants its role: in its trial, paid, or in dunning. */
+const LIVE = (s: SubscriptionStatus) => s === 'trialing' || s === 'active' || s === 'past_due';
 const ENDED = (s: SubscriptionStatus) => s === 'cancelled' || s === 'expired';
 
 /**
@@ -56,12 +59,15 @@ export function applySubscriptionEvent(
       return ENDED(status) ? to(status, cancelAtPeriodEnd, ['refund_payment']) : null;
     case 'initial_payment_failed':
       return status === 'pending' ? to('cancelled', false) : null;
+    case 'trial_started':
+      return status === 'pending' ? to('trialing', false, ['grant_starts']) : null;
     case 'renewal_completed':
-      if (status === 'past_due') return to('active', cancelAtPeriodEnd);
+      // A trial's first charge (at the trial's end) is charged and recorded like a renewal.
+      if (status === 'past_due' || status === 'trialing') return to('active', cancelAtPeriodEnd);
       if (status === 'active') return null;
       return ENDED(status) ? to(status, cancelAtPeriodEnd, ['refund_payment']) : null;
     case 'renewal_failed':
-      return status === 'active' ? to('past_due', cancelAtPeriodEnd) : null;
+      return status === 'active' || status === 'trialing' ? to('past_due', cancelAtPeriodEnd) : null;
     case 'dunning_exhausted':
       return LIVE(status) ? to('expired', cancelAtPeriodEnd, ['grant_ends']) : null;
     case 'cancel_at_period_end':
@@ -71,10 +77,11 @@ export function applySubscriptionEvent(
       if (status === 'pending') return to('cancelled', false);
       return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends', 'refund_unused']) : null;
     case 'resume':
-      if (status === 'active' && !cancelAtPeriodEnd) return null;
-      if (status === 'active' && !event.periodEnded && event.hasPaymentMethod) return to('active', false);
+      if ((status === 'active' || status === 'trialing') && !cancelAtPeriodEnd) return null;
+      if ((status === 'active' || status === 'trialing') && !event.periodEnded && event.hasPaymentMethod)
+        return to(status, false);
       throw new NotResumableError(
-        'only an active subscription set to end at its period end, whose period has not ended and which has a payment method, can resume',
+        'only an active (or trialing) subscription set to end at its period end, whose period has not ended and which has a payment method, can resume',
       );
     case 'period_ended':
       return LIVE(status) && cancelAtPeriodEnd ? to('expired', true, ['grant_ends']) : null;

@@ -52,6 +52,21 @@ const changes: Row[] = [
   [st('pending'), ev('replaced'), st('cancelled'), []],
   [st('past_due'), ev('replaced'), st('cancelled'), ['grant_ends']],
   [st('past_due', true), ev('replaced'), st('cancelled', true), ['grant_ends']],
+  // Trials (SPEC section 11): the role is granted while trialing; the first charge is a renewal's.
+  [st('pending'), ev('trial_started'), st('trialing'), ['grant_starts']],
+  [st('trialing'), ev('renewal_completed'), st('active'), []],
+  [st('trialing'), ev('renewal_failed'), st('past_due'), []],
+  [st('trialing', true), ev('renewal_failed'), st('past_due', true), []],
+  [st('trialing'), ev('dunning_exhausted'), st('expired'), ['grant_ends']],
+  [st('trialing', true), ev('dunning_exhausted'), st('expired', true), ['grant_ends']],
+  [st('trialing'), ev('cancel_at_period_end'), st('trialing', true), []],
+  [st('trialing'), ev('cancel_immediately'), st('cancelled'), ['grant_ends', 'refund_unused']],
+  [st('trialing', true), ev('cancel_immediately'), st('cancelled', true), ['grant_ends', 'refund_unused']],
+  [st('trialing', true), ev('period_ended'), st('expired', true), ['grant_ends']],
+  [st('trialing'), ev('payment_method_removed'), st('trialing', true), []],
+  [st('trialing'), ev('current_payment_lost'), st('cancelled'), ['grant_ends']],
+  [st('trialing', true), ev('current_payment_lost'), st('cancelled', true), ['grant_ends']],
+  [st('trialing', true), ev('renewal_completed'), st('active', true), []],
 ];
 
 t.test('every transition that changes the subscription', async (t) => {
@@ -74,6 +89,7 @@ t.test('every other pair is a no-op', async (t) => {
     'payment_method_removed',
     'current_payment_lost',
     'replaced',
+    'trial_started',
   ] as const;
   let noops = 0;
   for (const status of SUBSCRIPTION_STATUSES) {
@@ -102,6 +118,15 @@ t.test('resume', async (t) => {
   );
   t.throws(
     () => applySubscriptionEvent(st('active', true), { type: 'resume', periodEnded: false, hasPaymentMethod: false }),
+    { code: 'not-resumable' },
+  );
+  t.same(
+    applySubscriptionEvent(st('trialing', true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }),
+    { status: 'trialing', cancelAtPeriodEnd: false, effects: [] },
+    'a trial set to end resumes before its end',
+  );
+  t.throws(
+    () => applySubscriptionEvent(st('trialing', true), { type: 'resume', periodEnded: true, hasPaymentMethod: true }),
     { code: 'not-resumable' },
   );
   for (const s of ['pending', 'past_due', 'cancelled', 'expired'] as const) {

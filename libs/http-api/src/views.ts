@@ -22,6 +22,8 @@ export function subscriptionView(sub: SubscriptionRow, now = new Date()) {
       sub.scheduled_plan_id && sub.scheduled_change_at
         ? { planId: sub.scheduled_plan_id, effectiveAt: sub.scheduled_change_at.toISOString() }
         : null,
+    trialStart: iso(sub.trial_start),
+    trialEnd: iso(sub.trial_end),
     createdAt: sub.created_at.toISOString(),
   };
 }
@@ -52,6 +54,7 @@ export function publicPlanView(p: PlanRow) {
     currency: p.currency,
     period: p.period,
     role: p.role,
+    trialPeriod: p.trial_period,
   };
 }
 

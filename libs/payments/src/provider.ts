@@ -14,6 +14,8 @@ export interface PaymentProvider {
    * where to send the buyer to approve it.
    */
   createSetupToken(input: SetupTokenInput): Promise<SetupTokenState>;
+  /** A setup token as PayPal shows it (reconciliation: did the buyer approve without coming back?). */
+  getSetupToken(setupTokenId: string): Promise<SetupTokenState>;
   /** Exchanges an approved setup token for a payment token (the id renewals charge). */
   createPaymentToken(input: { setupTokenId: string; idempotencyKey: string }): Promise<PaymentTokenState>;
   /** Asks the provider whether a webhook is genuine; throws ProviderUnavailableError when it cannot tell. */

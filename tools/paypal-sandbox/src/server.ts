@@ -135,7 +135,7 @@ export function buildSandbox(opts: SandboxOptions): {
   });
   app.addHook('onSend', async (req, reply, payload) => {
     const path = req.url.split('?')[0] ?? '';
-    if (path.startsWith('/v1/') || path.startsWith('/v2/')) {
+    if (path.startsWith('/v1/') || path.startsWith('/v2/') || path.startsWith('/v3/')) {
       state.calls.push({
         at: now(),
         method: req.method,

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { sql } from 'kysely';
-import { planProblems } from '@billing/db';
+import { planColumns, planProblems } from '@billing/db';
 import { AdminPlanSchema, Page, planView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
@@ -25,7 +25,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
       const created = await rt.db.transaction().execute(async (trx) => {
         const exists = await trx.selectFrom('plans').select('id').where('id', '=', plan.id).executeTakeFirst();
         if (exists) throw new AppError('validation', `a plan "${plan.id}" exists already; change it with PATCH`);
-        const row = await trx.insertInto('plans').values(plan).returningAll().executeTakeFirstOrThrow();
+        const row = await trx.insertInto('plans').values(planColumns(plan)).returningAll().executeTakeFirstOrThrow();
         await audit(trx, {
           actor: actor(req),
           action: 'plan.create',
@@ -64,7 +64,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
         const merged = { ...planView(cur), ...patch };
         const problems = planProblems(merged);
         if (problems.length) throw new AppError('validation', problems.join('; '));
-        const { id: _id, ...fields } = merged;
+        const { id: _id, ...fields } = planColumns(merged);
         const row = await trx
           .updateTable('plans')
           .set({ ...fields, updated_at: sql`now()` })

@@ -31,7 +31,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
       db
         .selectFrom('subscriptions')
         .select(['amount', 'currency', 'period', 'status'])
-        .where('status', 'in', ['active', 'past_due'])
+        .where('status', 'in', ['trialing', 'active', 'past_due'])
         .execute(),
       db
         .selectFrom('subscriptions')
@@ -43,6 +43,8 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
             .filterWhere((w) =>
               w.and([
                 w('anchor_at', 'is not', null),
+                // a trial that never converted was never paid for
+                w('paid_through', '>', w.ref('anchor_at')),
                 w.or([w('cancelled_at', '>=', monthStart), w('expired_at', '>=', monthStart)]),
               ]),
             )
@@ -78,7 +80,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
         .selectFrom('subscriptions')
         .select([
           'plan_id',
-          (eb) => eb.fn.countAll<string>().filterWhere('status', 'in', ['active', 'past_due']).as('active'),
+          (eb) => eb.fn.countAll<string>().filterWhere('status', 'in', ['trialing', 'active', 'past_due']).as('active'),
           (eb) => eb.fn.countAll<string>().as('total'),
         ])
         .groupBy('plan_id')
@@ -86,7 +88,8 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
         .execute(),
     ]);
     const mrr = new Map<string, number>();
-    for (const s of live) mrr.set(s.currency, (mrr.get(s.currency) ?? 0) + monthlyAmount(s.amount, s.period));
+    for (const s of live)
+      if (s.status !== 'trialing') mrr.set(s.currency, (mrr.get(s.currency) ?? 0) + monthlyAmount(s.amount, s.period));
     return {
       at: now.toISOString(),
       activeSubscriptions: live.filter((s) => s.status === 'active').length,
@@ -94,6 +97,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
       newThisMonth: Number(counts.new),
       churnedThisMonth: Number(counts.churned),
       inDunning: live.filter((s) => s.status === 'past_due').length,
+      inTrial: live.filter((s) => s.status === 'trialing').length,
       failedPaymentsThisMonth: Number(failed.n),
       refundedThisMonth: refunded.map((r) => ({ currency: r.currency, amount: Number(r.amount) })),
       revenuePerDay: revenue.map((r) => ({ day: r.day, currency: r.currency, amount: Number(r.amount) })),

@@ -36,6 +36,7 @@ ${stat('Monthly recurring revenue', mrr)}
 ${stat('New this month', esc(s.newThisMonth), `/subscriptions?from=${monthStart}`)}
 ${stat('Churned this month', esc(s.churnedThisMonth), '/subscriptions?status=expired')}
 ${stat('In dunning (past due)', esc(s.inDunning), '/subscriptions?status=past_due')}
+${stat('In a free trial', esc(s.inTrial), '/subscriptions?status=trialing')}
 ${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
 ${stat('Refunded this month', refunded, '/payments?status=refunded')}
 </section><h2>Trends</h2><div class="charts">${charts}</div>${

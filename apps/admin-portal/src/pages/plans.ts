@@ -25,6 +25,7 @@ ${p ? `<p>Plan id <strong class="mono">${esc(p.id)}</strong> (an id never change
 <label for="amount">Price (in the currency's units, e.g. 4.99)</label><input id="amount" name="amount" required inputmode="decimal" value="${p ? esc(major(p.amount, p.currency)) : ''}">
 <label for="currency">Currency</label><select id="currency" name="currency">${PAYPAL_CURRENCIES.map((c) => `<option${c === currency ? ' selected' : ''}>${c}</option>`).join('')}</select>
 <label for="period">Billed</label><select id="period" name="period">${periods.map(([x, t]) => `<option value="${esc(x)}"${x === (p?.period ?? 'P1M') ? ' selected' : ''}>${esc(t)}</option>`).join('')}</select>
+<label for="trialPeriod">Free trial before the first charge (ISO 8601: P14D, P1M; empty: none)</label><input id="trialPeriod" name="trialPeriod" maxlength="40" pattern="P(T)?[0-9]{1,5}[YMWDHS]" value="${v('trialPeriod')}">
 <label for="role">Role granted</label><input id="role" name="role" required value="${v('role')}">
 <label for="active">On sale</label><select id="active" name="active"><option value="true"${p?.active === false ? '' : ' selected'}>yes</option><option value="false"${p?.active === false ? ' selected' : ''}>no (existing subscriptions keep their terms)</option></select>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
@@ -50,6 +51,10 @@ export function planPages(kit: Kit): void {
                   `${link(`/plans/${p.id}/edit`, p.name)}<br><span class="mono muted">${esc(p.id)}</span>`,
               },
               { head: 'Price', cell: (p: any) => `${money(p.amount, p.currency)} / ${esc(p.period)}`, num: true },
+              {
+                head: 'Trial',
+                cell: (p: any) => (p.trialPeriod ? esc(p.trialPeriod) : '<span class="muted">none</span>'),
+              },
               { head: 'Role', cell: (p: any) => esc(p.role) },
               {
                 head: 'On sale',
@@ -121,6 +126,7 @@ export function planPages(kit: Kit): void {
         period: b['period'] ?? '',
         role: b['role'] ?? '',
         active: b['active'] !== 'false',
+        trialPeriod: (b['trialPeriod'] ?? '').trim() || null,
       };
       const current = editing
         ? ((await api(req, 'GET', '/admin/api/v1/plans')).body.items ?? []).find((p: any) => p.id === id)
@@ -137,7 +143,7 @@ export function planPages(kit: Kit): void {
                   { ...current, amount: major(current.amount, current.currency) },
                   { ...current, ...plan, amount: major(plan.amount, plan.currency) },
                 )}<p>Reason: ${esc(b['reason'])}</p>`
-              : `<p>Create plan <strong>${esc(id)}</strong>: ${esc(plan.name)}, ${money(plan.amount, plan.currency)} / ${esc(plan.period)}, role ${esc(plan.role)}${plan.active ? ', on sale now' : ''}.</p><p>Reason: ${esc(b['reason'])}</p>`,
+              : `<p>Create plan <strong>${esc(id)}</strong>: ${esc(plan.name)}, ${money(plan.amount, plan.currency)} / ${esc(plan.period)}${plan.trialPeriod ? ` after a free trial of ${esc(plan.trialPeriod)}` : ''}, role ${esc(plan.role)}${plan.active ? ', on sale now' : ''}.</p><p>Reason: ${esc(b['reason'])}</p>`,
             fields: Object.fromEntries(
               Object.entries({ ...b, id }).filter(
                 ([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string',

@@ -24,7 +24,8 @@ export const subscriptionColumns = (withUser = true) => [
   { head: 'Created', cell: (s: any) => time(s.createdAt) },
 ];
 
-const cancellable = (s: any) => s.status === 'active' || s.status === 'past_due' || s.status === 'pending';
+const cancellable = (s: any) =>
+  s.status === 'active' || s.status === 'past_due' || s.status === 'pending' || s.status === 'trialing';
 
 /** Subscriptions: list, detail with payments, grants and audit, and an operator's cancel in both modes. */
 export function subscriptionPages(kit: Kit): void {
@@ -50,7 +51,7 @@ export function subscriptionPages(kit: Kit): void {
             who: req.userId,
           }),
         };
-      const live = s.status === 'active' || s.status === 'past_due';
+      const live = s.status === 'active' || s.status === 'past_due' || s.status === 'trialing';
       const period: [string, Html][] =
         s.status === 'cancelled'
           ? [['Cancelled', time(s.cancelledAt)]]
@@ -80,6 +81,9 @@ export function subscriptionPages(kit: Kit): void {
           ['Role', esc(s.role)],
           ['Price', `${money(s.amount, s.currency)} every ${esc(s.period)}`],
           ...period,
+          ...(s.trialStart
+            ? ([['Free trial', `${time(s.trialStart)} – ${time(s.trialEnd)}`]] as [string, Html][])
+            : []),
           ...(s.scheduledChange
             ? ([
                 [

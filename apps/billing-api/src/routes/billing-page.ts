@@ -102,7 +102,7 @@ const JS = `
     return b;
   }
   function render(subs, payments, plans) {
-    var live = subs.filter(function (s) { return s.status === 'active' || s.status === 'past_due' || s.status === 'pending'; });
+    var live = subs.filter(function (s) { return s.status === 'active' || s.status === 'past_due' || s.status === 'pending' || s.status === 'trialing'; });
     var box = $('subscription'); box.textContent = '';
     if (!live.length) box.appendChild(h('p', { class: 'muted', text: 'You have no subscription.' }));
     live.forEach(function (s) {
@@ -110,9 +110,10 @@ const JS = `
       var rows = [h('p', {}, [h('strong', { text: (plan ? plan.name : s.planId) + ' ' }), h('span', { class: 'badge ' + s.status, text: s.status.replace('_', ' ') })]),
         h('p', { text: money(s.amount, s.currency) + ' ' + every(s.period) })];
       if (s.status === 'pending') rows.push(h('p', { class: 'muted', text: 'Waiting for your payment at PayPal.' }));
-      if (s.currentPeriodEnd) rows.push(h('p', { text: (s.cancelAtPeriodEnd ? 'Ends on ' : 'Renews on ') + when(s.currentPeriodEnd) + ' (current period from ' + when(s.currentPeriodStart) + ')' }));
+      if (s.status === 'trialing') rows.push(h('p', { text: 'Free trial until ' + when(s.trialEnd) + (s.cancelAtPeriodEnd ? ': it ends then, nothing will be charged.' : ': the first payment is taken then.') }));
+      else if (s.currentPeriodEnd) rows.push(h('p', { text: (s.cancelAtPeriodEnd ? 'Ends on ' : 'Renews on ') + when(s.currentPeriodEnd) + ' (current period from ' + when(s.currentPeriodStart) + ')' }));
       if (s.status === 'past_due') rows.push(h('p', { class: 'banner warn', text: 'Your last renewal payment failed; we will try again.' }));
-      if (s.status === 'active' || s.status === 'past_due') {
+      if (s.status === 'active' || s.status === 'past_due' || s.status === 'trialing') {
         var btn = s.cancelAtPeriodEnd
           ? h('button', { type: 'button', 'data-action': 'resume', text: 'Resume subscription' })
           : h('button', { type: 'button', class: 'secondary', 'data-action': 'cancel', text: 'Cancel at period end' });
@@ -140,7 +141,7 @@ const JS = `
         b.disabled = true;
         api('POST', '/v1/subscriptions', { planId: p.id }).then(function (r) { location.assign(r.approvalUrl); }, function (e) { b.disabled = false; banner('bad', e.message); });
       });
-      buy.appendChild(h('div', { class: 'card plan' }, [h('h3', { text: p.name }), h('p', { class: 'muted', text: p.description }), h('p', { class: 'price', text: money(p.amount, p.currency) + ' ' + every(p.period) }), b]));
+      buy.appendChild(h('div', { class: 'card plan' }, [h('h3', { text: p.name }), h('p', { class: 'muted', text: p.description }), h('p', { class: 'price', text: money(p.amount, p.currency) + ' ' + every(p.period) + (p.trialPeriod ? ' after a free trial (' + p.trialPeriod + ')' : '') }), b]));
     });
     $('buy').hidden = buy.childNodes.length === 0;
     var tbody = $('payments'); tbody.textContent = '';
@@ -157,6 +158,7 @@ const JS = `
       if (!subs || checkout !== 'success') return;
       var newest = subs[0];
       if (newest && newest.status === 'active') { banner('ok', 'Payment received: your subscription is active.'); return; }
+      if (newest && newest.status === 'trialing') { banner('ok', 'Your free trial has started: nothing is charged until ' + when(newest.trialEnd) + '.'); return; }
       if (newest && newest.status === 'cancelled') { banner('bad', 'The payment did not go through: you were not charged.'); return; }
       banner('wait', 'Payment received: activating your subscription…');
       if (Date.now() - startedAt < 120000) setTimeout(follow, 1000);

@@ -96,16 +96,23 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.approval_token_id ?? req.query.approval_session_id;
+      let trial = false;
       if (token)
         await rt.db.transaction().execute(async (trx) => {
           const r = await trx
-            .selectFrom('payment_method_requests')
-            .select(['id', 'status'])
-            .where('setup_token_id', '=', token)
+            .selectFrom('payment_method_requests as r')
+            .innerJoin('subscriptions as s', 's.id', 'r.subscription_id')
+            .select(['r.id', 'r.status', 's.status as subscriptionStatus'])
+            .where('r.setup_token_id', '=', token)
             .executeTakeFirst();
+          // A trial checkout (SPEC section 11) lands like a checkout: checkout=success.
+          trial = r?.subscriptionStatus === 'pending';
           if (r?.status === 'pending') await enqueue(trx, PaymentMethodApproved, { setupTokenId: token });
         });
-      return reply.redirect(homeWith(config.APP_HOME_URL, 'saved', 'payment_method'), 303);
+      return reply.redirect(
+        trial ? homeWith(config.APP_HOME_URL, 'success') : homeWith(config.APP_HOME_URL, 'saved', 'payment_method'),
+        303,
+      );
     },
   );
 
@@ -122,14 +129,29 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.approval_token_id ?? req.query.approval_session_id;
+      let trial = false;
       if (token)
-        await rt.db
-          .updateTable('payment_method_requests')
-          .set({ status: 'cancelled', updated_at: new Date() })
-          .where('setup_token_id', '=', token)
-          .where('status', '=', 'pending')
-          .execute();
-      return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled', 'payment_method'), 303);
+        await rt.db.transaction().execute(async (trx) => {
+          const r = await trx
+            .updateTable('payment_method_requests')
+            .set({ status: 'cancelled', updated_at: new Date() })
+            .where('setup_token_id', '=', token)
+            .where('status', '=', 'pending')
+            .returning('subscription_id')
+            .executeTakeFirst();
+          if (!r) return;
+          // A trial checkout whose buyer gave up at PayPal ends like any checkout given up.
+          const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
+          if (sub.status !== 'pending') return;
+          trial = true;
+          await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+        });
+      return reply.redirect(
+        trial
+          ? homeWith(config.APP_HOME_URL, 'cancelled')
+          : homeWith(config.APP_HOME_URL, 'cancelled', 'payment_method'),
+        303,
+      );
     },
   );
 }

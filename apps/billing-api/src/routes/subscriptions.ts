@@ -115,17 +115,17 @@ export function subscriptionRoutes(
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
     let amount = plan.amount;
-    await rt.db.transaction().execute(async (trx) => {
+    const trial = await rt.db.transaction().execute(async (trx) => {
       await lockKey(trx, `user:${userId}`);
       const same = await trx
         .selectFrom('subscriptions')
         .selectAll()
         .where('user_id', '=', userId)
         .where('role', '=', plan.role)
-        .where('status', 'in', ['pending', 'active'])
+        .where('status', 'in', ['pending', 'trialing', 'active'])
         .forUpdate()
         .execute();
-      if (same.some((s) => s.status === 'active'))
+      if (same.some((s) => s.status === 'active' || s.status === 'trialing'))
         throw new AppError('already-subscribed', `an active subscription already grants the role "${plan.role}"`);
       const pendingIds = same.filter((s) => s.status === 'pending').map((s) => s.id);
       if (pendingIds.length) {
@@ -169,6 +169,16 @@ export function subscriptionRoutes(
           eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)]),
         )
         .executeTakeFirst();
+      // One trial per user and role (SPEC section 11): one who has had one buys a normal paid checkout.
+      const trial =
+        plan.trial_period !== null &&
+        !(await trx
+          .selectFrom('subscriptions')
+          .select('id')
+          .where('user_id', '=', userId)
+          .where('role', '=', plan.role)
+          .where('trial_start', 'is not', null)
+          .executeTakeFirst());
       await subscriptions.create(trx, {
         id: subscriptionId,
         user_id: userId,
@@ -179,6 +189,7 @@ export function subscriptionRoutes(
         currency: plan.currency,
         period: plan.period,
         role_held_before: roles.includes(plan.role) && !liveGrant,
+        trial_period: trial ? plan.trial_period : null,
       });
       if (couponCode) {
         // One conditional UPDATE decides (exact under concurrency); a refusal rolls all of this back.
@@ -190,6 +201,8 @@ export function subscriptionRoutes(
         );
         amount = withCoupon(plan.amount, coupon, 0);
       }
+      // A trial charges nothing now: its first period is charged at the trial's end, like a renewal.
+      if (trial) return true;
       await payments.create(trx, {
         id: paymentId,
         subscription_id: subscriptionId,
@@ -200,7 +213,9 @@ export function subscriptionRoutes(
         period_index: 0,
         attempt: 0,
       });
+      return false;
     });
+    if (trial) return startTrialCheckout(userId, subscriptionId, plan.name, redirect);
 
     let checkout;
     try {
@@ -251,6 +266,53 @@ export function subscriptionRoutes(
       body: { subscriptionId, paymentId, status: 'pending', approvalUrl: checkout.approvalUrl },
       headers: {},
     };
+  }
+
+  /**
+   * A trial checkout (SPEC section 11): PayPal's vault setup token saves the buyer's wallet without a
+   * charge; the buyer approves at PayPal, and the trial starts once the payment token exists.
+   */
+  async function startTrialCheckout(
+    userId: string,
+    subscriptionId: string,
+    planName: string,
+    redirect: boolean,
+  ): Promise<StoredAnswer> {
+    let token;
+    try {
+      token = await provider.createSetupToken({
+        returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-return`,
+        cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-cancel`,
+        description: `${planName}: free trial, PayPal saved for the first charge at its end`,
+        idempotencyKey: `${subscriptionId}:setup`,
+      });
+      if (!token.approvalUrl) throw new Error('PayPal gave no approval link');
+    } catch (err) {
+      await rt.db.transaction().execute(async (trx) => {
+        const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
+        await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+      });
+      rt.logger.warn('trial checkout failed at PayPal', { subscriptionId, error: (err as Error).message });
+      throw err instanceof ProviderRefusedError
+        ? new AppError('payment-provider-refused', 'PayPal refused to start saving a wallet; nothing was charged')
+        : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
+    }
+    const approvalUrl = token.approvalUrl;
+    await Promise.all([
+      rt.db
+        .insertInto('payment_method_requests')
+        .values({
+          id: randomUUID(),
+          subscription_id: subscriptionId,
+          user_id: userId,
+          setup_token_id: token.setupTokenId,
+          status: 'pending',
+        })
+        .execute(),
+      subscriptions.recordById(rt.db, subscriptionId, { approval_url: approvalUrl }),
+    ]);
+    if (redirect) return { status: 303, body: null, headers: { location: approvalUrl } };
+    return { status: 201, body: { subscriptionId, paymentId: null, status: 'pending', approvalUrl }, headers: {} };
   }
 
   app.get(
@@ -522,7 +584,7 @@ export function subscriptionRoutes(
     async (req, reply) => {
       const id = req.params.id;
       const sub = await readOwn(id, req.userId);
-      if (sub.status !== 'active' && sub.status !== 'past_due')
+      if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
         throw new AppError('not-changeable', `a ${sub.status} subscription has no payment method to replace`);
       const requestId = randomUUID();
       const base = config.PUBLIC_BASE_URL.replace(/\/$/, '');

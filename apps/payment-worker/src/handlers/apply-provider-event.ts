@@ -110,7 +110,7 @@ export async function applyWebhookAction(
       // SPEC section 11: the buyer revoked the saved wallet. It is not charged again; the buyer is
       // told now and may save a new one; the next renewal finds no method and waits for it.
       for (const sub of subs) {
-        if (sub.status !== 'active' && sub.status !== 'past_due') {
+        if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {
           await subscriptions.record(trx, sub, { vault_id: null });
           continue;
         }

@@ -95,7 +95,7 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
       idempotencyKey: `${p.id}:charge`,
     };
   }
-  if (sub.status !== 'active' && sub.status !== 'past_due') {
+  if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {
     await payments.transition(trx, p, { type: 'subscription_ended' });
     return `subscription ${sub.status}: not charged`;
   }

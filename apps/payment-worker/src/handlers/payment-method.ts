@@ -5,16 +5,21 @@ import { subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
-import type { PaymentContext } from '../payments/outcomes.js';
+import { PaymentOutcomes, type PaymentContext } from '../payments/outcomes.js';
 
 /**
  * `payment.method.approved`: the buyer approved saving a new wallet (SPEC section 11). The setup
  * token becomes a payment token (no transaction held while PayPal answers), which replaces the
- * subscription's vault id; a past_due subscription is retried at once with it.
+ * subscription's vault id; a past_due subscription is retried at once with it. For a trial checkout
+ * the saved wallet starts the trial.
  */
 export function paymentMethodApprovedHandler(ctx: PaymentContext): StepHandler<typeof PaymentMethodApproved> {
   return async ({ db, envelope, logger }) => {
-    const outcome = await replacePaymentMethod(ctx, db, envelope.data.setupTokenId);
+    const { setupTokenId, source, expireUnapproved = false } = envelope.data;
+    const outcome =
+      source === 'reconciliation'
+        ? await reconcileSetupToken(ctx, db, setupTokenId, expireUnapproved)
+        : await replacePaymentMethod(ctx, db, setupTokenId);
     logger.info('payment method approved', { setupTokenId: envelope.data.setupTokenId, outcome });
   };
 }
@@ -43,6 +48,10 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
         .set({ status: 'failed', updated_at: sql`now()` })
         .where('id', '=', r.id)
         .execute();
+      // A trial checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
+      const pending = await subscriptions.lockOrThrow(trx, r.subscription_id);
+      if (pending.status === 'pending')
+        await subscriptions.transition(trx, pending, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
       return `refused: ${answer.issue}`;
     }
     const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
@@ -51,7 +60,10 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       .set({ status: 'completed', payment_token_id: answer.paymentTokenId, updated_at: sql`now()` })
       .where('id', '=', r.id)
       .execute();
-    if (sub.status !== 'active' && sub.status !== 'past_due') return `subscription ${sub.status}: kept for nothing`;
+    // A trial checkout (SPEC section 11): the saved wallet starts the trial.
+    if (sub.status === 'pending') return new PaymentOutcomes(ctx).startTrial(trx, sub, answer.paymentTokenId);
+    if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
+      return `subscription ${sub.status}: kept for nothing`;
     await subscriptions.record(trx, sub, {
       vault_id: answer.paymentTokenId,
       payment_method_required: null,
@@ -60,5 +72,36 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       ...(sub.status === 'past_due' ? { next_retry_at: new Date() } : {}),
     });
     return sub.status === 'past_due' ? 'replaced; retrying now' : 'replaced';
+  });
+}
+
+/**
+ * Nobody saw the buyer come back from PayPal (the return URL never hit): the setup token is looked
+ * up. Approved: saved as if the buyer had returned. Still waiting past CHECKOUT_TTL_MS: the request
+ * ends, and a trial checkout with it (`checkout_expired`, as an unapproved order's checkout).
+ */
+export async function reconcileSetupToken(
+  ctx: PaymentContext,
+  db: Db,
+  setupTokenId: string,
+  expireUnapproved: boolean,
+): Promise<string> {
+  const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
+  const status = token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
+  if (status === 'APPROVED' || status === 'VAULTED') return replacePaymentMethod(ctx, db, setupTokenId);
+  if (!expireUnapproved) return `setup token ${status}: still waiting for the buyer`;
+  return db.transaction().execute(async (trx) => {
+    const r = await trx
+      .updateTable('payment_method_requests')
+      .set({ status: 'cancelled', updated_at: sql`now()` })
+      .where('setup_token_id', '=', setupTokenId)
+      .where('status', '=', 'pending')
+      .returning('subscription_id')
+      .executeTakeFirst();
+    if (!r) return 'no-op';
+    const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
+    if (sub.status === 'pending')
+      await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+    return `setup token ${status}: expired unapproved`;
   });
 }

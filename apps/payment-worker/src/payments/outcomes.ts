@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { PaymentCompleted, PaymentRefunded, SubscriptionPaymentMethodRequired } from '@billing/contracts';
+import {
+  PaymentCompleted,
+  PaymentRefunded,
+  SubscriptionPaymentMethodRequired,
+  SubscriptionTrialStarted,
+} from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
 import {
   applyPlanChange,
@@ -17,9 +22,17 @@ import {
   requestRefund,
   startSubscriptionGrant,
   subscriptions,
+  trialNote,
   windowOf,
 } from '@billing/billing-core';
-import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow, toPayPalAmount } from '@billing/domain';
+import {
+  HOLDING_MONEY,
+  isUuid,
+  OPEN_PAYMENT_STATUSES,
+  periodWindow,
+  toPayPalAmount,
+  trialSchedule,
+} from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
@@ -205,7 +218,54 @@ export class PaymentOutcomes {
     await payments.record(trx, p, { period_start: start, period_end: end });
     await startSubscriptionGrant(trx, sub, 'subscription activated');
     await notifyActivated(trx, sub, start, end);
-    // A past_due subscription granting the same role is replaced, without refund (docs/api.md).
+    await this.replacePastDue(trx, sub, anchor);
+    this.ctx.logger.info('subscription activated', { subscriptionId: sub.id, paymentId: p.id });
+    return 'activated';
+  }
+
+  /**
+   * A trial checkout's wallet is saved (SPEC section 11): the subscription is trialing with its role
+   * granted, and its first period starts at the trial's end (anchored there, nothing paid before it).
+   * One trial per user and role: should another have started meanwhile, this checkout ends instead.
+   */
+  async startTrial(trx: Tx, sub: SubscriptionRow, vaultId: string): Promise<string> {
+    if (sub.status !== 'pending' || !sub.trial_period) return 'no-op';
+    const other = await trx
+      .selectFrom('subscriptions')
+      .select('id')
+      .where('user_id', '=', sub.user_id)
+      .where('role', '=', sub.role)
+      .where('trial_start', 'is not', null)
+      .executeTakeFirst();
+    if (other) {
+      await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+      return 'refused: a trial for this role was had already';
+    }
+    const trial = trialSchedule(new Date(), sub.trial_period);
+    const t = await subscriptions.transition(
+      trx,
+      sub,
+      { type: 'trial_started' },
+      {
+        vault_id: vaultId,
+        trial_start: trial.start,
+        trial_end: trial.end,
+        trial_notice_at: trial.noticeAt,
+        anchor_at: trial.end,
+        paid_through: trial.end,
+        approval_url: null,
+      },
+    );
+    if (!t?.effects.includes('grant_starts')) return 'no-op';
+    await startSubscriptionGrant(trx, sub, 'trial started');
+    await enqueue(trx, SubscriptionTrialStarted, trialNote(sub));
+    await this.replacePastDue(trx, sub, trial.start);
+    this.ctx.logger.info('trial started', { subscriptionId: sub.id, trialEnd: trial.end.toISOString() });
+    return 'trial started';
+  }
+
+  /** A past_due subscription granting the same role is replaced by a new one, without refund (docs/api.md). */
+  private async replacePastDue(trx: Tx, sub: SubscriptionRow, anchor: Date): Promise<void> {
     const pastDue = await trx
       .selectFrom('subscriptions')
       .selectAll()
@@ -225,8 +285,6 @@ export class PaymentOutcomes {
       if (r?.effects.includes('grant_ends')) await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
       if (r) await notifyCancelled(trx, old, anchor, 0);
     }
-    this.ctx.logger.info('subscription activated', { subscriptionId: sub.id, paymentId: p.id });
-    return 'activated';
   }
 
   /**

@@ -13,7 +13,7 @@ export function expiryJob(db: Db): Job {
           const due = await trx
             .selectFrom('subscriptions')
             .selectAll()
-            .where('status', 'in', ['active', 'past_due'])
+            .where('status', 'in', ['trialing', 'active', 'past_due'])
             .where('cancel_at_period_end', '=', true)
             .where('paid_through', '<=', now)
             .limit(100)

@@ -1,5 +1,10 @@
 import { sql } from 'kysely';
-import { PaymentCheckRequested, ProviderEventReceived, RenewalChargeRequested } from '@billing/contracts';
+import {
+  PaymentCheckRequested,
+  PaymentMethodApproved,
+  ProviderEventReceived,
+  RenewalChargeRequested,
+} from '@billing/contracts';
 import type { Db } from '@billing/db';
 import { payments, subscriptions } from '@billing/billing-core';
 import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
@@ -59,10 +64,41 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
         done += n;
         if (n < 200) break;
       }
+      done += await reconcileSetupTokens(db, now, stale, ttl);
       done += await sweepUnprocessedEvents(db, stale);
       return { due: done, claimed: done, succeeded: done, failed: 0 };
     },
   };
+}
+
+/**
+ * SPEC section 11: a wallet being saved (a trial checkout, a payment-method replacement) whose buyer
+ * was not seen coming back within RECONCILE_AFTER_MS is looked up at PayPal by the payment-worker:
+ * approved, it is saved as on the return; past CHECKOUT_TTL_MS unapproved, the request ends (and a
+ * trial checkout with it). Touched when handed over, so each is asked about once per RECONCILE_AFTER_MS.
+ */
+async function reconcileSetupTokens(db: Db, now: Date, stale: Date, ttl: Date): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const due = await trx
+      .selectFrom('payment_method_requests')
+      .select(['id', 'setup_token_id', 'created_at'])
+      .where('status', '=', 'pending')
+      .where('updated_at', '<=', stale)
+      .orderBy('updated_at')
+      .limit(200)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+    for (const r of due) {
+      await enqueue(trx, PaymentMethodApproved, {
+        setupTokenId: r.setup_token_id,
+        source: 'reconciliation',
+        expireUnapproved: r.created_at <= ttl,
+      });
+      await trx.updateTable('payment_method_requests').set({ updated_at: now }).where('id', '=', r.id).execute();
+    }
+    return due.length;
+  });
 }
 
 const MAX_SWEEPS = 3;

@@ -10,7 +10,8 @@ const BATCH = 100;
 
 /**
  * docs/scheduler.md renewals: an active subscription not ending at its period end, whose next period is
- * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a past_due one when its next
+ * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a trialing one at its trial's end
+ * (its first period, charged like a renewal: SPEC section 11); a past_due one when its next
  * dunning retry is due. Each is claimed with FOR UPDATE SKIP LOCKED; the renewal payment and
  * the message that charges it are written in the claiming transaction, and (subscription,
  * period, attempt) is unique, so a replica killed mid-run leaves nothing half-done. A unique
@@ -26,13 +27,19 @@ export function renewalsJob(db: Db, leadMs: number): Job {
           const due = await trx
             .selectFrom('subscriptions as s')
             .selectAll('s')
-            .where('s.status', 'in', ['active', 'past_due'])
+            .where('s.status', 'in', ['trialing', 'active', 'past_due'])
             .where('s.cancel_at_period_end', '=', false)
             .where('s.anchor_at', 'is not', null)
             .where('s.paid_through', '<=', new Date(now.getTime() + leadMs))
             .where((eb) =>
               eb.or([
                 eb.and([eb('s.status', '=', 'active'), eb('s.next_retry_at', 'is', null)]),
+                // A free trial's first period is charged at the trial's end, not ahead (SPEC section 11).
+                eb.and([
+                  eb('s.status', '=', 'trialing'),
+                  eb('s.next_retry_at', 'is', null),
+                  eb('s.paid_through', '<=', now),
+                ]),
                 eb.and([eb('s.next_retry_at', 'is not', null), eb('s.next_retry_at', '<=', now)]),
               ]),
             )

@@ -41,7 +41,16 @@ export const PlanChangeChargeRequested = internal(
 /** The buyer approved saving a new wallet (PayPal's setup token): make the payment token, use it. */
 export const PaymentMethodApproved = internal(
   'payment.method.approved',
-  Type.Object({ setupTokenId: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+  Type.Object(
+    {
+      setupTokenId: Type.String({ minLength: 1, maxLength: 64 }),
+      /** `reconciliation`: nobody saw the buyer come back; look the token up at PayPal first. */
+      source: Type.Optional(Type.Union([Type.Literal('return_url'), Type.Literal('reconciliation')])),
+      /** With `reconciliation`: a trial checkout still unapproved past CHECKOUT_TTL_MS ends (`checkout_expired`). */
+      expireUnapproved: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 /** Charge a renewal payment with the vaulted method (the scheduler created it). */

@@ -72,6 +72,28 @@ export const SubscriptionPaymentMethodRequired = note(
     { additionalProperties: false },
   ),
 );
+const Trial = {
+  userId: Type.String(),
+  subscriptionId: Uuid,
+  planId: Type.String(),
+  planName: Type.String(),
+  role: Type.String(),
+  trialStart: IsoTimestamp,
+  trialEnd: IsoTimestamp,
+  /** What the first period will cost, charged at `trialEnd` through the saved wallet. */
+  amount: Money,
+  currency: Currency,
+};
+/** SPEC section 11: a trial checkout's wallet is saved; the subscription is trialing with its role granted. */
+export const SubscriptionTrialStarted = note(
+  'subscription.trial_started',
+  Type.Object(Trial, { additionalProperties: false }),
+);
+/** SPEC section 11: 3 days before a trial ends (at half the trial when it is shorter than 6 days). */
+export const SubscriptionTrialWillEnd = note(
+  'subscription.trial_will_end',
+  Type.Object(Trial, { additionalProperties: false }),
+);
 export const SubscriptionRenewed = note(
   'subscription.renewed',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
@@ -173,6 +195,8 @@ export const NOTIFICATION_CONTRACTS = [
   SubscriptionPlanChanged,
   SubscriptionPlanChangeFailed,
   SubscriptionPaymentMethodRequired,
+  SubscriptionTrialStarted,
+  SubscriptionTrialWillEnd,
   SubscriptionRenewed,
   SubscriptionRenewalFailed,
   SubscriptionCancelled,

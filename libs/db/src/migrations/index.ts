@@ -11,6 +11,7 @@ import * as planChanges from './20261128T1100_plan_changes.js';
 import * as receipts from './20261128T1200_receipts.js';
 import * as paymentMethods from './20261128T1300_payment_methods.js';
 import * as coupons from './20261128T1400_coupons.js';
+import * as trials from './20261202T0100_trials.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T1200_receipts': receipts,
   '20261128T1300_payment_methods': paymentMethods,
   '20261128T1400_coupons': coupons,
+  '20261202T0100_trials': trials,
 };

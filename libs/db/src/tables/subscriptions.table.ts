@@ -11,7 +11,7 @@ export interface SubscriptionsTable {
   amount: number;
   currency: string;
   period: string;
-  status: 'pending' | 'active' | 'past_due' | 'cancelled' | 'expired';
+  status: 'pending' | 'trialing' | 'active' | 'past_due' | 'cancelled' | 'expired';
   /** Start of period `anchor_index`: set when the first payment completes, moved by a change of period length. */
   anchor_at: Timestamp | null;
   /** Periods k ≥ anchor_index start at anchor_at + (k − anchor_index)·period. */
@@ -23,6 +23,14 @@ export interface SubscriptionsTable {
   payment_method_required: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required' | null;
   /** When a subscription waiting for a new method expires (the last dunning retry's time). */
   payment_method_deadline: Timestamp | null;
+  /** The plan's trial, copied at checkout (SPEC section 11); null: a paid checkout. */
+  trial_period: string | null;
+  /** The trial's window, set when the buyer's wallet is saved; the first period starts at trial_end. */
+  trial_start: Timestamp | null;
+  trial_end: Timestamp | null;
+  /** When `subscription.trial_will_end` is due (3 days before the end, half the trial if under 6 days), and when it was sent. */
+  trial_notice_at: Timestamp | null;
+  trial_notice_sent_at: Timestamp | null;
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
   cancel_at_period_end: Generated<boolean>;

@@ -422,6 +422,15 @@ export class PayPalProvider implements PaymentProvider {
     return token;
   }
 
+  async getSetupToken(setupTokenId: string): Promise<SetupTokenState> {
+    const req: HttpRequest = {
+      path: `/v3/vault/setup-tokens/${encodeURIComponent(setupTokenId)}`,
+      verb: 'GET',
+      headers: { 'Content-Type': 'application/json' },
+    };
+    return parseSetupToken((await this.call('get-setup-token', req, { setupTokenId })).result);
+  }
+
   async createPaymentToken(input: { setupTokenId: string; idempotencyKey: string }): Promise<PaymentTokenState> {
     const req: HttpRequest = {
       path: '/v3/vault/payment-tokens',
