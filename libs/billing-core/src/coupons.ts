@@ -80,7 +80,6 @@ export async function couponOf(trx: Tx, subscriptionId: string): Promise<CouponR
 export function withCoupon(amount: number, coupon: CouponRow | undefined, k: number): number {
   if (!coupon) return amount;
   if (coupon.duration_periods !== null && k >= coupon.duration_periods) return amount;
-  const price = discounted(amount, coupon);
-  // A free period would need no charge at all: not supported yet, so the full price is charged.
-  return price > 0 ? price : amount;
+  // 0 is a free period: recorded as paid without a PayPal charge.
+  return discounted(amount, coupon);
 }

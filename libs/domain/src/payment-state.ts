@@ -37,6 +37,8 @@ export type PaymentEvent =
   /** PayPal captured money for a period another payment of ours already paid. */
   | { type: 'duplicate_capture' }
   | { type: 'refund_recorded'; amount: number; refundedAmount: number }
+  /** A period a coupon made free (SPEC section 11): paid without a PayPal charge. */
+  | { type: 'nothing_due' }
   | { type: 'reversed' };
 
 /** Side effects the caller must carry out after storing the new state. */
@@ -105,5 +107,7 @@ export function applyPaymentEvent(status: PaymentStatus, event: PaymentEvent): P
     }
     case 'reversed':
       return PAID.includes(status) ? { status: 'reversed', effects: [] } : null;
+    case 'nothing_due':
+      return status === 'created' ? { status: 'completed', effects: ['activate'] } : null;
   }
 }

@@ -31,6 +31,8 @@ const changes: Row[] = [
   ['completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 400 }, 'partially_refunded'],
   ['completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }, 'refunded'],
   ['partially_refunded', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }, 'refunded'],
+  // A free period (SPEC section 11): paid without a charge, only before anything went to PayPal.
+  ['created', ev('nothing_due'), 'completed', ['activate']],
 ];
 
 t.test('every transition that changes the payment', async (t) => {
@@ -59,6 +61,7 @@ t.test('every other pair is a no-op (stale or repeated event)', async (t) => {
     ev('reversed'),
     ev('duplicate_capture'),
     ev('subscription_ended'),
+    ev('nothing_due'),
   ];
   let noops = 0;
   for (const s of PAYMENT_STATUSES) {

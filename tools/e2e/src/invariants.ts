@@ -57,10 +57,14 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   const refunds = await db.selectFrom('refunds').selectAll().execute();
   const byId = new Map(payments.map((p) => [p.id, p]));
 
-  // Every completed payment has exactly one capture at PayPal, and its period.
+  // Every completed payment has exactly one capture at PayPal (none for a free period: 0, never
+  // charged), and its period.
   for (const p of payments.filter((p) => (PAID as readonly string[]).includes(p.status) && !p.failure_reason)) {
     const mine = captures.filter((c) => c.customId === p.id && c.status !== 'DECLINED');
-    if (mine.length !== 1) broken.push(`payment ${p.id} (${p.status}) has ${mine.length} captures at PayPal`);
+    const expected = p.amount === 0 ? 0 : 1;
+    if (mine.length !== expected) broken.push(`payment ${p.id} (${p.status}) has ${mine.length} captures at PayPal`);
+    if (p.amount === 0 && (p.provider_order_id || p.provider_capture_id))
+      broken.push(`payment ${p.id} of 0 went to PayPal`);
     if (!p.period_start || !p.period_end) broken.push(`payment ${p.id} (${p.status}) has no period`);
   }
   // Every capture at PayPal has a completed payment of ours behind it, or is refunded in full.

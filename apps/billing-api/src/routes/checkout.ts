@@ -144,6 +144,17 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
           const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
           if (sub.status !== 'pending') return;
           trial = true;
+          // A first period a coupon made free waits as a payment of 0: it ends with the checkout.
+          const open = await trx
+            .selectFrom('payments')
+            .select('id')
+            .where('subscription_id', '=', sub.id)
+            .where('status', '=', 'created')
+            .execute();
+          for (const { id } of open) {
+            const p = await payments.lock(trx, { id });
+            if (p) await payments.transition(trx, p, { type: 'buyer_cancelled' });
+          }
           await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
         });
       return reply.redirect(

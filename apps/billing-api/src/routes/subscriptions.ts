@@ -115,7 +115,7 @@ export function subscriptionRoutes(
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
     let amount = plan.amount;
-    const trial = await rt.db.transaction().execute(async (trx) => {
+    const due = await rt.db.transaction().execute(async (trx) => {
       await lockKey(trx, `user:${userId}`);
       const same = await trx
         .selectFrom('subscriptions')
@@ -202,7 +202,7 @@ export function subscriptionRoutes(
         amount = withCoupon(plan.amount, coupon, 0);
       }
       // A trial charges nothing now: its first period is charged at the trial's end, like a renewal.
-      if (trial) return true;
+      if (trial) return 'trial' as const;
       await payments.create(trx, {
         id: paymentId,
         subscription_id: subscriptionId,
@@ -213,9 +213,11 @@ export function subscriptionRoutes(
         period_index: 0,
         attempt: 0,
       });
-      return false;
+      // A coupon that makes the first period free: nothing to charge, but a wallet for the renewals.
+      return amount === 0 ? ('free' as const) : ('paid' as const);
     });
-    if (trial) return startTrialCheckout(userId, subscriptionId, plan.name, redirect);
+    if (due !== 'paid')
+      return startVaultCheckout(userId, subscriptionId, due === 'free' ? paymentId : null, plan.name, redirect);
 
     let checkout;
     try {
@@ -269,12 +271,15 @@ export function subscriptionRoutes(
   }
 
   /**
-   * A trial checkout (SPEC section 11): PayPal's vault setup token saves the buyer's wallet without a
-   * charge; the buyer approves at PayPal, and the trial starts once the payment token exists.
+   * A checkout with nothing to charge now (SPEC section 11): a free trial, or a first period a coupon
+   * makes free (its payment of 0 is `paymentId`). PayPal's vault setup token saves the buyer's
+   * wallet without a charge; the buyer approves at PayPal, and once the payment token exists the
+   * trial starts, or the free first period is recorded as paid.
    */
-  async function startTrialCheckout(
+  async function startVaultCheckout(
     userId: string,
     subscriptionId: string,
+    paymentId: string | null,
     planName: string,
     redirect: boolean,
   ): Promise<StoredAnswer> {
@@ -283,12 +288,16 @@ export function subscriptionRoutes(
       token = await provider.createSetupToken({
         returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-return`,
         cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-cancel`,
-        description: `${planName}: free trial, PayPal saved for the first charge at its end`,
+        description: paymentId
+          ? `${planName}: first period free, PayPal saved for the renewals`
+          : `${planName}: free trial, PayPal saved for the first charge at its end`,
         idempotencyKey: `${subscriptionId}:setup`,
       });
       if (!token.approvalUrl) throw new Error('PayPal gave no approval link');
     } catch (err) {
       await rt.db.transaction().execute(async (trx) => {
+        const p = paymentId ? await payments.lock(trx, { id: paymentId }) : undefined;
+        if (p) await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' });
         const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
         await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
       });
@@ -312,7 +321,7 @@ export function subscriptionRoutes(
       subscriptions.recordById(rt.db, subscriptionId, { approval_url: approvalUrl }),
     ]);
     if (redirect) return { status: 303, body: null, headers: { location: approvalUrl } };
-    return { status: 201, body: { subscriptionId, paymentId: null, status: 'pending', approvalUrl }, headers: {} };
+    return { status: 201, body: { subscriptionId, paymentId, status: 'pending', approvalUrl }, headers: {} };
   }
 
   app.get(

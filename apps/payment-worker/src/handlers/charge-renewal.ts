@@ -25,7 +25,7 @@ export function chargeRenewalHandler(ctx: PaymentContext): StepHandler<typeof Re
 
 /** The dunning outcome of a renewal charge, for `renewal_charges_total` (a small, fixed label set). */
 export function renewalOutcome(outcome: string): string {
-  if (outcome === 'renewed' || outcome === 'completed' || outcome === 'activated') return 'paid';
+  if (outcome.startsWith('renewed') || outcome === 'completed' || outcome.startsWith('activated')) return 'paid';
   if (outcome === 'declined') return 'declined';
   if (outcome === 'no payment method') return 'no_payment_method';
   if (outcome.startsWith('refused')) return 'refused';
@@ -109,6 +109,8 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
     await payments.transition(trx, p, { type: 'superseded' });
     return 'period already paid: not charged';
   }
+  // A period a coupon made free needs neither PayPal nor a wallet (SPEC section 11).
+  if (p.amount === 0 && p.kind === 'renewal') return outcomes.paidWithoutCharge(trx, p, null);
   if (!sub.vault_id) {
     await payments.transition(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
     if (p.kind === 'renewal')

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { subscriptions } from '@billing/billing-core';
+import { payments, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -60,8 +60,22 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       .set({ status: 'completed', payment_token_id: answer.paymentTokenId, updated_at: sql`now()` })
       .where('id', '=', r.id)
       .execute();
-    // A trial checkout (SPEC section 11): the saved wallet starts the trial.
-    if (sub.status === 'pending') return new PaymentOutcomes(ctx).startTrial(trx, sub, answer.paymentTokenId);
+    // A checkout with nothing to charge now (SPEC section 11): the saved wallet starts the trial, or
+    // the first period a coupon made free is recorded as paid without a charge.
+    if (sub.status === 'pending') {
+      const outcomes = new PaymentOutcomes(ctx);
+      if (sub.trial_period) return outcomes.startTrial(trx, sub, answer.paymentTokenId);
+      const first = await trx
+        .selectFrom('payments')
+        .select('id')
+        .where('subscription_id', '=', sub.id)
+        .where('kind', '=', 'initial')
+        .where('status', '=', 'created')
+        .executeTakeFirst();
+      const free = first ? await payments.lock(trx, { id: first.id }) : undefined;
+      if (!free || free.amount !== 0) return 'no-op: nothing waits for this wallet';
+      return outcomes.paidWithoutCharge(trx, free, answer.paymentTokenId);
+    }
     if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
       return `subscription ${sub.status}: kept for nothing`;
     await subscriptions.record(trx, sub, {

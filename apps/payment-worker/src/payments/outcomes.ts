@@ -140,6 +140,22 @@ export class PaymentOutcomes {
       await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
       return 'refunded: payment no longer open';
     }
+    return this.paid(trx, p, vaultId);
+  }
+
+  /**
+   * A period a coupon made free (SPEC section 11): the payment of 0 is recorded as paid without a
+   * PayPal charge, and everything that follows a completed payment follows (the period, the receipt).
+   */
+  async paidWithoutCharge(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
+    if (p.amount !== 0) throw new Error(`payment ${p.id} of ${p.amount} cannot be paid without a charge`);
+    const t = await payments.transition(trx, p, { type: 'nothing_due' });
+    if (!t) return 'no-op';
+    return `${await this.paid(trx, p, vaultId)} (free period, not charged)`;
+  }
+
+  /** A payment of ours completed: the subscription moves on and the receipt is issued. */
+  private async paid(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
     const outcome =
       p.kind === 'upgrade'
         ? await this.planChangePaid(trx, p)

@@ -12,6 +12,7 @@ import * as receipts from './20261128T1200_receipts.js';
 import * as paymentMethods from './20261128T1300_payment_methods.js';
 import * as coupons from './20261128T1400_coupons.js';
 import * as trials from './20261202T0100_trials.js';
+import * as freePeriods from './20261202T0200_free_periods.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T1300_payment_methods': paymentMethods,
   '20261128T1400_coupons': coupons,
   '20261202T0100_trials': trials,
+  '20261202T0200_free_periods': freePeriods,
 };
