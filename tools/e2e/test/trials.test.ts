@@ -220,6 +220,63 @@ t.test('a trial whose first charge fails: past_due with the role kept, dunning, 
   void token;
 });
 
+t.test('a trial set to end at its end is never charged: expired then, the role gone', async (t) => {
+  const { row, token } = await startTrial('user-trial-leaves');
+  const res = await fetch(`${API}/v1/subscriptions/${row.id}/cancel`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ mode: 'at_period_end' }),
+  });
+  t.match(await res.json(), { status: 'trialing', cancelAtPeriodEnd: true, trialEnd: row.trial_end!.toISOString() });
+  const [cancelled] = await sent('subscription.cancelled', row.id);
+  t.match(cancelled?.data, { mode: 'at_period_end', endsAt: row.trial_end!.toISOString(), refundAmount: 0 });
+  await waitFor(async () => (await subRow(row.id)).status === 'expired', {
+    what: 'expired at the trial end',
+    timeoutMs: 20_000,
+  });
+  await waitFor(async () => !(await rolesOf('user-trial-leaves')).includes('trial-role'), { what: 'role revoked' });
+  await stack.quiet();
+  t.equal((await ordersOf(row.vault_id!)).length, 0, 'never charged');
+  t.equal((await sent('subscription.trial_will_end', row.id)).length, 0, 'not told it will convert');
+});
+
+t.test('operators set a plan trial; GET /v1/plans shows it; a malformed one is refused', async (t) => {
+  const admin = await stack.tokenFor('ops-trials', ['admin']);
+  const call = (method: string, path: string, body: unknown) =>
+    fetch(`${stack.urls['admin-portal']}/admin/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const plan = {
+    id: 'trial-monthly',
+    name: 'Monthly with a trial',
+    description: '',
+    amount: 1200,
+    currency: 'USD',
+    period: 'P1M',
+    role: 'trial-monthly-role',
+    active: true,
+    trialPeriod: 'P14D',
+    reason: 'a trial offer',
+  };
+  t.equal((await call('POST', '/plans', plan)).status, 201);
+  t.equal((await call('POST', '/plans', { ...plan, id: 'bad-trial', trialPeriod: 'two weeks' })).status, 400);
+  const patched = await call('PATCH', '/plans/trial-monthly', { trialPeriod: 'P7D', reason: 'shorter' });
+  t.match(await patched.json(), { trialPeriod: 'P7D' });
+  const plans = (await (await fetch(`${API}/v1/plans`)).json()) as { items: Record<string, unknown>[] };
+  t.match(
+    plans.items.find((p) => p['id'] === 'trial-monthly'),
+    { trialPeriod: 'P7D' },
+  );
+  t.match(
+    plans.items.find((p) => p['id'] === 'pro-monthly'),
+    { trialPeriod: null },
+  );
+  const off = await call('PATCH', '/plans/trial-monthly', { trialPeriod: null, reason: 'no more trials' });
+  t.match(await off.json(), { trialPeriod: null });
+});
+
 t.test('a trial checkout given up at PayPal ends; the buyer may still have a trial later', async (t) => {
   const c = await checkout('user-trial-later');
   const back = await approveAtPayPal(c.body['approvalUrl'], 'cancel');
