@@ -896,3 +896,115 @@ t.test(
     );
   },
 );
+
+t.test(
+  'checkouts with nothing to charge now (SPEC section 11): a free trial and a free first period save the wallet at PayPal',
+  async (t) => {
+    await db
+      .insertInto('plans')
+      .values({
+        id: 'tri',
+        name: 'Tri',
+        description: '',
+        amount: 700,
+        currency: 'USD',
+        period: 'P1M',
+        role: 'tri-role',
+        active: true,
+        trial_period: 'P14D',
+      })
+      .execute();
+    await waitFor(async () => (await call('GET', '/v1/plans')).body.items.some((p: any) => p.id === 'tri'), {
+      what: 'the trial plan on sale',
+    });
+    let token = '';
+    setupAnswer = async () => {
+      token = `SETUP-${randomUUID().slice(0, 8)}`;
+      return {
+        setupTokenId: token,
+        status: 'PAYER_ACTION_REQUIRED',
+        approvalUrl: `http://paypal.test/agreements/approve?approval_session_id=${token}`,
+      };
+    };
+    const orders = created.length;
+    const trial = await buy('user-tri', 'tri');
+    t.equal(trial.status, 201);
+    t.match(trial.body, { status: 'pending', paymentId: null, approvalUrl: token });
+    t.match(await sub(trial.body.subscriptionId), { status: 'pending', trial_period: 'P14D', trial_start: null });
+    t.equal(await countOf('payments', 'user-tri'), 0, 'no payment: nothing is charged now');
+    t.equal(created.length, orders, 'no order at PayPal');
+    const back = await call('GET', `/v1/checkout/vault-return?approval_token_id=${token}`);
+    t.equal(back.headers.location, 'http://shop.test/home?x=1&checkout=success');
+    t.equal((await outbox('payment.method.approved', (d) => d['setupTokenId'] === token)).length, 1);
+    const redirected = await call('POST', '/v1/subscriptions?redirect=true', 'user-tri-redirect', { planId: 'tri' });
+    t.equal(redirected.status, 303);
+    t.match(redirected.headers.location, /agreements\/approve/);
+
+    // In a trial: a second one for the role is refused; after it, the next checkout is a paid one.
+    const now = new Date();
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'trialing', trial_start: now, trial_end: new Date(now.getTime() + 86_400_000) })
+      .where('id', '=', trial.body.subscriptionId)
+      .execute();
+    t.equal((await buy('user-tri', 'tri')).body.type, '/problems/already-subscribed');
+    await db
+      .updateTable('subscriptions')
+      .set({ status: 'expired' })
+      .where('id', '=', trial.body.subscriptionId)
+      .execute();
+    const paid = await buy('user-tri', 'tri');
+    t.match(paid.body, { paymentId: /^[0-9a-f-]{36}$/, approvalUrl: /checkoutnow/ });
+    t.equal((await sub(paid.body.subscriptionId)).trial_period, null, 'one trial per user and role');
+
+    // The buyer gives up at PayPal: the trial checkout ends.
+    const given = await buy('user-tri-gives-up', 'tri');
+    const cancel = await call('GET', `/v1/checkout/vault-cancel?approval_token_id=${token}`);
+    t.equal(cancel.headers.location, 'http://shop.test/home?x=1&checkout=cancelled');
+    t.match(await sub(given.body.subscriptionId), { status: 'cancelled' });
+
+    // A coupon that makes the first period free: a payment of 0 waits for the saved wallet.
+    await db
+      .insertInto('coupons')
+      .values({
+        code: 'FIRSTFREE',
+        percent_off: 100,
+        amount_off: null,
+        currency: null,
+        duration_periods: 1,
+        max_redemptions: null,
+        expires_at: null,
+      })
+      .execute();
+    const free = await call('POST', '/v1/subscriptions', 'user-free-first', { planId: 'pro', couponCode: 'FIRSTFREE' });
+    t.equal(free.status, 201);
+    t.match(await pay(free.body.paymentId), { amount: 0, status: 'created', provider_order_id: null });
+    t.equal(created.length, orders + 1, 'no order for it (the one order was the paid checkout above)');
+    await call('GET', `/v1/checkout/vault-cancel?approval_token_id=${token}`);
+    t.match(await pay(free.body.paymentId), { status: 'cancelled' });
+    t.match(await sub(free.body.subscriptionId), { status: 'cancelled' });
+
+    // PayPal refuses or is away when the wallet-saving starts: nothing charged, the checkout ends.
+    setupAnswer = async () => {
+      throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'no');
+    };
+    const refused = await buy('user-tri-refused', 'tri');
+    t.equal(refused.body.type, '/problems/payment-provider-refused');
+    setupAnswer = async () => ({ setupTokenId: 'S-NOLINK', status: 'PAYER_ACTION_REQUIRED', approvalUrl: null });
+    const away = await call('POST', '/v1/subscriptions', 'user-free-away', { planId: 'pro', couponCode: 'FIRSTFREE' });
+    t.equal(away.body.type, '/problems/payment-provider-unavailable');
+    const ended = await db
+      .selectFrom('subscriptions')
+      .select('status')
+      .where('user_id', 'in', ['user-tri-refused', 'user-free-away'])
+      .execute();
+    t.same(
+      ended.map((s) => s.status),
+      ['cancelled', 'cancelled'],
+    );
+    t.match(
+      await db.selectFrom('payments').selectAll().where('user_id', '=', 'user-free-away').executeTakeFirstOrThrow(),
+      { status: 'failed', amount: 0 },
+    );
+  },
+);

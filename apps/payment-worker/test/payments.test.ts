@@ -660,3 +660,222 @@ t.test(
     t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-3'), 'subscription expired: kept for nothing');
   },
 );
+
+/** A pending checkout waiting for the buyer's wallet (SPEC section 11): a trial, or a first period made free. */
+async function pendingVaultCheckout(opts: { trial?: string; freePayment?: boolean; userId?: string } = {}) {
+  const sub = {
+    id: randomUUID(),
+    user_id: opts.userId ?? `u-${randomUUID()}`,
+    plan_id: 'hourly',
+    plan_name: 'Hourly',
+    role: 'hourly',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    status: 'pending' as const,
+    trial_period: opts.trial ?? null,
+  };
+  await db.insertInto('subscriptions').values(sub).execute();
+  const paymentId = randomUUID();
+  if (opts.freePayment)
+    await db
+      .insertInto('payments')
+      .values({
+        id: paymentId,
+        subscription_id: sub.id,
+        user_id: sub.user_id,
+        kind: 'initial',
+        amount: 0,
+        currency: 'USD',
+        status: 'created',
+        period_index: 0,
+        attempt: 0,
+      })
+      .execute();
+  const setupTokenId = `SETUP-${randomUUID().slice(0, 8)}`;
+  await db
+    .insertInto('payment_method_requests')
+    .values({
+      id: randomUUID(),
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      setup_token_id: setupTokenId,
+      status: 'pending',
+    })
+    .execute();
+  return { sub, paymentId, setupTokenId };
+}
+const subscription = (id: string) =>
+  db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const outboxOf = async (type: string, subscriptionId: string) =>
+  (await db.selectFrom('outbox').select('envelope').where('type', '=', type).execute()).filter(
+    (r) => (r.envelope as { data: { subscriptionId?: string } }).data.subscriptionId === subscriptionId,
+  );
+
+t.test('a trial checkout: the saved wallet starts the trial, once; one trial per user and role', async (t) => {
+  const provider = new FakeProvider();
+  provider.createPaymentToken = async () => ({ paymentTokenId: 'TRIAL-VAULT', customerId: null });
+  const { sub, setupTokenId } = await pendingVaultCheckout({ trial: 'P14D' });
+  const before = Date.now();
+  t.equal(await replacePaymentMethod(ctx(provider), db, setupTokenId), 'trial started');
+  const s = await subscription(sub.id);
+  t.match(s, { status: 'trialing', vault_id: 'TRIAL-VAULT' });
+  t.ok(s.trial_start!.getTime() >= before);
+  t.equal(s.trial_end!.getTime() - s.trial_start!.getTime(), 14 * 86_400_000);
+  t.equal(s.trial_notice_at!.getTime(), s.trial_end!.getTime() - 3 * 86_400_000, '3 days before the end');
+  t.same([s.anchor_at, s.paid_through], [s.trial_end, s.trial_end], 'the first period starts at the end');
+  t.equal((await outboxOf('subscription.trial_started', sub.id)).length, 1);
+  t.equal(
+    (await db.selectFrom('role_grants').select('id').where('subscription_id', '=', sub.id).execute()).length,
+    1,
+    'the role granted',
+  );
+  t.equal(await replacePaymentMethod(ctx(provider), db, setupTokenId), 'no-op', 'once');
+  t.equal(
+    await db.transaction().execute((trx) => new PaymentOutcomes(ctx(provider)).startTrial(trx, s, 'X')),
+    'no-op',
+    'not pending any more',
+  );
+  // The same user and role again (a second checkout raced the first): this one ends, no second trial.
+  const again = await pendingVaultCheckout({ trial: 'P14D', userId: sub.user_id });
+  t.equal(
+    await replacePaymentMethod(ctx(provider), db, again.setupTokenId),
+    'refused: a trial for this role was had already',
+  );
+  t.match(await subscription(again.sub.id), { status: 'cancelled', trial_start: null });
+  // PayPal refuses to make the payment token: the trial checkout ends.
+  const refused = await pendingVaultCheckout({ trial: 'P14D' });
+  provider.createPaymentToken = async () => {
+    throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'not approved');
+  };
+  t.equal(await replacePaymentMethod(ctx(provider), db, refused.setupTokenId), 'refused: UNPROCESSABLE_ENTITY');
+  t.match(await subscription(refused.sub.id), { status: 'cancelled' });
+});
+
+t.test('a trial replaces a past_due subscription for the same role', async (t) => {
+  const provider = new FakeProvider();
+  provider.createPaymentToken = async () => ({ paymentTokenId: 'TRIAL-VAULT-2', customerId: null });
+  const old = await activeSubscription();
+  await db.updateTable('subscriptions').set({ status: 'past_due' }).where('id', '=', old.id).execute();
+  const { sub, setupTokenId } = await pendingVaultCheckout({ trial: 'P3D', userId: old.user_id });
+  t.equal(await replacePaymentMethod(ctx(provider), db, setupTokenId), 'trial started');
+  const s = await subscription(sub.id);
+  t.equal(
+    s.trial_notice_at!.getTime(),
+    s.trial_start!.getTime() + 1.5 * 86_400_000,
+    'half a trial shorter than 6 days',
+  );
+  t.match(await subscription(old.id), { status: 'cancelled' });
+});
+
+t.test('a first period a coupon made free: paid for 0 without a charge once the wallet is saved', async (t) => {
+  const provider = new FakeProvider();
+  provider.createPaymentToken = async () => ({ paymentTokenId: 'FREE-VAULT', customerId: null });
+  const { sub, paymentId, setupTokenId } = await pendingVaultCheckout({ freePayment: true });
+  t.equal(await replacePaymentMethod(ctx(provider), db, setupTokenId), 'activated (free period, not charged)');
+  t.match(await payment(paymentId), { status: 'completed', amount: 0, provider_order_id: null });
+  t.match(await subscription(sub.id), { status: 'active', vault_id: 'FREE-VAULT' });
+  t.equal(provider.count('chargeVaulted') + provider.count('capture'), 0, 'nothing sent to PayPal');
+  t.equal(
+    (await db.selectFrom('receipts').selectAll().where('payment_id', '=', paymentId).executeTakeFirstOrThrow()).amount,
+    0,
+    'its receipt',
+  );
+  const outcomes = new PaymentOutcomes(ctx(provider));
+  await db.transaction().execute(async (trx) => {
+    t.equal(await outcomes.paidWithoutCharge(trx, await payment(paymentId), null), 'no-op', 'once');
+    const paid = await activeSubscription();
+    const charged = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('subscription_id', '=', paid.id)
+      .executeTakeFirstOrThrow();
+    await t.rejects(outcomes.paidWithoutCharge(trx, charged, null), /cannot be paid without a charge/);
+  });
+  // Nothing waits for a wallet saved for a pending checkout that has no free payment.
+  const stray = await pendingVaultCheckout();
+  t.equal(await replacePaymentMethod(ctx(provider), db, stray.setupTokenId), 'no-op: nothing waits for this wallet');
+});
+
+t.test('a renewal a coupon made free: paid for 0 without PayPal, even with no wallet', async (t) => {
+  const provider = new FakeProvider();
+  const sub = await activeSubscription({ startedAgoMs: 50 * 60_000 });
+  await db.updateTable('subscriptions').set({ vault_id: null }).where('id', '=', sub.id).execute();
+  const id = await renewalPayment(sub.id, sub.user_id);
+  await db.updateTable('payments').set({ amount: 0 }).where('id', '=', id).execute();
+  t.equal(await chargeRenewal(ctx(provider), db, id), 'renewed (free period, not charged)');
+  t.equal(renewalOutcome('renewed (free period, not charged)'), 'paid');
+  t.match(await payment(id), { status: 'completed', amount: 0, provider_order_id: null });
+  t.equal(provider.count('chargeVaulted'), 0);
+  t.equal((await subscription(sub.id)).paid_through!.getTime(), sub.paid_through.getTime() + HOUR);
+});
+
+t.test('a trial whose first charge is declined: past_due with dunning; a paid one is activated', async (t) => {
+  const provider = new FakeProvider();
+  provider.createPaymentToken = async () => ({ paymentTokenId: 'TRIAL-VAULT-3', customerId: null });
+  const { sub, setupTokenId } = await pendingVaultCheckout({ trial: 'PT1S' });
+  await replacePaymentMethod(ctx(provider), db, setupTokenId);
+  const id = randomUUID();
+  await db
+    .insertInto('payments')
+    .values({
+      id,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'renewal',
+      amount: 1200,
+      currency: 'USD',
+      status: 'created',
+      period_index: 0,
+      attempt: 0,
+    })
+    .execute();
+  provider.chargeAnswer = () => new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined');
+  t.equal(await chargeRenewal(ctx(provider), db, id), 'declined');
+  const s = await subscription(sub.id);
+  t.match(s, { status: 'past_due', dunning_attempts: 1 });
+  t.ok(s.next_retry_at, 'retried later');
+  t.equal((await outboxOf('subscription.renewal_failed', sub.id)).length, 1);
+});
+
+t.test(
+  'reconciliation of a wallet nobody came back with: saved when approved, ended when unapproved past the TTL',
+  async (t) => {
+    const provider = new FakeProvider();
+    provider.createPaymentToken = async () => ({ paymentTokenId: 'LOST-VAULT', customerId: null });
+    const status = new Map<string, string>();
+    provider.getSetupToken = async (id) => {
+      const s = status.get(id);
+      if (!s) throw new ProviderRefusedError(404, 'RESOURCE_NOT_FOUND', 'no such token');
+      return { setupTokenId: id, status: s, approvalUrl: null };
+    };
+    const handler = paymentMethodApprovedHandler(ctx(provider));
+    const run = (data: Record<string, unknown>) =>
+      handler({ db, logger, envelope: { data } } as unknown as Parameters<typeof handler>[0]);
+    const approved = await pendingVaultCheckout({ trial: 'P14D' });
+    status.set(approved.setupTokenId, 'APPROVED');
+    const waiting = await pendingVaultCheckout({ trial: 'P14D' });
+    status.set(waiting.setupTokenId, 'PAYER_ACTION_REQUIRED');
+    const gone = await pendingVaultCheckout({ freePayment: true });
+    await run({ setupTokenId: approved.setupTokenId, source: 'reconciliation', expireUnapproved: false });
+    t.match(await subscription(approved.sub.id), { status: 'trialing', vault_id: 'LOST-VAULT' });
+    await run({ setupTokenId: waiting.setupTokenId, source: 'reconciliation', expireUnapproved: false });
+    t.match(await subscription(waiting.sub.id), { status: 'pending' }, 'still waiting for the buyer');
+    await run({ setupTokenId: waiting.setupTokenId, source: 'reconciliation', expireUnapproved: true });
+    t.match(await subscription(waiting.sub.id), { status: 'cancelled' }, 'past the TTL: ended');
+    await run({ setupTokenId: gone.setupTokenId, source: 'reconciliation', expireUnapproved: true });
+    t.match(await subscription(gone.sub.id), { status: 'cancelled' }, 'unknown at PayPal: ended');
+    await run({ setupTokenId: gone.setupTokenId, source: 'reconciliation', expireUnapproved: true });
+    t.equal(
+      (
+        await db
+          .selectFrom('payment_method_requests')
+          .select('status')
+          .where('setup_token_id', '=', gone.setupTokenId)
+          .executeTakeFirstOrThrow()
+      ).status,
+      'cancelled',
+      'a second look changes nothing',
+    );
+  },
+);
