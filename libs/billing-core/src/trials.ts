@@ -1,4 +1,8 @@
-import type { SubscriptionRow } from '@billing/db';
+import type { Transaction } from 'kysely';
+import type { Database, SubscriptionRow } from '@billing/db';
+import type { PaymentEvent } from '@billing/domain';
+import { payments } from './payments.js';
+import { subscriptions } from './subscriptions.js';
 
 /** The data of `subscription.trial_started` and `subscription.trial_will_end` (SPEC section 11). */
 export function trialNote(sub: SubscriptionRow) {
@@ -13,4 +17,33 @@ export function trialNote(sub: SubscriptionRow) {
     amount: sub.amount,
     currency: sub.currency,
   };
+}
+
+/**
+ * A checkout with nothing charged yet that will not go on (the buyer gave up at PayPal, PayPal
+ * refused, the approval never came): its open payments end with `paymentEvent`, and the pending
+ * subscription is cancelled (its coupon redemption given back). False when it was no longer pending.
+ */
+export async function endPendingCheckout(
+  trx: Transaction<Database>,
+  subscriptionId: string,
+  paymentEvent: Extract<PaymentEvent, { type: 'buyer_cancelled' | 'checkout_expired' | 'provider_failed' }>,
+): Promise<boolean> {
+  const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
+  if (sub.status !== 'pending') return false;
+  const open = await trx
+    .selectFrom('payments')
+    .selectAll()
+    .where('subscription_id', '=', sub.id)
+    .where('status', 'in', ['created', 'pending'])
+    .forUpdate()
+    .execute();
+  for (const p of open) await payments.transition(trx, p, paymentEvent);
+  await subscriptions.transition(
+    trx,
+    sub,
+    { type: 'initial_payment_failed' },
+    { cancelled_at: new Date(), approval_url: null },
+  );
+  return true;
 }

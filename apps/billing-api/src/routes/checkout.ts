@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { PaymentCheckRequested, PaymentMethodApproved } from '@billing/contracts';
-import { payments, subscriptions } from '@billing/billing-core';
+import { endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import { TtlCache, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -140,22 +140,9 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
             .returning('subscription_id')
             .executeTakeFirst();
           if (!r) return;
-          // A trial checkout whose buyer gave up at PayPal ends like any checkout given up.
-          const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
-          if (sub.status !== 'pending') return;
-          trial = true;
-          // A first period a coupon made free waits as a payment of 0: it ends with the checkout.
-          const open = await trx
-            .selectFrom('payments')
-            .select('id')
-            .where('subscription_id', '=', sub.id)
-            .where('status', '=', 'created')
-            .execute();
-          for (const { id } of open) {
-            const p = await payments.lock(trx, { id });
-            if (p) await payments.transition(trx, p, { type: 'buyer_cancelled' });
-          }
-          await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+          // A checkout saving a wallet (a trial, a free first period) whose buyer gave up at PayPal
+          // ends like any checkout given up, with its payment of 0 if it has one.
+          trial = await endPendingCheckout(trx, r.subscription_id, { type: 'buyer_cancelled' });
         });
       return reply.redirect(
         trial

@@ -8,6 +8,7 @@ import {
   CouponNotApplicable,
   currentPeriod,
   dropScheduledChange,
+  endPendingCheckout,
   lockKey,
   payments,
   planChangeFor,
@@ -295,12 +296,11 @@ export function subscriptionRoutes(
       });
       if (!token.approvalUrl) throw new Error('PayPal gave no approval link');
     } catch (err) {
-      await rt.db.transaction().execute(async (trx) => {
-        const p = paymentId ? await payments.lock(trx, { id: paymentId }) : undefined;
-        if (p) await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' });
-        const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
-        await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
-      });
+      await rt.db
+        .transaction()
+        .execute((trx) =>
+          endPendingCheckout(trx, subscriptionId, { type: 'provider_failed', reason: 'provider_error' }),
+        );
       rt.logger.warn('trial checkout failed at PayPal', { subscriptionId, error: (err as Error).message });
       throw err instanceof ProviderRefusedError
         ? new AppError('payment-provider-refused', 'PayPal refused to start saving a wallet; nothing was charged')

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments, subscriptions } from '@billing/billing-core';
+import { endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -48,10 +48,8 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
         .set({ status: 'failed', updated_at: sql`now()` })
         .where('id', '=', r.id)
         .execute();
-      // A trial checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
-      const pending = await subscriptions.lockOrThrow(trx, r.subscription_id);
-      if (pending.status === 'pending')
-        await subscriptions.transition(trx, pending, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+      // A checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
+      await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
       return `refused: ${answer.issue}`;
     }
     const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
@@ -113,9 +111,7 @@ export async function reconcileSetupToken(
       .returning('subscription_id')
       .executeTakeFirst();
     if (!r) return 'no-op';
-    const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
-    if (sub.status === 'pending')
-      await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+    await endPendingCheckout(trx, r.subscription_id, { type: 'checkout_expired' });
     return `setup token ${status}: expired unapproved`;
   });
 }
