@@ -32,9 +32,9 @@ t.test(
     );
     const first = await importFile(demo);
     t.equal(first.code, 0, first.out);
-    t.match(first.out, /4 created, 0 updated, 0 unchanged/);
+    t.match(first.out, /5 created, 0 updated, 0 unchanged/);
     const second = await importFile(demo);
-    t.match(second.out, /0 created, 0 updated, 4 unchanged/);
+    t.match(second.out, /0 created, 0 updated, 5 unchanged/);
     const before = await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute();
     const bad = await importFile([
       { ...demo[0], amount: 12.5 },
@@ -54,5 +54,19 @@ t.test(
         .amount,
       1299,
     );
+    // A trial (SPEC section 11): kept, changed, dropped; a malformed one refused.
+    const trial = demo.find((p: { trialPeriod?: string }) => p.trialPeriod);
+    t.equal(
+      (await tdb.db.selectFrom('plans').select('trial_period').where('id', '=', trial.id).executeTakeFirstOrThrow())
+        .trial_period,
+      'P14D',
+    );
+    const badTrial = await importFile([{ ...trial, trialPeriod: '14 days' }]);
+    t.not(badTrial.code, 0);
+    t.match(badTrial.out, /trialPeriod must be null or one positive integer unit/);
+    t.match((await importFile([{ ...trial, trialPeriod: 'P7D' }])).out, /0 created, 1 updated/);
+    const { trialPeriod: _none, ...withoutTrial } = trial;
+    t.match((await importFile([withoutTrial])).out, /0 created, 1 updated/, 'no trialPeriod: the trial is dropped');
+    t.match((await importFile([{ ...trial, trialPeriod: null }])).out, /0 created, 0 updated, 1 unchanged/);
   },
 );
