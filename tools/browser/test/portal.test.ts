@@ -435,6 +435,65 @@ t.test("the buyer's billing page: purchase at PayPal to active without a reload,
   await buyer.context.close();
 });
 
+t.test('a free trial: offered on a plan in the portal, started from the billing page, nothing charged', async (t) => {
+  // The operator offers a 14-day trial on the yen plan.
+  await page.goto(`${PORTAL}/plans/yen-monthly/edit`);
+  t.equal(await page.getByLabel(/Free trial/).inputValue(), '', 'no trial yet');
+  await page.getByLabel(/Free trial/).fill('P14D');
+  await page.getByLabel(/Reason/).fill('a trial offer');
+  await page.getByRole('button', { name: 'Save…' }).click();
+  t.match(await page.locator('.confirm').textContent(), /trialPeriod: .*→ P14D/);
+  await page.getByRole('button', { name: 'Save the change' }).click();
+  await page.getByText('Plan yen-monthly saved.').waitFor();
+  t.match(await page.locator('tr', { hasText: 'yen-monthly' }).textContent(), /P14D/, 'the list shows the trial');
+
+  // A buyer starts it: PayPal's page saves the wallet, no payment is taken.
+  const buyer = await newPage();
+  const p = buyer.page;
+  await p.goto(`${API}/billing#token=${await stack.tokenFor('user-frank')}`);
+  const card = p.locator('.plan', { hasText: 'Yen plan' });
+  await card.getByText('after a free trial (P14D)').waitFor({ timeout: 10_000 });
+  await card.getByRole('button', { name: 'Subscribe' }).click();
+  await p.waitForURL(/\/agreements\/approve\?approval_session_id=/);
+  await p.getByRole('button', { name: 'Agree and continue' }).click();
+  await p.waitForURL(/\/billing\?checkout=success/);
+  await p.getByText(/Your free trial has started: nothing is charged until/).waitFor({ timeout: 30_000 });
+  t.match(await p.locator('[data-subscription]').textContent(), /trialing.*Free trial until/s);
+  await check(t, p, '19-billing-trial', buyer.errors);
+  const sub = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('user_id', '=', 'user-frank')
+    .executeTakeFirstOrThrow();
+  t.match(sub, { status: 'trialing', plan_id: 'yen-monthly', trial_period: 'P14D' });
+  t.equal(
+    (await db.selectFrom('payments').select('id').where('subscription_id', '=', sub.id).execute()).length,
+    0,
+    'no payment during the trial',
+  );
+  await waitFor(async () => (await rolesOf('user-frank')).includes('yen'), { what: 'the role granted at once' });
+  // The buyer changes their mind: the trial ends at its end and nothing will be charged.
+  p.once('dialog', (d) => void d.accept());
+  await p.getByRole('button', { name: 'Cancel at trial end' }).click();
+  await p.getByText(/it ends then, nothing will be charged/).waitFor();
+  await p.getByRole('button', { name: 'Resume subscription' }).waitFor();
+  t.equal(
+    (
+      await db
+        .selectFrom('subscriptions')
+        .select('cancel_at_period_end')
+        .where('id', '=', sub.id)
+        .executeTakeFirstOrThrow()
+    ).cancel_at_period_end,
+    true,
+  );
+  // The operator sees it as a trial.
+  await page.goto(`${PORTAL}/subscriptions/${sub.id}`);
+  t.match(await page.locator('.card').first().textContent(), /trialing.*Free trial/s);
+  await check(t, page, '20-subscription-trial', errors);
+  await buyer.context.close();
+});
+
 t.test('a page view is counted once in the metrics', async (t) => {
   const count = async () => {
     const text = await (await fetch(`${PORTAL}/metrics`)).text();

@@ -120,6 +120,24 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
       if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
     }
   }
+  // A subscription in its free trial holds its role and has paid nothing (SPEC section 11).
+  const trialing = await db
+    .selectFrom('subscriptions')
+    .select(['id', 'trial_start', 'vault_id'])
+    .where('status', '=', 'trialing')
+    .execute();
+  for (const s of trialing) {
+    if (!s.trial_start || !s.vault_id) broken.push(`trialing subscription ${s.id} has no trial or no saved wallet`);
+    const live = await db
+      .selectFrom('role_grants')
+      .select('id')
+      .where('subscription_id', '=', s.id)
+      .where('ended_at', 'is', null)
+      .executeTakeFirst();
+    if (!live) broken.push(`trialing subscription ${s.id} has no live grant`);
+    if (payments.some((p) => p.subscription_id === s.id && (PAID as readonly string[]).includes(p.status)))
+      broken.push(`trialing subscription ${s.id} has a paid payment`);
+  }
   // Every grant that ended was applied at the Auth service.
   const unsettled = await db
     .selectFrom('role_grants')

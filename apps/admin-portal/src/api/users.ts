@@ -48,7 +48,7 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
         last_at: Date;
       }>`
         with known as (
-          select user_id, created_at as at, 1 as sub, (status in ('active', 'past_due'))::int as active, 0 as pay from subscriptions
+          select user_id, created_at as at, 1 as sub, (status in ('trialing', 'active', 'past_due'))::int as active, 0 as pay from subscriptions
           union all select user_id, created_at, 0, 0, 1 from payments
           union all select user_id, started_at, 0, 0, 0 from role_grants
         )

@@ -116,7 +116,7 @@ const JS = `
       if (s.status === 'active' || s.status === 'past_due' || s.status === 'trialing') {
         var btn = s.cancelAtPeriodEnd
           ? h('button', { type: 'button', 'data-action': 'resume', text: 'Resume subscription' })
-          : h('button', { type: 'button', class: 'secondary', 'data-action': 'cancel', text: 'Cancel at period end' });
+          : h('button', { type: 'button', class: 'secondary', 'data-action': 'cancel', text: s.status === 'trialing' ? 'Cancel at trial end' : 'Cancel at period end' });
         btn.addEventListener('click', function () {
           if (s.cancelAtPeriodEnd) act(api('POST', '/v1/subscriptions/' + s.id + '/resume'), 'Resumed: your subscription renews as before.');
           else if (confirm('Cancel at the end of the current period? You keep access until then.'))
