@@ -287,6 +287,50 @@ t.test('a trial checkout given up at PayPal ends; the buyer may still have a tri
   t.ok(row.trial_start, 'a trial, since none was had');
 });
 
+t.test(
+  'one trial, however many checkouts and approvals race: ten at once, every approval at once, three rounds',
+  async (t) => {
+    for (let round = 0; round < 3; round++) {
+      const userId = `user-trial-race-${round}`;
+      const token = await stack.tokenFor(userId);
+      const go = async () => {
+        const res = await fetch(`${API}/v1/subscriptions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ planId: 'trial-short' }),
+        });
+        return (await res.json()) as { approvalUrl?: string };
+      };
+      const answers = await Promise.all(Array.from({ length: 10 }, go));
+      const urls = answers.map((a) => a.approvalUrl).filter((u): u is string => Boolean(u));
+      // Every checkout the buyer was given an approval link for is approved, and comes back, at once.
+      await Promise.all(urls.map((u) => approveAtPayPal(u)));
+      await stack.quiet({ stableMs: 1500 });
+      const subs = await db.selectFrom('subscriptions').selectAll().where('user_id', '=', userId).execute();
+      const started = subs.filter((s) => s.trial_start);
+      t.equal(started.length, 1, `round ${round}: one trial started`);
+      t.equal(subs.filter((s) => s.status === 'trialing').length, 1, `round ${round}: one subscription trialing`);
+      t.ok(
+        subs.filter((s) => s.status !== 'trialing').every((s) => s.status === 'cancelled'),
+        `round ${round}: the others cancelled`,
+      );
+      const notes = (
+        await db.selectFrom('outbox').select('envelope').where('type', '=', 'subscription.trial_started').execute()
+      )
+        .map((r) => (r.envelope as { data: { userId: string } }).data)
+        .filter((d) => d.userId === userId);
+      t.equal(notes.length, 1, `round ${round}: told once`);
+      const grants = await db
+        .selectFrom('role_grants')
+        .select('id')
+        .where('user_id', '=', userId)
+        .where('ended_at', 'is', null)
+        .execute();
+      t.equal(grants.length, 1, `round ${round}: one live grant`);
+    }
+  },
+);
+
 t.test('lost callbacks: an approval nobody came back from starts the trial; an unapproved one expires', async (t) => {
   const approved = await checkout('user-trial-lost-return');
   const tokenId = new URL(approved.body['approvalUrl']).searchParams.get('approval_session_id')!;
