@@ -377,6 +377,8 @@ t.test(
       ProviderRefusedError,
       'refused before the buyer approved',
     );
+    t.equal((await paypal.getSetupToken(setup.setupTokenId)).status, 'PAYER_ACTION_REQUIRED', 'looked up: waiting');
+    await t.rejects(paypal.getSetupToken('NO-SUCH-TOKEN'), ProviderRefusedError, 'an unknown token: 404');
     const page = await fetch(`${base}${approve.pathname}${approve.search}`);
     t.match(await page.text(), 'You are not charged now.');
     const back = await fetch(`${base}/agreements/approve`, {
@@ -389,8 +391,10 @@ t.test(
       back.headers.get('location'),
       `https://shop.example/vault/return?approval_token_id=${setup.setupTokenId}&approval_session_id=${setup.setupTokenId}`,
     );
+    t.equal((await paypal.getSetupToken(setup.setupTokenId)).status, 'APPROVED', 'looked up: approved by the buyer');
     const token = await paypal.createPaymentToken({ setupTokenId: setup.setupTokenId, idempotencyKey: 'pt-1' });
     t.ok(token.paymentTokenId);
+    t.equal((await paypal.getSetupToken(setup.setupTokenId)).status, 'VAULTED', 'looked up: made into a payment token');
     t.same(
       await paypal.createPaymentToken({ setupTokenId: setup.setupTokenId, idempotencyKey: 'pt-1' }),
       token,
@@ -405,10 +409,11 @@ t.test(
       idempotencyKey: 'trial-end-1',
     });
     t.equal(charged.capture?.status, 'COMPLETED', 'the saved wallet is charged with no buyer present');
-    const calls = state.calls.filter((c) => c.path.startsWith('/v3/vault'));
+    const calls = state.calls.filter((c) => c.path.startsWith('/v3/vault') && c.method === 'POST');
+    t.equal(calls.length, 5, 'the vault calls were recorded');
     t.ok(
       calls.every((c) => c.requestId),
-      'every vault call carries a PayPal-Request-Id',
+      'every vault call that creates carries a PayPal-Request-Id',
     );
   },
 );

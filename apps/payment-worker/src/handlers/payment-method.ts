@@ -100,7 +100,9 @@ export async function reconcileSetupToken(
 ): Promise<string> {
   const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
   const status = token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
-  if (status === 'APPROVED' || status === 'VAULTED') return replacePaymentMethod(ctx, db, setupTokenId);
+  // PayPal's setup-token statuses: CREATED, PAYER_ACTION_REQUIRED, APPROVED, VAULTED, TOKENIZED.
+  if (status === 'APPROVED' || status === 'VAULTED' || status === 'TOKENIZED')
+    return replacePaymentMethod(ctx, db, setupTokenId);
   if (!expireUnapproved) return `setup token ${status}: still waiting for the buyer`;
   return db.transaction().execute(async (trx) => {
     const r = await trx
