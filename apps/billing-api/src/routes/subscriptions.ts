@@ -301,7 +301,10 @@ export function subscriptionRoutes(
         .execute((trx) =>
           endPendingCheckout(trx, subscriptionId, { type: 'provider_failed', reason: 'provider_error' }),
         );
-      rt.logger.warn('trial checkout failed at PayPal', { subscriptionId, error: (err as Error).message });
+      rt.logger.warn('checkout without a charge (a trial, a free first period) failed at PayPal', {
+        subscriptionId,
+        error: (err as Error).message,
+      });
       throw err instanceof ProviderRefusedError
         ? new AppError('payment-provider-refused', 'PayPal refused to start saving a wallet; nothing was charged')
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
