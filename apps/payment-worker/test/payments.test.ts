@@ -810,7 +810,7 @@ t.test('a renewal a coupon made free: paid for 0 without PayPal, even with no wa
   t.equal((await subscription(sub.id)).paid_through!.getTime(), sub.paid_through.getTime() + HOUR);
 });
 
-t.test('a trial whose first charge is declined: past_due with dunning; a paid one is activated', async (t) => {
+t.test('a trial whose first charge is declined: past_due with dunning', async (t) => {
   const provider = new FakeProvider();
   provider.createPaymentToken = async () => ({ paymentTokenId: 'TRIAL-VAULT-3', customerId: null });
   const { sub, setupTokenId } = await pendingVaultCheckout({ trial: 'PT1S' });
@@ -879,3 +879,21 @@ t.test(
     );
   },
 );
+
+t.test('one trial per user and role holds in the database too, whatever the code above it does', async (t) => {
+  const provider = new FakeProvider();
+  provider.createPaymentToken = async () => ({ paymentTokenId: 'ONE-TRIAL', customerId: null });
+  const first = await pendingVaultCheckout({ trial: 'P14D' });
+  t.equal(await replacePaymentMethod(ctx(provider), db, first.setupTokenId), 'trial started');
+  const second = await pendingVaultCheckout({ trial: 'P14D', userId: first.sub.user_id });
+  const now = new Date();
+  await t.rejects(
+    db
+      .updateTable('subscriptions')
+      .set({ trial_start: now, trial_end: new Date(now.getTime() + 1000) })
+      .where('id', '=', second.sub.id)
+      .execute(),
+    /subscriptions_one_trial_per_role/,
+    'a second trial start for the same user and role is refused by the unique index',
+  );
+});

@@ -40,16 +40,7 @@ export async function cancelSubscription(
         : { next_retry_at: null },
   );
   if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
-  if (t.status === 'cancelled') {
-    const open = await trx
-      .selectFrom('payments')
-      .selectAll()
-      .where('subscription_id', '=', sub.id)
-      .where('status', 'in', ['created', 'pending'])
-      .forUpdate()
-      .execute();
-    for (const p of open) await payments.transition(trx, p, { type: 'subscription_ended' });
-  }
+  if (t.status === 'cancelled') await payments.endOpen(trx, sub.id, { type: 'subscription_ended' });
   let refundAmount = 0;
   if (t.effects.includes('refund_unused')) {
     const paid = await trx

@@ -120,6 +120,18 @@ export const payments = {
     await write(trx, p, changes);
   },
 
+  /** Ends every payment of a subscription still `created` or `pending` (locked) with `event`. */
+  async endOpen(trx: Tx, subscriptionId: string, event: PaymentEvent): Promise<void> {
+    const open = await trx
+      .selectFrom('payments')
+      .selectAll()
+      .where('subscription_id', '=', subscriptionId)
+      .where('status', 'in', ['created', 'pending'])
+      .forUpdate()
+      .execute();
+    for (const p of open) await payments.transition(trx, p, event);
+  },
+
   /** Marks the payment as looked at (reconciliation asked PayPal about it) without changing it. */
   async touch(trx: Tx, id: string, at: Date): Promise<void> {
     await trx.updateTable('payments').set({ updated_at: at }).where('id', '=', id).execute();

@@ -26,8 +26,7 @@ export function currentPeriod(
   now: Date,
 ): { start: Date; end: Date } | null {
   if (!sub.anchor_at) return null;
-  if (sub.trial_start && sub.trial_end && now < sub.trial_end && sub.paid_through! <= sub.trial_end)
-    return { start: sub.trial_start, end: sub.trial_end };
+  if (sub.trial_start && sub.trial_end && now < sub.trial_end) return { start: sub.trial_start, end: sub.trial_end };
   const first = sub.anchor_index;
   let k = Math.max(first, indexAt(sub, now));
   // A renewal paid ahead takes effect at the boundary; past what is paid, the last paid period stays in effect.

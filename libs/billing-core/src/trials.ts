@@ -20,6 +20,21 @@ export function trialNote(sub: SubscriptionRow) {
 }
 
 /**
+ * One trial per user and role (SPEC section 11): whether this user already started one for the role
+ * (a partial unique index on the same condition backs it under any race).
+ */
+export async function hadTrial(trx: Transaction<Database>, userId: string, role: string): Promise<boolean> {
+  const started = await trx
+    .selectFrom('subscriptions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('role', '=', role)
+    .where('trial_start', 'is not', null)
+    .executeTakeFirst();
+  return started !== undefined;
+}
+
+/**
  * A checkout with nothing charged yet that will not go on (the buyer gave up at PayPal, PayPal
  * refused, the approval never came): its open payments end with `paymentEvent`, and the pending
  * subscription is cancelled (its coupon redemption given back). False when it was no longer pending.
@@ -31,14 +46,7 @@ export async function endPendingCheckout(
 ): Promise<boolean> {
   const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
   if (sub.status !== 'pending') return false;
-  const open = await trx
-    .selectFrom('payments')
-    .selectAll()
-    .where('subscription_id', '=', sub.id)
-    .where('status', 'in', ['created', 'pending'])
-    .forUpdate()
-    .execute();
-  for (const p of open) await payments.transition(trx, p, paymentEvent);
+  await payments.endOpen(trx, sub.id, paymentEvent);
   await subscriptions.transition(
     trx,
     sub,

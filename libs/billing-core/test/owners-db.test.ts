@@ -214,3 +214,24 @@ t.test(
     });
   },
 );
+
+t.test('endOpen ends only the payments still created or pending, each through the machine', async (t) => {
+  const { id, paymentId } = await pendingSubscription();
+  const done = randomUUID();
+  await db
+    .insertInto('payments')
+    .values({
+      id: done,
+      subscription_id: id,
+      user_id: `u-${id}`,
+      kind: 'renewal',
+      amount: 500,
+      currency: 'USD',
+      status: 'completed',
+      period_index: 1,
+    })
+    .execute();
+  await db.transaction().execute((trx) => payments.endOpen(trx, id, { type: 'checkout_expired' }));
+  t.match(await payRow(paymentId), { status: 'cancelled', failure_reason: 'checkout_expired' });
+  t.match(await payRow(done), { status: 'completed' }, 'a completed one is left alone');
+});

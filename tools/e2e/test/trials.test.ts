@@ -94,8 +94,8 @@ t.test('a trial that converts: no charge, the role at once, told before the end,
     'a setup token was created at PayPal',
   );
   t.notOk(
-    calls.some((x) => x.path === '/v2/checkout/orders' && x.body?.purchase_units?.[0]?.amount?.value === '4.00'),
-    'no order: nothing charged at checkout',
+    calls.some((x) => x.path.startsWith('/v2/checkout/orders')),
+    'no order at all (the first checkout of this file): nothing charged at checkout',
   );
   const back = await approveAtPayPal(c.body['approvalUrl']);
   t.equal(back.status, 303);
@@ -181,7 +181,7 @@ t.test('a trial that converts: no charge, the role at once, told before the end,
 });
 
 t.test('a trial whose first charge fails: past_due with the role kept, dunning, then expired', async (t) => {
-  const { row, token } = await startTrial('user-trial-declined');
+  const { row } = await startTrial('user-trial-declined');
   const id = row.id;
   // The buyer's wallet declines every charge.
   await stack.paypal('/_control/behaviour', { declineVaults: { [row.vault_id!]: 100 } });
@@ -217,7 +217,6 @@ t.test('a trial whose first charge fails: past_due with the role kept, dunning, 
   t.match(again.body, { paymentId: /^[0-9a-f-]{36}$/, approvalUrl: /checkoutnow\?token=/ });
   const paid = await subRow(again.body['subscriptionId']);
   t.equal(paid.trial_period, null, 'no second trial');
-  void token;
 });
 
 t.test('a trial set to end at its end is never charged: expired then, the role gone', async (t) => {

@@ -96,7 +96,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.approval_token_id ?? req.query.approval_session_id;
-      let trial = false;
+      let walletCheckout = false;
       if (token)
         await rt.db.transaction().execute(async (trx) => {
           const r = await trx
@@ -105,12 +105,14 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
             .select(['r.id', 'r.status', 's.status as subscriptionStatus'])
             .where('r.setup_token_id', '=', token)
             .executeTakeFirst();
-          // A trial checkout (SPEC section 11) lands like a checkout: checkout=success.
-          trial = r?.subscriptionStatus === 'pending';
+          // A checkout saving a wallet (a trial, a free first period: SPEC section 11) lands like a checkout.
+          walletCheckout = r?.subscriptionStatus === 'pending';
           if (r?.status === 'pending') await enqueue(trx, PaymentMethodApproved, { setupTokenId: token });
         });
       return reply.redirect(
-        trial ? homeWith(config.APP_HOME_URL, 'success') : homeWith(config.APP_HOME_URL, 'saved', 'payment_method'),
+        walletCheckout
+          ? homeWith(config.APP_HOME_URL, 'success')
+          : homeWith(config.APP_HOME_URL, 'saved', 'payment_method'),
         303,
       );
     },
@@ -129,7 +131,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.approval_token_id ?? req.query.approval_session_id;
-      let trial = false;
+      let walletCheckout = false;
       if (token)
         await rt.db.transaction().execute(async (trx) => {
           const r = await trx
@@ -142,10 +144,10 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
           if (!r) return;
           // A checkout saving a wallet (a trial, a free first period) whose buyer gave up at PayPal
           // ends like any checkout given up, with its payment of 0 if it has one.
-          trial = await endPendingCheckout(trx, r.subscription_id, { type: 'buyer_cancelled' });
+          walletCheckout = await endPendingCheckout(trx, r.subscription_id, { type: 'buyer_cancelled' });
         });
       return reply.redirect(
-        trial
+        walletCheckout
           ? homeWith(config.APP_HOME_URL, 'cancelled')
           : homeWith(config.APP_HOME_URL, 'cancelled', 'payment_method'),
         303,

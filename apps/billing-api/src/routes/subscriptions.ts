@@ -9,6 +9,7 @@ import {
   currentPeriod,
   dropScheduledChange,
   endPendingCheckout,
+  hadTrial,
   lockKey,
   payments,
   planChangeFor,
@@ -171,15 +172,7 @@ export function subscriptionRoutes(
         )
         .executeTakeFirst();
       // One trial per user and role (SPEC section 11): one who has had one buys a normal paid checkout.
-      const trial =
-        plan.trial_period !== null &&
-        !(await trx
-          .selectFrom('subscriptions')
-          .select('id')
-          .where('user_id', '=', userId)
-          .where('role', '=', plan.role)
-          .where('trial_start', 'is not', null)
-          .executeTakeFirst());
+      const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));
       await subscriptions.create(trx, {
         id: subscriptionId,
         user_id: userId,

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
+import { endPendingCheckout, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -63,15 +63,16 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
     if (sub.status === 'pending') {
       const outcomes = new PaymentOutcomes(ctx);
       if (sub.trial_period) return outcomes.startTrial(trx, sub, answer.paymentTokenId);
-      const first = await trx
+      const free = await trx
         .selectFrom('payments')
-        .select('id')
+        .selectAll()
         .where('subscription_id', '=', sub.id)
         .where('kind', '=', 'initial')
         .where('status', '=', 'created')
+        .where('amount', '=', 0)
+        .forUpdate()
         .executeTakeFirst();
-      const free = first ? await payments.lock(trx, { id: first.id }) : undefined;
-      if (!free || free.amount !== 0) return 'no-op: nothing waits for this wallet';
+      if (!free) return 'no-op: nothing waits for this wallet';
       return outcomes.paidWithoutCharge(trx, free, answer.paymentTokenId);
     }
     if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')

@@ -11,6 +11,7 @@ import {
   applyPlanChange,
   couponOf,
   endSubscriptionGrant,
+  hadTrial,
   issueCreditNote,
   issueReceipt,
   planChangeFailed,
@@ -246,14 +247,7 @@ export class PaymentOutcomes {
    */
   async startTrial(trx: Tx, sub: SubscriptionRow, vaultId: string): Promise<string> {
     if (sub.status !== 'pending' || !sub.trial_period) return 'no-op';
-    const other = await trx
-      .selectFrom('subscriptions')
-      .select('id')
-      .where('user_id', '=', sub.user_id)
-      .where('role', '=', sub.role)
-      .where('trial_start', 'is not', null)
-      .executeTakeFirst();
-    if (other) {
+    if (await hadTrial(trx, sub.user_id, sub.role)) {
       await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
       return 'refused: a trial for this role was had already';
     }

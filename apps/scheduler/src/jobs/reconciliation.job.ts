@@ -89,14 +89,22 @@ async function reconcileSetupTokens(db: Db, now: Date, stale: Date, ttl: Date): 
       .forUpdate()
       .skipLocked()
       .execute();
-    for (const r of due) {
+    for (const r of due)
       await enqueue(trx, PaymentMethodApproved, {
         setupTokenId: r.setup_token_id,
         source: 'reconciliation',
         expireUnapproved: r.created_at <= ttl,
       });
-      await trx.updateTable('payment_method_requests').set({ updated_at: now }).where('id', '=', r.id).execute();
-    }
+    if (due.length)
+      await trx
+        .updateTable('payment_method_requests')
+        .set({ updated_at: now })
+        .where(
+          'id',
+          'in',
+          due.map((r) => r.id),
+        )
+        .execute();
     return due.length;
   });
 }
