@@ -110,3 +110,89 @@ t.test(
     );
   },
 );
+
+t.test('a plan change whose charge never started is failed, not expired as a checkout', async (t) => {
+  await importCatalog(db, [
+    {
+      id: 'hourly-plus',
+      name: 'Hourly+',
+      description: '',
+      amount: 3600,
+      currency: 'USD',
+      period: 'PT1H',
+      role: 'hourly-plus',
+      active: true,
+    },
+  ]);
+  const anchor = new Date(Date.now() - 30 * 60_000);
+  const sub = {
+    id: randomUUID(),
+    user_id: `u-${randomUUID()}`,
+    plan_id: 'hourly',
+    plan_name: 'Hourly',
+    role: 'hourly',
+    amount: 1200,
+    currency: 'USD',
+    period: 'PT1H',
+    status: 'active' as const,
+    anchor_at: anchor,
+    paid_through: new Date(anchor.getTime() + 3_600_000),
+    vault_id: 'V',
+  };
+  await db.insertInto('subscriptions').values(sub).execute();
+  const paymentId = randomUUID();
+  const longAgo = new Date(Date.now() - 20 * 60_000);
+  await db
+    .insertInto('payments')
+    .values({
+      id: paymentId,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      kind: 'upgrade',
+      amount: 1200,
+      currency: 'USD',
+      status: 'created',
+      period_index: 0,
+      attempt: 1,
+      created_at: longAgo,
+      updated_at: longAgo,
+    })
+    .execute();
+  const changeId = randomUUID();
+  await db
+    .insertInto('plan_changes')
+    .values({
+      id: changeId,
+      subscription_id: sub.id,
+      user_id: sub.user_id,
+      from_plan_id: 'hourly',
+      to_plan_id: 'hourly-plus',
+      kind: 'upgrade',
+      amount: 1200,
+      credit: 0,
+      refund_excess: 0,
+      currency: 'USD',
+      effective_at: longAgo,
+      status: 'pending',
+      payment_id: paymentId,
+    })
+    .execute();
+  await reconciliationJob(db, 15 * 60_000, 3 * 3_600_000).run(new Date());
+  const change = await db.selectFrom('plan_changes').selectAll().where('id', '=', changeId).executeTakeFirstOrThrow();
+  t.equal(change.status, 'failed', 'the change is no longer pending: a later change can be asked for');
+  const payment = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirstOrThrow();
+  t.equal(payment.status, 'cancelled');
+  const after = await db.selectFrom('subscriptions').selectAll().where('id', '=', sub.id).executeTakeFirstOrThrow();
+  t.match(after, { status: 'active', plan_id: 'hourly' }, 'the subscription goes on as it was');
+  const told = (
+    await db.selectFrom('outbox').select('envelope').where('type', '=', 'subscription.plan_change_failed').execute()
+  ).filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === sub.id);
+  t.equal(told.length, 1, 'the buyer is told once');
+  await reconciliationJob(db, 15 * 60_000, 3 * 3_600_000).run(new Date(Date.now() + 30 * 60_000));
+  t.equal(
+    (await db.selectFrom('outbox').select('envelope').where('type', '=', 'subscription.plan_change_failed').execute())
+      .length,
+    1,
+    'a second pass changes nothing',
+  );
+});

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { PlanChangeChargeRequested, SubscriptionPlanChanged, SubscriptionPlanChangeFailed } from '@billing/contracts';
 import type { Database, PaymentRow, PlanChangeRow, PlanRow, SubscriptionRow } from '@billing/db';
-import { HOLDING_MONEY, quotePlanChange, type PlanChangeQuote } from '@billing/domain';
+import {
+  HOLDING_MONEY,
+  OPEN_PAYMENT_STATUSES,
+  quotePlanChange,
+  type PaidAhead,
+  type PlanChangeQuote,
+} from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant, startSubscriptionGrant } from './grants.js';
 import { couponOf, withCoupon } from './coupons.js';
@@ -27,6 +33,7 @@ export interface PlanChangePlan {
   quote: PlanChangeQuote;
   target: PlanRow;
   period: { start: Date; end: Date };
+  ahead: PaidAhead;
 }
 
 /** What a change to `planId` would do now: the preview and the change both ask this. */
@@ -53,13 +60,50 @@ export async function planChangeFor(
     );
   const period = currentPeriod(sub, now);
   if (!period) throw new PlanChangeRefused('not-changeable', 'the subscription has no period yet');
+  const ahead = await paidAhead(db, sub, period);
   const quote = quotePlanChange(
     { amount: sub.amount, period: sub.period },
     { amount: target.amount, period: target.period },
     period,
     now,
+    ahead,
   );
-  return { quote, target, period };
+  return { quote, target, period, ahead };
+}
+
+/**
+ * The periods after `period` already paid (a renewal charged ahead of the boundary) and the money
+ * held for them (docs/guarantees.md, plan changes). A renewal still being charged for a later
+ * period refuses the change: its price was fixed at the claim, and the change could not cover it.
+ */
+async function paidAhead(
+  db: Kysely<Database>,
+  sub: SubscriptionRow,
+  period: { start: Date; end: Date },
+): Promise<PaidAhead> {
+  const k = indexAt(sub, period.start);
+  const later = await db
+    .selectFrom('payments')
+    .select(['id', 'status', 'amount', 'refunded_amount', 'period_index'])
+    .where('subscription_id', '=', sub.id)
+    .where('period_index', '>', k)
+    .where('kind', 'in', ['renewal', 'upgrade'])
+    .where('status', 'in', [...OPEN_PAYMENT_STATUSES, ...HOLDING_MONEY])
+    .execute();
+  if (later.some((p) => (OPEN_PAYMENT_STATUSES as readonly string[]).includes(p.status)))
+    throw new PlanChangeRefused(
+      'not-changeable',
+      'the next period is being charged at the current price; try again once that is done',
+    );
+  let periods = 0;
+  let end = period.end;
+  while (sub.paid_through && windowOf(sub, k + periods + 1).end.getTime() <= sub.paid_through.getTime()) {
+    periods += 1;
+    end = windowOf(sub, k + periods).end;
+  }
+  let paid = 0;
+  for (const p of later) if (p.period_index <= k + periods) paid += await refundableLeft(db, p);
+  return { periods, paid, end };
 }
 
 export type PlanChangeResult =
@@ -79,7 +123,7 @@ export async function requestPlanChange(
   planId: string,
   now: Date,
 ): Promise<PlanChangeResult> {
-  const { quote, target, period } = await planChangeFor(trx, sub, planId, now);
+  const { quote, target } = await planChangeFor(trx, sub, planId, now);
   const open = await lockOpenChange(trx, sub.id, ['pending', 'scheduled']);
   if (open?.status === 'pending')
     throw new PlanChangeRefused('not-changeable', 'a plan change is being charged; try again once it is done');
@@ -103,7 +147,7 @@ export async function requestPlanChange(
       .values({ ...base, status: 'scheduled' })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await subscriptions.record(trx, sub, { scheduled_plan_id: target.id, scheduled_change_at: period.end });
+    await subscriptions.record(trx, sub, { scheduled_plan_id: target.id, scheduled_change_at: quote.effectiveAt });
     return { kind: 'scheduled', change };
   }
   if (quote.amountDueNow === 0) {
@@ -120,9 +164,9 @@ export async function requestPlanChange(
       'no-payment-method',
       'no saved PayPal wallet to charge: replace the payment method first',
     );
-  // The upgrade pays for the rest of the period in effect; a change of period pays the new first period.
-  const k = indexAt(sub, now);
-  const periodIndex = quote.kind === 'period_change' ? k + 1 : k;
+  // The upgrade pays for the rest of what is paid (the period in effect and any paid ahead); a
+  // change of period pays the new first period, numbered after every period paid so far.
+  const periodIndex = quote.kind === 'period_change' ? nextIndex(sub, now) : indexAt(sub, now);
   // (subscription, period, attempt) is unique: the change's payment is one more attempt on its period.
   const { n } = await trx
     .selectFrom('payments')
@@ -150,6 +194,11 @@ export async function requestPlanChange(
   return { kind: 'charging', paymentId, change };
 }
 
+/** The index a new period starting at `at` takes: after every period paid so far. */
+function nextIndex(sub: SubscriptionRow, at: Date): number {
+  return sub.paid_through && sub.paid_through > at ? indexAt(sub, sub.paid_through) : indexAt(sub, at) + 1;
+}
+
 /** A subscription's change in flight or waiting (at most one: a unique index), locked. */
 function lockOpenChange(trx: Tx, subscriptionId: string, statuses: PlanChangeRow['status'][]) {
   return trx
@@ -162,6 +211,23 @@ function lockOpenChange(trx: Tx, subscriptionId: string, statuses: PlanChangeRow
 }
 
 async function dropScheduled(trx: Tx, sub: SubscriptionRow, change: PlanChangeRow): Promise<void> {
+  // A renewal claimed or paid at the scheduled price binds the change: dropping it would leave the
+  // dearer plan on the cheaper price (docs/guarantees.md, plan changes).
+  if (sub.scheduled_change_at) {
+    const bound = await trx
+      .selectFrom('payments')
+      .select('id')
+      .where('subscription_id', '=', sub.id)
+      .where('kind', '=', 'renewal')
+      .where('period_index', '>=', indexAt(sub, sub.scheduled_change_at))
+      .where('status', 'in', [...OPEN_PAYMENT_STATUSES, ...HOLDING_MONEY])
+      .executeTakeFirst();
+    if (bound)
+      throw new PlanChangeRefused(
+        'not-changeable',
+        `the period from ${sub.scheduled_change_at.toISOString()} is already charged at the new plan's price: the change can no longer be dropped or replaced`,
+      );
+  }
   await trx
     .updateTable('plan_changes')
     .set({ status: 'dropped', updated_at: sql`now()` })
@@ -206,24 +272,26 @@ export async function applyPlanChange(
   const at = change.effective_at;
   let paidFor: { start: Date; end: Date };
   if (change.kind === 'period_change') {
-    const k = indexAt(sub, at);
-    const oldPeriod = currentPeriod(sub, at);
-    // The credit's excess goes back against the payment holding the period being cut short.
-    if (change.refund_excess > 0 && oldPeriod) {
-      const holder = await trx
+    const k = nextIndex(sub, at) - 1;
+    // The credit's excess goes back against the payments holding the time cut short, latest first.
+    let excess = change.refund_excess;
+    if (excess > 0) {
+      const holders = await trx
         .selectFrom('payments')
         .selectAll()
         .where('subscription_id', '=', sub.id)
         .where('status', 'in', [...HOLDING_MONEY])
-        .where('period_start', '<=', at)
         .where('period_end', '>', at)
+        .orderBy('period_end', 'desc')
         .orderBy('created_at', 'desc')
         .forUpdate()
-        .executeTakeFirst();
-      if (holder) {
-        const amount = Math.min(change.refund_excess, await refundableLeft(trx, holder));
-        if (amount > 0)
-          await requestRefund(trx, holder, amount, 'user_cancel', `plan change to ${target.id}: unused time credited`);
+        .execute();
+      for (const holder of holders) {
+        const amount = Math.min(excess, await refundableLeft(trx, holder));
+        if (amount <= 0) continue;
+        await requestRefund(trx, holder, amount, 'user_cancel', `plan change to ${target.id}: unused time credited`);
+        excess -= amount;
+        if (excess === 0) break;
       }
     }
     const anchored = { anchor_at: at, anchor_index: k + 1, period: target.period };
@@ -241,7 +309,9 @@ export async function applyPlanChange(
       scheduled_change_at: null,
     });
   } else {
-    paidFor = { start: at, end: currentPeriod(sub, at)?.end ?? at };
+    // An upgrade covers every period paid (docs/guarantees.md): the one in effect and any paid ahead.
+    const end = currentPeriod(sub, at)?.end ?? at;
+    paidFor = { start: at, end: sub.paid_through && sub.paid_through > end ? sub.paid_through : end };
     await subscriptions.record(trx, sub, {
       plan_id: target.id,
       plan_name: target.name,

@@ -14,8 +14,19 @@ export interface PlanChangeQuote {
   effectiveAt: Date;
   /** The unused time of the current period, credited (a change of period length only). */
   credit: number;
-  /** What of the credit exceeds the new price: refunded against the current period's payment. */
+  /** What of the credit exceeds the new price: refunded against the payments holding the time credited. */
   refundExcess: number;
+}
+
+/**
+ * Periods already paid beyond the current one (a renewal charged ahead of the boundary): the
+ * change covers them too (docs/guarantees.md, plan changes). `periods` whole periods, `paid` the
+ * money held for them (after refunds), `end` the end of the last one (`paid_through`).
+ */
+export interface PaidAhead {
+  periods: number;
+  paid: number;
+  end: Date;
 }
 
 /**
@@ -25,6 +36,8 @@ export interface PlanChangeQuote {
  * - another period length: now, a new period starts; `new − floor(old × r / T)` due now, or 0
  *   with the excess credit refunded;
  * - same period length, lower or equal price: a downgrade at the period end, nothing due now.
+ * Periods paid ahead count: an upgrade adds `new − old` for each, a change of period length
+ * credits what was paid for them, and a downgrade waits for the end of the last one.
  * The preview and the change call this one function.
  */
 export function quotePlanChange(
@@ -32,6 +45,7 @@ export function quotePlanChange(
   target: PlanTerms,
   period: { start: Date; end: Date },
   now: Date,
+  ahead: PaidAhead = { periods: 0, paid: 0, end: period.end },
 ): PlanChangeQuote {
   const start = BigInt(period.start.getTime());
   const end = BigInt(period.end.getTime());
@@ -41,7 +55,7 @@ export function quotePlanChange(
   const oldAmount = BigInt(current.amount);
   const newAmount = BigInt(target.amount);
   if (current.period !== target.period) {
-    const credit = (oldAmount * left) / length;
+    const credit = (oldAmount * left) / length + BigInt(ahead.paid);
     const due = newAmount > credit ? newAmount - credit : 0n;
     const excess = credit > newAmount ? credit - newAmount : 0n;
     return {
@@ -55,10 +69,11 @@ export function quotePlanChange(
   if (newAmount > oldAmount)
     return {
       kind: 'upgrade',
-      amountDueNow: Number(((newAmount - oldAmount) * left) / length),
+      amountDueNow: Number(((newAmount - oldAmount) * left) / length + (newAmount - oldAmount) * BigInt(ahead.periods)),
       effectiveAt: now,
       credit: 0,
       refundExcess: 0,
     };
-  return { kind: 'downgrade', amountDueNow: 0, effectiveAt: period.end, credit: 0, refundExcess: 0 };
+  const effectiveAt = ahead.periods > 0 && ahead.end > period.end ? ahead.end : period.end;
+  return { kind: 'downgrade', amountDueNow: 0, effectiveAt, credit: 0, refundExcess: 0 };
 }

@@ -64,3 +64,30 @@ t.test('outside the period: no time left, or all of it; a degenerate period', as
   const flat = { start, end: start };
   t.equal(quotePlanChange({ amount: 100, period: 'P1M' }, { amount: 300, period: 'P1M' }, flat, start).amountDueNow, 0);
 });
+
+t.test('periods paid ahead are covered: upgraded, credited, and a downgrade waits for them', async (t) => {
+  const nextEnd = new Date('2027-01-01T00:00:00.000Z');
+  const ahead = { periods: 1, paid: 999, end: nextEnd };
+  const late = at(T - 30 * 60_000); // 30 minutes before the boundary, the next month already paid
+  const up = quotePlanChange({ amount: 999, period: 'P1M' }, { amount: 1900, period: 'P1M' }, period, late, ahead);
+  t.equal(up.kind, 'upgrade');
+  t.equal(up.amountDueNow, Math.floor((901 * 30 * 60_000) / T) + 901, 'the rest of this month and the whole next');
+  const yearly = quotePlanChange({ amount: 999, period: 'P1M' }, { amount: 9990, period: 'P1Y' }, period, late, ahead);
+  t.equal(yearly.credit, Math.floor((999 * 30 * 60_000) / T) + 999, 'the paid-ahead month is credited');
+  t.equal(yearly.amountDueNow, 9990 - yearly.credit);
+  const cheapYear = quotePlanChange(
+    { amount: 999, period: 'P1M' },
+    { amount: 500, period: 'P1Y' },
+    period,
+    late,
+    ahead,
+  );
+  t.equal(cheapYear.refundExcess, cheapYear.credit - 500, 'an excess over the new price is refunded');
+  const down = quotePlanChange({ amount: 1900, period: 'P1M' }, { amount: 999, period: 'P1M' }, period, late, ahead);
+  t.same(down.effectiveAt, nextEnd, 'a downgrade waits for the end of what is paid');
+  t.same(
+    quotePlanChange({ amount: 1900, period: 'P1M' }, { amount: 999, period: 'P1M' }, period, late).effectiveAt,
+    end,
+    'nothing paid ahead: the period end',
+  );
+});

@@ -554,16 +554,19 @@ export function subscriptionRoutes(
         summary: 'Drop the plan change scheduled for the period end',
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem },
+        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem },
       },
     },
     async (req) => {
       const now = new Date();
-      const sub = await rt.db.transaction().execute(async (trx) => {
-        const row = await lockOwn(trx, req.params.id, req.userId);
-        if (!(await dropScheduledChange(trx, row))) throw new AppError('not-found', 'no plan change is scheduled');
-        return row;
-      });
+      const sub = await rt.db
+        .transaction()
+        .execute(async (trx) => {
+          const row = await lockOwn(trx, req.params.id, req.userId);
+          if (!(await dropScheduledChange(trx, row))) throw new AppError('not-found', 'no plan change is scheduled');
+          return row;
+        })
+        .catch(refused);
       return subscriptionView(sub, now);
     },
   );

@@ -6,10 +6,14 @@ import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments
 import { answerOf, captureApproved } from '../payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
 
-/** PayPal's refusals that only the buyer can resolve (SPEC section 11): a new wallet is needed. */
+/**
+ * PayPal's refusals that only the buyer can resolve: a new wallet is needed, the old one is never
+ * charged again. docs/paypal.md lists each with the PayPal page that documents it.
+ */
 const METHOD_GONE: Record<string, 'payment_token_deleted' | 'payer_action_required'> = {
   INVALID_PAYMENT_SOURCE: 'payment_token_deleted',
   INVALID_RESOURCE_ID: 'payment_token_deleted',
+  AGREEMENT_ALREADY_CANCELLED: 'payment_token_deleted',
   PAYER_ACTION_REQUIRED: 'payer_action_required',
 };
 
