@@ -52,17 +52,18 @@ export function buildWorker({
       .where('role', '=', role)
       .where('ended_at', 'is', null)
       .executeTakeFirstOrThrow();
-    // Whether the user held the role before us is read at each checkout; the latest one decides.
+    // Whether the user held the role before us is known per (user, role), on each grant a subscription
+    // started for it (at checkout, or at a plan change to that role): the latest one decides.
     const latest = await db
-      .selectFrom('subscriptions')
-      .select('role_held_before')
+      .selectFrom('role_grants')
+      .select('held_before')
       .where('user_id', '=', userId)
       .where('role', '=', role)
-      .where('status', '!=', 'pending')
-      .orderBy('created_at', 'desc')
+      .where('source', '=', 'subscription')
+      .orderBy('started_at', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return { liveGrants: Number(live.n), heldBeforeUs: latest?.role_held_before ?? false, at: new Date() };
+    return { liveGrants: Number(live.n), heldBeforeUs: latest?.held_before ?? false, at: new Date() };
   };
   const steps: StepHandlerMap<typeof contracts> = {
     // No connection is held while the Auth service answers (issue 8, defect 4): read what should be,

@@ -1,14 +1,44 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { RoleChangeRequested } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
 import { enqueue } from '@billing/messaging';
 
-/** A subscription's grant starts; the role-worker applies docs/auth.md's rule when it handles the change. */
+/**
+ * Whether `role`, which the Auth service showed the user holding (`roles`, read at `rolesReadAt`),
+ * was held before us: no grant of ours lives for it, nor ended without its revoke being applied
+ * before the read (docs/auth.md). Read when a subscription first grants a role: at checkout, and at
+ * a plan change to another role.
+ */
+export async function roleHeldBefore(
+  trx: Kysely<Database>,
+  userId: string,
+  role: string,
+  roles: readonly string[],
+  rolesReadAt: Date,
+): Promise<boolean> {
+  if (!roles.includes(role)) return false;
+  const ours = await trx
+    .selectFrom('role_grants')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('role', '=', role)
+    .where((eb) =>
+      eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)]),
+    )
+    .executeTakeFirst();
+  return !ours;
+}
+
+/**
+ * A subscription's grant starts, carrying whether the user held the role before us (`heldBefore`,
+ * else the subscription's own, read at checkout); the role-worker applies docs/auth.md's rule.
+ */
 export async function startSubscriptionGrant(
   trx: Transaction<Database>,
-  sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'role'>,
+  sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'role' | 'role_held_before'>,
   reason: string,
+  heldBefore: boolean = sub.role_held_before,
 ): Promise<void> {
   const live = await trx
     .selectFrom('role_grants')
@@ -26,6 +56,7 @@ export async function startSubscriptionGrant(
         source: 'subscription',
         subscription_id: sub.id,
         reason,
+        held_before: heldBefore,
       })
       .execute();
   }

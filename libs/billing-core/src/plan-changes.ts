@@ -122,6 +122,7 @@ export async function requestPlanChange(
   sub: SubscriptionRow,
   planId: string,
   now: Date,
+  opts: { roleHeldBefore?: (role: string) => Promise<boolean> } = {},
 ): Promise<PlanChangeResult> {
   const { quote, target } = await planChangeFor(trx, sub, planId, now);
   const open = await lockOpenChange(trx, sub.id, ['pending', 'scheduled']);
@@ -140,6 +141,8 @@ export async function requestPlanChange(
     refund_excess: quote.refundExcess,
     currency: sub.currency,
     effective_at: quote.effectiveAt,
+    // A change to another role: whether the user held that role before us (docs/auth.md).
+    role_held_before: target.role !== sub.role && opts.roleHeldBefore ? await opts.roleHeldBefore(target.role) : null,
   };
   if (quote.kind === 'downgrade') {
     const change = await trx
@@ -305,6 +308,7 @@ export async function applyPlanChange(
       amount: target.amount,
       period: target.period,
       role: target.role,
+      ...(from.role !== target.role ? { role_held_before: change.role_held_before ?? false } : {}),
       scheduled_plan_id: null,
       scheduled_change_at: null,
     });
@@ -318,6 +322,7 @@ export async function applyPlanChange(
       amount: target.amount,
       period: target.period,
       role: target.role,
+      ...(from.role !== target.role ? { role_held_before: change.role_held_before ?? false } : {}),
       scheduled_plan_id: null,
       scheduled_change_at: null,
     });
@@ -325,7 +330,7 @@ export async function applyPlanChange(
   if (payment) await payments.record(trx, payment, { period_start: paidFor.start, period_end: paidFor.end });
   if (from.role !== target.role) {
     await endSubscriptionGrant(trx, from, `plan changed to ${target.id}`);
-    await startSubscriptionGrant(trx, sub, `plan changed to ${target.id}`);
+    await startSubscriptionGrant(trx, sub, `plan changed to ${target.id}`, change.role_held_before ?? false);
   }
   await trx
     .updateTable('plan_changes')

@@ -105,18 +105,29 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
   for (const r of refundsAtPayPal) if (!ourProviderIds.has(r.id)) broken.push(`refund ${r.id} at PayPal has no row`);
   // No role at the Auth stand-in that our grants do not explain.
   const users = [...new Set((await db.selectFrom('subscriptions').select('user_id').execute()).map((s) => s.user_id))];
-  const grants = await db.selectFrom('role_grants').select(['user_id', 'role']).where('ended_at', 'is', null).execute();
+  const allGrants = await db
+    .selectFrom('role_grants')
+    .select(['user_id', 'role', 'ended_at', 'held_before', 'source'])
+    .orderBy('started_at', 'desc')
+    .execute();
+  const grants = allGrants.filter((g) => g.ended_at === null);
   const subs = await db.selectFrom('subscriptions').select(['user_id', 'role', 'role_held_before']).execute();
   for (const userId of users) {
     const user = await fetch(`${stack.urls.auth}/_control/users/${encodeURIComponent(userId)}`);
     if (user.status === 404) continue;
     const roles = ((await user.json()) as { roles?: string[] }).roles ?? [];
-    const subscriptionRoles = new Set(subs.filter((s) => s.user_id === userId).map((s) => s.role));
+    const subscriptionRoles = new Set([
+      ...subs.filter((s) => s.user_id === userId).map((s) => s.role),
+      ...allGrants.filter((g) => g.user_id === userId).map((g) => g.role),
+    ]);
     for (const role of roles) {
       if (!subscriptionRoles.has(role)) continue; // not a role this system sells
+      // Held before us: per (user, role), the latest subscription grant says so (docs/auth.md); a role
+      // no subscription of ours ever granted, by the checkout's read.
+      const latest = allGrants.find((g) => g.user_id === userId && g.role === role && g.source === 'subscription');
       const explained =
         grants.some((g) => g.user_id === userId && g.role === role) ||
-        subs.some((s) => s.user_id === userId && s.role === role && s.role_held_before);
+        (latest ? latest.held_before : subs.some((s) => s.user_id === userId && s.role === role && s.role_held_before));
       if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
     }
   }

@@ -257,6 +257,29 @@ t.test('an upgrade whose charge is declined changes nothing and says why', async
   t.ok(roles.includes('premium') && !roles.includes('premium-plus'), 'roles untouched');
 });
 
+t.test('a role held from outside is kept per role across a plan change to another role, both ways', async (t) => {
+  const upgradeAndCancel = async (userId: string) => {
+    const sub = await subscribe(userId, 'pro-monthly', 'premium');
+    const changed = await call('POST', `/v1/subscriptions/${sub.id}/change`, sub.token, { planId: 'plus-monthly' });
+    t.equal(changed.status, 202);
+    await waitFor(async () => (await subRow(sub.id)).role === 'premium-plus', { what: `${userId} on plus-monthly` });
+    t.equal((await call('POST', `/v1/subscriptions/${sub.id}/cancel`, sub.token, { mode: 'immediately' })).status, 200);
+    await waitFor(async () => (await subRow(sub.id)).status === 'cancelled', { what: 'cancelled' });
+    await stack.quiet();
+    return rolesOf(userId);
+  };
+  // Holds premium from outside: premium stays, premium-plus (given by us) goes.
+  await stack.auth('/_control/users', { id: 'user-hana', roles: ['user', 'premium'] });
+  const hana = await upgradeAndCancel('user-hana');
+  t.ok(hana.includes('premium'), 'premium, held before us, is kept');
+  t.notOk(hana.includes('premium-plus'), 'premium-plus, given by the plan change, is revoked');
+  // Holds premium-plus from outside: premium (given by us) goes, premium-plus stays.
+  await stack.auth('/_control/users', { id: 'user-ivan', roles: ['user', 'premium-plus'] });
+  const ivan = await upgradeAndCancel('user-ivan');
+  t.notOk(ivan.includes('premium'), 'premium, given by us, is revoked');
+  t.ok(ivan.includes('premium-plus'), 'premium-plus, held before the change, is kept');
+});
+
 t.test('what PayPal, the Auth service and the broker saw adds up', async (t) => {
   await stack.quiet();
   t.same(await brokenInvariants(stack), []);

@@ -14,6 +14,7 @@ import {
   payments,
   planChangeFor,
   PlanChangeRefused,
+  roleHeldBefore,
   redeemCoupon,
   requestPlanChange,
   subscriptions,
@@ -92,6 +93,21 @@ export function subscriptionRoutes(
     },
   );
 
+  /** The user's roles at the Auth service; unreachable: 503 `auth-service-unavailable`, nothing recorded. */
+  async function readRoles(userId: string): Promise<string[]> {
+    try {
+      return await auth.getRoles(userId);
+    } catch (err) {
+      if (err instanceof AuthUnavailableError)
+        throw new AppError(
+          'auth-service-unavailable',
+          'the Auth service is unreachable; nothing was recorded, try again shortly',
+          { 'retry-after': '5' },
+        );
+      throw err;
+    }
+  }
+
   async function createCheckout(
     userId: string,
     planId: string,
@@ -101,18 +117,8 @@ export function subscriptionRoutes(
     // The plan (from the catalogue kept until a plan changes) and the user's current roles are
     // independent reads: fetch them together.
     const rolesReadAt = new Date();
-    const [plan, roles] = await Promise.all([
-      catalogue.read().then((c) => c.byId.get(planId)),
-      auth.getRoles(userId).catch((err: unknown) => err as Error),
-    ]);
+    const [plan, roles] = await Promise.all([catalogue.read().then((c) => c.byId.get(planId)), readRoles(userId)]);
     if (!plan) throw new AppError('not-found', `no active plan "${planId}"`);
-    if (roles instanceof AuthUnavailableError)
-      throw new AppError(
-        'auth-service-unavailable',
-        'the Auth service is unreachable; nothing was recorded, try again shortly',
-        { 'retry-after': '5' },
-      );
-    if (roles instanceof Error) throw roles;
 
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
@@ -160,17 +166,6 @@ export function subscriptionRoutes(
           );
         }
       }
-      // The role the Auth service showed is ours while a grant of ours lives, or has ended but its
-      // revoke was not applied before we read the roles (issue 8, defect 9).
-      const liveGrant = await trx
-        .selectFrom('role_grants')
-        .select('id')
-        .where('user_id', '=', userId)
-        .where('role', '=', plan.role)
-        .where((eb) =>
-          eb.or([eb('ended_at', 'is', null), eb('settled_at', 'is', null), eb('settled_at', '>=', rolesReadAt)]),
-        )
-        .executeTakeFirst();
       // One trial per user and role (SPEC section 11): one who has had one buys a normal paid checkout.
       const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));
       await subscriptions.create(trx, {
@@ -182,7 +177,7 @@ export function subscriptionRoutes(
         amount: plan.amount,
         currency: plan.currency,
         period: plan.period,
-        role_held_before: roles.includes(plan.role) && !liveGrant,
+        role_held_before: await roleHeldBefore(trx, userId, plan.role, roles, rolesReadAt),
         trial_period: trial ? plan.trial_period : null,
       });
       if (couponCode) {
@@ -521,11 +516,21 @@ export function subscriptionRoutes(
     async (req, reply) => {
       const answer = await withIdempotency(rt.db, req, req.userId, async () => {
         const now = new Date();
+        // A change to another role reads the user's roles first (no connection held while the Auth
+        // service answers): whether the new role was held before us is known per role (docs/auth.md).
+        const [target, current] = await Promise.all([
+          catalogue.read().then((c) => c.byId.get(req.body.planId)),
+          readOwn(req.params.id, req.userId),
+        ]);
+        const rolesReadAt = new Date();
+        const roles = target && target.role !== current.role ? await readRoles(req.userId) : null;
         const result = await rt.db
           .transaction()
           .execute(async (trx) => {
             const sub = await lockOwn(trx, req.params.id, req.userId);
-            const r = await requestPlanChange(trx, sub, req.body.planId, now);
+            const r = await requestPlanChange(trx, sub, req.body.planId, now, {
+              roleHeldBefore: roles ? (role) => roleHeldBefore(trx, sub.user_id, role, roles, rolesReadAt) : undefined,
+            });
             return { r, sub };
           })
           .catch(refused);

@@ -13,6 +13,7 @@ import * as paymentMethods from './20261128T1300_payment_methods.js';
 import * as coupons from './20261128T1400_coupons.js';
 import * as trials from './20261202T0100_trials.js';
 import * as freePeriods from './20261202T0200_free_periods.js';
+import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '20261128T1400_coupons': coupons,
   '20261202T0100_trials': trials,
   '20261202T0200_free_periods': freePeriods,
+  '20261205T0100_held_before_per_role': heldBeforePerRole,
 };

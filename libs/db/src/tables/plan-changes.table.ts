@@ -18,6 +18,8 @@ export interface PlanChangesTable {
   payment_id: string | null;
   effective_at: Timestamp;
   failure_reason: string | null;
+  /** A change to another role: whether the user held that role before us, read at the request; else null. */
+  role_held_before: boolean | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -1,5 +1,5 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
-import type { CreatedAt, Timestamp } from './common.js';
+import type { CreatedAt, Generated, Timestamp } from './common.js';
 
 export interface RoleGrantsTable {
   id: string;
@@ -10,6 +10,8 @@ export interface RoleGrantsTable {
   reason: string | null;
   granted_by: string | null;
   started_at: CreatedAt;
+  /** The user held this role at the Auth service before this grant, and no grant of ours gave it (docs/auth.md). */
+  held_before: Generated<boolean>;
   /** Null while the grant lives; grants are ended, never deleted. */
   ended_at: Timestamp | null;
   end_reason: string | null;
