@@ -635,6 +635,8 @@ t.test(
     provider.createPaymentToken = async () => {
       throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'not approved');
     };
+    // Approved at PayPal, yet refused: final.
+    provider.getSetupToken = async (id) => ({ setupTokenId: id, status: 'APPROVED', approvalUrl: null });
     t.equal(await replacePaymentMethod(ctx(provider), db, 'SETUP-2'), 'refused: UNPROCESSABLE_ENTITY');
     // No wallet at all: the same, with its own reason.
     const bare = await activeSubscription();
@@ -747,6 +749,10 @@ t.test('a trial checkout: the saved wallet starts the trial, once; one trial per
   const refused = await pendingVaultCheckout({ trial: 'P14D' });
   provider.createPaymentToken = async () => {
     throw new ProviderRefusedError(422, 'UNPROCESSABLE_ENTITY', 'not approved');
+  };
+  // Refused although PayPal shows it approved: final (an unknown token too).
+  provider.getSetupToken = async () => {
+    throw new ProviderRefusedError(404, 'RESOURCE_NOT_FOUND', 'no such setup token');
   };
   t.equal(await replacePaymentMethod(ctx(provider), db, refused.setupTokenId), 'refused: UNPROCESSABLE_ENTITY');
   t.match(await subscription(refused.sub.id), { status: 'cancelled' });
@@ -897,3 +903,35 @@ t.test('one trial per user and role holds in the database too, whatever the code
     'a second trial start for the same user and role is refused by the unique index',
   );
 });
+
+t.test(
+  'a vault return naming a setup token the buyer has not approved leaves the checkout waiting for its buyer',
+  async (t) => {
+    const provider = new FakeProvider();
+    const { sub, setupTokenId } = await pendingVaultCheckout({ trial: 'P14D' });
+    // PayPal refuses to make a payment token from an unapproved setup token, and says it still waits.
+    provider.createPaymentToken = async () => {
+      throw new ProviderRefusedError(
+        422,
+        'UNPROCESSABLE_ENTITY',
+        'The setup token has not been approved by the payer.',
+      );
+    };
+    provider.getSetupToken = async (id) => ({ setupTokenId: id, status: 'PAYER_ACTION_REQUIRED', approvalUrl: null });
+    t.equal(
+      await replacePaymentMethod(ctx(provider), db, setupTokenId),
+      'setup token PAYER_ACTION_REQUIRED: still waiting for the buyer',
+    );
+    t.match(await subscription(sub.id), { status: 'pending' }, 'the trial checkout is not cancelled');
+    const request = await db
+      .selectFrom('payment_method_requests')
+      .selectAll()
+      .where('setup_token_id', '=', setupTokenId)
+      .executeTakeFirstOrThrow();
+    t.equal(request.status, 'pending');
+    // The buyer approves and comes back: the trial starts.
+    provider.createPaymentToken = async () => ({ paymentTokenId: 'VAULT-LATER', customerId: null });
+    t.match(await replacePaymentMethod(ctx(provider), db, setupTokenId), /trial/);
+    t.match(await subscription(sub.id), { status: 'trialing', vault_id: 'VAULT-LATER' });
+  },
+);

@@ -34,6 +34,14 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
   const answer = await answerOf(
     ctx.provider.createPaymentToken({ setupTokenId, idempotencyKey: `${request.id}:payment-token` }),
   );
+  // The return URL names a setup token anyone who saw it can send: PayPal refusing a token the buyer
+  // has not approved yet ends nothing. Only the buyer's cancel or CHECKOUT_TTL_MS ends the request.
+  if (answer instanceof ProviderRefusedError) {
+    const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
+    const status = token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
+    if (status === 'CREATED' || status === 'PAYER_ACTION_REQUIRED')
+      return `setup token ${status}: still waiting for the buyer`;
+  }
   return db.transaction().execute(async (trx) => {
     const r = await trx
       .selectFrom('payment_method_requests')
