@@ -1008,3 +1008,32 @@ t.test(
     );
   },
 );
+
+t.test('at most 10 payment-method replacements a minute per user, then 429 with Retry-After', async (t) => {
+  const user = 'user-wallet-flood';
+  const bought = await buy(user);
+  await activate(bought.body.subscriptionId, bought.body.paymentId);
+  let asked = 0;
+  setupAnswer = async () => {
+    asked += 1;
+    const token = `SETUP-${randomUUID().slice(0, 8)}`;
+    return {
+      setupTokenId: token,
+      status: 'PAYER_ACTION_REQUIRED',
+      approvalUrl: `http://paypal.test/agreements/approve?approval_session_id=${token}`,
+    };
+  };
+  const path = `/v1/subscriptions/${bought.body.subscriptionId}/payment-method`;
+  for (let i = 0; i < 10; i++) t.equal((await call('POST', path, user)).status, 201);
+  const over = await call('POST', path, user);
+  t.equal(over.status, 429);
+  t.equal(over.body.type, '/problems/rate-limited');
+  t.ok(Number(over.headers['retry-after']) > 0, 'with Retry-After');
+  t.equal(asked, 10, 'PayPal was asked for 10 setup tokens, not 11');
+  const rows = await db
+    .selectFrom('payment_method_requests')
+    .select('id')
+    .where('subscription_id', '=', bought.body.subscriptionId)
+    .execute();
+  t.equal(rows.length, 10, 'and 10 rows were written');
+});

@@ -63,6 +63,8 @@ export function subscriptionRoutes(
 ): void {
   const { rt, config, provider, auth } = deps;
   const limiter = new SlidingWindowLimiter(10, 60_000);
+  // Each replacement makes a PayPal setup token and a row: limited per user like checkout.
+  const walletLimiter = new SlidingWindowLimiter(10, 60_000);
 
   app.post(
     '/v1/subscriptions',
@@ -590,6 +592,7 @@ export function subscriptionRoutes(
           401: Problem,
           404: Problem,
           409: Problem,
+          429: Problem,
           502: Problem,
         },
       },
@@ -599,6 +602,11 @@ export function subscriptionRoutes(
       const sub = await readOwn(id, req.userId);
       if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
         throw new AppError('not-changeable', `a ${sub.status} subscription has no payment method to replace`);
+      const wait = walletLimiter.take(req.userId);
+      if (wait)
+        throw new AppError('rate-limited', 'at most 10 payment-method replacements a minute; try again later', {
+          'retry-after': String(wait),
+        });
       const requestId = randomUUID();
       const base = config.PUBLIC_BASE_URL.replace(/\/$/, '');
       let token;
