@@ -1037,3 +1037,44 @@ t.test('at most 10 payment-method replacements a minute per user, then 429 with 
     .execute();
   t.equal(rows.length, 10, 'and 10 rows were written');
 });
+
+t.test('a coupon is redeemed once per user by default: re-subscribing after the first ended is refused', async (t) => {
+  await db
+    .insertInto('coupons')
+    .values({ code: 'WELCOME', percent_off: 50, duration_periods: 1, max_redemptions: null })
+    .execute();
+  const user = 'user-coupon-again';
+  const first = await call('POST', '/v1/subscriptions', user, { planId: 'pro', couponCode: 'WELCOME' });
+  t.equal(first.status, 201);
+  await activate(first.body.subscriptionId, first.body.paymentId);
+  // The first subscription ends (expired after its period), the buyer checks out again with the code.
+  await db
+    .updateTable('subscriptions')
+    .set({ status: 'expired', expired_at: new Date() })
+    .where('id', '=', first.body.subscriptionId)
+    .execute();
+  const again = await call('POST', '/v1/subscriptions', user, { planId: 'pro', couponCode: 'WELCOME' });
+  t.equal(again.status, 422, 'the first-period discount is not had twice');
+  t.equal(again.body.type, '/problems/coupon-not-applicable');
+  t.equal(await countOf('subscriptions', user), 1, 'nothing recorded');
+  // Another user still can; a coupon allowing 2 per user allows a second.
+  t.equal(
+    (await call('POST', '/v1/subscriptions', 'user-coupon-other', { planId: 'pro', couponCode: 'WELCOME' })).status,
+    201,
+  );
+  await db
+    .insertInto('coupons')
+    .values({ code: 'TWICE', percent_off: 10, max_redemptions_per_user: 2 } as never)
+    .execute();
+  const a = await call('POST', '/v1/subscriptions', 'user-coupon-twice', { planId: 'pro', couponCode: 'TWICE' });
+  await activate(a.body.subscriptionId, a.body.paymentId);
+  await db
+    .updateTable('subscriptions')
+    .set({ status: 'expired', expired_at: new Date() })
+    .where('id', '=', a.body.subscriptionId)
+    .execute();
+  t.equal(
+    (await call('POST', '/v1/subscriptions', 'user-coupon-twice', { planId: 'pro', couponCode: 'TWICE' })).status,
+    201,
+  );
+});

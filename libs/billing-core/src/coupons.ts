@@ -4,7 +4,10 @@ import type { CouponRow, Database } from '@billing/db';
 
 type Tx = Transaction<Database>;
 
-/** SPEC section 11: an unknown, expired, inactive or used-up coupon, or one for another currency. */
+/**
+ * SPEC section 11: an unknown, expired, inactive or used-up coupon, or one for another currency; and
+ * (docs/api.md) one the user has redeemed `max_redemptions_per_user` times already.
+ */
 export class CouponNotApplicable extends Error {}
 
 /** A price with the coupon's discount (floored, never below 0; BigInt, no float holds money). */
@@ -31,10 +34,16 @@ export async function redeemCoupon(
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
     .where((eb) => eb.or([eb('max_redemptions', 'is', null), eb('redeemed', '<', eb.ref('max_redemptions'))]))
     .where((eb) => eb.or([eb('currency', 'is', null), eb('currency', '=', o.currency)]))
+    // Per user: the checkout holds the user's lock, so this count cannot race with the same user.
+    .where(
+      sql<boolean>`(max_redemptions_per_user is null or (select count(*) from coupon_redemptions r where r.coupon_code = coupons.code and r.user_id = ${o.userId} and r.status = 'active') < max_redemptions_per_user)`,
+    )
     .returningAll()
     .executeTakeFirst();
   if (!coupon)
-    throw new CouponNotApplicable(`coupon "${code}" is unknown, expired, inactive, used up or not for ${o.currency}`);
+    throw new CouponNotApplicable(
+      `coupon "${code}" is unknown, expired, inactive, used up, not for ${o.currency}, or already redeemed by you`,
+    );
   await trx
     .insertInto('coupon_redemptions')
     .values({

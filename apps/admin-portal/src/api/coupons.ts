@@ -16,6 +16,7 @@ const Coupon = Type.Object({
   currency: Nullable(Type.String()),
   durationPeriods: Nullable(Type.Integer()),
   maxRedemptions: Nullable(Type.Integer()),
+  maxRedemptionsPerUser: Nullable(Type.Integer()),
   redeemed: Type.Integer(),
   expiresAt: Nullable(Ts),
   active: Type.Boolean(),
@@ -29,6 +30,7 @@ const view = (c: CouponRow) => ({
   currency: c.currency,
   durationPeriods: c.duration_periods,
   maxRedemptions: c.max_redemptions,
+  maxRedemptionsPerUser: c.max_redemptions_per_user,
   redeemed: c.redeemed,
   expiresAt: c.expires_at?.toISOString() ?? null,
   active: c.active,
@@ -55,6 +57,8 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
             currency: Type.Optional(Type.String({ minLength: 3, maxLength: 3 })),
             durationPeriods: Nullable(Type.Integer({ minimum: 1, maximum: 10_000 })),
             maxRedemptions: Nullable(Type.Integer({ minimum: 1 })),
+            /** Default 1; null: no limit per user. */
+            maxRedemptionsPerUser: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
             expiresAt: Nullable(Type.String({ format: 'date-time' })),
           },
           { additionalProperties: false },
@@ -82,6 +86,7 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
             currency: b.currency ?? null,
             duration_periods: b.durationPeriods ?? null,
             max_redemptions: b.maxRedemptions ?? null,
+            max_redemptions_per_user: b.maxRedemptionsPerUser === undefined ? 1 : b.maxRedemptionsPerUser,
             expires_at: b.expiresAt ?? null,
           })
           .returningAll()

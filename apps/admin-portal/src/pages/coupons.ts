@@ -27,7 +27,8 @@ export function couponPages(kit: Kit): void {
             },
             {
               head: 'Redeemed',
-              cell: (c: any) => `${esc(c.redeemed)}${c.maxRedemptions === null ? '' : ` of ${esc(c.maxRedemptions)}`}`,
+              cell: (c: any) =>
+                `${esc(c.redeemed)}${c.maxRedemptions === null ? '' : ` of ${esc(c.maxRedemptions)}`}${c.maxRedemptionsPerUser === null ? '' : ` (${esc(c.maxRedemptionsPerUser)} per user)`}`,
               num: true,
             },
             { head: 'Expires', cell: (c: any) => time(c.expiresAt) },
@@ -51,6 +52,7 @@ export function couponPages(kit: Kit): void {
 <label for="currency">Currency of the amount</label><select id="currency" name="currency"><option value="">—</option>${PAYPAL_CURRENCIES.map((c) => `<option>${c}</option>`).join('')}</select>
 <label for="duration">For the first N periods (empty: every period)</label><input id="duration" name="durationPeriods" inputmode="numeric">
 <label for="max">At most N redemptions (empty: no limit)</label><input id="max" name="maxRedemptions" inputmode="numeric">
+<label for="per-user">At most N redemptions by one user (empty: 1)</label><input id="per-user" name="maxRedemptionsPerUser" inputmode="numeric">
 <label for="expires">Expires (empty: never)</label><input id="expires" name="expiresAt" type="date">
 <p><button>Create…</button></p></form>`,
         { section: '/coupons', who: req.userId, flash: queryOf(req)['done'] },
@@ -82,6 +84,7 @@ export function couponPages(kit: Kit): void {
         ...(amountOff !== undefined ? { amountOff, currency } : {}),
         durationPeriods: int(b['durationPeriods']) ?? null,
         maxRedemptions: int(b['maxRedemptions']) ?? null,
+        maxRedemptionsPerUser: int(b['maxRedemptionsPerUser']) ?? 1,
         expiresAt: b['expiresAt'] ? new Date(`${b['expiresAt']}T00:00:00Z`).toISOString() : null,
       };
       if (b['confirm'] !== 'yes')
@@ -89,7 +92,7 @@ export function couponPages(kit: Kit): void {
           'Confirm the new coupon',
           confirmStep({
             action: '/coupons',
-            summary: `<p>Create coupon <strong class="mono">${esc(coupon.code)}</strong>: ${coupon.percentOff !== undefined ? `${esc(coupon.percentOff)}% off` : amountOff !== undefined ? `${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : `the first ${esc(coupon.durationPeriods)} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : `at most ${esc(coupon.maxRedemptions)} redemptions`}.</p>`,
+            summary: `<p>Create coupon <strong class="mono">${esc(coupon.code)}</strong>: ${coupon.percentOff !== undefined ? `${esc(coupon.percentOff)}% off` : amountOff !== undefined ? `${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : `the first ${esc(coupon.durationPeriods)} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : `at most ${esc(coupon.maxRedemptions)} redemptions`}, at most ${esc(coupon.maxRedemptionsPerUser)} per user.</p>`,
             fields: Object.fromEntries(
               Object.entries(b).filter(([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string'),
             ) as Record<string, string>,

@@ -14,6 +14,7 @@ import * as coupons from './20261128T1400_coupons.js';
 import * as trials from './20261202T0100_trials.js';
 import * as freePeriods from './20261202T0200_free_periods.js';
 import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
+import * as couponPerUser from './20261205T0200_coupon_per_user.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '20261202T0100_trials': trials,
   '20261202T0200_free_periods': freePeriods,
   '20261205T0100_held_before_per_role': heldBeforePerRole,
+  '20261205T0200_coupon_per_user': couponPerUser,
 };

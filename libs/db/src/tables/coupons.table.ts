@@ -10,6 +10,8 @@ export interface CouponsTable {
   /** The first N periods discounted; null: every period. */
   duration_periods: number | null;
   max_redemptions: number | null;
+  /** At most this many live redemptions by one user (default 1); null: no limit. */
+  max_redemptions_per_user: Generated<number | null>;
   redeemed: Generated<number>;
   expires_at: Timestamp | null;
   active: Generated<boolean>;
