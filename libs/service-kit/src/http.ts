@@ -236,7 +236,7 @@ export function createHttpApp({
       logger.info('http request', {
         correlationId: req.id,
         method: req.method,
-        url: req.url,
+        url: loggableUrl(req.url),
         route,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
@@ -247,7 +247,8 @@ export function createHttpApp({
 
   app.setErrorHandler((err, req, reply) => {
     const { status, body, headers } = toProblem(err);
-    if (status >= 500) logger.error('request failed', { correlationId: req.id, method: req.method, url: req.url, err });
+    if (status >= 500)
+      logger.error('request failed', { correlationId: req.id, method: req.method, url: loggableUrl(req.url), err });
     reply
       .status(status)
       .headers(headers)
@@ -278,4 +279,36 @@ export function createHttpApp({
     return metrics.registry.metrics();
   });
   return app;
+}
+
+/**
+ * Query keys whose values may be logged: ours, none of them naming a buyer or a PayPal wallet. Any
+ * other key (PayPal's `PayerID`, `token`, `approval_token_id`, `approval_session_id`, ...) is left
+ * out of the log line whole (docs/processes.md, logging).
+ */
+export const LOGGED_QUERY_KEYS: ReadonlySet<string> = new Set([
+  'planId',
+  'limit',
+  'cursor',
+  'direction',
+  'status',
+  'redirect',
+  'mode',
+  'plan',
+  'from',
+  'to',
+  'q',
+  'kind',
+  'state',
+  'action',
+  'checkout',
+  'payment_method',
+]);
+
+/** A request URL as logged: the path and the allow-listed query keys only. */
+export function loggableUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const kept = [...new URLSearchParams(url.slice(q + 1)).entries()].filter(([k]) => LOGGED_QUERY_KEYS.has(k));
+  return kept.length ? `${url.slice(0, q)}?${new URLSearchParams(kept).toString()}` : url.slice(0, q);
 }

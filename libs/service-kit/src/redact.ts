@@ -1,8 +1,9 @@
 const SENSITIVE_KEY =
-  /pass(word|wd)?|secret|token|authori[sz]ation|cookie|credential|api[-_]?key|client[-_]?id|signature|^sig$|private[-_]?key|vault[-_]?id/i;
+  /pass(word|wd)?|secret|token|authori[sz]ation|cookie|credential|api[-_]?key|client[-_]?id|signature|^sig$|private[-_]?key|vault[-_]?id|payer[-_]?id|customer[-_]?id|account[-_]?id|approval[-_]?session/i;
 const JWT = /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g;
 const AUTH_SCHEME = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
-const QUERY_SECRET = /([?&][^=&\s"]*(?:token|secret|password|passwd|key|code|sig|signature|auth)[^=&\s"]*=)[^&\s"#]*/gi;
+const QUERY_SECRET =
+  /([?&][^=&\s"]*(?:token|secret|password|passwd|key|code|sig|signature|auth|payerid|session)[^=&\s"]*=)[^&\s"#]*/gi;
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s"]+:)[^@/\s"]+@/gi;
 
 export const REDACTED = '[REDACTED]';

@@ -588,8 +588,10 @@ export function buildSandbox(opts: SandboxOptions): {
     const o = state.orders.get(String((req.body as { token?: string }).token ?? ''));
     if (!o) return reply.status(404).type('text/html').send('<h1>This checkout does not exist.</h1>');
     approve(o);
+    const payerId = newId('', 13);
+    state.payerIds.add(payerId);
     return reply.redirect(
-      `${o.return_url ?? opts.publicUrl}${(o.return_url ?? '').includes('?') ? '&' : '?'}token=${o.id}&PayerID=${newId('', 13)}`,
+      `${o.return_url ?? opts.publicUrl}${(o.return_url ?? '').includes('?') ? '&' : '?'}token=${o.id}&PayerID=${payerId}`,
       303,
     );
   });
@@ -601,6 +603,11 @@ export function buildSandbox(opts: SandboxOptions): {
       303,
     );
   });
+  function payerAccount() {
+    const id = newId('', 13);
+    state.payerIds.add(id);
+    return id;
+  }
   function approve(o: Order) {
     if (o.status !== 'PAYER_ACTION_REQUIRED' && o.status !== 'CREATED') return;
     o.status = 'APPROVED';
@@ -608,7 +615,7 @@ export function buildSandbox(opts: SandboxOptions): {
     o.payment_source.paypal = {
       ...o.payment_source.paypal,
       email_address: 'buyer@example.com',
-      account_id: newId('', 13),
+      account_id: payerAccount(),
       account_status: 'VERIFIED',
       name: { given_name: 'Demo', surname: 'Buyer' },
     };
@@ -617,6 +624,19 @@ export function buildSandbox(opts: SandboxOptions): {
 
   // The control API: for tests and the demo, never called by the system under test.
   app.get('/_control/calls', async () => state.calls);
+  // Every id that identifies a buyer or their wallet this stand-in issued (payer and account ids,
+  // payment-token / vault ids, customer ids, setup-token ids): no log line may carry one.
+  app.get('/_control/wallet-ids', async () => [
+    ...new Set([
+      ...state.payerIds,
+      'QYR5Z8XDVJNXQ',
+      ...state.vault.keys(),
+      ...[...state.vault.values()].map((v) => v.customerId),
+      ...state.setupTokens.keys(),
+      ...[...state.setupTokens.values()].map((t) => t.customerId),
+      ...[...state.setupTokens.values()].flatMap((t) => (t.paymentTokenId ? [t.paymentTokenId] : [])),
+    ]),
+  ]);
   app.get('/_control/webhooks', async () => webhooks.sent.map(({ body, ...w }) => ({ ...w, event: JSON.parse(body) })));
   // What the outside world holds: every capture (with what was refunded of it) and every refund.
   app.get('/_control/captures', async () =>

@@ -116,6 +116,8 @@ export class SandboxState {
   refunds = new Map<string, Refund>();
   vault = new Map<string, { customerId: string; deleted: boolean; orderId: string; customId?: string }>();
   tokens = new Set<string>();
+  /** Ids that identify a buyer or their wallet beyond what the stores above hold: PayerIDs, account ids. */
+  payerIds = new Set<string>();
   idempotent = new Map<string, { status: number; body: unknown }>();
   calls: Call[] = [];
   held = new Set<string>();

@@ -78,6 +78,15 @@ export function summarise(body: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
 }
 
+/** PayPal's vault v3 calls: the ids in their answers (setup token, payment token, customer) name a wallet. */
+const VAULT_OPERATIONS = new Set(['create-setup-token', 'get-setup-token', 'create-payment-token']);
+
+/** What of a vault v3 answer is logged: its status only, never an id (docs/processes.md). */
+export function summariseVault(body: unknown): Record<string, unknown> {
+  const status = (body as { status?: unknown } | null)?.status;
+  return status === undefined ? {} : { status };
+}
+
 /** A JSON body sent exactly as given (the raw webhook inside verify-webhook-signature). */
 class RawJson {
   constructor(readonly text: string) {}
@@ -168,7 +177,7 @@ export class PayPalProvider implements PaymentProvider {
           status: res.statusCode,
           ms: Date.now() - started,
           requestId: request.headers['PayPal-Request-Id'],
-          summary: summarise(res.result),
+          summary: VAULT_OPERATIONS.has(op) ? summariseVault(res.result) : summarise(res.result),
         });
         return res;
       } catch (err) {
@@ -428,7 +437,7 @@ export class PayPalProvider implements PaymentProvider {
       verb: 'GET',
       headers: { 'Content-Type': 'application/json' },
     };
-    return parseSetupToken((await this.call('get-setup-token', req, { setupTokenId })).result);
+    return parseSetupToken((await this.call('get-setup-token', req)).result);
   }
 
   async createPaymentToken(input: { setupTokenId: string; idempotencyKey: string }): Promise<PaymentTokenState> {
@@ -438,9 +447,7 @@ export class PayPalProvider implements PaymentProvider {
       body: { payment_source: { token: { id: input.setupTokenId, type: 'SETUP_TOKEN' } } },
       headers: { 'Content-Type': 'application/json', 'PayPal-Request-Id': requestId(input.idempotencyKey) },
     };
-    const token = parsePaymentToken(
-      (await this.call('create-payment-token', req, { setupTokenId: input.setupTokenId })).result,
-    );
+    const token = parsePaymentToken((await this.call('create-payment-token', req)).result);
     if (!token.paymentTokenId) throw new ProviderUnavailableError('PayPal create-payment-token: no id in the answer');
     return token;
   }
