@@ -15,6 +15,7 @@ import * as trials from './20261202T0100_trials.js';
 import * as freePeriods from './20261202T0200_free_periods.js';
 import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
 import * as couponPerUser from './20261205T0200_coupon_per_user.js';
+import * as forwardOnly from './20261205T0300_forward_only.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   '20261202T0200_free_periods': freePeriods,
   '20261205T0100_held_before_per_role': heldBeforePerRole,
   '20261205T0200_coupon_per_user': couponPerUser,
+  '20261205T0300_forward_only': forwardOnly,
 };

@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { sql } from 'kysely';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { issueReceipt, payments, subscriptions } from '../src/index.js';
+
+// Receipts against a real, migrated database (SPEC section 11): numbered without gaps, never changed
+// or deleted; the counters behind them only move forward; the audit log is insert-only.
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [
+  { id: 'p', name: 'P', description: '', amount: 500, currency: 'USD', period: 'P1M', role: 'r', active: true },
+]);
+
+async function payment(currency = 'USD') {
+  const id = randomUUID();
+  const paymentId = randomUUID();
+  await db.transaction().execute(async (trx) => {
+    await subscriptions.create(trx, {
+      id,
+      user_id: `u-${id}`,
+      plan_id: 'p',
+      plan_name: 'P',
+      role: 'r',
+      amount: 500,
+      currency,
+      period: 'P1M',
+    });
+    await payments.create(trx, {
+      id: paymentId,
+      subscription_id: id,
+      user_id: `u-${id}`,
+      kind: 'initial',
+      amount: 500,
+      currency,
+      period_index: 0,
+    });
+  });
+  return { id: paymentId, user_id: `u-${id}`, amount: 500, currency };
+}
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => 'allowed',
+    (err: Error) => err.message,
+  );
+
+t.test('a completion rolled back gives its number back: the next receipt takes it, no gap', async (t) => {
+  const first = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('CHF'), 'first'));
+  const rolledBack = await refusal(
+    db.transaction().execute(async (trx) => {
+      const r = await issueReceipt(trx, await payment('CHF'), 'rolled back');
+      t.equal(r.sequence, first.sequence + 1, 'the number it would have had');
+      throw new Error('the completing transaction failed');
+    }),
+  );
+  t.equal(rolledBack, 'the completing transaction failed');
+  const next = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('CHF'), 'next'));
+  t.equal(next.sequence, first.sequence + 1, 'the next completion takes the number back');
+  t.match(next.number, /^R-\d{4}-CHF-000002$/);
+});
+
+t.test('a receipt is never changed nor deleted (triggers)', async (t) => {
+  const r = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment(), 'kept'));
+  t.match(
+    await refusal(db.updateTable('receipts').set({ amount: 1 }).where('id', '=', r.id).execute()),
+    /never changed|refuse|not allowed|cannot/i,
+  );
+  t.match(await refusal(db.deleteFrom('receipts').where('id', '=', r.id).execute()), /delet/i);
+  const still = await db.selectFrom('receipts').selectAll().where('id', '=', r.id).executeTakeFirstOrThrow();
+  t.equal(Number(still.amount), 500);
+});
+
+t.test('document counters only move forward, and are never deleted', async (t) => {
+  await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('SEK'), 'one'));
+  const rewind = await refusal(
+    db
+      .updateTable('document_counters')
+      .set({ last: sql`last - 1` })
+      .where('currency', '=', 'SEK')
+      .execute(),
+  );
+  t.not(rewind, 'allowed', 'a counter cannot be rewound (a number would be issued twice)');
+  t.not(
+    await refusal(db.deleteFrom('document_counters').where('currency', '=', 'SEK').execute()),
+    'allowed',
+    'nor deleted',
+  );
+  t.equal(
+    await refusal(
+      db
+        .updateTable('document_counters')
+        .set({ last: sql`last + 1` })
+        .where('currency', '=', 'SEK')
+        .execute(),
+    ),
+    'allowed',
+    'forward is how numbers are taken',
+  );
+});
+
+t.test('the audit log is insert-only', async (t) => {
+  const id = randomUUID();
+  await db
+    .insertInto('audit_log')
+    .values({ id, actor: 'op', action: 'test', target: 'x', reason: 'r', before: null, after: null })
+    .execute();
+  t.not(
+    await refusal(db.updateTable('audit_log').set({ reason: 'rewritten' }).where('id', '=', id).execute()),
+    'allowed',
+    'an audit row is never rewritten',
+  );
+  t.not(await refusal(db.deleteFrom('audit_log').where('id', '=', id).execute()), 'allowed', 'nor deleted');
+});
