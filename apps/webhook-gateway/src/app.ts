@@ -25,6 +25,13 @@ export async function buildApp({
     trustProxy: trustProxyOf(config.TRUST_PROXY),
   });
   await registerRateLimits(app);
-  paypalWebhookRoute(app, { rt, provider, perClientPerMinute: config.WEBHOOK_RATE_LIMIT_PER_MINUTE });
+  paypalWebhookRoute(app, {
+    rt,
+    provider,
+    perClientPerMinute: config.WEBHOOK_RATE_LIMIT_PER_MINUTE,
+    maxPending: config.WEBHOOK_MAX_PENDING,
+    transmissionToleranceMs: config.WEBHOOK_TRANSMISSION_TOLERANCE_MS,
+    apiBase: config.PAYPAL_API_BASE,
+  });
   return app;
 }

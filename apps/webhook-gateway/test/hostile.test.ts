@@ -60,7 +60,7 @@ function headersFor(raw: string, over: Record<string, string | string[] | undefi
   const h: Record<string, string | string[] | undefined> = {
     'content-type': 'application/json',
     'paypal-transmission-id': randomUUID(),
-    'paypal-transmission-time': '2026-11-28T06:00:00Z',
+    'paypal-transmission-time': new Date().toISOString(),
     'paypal-transmission-sig': signatureOf(raw),
     'paypal-cert-url': 'https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1',
     'paypal-auth-algo': 'SHA256withRSA',

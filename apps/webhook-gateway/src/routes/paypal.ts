@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import secureJson from 'secure-json-parse';
 import { Type } from 'typebox';
-import { ProviderEventReceived } from '@billing/contracts';
+import type { FastifyReply } from 'fastify';
+import { PROBLEM_TITLES, ProviderEventReceived } from '@billing/contracts';
 import { insertWithMessage } from '@billing/messaging';
 import { ProviderUnavailableError, type PaymentProvider } from '@billing/payments';
 import { AppError, TtlCache, type HttpApp } from '@billing/service-kit';
@@ -34,6 +35,19 @@ function parseUntrusted(text: string): unknown {
   }
 }
 
+/** A certificate URL PayPal would issue: https on paypal.com or a subdomain, no credentials; or the API base's origin. */
+export function isPayPalCert(url: string, apiOrigin: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.username || u.password) return false;
+  if (u.origin === apiOrigin) return true;
+  return u.protocol === 'https:' && (u.hostname === 'paypal.com' || u.hostname.endsWith('.paypal.com'));
+}
+
 /**
  * docs/webhooks.md: verify with PayPal (the raw body as `webhook_event`), then store the event once per
  * PayPal event id together with the message for the payment-worker, in one transaction; a 200
@@ -41,8 +55,26 @@ function parseUntrusted(text: string): unknown {
  */
 export function paypalWebhookRoute(
   app: HttpApp,
-  { rt, provider, perClientPerMinute }: { rt: Runtime; provider: PaymentProvider; perClientPerMinute: number },
+  {
+    rt,
+    provider,
+    perClientPerMinute,
+    maxPending = 256,
+    transmissionToleranceMs = 15 * 60_000,
+    apiBase = 'https://api-m.paypal.com',
+  }: {
+    rt: Runtime;
+    provider: PaymentProvider;
+    perClientPerMinute: number;
+    maxPending?: number;
+    transmissionToleranceMs?: number;
+    apiBase?: string;
+  },
 ): void {
+  // Deliveries held at once, from their first byte to their answer: a flood waits at PayPal (which
+  // redelivers a 503), not in this process's memory (docs/webhooks.md).
+  let pending = 0;
+  const certOrigin = new URL(apiBase).origin;
   // A delivery repeated (PayPal's retries, or a forger replaying one) is judged once: PayPal is not
   // asked again about the same headers and body for five minutes.
   const verdicts = new TtlCache<boolean>(5 * 60_000, 10_000);
@@ -64,6 +96,30 @@ export function paypalWebhookRoute(
       schema: { response: { 200: Type.Object({ status: Type.String(), duplicate: Type.Boolean() }) } },
       // Per client address: far above what PayPal sends from one address, low enough to bound a flood.
       config: { rateLimit: { max: perClientPerMinute, timeWindow: '1 minute' } },
+      onRequest: (req, reply, done) => {
+        if (pending >= maxPending) {
+          // Answered here, not through the error handler: a flood is load, not an error to log each time.
+          const busy = reply as unknown as FastifyReply;
+          busy
+            .status(503)
+            .header('retry-after', '5')
+            .type('application/problem+json')
+            .send({
+              type: '/problems/unavailable',
+              title: PROBLEM_TITLES.unavailable,
+              status: 503,
+              detail: `${maxPending} deliveries are being handled; deliver this one again shortly`,
+            });
+          return;
+        }
+        pending += 1;
+        let counted = true;
+        reply.raw.once('close', () => {
+          if (counted) pending -= 1;
+          counted = false;
+        });
+        done();
+      },
     },
     async (req) => {
       const body = req.body as RawJson | undefined;
@@ -87,6 +143,14 @@ export function paypalWebhookRoute(
         throw new AppError('validation', 'body.id and body.event_type are required');
       }
       const headers = Object.fromEntries(PAYPAL_HEADERS.map((h) => [h, String(req.headers[h])]));
+      // PayPal's cheap local checks first (no call to PayPal for a delivery that cannot be genuine):
+      // a transmission time near our clock, a certificate on PayPal's hosts (or the API base's own).
+      const sent = Date.parse(headers['paypal-transmission-time']!);
+      if (Number.isNaN(sent)) throw new AppError('validation', 'paypal-transmission-time is not a date-time');
+      if (Math.abs(Date.now() - sent) > transmissionToleranceMs)
+        throw new AppError('unauthorized', 'the transmission time is too far from now; PayPal sends fresh deliveries');
+      if (!isPayPalCert(headers['paypal-cert-url']!, certOrigin))
+        throw new AppError('unauthorized', "the certificate URL is not PayPal's");
       const delivery = createHash('sha256')
         .update(PAYPAL_HEADERS.map((h) => headers[h]).join('\n'))
         .update('\n')
