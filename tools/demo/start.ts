@@ -6,16 +6,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { appUrl, createDb, defaultRoles, importCatalog, migrateWithRoles } from '@billing/db';
+import { appUrl, createDb, defaultRoles, importCatalog, migrateWithRoles, type AppName } from '@billing/db';
 import { ensureServices } from './services.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/billing';
 const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
-// The apps connect as the least-privileged role `npm run migrate` makes (docs/data.md).
+// Each app connects as its own least-privileged role `npm run migrate` makes (docs/data.md).
 const roles = defaultRoles();
 const env = {
-  DATABASE_URL: appUrl(DATABASE_URL, roles),
   AMQP_URL,
   LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'warn',
   // No published secret: one made for this run unless given (the Auth stand-in signs with it too).
@@ -110,7 +109,7 @@ await start('paypal-sandbox', 'tools/paypal-sandbox/src/main.ts', {
   PUBLIC_URL: 'http://127.0.0.1:4100',
 });
 await start('auth-stand-in', 'tools/auth-stand-in/src/main.ts', { PORT: '4000', HOST: '127.0.0.1' });
-const apps: [string, string][] = [
+const apps: [AppName, string][] = [
   ['billing-api', '3000'],
   ['webhook-gateway', '3001'],
   ['admin-portal', '3002'],
@@ -118,7 +117,8 @@ const apps: [string, string][] = [
   ['role-worker', '3011'],
   ['scheduler', '3012'],
 ];
-for (const [app, port] of apps) await start(app, `apps/${app}/src/main.ts`, { PORT: port });
+for (const [app, port] of apps)
+  await start(app, `apps/${app}/src/main.ts`, { PORT: port, DATABASE_URL: appUrl(DATABASE_URL, roles, app) });
 
 process.stdout.write(`
 All up: billing-api :3000, webhook-gateway :3001, admin-portal :3002, workers :3010-3012,

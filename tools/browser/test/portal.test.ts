@@ -423,9 +423,22 @@ t.test("the buyer's billing page: purchase at PayPal to active without a reload,
     .executeTakeFirstOrThrow();
   t.equal(sub.cancel_at_period_end, false);
 
-  // A buyer who gives up at PayPal lands on a clear page.
+  // A link with another user's token never switches the tab silently (login CSRF): the page says
+  // whose it is and asks first.
+  t.equal(await p.locator('#who').textContent(), 'Signed in as user-dave', 'the page says whose it is');
   const erin = await stack.tokenFor('user-erin');
   await p.goto(`${API}/billing#token=${erin}`);
+  await p.getByText('This link signs you in as user-erin. This page is signed in as user-dave.').waitFor();
+  await check(t, p, '18a-billing-switch', buyer.errors);
+  await p.getByRole('button', { name: 'Stay signed in as before' }).click();
+  await p.locator('[data-subscription]').waitFor();
+  t.equal(await p.locator('#who').textContent(), 'Signed in as user-dave', 'kept: still dave');
+  t.match(await p.locator('[data-subscription]').textContent(), /Pro/, "dave's subscription shown");
+  // A buyer who gives up at PayPal lands on a clear page (erin, after switching on purpose).
+  await p.goto(`${API}/billing#token=${erin}`);
+  await p.getByRole('button', { name: 'Switch account' }).click();
+  await p.getByText('You have no subscription.').waitFor();
+  t.equal(await p.locator('#who').textContent(), 'Signed in as user-erin');
   await p.locator('.plan', { hasText: 'Team' }).getByRole('button', { name: 'Subscribe' }).click();
   await p.waitForURL(/\/checkoutnow\?token=/);
   await p.getByRole('button', { name: 'Cancel' }).click();

@@ -6,6 +6,7 @@ import { Namespace, ConfigMap, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
@@ -25,6 +26,7 @@ const MODELS: Record<string, { validate(o: unknown): void }> = Object.fromEntrie
       ['apps/v1/Deployment', Deployment],
       ['batch/v1/Job', Job],
       ['policy/v1/PodDisruptionBudget', PodDisruptionBudget],
+      ['networking.k8s.io/v1/NetworkPolicy', NetworkPolicy],
       ['autoscaling/v2/HorizontalPodAutoscaler', HorizontalPodAutoscaler],
       ['keda.sh/v1alpha1/ScaledObject', ScaledObject],
       ['keda.sh/v1alpha1/TriggerAuthentication', TriggerAuthentication],
@@ -146,6 +148,22 @@ if (!kubectl) {
         deployments,
         'a PodDisruptionBudget per app',
       );
+      // Least privilege (docs/data.md): each app its own NetworkPolicy and its own database role's URL.
+      const policies = byKind('NetworkPolicy');
+      t.same(
+        policies.map((p) => p.spec.podSelector.matchLabels['app.kubernetes.io/name']).sort(),
+        deployments,
+        'a NetworkPolicy per app, selecting its pods',
+      );
+      for (const p of policies)
+        t.same(p.spec.policyTypes, ['Ingress', 'Egress'], `${p.metadata.name}: ingress and egress both restricted`);
+      const dbKeys = byKind('Deployment').map(
+        (d) =>
+          d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef
+            ?.key,
+      );
+      t.equal(new Set(dbKeys).size, 6, `six apps, six database URLs (${dbKeys.join(', ')})`);
+      t.notOk(dbKeys.includes('DATABASE_URL'), 'no app on a shared database URL');
       t.same(
         byKind('HorizontalPodAutoscaler')
           .map((h) => h.spec.scaleTargetRef.name)

@@ -2,7 +2,15 @@ import amqplib from 'amqplib';
 import { createMigratedTestDb, type MigratedTestDb } from '@billing/db/testing';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { appUrl, importCatalog, migrateWithRoles, type DbRoles } from '@billing/db';
+import {
+  APP_ROLE_SUFFIX,
+  appRole,
+  appUrl,
+  importCatalog,
+  migrateWithRoles,
+  type AppName as DbAppName,
+  type DbRoles,
+} from '@billing/db';
 import { retryQueueName, WORK_QUEUES } from '@billing/messaging';
 import {
   createTestVhost,
@@ -123,8 +131,9 @@ export async function startStack(
   const urls = Object.fromEntries(Object.entries(ports).map(([n, p]) => [n, `http://127.0.0.1:${p}`])) as Stack['urls'];
   const serviceToken = 'e2e-service-token-7c1d';
   const jwtSecret = 'e2e-jwt-secret-5b9e2f-0123456789abcdef';
+  // Each app connects as its own role, with only the grants it uses (docs/data.md).
+  const dbUrlOf = (app: AppName) => ({ DATABASE_URL: appUrl(tdb.url, roles, app) });
   const common = {
-    DATABASE_URL: appUrl(tdb.url, roles),
     AMQP_URL: ownBroker ? ownBroker.urls : viaProxy(vhost.url, brokerProxy),
     LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
     JWT_SECRET: jwtSecret,
@@ -168,7 +177,7 @@ export async function startStack(
   );
   await start('auth', 'tools/auth-stand-in/src/main.ts', { HOST: '127.0.0.1' }, ports.auth);
   for (const app of APPS) {
-    await start(app, `apps/${app}/src/main.ts`, {}, ports[app]);
+    await start(app, `apps/${app}/src/main.ts`, dbUrlOf(app), ports[app]);
   }
 
   const json = async (base: string, path: string, body?: unknown) => {
@@ -206,7 +215,7 @@ export async function startStack(
     async replica(app) {
       const port = await freePort();
       const name = `${app}#${replicas.length + 2}`;
-      await start(name, `apps/${app}/src/main.ts`, {}, port);
+      await start(name, `apps/${app}/src/main.ts`, dbUrlOf(app), port);
       const p = processes.get(name)!;
       replicas.push(p);
       replicaUrls.set(p, `http://127.0.0.1:${port}`);
@@ -306,7 +315,8 @@ async function dropRoles(url: string, roles: DbRoles): Promise<void> {
   const c = new pg.Client({ connectionString: url.replace(/\/[^/]+$/, '/postgres') });
   await c.connect();
   try {
-    for (const r of [roles.app, roles.owner]) await c.query(`drop role if exists ${r}`);
+    for (const r of [...Object.keys(APP_ROLE_SUFFIX).map((a) => appRole(roles, a as DbAppName)), roles.owner])
+      await c.query(`drop role if exists ${r}`);
   } finally {
     await c.end();
   }

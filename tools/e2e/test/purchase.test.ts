@@ -196,7 +196,8 @@ t.test(
         'paypal-transmission-id': 'x',
         'paypal-transmission-time': new Date().toISOString(),
         'paypal-transmission-sig': 'eA==',
-        'paypal-cert-url': 'https://example/cert',
+        // A certificate where PayPal (here its stand-in) serves them: the gateway must ask PayPal.
+        'paypal-cert-url': `${stack.urls.paypal}/v1/notifications/certs/CERT-1`,
         'paypal-auth-algo': 'SHA256withRSA',
       },
     });

@@ -9,7 +9,9 @@ import { approveInBrowser, checkout, startStack } from '../src/stack.js';
 // queues is stopped: every purchase completes exactly once, and no app is restarted.
 if (!(await canStartRabbitNode())) {
   // No silent pass: .ci/run installs rabbitmq-server when it is absent.
-  t.fail('rabbitmq-server cannot start a node here: install it (.ci/run does); the cluster test starts nodes of its own');
+  t.fail(
+    'rabbitmq-server cannot start a node here: install it (.ci/run does); the cluster test starts nodes of its own',
+  );
 } else {
   const cluster = await startRabbitCluster(3);
   t.teardown(() => cluster.stop());

@@ -26,12 +26,29 @@ const JS = `
 (function () {
   'use strict';
   var KEY = 'billing_token';
+  var $ = function (id) { return document.getElementById(id); };
+  // Whose token: its claims, read (not trusted: the API checks it) to name the account on the page.
+  function claims(t) {
+    try { return JSON.parse(atob(String(t).split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))) || {}; }
+    catch (e) { return {}; }
+  }
+  function whoOf(t) { var c = claims(t); return String(c.name || c.email || c.preferred_username || c.sub || 'unknown'); }
   var m = /[#&]token=([^&]+)/.exec(location.hash);
-  if (m) { sessionStorage.setItem(KEY, decodeURIComponent(m[1])); history.replaceState(null, '', location.pathname + location.search); }
+  var offered = m ? decodeURIComponent(m[1]) : null;
+  if (m) history.replaceState(null, '', location.pathname + location.search);
+  var held = sessionStorage.getItem(KEY);
+  // A link carrying another user's token never switches the tab silently (login CSRF: a link could
+  // make a victim save their wallet on someone else's subscription): the buyer is asked first.
+  if (offered && held && claims(offered).sub !== claims(held).sub) {
+    text($('switch-text'), 'This link signs you in as ' + whoOf(offered) + '. This page is signed in as ' + whoOf(held) + '.');
+    $('switch').hidden = false;
+    $('switch-yes').addEventListener('click', function () { sessionStorage.setItem(KEY, offered); location.reload(); });
+    $('switch-no').addEventListener('click', function () { $('switch').hidden = true; });
+  } else if (offered) sessionStorage.setItem(KEY, offered);
   var token = sessionStorage.getItem(KEY);
+  if (token) { text($('who'), 'Signed in as ' + whoOf(token)); $('who').hidden = false; }
   var params = new URLSearchParams(location.search);
   var checkout = params.get('checkout');
-  var $ = function (id) { return document.getElementById(id); };
   var ZERO = { JPY: 1, HUF: 1, TWD: 1 };
   function money(minor, currency) {
     var digits = ZERO[currency] ? 0 : 2;
@@ -125,6 +142,7 @@ const JS = `
         rows.push(btn);
         var pm = h('button', { type: 'button', class: 'secondary', 'data-action': 'payment-method', text: 'Update payment method' });
         pm.addEventListener('click', function () {
+          if (!confirm('Save a PayPal wallet for the subscription of ' + whoOf(token) + '? It pays this account\'s renewals.')) return;
           pm.disabled = true;
           api('POST', '/v1/subscriptions/' + s.id + '/payment-method').then(function (r) { location.assign(r.approvalUrl); }, function (e) { pm.disabled = false; banner('bad', e.message); });
         });
@@ -171,8 +189,9 @@ const JS = `
 
 const HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Billing</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/billing/app.css"></head><body>
-<header><strong>Billing</strong></header>
+<header><strong>Billing</strong> <span id="who" class="muted" hidden></span></header>
 <main><h1>Your subscription</h1>
+<section id="switch" class="banner warn" role="alertdialog" aria-labelledby="switch-text" hidden><p id="switch-text"></p><p><button type="button" id="switch-yes">Switch account</button> <button type="button" class="secondary" id="switch-no">Stay signed in as before</button></p></section>
 <p id="status" class="banner" role="status" aria-live="polite" hidden></p>
 <section id="signin" class="card" hidden><h2>Sign in from your account</h2><p>Open this page from your account in the product: it signs you in here.</p></section>
 <div id="account" hidden>
