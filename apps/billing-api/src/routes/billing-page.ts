@@ -33,6 +33,8 @@ const JS = `
     catch (e) { return {}; }
   }
   function whoOf(t) { var c = claims(t); return String(c.name || c.email || c.preferred_username || c.sub || 'unknown'); }
+  // A link followed while this page is open changes only the fragment: read it as on a fresh load.
+  window.addEventListener('hashchange', function () { if (/[#&]token=/.test(location.hash)) location.reload(); });
   var m = /[#&]token=([^&]+)/.exec(location.hash);
   var offered = m ? decodeURIComponent(m[1]) : null;
   if (m) history.replaceState(null, '', location.pathname + location.search);
@@ -142,7 +144,7 @@ const JS = `
         rows.push(btn);
         var pm = h('button', { type: 'button', class: 'secondary', 'data-action': 'payment-method', text: 'Update payment method' });
         pm.addEventListener('click', function () {
-          if (!confirm('Save a PayPal wallet for the subscription of ' + whoOf(token) + '? It pays this account\'s renewals.')) return;
+          if (!confirm('Save a PayPal wallet for the subscription of ' + whoOf(token) + '? It will pay the renewals of that account.')) return;
           pm.disabled = true;
           api('POST', '/v1/subscriptions/' + s.id + '/payment-method').then(function (r) { location.assign(r.approvalUrl); }, function (e) { pm.disabled = false; banner('bad', e.message); });
         });
