@@ -11,6 +11,7 @@ import {
   startKibanaStandIn,
   waitForHttp,
 } from '@billing/testing';
+import { APP_ROLE_SUFFIX, type AppName } from '@billing/db';
 
 // The production build (npm run build): every entry point compiles, and the compiled apps run on
 // plain node (no tsx) against a database that the compiled `migrate` prepared with its roles.
@@ -26,7 +27,8 @@ t.teardown(async () => {
   await vhost.drop();
   const c = new pg.Client({ connectionString: db.url.replace(/\/[^/]+$/, '/postgres') });
   await c.connect();
-  for (const r of [`b_app_${suffix}`, `b_owner_${suffix}`]) await c.query(`drop role if exists ${r}`);
+  for (const r of [...Object.values(APP_ROLE_SUFFIX).map((a) => `b_app_${suffix}_${a}`), `b_owner_${suffix}`])
+    await c.query(`drop role if exists ${r}`);
   await c.end();
 });
 const env = (extra: Record<string, string>) => ({ PATH: process.env['PATH'], ...extra });
@@ -39,13 +41,15 @@ t.test('the compiled migrate makes the roles and applies the migrations', async 
   });
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, /applied: 20261126T1400_initial/);
-  t.match(run.stdout, new RegExp(`apps connect as b_app_${suffix}`));
+  t.match(run.stdout, /each app connects as its own role/);
+  t.match(run.stdout, new RegExp(`webhook-gateway: postgres://b_app_${suffix}_gateway@`));
 });
 
 t.test('each compiled app starts on plain node, is ready, and stops cleanly on SIGTERM', async (t) => {
-  const appUrl = new URL(db.url);
-  appUrl.username = `b_app_${suffix}`;
-  for (const app of ['billing-api', 'webhook-gateway', 'admin-portal', 'payment-worker', 'role-worker', 'scheduler']) {
+  for (const app of Object.keys(APP_ROLE_SUFFIX) as AppName[]) {
+    // Each app as its own role (docs/data.md).
+    const appUrl = new URL(db.url);
+    appUrl.username = `b_app_${suffix}_${APP_ROLE_SUFFIX[app]}`;
     const port = await freePort();
     const child = spawn(process.execPath, ['--enable-source-maps', `dist/${app}/main.js`], {
       cwd: root,
