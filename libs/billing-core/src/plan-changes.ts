@@ -10,7 +10,7 @@ import {
   type PlanChangeQuote,
 } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
-import { endSubscriptionGrant, startSubscriptionGrant } from './grants.js';
+import { endSubscriptionGrant, roleHeldBefore, startSubscriptionGrant } from './grants.js';
 import { couponOf, withCoupon } from './coupons.js';
 import { currentPeriod, indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
@@ -122,7 +122,8 @@ export async function requestPlanChange(
   sub: SubscriptionRow,
   planId: string,
   now: Date,
-  opts: { roleHeldBefore?: (role: string) => Promise<boolean> } = {},
+  /** The user's roles at the Auth service, read before this transaction: needed for a change to another role. */
+  opts: { roles?: { names: readonly string[]; readAt: Date } } = {},
 ): Promise<PlanChangeResult> {
   const { quote, target } = await planChangeFor(trx, sub, planId, now);
   const open = await lockOpenChange(trx, sub.id, ['pending', 'scheduled']);
@@ -142,7 +143,10 @@ export async function requestPlanChange(
     currency: sub.currency,
     effective_at: quote.effectiveAt,
     // A change to another role: whether the user held that role before us (docs/auth.md).
-    role_held_before: target.role !== sub.role && opts.roleHeldBefore ? await opts.roleHeldBefore(target.role) : null,
+    role_held_before:
+      target.role !== sub.role && opts.roles
+        ? await roleHeldBefore(trx, sub.user_id, target.role, opts.roles.names, opts.roles.readAt)
+        : null,
   };
   if (quote.kind === 'downgrade') {
     const change = await trx

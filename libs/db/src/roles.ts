@@ -102,9 +102,7 @@ export async function migrateWithRoles(adminUrl: string, roles: DbRoles): Promis
 }
 
 async function ensureRoles(admin: AnyDb, roles: DbRoles): Promise<void> {
-  const exists = async (name: string) =>
-    (await sql<{ n: number }>`select count(*)::int as n from pg_roles where rolname = ${name}`.execute(admin)).rows[0]!
-      .n > 0;
+  const exists = (name: string) => roleExists(admin, name);
   if (!(await exists(roles.owner))) await sql`create role ${ident(roles.owner)} nologin`.execute(admin);
   for (const app of Object.keys(APP_ROLE_SUFFIX) as AppName[]) {
     const name = appRole(roles, app);

@@ -531,7 +531,7 @@ export function subscriptionRoutes(
           .execute(async (trx) => {
             const sub = await lockOwn(trx, req.params.id, req.userId);
             const r = await requestPlanChange(trx, sub, req.body.planId, now, {
-              roleHeldBefore: roles ? (role) => roleHeldBefore(trx, sub.user_id, role, roles, rolesReadAt) : undefined,
+              ...(roles ? { roles: { names: roles, readAt: rolesReadAt } } : {}),
             });
             return { r, sub };
           })

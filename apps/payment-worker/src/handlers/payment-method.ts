@@ -24,6 +24,16 @@ export function paymentMethodApprovedHandler(ctx: PaymentContext): StepHandler<t
   };
 }
 
+/** PayPal's setup-token statuses: CREATED, PAYER_ACTION_REQUIRED (the buyer has not approved), APPROVED, VAULTED, TOKENIZED. */
+const WAITING_FOR_BUYER = new Set(['CREATED', 'PAYER_ACTION_REQUIRED']);
+const APPROVED = new Set(['APPROVED', 'VAULTED', 'TOKENIZED']);
+
+/** A setup token's status at PayPal; NOT_FOUND when PayPal does not know it. */
+async function setupTokenStatus(ctx: PaymentContext, setupTokenId: string): Promise<string> {
+  const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
+  return token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
+}
+
 export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTokenId: string): Promise<string> {
   const request = await db
     .selectFrom('payment_method_requests')
@@ -37,10 +47,8 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
   // The return URL names a setup token anyone who saw it can send: PayPal refusing a token the buyer
   // has not approved yet ends nothing. Only the buyer's cancel or CHECKOUT_TTL_MS ends the request.
   if (answer instanceof ProviderRefusedError) {
-    const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
-    const status = token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
-    if (status === 'CREATED' || status === 'PAYER_ACTION_REQUIRED')
-      return `setup token ${status}: still waiting for the buyer`;
+    const status = await setupTokenStatus(ctx, setupTokenId);
+    if (WAITING_FOR_BUYER.has(status)) return `setup token ${status}: still waiting for the buyer`;
   }
   return db.transaction().execute(async (trx) => {
     const r = await trx
@@ -107,11 +115,8 @@ export async function reconcileSetupToken(
   setupTokenId: string,
   expireUnapproved: boolean,
 ): Promise<string> {
-  const token = await answerOf(ctx.provider.getSetupToken(setupTokenId));
-  const status = token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
-  // PayPal's setup-token statuses: CREATED, PAYER_ACTION_REQUIRED, APPROVED, VAULTED, TOKENIZED.
-  if (status === 'APPROVED' || status === 'VAULTED' || status === 'TOKENIZED')
-    return replacePaymentMethod(ctx, db, setupTokenId);
+  const status = await setupTokenStatus(ctx, setupTokenId);
+  if (APPROVED.has(status)) return replacePaymentMethod(ctx, db, setupTokenId);
   if (!expireUnapproved) return `setup token ${status}: still waiting for the buyer`;
   return db.transaction().execute(async (trx) => {
     const r = await trx

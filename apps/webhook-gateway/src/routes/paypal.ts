@@ -59,16 +59,19 @@ export function paypalWebhookRoute(
     rt,
     provider,
     perClientPerMinute,
-    maxPending = 256,
-    transmissionToleranceMs = 15 * 60_000,
-    apiBase = 'https://api-m.paypal.com',
+    maxPending,
+    transmissionToleranceMs,
+    apiBase,
   }: {
     rt: Runtime;
     provider: PaymentProvider;
     perClientPerMinute: number;
-    maxPending?: number;
-    transmissionToleranceMs?: number;
-    apiBase?: string;
+    /** WEBHOOK_MAX_PENDING */
+    maxPending: number;
+    /** WEBHOOK_TRANSMISSION_TOLERANCE_MS */
+    transmissionToleranceMs: number;
+    /** PAYPAL_API_BASE: a certificate on its origin is accepted (a local stand-in serves them there) */
+    apiBase: string;
   },
 ): void {
   // Deliveries held at once, from their first byte to their answer: a flood waits at PayPal (which
