@@ -7,15 +7,18 @@ import { createMigratedTestDb } from '@billing/db/testing';
 import {
   applyDueScheduledChanges,
   dropScheduledChange,
+  payments,
+  planChangeFailed,
+  planChangeOfPayment,
   PlanChangeRefused,
   priceOfPeriod,
   requestPlanChange,
 } from '@billing/billing-core';
-import { ProviderRefusedError } from '@billing/payments';
+import { ProviderRefusedError, type OrderState } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
 import { FakeProvider } from './fake-provider.js';
 import { chargePlanChangeHandler, chargeRenewal } from '../src/handlers/charge-renewal.js';
-import type { PaymentContext } from '../src/payments/outcomes.js';
+import { PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
 
 // Plan changes against periods already paid or claimed (docs/guarantees.md, plan changes): the price
 // of a period and its plan always agree, whatever order the renewal and the change come in.
@@ -259,5 +262,54 @@ t.test(
       told.filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === s.id).length,
       1,
     );
+  },
+);
+
+t.test(
+  'an upgrade expired by the reconciliation while its charge was at PayPal: the money goes back whole, nothing switches',
+  async (t) => {
+    const s = await subscription('small', 30 * 60_000);
+    const r = await change(s.id, 'big');
+    const paymentId = r.kind === 'charging' ? r.paymentId : '';
+    // The worker decided the charge; while PayPal takes it, the reconciliation ends the payment and
+    // the change, as its job does.
+    await db.transaction().execute(async (trx) => {
+      const p = await trx.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirstOrThrow();
+      await payments.transition(trx, p, { type: 'checkout_expired' });
+      await planChangeFailed(trx, (await planChangeOfPayment(trx, paymentId))!, 'expired: the charge was never made');
+    });
+    // PayPal's answer (the charge completed) is then recorded, as the worker's record step does.
+    const outcome = await db.transaction().execute(async (trx) => {
+      const p = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', paymentId)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
+      const answer = provider.chargeAnswer({
+        paymentId,
+        amount: p.amount,
+        currency: 'USD',
+        description: 'upgrade',
+        vaultId: 'VAULT-1',
+        idempotencyKey: `${paymentId}:charge`,
+      }) as OrderState;
+      return new PaymentOutcomes(ctx).recordOrder(trx, p, answer);
+    });
+    t.equal(outcome, 'refunded: payment no longer open');
+    const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirstOrThrow();
+    const refunds = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).execute();
+    t.same(
+      refunds.map((x) => x.amount),
+      [p.amount],
+      'refunded whole',
+    );
+    t.match(await sub(s.id), { plan_id: 'small', role: 'small' }, 'the plan did not switch');
+    const c = await db
+      .selectFrom('plan_changes')
+      .selectAll()
+      .where('payment_id', '=', paymentId)
+      .executeTakeFirstOrThrow();
+    t.equal(c.status, 'failed');
   },
 );
