@@ -63,6 +63,7 @@ export function buildWorker({
     name: 'payment-worker',
     broker: rt.broker,
     db: rt.db,
+    connections: rt.consumerConnections,
     logger: rt.logger,
     metrics: rt.metrics,
     queue: retryDelaysMs ? { ...paymentQueue, retryDelaysMs } : paymentQueue,

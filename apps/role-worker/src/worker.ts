@@ -124,6 +124,7 @@ export function buildWorker({
     name: 'role-worker',
     broker: rt.broker,
     db: rt.db,
+    connections: rt.consumerConnections,
     logger: rt.logger,
     metrics: rt.metrics,
     queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue,

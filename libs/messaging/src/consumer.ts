@@ -14,6 +14,8 @@ import { declareWorkQueue, parkingQueueName, retryQueueName, type WorkQueueSpec 
 export const ATTEMPT_HEADER = 'x-billing-attempts';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const ERROR_HEADER = 'x-billing-last-error';
+/** How many times in a row the message found the infrastructure away (its back-off grows with it). */
+export const OUTAGE_HEADER = 'x-billing-outages';
 
 export interface HandlerContext<D> {
   /** The consumer's transaction: the message counts as processed only if it commits. */
@@ -64,6 +66,12 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   /** Failed attempts after which the message is dead-lettered. */
   maxAttempts: number;
   prefetch?: number;
+  /**
+   * Database connections this consumer may hold at once (docs/guarantees.md, backpressure): the
+   * prefetch is capped to it, so every message taken can get a connection, and the rest wait in
+   * the broker rather than in the pool's queue or a retry loop.
+   */
+  connections?: number;
   /** Runs extra declarations (exchanges the handlers publish to) with the queue's. */
   setup?: (ch: ConfirmChannel) => Promise<void>;
   /** Instrumentation: called after the handler's transaction committed, before the ack. */
@@ -71,6 +79,25 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
 }
 
 type Outcome = 'processed' | 'duplicate' | 'retried' | 'dead_lettered' | 'invalid' | 'requeued';
+
+/**
+ * The pool had no free connection within its wait: the database is busy, not away. That is load:
+ * the caller waits for a connection in-process, and the broker holds the messages not yet taken.
+ */
+export function isPoolWait(err: unknown): boolean {
+  return (err as { message?: string })?.message === 'timeout exceeded when trying to connect';
+}
+
+/**
+ * The delay before an outage-held message is tried again: doubling from the shortest retry delay
+ * with each outage in a row, up to 30 s, rounded down to one of the queue's retry queues.
+ */
+export function outageDelay(delays: readonly number[], outages: number): number {
+  const sorted = [...new Set(delays)].sort((a, b) => a - b);
+  const shortest = sorted[0] as number;
+  const want = Math.min(shortest * 2 ** Math.min(outages, 20), Math.max(30_000, shortest));
+  return sorted.filter((d) => d <= want).pop() ?? shortest;
+}
 
 /** Errors that say the infrastructure is away, not that the message is bad: not counted as attempts. */
 function isInfrastructureError(err: unknown): boolean {
@@ -99,10 +126,12 @@ export class Consumer<C extends readonly MessageContract[]> {
   private readonly origin = new WeakMap<ConsumeMessage, Channel>();
   private consumers: { ch: ConfirmChannel; tags: string[] } | undefined;
   private stopping = false;
+  /** Times a commit waited longer than the pool's wait for a connection (load, not failure). */
+  poolWaits = 0;
 
   constructor(private readonly opts: ConsumerOptions<C>) {
     this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
-    const prefetch = opts.prefetch ?? 20;
+    const prefetch = Math.max(1, Math.min(opts.prefetch ?? 20, opts.connections ?? Infinity));
     this.channel = opts.broker.channel(`consumer:${opts.queue.queue}`, async (ch: ConfirmChannel) => {
       await declareWorkQueue(ch, opts.queue);
       if (opts.setup) await opts.setup(ch);
@@ -228,8 +257,24 @@ export class Consumer<C extends readonly MessageContract[]> {
     this.observe(type, outcome, started);
   }
 
-  /** Marks the message processed and runs `fn` in one transaction; false (and nothing run) for a repeat. */
+  /**
+   * Marks the message processed and runs `fn` in one transaction; false (and nothing run) for a
+   * repeat. A step handler's commit records what the outside world answered: waiting for a
+   * connection never sends it back to ask again, it waits here until one is free.
+   */
   private async once(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
+    for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
+      try {
+        return await this.onceNow(envelope, fn);
+      } catch (err) {
+        if (!isPoolWait(err) || this.stopping) throw err;
+        this.poolWaits++;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  private async onceNow(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
     return this.opts.db.transaction().execute(async (trx) => {
       const fresh = await trx
         .insertInto('processed_messages')
@@ -292,7 +337,18 @@ export class Consumer<C extends readonly MessageContract[]> {
     const { logger } = this.opts;
     let duplicate = false;
     try {
-      duplicate = !(await this.run(envelope, attempts));
+      for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
+        try {
+          duplicate = !(await this.run(envelope, attempts));
+          break;
+        } catch (err) {
+          // A read before the commit found no free connection: load. The message stays taken
+          // (the prefetch keeps the rest in the broker) and runs again here, its attempts unused.
+          if (!isPoolWait(err) || this.stopping) throw err;
+          this.poolWaits++;
+          await new Promise((r) => setTimeout(r, pause));
+        }
+      }
     } catch (err) {
       if (this.stopping) return this.requeue(msg);
       if (isInfrastructureError(err)) {
@@ -344,6 +400,7 @@ export class Consumer<C extends readonly MessageContract[]> {
           ...msg.properties.headers,
           [ATTEMPT_HEADER]: attempts,
           [ERROR_HEADER]: error.slice(0, 500),
+          [OUTAGE_HEADER]: 0,
         }),
       );
       this.settle(msg, 'ack');
@@ -356,16 +413,22 @@ export class Consumer<C extends readonly MessageContract[]> {
   /**
    * An outage is not the message's fault: it goes round a retry queue with its attempt count
    * unchanged, rather than back to the work queue, where each return would count towards the
-   * broker's delivery limit and end in the parking queue.
+   * broker's delivery limit and end in the parking queue. Each outage in a row doubles its wait
+   * (`outageDelay`), so a long outage is not a storm of retries.
    */
   private async waitForInfrastructure(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
-    const delay = Math.min(...this.opts.queue.retryDelaysMs);
+    const outages = Number(msg.properties.headers?.[OUTAGE_HEADER] ?? 0) || 0;
+    const delay = outageDelay(this.opts.queue.retryDelaysMs, outages);
     try {
       await this.channel.publish(
         '',
         retryQueueName(this.opts.queue.queue, delay),
         msg.content,
-        publishProperties(envelope, { ...msg.properties.headers, [ATTEMPT_HEADER]: attempts }),
+        publishProperties(envelope, {
+          ...msg.properties.headers,
+          [ATTEMPT_HEADER]: attempts,
+          [OUTAGE_HEADER]: outages + 1,
+        }),
       );
       this.settle(msg, 'ack');
       return 'requeued';

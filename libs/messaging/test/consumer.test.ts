@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test as TapTest } from 'tap';
 import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { waitFor } from '@billing/testing';
@@ -463,3 +463,99 @@ t.test(
     await second.stop();
   },
 );
+
+t.test(
+  'under load a consumer waits for pool connections: no message goes round a retry queue, none is handled twice (issue 21)',
+  async (t) => {
+    for (const connections of [2, undefined])
+      await t.test(`connections: ${connections ?? 'not given'}`, (t) => underLoad(t, connections));
+  },
+);
+
+async function underLoad(t: TapTest, connections: number | undefined) {
+  {
+    // A pool of 2 connections and 60 messages whose commit holds its connection 200 ms: with 30
+    // messages taken at once, the last would wait 3 s or more, longer than the pool's 3 s. Waiting
+    // for a connection is load, not an outage: the messages wait in the broker.
+    const { createDb } = await import('@billing/db');
+    const { sql } = await import('kysely');
+    const { Consumer } = await import('../src/consumer.js');
+    const small = createDb(env.tdb.url, { max: 2 });
+    t.teardown(() => small.destroy());
+    const metrics = createMetrics('test');
+    const calls = new Map<number, number>();
+    const consumer = new Consumer({
+      name: `pool-consumer-${connections}`,
+      broker: env.connect(),
+      db: small,
+      ...(connections ? { connections } : {}),
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: `test.pool.${connections}`,
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 3,
+      prefetch: 30,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async ({ envelope, commit }) => {
+          const seq = envelope.data.seq;
+          calls.set(seq, (calls.get(seq) ?? 0) + 1); // the call to PayPal
+          await new Promise((r) => setTimeout(r, 20));
+          await commit(async (trx) => {
+            await sql`select pg_sleep(0.2)`.execute(trx);
+            await trx
+              .insertInto('audit_log')
+              .values({
+                id: crypto.randomUUID(),
+                actor: 'test',
+                action: 'ping',
+                target: String(seq),
+                reason: envelope.id,
+              })
+              .execute();
+          });
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    for (let seq = 2000; seq < 2060; seq++) {
+      const e = makeEnvelope(Ping, { seq });
+      ch.sendToQueue(`test.pool.${connections}`, Buffer.from(JSON.stringify(e)), {
+        messageId: e.id,
+        type: e.type,
+        persistent: true,
+      });
+    }
+    await ch.waitForConfirms();
+    await waitFor(async () => (await consumed(metrics, 'processed')) === 60, {
+      what: 'all 60 processed',
+      timeoutMs: 60_000,
+    });
+    t.equal(await consumed(metrics, 'requeued'), 0, 'no message sent round a retry queue');
+    t.equal(await consumed(metrics, 'retried'), 0, 'no attempt used');
+    t.equal([...calls.values()].filter((n) => n > 1).length, 0, 'the outside world was called once per message');
+    t.equal(calls.size, 60);
+    await conn.close();
+    await consumer.stop();
+  }
+}
+
+t.test("an outage in a row doubles its wait, up to 30 s, on the queue's own retry queues", async (t) => {
+  const { outageDelay } = await import('../src/consumer.js');
+  const payment = [1_000, 5_000, 30_000, 120_000];
+  t.same(
+    [0, 1, 2, 3, 4, 5, 6, 9].map((n) => outageDelay(payment, n)),
+    [1_000, 1_000, 1_000, 5_000, 5_000, 30_000, 30_000, 30_000],
+  );
+  t.same(
+    [0, 1, 2, 3].map((n) => outageDelay([100], n)),
+    [100, 100, 100, 100],
+  );
+});

@@ -36,6 +36,10 @@ export interface Runtime {
   logger: Logger;
   metrics: Metrics;
   db: Db;
+  /** Connections in `db`'s pool. */
+  poolSize: number;
+  /** What a consumer may hold at once: the pool less the relay's connection (docs/guarantees.md, backpressure). */
+  consumerConnections: number;
   databaseUrl: string;
   /** The address to listen on. */
   host: string;
@@ -83,6 +87,8 @@ export function createRuntime(
     logger,
     metrics,
     db,
+    poolSize,
+    consumerConnections: Math.max(1, poolSize - 1),
     databaseUrl: config.DATABASE_URL,
     broker,
     relay,
