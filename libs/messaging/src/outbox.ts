@@ -3,12 +3,10 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import { ChannelListener, type Database } from '@billing/db';
+import type { Database } from '@billing/db';
 import type { Logger, Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { makeEnvelope, publishProperties } from './envelope.js';
-
-export const OUTBOX_CHANNEL = 'billing_outbox';
 
 /** Writes a message into the outbox inside the caller's transaction; it is published after commit. */
 export async function enqueue<C extends MessageContract>(
@@ -40,15 +38,15 @@ export async function enqueueEnvelope(
       headers: JSON.stringify(headers),
     })
     .execute();
-  // The relay's wake-up (NOTIFY billing_outbox) comes from a trigger on `outbox`, at commit only.
+  // The relay of this process is woken at the commit (createDb's onOutboxCommitted).
 }
 
 /**
  * One statement instead of a transaction: `insert` (which must return `id`) writes its row and, only
  * if it did (an `on conflict do nothing` that skipped writes nothing), the outbox row for
- * `message(id)` goes with it (the outbox's trigger wakes the relay). A single statement commits
- * atomically on its own: one round trip to Postgres where BEGIN, INSERT, INSERT, NOTIFY, COMMIT took
- * five. Returns the id written, or undefined.
+ * `message(id)` goes with it (the process's relay is woken when it returns). A single statement
+ * commits atomically on its own: one round trip to Postgres where BEGIN, INSERT, INSERT, COMMIT
+ * took four. Returns the id written, or undefined.
  */
 export async function insertWithMessage<C extends MessageContract>(
   db: Kysely<Database>,
@@ -89,7 +87,8 @@ export async function outboxBacklog(db: Kysely<Database>): Promise<number> {
 
 export interface RelayOptions {
   db: Kysely<Database>;
-  databaseUrl: string;
+  /** Unused since the relay stopped LISTENing; kept so callers need not change. */
+  databaseUrl?: string;
   broker: Broker;
   logger: Logger;
   metrics?: Metrics;
@@ -100,13 +99,14 @@ export interface RelayOptions {
 }
 
 /**
- * Publishes committed outbox rows with confirms and marks them. Woken by LISTEN/NOTIFY on a
- * dedicated connection (LISTENed again after a reconnect), with a slow poll as fallback. Rows
- * are claimed with FOR UPDATE SKIP LOCKED, so several relays can run side by side.
+ * Publishes committed outbox rows with confirms and marks them, a batch per pass (one UPDATE).
+ * Woken in-process when this process commits a write to `outbox` (createDb's `onOutboxCommitted`
+ * calls `wake`), so what a process writes it publishes itself, at once; a slow poll is the
+ * fallback for rows a crashed process committed but never published. Rows are claimed with FOR
+ * UPDATE SKIP LOCKED, so several relays can run side by side.
  */
 export class OutboxRelay {
   private readonly channel: ChannelWrapper;
-  private listener: ChannelListener | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private draining: Promise<void> | undefined;
@@ -124,15 +124,6 @@ export class OutboxRelay {
   async start(): Promise<void> {
     this.running = true;
     this.opts.metrics?.setOutboxBacklogReader(() => outboxBacklog(this.opts.db));
-    this.listener = new ChannelListener({
-      databaseUrl: this.opts.databaseUrl,
-      channel: OUTBOX_CHANNEL,
-      name: 'outbox-listener',
-      onNotify: () => this.wake(),
-      onListening: () => this.wake(),
-      onLost: (err) => this.opts.logger.warn('outbox listener lost its connection', { error: err.message }),
-    });
-    await this.listener.start();
     const tick = () => {
       if (!this.running) return;
       this.wake();
@@ -145,8 +136,6 @@ export class OutboxRelay {
     this.running = false;
     clearTimeout(this.timer);
     await this.draining;
-    await this.listener?.stop();
-    this.listener = undefined;
     await this.channel.close().catch(() => undefined);
   }
 

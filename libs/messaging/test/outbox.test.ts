@@ -166,3 +166,73 @@ t.test('a row and its message in one statement: both or neither, and the relay i
     'and queues nothing',
   );
 });
+
+t.test(
+  'a row is published by the process that committed it, woken in-process at commit: no NOTIFY to every relay (issue 21)',
+  async (t) => {
+    const { createDb } = await import('@billing/db');
+    const pg = (await import('pg')).default;
+    // Anyone LISTENing on the relay's old channel: every commit used to wake every relay of every app.
+    const listener = new pg.Client({ connectionString: env.tdb.url });
+    await listener.connect();
+    let notifications = 0;
+    listener.on('notification', () => notifications++);
+    await listener.query('listen billing_outbox');
+    t.teardown(() => listener.end());
+    let relay: OutboxRelay | undefined;
+    const db = createDb(env.tdb.url, { max: 3, onOutboxCommitted: () => relay?.wake() });
+    t.teardown(() => db.destroy());
+    // The poll is a minute: only the in-process wake-up can publish within the test's wait.
+    relay = new OutboxRelay({
+      db,
+      databaseUrl: env.tdb.url,
+      broker: env.connect(),
+      logger: quietLogger(),
+      setup: declareInternal,
+      pollMs: 60_000,
+    });
+    await relay.start();
+    await new Promise((r) => setTimeout(r, 200)); // the start's first pass is over
+    const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
+    t.teardown(() => tap.close());
+    const inTrx = await db.transaction().execute(async (trx) => (await enqueue(trx, Ping, { seq: 3001 })).id);
+    await waitFor(() => tap.ids.includes(inTrx), { what: 'the transaction’s message published', timeoutMs: 3_000 });
+    const single = await insertWithMessage(
+      db,
+      (d) =>
+        d
+          .insertInto('audit_log')
+          .values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: '3002', reason: 'single' })
+          .returning('id'),
+      Ping,
+      () => ({ seq: 3002 }),
+      'x',
+    );
+    t.ok(single);
+    await waitFor(async () => (await outboxBacklog(env.tdb.db)) === 0, {
+      what: 'the single statement’s message published',
+      timeoutMs: 3_000,
+    });
+    // A rolled-back transaction wakes nobody needlessly, and publishes nothing.
+    await t.rejects(
+      db.transaction().execute(async (trx) => {
+        await enqueue(trx, Ping, { seq: 3003 });
+        throw new Error('roll back');
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(notifications, 0, 'no NOTIFY sent for any commit');
+    await relay.stop();
+  },
+);
+
+t.test('a row committed by a process that died before publishing is published by the slow poll', async (t) => {
+  const relay = relayFor(env.vhost.url, 300);
+  await relay.start();
+  const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
+  t.teardown(() => tap.close());
+  // Written by a pool nobody's relay is woken by: as a crash between commit and publish leaves it.
+  const [id] = await commitPings([3010]);
+  await waitFor(() => tap.ids.includes(id!), { what: 'published by the poll', timeoutMs: 5_000 });
+  await relay.stop();
+});

@@ -71,7 +71,13 @@ export function createRuntime(
     secrets: secretValues(config),
   });
   const metrics = createMetrics(service);
-  const db = createDb(config.DATABASE_URL, { max: poolSize, applicationName: service });
+  // What this process commits to the outbox, its relay publishes at once (docs/messages.md, outbox).
+  let wakeRelay = () => {};
+  const db = createDb(config.DATABASE_URL, {
+    max: poolSize,
+    applicationName: service,
+    onOutboxCommitted: () => wakeRelay(),
+  });
   const broker = connectBroker(config.AMQP_URL, logger, service);
   const relay = new OutboxRelay({
     db,
@@ -81,6 +87,7 @@ export function createRuntime(
     metrics,
     setup: declarePublishedTopology,
   });
+  wakeRelay = () => relay.wake();
   return {
     service,
     host: config.HOST ?? '0.0.0.0',

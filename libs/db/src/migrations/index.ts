@@ -16,6 +16,7 @@ import * as freePeriods from './20261202T0200_free_periods.js';
 import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
 import * as couponPerUser from './20261205T0200_coupon_per_user.js';
 import * as forwardOnly from './20261205T0300_forward_only.js';
+import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '20261205T0100_held_before_per_role': heldBeforePerRole,
   '20261205T0200_coupon_per_user': couponPerUser,
   '20261205T0300_forward_only': forwardOnly,
+  '20261205T0400_outbox_woken_in_process': outboxWokenInProcess,
 };
