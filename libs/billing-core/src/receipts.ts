@@ -1,38 +1,67 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Envelope } from '@billing/contracts';
 import type { Database, PaymentRow, ReceiptRow, RefundRow } from '@billing/db';
 
 type Tx = Transaction<Database>;
 
-/**
- * The next number of a kind, currency and year, taken in the caller's transaction: the counter
- * row stays locked until it commits, and a rollback gives the number back, so numbers have no
- * gaps (SPEC section 11). The year is the database's, in UTC.
- */
-async function nextNumber(
-  trx: Tx,
-  kind: 'R' | 'C',
-  currency: string,
-): Promise<{ year: number; sequence: number; number: string }> {
-  const row = await sql<{ year: number; last: number }>`
-    insert into document_counters (kind, currency, year, last)
-    values (${kind}, ${currency}, extract(year from now() at time zone 'UTC')::int, 1)
-    on conflict (kind, currency, year) do update set last = document_counters.last + 1
-    returning year, last`
-    .execute(trx)
-    .then((r) => r.rows[0]!);
-  return {
-    year: row.year,
-    sequence: row.last,
-    number: `${kind}-${row.year}-${currency}-${String(row.last).padStart(6, '0')}`,
-  };
+/** A message announcing a document, its `data.receiptNumber` filled in with the number it is given. */
+export interface DocumentMessage {
+  exchange: string;
+  routingKey: string;
+  envelope: Envelope;
 }
 
-/** A completed payment's receipt, issued once (a second call returns the first). */
+/**
+ * Numbers and writes a document in one statement: the counter row of its kind, currency and year
+ * is bumped (and so locked until the caller's transaction commits: a rollback gives the number
+ * back, so numbers have no gaps; docs/data.md, receipts), the document is inserted with that
+ * number, and its message, if any, is queued in the outbox with the number in it. One round trip
+ * where four statements took four: the counter, which every completion in the currency waits
+ * for, is held from here to the commit only. The year is the database's, in UTC.
+ */
+async function issueNumbered(
+  trx: Tx,
+  kind: 'R' | 'C',
+  doc: Pick<ReceiptRow, 'kind' | 'payment_id' | 'refund_id' | 'user_id' | 'amount' | 'currency' | 'description'>,
+  message?: DocumentMessage,
+): Promise<ReceiptRow> {
+  const issue = sql`
+    with n as (
+      insert into document_counters (kind, currency, year, last)
+      values (${kind}, ${doc.currency}, extract(year from now() at time zone 'UTC')::int, 1)
+      on conflict (kind, currency, year) do update set last = document_counters.last + 1
+      returning year, last
+    ), r as (
+      insert into receipts (id, number, kind, payment_id, refund_id, user_id, amount, currency, description, year, sequence)
+      select ${randomUUID()}::uuid,
+        ${kind} || '-' || n.year || '-' || ${doc.currency} || '-' ||
+          case when length(n.last::text) >= 6 then n.last::text else lpad(n.last::text, 6, '0') end,
+        ${doc.kind}, ${doc.payment_id}::uuid, ${doc.refund_id}::uuid, ${doc.user_id}, ${doc.amount}::bigint,
+        ${doc.currency}, ${doc.description}, n.year, n.last
+      from n
+      returning *
+    )`;
+  const rows = message
+    ? await sql<ReceiptRow>`${issue}, queued as (
+        insert into outbox (id, exchange, routing_key, type, envelope, headers)
+        select ${randomUUID()}::uuid, ${message.exchange}, ${message.routingKey}, ${message.envelope.type},
+          jsonb_set(${JSON.stringify(message.envelope)}::jsonb, '{data,receiptNumber}', to_jsonb(r.number)), '{}'::jsonb
+        from r
+      ) select * from r`.execute(trx)
+    : await sql<ReceiptRow>`${issue} select * from r`.execute(trx);
+  return rows.rows[0]!;
+}
+
+/**
+ * A completed payment's receipt, issued once (a second call returns the first, and queues
+ * nothing). `message`, if given, is queued with the receipt's number in `data.receiptNumber`.
+ */
 export async function issueReceipt(
   trx: Tx,
   p: Pick<PaymentRow, 'id' | 'user_id' | 'amount' | 'currency'>,
   description: string,
+  message?: DocumentMessage,
 ): Promise<ReceiptRow> {
   const existing = await trx
     .selectFrom('receipts')
@@ -41,12 +70,10 @@ export async function issueReceipt(
     .where('kind', '=', 'receipt')
     .executeTakeFirst();
   if (existing) return existing;
-  const n = await nextNumber(trx, 'R', p.currency);
-  return trx
-    .insertInto('receipts')
-    .values({
-      id: randomUUID(),
-      number: n.number,
+  return issueNumbered(
+    trx,
+    'R',
+    {
       kind: 'receipt',
       payment_id: p.id,
       refund_id: null,
@@ -54,11 +81,9 @@ export async function issueReceipt(
       amount: p.amount,
       currency: p.currency,
       description,
-      year: n.year,
-      sequence: n.sequence,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+    },
+    message,
+  );
 }
 
 /** A completed refund's credit note, issued once. */
@@ -70,24 +95,15 @@ export async function issueCreditNote(
 ): Promise<ReceiptRow> {
   const existing = await trx.selectFrom('receipts').selectAll().where('refund_id', '=', refund.id).executeTakeFirst();
   if (existing) return existing;
-  const n = await nextNumber(trx, 'C', refund.currency);
-  return trx
-    .insertInto('receipts')
-    .values({
-      id: randomUUID(),
-      number: n.number,
-      kind: 'credit_note',
-      payment_id: refund.payment_id,
-      refund_id: refund.id,
-      user_id: userId,
-      amount: refund.amount,
-      currency: refund.currency,
-      description,
-      year: n.year,
-      sequence: n.sequence,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  return issueNumbered(trx, 'C', {
+    kind: 'credit_note',
+    payment_id: refund.payment_id,
+    refund_id: refund.id,
+    user_id: userId,
+    amount: refund.amount,
+    currency: refund.currency,
+    description,
+  });
 }
 
 /** What a receipt shows: the document, the payment it is for, and the credit notes against it. */

@@ -113,3 +113,52 @@ t.test('the audit log is insert-only', async (t) => {
   );
   t.not(await refusal(db.deleteFrom('audit_log').where('id', '=', id).execute()), 'allowed', 'nor deleted');
 });
+
+t.test(
+  'a receipt, its number and its message in one statement; past 999999 the number grows, it is not cut',
+  async (t) => {
+    const first = await payment('NOK');
+    const envelope = {
+      id: randomUUID(),
+      type: 'payment.completed',
+      version: 1 as const,
+      occurredAt: new Date().toISOString(),
+      correlationId: randomUUID(),
+      data: { paymentId: first.id, receiptNumber: '' },
+    };
+    const r = await db
+      .transaction()
+      .execute((trx) =>
+        issueReceipt(trx, first, 'with message', {
+          exchange: 'notifications',
+          routingKey: 'billing.payment.completed',
+          envelope,
+        }),
+      );
+    const year = new Date().getUTCFullYear();
+    t.equal(r.number, `R-${year}-NOK-000001`);
+    t.equal(r.amount, 500, 'money read back as a number');
+    const queued = await db.selectFrom('outbox').select(['envelope', 'type']).where('id', 'is not', null).execute();
+    const mine = queued.map((q) => q.envelope as typeof envelope).find((e) => e.id === envelope.id);
+    t.equal(mine?.data.receiptNumber, r.number, 'the message carries the number the statement took');
+    const again = await db
+      .transaction()
+      .execute((trx) =>
+        issueReceipt(trx, first, 'again', {
+          exchange: 'notifications',
+          routingKey: 'billing.payment.completed',
+          envelope,
+        }),
+      );
+    t.equal(again.id, r.id, 'issued once');
+    t.equal(
+      (await db.selectFrom('outbox').select('id').execute()).filter((q) => q).length,
+      queued.length,
+      'a repeat queues nothing',
+    );
+    await sql`update document_counters set last = 999999 where kind = 'R' and currency = 'NOK'`.execute(db);
+    const big = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('NOK'), 'big'));
+    t.equal(big.number, `R-${year}-NOK-1000000`);
+    t.equal(big.sequence, 1000000);
+  },
+);

@@ -34,7 +34,7 @@ import {
   toPayPalAmount,
   trialSchedule,
 } from '@billing/domain';
-import { enqueue } from '@billing/messaging';
+import { enqueue, makeEnvelope } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
 import { notifyActivated, notifyCancelled } from './notify.js';
@@ -187,16 +187,22 @@ export class PaymentOutcomes {
     const discount = coupon
       ? `; coupon ${coupon.code}: ${toPayPalAmount(sub.amount - p.amount, p.currency).value} ${p.currency} off ${toPayPalAmount(sub.amount, p.currency).value}`
       : '';
-    const receipt = await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`);
-    await enqueue(trx, PaymentCompleted, {
+    // The receipt, numbered, and its message in one statement, as late in the transaction as the
+    // caller allows: the currency's counter is locked from here to the commit.
+    const envelope = makeEnvelope(PaymentCompleted, {
       userId: p.user_id,
       paymentId: p.id,
       subscriptionId: p.subscription_id,
       kind: p.kind,
       amount: p.amount,
       currency: p.currency,
-      receiptNumber: receipt.number,
+      receiptNumber: '', // filled in with the number the statement takes
       receiptUrl: `${(this.ctx.publicBaseUrl ?? 'http://127.0.0.1:3000').replace(/\/$/, '')}/v1/payments/${p.id}/receipt`,
+    });
+    await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`, {
+      exchange: PaymentCompleted.exchange,
+      routingKey: PaymentCompleted.routingKey,
+      envelope,
     });
   }
 
