@@ -43,27 +43,20 @@ export function buildWorker({
   auth: AuthClient;
   retryDelaysMs?: readonly number[];
 }): Worker {
-  /** What our grants say of this user and role now. */
+  /**
+   * What our grants say of this user and role now, in one statement: the live grants, and whether
+   * the user held the role before us. That is known per (user, role), on each grant a subscription
+   * started for it (at checkout, or at a plan change to that role): the latest one decides.
+   */
   const desired = async (db: Kysely<Database>, userId: string, role: string) => {
-    const live = await db
-      .selectFrom('role_grants')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('user_id', '=', userId)
-      .where('role', '=', role)
-      .where('ended_at', 'is', null)
-      .executeTakeFirstOrThrow();
-    // Whether the user held the role before us is known per (user, role), on each grant a subscription
-    // started for it (at checkout, or at a plan change to that role): the latest one decides.
-    const latest = await db
-      .selectFrom('role_grants')
-      .select('held_before')
-      .where('user_id', '=', userId)
-      .where('role', '=', role)
-      .where('source', '=', 'subscription')
-      .orderBy('started_at', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return { liveGrants: Number(live.n), heldBeforeUs: latest?.held_before ?? false, at: new Date() };
+    const at = new Date();
+    const row = await sql<{ n: number; held_before: boolean | null }>`select
+        (select count(*) from role_grants where user_id = ${userId} and role = ${role} and ended_at is null) as n,
+        (select held_before from role_grants where user_id = ${userId} and role = ${role} and source = 'subscription'
+          order by started_at desc limit 1) as held_before`
+      .execute(db)
+      .then((r) => r.rows[0]!);
+    return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, at };
   };
   const steps: StepHandlerMap<typeof contracts> = {
     // No connection is held while the Auth service answers (issue 8, defect 4): read what should be,

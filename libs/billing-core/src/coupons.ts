@@ -85,6 +85,20 @@ export async function couponOf(trx: Tx, subscriptionId: string): Promise<CouponR
     .executeTakeFirst();
 }
 
+/** `couponOf` for many subscriptions in one statement. */
+export async function couponsOf(trx: Tx, subscriptionIds: string[]): Promise<Map<string, CouponRow>> {
+  if (subscriptionIds.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom('coupon_redemptions as r')
+    .innerJoin('coupons as c', 'c.code', 'r.coupon_code')
+    .selectAll('c')
+    .select('r.subscription_id as redeemed_by')
+    .where('r.subscription_id', 'in', subscriptionIds)
+    .where('r.status', '=', 'active')
+    .execute();
+  return new Map(rows.map(({ redeemed_by, ...coupon }) => [redeemed_by as string, coupon as CouponRow]));
+}
+
 /** Period k's price with the subscription's coupon, when the coupon covers k (periods from 0). */
 export function withCoupon(amount: number, coupon: CouponRow | undefined, k: number): number {
   if (!coupon) return amount;

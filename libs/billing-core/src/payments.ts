@@ -55,9 +55,15 @@ export const payments = {
   },
 
   async create(trx: Tx, values: Omit<NewPaymentRow, 'status' | 'created_at' | 'updated_at'>): Promise<void> {
+    await payments.createMany(trx, [values]);
+  },
+
+  /** Many new payments in one statement. */
+  async createMany(trx: Tx, rows: Omit<NewPaymentRow, 'status' | 'created_at' | 'updated_at'>[]): Promise<void> {
+    if (rows.length === 0) return;
     await trx
       .insertInto('payments')
-      .values({ ...values, status: 'created' })
+      .values(rows.map((values) => ({ ...values, status: 'created' as const })))
       .execute();
   },
 

@@ -11,7 +11,7 @@ import {
 } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant, roleHeldBefore, startSubscriptionGrant } from './grants.js';
-import { couponOf, withCoupon } from './coupons.js';
+import { couponOf, couponsOf, withCoupon } from './coupons.js';
 import { currentPeriod, indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
 import { refundableLeft, requestRefund } from './refunds.js';
@@ -367,6 +367,28 @@ export async function planChangeFailed(trx: Tx, change: PlanChangeRow, reason: s
     fromPlanId: change.from_plan_id,
     toPlanId: change.to_plan_id,
     reason,
+  });
+}
+
+/** `priceOfPeriod` for many (subscription, period) at once: two statements whatever their number. */
+export async function pricesOfPeriods(trx: Tx, items: { sub: SubscriptionRow; k: number }[]): Promise<number[]> {
+  if (items.length === 0) return [];
+  const downgraded = (sub: SubscriptionRow, k: number) =>
+    Boolean(sub.scheduled_plan_id && sub.scheduled_change_at && windowOf(sub, k).start >= sub.scheduled_change_at);
+  const planIds = [...new Set(items.filter((i) => downgraded(i.sub, i.k)).map((i) => i.sub.scheduled_plan_id!))];
+  const [plans, coupons] = await Promise.all([
+    planIds.length
+      ? trx.selectFrom('plans').select(['id', 'amount']).where('id', 'in', planIds).execute()
+      : Promise.resolve([]),
+    couponsOf(
+      trx,
+      items.map((i) => i.sub.id),
+    ),
+  ]);
+  const planAmount = new Map(plans.map((p) => [p.id, p.amount]));
+  return items.map(({ sub, k }) => {
+    const amount = downgraded(sub, k) ? (planAmount.get(sub.scheduled_plan_id!) ?? sub.amount) : sub.amount;
+    return withCoupon(amount, coupons.get(sub.id), k);
   });
 }
 

@@ -1,18 +1,68 @@
-import type { Transaction } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
 import {
+  RenewalChargeRequested,
   SubscriptionActivated,
   SubscriptionExpired,
   SubscriptionRenewalFailed,
   SubscriptionRenewed,
 } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
-import { enqueue } from '@billing/messaging';
+import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES } from '@billing/domain';
+import { enqueue, enqueueMany } from '@billing/messaging';
+import { pricesOfPeriods } from './plan-changes.js';
 import { endSubscriptionGrant } from './grants.js';
-import { windowOf } from './periods.js';
+import { indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 
 type Tx = Transaction<Database>;
+
+/**
+ * Renewal payments for due subscriptions the caller has locked (FOR UPDATE), set-based: one
+ * statement reads every period's payments, two price them, one inserts the payments, one touches
+ * the subscriptions and one queues their charge messages, whatever their number. The scan that
+ * found them judged "no open renewal" on its own snapshot: a replica that committed since then may
+ * have claimed a row already, so the periods are read again here, with the rows locked, and a
+ * period with a payment open or holding money is skipped. (The unique index on open renewals
+ * backs it.) Returns how many were claimed.
+ */
+export async function claimRenewals(trx: Tx, due: SubscriptionRow[]): Promise<number> {
+  if (due.length === 0) return 0;
+  const items = due.map((sub) => ({ sub, k: indexAt(sub, sub.paid_through!) }));
+  const periods = await sql<{ id: string; k: number; attempts: number; taken: number }>`
+    select x.id, x.k, count(p.id)::int as attempts,
+      (count(p.id) filter (where p.status in (${sql.join([...OPEN_PAYMENT_STATUSES, ...HOLDING_MONEY])})))::int as taken
+    from unnest(${items.map((i) => i.sub.id)}::uuid[], ${items.map((i) => i.k)}::int[]) as x(id, k)
+    left join payments p on p.subscription_id = x.id and p.period_index = x.k
+    group by x.id, x.k`.execute(trx);
+  const byKey = new Map(periods.rows.map((r) => [`${r.id}:${r.k}`, r]));
+  const free = items.filter((i) => (byKey.get(`${i.sub.id}:${i.k}`)?.taken ?? 0) === 0);
+  if (free.length === 0) return 0;
+  // A downgrade scheduled for a period's start is charged at its new price; a coupon covering it applies.
+  const amounts = await pricesOfPeriods(trx, free);
+  const rows = free.map((i, n) => ({
+    id: randomUUID(),
+    subscription_id: i.sub.id,
+    user_id: i.sub.user_id,
+    kind: 'renewal' as const,
+    amount: amounts[n]!,
+    currency: i.sub.currency,
+    period_index: i.k,
+    attempt: byKey.get(`${i.sub.id}:${i.k}`)?.attempts ?? 0,
+  }));
+  await payments.createMany(trx, rows);
+  await subscriptions.touchMany(
+    trx,
+    free.map((i) => i.sub.id),
+  );
+  await enqueueMany(
+    trx,
+    RenewalChargeRequested,
+    rows.map((r) => ({ paymentId: r.id })),
+  );
+  return rows.length;
+}
 
 /** A renewal payment completed: the paid period is recorded; past_due goes back to active. */
 export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: PaymentRow): Promise<void> {

@@ -88,10 +88,15 @@ export const subscriptions = {
 
   /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */
   async touch(trx: Tx, id: string): Promise<void> {
+    await subscriptions.touchMany(trx, [id]);
+  },
+
+  async touchMany(trx: Tx, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
     await trx
       .updateTable('subscriptions')
       .set({ updated_at: sql`now()` })
-      .where('id', '=', id)
+      .where('id', 'in', ids)
       .execute();
   },
 };

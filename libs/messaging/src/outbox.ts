@@ -20,6 +20,31 @@ export async function enqueue<C extends MessageContract>(
   return envelope;
 }
 
+/** Many messages of one contract in one multi-row INSERT, in the caller's transaction. */
+export async function enqueueMany<C extends MessageContract>(
+  trx: Transaction<Database>,
+  contract: C,
+  data: Static<C['schema']>[],
+  correlationId?: string,
+): Promise<Envelope<Static<C['schema']>>[]> {
+  if (data.length === 0) return [];
+  const envelopes = data.map((d) => makeEnvelope(contract, d, correlationId));
+  await trx
+    .insertInto('outbox')
+    .values(
+      envelopes.map((envelope) => ({
+        id: randomUUID(),
+        exchange: contract.exchange,
+        routing_key: contract.routingKey,
+        type: envelope.type,
+        envelope: JSON.stringify(envelope),
+        headers: '{}',
+      })),
+    )
+    .execute();
+  return envelopes;
+}
+
 export async function enqueueEnvelope(
   trx: Transaction<Database>,
   exchange: string,

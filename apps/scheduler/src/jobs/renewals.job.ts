@@ -1,19 +1,18 @@
-import { randomUUID } from 'node:crypto';
-import { RenewalChargeRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { indexAt, payments, priceOfPeriod, subscriptions } from '@billing/billing-core';
-import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES } from '@billing/domain';
-import { enqueue } from '@billing/messaging';
+import { claimRenewals } from '@billing/billing-core';
+import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import type { Job } from '../runner.js';
 
-const BATCH = 100;
+/** Subscriptions claimed per transaction (set-based: seven statements whatever the number). */
+const BATCH = 500;
 
 /**
  * docs/scheduler.md renewals: an active subscription not ending at its period end, whose next period is
  * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a trialing one at its trial's end
  * (its first period, charged like a renewal: SPEC section 11); a past_due one when its next
- * dunning retry is due. Each is claimed with FOR UPDATE SKIP LOCKED; the renewal payment and
- * the message that charges it are written in the claiming transaction, and (subscription,
+ * dunning retry is due. Up to BATCH are claimed at once with FOR UPDATE SKIP LOCKED; their
+ * renewal payments and the messages that charge them are written in the claiming transaction,
+ * set-based (billing-core's `claimRenewals`), and (subscription,
  * period, attempt) is unique, so a replica killed mid-run leaves nothing half-done. A unique
  * index allows one open renewal payment per subscription and period, whatever the replicas do.
  */
@@ -60,41 +59,7 @@ export function renewalsJob(db: Db, leadMs: number): Job {
             .forUpdate()
             .skipLocked()
             .execute();
-          let mine = 0;
-          for (const sub of due) {
-            const k = indexAt(sub, sub.paid_through!);
-            // The scan above judged "no open renewal" on the statement's snapshot: a replica that
-            // committed since then may have claimed this row already. With the row locked, this
-            // statement's fresh snapshot sees every committed claim.
-            const period = await trx
-              .selectFrom('payments')
-              .select((eb) => [
-                eb.fn.countAll<string>().as('attempts'),
-                eb.fn
-                  .countAll<string>()
-                  .filterWhere('status', 'in', [...OPEN_PAYMENT_STATUSES, ...HOLDING_MONEY])
-                  .as('taken'),
-              ])
-              .where('subscription_id', '=', sub.id)
-              .where('period_index', '=', k)
-              .executeTakeFirstOrThrow();
-            if (Number(period.taken) > 0) continue;
-            const paymentId = randomUUID();
-            await payments.create(trx, {
-              id: paymentId,
-              subscription_id: sub.id,
-              user_id: sub.user_id,
-              kind: 'renewal',
-              // A downgrade scheduled for this period's start is charged at its new price.
-              amount: await priceOfPeriod(trx, sub, k),
-              currency: sub.currency,
-              period_index: k,
-              attempt: Number(period.attempts),
-            });
-            await subscriptions.touch(trx, sub.id);
-            await enqueue(trx, RenewalChargeRequested, { paymentId });
-            mine += 1;
-          }
+          const mine = await claimRenewals(trx, due);
           return { scanned: due.length, mine };
         });
         claimed += mine;
