@@ -9,6 +9,7 @@ import {
   type Transaction,
   type TransactionSettings,
 } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { Database } from './database.js';
 
@@ -64,6 +65,63 @@ export function createPool(
   return pool;
 }
 
+/** How long a caller waits for one of the pool's connections before it is told so (as pg-pool words it). */
+export const CONNECTION_WAIT_MS = 30_000;
+const POOL_WAIT_MESSAGE = 'timeout exceeded when trying to connect';
+const urgent = new AsyncLocalStorage<boolean>();
+
+/**
+ * Runs `fn` with its connections taken ahead of everyone else's: a handler recording what PayPal
+ * answered goes before a new message's reads, so an answer is never lost to a busy pool.
+ */
+export function withConnectionPriority<T>(fn: () => Promise<T>): Promise<T> {
+  return urgent.run(true, fn);
+}
+
+/**
+ * The pool's connections as permits, handed out first to urgent callers, then in order of arrival.
+ * pg-pool's own queue fails a caller after 3 s (its connectionTimeoutMillis, which must stay short
+ * for a Postgres that is away); with this gate in front the pool never has waiters, so a busy pool
+ * is a wait, not an error. After CONNECTION_WAIT_MS the wait fails with pg-pool's words (a caller
+ * that holds a connection and wants another would otherwise wait for ever).
+ */
+class ConnectionGate {
+  private free: number;
+  private readonly waiting: { urgent: boolean; grant: () => void }[] = [];
+  constructor(size: number) {
+    this.free = size;
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0 && this.waiting.length === 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const entry = {
+        urgent: urgent.getStore() === true,
+        grant: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(entry);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new Error(POOL_WAIT_MESSAGE));
+      }, CONNECTION_WAIT_MS);
+      if (entry.urgent) {
+        const firstNormal = this.waiting.findIndex((w) => !w.urgent);
+        this.waiting.splice(firstNormal < 0 ? this.waiting.length : firstNormal, 0, entry);
+      } else this.waiting.push(entry);
+    });
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next.grant();
+    else this.free++;
+  }
+}
+
 const WRITES_OUTBOX = /\binsert\s+into\s+"?outbox"?\s*\(/i;
 
 /** A connection that notes whether its transaction wrote to `outbox`. */
@@ -87,17 +145,27 @@ class WatchedConnection implements DatabaseConnection {
   }
 }
 
-/** The Postgres driver, telling `onOutboxCommitted` when a transaction that wrote to `outbox` commits. */
-class OutboxWatchingDriver implements Driver {
+/**
+ * The Postgres driver behind the connection gate, telling `onOutboxCommitted` (if given) when a
+ * transaction that wrote to `outbox` commits.
+ */
+class GatedDriver implements Driver {
   constructor(
     private readonly inner: Driver,
+    private readonly gate: ConnectionGate,
     private readonly onOutboxCommitted: () => void,
   ) {}
   init() {
     return this.inner.init();
   }
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new WatchedConnection(await this.inner.acquireConnection(), this.onOutboxCommitted);
+    await this.gate.acquire();
+    try {
+      return new WatchedConnection(await this.inner.acquireConnection(), this.onOutboxCommitted);
+    } catch (err) {
+      this.gate.release();
+      throw err;
+    }
   }
   async beginTransaction(c: DatabaseConnection, settings: TransactionSettings) {
     const w = c as WatchedConnection;
@@ -133,30 +201,35 @@ class OutboxWatchingDriver implements Driver {
   releaseSavepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['savepoint']>>[2]) {
     return this.inner.releaseSavepoint!((c as WatchedConnection).inner, name, compile);
   }
-  releaseConnection(c: DatabaseConnection) {
-    return this.inner.releaseConnection((c as WatchedConnection).inner);
+  async releaseConnection(c: DatabaseConnection) {
+    try {
+      await this.inner.releaseConnection((c as WatchedConnection).inner);
+    } finally {
+      this.gate.release();
+    }
   }
   destroy() {
     return this.inner.destroy();
   }
 }
 
-class OutboxWatchingDialect extends PostgresDialect {
+class GatedDialect extends PostgresDialect {
   constructor(
     config: ConstructorParameters<typeof PostgresDialect>[0],
+    private readonly gate: ConnectionGate,
     private readonly onOutboxCommitted: () => void,
   ) {
     super(config);
   }
   override createDriver(): Driver {
-    return new OutboxWatchingDriver(super.createDriver(), this.onOutboxCommitted);
+    return new GatedDriver(super.createDriver(), this.gate, this.onOutboxCommitted);
   }
 }
 
 export function createDb(url: string, options: DbOptions = {}): Db {
   const pool = createPool(url, options);
-  const hook = options.onOutboxCommitted;
-  const dialect = hook ? new OutboxWatchingDialect({ pool }, hook) : new PostgresDialect({ pool });
+  const gate = new ConnectionGate(options.max ?? 10);
+  const dialect = new GatedDialect({ pool }, gate, options.onOutboxCommitted ?? (() => {}));
   return new Kysely<Database>({ dialect });
 }
 

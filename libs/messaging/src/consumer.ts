@@ -4,7 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import type { Database } from '@billing/db';
+import { withConnectionPriority, type Database } from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
@@ -67,9 +67,9 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   maxAttempts: number;
   prefetch?: number;
   /**
-   * Database connections this consumer may hold at once (docs/guarantees.md, backpressure): the
-   * prefetch is capped to it, so every message taken can get a connection, and the rest wait in
-   * the broker rather than in the pool's queue or a retry loop.
+   * Database connections this consumer may hold at once (docs/messages.md): the prefetch is capped
+   * to it (twice it for step handlers, which hold none while the outside world answers), so every
+   * message taken can get a connection, and the rest wait in the broker rather than in a retry loop.
    */
   connections?: number;
   /** Runs extra declarations (exchanges the handlers publish to) with the queue's. */
@@ -131,7 +131,10 @@ export class Consumer<C extends readonly MessageContract[]> {
 
   constructor(private readonly opts: ConsumerOptions<C>) {
     this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
-    const prefetch = Math.max(1, Math.min(opts.prefetch ?? 20, opts.connections ?? Infinity));
+    // A handler holds its connection for the whole message; a step handler only while it reads and
+    // records, not while PayPal or the Auth service answers (about half its time, or more).
+    const perConnection = opts.steps ? 2 : 1;
+    const prefetch = Math.max(1, Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection));
     this.channel = opts.broker.channel(`consumer:${opts.queue.queue}`, async (ch: ConfirmChannel) => {
       await declareWorkQueue(ch, opts.queue);
       if (opts.setup) await opts.setup(ch);
@@ -265,7 +268,7 @@ export class Consumer<C extends readonly MessageContract[]> {
   private async once(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
     for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
       try {
-        return await this.onceNow(envelope, fn);
+        return await withConnectionPriority(() => this.onceNow(envelope, fn));
       } catch (err) {
         if (!isPoolWait(err) || this.stopping) throw err;
         this.poolWaits++;
