@@ -1,9 +1,41 @@
 // BASELINES.md's bare scenarios, measured in the same run as the project: (a) a Fastify GET
 // returning a small JSON object, (d') a POST inserting a payment row and an outbox row in one
-// transaction through a pg Pool of 10.
+// transaction through a pg Pool of 10. Like the apps, the baselines publish their outbox rows
+// after the commit (persistent, with confirms, to a quorum queue) and mark each batch published
+// with one UPDATE: a baseline that never published its outbox would be doing less work.
 import { createHmac, randomUUID } from 'node:crypto';
+import amqplib from 'amqplib';
 import Fastify from 'fastify';
 import pg from 'pg';
+
+const OUTBOX_QUEUE = 'bench.baseline-outbox';
+const amqp = await amqplib.connect(process.env['AMQP_URL']!);
+const confirms = await amqp.createConfirmChannel();
+await confirms.assertQueue(OUTBOX_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+type OutboxRow = { id: string; type: string; payload: string };
+let pending: OutboxRow[] = [];
+let flushing: Promise<void> | null = null;
+/** After the commit: publish what was written, then mark the batch published (single-flight, batched). */
+function published(row: OutboxRow): void {
+  pending.push(row);
+  if (!flushing)
+    flushing = (async () => {
+      while (pending.length) {
+        const batch = pending;
+        pending = [];
+        for (const r of batch)
+          confirms.sendToQueue(OUTBOX_QUEUE, Buffer.from(r.payload), {
+            persistent: true,
+            messageId: r.id,
+            type: r.type,
+          });
+        await confirms.waitForConfirms();
+        await pool.query('update bench_outbox set published_at = now() where id = any($1::uuid[])', [
+          batch.map((r) => r.id),
+        ]);
+      }
+    })().finally(() => (flushing = null));
+}
 
 const pool = new pg.Pool({ connectionString: process.env['DATABASE_URL'], max: 10 });
 await pool.query(`create table if not exists bench_payments (id uuid primary key, user_id text not null, amount bigint not null, currency char(3) not null, status text not null, created_at timestamptz not null default now());
@@ -25,12 +57,10 @@ app.post('/payment', async (req) => {
       'USD',
       'created',
     ]);
-    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
-      randomUUID(),
-      'payment.created',
-      JSON.stringify({ id, ...body }),
-    ]);
+    const row = { id: randomUUID(), type: 'payment.created', payload: JSON.stringify({ id, ...body }) };
+    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [row.id, row.type, row.payload]);
     await c.query('commit');
+    published(row);
   } catch (err) {
     await c.query('rollback');
     throw err;
@@ -80,12 +110,10 @@ app.post('/checkout', async (req, reply) => {
       'USD',
       'created',
     ]);
-    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
-      randomUUID(),
-      'payment.created',
-      JSON.stringify({ id }),
-    ]);
+    const row = { id: randomUUID(), type: 'payment.created', payload: JSON.stringify({ id }) };
+    await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [row.id, row.type, row.payload]);
     await c.query('commit');
+    published(row);
   } catch (err) {
     await c.query('rollback');
     throw err;
@@ -138,13 +166,17 @@ async function webhook(req: import('fastify').FastifyRequest, reply: import('fas
       'insert into bench_events (id, provider_event_id, event_type, payload) values ($1, $2, $3, $4) on conflict (provider_event_id) do nothing returning id',
       [randomUUID(), event.id, event.event_type, raw],
     );
-    if (row.rowCount)
+    const message = row.rowCount
+      ? { id: randomUUID(), type: 'provider.event_received', payload: JSON.stringify({ id: row.rows[0].id }) }
+      : null;
+    if (message)
       await c.query('insert into bench_outbox (id, type, payload) values ($1, $2, $3)', [
-        randomUUID(),
-        'provider.event_received',
-        JSON.stringify({ id: row.rows[0].id }),
+        message.id,
+        message.type,
+        message.payload,
       ]);
     await c.query('commit');
+    if (message) published(message);
   } catch (err) {
     await c.query('rollback');
     throw err;
@@ -161,6 +193,7 @@ process.on(
   () =>
     void app
       .close()
+      .then(() => amqp.close())
       .then(() => pool.end())
       .then(() => process.exit(0)),
 );

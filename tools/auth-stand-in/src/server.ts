@@ -145,15 +145,18 @@ export function buildAuthStandIn(opts: AuthOptions): {
     delayMs = Number((req.body as { ms?: number } | undefined)?.ms ?? 0);
     return { delayMs };
   });
-  app.post('/_control/users', async (req) => {
-    const u = req.body as AuthUser;
-    users.set(u.id, {
-      id: u.id,
-      login: u.login ?? u.id,
-      password: u.password ?? `${u.id}-password`,
-      roles: [...(u.roles ?? ['user'])],
-    });
-    return users.get(u.id);
+  /** One user, or many at once (an array: a load generator's users), created or replaced. */
+  app.post('/_control/users', { bodyLimit: 64 * 1024 * 1024 }, async (req) => {
+    const add = (u: AuthUser) => {
+      users.set(u.id, {
+        id: u.id,
+        login: u.login ?? u.id,
+        password: u.password ?? `${u.id}-password`,
+        roles: [...(u.roles ?? ['user'])],
+      });
+      return users.get(u.id);
+    };
+    return Array.isArray(req.body) ? { created: (req.body as AuthUser[]).map(add).length } : add(req.body as AuthUser);
   });
   app.get(
     '/_control/users/:userId',

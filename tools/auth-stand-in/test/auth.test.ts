@@ -45,3 +45,15 @@ t.test('a slow or unavailable Auth service is an AuthUnavailableError', async (t
   await t.rejects(client.getRoles('user-alice'), AuthUnavailableError, 'a timeout');
   await app.inject({ method: 'POST', url: '/_control/delay', payload: { ms: 0 } });
 });
+
+t.test('a load generator registers many users at once; each is then known', async (t) => {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/_control/users',
+    payload: [{ id: 'many-1' }, { id: 'many-2', roles: ['user', 'vip'] }],
+  });
+  t.same(res.json(), { created: 2 });
+  const two = await app.inject({ method: 'GET', url: '/_control/users/many-2' });
+  t.same(two.json().roles, ['user', 'vip']);
+  t.equal((await app.inject({ method: 'GET', url: '/_control/users/many-3' })).statusCode, 404);
+});

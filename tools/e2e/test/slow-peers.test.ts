@@ -1,6 +1,7 @@
 import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
+import { checkouts as checkoutsOf, consumed } from '../src/load.js';
 import { startStack } from '../src/stack.js';
 
 // Issue 8, defect 4: no database connection is held across a call to the outside world, so a
@@ -9,12 +10,7 @@ import { startStack } from '../src/stack.js';
 const stack = await startStack({ PAYPAL_TIMEOUT_MS: '10000' });
 t.teardown(() => stack.stop());
 
-const counter = async (app: 'role-worker' | 'payment-worker', outcome: string) => {
-  const text = await (await fetch(`${stack.urls[app]}/metrics`)).text();
-  return [
-    ...text.matchAll(new RegExp(`^messages_consumed_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'gm')),
-  ].reduce((s, m) => s + Number(m[1]), 0);
-};
+const counter = (app: 'role-worker' | 'payment-worker', outcome: string) => consumed(stack.urls[app], outcome);
 
 t.test(
   'the Auth service answering in 2 s per call with 50 role changes in flight: no error, no hand-back',
@@ -57,32 +53,7 @@ t.test(
   },
 );
 
-/** Checkouts for `n` new users, `parallel` at a time; their PayPal order ids. */
-async function checkouts(prefix: string, n: number, parallel = 10) {
-  const out: { userId: string; orderId: string; subscriptionId: string }[] = [];
-  for (let i = 0; i < n; i += parallel) {
-    out.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(parallel, n - i) }, async (_, j) => {
-          const userId = `${prefix}-${i + j}`;
-          const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${await stack.tokenFor(userId)}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ planId: 'pro-monthly' }),
-          });
-          if (res.status !== 201) throw new Error(`checkout ${res.status}: ${await res.text()}`);
-          const body = (await res.json()) as { approvalUrl: string; subscriptionId: string };
-          return {
-            userId,
-            orderId: new URL(body.approvalUrl).searchParams.get('token')!,
-            subscriptionId: body.subscriptionId,
-          };
-        }),
-      )),
-    );
-  }
-  return out;
-}
+const checkouts = (prefix: string, n: number) => checkoutsOf(stack, prefix, n);
 const activeCount = async (ids: string[]) =>
   Number(
     (
