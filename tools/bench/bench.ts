@@ -592,16 +592,18 @@ try {
       [0, 1, 2].map(() => start('dist/scheduler/main.js', schedulerEnv, '/health/ready')),
     );
     const fellDue = dueAt - 5_000;
+    // Only this phase makes renewal payments: a plain count, cheap enough not to weigh on what it measures.
     const renewed = async () =>
       Number(
         (
-          await sql<{ n: string }>`select count(*) as n from payments where kind = 'renewal' and status = 'completed'
-            and subscription_id = any(${renewalSubs.map((r) => r.id)}::uuid[])`.execute(tdb.db)
+          await sql<{
+            n: string;
+          }>`select count(*) as n from payments where kind = 'renewal' and status = 'completed'`.execute(tdb.db)
         ).rows[0]!.n,
       );
     while ((await renewed()) < RENEWALS) {
       if (Date.now() - fellDue > 600_000) throw new Error(`renewals: not all ${RENEWALS} completed within 10 minutes`);
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 500));
     }
     const renewalSeconds = (Date.now() - Math.max(fellDue, 0)) / 1000;
     const captures = (await (await fetch(`${paypal.url}/_control/captures`)).json()) as {

@@ -9,7 +9,9 @@ import {
 import { Consumer, WORK_QUEUES, type StepHandlerMap, type WorkQueueSpec } from '@billing/messaging';
 import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
-import { applyProviderEvent } from './handlers/apply-provider-event.js';
+import { applyProviderEvent, applyProviderEventInWindow } from './handlers/apply-provider-event.js';
+import { paymentWindow } from './payments/window.js';
+import { TransactionGroup } from '@billing/db';
 import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge-renewal.js';
 import { checkOrderHandler } from './handlers/check-order.js';
 import { paymentMethodApprovedHandler } from './handlers/payment-method.js';
@@ -48,7 +50,15 @@ export function buildWorker({
   retryDelaysMs?: number[];
   publicBaseUrl?: string;
 }): Worker {
-  const ctx: PaymentContext = { provider, logger: rt.logger, dunningRetryMs, metrics: rt.metrics, publicBaseUrl };
+  const ctx: PaymentContext = {
+    provider,
+    logger: rt.logger,
+    dunningRetryMs,
+    metrics: rt.metrics,
+    publicBaseUrl,
+    // PayPal's answers recorded in the same turn share a transaction (docs/messages.md, windows).
+    records: new TransactionGroup(rt.db, paymentWindow),
+  };
   // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
   const steps: StepHandlerMap<typeof contracts> = {
@@ -69,6 +79,13 @@ export function buildWorker({
     queue: retryDelaysMs ? { ...paymentQueue, retryDelaysMs } : paymentQueue,
     contracts,
     steps,
+    groupCommits: true,
+    // PayPal's webhooks taken at once are applied in one transaction, their receipts numbered
+    // together at its end (docs/messages.md, windows).
+    windows: {
+      apply: { 'payment.provider-event.received': applyProviderEventInWindow(ctx, rt.db) },
+      ...paymentWindow,
+    },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,
     prefetch: 16,
     setup: declarePublishedTopology,

@@ -803,3 +803,118 @@ t.test('a renewal captured after its subscription ended is refunded whole, the p
     );
   }
 });
+
+t.test(
+  'a window of capture webhooks in one transaction: each activated, their receipts numbered together at its end, in order',
+  async (t) => {
+    const { applyProviderEventInWindow, paymentWindow } = await import('../src/handlers/apply-provider-event.js');
+    const provider = new FakeProvider();
+    const buyers = [await checkout(), await checkout(), await checkout()];
+    const rows: string[] = [];
+    for (const c of buyers) {
+      const id = randomUUID();
+      const action: WebhookAction = { kind: 'capture_completed', orderId: c.orderId, capture: captured(c.paymentId) };
+      await db
+        .insertInto('provider_events')
+        .values({
+          id,
+          provider: 'paypal',
+          provider_event_id: `WH-${id}`,
+          event_type: action.kind,
+          resource_type: null,
+          resource_id: null,
+          payload: JSON.stringify(action),
+        })
+        .execute();
+      rows.push(id);
+    }
+    const apply = applyProviderEventInWindow(ctxOf(provider), db);
+    const window = paymentWindow.open();
+    const afters = await db.transaction().execute(async (trx) => {
+      const out = [];
+      for (const id of rows)
+        out.push(
+          await apply({
+            trx,
+            envelope: makeEnvelope(ProviderEventReceived, {
+              providerEventRowId: id,
+              provider: 'paypal',
+              eventType: 'capture_completed',
+            }),
+            attempt: 0,
+            logger,
+            window,
+          }),
+        );
+      t.equal(window.receipts.size, 3, 'no receipt numbered before the window ends');
+      t.equal(
+        (
+          await trx
+            .selectFrom('receipts')
+            .select('id')
+            .where(
+              'payment_id',
+              'in',
+              buyers.map((b) => b.paymentId),
+            )
+            .execute()
+        ).length,
+        0,
+      );
+      await paymentWindow.close(trx, window);
+      return out;
+    });
+    t.same(afters, [undefined, undefined, undefined], 'nothing to do after the commit for a capture');
+    const receipts = await db
+      .selectFrom('receipts')
+      .select(['payment_id', 'sequence'])
+      .where(
+        'payment_id',
+        'in',
+        buyers.map((b) => b.paymentId),
+      )
+      .execute();
+    const seqs = buyers.map((b) => receipts.find((r) => r.payment_id === b.paymentId)!.sequence);
+    t.same(seqs, [seqs[0], seqs[0]! + 1, seqs[0]! + 2], 'numbered in the order the window applied them, no gap');
+    for (const b of buyers) {
+      t.equal((await sub(b.subscriptionId)).status, 'active');
+      t.equal((await sent('payment.completed', (d) => d['paymentId'] === b.paymentId)).length, 1, 'its message once');
+    }
+  },
+);
+
+t.test(
+  'renewal charges answered in the same turn record in one transaction (group commit), receipts numbered together',
+  async (t) => {
+    const { TransactionGroup } = await import('@billing/db');
+    const { paymentWindow } = await import('../src/payments/window.js');
+    const provider = new FakeProvider();
+    const due = [await renewal(provider), await renewal(provider), await renewal(provider), await renewal(provider)];
+    provider.chargeAnswer = (i) => orderWith(`ORD-G-${i.paymentId}`, captured(i.paymentId));
+    const records = new TransactionGroup(db, paymentWindow, 32, 50);
+    const ctx = { ...ctxOf(provider), records };
+    await Promise.all(
+      due.map((r) => chargeRenewalHandler(ctx)(step({ paymentId: r.renewalId }, RenewalChargeRequested))),
+    );
+    t.ok(
+      records.stats.groups >= 1 && records.stats.transactions > 1,
+      `recorded in groups (${JSON.stringify(records.stats)})`,
+    );
+    for (const r of due) t.equal((await pay(r.renewalId)).status, 'completed');
+    const seqs = (
+      await db
+        .selectFrom('receipts')
+        .select('sequence')
+        .where(
+          'payment_id',
+          'in',
+          due.map((r) => r.renewalId),
+        )
+        .orderBy('sequence')
+        .execute()
+    ).map((r) => r.sequence);
+    t.equal(seqs.length, 4, 'a receipt each');
+    t.same(seqs, [seqs[0], seqs[0]! + 1, seqs[0]! + 2, seqs[0]! + 3], 'contiguous');
+    t.equal(provider.count('chargeVaulted'), 4, 'each charged once');
+  },
+);

@@ -123,6 +123,7 @@ export function buildWorker({
     queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue,
     contracts,
     steps,
+    groupCommits: true,
     maxAttempts: ROLE_MAX_ATTEMPTS,
     prefetch: 16,
     setup: declarePublishedTopology,

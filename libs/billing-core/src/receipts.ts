@@ -86,6 +86,73 @@ export async function issueReceipt(
   );
 }
 
+/**
+ * Receipts of one transaction, issued together at its end (docs/data.md, receipts): a batched
+ * consumer applies a window of messages in one transaction and numbers their receipts with one
+ * counter bump per currency, taken last, so the counter row is held from there to the commit only.
+ * Numbers follow the order receipts were added. A payment that has a receipt already makes the
+ * statement fail (the unique index) and the caller's window is redone one message at a time.
+ */
+export class ReceiptBatch {
+  private readonly items: {
+    p: Pick<PaymentRow, 'id' | 'user_id' | 'amount' | 'currency'>;
+    description: string;
+    message: DocumentMessage;
+  }[] = [];
+
+  add(p: Pick<PaymentRow, 'id' | 'user_id' | 'amount' | 'currency'>, description: string, message: DocumentMessage) {
+    this.items.push({ p, description, message });
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Issues every receipt added, one statement per currency; returns their numbers by payment id. */
+  async issue(trx: Tx): Promise<Map<string, string>> {
+    const numbers = new Map<string, string>();
+    const currencies = [...new Set(this.items.map((i) => i.p.currency))];
+    for (const currency of currencies) {
+      const items = this.items.filter((i) => i.p.currency === currency);
+      const k = items.length;
+      const rows = await sql<{ payment_id: string; number: string }>`
+        with n as (
+          insert into document_counters (kind, currency, year, last)
+          values ('R', ${currency}, extract(year from now() at time zone 'UTC')::int, ${k}::int)
+          on conflict (kind, currency, year) do update set last = document_counters.last + ${k}::int
+          returning year, last
+        ), w as (
+          select * from unnest(
+            ${items.map(() => randomUUID())}::uuid[], ${items.map((i) => i.p.id)}::uuid[],
+            ${items.map((i) => i.p.user_id)}::text[], ${items.map((i) => i.p.amount)}::bigint[],
+            ${items.map((i) => i.description)}::text[], ${items.map(() => randomUUID())}::uuid[],
+            ${items.map((i) => i.message.exchange)}::text[], ${items.map((i) => i.message.routingKey)}::text[],
+            ${items.map((i) => i.message.envelope.type)}::text[],
+            ${items.map((i) => JSON.stringify(i.message.envelope))}::jsonb[]
+          ) with ordinality as w(id, payment_id, user_id, amount, description, outbox_id, exchange, routing_key, type, envelope, ord)
+        ), numbered as (
+          select w.*, n.year, (n.last - ${k}::int + w.ord)::int as sequence from w, n
+        ), r as (
+          insert into receipts (id, number, kind, payment_id, refund_id, user_id, amount, currency, description, year, sequence)
+          select id, 'R-' || year || '-' || ${currency} || '-' ||
+              case when length(sequence::text) >= 6 then sequence::text else lpad(sequence::text, 6, '0') end,
+            'receipt', payment_id, null, user_id, amount, ${currency}, description, year, sequence
+          from numbered
+          returning payment_id, number
+        ), queued as (
+          insert into outbox (id, exchange, routing_key, type, envelope, headers)
+          select numbered.outbox_id, numbered.exchange, numbered.routing_key, numbered.type,
+            jsonb_set(numbered.envelope, '{data,receiptNumber}', to_jsonb(r.number)), '{}'::jsonb
+          from numbered join r on r.payment_id = numbered.payment_id
+        )
+        select payment_id, number from r`.execute(trx);
+      for (const r of rows.rows) numbers.set(r.payment_id, r.number);
+    }
+    this.items.length = 0;
+    return numbers;
+  }
+}
+
 /** A completed refund's credit note, issued once. */
 export async function issueCreditNote(
   trx: Tx,

@@ -126,30 +126,26 @@ t.test(
       correlationId: randomUUID(),
       data: { paymentId: first.id, receiptNumber: '' },
     };
-    const r = await db
-      .transaction()
-      .execute((trx) =>
-        issueReceipt(trx, first, 'with message', {
-          exchange: 'notifications',
-          routingKey: 'billing.payment.completed',
-          envelope,
-        }),
-      );
+    const r = await db.transaction().execute((trx) =>
+      issueReceipt(trx, first, 'with message', {
+        exchange: 'notifications',
+        routingKey: 'billing.payment.completed',
+        envelope,
+      }),
+    );
     const year = new Date().getUTCFullYear();
     t.equal(r.number, `R-${year}-NOK-000001`);
     t.equal(r.amount, 500, 'money read back as a number');
     const queued = await db.selectFrom('outbox').select(['envelope', 'type']).where('id', 'is not', null).execute();
     const mine = queued.map((q) => q.envelope as typeof envelope).find((e) => e.id === envelope.id);
     t.equal(mine?.data.receiptNumber, r.number, 'the message carries the number the statement took');
-    const again = await db
-      .transaction()
-      .execute((trx) =>
-        issueReceipt(trx, first, 'again', {
-          exchange: 'notifications',
-          routingKey: 'billing.payment.completed',
-          envelope,
-        }),
-      );
+    const again = await db.transaction().execute((trx) =>
+      issueReceipt(trx, first, 'again', {
+        exchange: 'notifications',
+        routingKey: 'billing.payment.completed',
+        envelope,
+      }),
+    );
     t.equal(again.id, r.id, 'issued once');
     t.equal(
       (await db.selectFrom('outbox').select('id').execute()).filter((q) => q).length,
@@ -162,3 +158,62 @@ t.test(
     t.equal(big.sequence, 1000000);
   },
 );
+
+t.test('a batch of receipts: one counter bump per currency at the end, numbered in the order added', async (t) => {
+  const { ReceiptBatch } = await import('../src/index.js');
+  const year = new Date().getUTCFullYear();
+  const first = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('DKK'), 'before'));
+  t.equal(first.number, `R-${year}-DKK-000001`);
+  const pays = [await payment('DKK'), await payment('PLN'), await payment('DKK'), await payment('DKK')];
+  const message = (p: { id: string }) => ({
+    exchange: 'notifications',
+    routingKey: 'billing.payment.completed',
+    envelope: {
+      id: randomUUID(),
+      type: 'payment.completed',
+      version: 1 as const,
+      occurredAt: new Date().toISOString(),
+      correlationId: randomUUID(),
+      data: { paymentId: p.id, receiptNumber: '' },
+    },
+  });
+  const batch = new ReceiptBatch();
+  const messages = pays.map(message);
+  pays.forEach((p, i) => batch.add(p, `item ${i}`, messages[i]!));
+  t.equal(batch.size, 4);
+  const numbers = await db.transaction().execute((trx) => batch.issue(trx));
+  t.same(
+    pays.map((p) => numbers.get(p.id)),
+    [`R-${year}-DKK-000002`, `R-${year}-PLN-000001`, `R-${year}-DKK-000003`, `R-${year}-DKK-000004`],
+  );
+  const rows = await db
+    .selectFrom('receipts')
+    .selectAll()
+    .where(
+      'payment_id',
+      'in',
+      pays.map((p) => p.id),
+    )
+    .execute();
+  t.same(
+    pays.map((p) => rows.find((r) => r.payment_id === p.id)?.description),
+    ['item 0', 'item 1', 'item 2', 'item 3'],
+    'each receipt its own description',
+  );
+  const queued = (await db.selectFrom('outbox').select('envelope').execute()).map(
+    (q) => q.envelope as { id: string; data: { paymentId: string; receiptNumber: string } },
+  );
+  for (const [i, p] of pays.entries())
+    t.equal(
+      queued.find((e) => e.id === messages[i]!.envelope.id)?.data.receiptNumber,
+      numbers.get(p.id),
+      'its message carries its number',
+    );
+  // A payment with a receipt already: the whole statement fails, and no number is used.
+  const again = new ReceiptBatch();
+  again.add(pays[0]!, 'twice', message(pays[0]!));
+  again.add(await payment('DKK'), 'fresh', message(pays[0]!));
+  await t.rejects(db.transaction().execute((trx) => again.issue(trx)));
+  const next = await db.transaction().execute(async (trx) => issueReceipt(trx, await payment('DKK'), 'after'));
+  t.equal(next.number, `R-${year}-DKK-000005`, 'the failed batch took no number');
+});

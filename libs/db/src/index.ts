@@ -20,3 +20,4 @@ export * from './tables/plan-changes.table.js';
 export * from './tables/receipts.table.js';
 export * from './tables/payment-method-requests.table.js';
 export * from './tables/coupons.table.js';
+export * from './group.js';

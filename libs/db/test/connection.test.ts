@@ -44,3 +44,40 @@ t.test('an urgent caller gets the next free connection before those who came ear
   await Promise.all([held, first, ...normal]);
   t.same(order, ['urgent', 'normal 0', 'normal 1', 'normal 2']);
 });
+
+t.test('a transaction group: what is asked in one turn commits together; a failing one fails alone', async (t) => {
+  const { TransactionGroup } = await import('../src/group.js');
+  const db = createDb(tdb.url, { max: 4 });
+  t.teardown(() => db.destroy());
+  await sql`create table if not exists grouped (id int primary key, note text)`.execute(db);
+  const closes: number[][] = [];
+  const group = new TransactionGroup(db, {
+    open: () => [] as number[],
+    close: async (trx, w) => {
+      closes.push([...w]);
+      await sql`insert into grouped (id, note) values (${1000 + closes.length}, ${'window of ' + w.length})`.execute(
+        trx,
+      );
+    },
+  });
+  const write = (id: number) =>
+    group.run(async (trx, w) => {
+      w.push(id);
+      await sql`insert into grouped (id, note) values (${id}, 'row')`.execute(trx);
+      return id;
+    });
+  t.same(await Promise.all([1, 2, 3, 4, 5].map(write)), [1, 2, 3, 4, 5]);
+  t.same(closes, [[1, 2, 3, 4, 5]], 'five in one transaction, its window closed once');
+  t.same(group.stats, { groups: 1, transactions: 5, redone: 0 });
+  // One of them fails (a duplicate key): the group is redone one by one, the others commit.
+  const results = await Promise.allSettled([6, 1, 7].map(write));
+  t.same(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  t.equal(group.stats.redone, 1);
+  const ids = (await sql<{ id: number }>`select id from grouped where note = 'row' order by id`.execute(db)).rows.map(
+    (r) => r.id,
+  );
+  t.same(ids, [1, 2, 3, 4, 5, 6, 7], 'each row once');
+});

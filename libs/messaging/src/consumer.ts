@@ -4,7 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import { withConnectionPriority, type Database } from '@billing/db';
+import { TransactionGroup, withConnectionPriority, type Database } from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
@@ -51,6 +51,34 @@ export type StepHandlerMap<C extends readonly MessageContract[]> = {
   [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>>;
 };
 
+/**
+ * A message applied inside a window's transaction (docs/messages.md, windows): the messages a
+ * consumer took at once are applied one after another in one transaction, so they share its
+ * BEGIN, COMMIT, the check for repeats and the mark of what was processed. What must happen after
+ * the commit (a call to the outside world) is returned, run once the window committed, and the
+ * message counts as processed only when it succeeded.
+ */
+export interface WindowContext<D, W> {
+  trx: Transaction<Database>;
+  envelope: Envelope<D>;
+  attempt: number;
+  logger: Logger;
+  /** What the window's messages share (say, receipts numbered together at its end). */
+  window: W;
+}
+export type WindowApply<D = any, W = any> = (ctx: WindowContext<D, W>) => Promise<(() => Promise<void>) | void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface WindowOptions<C extends readonly MessageContract[], W> {
+  /** The types applied in windows (the others are handled one at a time, as ever). */
+  apply: { [K in C[number]['type']]?: WindowApply<Static<Extract<C[number], { type: K }>['schema']>, W> };
+  /** A window's shared state, made when its transaction begins. */
+  open(): W;
+  /** Runs last in the window's transaction (before its commit). */
+  close(trx: Transaction<Database>, window: W): Promise<void>;
+  /** Messages in one window at most; the prefetch by default. */
+  max?: number;
+}
+
 export interface ConsumerOptions<C extends readonly MessageContract[]> {
   /** Name under which processed message ids are recorded (one per app). */
   name: string;
@@ -74,11 +102,26 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   connections?: number;
   /** Runs extra declarations (exchanges the handlers publish to) with the queue's. */
   setup?: (ch: ConfirmChannel) => Promise<void>;
+  /**
+   * Group commit for step handlers: their commits asked for within 2 ms of each other share one
+   * transaction (docs/messages.md, windows); a failing group is redone one commit at a time.
+   */
+  groupCommits?: boolean;
+  /** Windows: messages of these types taken at once are applied in one transaction. */
+  windows?: WindowOptions<C, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Instrumentation: called after the handler's transaction committed, before the ack. */
   onCommitted?: (envelope: Envelope) => Promise<void> | void;
 }
 
 type Outcome = 'processed' | 'duplicate' | 'retried' | 'dead_lettered' | 'invalid' | 'requeued';
+
+interface WindowItem {
+  msg: ConsumeMessage;
+  envelope: Envelope;
+  attempts: number;
+  resolve: (o: Outcome) => void;
+}
+type Applied = { duplicate: true } | { duplicate: false; after: (() => Promise<void>) | undefined };
 
 /**
  * The pool had no free connection within its wait: the database is busy, not away. That is load:
@@ -128,6 +171,16 @@ export class Consumer<C extends readonly MessageContract[]> {
   private stopping = false;
   /** Times a commit waited longer than the pool's wait for a connection (load, not failure). */
   poolWaits = 0;
+  /** Windows applied whole, and windows that failed and were redone one message at a time. */
+  readonly windowStats = { applied: 0, redone: 0, messages: 0 };
+  private readonly prefetch: number;
+  private readonly commits: TransactionGroup<undefined> | undefined;
+  private pendingWindow: WindowItem[] = [];
+  private pendingMarks: { id: string; resolve: (fresh: boolean) => void; reject: (err: unknown) => void }[] = [];
+  private marksTimer: NodeJS.Timeout | undefined;
+  private pendingSeen: { id: string; resolve: (seen: boolean) => void; reject: (err: unknown) => void }[] = [];
+  private seenTimer: NodeJS.Timeout | undefined;
+  private windowTimer: NodeJS.Immediate | undefined;
 
   constructor(private readonly opts: ConsumerOptions<C>) {
     this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
@@ -135,6 +188,9 @@ export class Consumer<C extends readonly MessageContract[]> {
     // records, not while PayPal or the Auth service answers (about half its time, or more).
     const perConnection = opts.steps ? 2 : 1;
     const prefetch = Math.max(1, Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection));
+    this.prefetch = prefetch;
+    if (opts.groupCommits)
+      this.commits = new TransactionGroup(opts.db, { open: () => undefined, close: async () => undefined });
     this.channel = opts.broker.channel(`consumer:${opts.queue.queue}`, async (ch: ConfirmChannel) => {
       await declareWorkQueue(ch, opts.queue);
       if (opts.setup) await opts.setup(ch);
@@ -256,8 +312,125 @@ export class Consumer<C extends readonly MessageContract[]> {
       return;
     }
     const env = envelope;
-    outcome = await runWithCorrelation(env.correlationId, () => this.process(msg, env, attempts));
+    outcome = this.windowApply(env.type)
+      ? await this.inWindow(msg, env, attempts)
+      : await runWithCorrelation(env.correlationId, () => this.process(msg, env, attempts));
     this.observe(type, outcome, started);
+  }
+
+  private windowApply(type: string): WindowApply | undefined {
+    return (this.opts.windows?.apply as Record<string, WindowApply | undefined> | undefined)?.[type];
+  }
+
+  /** Joins the window being gathered (the messages delivered in this turn of the event loop). */
+  private inWindow(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      this.pendingWindow.push({ msg, envelope, attempts, resolve });
+      this.windowTimer ??= setImmediate(() => this.flushWindows());
+    });
+  }
+
+  private flushWindows(): void {
+    this.windowTimer = undefined;
+    const max = this.opts.windows?.max ?? this.prefetch;
+    while (this.pendingWindow.length) void this.runWindow(this.pendingWindow.splice(0, max));
+  }
+
+  /**
+   * A window of several: applied in one transaction; if that fails (a bad message, a deadlock with
+   * another worker's window), each message is redone alone, through the usual retries.
+   */
+  private async runWindow(items: WindowItem[]): Promise<void> {
+    const alone = (item: WindowItem) =>
+      runWithCorrelation(item.envelope.correlationId, () => this.process(item.msg, item.envelope, item.attempts)).then(
+        item.resolve,
+      );
+    if (items.length === 1 || this.stopping) {
+      await Promise.all(items.map(alone));
+      return;
+    }
+    let applied: Applied[];
+    try {
+      applied = await this.applyWindow(items);
+    } catch (err) {
+      this.windowStats.redone++;
+      this.opts.logger.warn('a window failed; its messages are applied one at a time', {
+        messages: items.length,
+        error: (err as Error).message,
+      });
+      await Promise.all(items.map(alone));
+      return;
+    }
+    this.windowStats.applied++;
+    this.windowStats.messages += items.length;
+    await Promise.all(
+      items.map((item, i) =>
+        runWithCorrelation(item.envelope.correlationId, async () => {
+          const a = applied[i]!;
+          try {
+            if (!a.duplicate && a.after) {
+              await a.after();
+              await this.markProcessed(item.envelope);
+            }
+          } catch (err) {
+            item.resolve(await this.handleError(item.msg, item.envelope, item.attempts, err));
+            return;
+          }
+          item.resolve(await this.settled(item.msg, item.envelope, a.duplicate));
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Applies `items` in one transaction: one read for repeats, each message's part in order, the
+   * window's close, and one mark for those with nothing left to do after the commit (the others
+   * are marked when that is done).
+   */
+  private async applyWindow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
+    const { db, name, logger, windows } = this.opts;
+    return db.transaction().execute(async (trx) => {
+      const ids = [...new Set(items.map((i) => i.envelope.id))];
+      const seen = new Set(
+        (
+          await trx
+            .selectFrom('processed_messages')
+            .select('message_id')
+            .where('consumer', '=', name)
+            .where('message_id', 'in', ids)
+            .execute()
+        ).map((r) => r.message_id),
+      );
+      const window = windows!.open();
+      const out: Applied[] = [];
+      for (const { envelope, attempts } of items) {
+        if (seen.has(envelope.id)) {
+          out.push({ duplicate: true });
+          continue;
+        }
+        seen.add(envelope.id); // the same message twice in one window: the second is a repeat
+        const apply = this.windowApply(envelope.type)!;
+        const after = await runWithCorrelation(envelope.correlationId, () =>
+          apply({ trx, envelope, attempt: attempts, logger, window }),
+        );
+        out.push({ duplicate: false, after: after ?? undefined });
+      }
+      await windows!.close(trx, window);
+      const done = [
+        ...new Set(
+          items
+            .filter((_, i) => out[i]!.duplicate === false && !(out[i] as { after?: unknown }).after)
+            .map((i) => i.envelope.id),
+        ),
+      ];
+      if (done.length)
+        await trx
+          .insertInto('processed_messages')
+          .values(done.map((message_id) => ({ consumer: name, message_id })))
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      return out;
+    });
   }
 
   /**
@@ -278,7 +451,7 @@ export class Consumer<C extends readonly MessageContract[]> {
   }
 
   private async onceNow(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
-    return this.opts.db.transaction().execute(async (trx) => {
+    const body = async (trx: Transaction<Database>) => {
       const fresh = await trx
         .insertInto('processed_messages')
         .values({ consumer: this.opts.name, message_id: envelope.id })
@@ -288,33 +461,93 @@ export class Consumer<C extends readonly MessageContract[]> {
       if (!fresh) return false;
       await fn(trx);
       return true;
+    };
+    return this.commits ? this.commits.run(body) : this.opts.db.transaction().execute(body);
+  }
+
+  /** Whether a message was processed: one SELECT for the questions asked within 2 ms of each other. */
+  private wasProcessed(id: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingSeen.push({ id, resolve, reject });
+      this.seenTimer ??= setTimeout(() => void this.flushSeen(), 2);
     });
   }
 
-  /** `once` with nothing else to write: a single INSERT, no transaction around it. */
-  private async markProcessed(envelope: Envelope): Promise<boolean> {
-    const fresh = await this.opts.db
-      .insertInto('processed_messages')
-      .values({ consumer: this.opts.name, message_id: envelope.id })
-      .onConflict((oc) => oc.doNothing())
-      .returning('message_id')
-      .executeTakeFirst();
-    return Boolean(fresh);
+  private async flushSeen(): Promise<void> {
+    this.seenTimer = undefined;
+    const asks = this.pendingSeen.splice(0);
+    try {
+      const seen = new Set(
+        (
+          await this.opts.db
+            .selectFrom('processed_messages')
+            .select('message_id')
+            .where('consumer', '=', this.opts.name)
+            .where('message_id', 'in', [...new Set(asks.map((a) => a.id))])
+            .execute()
+        ).map((r) => r.message_id),
+      );
+      for (const a of asks) a.resolve(seen.has(a.id));
+    } catch (err) {
+      for (const a of asks) a.reject(err);
+    }
+  }
+
+  /**
+   * `once` with nothing else to write: one INSERT, no transaction around it, shared by the marks
+   * asked for within 2 ms of each other (one multi-row INSERT for all).
+   */
+  private markProcessed(envelope: Envelope): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingMarks.push({ id: envelope.id, resolve, reject });
+      this.marksTimer ??= setTimeout(() => void this.flushMarks(), 2);
+    });
+  }
+
+  private async flushMarks(): Promise<void> {
+    this.marksTimer = undefined;
+    const marks = this.pendingMarks.splice(0);
+    try {
+      const fresh = new Set(
+        (
+          await withConnectionPriority(() =>
+            this.opts.db
+              .insertInto('processed_messages')
+              .values(
+                [...new Set(marks.map((m) => m.id))].map((message_id) => ({ consumer: this.opts.name, message_id })),
+              )
+              .onConflict((oc) => oc.doNothing())
+              .returning('message_id')
+              .execute(),
+          )
+        ).map((r) => r.message_id),
+      );
+      for (const m of marks) {
+        m.resolve(fresh.has(m.id));
+        fresh.delete(m.id); // the same id twice: the second is a repeat
+      }
+    } catch (err) {
+      for (const m of marks) m.reject(err);
+    }
   }
 
   private async run(envelope: Envelope, attempts: number): Promise<boolean> {
-    const { db, name, logger } = this.opts;
+    const { db, logger } = this.opts;
+    if (this.windowApply(envelope.type)) {
+      // A window of one.
+      const [a] = await this.applyWindow([{ envelope, attempts }]);
+      if (a!.duplicate) return false;
+      if (a!.after) {
+        await a!.after();
+        return this.markProcessed(envelope);
+      }
+      return true;
+    }
     if (this.opts.steps) {
       const step = (this.opts.steps as Record<string, StepHandler<MessageContract>>)[
         envelope.type
       ] as StepHandler<MessageContract>;
-      const seen = await db
-        .selectFrom('processed_messages')
-        .select('message_id')
-        .where('consumer', '=', name)
-        .where('message_id', '=', envelope.id)
-        .executeTakeFirst();
-      if (seen) return false;
+      if (await this.wasProcessed(envelope.id)) return false;
       let committed: boolean | null = null;
       await step({
         db,
@@ -337,7 +570,6 @@ export class Consumer<C extends readonly MessageContract[]> {
   }
 
   private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
-    const { logger } = this.opts;
     let duplicate = false;
     try {
       for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
@@ -353,21 +585,31 @@ export class Consumer<C extends readonly MessageContract[]> {
         }
       }
     } catch (err) {
-      if (this.stopping) return this.requeue(msg);
-      if (isInfrastructureError(err)) {
-        logger.warn('infrastructure unavailable: the message waits without using an attempt', {
-          messageId: envelope.id,
-          type: envelope.type,
-          error: (err as Error).message,
-        });
-        return this.waitForInfrastructure(msg, envelope, attempts);
-      }
-      return this.fail(msg, envelope, attempts + 1, err as Error);
+      return this.handleError(msg, envelope, attempts, err);
     }
+    return this.settled(msg, envelope, duplicate);
+  }
+
+  /** A message done (or found done before): acked. */
+  private async settled(msg: ConsumeMessage, envelope: Envelope, duplicate: boolean): Promise<Outcome> {
     if (!duplicate) await this.opts.onCommitted?.(envelope);
     this.settle(msg, 'ack');
-    if (duplicate) logger.info('duplicate message skipped', { messageId: envelope.id, type: envelope.type });
+    if (duplicate) this.opts.logger.info('duplicate message skipped', { messageId: envelope.id, type: envelope.type });
     return duplicate ? 'duplicate' : 'processed';
+  }
+
+  /** A message that failed: handed back at shutdown, held through an outage, or retried later. */
+  private async handleError(msg: ConsumeMessage, envelope: Envelope, attempts: number, err: unknown): Promise<Outcome> {
+    if (this.stopping) return this.requeue(msg);
+    if (isInfrastructureError(err)) {
+      this.opts.logger.warn('infrastructure unavailable: the message waits without using an attempt', {
+        messageId: envelope.id,
+        type: envelope.type,
+        error: (err as Error).message,
+      });
+      return this.waitForInfrastructure(msg, envelope, attempts);
+    }
+    return this.fail(msg, envelope, attempts + 1, err as Error);
   }
 
   private async fail(msg: ConsumeMessage, envelope: Envelope, attempts: number, err: Error): Promise<Outcome> {

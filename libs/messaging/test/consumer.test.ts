@@ -559,3 +559,195 @@ t.test("an outage in a row doubles its wait, up to 30 s, on the queue's own retr
     [100, 100, 100, 100],
   );
 });
+
+t.test(
+  'windows: messages taken at once are applied in one transaction, repeats skipped; a bad one sends the window back one at a time; work after the commit is retried alone',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const metrics = createMetrics('test');
+    const closes: number[] = [];
+    const afterRuns = new Map<number, number>();
+    let failAfter = true;
+    const write = async (trx: any, seq: number, id: string) =>
+      trx
+        .insertInto('audit_log')
+        .values({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(seq), reason: id })
+        .execute();
+    const consumer = new Consumer({
+      name: 'window-consumer',
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: 'test.windows',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 2,
+      prefetch: 40,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async () => {
+          throw new Error('the step is not used for a type applied in windows');
+        },
+      },
+      windows: {
+        open: () => ({ seqs: [] as number[] }),
+        close: async (trx, w) => {
+          closes.push(w.seqs.length);
+          // what the window shares is written once, at its end, in its transaction
+          await write(trx, -1, `window of ${w.seqs.length}`);
+        },
+        apply: {
+          'diagnostics.ping': async ({ trx, envelope, window }) => {
+            const seq = envelope.data.seq;
+            if (envelope.data.fail) throw new Error(`ping ${seq} refused`);
+            window.seqs.push(seq);
+            // As the payment-worker's are: applied before (its after-commit work failed), it changes nothing.
+            const done = await trx
+              .selectFrom('audit_log')
+              .select('id')
+              .where('reason', '=', envelope.id)
+              .executeTakeFirst();
+            if (!done) await write(trx, seq, envelope.id);
+            if (seq === 4_500)
+              return async () => {
+                afterRuns.set(seq, (afterRuns.get(seq) ?? 0) + 1);
+                if (failAfter) {
+                  failAfter = false;
+                  throw new Error('PayPal away');
+                }
+              };
+          },
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const send = async (envelopes: ReturnType<typeof makeEnvelope<typeof Ping>>[]) => {
+      for (const e of envelopes)
+        ch.sendToQueue('test.windows', Buffer.from(JSON.stringify(e)), {
+          messageId: e.id,
+          type: e.type,
+          persistent: true,
+        });
+      await ch.waitForConfirms();
+    };
+    // 30 good messages; then one of them again.
+    const good = Array.from({ length: 30 }, (_, i) => makeEnvelope(Ping, { seq: 4_000 + i }));
+    await send(good);
+    await waitFor(async () => (await consumed(metrics, 'processed')) === 30, { what: '30 processed' });
+    await send([good[3]!]);
+    await waitFor(async () => (await consumed(metrics, 'duplicate')) === 1, { what: 'the repeat settled' });
+    for (const e of good) t.equal(await auditCount(env, e.data.seq), 1, `${e.data.seq} applied once`);
+    t.ok(consumer.windowStats.applied >= 1, `applied in windows (${closes.join(', ')} messages each)`);
+    t.ok(Math.max(...closes) > 1, 'several messages shared a transaction');
+    t.equal(await consumed(metrics, 'duplicate'), 1, 'the repeat skipped');
+
+    // A window holding a bad message: redone one at a time; the good ones are applied once.
+    const batch2 = [
+      ...Array.from({ length: 5 }, (_, i) => makeEnvelope(Ping, { seq: 4_100 + i })),
+      makeEnvelope(Ping, { seq: 4_199, fail: true }),
+    ];
+    const redoneBefore = consumer.windowStats.redone;
+    await send(batch2);
+    await waitFor(
+      async () =>
+        (await env.tdb.db.selectFrom('dead_letters').select('id').where('queue', '=', 'test.windows').execute())
+          .length === 1,
+      { what: 'the bad message dead-lettered after its attempts' },
+    );
+    for (const e of batch2.slice(0, 5)) t.equal(await auditCount(env, e.data.seq), 1, `${e.data.seq} applied once`);
+    t.equal(await auditCount(env, 4_199), 0, 'the bad one changed nothing');
+    t.ok(consumer.windowStats.redone > redoneBefore, 'its window was redone one message at a time');
+
+    // Work after the commit that fails: that message alone is retried; it is applied once.
+    await send([makeEnvelope(Ping, { seq: 4_500 }), makeEnvelope(Ping, { seq: 4_501 })]);
+    await waitFor(async () => afterRuns.get(4_500) === 2, { what: 'the after-commit work retried' });
+    await waitFor(
+      async () =>
+        Number(
+          (
+            await env.tdb.db
+              .selectFrom('processed_messages')
+              .select((eb) => eb.fn.countAll<string>().as('n'))
+              .where('consumer', '=', 'window-consumer')
+              .executeTakeFirstOrThrow()
+          ).n,
+        ) ===
+        30 + 5 + 2,
+      { what: 'every good message marked processed' },
+    );
+    t.equal(await auditCount(env, 4_500), 1, 'its part in the transaction applied once (the repeat found it done)');
+    t.equal(await auditCount(env, 4_501), 1);
+    await conn.close();
+    await consumer.stop();
+  },
+);
+
+t.test(
+  'group commit: step handlers’ commits share transactions; a failing commit fails only its own message',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const metrics = createMetrics('test');
+    // Refused twice: in its group and again alone (or alone, then in a group): its message is retried once.
+    let refusals = 2;
+    const consumer = new Consumer({
+      name: 'group-consumer',
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: 'test.group',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 3,
+      prefetch: 30,
+      groupCommits: true,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async ({ envelope, commit }) => {
+          const seq = envelope.data.seq;
+          await commit(async (trx) => {
+            await trx
+              .insertInto('audit_log')
+              .values({
+                id: crypto.randomUUID(),
+                actor: 'test',
+                action: 'ping',
+                target: String(seq),
+                reason: envelope.id,
+              })
+              .execute();
+            if (seq === 5_013 && refusals > 0) {
+              refusals--;
+              throw new Error('refused');
+            }
+          });
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    for (let seq = 5_000; seq < 5_030; seq++) {
+      const e = makeEnvelope(Ping, { seq });
+      ch.sendToQueue('test.group', Buffer.from(JSON.stringify(e)), { messageId: e.id, type: e.type, persistent: true });
+    }
+    await ch.waitForConfirms();
+    await waitFor(async () => (await consumed(metrics, 'processed')) === 30, { what: '30 processed' });
+    for (let seq = 5_000; seq < 5_030; seq++) t.equal(await auditCount(env, seq), 1, `${seq} recorded once`);
+    t.equal(await consumed(metrics, 'retried'), 1, 'only the refused commit’s message was retried');
+    t.equal(refusals, 0);
+    await conn.close();
+    await consumer.stop();
+  },
+);

@@ -1,51 +1,92 @@
 import { sql } from 'kysely';
 import { SubscriptionPaymentMethodRequired, type ProviderEventReceived } from '@billing/contracts';
+import type { Static } from 'typebox';
 import { payments, subscriptions } from '@billing/billing-core';
-import { enqueue, type StepHandler } from '@billing/messaging';
+import type { Db } from '@billing/db';
+import { enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
+import type { Logger } from '@billing/service-kit';
 import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+import { paymentWindow, type PaymentWindow } from '../payments/window.js';
+
+export { paymentWindow, type PaymentWindow };
 
 /**
  * `payment.provider-event.received`: a webhook the gateway stored is applied once (the event row
  * is locked and marked processed in the same transaction); an approval is captured after that commits.
  */
 export function applyProviderEvent(ctx: PaymentContext): StepHandler<typeof ProviderEventReceived> {
+  // A window of one: the consumer applies these in windows (docs/messages.md, windows), this is
+  // the same code for one message on its own.
   return async ({ db, envelope, logger }) => {
-    const applied = await db.transaction().execute(async (trx) => {
-      const event = await trx
-        .selectFrom('provider_events')
-        .selectAll()
-        .where('id', '=', envelope.data.providerEventRowId)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!event) return null;
-      if (event.processed_at) {
-        // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
-        return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id
-          ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
-          : null;
-      }
-      const result = await applyWebhookAction(ctx, trx, ctx.provider.parseWebhook(event.payload));
-      await trx
-        .updateTable('provider_events')
-        .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
-        .where('id', '=', event.id)
-        .execute();
-      logger.info('provider event applied', {
-        eventType: event.event_type,
-        providerEventId: event.provider_event_id,
-        ...result,
-      });
-      return result;
+    const window = paymentWindow.open();
+    const after = await db.transaction().execute(async (trx) => {
+      const then = await applyProviderEventInWindow(ctx, db)({ trx, envelope, attempt: 0, logger, window });
+      await paymentWindow.close(trx, window);
+      return then;
     });
-    if (applied?.paymentId && applied.outcome === CAPTURE_NEEDED) {
-      logger.info('order captured', {
-        paymentId: applied.paymentId,
-        outcome: await captureApproved(ctx, db, applied.paymentId),
-      });
-    }
+    if (after) await after();
   };
+}
+
+/**
+ * The same, as one message of a window (docs/messages.md, windows): applied in the window's
+ * transaction, its receipt numbered with the window's at its end; the capture an approval needs
+ * is returned, to run once the window committed.
+ */
+export function applyProviderEventInWindow(
+  ctx: PaymentContext,
+  db: Db,
+): WindowApply<Static<(typeof ProviderEventReceived)['schema']>, PaymentWindow> {
+  return async ({ trx, envelope, logger, window }) => {
+    const applied = await applyStoredEvent(
+      { ...ctx, receipts: window.receipts },
+      trx,
+      envelope.data.providerEventRowId,
+      logger,
+    );
+    const paymentId = applied?.paymentId;
+    if (paymentId && applied.outcome === CAPTURE_NEEDED) return () => capture(ctx, db, paymentId, logger);
+  };
+}
+
+async function capture(ctx: PaymentContext, db: Db, paymentId: string, logger: Logger): Promise<void> {
+  logger.info('order captured', { paymentId, outcome: await captureApproved(ctx, db, paymentId) });
+}
+
+/** A stored webhook applied in the caller's transaction, once: its row is locked and marked processed. */
+async function applyStoredEvent(
+  ctx: PaymentContext,
+  trx: Tx,
+  rowId: string,
+  logger: Logger,
+): Promise<{ paymentId: string | null; outcome: string } | null> {
+  const event = await trx
+    .selectFrom('provider_events')
+    .selectAll()
+    .where('id', '=', rowId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!event) return null;
+  if (event.processed_at) {
+    // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
+    return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id
+      ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
+      : null;
+  }
+  const result = await applyWebhookAction(ctx, trx, ctx.provider.parseWebhook(event.payload));
+  await trx
+    .updateTable('provider_events')
+    .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
+    .where('id', '=', event.id)
+    .execute();
+  logger.info('provider event applied', {
+    eventType: event.event_type,
+    providerEventId: event.provider_event_id,
+    ...result,
+  });
+  return result;
 }
 
 /**

@@ -4,7 +4,7 @@ import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments';
 import { answerOf, captureApproved } from '../payments/capture.js';
-import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+import { CAPTURE_NEEDED, PaymentOutcomes, recordAnswer, type PaymentContext, type Tx } from '../payments/outcomes.js';
 
 /**
  * PayPal's refusals that only the buyer can resolve: a new wallet is needed, the old one is never
@@ -43,11 +43,10 @@ export function renewalOutcome(outcome: string): string {
  * decide under the payment's lock, charge with no transaction held, record under the lock again.
  */
 export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
-  const decision = await db.transaction().execute((trx) => decideCharge(ctx, trx, paymentId));
+  const decision = await recordAnswer(ctx, db, (trx, outcomes) => decideCharge(outcomes, trx, paymentId));
   if (typeof decision === 'string') return decision;
   const answer = await answerOf(ctx.provider.chargeVaulted(decision));
-  const outcomes = new PaymentOutcomes(ctx);
-  const outcome = await db.transaction().execute(async (trx) => {
+  const outcome = await recordAnswer(ctx, db, async (trx, outcomes) => {
     const p = await payments.lock(trx, { id: paymentId });
     if (!p) return 'no-op';
     if (answer instanceof ProviderRefusedError) {
@@ -79,7 +78,11 @@ export function chargePlanChangeHandler(ctx: PaymentContext): StepHandler<typeof
 }
 
 /** What a renewal (or plan change) charge request comes to: not charged (and why), or the charge to make. */
-async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Promise<string | ChargeVaultedInput> {
+async function decideCharge(
+  outcomes: PaymentOutcomes,
+  trx: Tx,
+  paymentId: string,
+): Promise<string | ChargeVaultedInput> {
   const p = await payments.lock(trx, { id: paymentId });
   if (!p || p.status !== 'created') return 'no-op';
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
@@ -108,7 +111,6 @@ async function decideCharge(ctx: PaymentContext, trx: Tx, paymentId: string): Pr
     await payments.transition(trx, p, { type: 'buyer_cancelled' });
     return 'subscription ends at its period end: not charged';
   }
-  const outcomes = new PaymentOutcomes(ctx);
   if (await outcomes.periodPaidByAnother(trx, p)) {
     await payments.transition(trx, p, { type: 'superseded' });
     return 'period already paid: not charged';

@@ -1,7 +1,7 @@
 import type { Db } from '@billing/db';
 import { payments } from '@billing/billing-core';
 import { ProviderRefusedError } from '@billing/payments';
-import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from './outcomes.js';
+import { CAPTURE_NEEDED, recordAnswer, type PaymentContext } from './outcomes.js';
 
 /** A provider call's answer, or its refusal (a 4xx) as a value to record; an unknown outcome is thrown, to be retried. */
 export async function answerOf<T>(call: Promise<T>): Promise<T | ProviderRefusedError> {
@@ -23,8 +23,7 @@ export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: st
   const answer = await answerOf(
     ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }),
   );
-  const outcomes = new PaymentOutcomes(ctx);
-  const outcome = await db.transaction().execute(async (trx) => {
+  const outcome = await recordAnswer(ctx, db, async (trx, outcomes) => {
     const locked = (await payments.lock(trx, { id: paymentId }))!;
     if (answer instanceof ProviderRefusedError) {
       if (answer.issue === 'INSTRUMENT_DECLINED') {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import {
   PaymentCompleted,
   PaymentRefunded,
   SubscriptionPaymentMethodRequired,
   SubscriptionTrialStarted,
 } from '@billing/contracts';
-import type { Database, PaymentRow, RefundRow, SubscriptionRow } from '@billing/db';
+import type { Database, PaymentRow, RefundRow, SubscriptionRow, TransactionGroup } from '@billing/db';
 import {
   applyPlanChange,
   couponOf,
@@ -14,6 +14,7 @@ import {
   hadTrial,
   issueCreditNote,
   issueReceipt,
+  type ReceiptBatch,
   planChangeFailed,
   planChangeOfPayment,
   payments,
@@ -51,6 +52,31 @@ export interface PaymentContext {
   metrics?: Pick<Metrics, 'renewalCharges'>;
   /** billing-api's public address, for receipt links (PUBLIC_BASE_URL). */
   publicBaseUrl?: string;
+  /**
+   * A window's receipts, numbered together when its transaction ends (docs/messages.md, windows);
+   * without it, each receipt is numbered at once.
+   */
+  receipts?: ReceiptBatch;
+  /**
+   * Group commit for the transactions that record PayPal's answers (captures, renewal charges):
+   * those of one turn of the event loop share one transaction and its receipts. Without it, each
+   * records on its own.
+   */
+  records?: TransactionGroup<{ receipts: ReceiptBatch }>;
+}
+
+/**
+ * Runs `record` in the context's group if it has one (group commit: docs/messages.md, windows),
+ * else in a transaction of its own.
+ */
+export function recordAnswer<T>(
+  ctx: PaymentContext,
+  db: Kysely<Database>,
+  record: (trx: Tx, outcomes: PaymentOutcomes) => Promise<T>,
+): Promise<T> {
+  if (ctx.records)
+    return ctx.records.run((trx, w) => record(trx, new PaymentOutcomes({ ...ctx, receipts: w.receipts })));
+  return db.transaction().execute((trx) => record(trx, new PaymentOutcomes(ctx)));
 }
 
 /** An outcome that asks the caller to capture the order once its transaction has committed. */
@@ -199,11 +225,10 @@ export class PaymentOutcomes {
       receiptNumber: '', // filled in with the number the statement takes
       receiptUrl: `${(this.ctx.publicBaseUrl ?? 'http://127.0.0.1:3000').replace(/\/$/, '')}/v1/payments/${p.id}/receipt`,
     });
-    await issueReceipt(trx, p, `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`, {
-      exchange: PaymentCompleted.exchange,
-      routingKey: PaymentCompleted.routingKey,
-      envelope,
-    });
+    const description = `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`;
+    const message = { exchange: PaymentCompleted.exchange, routingKey: PaymentCompleted.routingKey, envelope };
+    if (this.ctx.receipts) this.ctx.receipts.add(p, description, message);
+    else await issueReceipt(trx, p, description, message);
   }
 
   /** Another payment of ours holds money for this payment's period. */

@@ -1,0 +1,98 @@
+import type { Kysely, Transaction } from 'kysely';
+import { withConnectionPriority } from './connection.js';
+import type { Database } from './database.js';
+
+/** What the transactions of a group share, made when its transaction begins and closed before it commits. */
+export interface GroupWindow<W> {
+  open(): W;
+  close(trx: Transaction<Database>, window: W): Promise<void>;
+}
+
+interface Pending<W> {
+  fn: (trx: Transaction<Database>, window: W) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit for short transactions that record what the outside world answered
+ * (docs/messages.md, windows): those asked for within `delayMs` of each other run one after
+ * another in one transaction (one BEGIN and COMMIT, and what the window shares, receipts say, is
+ * written once at its end). If that transaction fails, each runs again in a transaction of its
+ * own, and only its own failure reaches its caller, so a group is never worse than its parts.
+ * Each function must have no effect outside the database (it may run twice). They take
+ * connections ahead of new work (withConnectionPriority).
+ */
+export class TransactionGroup<W> {
+  private pending: Pending<W>[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  readonly stats = { groups: 0, transactions: 0, redone: 0 };
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly window: GroupWindow<W>,
+    /** The most transactions in one group. */
+    private readonly max = 32,
+    /** How long the first of a group waits for others to join (group commit's usual small delay). */
+    private readonly delayMs = 2,
+  ) {}
+
+  run<T>(fn: (trx: Transaction<Database>, window: W) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.pending.length >= this.max) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        this.flush();
+        return;
+      }
+      this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+    });
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    while (this.pending.length) void this.runGroup(this.pending.splice(0, this.max));
+    // (Full groups do not wait for the timer: see `run`.)
+  }
+
+  private async runGroup(items: Pending<W>[]): Promise<void> {
+    if (items.length === 1) return this.alone(items[0]!);
+    let results: unknown[];
+    try {
+      results = await withConnectionPriority(() =>
+        this.db.transaction().execute(async (trx) => {
+          const w = this.window.open();
+          const out: unknown[] = [];
+          for (const item of items) out.push(await item.fn(trx, w));
+          await this.window.close(trx, w);
+          return out;
+        }),
+      );
+    } catch {
+      this.stats.redone++;
+      await Promise.all(items.map((item) => this.alone(item)));
+      return;
+    }
+    this.stats.groups++;
+    this.stats.transactions += items.length;
+    items.forEach((item, i) => item.resolve(results[i]));
+  }
+
+  private async alone(item: Pending<W>): Promise<void> {
+    try {
+      item.resolve(
+        await withConnectionPriority(() =>
+          this.db.transaction().execute(async (trx) => {
+            const w = this.window.open();
+            const out = await item.fn(trx, w);
+            await this.window.close(trx, w);
+            return out;
+          }),
+        ),
+      );
+    } catch (err) {
+      item.reject(err);
+    }
+  }
+}
