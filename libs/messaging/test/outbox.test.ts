@@ -179,11 +179,11 @@ t.test(
     listener.on('notification', () => notifications++);
     await listener.query('listen billing_outbox');
     t.teardown(() => listener.end());
-    let relay: OutboxRelay | undefined;
-    const db = createDb(env.tdb.url, { max: 3, onOutboxCommitted: () => relay?.wake() });
+    const woken: { relay?: OutboxRelay } = {};
+    const db = createDb(env.tdb.url, { max: 3, onOutboxCommitted: () => woken.relay?.wake() });
     t.teardown(() => db.destroy());
     // The poll is a minute: only the in-process wake-up can publish within the test's wait.
-    relay = new OutboxRelay({
+    const relay = new OutboxRelay({
       db,
       databaseUrl: env.tdb.url,
       broker: env.connect(),
@@ -191,6 +191,7 @@ t.test(
       setup: declareInternal,
       pollMs: 60_000,
     });
+    woken.relay = relay;
     await relay.start();
     await new Promise((r) => setTimeout(r, 200)); // the start's first pass is over
     const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
