@@ -91,9 +91,17 @@ const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
         .map((p) => path.join(dir, p))
     : [],
 );
+const times = [];
 for (const project of projects) {
   process.stdout.write(`\n=== tests: ${project}\n`);
+  const began = Date.now();
   const { code, out } = await run('npx', ['tap', '--reporter=tap'], { capture: true, cwd: path.join(root, project) });
+  // tap's top-level lines name each file with its time: the slowest are listed at the end.
+  const files = [...out.matchAll(/^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/gm)].map((m) => ({
+    file: `${project}/${m[1]}`,
+    s: Number(m[2]) / 1000,
+  }));
+  times.push({ project, s: (Date.now() - began) / 1000, files });
   const summaries = [...out.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)];
   const last = summaries.at(-1);
   if (!last) {
@@ -110,6 +118,15 @@ for (const project of projects) {
 }
 
 for (const c of containers) await c.stop();
+process.stdout.write('\n=== time per project (the slowest files of each in brackets)\n');
+for (const { project, s: secs, files } of times.sort((a, b) => b.s - a.s)) {
+  const slowest = files
+    .sort((a, b) => b.s - a.s)
+    .slice(0, 3)
+    .map((f) => `${path.basename(f.file)} ${Math.round(f.s)} s`)
+    .join(', ');
+  process.stdout.write(`${String(Math.round(secs)).padStart(5)} s  ${project}${slowest ? `  [${slowest}]` : ''}\n`);
+}
 process.stdout.write(
   `\nran ${projects.length} projects in ${Math.round((Date.now() - started) / 1000)} s${failures.length ? `; failing: ${failures.join(', ')}` : ''}\n`,
 );
