@@ -13,13 +13,14 @@ let passed = 0;
 let failed = 0;
 const failures = [];
 
-function run(cmd, args, { capture = false, env = process.env, cwd = root } = {}) {
+/** Runs a command, its output streamed as it comes, or with `quiet` only kept (and printed by the caller). */
+function run(cmd, args, { quiet = false, env = process.env, cwd = root } = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const onData = (stream) => (b) => {
-      stream.write(b);
-      if (capture) out += b.toString();
+      if (!quiet) stream.write(b);
+      out += b.toString();
     };
     child.stdout.on('data', onData(process.stdout));
     child.stderr.on('data', onData(process.stderr));
@@ -92,10 +93,12 @@ const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
     : [],
 );
 const times = [];
-for (const project of projects) {
-  process.stdout.write(`\n=== tests: ${project}\n`);
+/** One project's tap run; a quiet one's output is printed whole when it ends, so two never interleave. */
+async function testProject(project, { quiet }) {
   const began = Date.now();
-  const { code, out } = await run('npx', ['tap', '--reporter=tap'], { capture: true, cwd: path.join(root, project) });
+  if (!quiet) process.stdout.write(`\n=== tests: ${project}\n`);
+  const { code, out } = await run('npx', ['tap', '--reporter=tap'], { quiet, cwd: path.join(root, project) });
+  if (quiet) process.stdout.write(`\n=== tests: ${project}\n${out}`);
   // tap's top-level lines name each file with its time: the slowest are listed at the end.
   const files = [...out.matchAll(/^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/gm)].map((m) => ({
     file: `${project}/${m[1]}`,
@@ -107,7 +110,7 @@ for (const project of projects) {
   if (!last) {
     failed += 1;
     failures.push(`${project} (no summary)`);
-    continue;
+    return;
   }
   const total = Number(last[1]);
   const pass = Number(last[2]);
@@ -116,6 +119,18 @@ for (const project of projects) {
   if (code !== 0 || total !== pass) failures.push(project);
   if (code !== 0 && total === pass) failed += 1;
 }
+
+// The projects whose tests start the whole system, and measure it, run alone, after the others; the
+// others run two at a time (each runs its own files two at a time): most of their time is
+// starting processes and waiting on Postgres and RabbitMQ, not CPU.
+const ALONE = new Set(['tools/e2e']);
+const pooled = projects.filter((p) => !ALONE.has(p));
+await Promise.all(
+  Array.from({ length: 2 }, async () => {
+    for (let next = pooled.shift(); next; next = pooled.shift()) await testProject(next, { quiet: true });
+  }),
+);
+for (const project of projects.filter((p) => ALONE.has(p))) await testProject(project, { quiet: false });
 
 for (const c of containers) await c.stop();
 process.stdout.write('\n=== time per project (the slowest files of each in brackets)\n');

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { waitFor } from '@billing/testing';
-import { brokenInvariants } from '../src/invariants.js';
-import { approveAtRate, capturesOf, checkouts, grantedAt, quantile, workerRetries } from '../src/load.js';
-import { startStack } from '../src/stack.js';
+import { brokenInvariants } from '../../src/invariants.js';
+import { approveAtRate, capturesOf, checkouts, grantedAt, quantile, workerRetries } from '../../src/load.js';
+import { startStack } from '../../src/stack.js';
 
 // docs/guarantees.md, backpressure: past its capacity the pipeline queues, it does not livelock.
 // The pipeline is made small on purpose (4 connections per app, PayPal answering captures in

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { waitFor } from '@billing/testing';
-import { brokenInvariants } from '../src/invariants.js';
-import { checkouts as checkoutsOf, consumed } from '../src/load.js';
-import { startStack } from '../src/stack.js';
+import { brokenInvariants } from '../../src/invariants.js';
+import { checkouts as checkoutsOf, consumed } from '../../src/load.js';
+import { startStack } from '../../src/stack.js';
 
 // Issue 8, defect 4: no database connection is held across a call to the outside world, so a
 // slow peer with many messages in flight causes no error, no hand-back and no delay beyond it.
