@@ -11,3 +11,4 @@ export * from './receipts.js';
 export * from './receipt-document.js';
 export * from './coupons.js';
 export * from './trials.js';
+export * from './checkout.js';

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database, NewPaymentRow, PaymentRow, PaymentUpdate } from '@billing/db';
 import {
   applyPaymentEvent,
@@ -29,6 +29,20 @@ export interface PaymentRef {
  * the row passed in is brought up to date, so callers go on with it.
  */
 export const payments = {
+  /**
+   * The INSERT of a checkout's first payment for the subscription the named common table expression
+   * wrote (none if it wrote none): a part of one statement (billing-core's `openPlainCheckout`).
+   */
+  insertInitialFor(
+    written: string,
+    v: { id: string; userId: string; amount: number; currency: string },
+  ): RawBuilder<unknown> {
+    return sql`insert into payments (id, subscription_id, user_id, kind, amount, currency, period_index, attempt, status)
+      select ${v.id}::uuid, w.id, ${v.userId}::text, 'initial', ${v.amount}::bigint, ${v.currency}::char(3), 0, 0, 'created'
+      from ${sql.table(written)} as w
+      returning id`;
+  },
+
   /** Locks the payment a reference names (FOR UPDATE), or finds none. */
   async lock(trx: Tx, ref: PaymentRef): Promise<PaymentRow | undefined> {
     if (ref.id && isUuid(ref.id)) {

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database, NewSubscriptionRow, SubscriptionRow, SubscriptionUpdate } from '@billing/db';
 import { releaseCoupon } from './coupons.js';
 import { applySubscriptionEvent, type SubscriptionEvent, type SubscriptionTransition } from '@billing/domain';
@@ -22,6 +22,26 @@ const stateOf = (s: Pick<SubscriptionRow, 'status' | 'cancel_at_period_end'>) =>
  * and sets `updated_at` here, and the row passed in is brought up to date, so callers go on with it.
  */
 export const subscriptions = {
+  /**
+   * The INSERT of a checkout's pending subscription that writes it only if the user has no pending,
+   * trialing or active subscription for the role: a part of one statement (billing-core's
+   * `openPlainCheckout`), returning the id it wrote, or no row.
+   */
+  insertPendingIfNone(v: {
+    id: string;
+    userId: string;
+    plan: { id: string; name: string; role: string; amount: number; currency: string; period: string };
+  }): RawBuilder<unknown> {
+    return sql`insert into subscriptions (id, user_id, plan_id, plan_name, role, amount, currency, period, status)
+      select ${v.id}::uuid, ${v.userId}::text, ${v.plan.id}::text, ${v.plan.name}::text, ${v.plan.role}::text,
+        ${v.plan.amount}::bigint, ${v.plan.currency}::char(3), ${v.plan.period}::text, 'pending'
+      where not exists (
+        select 1 from subscriptions
+        where user_id = ${v.userId} and role = ${v.plan.role} and status in ('pending', 'trialing', 'active')
+      )
+      returning id`;
+  },
+
   /** Locks one subscription (FOR UPDATE); `userId` limits it to that user's. */
   async lock(trx: Tx, id: string, userId?: string): Promise<SubscriptionRow | undefined> {
     let q = trx.selectFrom('subscriptions').selectAll().where('id', '=', id);

@@ -11,6 +11,7 @@ import {
   endPendingCheckout,
   hadTrial,
   lockKey,
+  openPlainCheckout,
   payments,
   planChangeFor,
   PlanChangeRefused,
@@ -125,8 +126,12 @@ export function subscriptionRoutes(
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
     let amount = plan.amount;
+    // No trial, no coupon, a role not held: nothing to look up, so the usual case is one statement
+    // (docs/api.md, POST /v1/subscriptions); it writes nothing if the user has a subscription for the role.
+    const plain = plan.trial_period === null && !couponCode && !roles.includes(plan.role) && plan.amount > 0;
     const due = await rt.db.transaction().execute(async (trx) => {
       await lockKey(trx, `user:${userId}`);
+      if (plain && (await openPlainCheckout(trx, { subscriptionId, paymentId, userId, plan }))) return 'paid' as const;
       const same = await trx
         .selectFrom('subscriptions')
         .selectAll()

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import { lockKey, openPlainCheckout, subscriptions } from '../src/index.js';
+
+// The common checkout in one statement (docs/api.md, POST /v1/subscriptions), against a real,
+// migrated database: written whole when the user has nothing for the role, not at all otherwise.
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+const plan = { id: 'p', name: 'P', role: 'r', amount: 500, currency: 'EUR', period: 'P1M' };
+await importCatalog(db, [{ ...plan, description: '', active: true }]);
+
+const open = (userId: string) => {
+  const c = { subscriptionId: randomUUID(), paymentId: randomUUID(), userId, plan };
+  return db.transaction().execute(async (trx) => {
+    await lockKey(trx, `user:${userId}`);
+    return { ...c, written: await openPlainCheckout(trx, c) };
+  });
+};
+const rowsOf = async (userId: string) => ({
+  subs: await db.selectFrom('subscriptions').selectAll().where('user_id', '=', userId).execute(),
+  pays: await db.selectFrom('payments').selectAll().where('user_id', '=', userId).execute(),
+});
+
+t.test('nothing for the role: the subscription and its payment, as the long way writes them', async (t) => {
+  const c = await open('alice');
+  t.ok(c.written);
+  const { subs, pays } = await rowsOf('alice');
+  t.equal(subs.length, 1);
+  t.match(subs[0], {
+    id: c.subscriptionId,
+    plan_id: 'p',
+    plan_name: 'P',
+    role: 'r',
+    currency: 'EUR',
+    period: 'P1M',
+    status: 'pending',
+    role_held_before: false,
+    trial_period: null,
+    cancel_at_period_end: false,
+  });
+  t.equal(Number(subs[0]!.amount), 500);
+  t.equal(pays.length, 1);
+  t.match(pays[0], {
+    id: c.paymentId,
+    subscription_id: c.subscriptionId,
+    kind: 'initial',
+    currency: 'EUR',
+    period_index: 0,
+    attempt: 0,
+    status: 'created',
+  });
+  t.equal(Number(pays[0]!.amount), 500);
+});
+
+for (const status of ['pending', 'trialing', 'active'] as const)
+  t.test(`a ${status} subscription for the role: nothing written, the caller goes the long way`, async (t) => {
+    const user = `bob-${status}`;
+    const first = await open(user);
+    if (status !== 'pending')
+      await db
+        .updateTable('subscriptions')
+        .set({ status, anchor_at: new Date(), paid_through: new Date(Date.now() + 86_400_000) })
+        .where('id', '=', first.subscriptionId)
+        .execute();
+    const second = await open(user);
+    t.notOk(second.written);
+    const { subs, pays } = await rowsOf(user);
+    t.same(
+      subs.map((s) => s.id),
+      [first.subscriptionId],
+    );
+    t.same(
+      pays.map((p) => p.id),
+      [first.paymentId],
+    );
+  });
+
+t.test('an ended subscription for the role does not stand in the way', async (t) => {
+  const first = await open('carol');
+  const sub = (await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', first.subscriptionId)
+    .executeTakeFirst())!;
+  await db.transaction().execute((trx) => subscriptions.transition(trx, sub, { type: 'replaced' }));
+  t.ok((await open('carol')).written);
+  t.equal((await rowsOf('carol')).subs.length, 2);
+});
+
+t.test(
+  'twenty checkouts of one user released at once: one subscription written, the rest told to go the long way',
+  async (t) => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => open('dave')));
+    t.equal(results.filter((r) => r.written).length, 1);
+    t.equal((await rowsOf('dave')).subs.length, 1);
+  },
+);
