@@ -79,7 +79,13 @@ t.test(
     );
     t.match(pastDue, { payment_method_required: 'payment_token_deleted', next_retry_at: null });
     await stack.quiet({ stableMs: 2500 });
-    t.equal((await vaultCharges(keeper.vaultId)).length, 0, 'the revoked wallet is never charged');
+    // PayPal's webhook telling us of the deletion usually arrives first, and no charge is tried; on a
+    // loaded machine the renewal can be tried before it (CI saw it once, with e2e files two at a
+    // time): PayPal refuses it, and that refusal alone stops the charges. Either way no money moves
+    // and the wallet is not tried again.
+    const keeperCalls = await vaultCharges(keeper.vaultId);
+    t.equal(keeperCalls.filter((c) => c.status < 300).length, 0, 'the revoked wallet is never charged');
+    t.ok(keeperCalls.length <= 1, `tried at most once (${keeperCalls.length}), refused by PayPal`);
     t.equal((await notes('subscription.payment_method_required', keeper.id)).length, 1, 'told once');
 
     // The buyer saves a new wallet: PayPal's vault approval, no charge now.
@@ -118,7 +124,9 @@ t.test(
       what: 'the leaver expired at the deadline',
       timeoutMs: 60_000,
     });
-    t.equal((await vaultCharges(leaver.vaultId)).length, 0, 'never charged');
+    const leaverCalls = await vaultCharges(leaver.vaultId);
+    t.equal(leaverCalls.filter((c) => c.status < 300).length, 0, 'never charged');
+    t.ok(leaverCalls.length <= 1, `tried at most once (${leaverCalls.length}), refused by PayPal`);
     await waitFor(
       async () => !(((await stack.auth('/_control/users/user-leaver')).roles ?? []) as string[]).includes('short-role'),
       {
