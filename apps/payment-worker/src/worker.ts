@@ -11,6 +11,7 @@ import type { PaymentProvider } from '@billing/payments';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { applyProviderEvent, applyProviderEventInWindow } from './handlers/apply-provider-event.js';
 import { paymentWindow } from './payments/window.js';
+import { chargeRenewalInWindow, RenewalAnswers } from './payments/renewal-charges.js';
 import { TransactionGroup } from '@billing/db';
 import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge-renewal.js';
 import { checkOrderHandler } from './handlers/check-order.js';
@@ -59,6 +60,8 @@ export function buildWorker({
     // PayPal's answers recorded in the same turn share a transaction (docs/messages.md, windows).
     records: new TransactionGroup(rt.db, paymentWindow),
   };
+  // Renewal charges' answers recorded together, the common ones set-based (docs/messages.md, windows).
+  ctx.charges = new RenewalAnswers(ctx, rt.db);
   // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
   const steps: StepHandlerMap<typeof contracts> = {
@@ -83,7 +86,10 @@ export function buildWorker({
     // PayPal's webhooks taken at once are applied in one transaction, their receipts numbered
     // together at its end (docs/messages.md, windows).
     windows: {
-      apply: { 'payment.provider-event.received': applyProviderEventInWindow(ctx, rt.db) },
+      apply: {
+        'payment.provider-event.received': applyProviderEventInWindow(ctx, rt.db),
+        'payment.renewal.requested': chargeRenewalInWindow(ctx, rt.db),
+      },
       ...paymentWindow,
     },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,

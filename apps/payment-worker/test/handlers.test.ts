@@ -918,3 +918,120 @@ t.test(
     t.equal(provider.count('chargeVaulted'), 4, 'each charged once');
   },
 );
+
+t.test(
+  'renewals in a window: decided with one locking read, the common answers completed set-based, every other case as alone',
+  async (t) => {
+    const { chargeRenewalInWindow, RenewalAnswers } = await import('../src/payments/renewal-charges.js');
+    const { paymentWindow } = await import('../src/payments/window.js');
+    const provider = new FakeProvider();
+    const plain = [await renewal(provider), await renewal(provider), await renewal(provider)];
+    const declined = await renewal(provider);
+    const pendingCapture = await renewal(provider);
+    const ended = await renewal(provider);
+    await db.transaction().execute(async (trx) => {
+      const s = (await subscriptions.lock(trx, ended.subscriptionId))!;
+      await subscriptions.transition(trx, s, { type: 'cancel_immediately' });
+    });
+    provider.chargeAnswer = (i) =>
+      i.paymentId === declined.renewalId
+        ? new ProviderRefusedError(422, 'INSTRUMENT_DECLINED', 'declined')
+        : orderWith(
+            `ORD-W-${i.paymentId}`,
+            captured(i.paymentId, i.paymentId === pendingCapture.renewalId ? { status: 'PENDING' } : {}),
+          );
+    const ctx: PaymentContext = ctxOf(provider);
+    const answers = new RenewalAnswers(ctx, db, 64, 50);
+    ctx.charges = answers;
+    const all = [...plain, declined, pendingCapture, ended];
+    // The window as the consumer runs it: each message's part, the window's close, then (after the commit) what each returned.
+    const window = paymentWindow.open();
+    const afters = await db.transaction().execute(async (trx) => {
+      const out = [];
+      for (const r of all) {
+        const envelope = makeEnvelope(RenewalChargeRequested, { paymentId: r.renewalId });
+        out.push(await chargeRenewalInWindow(ctx, db)({ trx, envelope, attempt: 0, logger, window }));
+      }
+      await paymentWindow.close(trx, window);
+      return out;
+    });
+    t.equal(provider.count('chargeVaulted'), 0, 'nothing charged inside the transaction');
+    await Promise.all(afters.map((a) => a!()));
+    t.equal(provider.count('chargeVaulted'), 5, 'each live renewal charged once; the ended one not at all');
+    t.equal(answers.stats.completedSetBased, 3, `the plain ones set-based (${JSON.stringify(answers.stats)})`);
+    for (const r of plain) {
+      t.match(await pay(r.renewalId), {
+        status: 'completed',
+        provider_order_id: `ORD-W-${r.renewalId}`,
+        provider_capture_id: `CAP-${r.renewalId}`,
+      });
+      const s = await sub(r.subscriptionId);
+      t.equal(s.status, 'active');
+      t.equal(
+        s.paid_through?.toISOString(),
+        (await pay(r.renewalId)).period_end?.toISOString(),
+        'paid through its period',
+      );
+      t.equal((await sent('subscription.renewed', (d) => d['subscriptionId'] === r.subscriptionId)).length, 1);
+      t.equal((await sent('payment.completed', (d) => d['paymentId'] === r.renewalId)).length, 1, 'its receipt');
+    }
+    t.match(await pay(declined.renewalId), { status: 'failed' });
+    t.equal((await sub(declined.subscriptionId)).status, 'past_due', 'a decline starts dunning');
+    // A capture PayPal holds for review: approved with its capture id, waiting for its webhook (as alone).
+    t.match(await pay(pendingCapture.renewalId), {
+      status: 'approved',
+      provider_capture_id: `CAP-${pendingCapture.renewalId}`,
+    });
+    t.match(await pay(ended.renewalId), { status: 'cancelled' });
+    // A window again (a redelivery): nothing is charged twice.
+    const again = paymentWindow.open();
+    const afters2 = await db.transaction().execute(async (trx) => {
+      const out = [];
+      for (const r of all) {
+        const envelope = makeEnvelope(RenewalChargeRequested, { paymentId: r.renewalId });
+        out.push(await chargeRenewalInWindow(ctx, db)({ trx, envelope, attempt: 1, logger, window: again }));
+      }
+      await paymentWindow.close(trx, again);
+      return out;
+    });
+    await Promise.all(afters2.map((a) => a!()));
+    t.equal(provider.count('chargeVaulted'), 5, 'no second charge');
+  },
+);
+
+t.test('renewal answers: a full group does not wait; a group that fails is redone one at a time', async (t) => {
+  const { RenewalAnswers } = await import('../src/payments/renewal-charges.js');
+  const { issueReceipt } = await import('@billing/billing-core');
+  const provider = new FakeProvider();
+  const due = [await renewal(provider), await renewal(provider), await renewal(provider)];
+  // One payment has its receipt already (a state no path leaves, used here to make the group's
+  // numbering fail): the group rolls back whole, and each is recorded again on its own.
+  await db.transaction().execute((trx) => pay(due[0]!.renewalId).then((p) => issueReceipt(trx, p, 'issued before')));
+  const answers = new RenewalAnswers(ctxOf(provider), db, 3, 60_000);
+  const outcomes = await Promise.all(
+    due.map((r) => answers.record(r.renewalId, orderWith(`ORD-F-${r.renewalId}`, captured(r.renewalId)))),
+  );
+  t.same(outcomes, ['renewed', 'renewed', 'renewed'], 'three at the most: flushed at once, not after a minute');
+  t.same(answers.stats, { groups: 0, completedSetBased: 0, redone: 1 }, 'the group failed and was redone');
+  for (const r of due) t.equal((await pay(r.renewalId)).status, 'completed');
+  const receipts = await db
+    .selectFrom('receipts')
+    .select('description')
+    .where(
+      'payment_id',
+      'in',
+      due.map((r) => r.renewalId),
+    )
+    .execute();
+  t.equal(receipts.length, 3, 'one receipt each, the one issued before kept');
+  // A group of one that fails: its caller gets the error.
+  const away = {
+    transaction: () => ({
+      execute: async () => {
+        throw new Error('database away');
+      },
+    }),
+  } as unknown as typeof db;
+  const alone = new RenewalAnswers(ctxOf(provider), away, 64, 1);
+  await t.rejects(alone.record(randomUUID(), orderWith('ORD-X', null)), /database away/);
+});

@@ -12,3 +12,4 @@ export * from './receipt-document.js';
 export * from './coupons.js';
 export * from './trials.js';
 export * from './checkout.js';
+export * from './renewal-charges.js';

@@ -152,6 +152,35 @@ export const payments = {
     for (const p of open) await payments.transition(trx, p, event);
   },
 
+  /**
+   * Payments PayPal charged and captured in full, set-based (billing-core's `completeRenewals`,
+   * which has run each through the machine to `status`): one UPDATE whatever their number, with
+   * PayPal's ids and the period paid; the rows as written.
+   */
+  async completeMany(
+    trx: Tx,
+    rows: {
+      id: string;
+      status: PaymentStatus;
+      orderId: string;
+      captureId: string;
+      periodStart: Date;
+      periodEnd: Date;
+    }[],
+  ): Promise<PaymentRow[]> {
+    if (rows.length === 0) return [];
+    const written = await sql<PaymentRow>`
+      update payments set status = v.status, provider_order_id = coalesce(payments.provider_order_id, v.order_id),
+        provider_capture_id = v.capture_id, period_start = v.period_start, period_end = v.period_end, updated_at = now()
+      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.status)}::text[],
+        ${rows.map((r) => r.orderId)}::text[], ${rows.map((r) => r.captureId)}::text[],
+        ${rows.map((r) => r.periodStart)}::timestamptz[], ${rows.map((r) => r.periodEnd)}::timestamptz[])
+        as v(id, status, order_id, capture_id, period_start, period_end)
+      where payments.id = v.id
+      returning payments.*`.execute(trx);
+    return written.rows;
+  },
+
   /** Marks the payment as looked at (reconciliation asked PayPal about it) without changing it. */
   async touch(trx: Tx, id: string, at: Date): Promise<void> {
     await trx.updateTable('payments').set({ updated_at: at }).where('id', '=', id).execute();

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Envelope } from '@billing/contracts';
-import type { Database, PaymentRow, ReceiptRow, RefundRow } from '@billing/db';
+import { PaymentCompleted, type Envelope } from '@billing/contracts';
+import type { Database, PaymentRow, ReceiptRow, RefundRow, SubscriptionRow } from '@billing/db';
+import { toPayPalAmount } from '@billing/domain';
+import { makeEnvelope } from '@billing/messaging';
 
 type Tx = Transaction<Database>;
 
@@ -51,6 +53,43 @@ async function issueNumbered(
       ) select * from r`.execute(trx)
     : await sql<ReceiptRow>`${issue} select * from r`.execute(trx);
   return rows.rows[0]!;
+}
+
+/**
+ * What a completed payment's receipt says (the plan, what was paid for, its period, the coupon's
+ * discount) and the `payment.completed` message it queues, its number filled in when it is issued.
+ */
+export function paymentReceipt(
+  p: Pick<
+    PaymentRow,
+    'id' | 'user_id' | 'subscription_id' | 'kind' | 'amount' | 'currency' | 'period_start' | 'period_end'
+  >,
+  sub: Pick<SubscriptionRow, 'plan_name' | 'plan_id' | 'amount'>,
+  coupon: { code: string } | undefined,
+  publicBaseUrl = 'http://127.0.0.1:3000',
+): { description: string; message: DocumentMessage } {
+  const what = { initial: 'subscription', renewal: 'renewal', upgrade: 'plan change' }[p.kind];
+  const period =
+    p.period_start && p.period_end
+      ? `, ${p.period_start.toISOString().slice(0, 10)} to ${p.period_end.toISOString().slice(0, 10)}`
+      : '';
+  const discount = coupon
+    ? `; coupon ${coupon.code}: ${toPayPalAmount(sub.amount - p.amount, p.currency).value} ${p.currency} off ${toPayPalAmount(sub.amount, p.currency).value}`
+    : '';
+  const envelope = makeEnvelope(PaymentCompleted, {
+    userId: p.user_id,
+    paymentId: p.id,
+    subscriptionId: p.subscription_id,
+    kind: p.kind,
+    amount: p.amount,
+    currency: p.currency,
+    receiptNumber: '', // filled in with the number the statement takes
+    receiptUrl: `${publicBaseUrl.replace(/\/$/, '')}/v1/payments/${p.id}/receipt`,
+  });
+  return {
+    description: `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`,
+    message: { exchange: PaymentCompleted.exchange, routingKey: PaymentCompleted.routingKey, envelope },
+  };
 }
 
 /**

@@ -68,23 +68,43 @@ export async function claimRenewals(trx: Tx, due: SubscriptionRow[]): Promise<nu
 export async function recordRenewalPaid(trx: Tx, sub: SubscriptionRow, p: PaymentRow): Promise<void> {
   const { start, end } = windowOf(sub, p.period_index);
   await payments.record(trx, p, { period_start: start, period_end: end });
-  const paidThrough = !sub.paid_through || end > sub.paid_through ? end : sub.paid_through;
-  const paid = { paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null };
-  // A trial's first period paid is the subscription's first payment: `subscription.activated` (SPEC section 7).
-  const first = sub.trial_start !== null && p.period_index === 0;
+  const paid = renewalPaidChanges(sub, end);
   if (!(await subscriptions.transition(trx, sub, { type: 'renewal_completed' }, paid)))
     await subscriptions.record(trx, sub, paid);
-  await enqueue(trx, first ? SubscriptionActivated : SubscriptionRenewed, {
-    userId: sub.user_id,
-    subscriptionId: sub.id,
-    planId: sub.plan_id,
-    planName: sub.plan_name,
-    role: sub.role,
-    amount: p.amount,
-    currency: p.currency,
-    currentPeriodStart: start.toISOString(),
-    currentPeriodEnd: end.toISOString(),
-  });
+  const { first, data } = renewalPaidMessage(sub, p, start, end);
+  await enqueue(trx, first ? SubscriptionActivated : SubscriptionRenewed, data);
+}
+
+/** What a paid renewal period ending at `end` writes on its subscription: paid through it, dunning over. */
+export function renewalPaidChanges(sub: Pick<SubscriptionRow, 'paid_through'>, end: Date) {
+  const paidThrough = !sub.paid_through || end > sub.paid_through ? end : sub.paid_through;
+  return { paid_through: paidThrough, dunning_started_at: null, dunning_attempts: 0, next_retry_at: null };
+}
+
+/**
+ * The message a paid renewal period queues: `subscription.renewed`, or `subscription.activated` for
+ * a trial's first period paid, the subscription's first payment (SPEC section 7).
+ */
+export function renewalPaidMessage(
+  sub: SubscriptionRow,
+  p: Pick<PaymentRow, 'amount' | 'currency' | 'period_index'>,
+  start: Date,
+  end: Date,
+) {
+  return {
+    first: sub.trial_start !== null && p.period_index === 0,
+    data: {
+      userId: sub.user_id,
+      subscriptionId: sub.id,
+      planId: sub.plan_id,
+      planName: sub.plan_name,
+      role: sub.role,
+      amount: p.amount,
+      currency: p.currency,
+      currentPeriodStart: start.toISOString(),
+      currentPeriodEnd: end.toISOString(),
+    },
+  };
 }
 
 /**

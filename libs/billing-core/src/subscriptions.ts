@@ -106,6 +106,26 @@ export const subscriptions = {
       .execute();
   },
 
+  /**
+   * Subscriptions whose renewal was paid, set-based (billing-core's `completeRenewals`, which has
+   * run each through the machine to `status`): one UPDATE whatever their number, paid through the
+   * period, dunning cleared, a new version each; the rows as written.
+   */
+  async renewMany(
+    trx: Tx,
+    rows: { id: string; status: SubscriptionRow['status']; paidThrough: Date }[],
+  ): Promise<SubscriptionRow[]> {
+    if (rows.length === 0) return [];
+    const written = await sql<SubscriptionRow>`
+      update subscriptions set status = v.status, paid_through = v.paid_through, dunning_started_at = null,
+        dunning_attempts = 0, next_retry_at = null, updated_at = now(), version = subscriptions.version + 1
+      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.status)}::text[],
+        ${rows.map((r) => r.paidThrough)}::timestamptz[]) as v(id, status, paid_through)
+      where subscriptions.id = v.id
+      returning subscriptions.*`.execute(trx);
+    return written.rows;
+  },
+
   /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */
   async touch(trx: Tx, id: string): Promise<void> {
     await subscriptions.touchMany(trx, [id]);

@@ -2,7 +2,7 @@ import type { PlanChangeChargeRequested, RenewalChargeRequested } from '@billing
 import type { Db } from '@billing/db';
 import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
-import { ProviderRefusedError, type ChargeVaultedInput } from '@billing/payments';
+import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
 import { answerOf, captureApproved } from '../payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, recordAnswer, type PaymentContext, type Tx } from '../payments/outcomes.js';
 
@@ -44,29 +44,48 @@ export function renewalOutcome(outcome: string): string {
  */
 export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
   const decision = await recordAnswer(ctx, db, (trx, outcomes) => decideCharge(outcomes, trx, paymentId));
-  if (typeof decision === 'string') return decision;
-  const answer = await answerOf(ctx.provider.chargeVaulted(decision));
-  const outcome = await recordAnswer(ctx, db, async (trx, outcomes) => {
-    const p = await payments.lock(trx, { id: paymentId });
-    if (!p) return 'no-op';
-    if (answer instanceof ProviderRefusedError) {
-      const declined = answer.issue === 'INSTRUMENT_DECLINED';
-      const t = await payments.transition(
-        trx,
-        p,
-        declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' },
-      );
-      // Only the buyer can help a saved wallet PayPal no longer knows, or one that needs the payer.
-      const needsBuyer = METHOD_GONE[answer.issue ?? ''];
-      if (t && needsBuyer && p.kind === 'renewal') await outcomes.paymentMethodRequired(trx, p, needsBuyer);
-      else if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
-      return declined ? 'declined' : `refused: ${answer.issue}`;
-    }
-    if (!p.provider_order_id) await payments.record(trx, p, { provider_order_id: answer.orderId });
-    await payments.transition(trx, p, { type: 'order_created' });
-    return outcomes.recordOrder(trx, p, answer);
-  });
+  return typeof decision === 'string' ? decision : chargeDecided(ctx, db, paymentId, decision);
+}
+
+/** The charge decided on, made and recorded (with the answers recorded at the same time, when the context batches them). */
+export async function chargeDecided(
+  ctx: PaymentContext,
+  db: Db,
+  paymentId: string,
+  charge: ChargeVaultedInput,
+): Promise<string> {
+  const answer = await answerOf(ctx.provider.chargeVaulted(charge));
+  const outcome = ctx.charges
+    ? await ctx.charges.record(paymentId, answer)
+    : await recordAnswer(ctx, db, (trx, outcomes) => recordCharge(outcomes, trx, paymentId, answer));
   return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, paymentId) : outcome;
+}
+
+/** PayPal's answer to a renewal (or plan change) charge, recorded under the payment's lock. */
+export async function recordCharge(
+  outcomes: PaymentOutcomes,
+  trx: Tx,
+  paymentId: string,
+  answer: OrderState | ProviderRefusedError,
+): Promise<string> {
+  const p = await payments.lock(trx, { id: paymentId });
+  if (!p) return 'no-op';
+  if (answer instanceof ProviderRefusedError) {
+    const declined = answer.issue === 'INSTRUMENT_DECLINED';
+    const t = await payments.transition(
+      trx,
+      p,
+      declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' },
+    );
+    // Only the buyer can help a saved wallet PayPal no longer knows, or one that needs the payer.
+    const needsBuyer = METHOD_GONE[answer.issue ?? ''];
+    if (t && needsBuyer && p.kind === 'renewal') await outcomes.paymentMethodRequired(trx, p, needsBuyer);
+    else if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
+    return declined ? 'declined' : `refused: ${answer.issue}`;
+  }
+  if (!p.provider_order_id) await payments.record(trx, p, { provider_order_id: answer.orderId });
+  await payments.transition(trx, p, { type: 'order_created' });
+  return outcomes.recordOrder(trx, p, answer);
 }
 
 /** `payment.plan-change.requested`: billing-api accepted a plan change; charge its payment like a renewal. */
@@ -78,7 +97,7 @@ export function chargePlanChangeHandler(ctx: PaymentContext): StepHandler<typeof
 }
 
 /** What a renewal (or plan change) charge request comes to: not charged (and why), or the charge to make. */
-async function decideCharge(
+export async function decideCharge(
   outcomes: PaymentOutcomes,
   trx: Tx,
   paymentId: string,

@@ -1,11 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import {
-  PaymentCompleted,
-  PaymentRefunded,
-  SubscriptionPaymentMethodRequired,
-  SubscriptionTrialStarted,
-} from '@billing/contracts';
+import { PaymentRefunded, SubscriptionPaymentMethodRequired, SubscriptionTrialStarted } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow, TransactionGroup } from '@billing/db';
 import {
   applyPlanChange,
@@ -14,6 +9,7 @@ import {
   hadTrial,
   issueCreditNote,
   issueReceipt,
+  paymentReceipt,
   type ReceiptBatch,
   planChangeFailed,
   planChangeOfPayment,
@@ -27,18 +23,12 @@ import {
   trialNote,
   windowOf,
 } from '@billing/billing-core';
-import {
-  HOLDING_MONEY,
-  isUuid,
-  OPEN_PAYMENT_STATUSES,
-  periodWindow,
-  toPayPalAmount,
-  trialSchedule,
-} from '@billing/domain';
-import { enqueue, makeEnvelope } from '@billing/messaging';
-import type { CaptureInfo, OrderState, PaymentProvider, WebhookAction } from '@billing/payments';
+import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow, trialSchedule } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import type { CaptureInfo, OrderState, PaymentProvider, ProviderRefusedError, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
 import { notifyActivated, notifyCancelled } from './notify.js';
+import type { PaymentWindow } from './window.js';
 
 export type Tx = Transaction<Database>;
 
@@ -62,7 +52,12 @@ export interface PaymentContext {
    * those of one turn of the event loop share one transaction and its receipts. Without it, each
    * records on its own.
    */
-  records?: TransactionGroup<{ receipts: ReceiptBatch }>;
+  records?: TransactionGroup<PaymentWindow>;
+  /**
+   * Renewal charges' answers recorded together, set-based in the common case (docs/messages.md,
+   * windows); without it, each is recorded through `records` or on its own.
+   */
+  charges?: { record(paymentId: string, answer: OrderState | ProviderRefusedError): Promise<string> };
 }
 
 /**
@@ -205,28 +200,9 @@ export class PaymentOutcomes {
       .executeTakeFirstOrThrow();
     const coupon = p.kind !== 'upgrade' && p.amount < sub.amount ? await couponOf(trx, p.subscription_id) : undefined;
     const fresh = await trx.selectFrom('payments').selectAll().where('id', '=', p.id).executeTakeFirstOrThrow();
-    const what = { initial: 'subscription', renewal: 'renewal', upgrade: 'plan change' }[p.kind];
-    const period =
-      fresh.period_start && fresh.period_end
-        ? `, ${fresh.period_start.toISOString().slice(0, 10)} to ${fresh.period_end.toISOString().slice(0, 10)}`
-        : '';
-    const discount = coupon
-      ? `; coupon ${coupon.code}: ${toPayPalAmount(sub.amount - p.amount, p.currency).value} ${p.currency} off ${toPayPalAmount(sub.amount, p.currency).value}`
-      : '';
     // The receipt, numbered, and its message in one statement, as late in the transaction as the
     // caller allows: the currency's counter is locked from here to the commit.
-    const envelope = makeEnvelope(PaymentCompleted, {
-      userId: p.user_id,
-      paymentId: p.id,
-      subscriptionId: p.subscription_id,
-      kind: p.kind,
-      amount: p.amount,
-      currency: p.currency,
-      receiptNumber: '', // filled in with the number the statement takes
-      receiptUrl: `${(this.ctx.publicBaseUrl ?? 'http://127.0.0.1:3000').replace(/\/$/, '')}/v1/payments/${p.id}/receipt`,
-    });
-    const description = `${sub.plan_name} (${sub.plan_id}): ${what}${period}${discount}`;
-    const message = { exchange: PaymentCompleted.exchange, routingKey: PaymentCompleted.routingKey, envelope };
+    const { description, message } = paymentReceipt(fresh, sub, coupon, this.ctx.publicBaseUrl);
     if (this.ctx.receipts) this.ctx.receipts.add(p, description, message);
     else await issueReceipt(trx, p, description, message);
   }
