@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '@billing/db';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
@@ -34,4 +34,29 @@ export async function openPlainCheckout(trx: Tx, c: PlainCheckout): Promise<bool
     id: string;
   }>`with written as (${sub}), paid as (${payment}) select id from paid`.execute(trx);
   return rows.length === 1;
+}
+
+/**
+ * PayPal's order for a checkout recorded in one statement, no transaction (docs/api.md, `POST
+ * /v1/subscriptions`): the payment moves to `pending` with the order's id and approval link only if
+ * it is still `created` (a compare and set through the machine), and the subscription keeps the
+ * approval link either way. 'moved' when the payment was no longer `created` (a webhook came
+ * first): the caller then records under the payment's lock.
+ */
+export async function recordCheckoutOrder(
+  db: Kysely<Database>,
+  o: { paymentId: string; subscriptionId: string; orderId: string; approvalUrl: string },
+): Promise<'recorded' | 'moved'> {
+  const payment = payments.updateIfStill(
+    db,
+    o.paymentId,
+    'created',
+    { type: 'order_created' },
+    { provider_order_id: o.orderId, approval_url: o.approvalUrl },
+  );
+  const subscription = subscriptions.updateById(db, o.subscriptionId, { approval_url: o.approvalUrl });
+  const { rows } = await sql<{
+    n: number;
+  }>`with p as (${payment}), s as (${subscription}) select (select count(*) from p)::int as n`.execute(db);
+  return rows[0]!.n === 1 ? 'recorded' : 'moved';
 }

@@ -120,7 +120,25 @@ export const payments = {
   ): Promise<PaymentTransition | null | 'moved'> {
     const t = applyPaymentEvent(known, event);
     if (!t) return null;
-    const row = await db
+    const row = await payments.updateIfStill(db, id, known, event, changes).executeTakeFirst();
+    return row ? t : 'moved';
+  },
+
+  /**
+   * `transitionIfStill` as a part of one statement (a data-modifying WITH, billing-core's
+   * `recordCheckoutOrder`): the UPDATE writing the machine's transition from `known` only if the
+   * status is still `known`, returning the id it wrote. Throws if the machine refuses the event.
+   */
+  updateIfStill(
+    db: Kysely<Database>,
+    id: string,
+    known: PaymentStatus,
+    event: PaymentEvent,
+    changes: PaymentChanges = {},
+  ) {
+    const t = applyPaymentEvent(known, event);
+    if (!t) throw new Error(`a ${known} payment does not take ${event.type}`);
+    return db
       .updateTable('payments')
       .set({
         ...changes,
@@ -130,9 +148,7 @@ export const payments = {
       })
       .where('id', '=', id)
       .where('status', '=', known)
-      .returning('id')
-      .executeTakeFirst();
-    return row ? t : 'moved';
+      .returning('id');
   },
 
   /** Writes columns outside the state (PayPal's ids, the period paid for, the refunded total). */

@@ -126,6 +126,15 @@ export const subscriptions = {
     return written.rows;
   },
 
+  /** `recordById` as a part of one statement (a data-modifying WITH, billing-core's `recordCheckoutOrder`). */
+  updateById(db: Kysely<Database>, id: string, changes: Pick<SubscriptionChanges, 'approval_url'>) {
+    return db
+      .updateTable('subscriptions')
+      .set({ ...changes, updated_at: sql`now()`, version: sql`version + 1` })
+      .where('id', '=', id)
+      .returning('id');
+  },
+
   /** Marks the subscription as looked at (a renewal claimed) without changing it: no new version. */
   async touch(trx: Tx, id: string): Promise<void> {
     await subscriptions.touchMany(trx, [id]);

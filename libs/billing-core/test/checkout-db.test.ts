@@ -3,7 +3,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import { lockKey, openPlainCheckout, subscriptions } from '../src/index.js';
+import { lockKey, openPlainCheckout, recordCheckoutOrder, subscriptions } from '../src/index.js';
 
 // The common checkout in one statement (docs/api.md, POST /v1/subscriptions), against a real,
 // migrated database: written whole when the user has nothing for the role, not at all otherwise.
@@ -105,5 +105,38 @@ t.test(
       t.equal(results.filter((r) => r.written).length, 1, `round ${round}: one written`);
       t.equal((await rowsOf(user)).subs.length, 1);
     }
+  },
+);
+
+t.test(
+  "PayPal's order recorded in one statement: the payment only if still created, the link either way",
+  async (t) => {
+    const c = await open('olga');
+    const before = (await rowsOf('olga')).subs[0]!;
+    const order = {
+      paymentId: c.paymentId,
+      subscriptionId: c.subscriptionId,
+      orderId: 'ORD-1',
+      approvalUrl: 'https://paypal/a',
+    };
+    t.equal(await recordCheckoutOrder(db, order), 'recorded');
+    const { subs, pays } = await rowsOf('olga');
+    t.match(pays[0], { status: 'pending', provider_order_id: 'ORD-1', approval_url: 'https://paypal/a' });
+    t.match(subs[0], { status: 'pending', approval_url: 'https://paypal/a' });
+    t.equal(subs[0]!.version, before.version + 1, 'a new version of the subscription');
+
+    // A webhook moved the payment on first: it is left as it is, and the caller is told.
+    const d = await open('pavel');
+    await db.updateTable('payments').set({ status: 'approved' }).where('id', '=', d.paymentId).execute();
+    const moved = {
+      paymentId: d.paymentId,
+      subscriptionId: d.subscriptionId,
+      orderId: 'ORD-2',
+      approvalUrl: 'https://paypal/b',
+    };
+    t.equal(await recordCheckoutOrder(db, moved), 'moved');
+    const after = await rowsOf('pavel');
+    t.match(after.pays[0], { status: 'approved', provider_order_id: null });
+    t.match(after.subs[0], { approval_url: 'https://paypal/b' }, 'the subscription keeps the link either way');
   },
 );

@@ -18,6 +18,7 @@ import {
   roleHeldBefore,
   redeemCoupon,
   requestPlanChange,
+  recordCheckoutOrder,
   subscriptions,
   withCoupon,
 } from '@billing/billing-core';
@@ -245,12 +246,14 @@ export function subscriptionRoutes(
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
     const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
-    // Two single statements side by side, no transaction: the payment moves on only if it is still
-    // as we created it; the subscription keeps the approval URL either way.
-    const [recorded] = await Promise.all([
-      payments.transitionIfStill(rt.db, paymentId, 'created', { type: 'order_created' }, order),
-      subscriptions.recordById(rt.db, subscriptionId, { approval_url: checkout.approvalUrl }),
-    ]);
+    // One statement, no transaction: the payment moves on only if it is still as we created it;
+    // the subscription keeps the approval URL either way.
+    const recorded = await recordCheckoutOrder(rt.db, {
+      paymentId,
+      subscriptionId,
+      orderId: checkout.orderId,
+      approvalUrl: checkout.approvalUrl,
+    });
     if (recorded === 'moved')
       await rt.db.transaction().execute(async (trx) => {
         // A webhook moved the payment on already: then only PayPal's ids are kept.
