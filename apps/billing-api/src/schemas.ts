@@ -4,7 +4,7 @@ export { IdParams, ListQuery, PaymentSchema, PlanSchema, Problem, SubscriptionSc
 export const CreateSubscriptionBody = Type.Object(
   {
     planId: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }),
-    /** SPEC section 11: a coupon to redeem. */
+    /** docs/api.md, coupons at checkout: a coupon to redeem. */
     couponCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },
@@ -12,7 +12,7 @@ export const CreateSubscriptionBody = Type.Object(
 export const CreateSubscriptionQuery = Type.Object({ redirect: Type.Optional(Type.Boolean()) });
 export const CheckoutCreated = Type.Object({
   subscriptionId: Type.String({ format: 'uuid' }),
-  /** The first payment; null for a free trial (SPEC section 11), whose first charge comes at the trial's end. */
+  /** The first payment; null for a free trial (docs/api.md, free trials), whose first charge comes at the trial's end. */
   paymentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
   status: Type.Literal('pending'),
   approvalUrl: Type.String(),

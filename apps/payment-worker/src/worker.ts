@@ -62,7 +62,7 @@ export function buildWorker({
   };
   // Renewal charges' answers recorded together, the common ones set-based (docs/messages.md, windows).
   ctx.charges = new RenewalAnswers(ctx, rt.db);
-  // Step handlers (issue 8, defect 4): no transaction is held while PayPal answers. Each step is
+  // Step handlers (docs/architecture.md, calling the outside world): no transaction is held while PayPal answers. Each step is
   // safe to run again (state machines, PayPal-Request-Id), so a crash between steps heals on redelivery.
   const steps: StepHandlerMap<typeof contracts> = {
     'payment.provider-event.received': applyProviderEvent(ctx),

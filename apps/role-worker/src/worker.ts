@@ -59,7 +59,7 @@ export function buildWorker({
     return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, at };
   };
   const steps: StepHandlerMap<typeof contracts> = {
-    // No connection is held while the Auth service answers (issue 8, defect 4): read what should be,
+    // No connection is held while the Auth service answers (docs/architecture.md, calling the outside world): read what should be,
     // change the Auth service, then record it under the per-user-and-role lock, checking that what
     // should be has not changed meanwhile (else go round again), so a late revoke never undoes a
     // newer grant and concurrent changes converge.

@@ -5,7 +5,7 @@ import type { CouponRow, Database } from '@billing/db';
 type Tx = Transaction<Database>;
 
 /**
- * SPEC section 11: an unknown, expired, inactive or used-up coupon, or one for another currency; and
+ * docs/api.md, coupons at checkout: an unknown, expired, inactive or used-up coupon, or one for another currency; and
  * (docs/api.md) one the user has redeemed `max_redemptions_per_user` times already.
  */
 export class CouponNotApplicable extends Error {}

@@ -5,7 +5,7 @@ type Anchored = Pick<SubscriptionRow, 'anchor_at' | 'period' | 'anchor_index'>;
 
 /**
  * Period k of a subscription: anchored arithmetic from `anchor_at`, which is the start of period
- * `anchor_index` (0, unless a change of period length started a new period: SPEC section 11).
+ * `anchor_index` (0, unless a change of period length started a new period: docs/api.md, plan changes).
  */
 export function windowOf(sub: Anchored, k: number): { start: Date; end: Date } {
   return periodWindow(sub.anchor_at!, sub.period, k - sub.anchor_index);
@@ -18,7 +18,7 @@ export function indexAt(sub: Anchored, t: Date): number {
 
 /**
  * The period in effect at `now`, in anchored arithmetic, within what has been paid. During a free
- * trial (SPEC section 11) that is the trial itself: the first paid period starts at its end.
+ * trial (docs/api.md, free trials) that is the trial itself: the first paid period starts at its end.
  */
 export function currentPeriod(
   sub: Pick<SubscriptionRow, 'anchor_at' | 'period' | 'paid_through' | 'anchor_index'> &

@@ -19,7 +19,7 @@ import { subscriptions } from './subscriptions.js';
 
 type Tx = Transaction<Database>;
 
-/** Why a change is refused (SPEC section 11), as the API's problem codes. */
+/** Why a change is refused (docs/api.md, plan changes), as the API's problem codes. */
 export class PlanChangeRefused extends Error {
   constructor(
     readonly code: 'not-found' | 'same-plan' | 'currency-mismatch' | 'not-changeable' | 'no-payment-method',
@@ -403,7 +403,7 @@ export async function priceOfPeriod(trx: Tx, sub: SubscriptionRow, k: number): P
       .executeTakeFirst();
     amount = plan?.amount ?? sub.amount;
   }
-  // A coupon covering period k (SPEC section 11: renewals included).
+  // A coupon covering period k (docs/api.md, coupons at checkout: renewals included).
   return withCoupon(amount, await couponOf(trx, sub.id), k);
 }
 

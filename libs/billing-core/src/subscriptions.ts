@@ -83,7 +83,7 @@ export const subscriptions = {
     const extra = typeof changes === 'function' ? changes(t) : changes;
     const was = sub.status;
     await write(trx, sub, { ...extra, status: t.status, cancel_at_period_end: t.cancelAtPeriodEnd });
-    // A checkout that never became a subscription gives its coupon redemption back (SPEC section 11).
+    // A checkout that never became a subscription gives its coupon redemption back (docs/api.md, coupons at checkout).
     if (was === 'pending' && t.status === 'cancelled') await releaseCoupon(trx, sub.id);
     return t;
   },

@@ -4,7 +4,7 @@ import type { PaymentEvent } from '@billing/domain';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 
-/** The data of `subscription.trial_started` and `subscription.trial_will_end` (SPEC section 11). */
+/** The data of `subscription.trial_started` and `subscription.trial_will_end` (docs/api.md, free trials). */
 export function trialNote(sub: SubscriptionRow) {
   return {
     userId: sub.user_id,
@@ -20,7 +20,7 @@ export function trialNote(sub: SubscriptionRow) {
 }
 
 /**
- * One trial per user and role (SPEC section 11): whether this user already started one for the role
+ * One trial per user and role (docs/api.md, free trials): whether this user already started one for the role
  * (a partial unique index on the same condition backs it under any race).
  */
 export async function hadTrial(trx: Transaction<Database>, userId: string, role: string): Promise<boolean> {

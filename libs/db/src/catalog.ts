@@ -11,7 +11,7 @@ export interface PlanInput {
   period: string;
   role: string;
   active: boolean;
-  /** SPEC section 11: a free trial before the first period; absent or null: none. */
+  /** docs/api.md, free trials: a free trial before the first period; absent or null: none. */
   trialPeriod?: string | null;
 }
 

@@ -37,7 +37,7 @@ export type PaymentEvent =
   /** PayPal captured money for a period another payment of ours already paid. */
   | { type: 'duplicate_capture' }
   | { type: 'refund_recorded'; amount: number; refundedAmount: number }
-  /** A period a coupon made free (SPEC section 11): paid without a PayPal charge. */
+  /** A period a coupon made free (docs/api.md, coupons at checkout): paid without a PayPal charge. */
   | { type: 'nothing_due' }
   | { type: 'reversed' };
 

@@ -30,7 +30,7 @@ export interface PaidAhead {
 }
 
 /**
- * SPEC section 11, with `r` the milliseconds left in the current period and `T` its length,
+ * docs/api.md, plan changes, with `r` the milliseconds left in the current period and `T` its length,
  * all in BigInt (no float holds money):
  * - same period length, higher price: an upgrade now, `floor((new − old) × r / T)` due now;
  * - another period length: now, a new period starts; `new − floor(old × r / T)` due now, or 0

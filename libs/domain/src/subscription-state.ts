@@ -9,7 +9,7 @@ export interface SubscriptionState {
 export type SubscriptionEvent =
   | { type: 'initial_payment_completed' }
   | { type: 'initial_payment_failed' }
-  /** SPEC section 11: a trial checkout's wallet is saved; the trial starts with the role granted. */
+  /** docs/api.md, free trials: a trial checkout's wallet is saved; the trial starts with the role granted. */
   | { type: 'trial_started' }
   | { type: 'renewal_completed' }
   | { type: 'renewal_failed' }

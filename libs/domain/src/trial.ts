@@ -3,7 +3,7 @@ import { periodWindow } from './period.js';
 const DAY = 86_400_000;
 
 /**
- * SPEC section 11: a trial that starts at `start` and lasts `trialPeriod` (anchored arithmetic, as
+ * docs/api.md, free trials: a trial that starts at `start` and lasts `trialPeriod` (anchored arithmetic, as
  * periods), and when `subscription.trial_will_end` is due: 3 days before its end, or at half the
  * trial when the trial is shorter than 6 days.
  */

@@ -13,7 +13,7 @@ export const PlanSchema = Type.Object({
   currency: Type.String(),
   period: Type.String(),
   role: Type.String(),
-  /** SPEC section 11: a free trial before the first period (ISO 8601 duration), or null. */
+  /** docs/api.md, free trials: a free trial before the first period (ISO 8601 duration), or null. */
   trialPeriod: Nullable(Type.String()),
 });
 
@@ -30,9 +30,9 @@ export const SubscriptionSchema = Type.Object({
   cancelAtPeriodEnd: Type.Boolean(),
   cancelledAt: Nullable(Ts),
   approvalUrl: Nullable(Type.String()),
-  /** A downgrade waiting for the period end (SPEC section 11), else null. */
+  /** A downgrade waiting for the period end (docs/api.md, plan changes), else null. */
   scheduledChange: Nullable(Type.Object({ planId: Type.String(), effectiveAt: Ts })),
-  /** SPEC section 11: the free trial's window once it started (the first period begins at its end), else null. */
+  /** docs/api.md, free trials: the free trial's window once it started (the first period begins at its end), else null. */
   trialStart: Nullable(Ts),
   trialEnd: Nullable(Ts),
   createdAt: Ts,

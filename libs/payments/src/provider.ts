@@ -10,7 +10,7 @@ export interface PaymentProvider {
   refund(input: RefundInput): Promise<RefundState>;
   getOrder(orderId: string): Promise<OrderState>;
   /**
-   * Starts saving the buyer's wallet without a purchase (PayPal's vault setup token, SPEC section 11):
+   * Starts saving the buyer's wallet without a purchase (PayPal's vault setup token, docs/api.md, …/payment-method):
    * where to send the buyer to approve it.
    */
   createSetupToken(input: SetupTokenInput): Promise<SetupTokenState>;

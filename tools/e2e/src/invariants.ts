@@ -131,7 +131,7 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
       if (!explained) broken.push(`user ${userId} holds ${role} at the Auth service with no grant of ours`);
     }
   }
-  // A subscription in its free trial holds its role and has paid nothing (SPEC section 11).
+  // A subscription in its free trial holds its role and has paid nothing (docs/api.md, free trials).
   const trialing = await db
     .selectFrom('subscriptions')
     .select(['id', 'trial_start', 'vault_id'])

@@ -37,7 +37,7 @@ const view = (c: CouponRow) => ({
   createdAt: c.created_at.toISOString(),
 });
 
-/** SPEC section 11: coupons, created by operators, only deactivated (never deleted). */
+/** docs/api.md, coupons at checkout: coupons, created by operators, only deactivated (never deleted). */
 export const couponsApi: AdminPlugin = async (api, { rt }) => {
   api.get('/coupons', { schema: { tags: ['admin'], response: { 200: Page(Coupon), ...errors } } }, async () => ({
     items: (await rt.db.selectFrom('coupons').selectAll().orderBy('created_at', 'desc').execute()).map(view),

@@ -88,7 +88,7 @@ export const PlanBody = Type.Object(
     period: Type.String({ minLength: 2, maxLength: 40 }),
     role: RoleName,
     active: Type.Boolean(),
-    /** SPEC section 11: a free trial before the first period, or null (none). */
+    /** docs/api.md, free trials: a free trial before the first period, or null (none). */
     trialPeriod: Type.Optional(Type.Union([Type.String({ minLength: 2, maxLength: 40 }), Type.Null()])),
   },
   { additionalProperties: false },
@@ -206,7 +206,7 @@ export const Stats = Type.Object({
   newThisMonth: Type.Integer(),
   churnedThisMonth: Type.Integer(),
   inDunning: Type.Integer(),
-  /** Subscriptions in their free trial (SPEC section 11): not in the MRR until their first charge. */
+  /** Subscriptions in their free trial (docs/api.md, free trials): not in the MRR until their first charge. */
   inTrial: Type.Integer(),
   failedPaymentsThisMonth: Type.Integer(),
   refundedThisMonth: Type.Array(Money),

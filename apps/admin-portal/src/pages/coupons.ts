@@ -6,7 +6,7 @@ import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './k
 const off = (c: any): Html =>
   c.percentOff !== null ? `${esc(c.percentOff)}% off` : `${money(c.amountOff, c.currency)} off`;
 
-/** Coupons (SPEC section 11): the list, a new one, and turning one off or on, each confirmed. */
+/** Coupons (docs/api.md, coupons at checkout): the list, a new one, and turning one off or on, each confirmed. */
 export function couponPages(kit: Kit): void {
   const { app, api, page, checked } = kit;
   app.get(

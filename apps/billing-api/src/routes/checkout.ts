@@ -82,7 +82,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
   );
 
-  // SPEC section 11: where PayPal sends the buyer back after saving (or not) a new wallet.
+  // docs/api.md, …/payment-method: where PayPal sends the buyer back after saving (or not) a new wallet.
   app.get(
     '/v1/checkout/vault-return',
     {
@@ -105,7 +105,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
             .select(['r.id', 'r.status', 's.status as subscriptionStatus'])
             .where('r.setup_token_id', '=', token)
             .executeTakeFirst();
-          // A checkout saving a wallet (a trial, a free first period: SPEC section 11) lands like a checkout.
+          // A checkout saving a wallet (a trial, a free first period: docs/api.md, free trials) lands like a checkout.
           walletCheckout = r?.subscriptionStatus === 'pending';
           if (r?.status === 'pending') await enqueue(trx, PaymentMethodApproved, { setupTokenId: token });
         });

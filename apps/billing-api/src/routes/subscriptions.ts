@@ -174,7 +174,7 @@ export function subscriptionRoutes(
           );
         }
       }
-      // One trial per user and role (SPEC section 11): one who has had one buys a normal paid checkout.
+      // One trial per user and role (docs/api.md, free trials): one who has had one buys a normal paid checkout.
       const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));
       await subscriptions.create(trx, {
         id: subscriptionId,
@@ -270,7 +270,7 @@ export function subscriptionRoutes(
   }
 
   /**
-   * A checkout with nothing to charge now (SPEC section 11): a free trial, or a first period a coupon
+   * A checkout with nothing to charge now (docs/api.md, free trials): a free trial, or a first period a coupon
    * makes free (its payment of 0 is `paymentId`). PayPal's vault setup token saves the buyer's
    * wallet without a charge; the buyer approves at PayPal, and once the payment token exists the
    * trial starts, or the free first period is recorded as paid.

@@ -148,7 +148,7 @@ export async function applyWebhookAction(
         .where('vault_id', '=', action.vaultId)
         .forUpdate()
         .execute();
-      // SPEC section 11: the buyer revoked the saved wallet. It is not charged again; the buyer is
+      // docs/api.md, …/payment-method: the buyer revoked the saved wallet. It is not charged again; the buyer is
       // told now and may save a new one; the next renewal finds no method and waits for it.
       for (const sub of subs) {
         if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {

@@ -134,7 +134,7 @@ export async function decideCharge(
     await payments.transition(trx, p, { type: 'superseded' });
     return 'period already paid: not charged';
   }
-  // A period a coupon made free needs neither PayPal nor a wallet (SPEC section 11).
+  // A period a coupon made free needs neither PayPal nor a wallet (docs/api.md, coupons at checkout).
   if (p.amount === 0 && p.kind === 'renewal') return outcomes.paidWithoutCharge(trx, p, null);
   if (!sub.vault_id) {
     await payments.transition(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });

@@ -8,7 +8,7 @@ import { answerOf } from '../payments/capture.js';
 import { PaymentOutcomes, type PaymentContext } from '../payments/outcomes.js';
 
 /**
- * `payment.method.approved`: the buyer approved saving a new wallet (SPEC section 11). The setup
+ * `payment.method.approved`: the buyer approved saving a new wallet (docs/api.md, …/payment-method). The setup
  * token becomes a payment token (no transaction held while PayPal answers), which replaces the
  * subscription's vault id; a past_due subscription is retried at once with it. For a trial checkout
  * the saved wallet starts the trial.
@@ -74,7 +74,7 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       .set({ status: 'completed', payment_token_id: answer.paymentTokenId, updated_at: sql`now()` })
       .where('id', '=', r.id)
       .execute();
-    // A checkout with nothing to charge now (SPEC section 11): the saved wallet starts the trial, or
+    // A checkout with nothing to charge now (docs/api.md, free trials): the saved wallet starts the trial, or
     // the first period a coupon made free is recorded as paid without a charge.
     if (sub.status === 'pending') {
       const outcomes = new PaymentOutcomes(ctx);

@@ -166,7 +166,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * A period a coupon made free (SPEC section 11): the payment of 0 is recorded as paid without a
+   * A period a coupon made free (docs/api.md, coupons at checkout): the payment of 0 is recorded as paid without a
    * PayPal charge, and everything that follows a completed payment follows (the period, the receipt).
    */
   async paidWithoutCharge(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
@@ -189,7 +189,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * The money was taken: a receipt, numbered in this transaction (SPEC section 11), whatever
+   * The money was taken: a receipt, numbered in this transaction (docs/api.md, GET /v1/payments/:id/receipt), whatever
    * happens to the subscription (a late capture refunded gets its credit note too).
    */
   private async receiptFor(trx: Tx, p: PaymentRow): Promise<void> {
@@ -248,7 +248,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * A trial checkout's wallet is saved (SPEC section 11): the subscription is trialing with its role
+   * A trial checkout's wallet is saved (docs/api.md, free trials): the subscription is trialing with its role
    * granted, and its first period starts at the trial's end (anchored there, nothing paid before it).
    * One trial per user and role: should another have started meanwhile, this checkout ends instead.
    */
@@ -305,7 +305,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * A plan change's payment completed (SPEC section 11): the new plan takes effect, unless the
+   * A plan change's payment completed (docs/api.md, plan changes): the new plan takes effect, unless the
    * subscription ended meanwhile (the money goes back whole).
    */
   private async planChangePaid(trx: Tx, p: PaymentRow): Promise<string> {
@@ -347,7 +347,7 @@ export class PaymentOutcomes {
   /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
   async paymentFailed(trx: Tx, p: PaymentRow, reason: FailureCause): Promise<void> {
     if (p.kind === 'upgrade') {
-      // A failed plan change changes nothing but itself (SPEC section 11).
+      // A failed plan change changes nothing but itself (docs/api.md, plan changes).
       const change = await planChangeOfPayment(trx, p.id);
       if (change) await planChangeFailed(trx, change, reason);
       return;
@@ -366,7 +366,7 @@ export class PaymentOutcomes {
   }
 
   /**
-   * A renewal only the buyer can help (SPEC section 11): dunning is recorded as for any failure,
+   * A renewal only the buyer can help (docs/api.md, …/payment-method): dunning is recorded as for any failure,
    * then the old method is not charged again (no retry time) until a new one is saved; the
    * subscription stays past_due until then or until the last retry's time, when it expires.
    */

@@ -21,7 +21,7 @@ export function expiryJob(db: Db): Job {
             .skipLocked()
             .execute();
           for (const sub of due) await expire(trx, sub, now, 'period_ended');
-          // Waiting for a new payment method past the last dunning retry's time (SPEC section 11).
+          // Waiting for a new payment method past the last dunning retry's time (docs/api.md, …/payment-method).
           const waited = await trx
             .selectFrom('subscriptions')
             .selectAll()

@@ -3,7 +3,7 @@ import { applyDueScheduledChanges } from '@billing/billing-core';
 import type { Job } from '../runner.js';
 
 /**
- * SPEC section 11: a downgrade scheduled for the period end takes effect once that time has come
+ * docs/api.md, plan changes: a downgrade scheduled for the period end takes effect once that time has come
  * and the period starting then is paid (the renewal charged the new plan's price): plan, price
  * and role switch. Claimed row by row with SKIP LOCKED, so replicas share the work.
  */

@@ -79,7 +79,7 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
 }
 
 /**
- * SPEC section 11: a wallet being saved (a trial checkout, a payment-method replacement) whose buyer
+ * docs/api.md, free trials: a wallet being saved (a trial checkout, a payment-method replacement) whose buyer
  * was not seen coming back within RECONCILE_AFTER_MS is looked up at PayPal by the payment-worker:
  * approved, it is saved as on the return; past CHECKOUT_TTL_MS unapproved, the request ends (and a
  * trial checkout with it). Touched when handed over, so each is asked about once per RECONCILE_AFTER_MS.

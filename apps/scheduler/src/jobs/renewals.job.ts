@@ -10,7 +10,7 @@ const BATCH = 500;
 /**
  * docs/scheduler.md renewals: an active subscription not ending at its period end, whose next period is
  * not yet paid, once now ≥ currentPeriodEnd − RENEWAL_LEAD_MS; a trialing one at its trial's end
- * (its first period, charged like a renewal: SPEC section 11); a past_due one when its next
+ * (its first period, charged like a renewal: docs/api.md, free trials); a past_due one when its next
  * dunning retry is due. Up to BATCH are claimed at once with FOR UPDATE SKIP LOCKED; their
  * renewal payments and the messages that charge them are written in the claiming transaction,
  * set-based (billing-core's `claimRenewals`), and (subscription,
@@ -55,7 +55,7 @@ export function dueForRenewal(trx: Transaction<Database>, now: Date, leadMs: num
     .where((eb) =>
       eb.or([
         eb.and([eb('s.status', '=', 'active'), eb('s.next_retry_at', 'is', null)]),
-        // A free trial's first period is charged at the trial's end, not ahead (SPEC section 11).
+        // A free trial's first period is charged at the trial's end, not ahead (docs/api.md, free trials).
         eb.and([eb('s.status', '=', 'trialing'), eb('s.next_retry_at', 'is', null), eb('s.paid_through', '<=', now)]),
         eb.and([eb('s.next_retry_at', 'is not', null), eb('s.next_retry_at', '<=', now)]),
       ]),

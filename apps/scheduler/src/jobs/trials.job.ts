@@ -7,7 +7,7 @@ import type { Job } from '../runner.js';
 const BATCH = 100;
 
 /**
- * SPEC section 11: `subscription.trial_will_end` once a trial's notice time has come (3 days before
+ * docs/api.md, free trials: `subscription.trial_will_end` once a trial's notice time has come (3 days before
  * its end, half the trial when shorter than 6 days), once per trial: claimed with SKIP LOCKED and
  * marked sent in the transaction that writes the message, so replicas never send it twice. A trial
  * set to end at its end is not told it will convert.

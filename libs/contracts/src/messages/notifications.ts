@@ -24,7 +24,7 @@ export const SubscriptionActivated = note(
   'subscription.activated',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
 );
-/** SPEC section 11: a plan change took effect (an upgrade paid, a change of period, a downgrade at the period end). */
+/** docs/api.md, plan changes: a plan change took effect (an upgrade paid, a change of period, a downgrade at the period end). */
 export const SubscriptionPlanChanged = note(
   'subscription.plan_changed',
   Type.Object(
@@ -54,7 +54,7 @@ export const SubscriptionPlanChangeFailed = note(
     { additionalProperties: false },
   ),
 );
-/** SPEC section 11: a renewal cannot be charged without the buyer; charging stops until a new method is saved. */
+/** docs/api.md, …/payment-method: a renewal cannot be charged without the buyer; charging stops until a new method is saved. */
 export const SubscriptionPaymentMethodRequired = note(
   'subscription.payment_method_required',
   Type.Object(
@@ -84,12 +84,12 @@ const Trial = {
   amount: Money,
   currency: Currency,
 };
-/** SPEC section 11: a trial checkout's wallet is saved; the subscription is trialing with its role granted. */
+/** docs/api.md, free trials: a trial checkout's wallet is saved; the subscription is trialing with its role granted. */
 export const SubscriptionTrialStarted = note(
   'subscription.trial_started',
   Type.Object(Trial, { additionalProperties: false }),
 );
-/** SPEC section 11: 3 days before a trial ends (at half the trial when it is shorter than 6 days). */
+/** docs/api.md, free trials: 3 days before a trial ends (at half the trial when it is shorter than 6 days). */
 export const SubscriptionTrialWillEnd = note(
   'subscription.trial_will_end',
   Type.Object(Trial, { additionalProperties: false }),
@@ -155,13 +155,13 @@ export const PaymentRefunded = note(
       amount: Money,
       currency: Currency,
       refundedAmount: Money,
-      /** SPEC section 11: the credit note issued for this refund. */
+      /** docs/api.md, GET /v1/payments/:id/receipt: the credit note issued for this refund. */
       creditNoteNumber: Type.String(),
     },
     { additionalProperties: false },
   ),
 );
-/** SPEC section 11: a payment completed; its receipt is issued. */
+/** docs/api.md, GET /v1/payments/:id/receipt: a payment completed; its receipt is issued. */
 export const PaymentCompleted = note(
   'payment.completed',
   Type.Object(

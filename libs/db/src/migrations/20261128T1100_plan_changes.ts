@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// Plan changes (SPEC section 11). A change of period length starts a new period now: periods
+// Plan changes (docs/api.md, plan changes). A change of period length starts a new period now: periods
 // k ≥ anchor_index run from anchor_at in the new period length (those before keep the dates
 // their payments recorded). An upgrade is paid by a payment of kind `upgrade` for the period
 // in effect, so "one payment holds a period" counts first payments and renewals only. A

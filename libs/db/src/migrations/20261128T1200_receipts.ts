@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// Receipts and credit notes (SPEC section 11): numbered without gaps per kind, currency and
+// Receipts and credit notes (docs/api.md, GET /v1/payments/:id/receipt): numbered without gaps per kind, currency and
 // year. A number is taken from document_counters in the transaction that completes the payment
 // or refund (the counter row stays locked until that commit; a rollback gives the number back),
 // and a document, once issued, is never changed nor deleted.

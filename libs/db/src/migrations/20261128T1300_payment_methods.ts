@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// Replacing a payment method (SPEC section 11): when only the buyer can help (no wallet, a
+// Replacing a payment method (docs/api.md, …/payment-method): when only the buyer can help (no wallet, a
 // deleted payment token, payer action required) the subscription says so and is not charged
 // again until the buyer saves a new wallet or the last dunning retry's time passes. Each
 // replacement the buyer starts is a row (PayPal's setup token), never deleted.

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// Coupons (SPEC section 11): a percentage or an amount off the first `duration_periods` periods
+// Coupons (docs/api.md, coupons at checkout): a percentage or an amount off the first `duration_periods` periods
 // (null: every period). `redeemed` counts live redemptions, changed only by one conditional
 // UPDATE (redeem) or its reverse (a checkout cancelled or expired unpaid gives it back), so the
 // limit holds under any concurrency. Redemptions are kept, released ones too.

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// Free trials (SPEC section 11): a plan may carry a trial period, copied to the subscription
+// Free trials (docs/api.md, free trials): a plan may carry a trial period, copied to the subscription
 // bought on it. The buyer's wallet is saved without a charge (PayPal's vault setup token); once it
 // exists the subscription is `trialing` with its role granted, and the first period starts at the
 // trial's end (anchor_at = paid_through = trial_end), charged through the vault like a renewal.

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// A coupon may make a period free (SPEC section 11): that period's payment is recorded, for 0,
+// A coupon may make a period free (docs/api.md, coupons at checkout): that period's payment is recorded, for 0,
 // as paid without a PayPal charge, so the period and its receipt are kept like any other.
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`alter table payments drop constraint payments_amount_check`.execute(db);

@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { CreatedAt, Generated, Timestamp, UpdatedAt } from './common.js';
 
-/** SPEC section 11: an operator's coupon; `redeemed` counts live redemptions. */
+/** docs/api.md, coupons at checkout: an operator's coupon; `redeemed` counts live redemptions. */
 export interface CouponsTable {
   code: string;
   percent_off: number | null;

@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { CreatedAt, Generated, Timestamp, UpdatedAt } from './common.js';
 
-/** SPEC section 11: one row per plan change asked for; its status moves, the row stays. */
+/** docs/api.md, plan changes: one row per plan change asked for; its status moves, the row stays. */
 export interface PlanChangesTable {
   id: string;
   subscription_id: string;

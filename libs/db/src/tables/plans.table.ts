@@ -12,7 +12,7 @@ export interface PlansTable {
   period: string;
   role: string;
   active: Generated<boolean>;
-  /** SPEC section 11: a free trial before the first period (ISO 8601 duration), or none. */
+  /** docs/api.md, free trials: a free trial before the first period (ISO 8601 duration), or none. */
   trial_period: string | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

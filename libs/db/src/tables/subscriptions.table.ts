@@ -16,14 +16,14 @@ export interface SubscriptionsTable {
   anchor_at: Timestamp | null;
   /** Periods k ≥ anchor_index start at anchor_at + (k − anchor_index)·period. */
   anchor_index: Generated<number>;
-  /** A downgrade waiting for the period end (SPEC section 11). */
+  /** A downgrade waiting for the period end (docs/api.md, plan changes). */
   scheduled_plan_id: string | null;
   scheduled_change_at: Timestamp | null;
-  /** Why only the buyer can help the next charge (SPEC section 11), while no new method is saved. */
+  /** Why only the buyer can help the next charge (docs/api.md, …/payment-method), while no new method is saved. */
   payment_method_required: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required' | null;
   /** When a subscription waiting for a new method expires (the last dunning retry's time). */
   payment_method_deadline: Timestamp | null;
-  /** The plan's trial, copied at checkout (SPEC section 11); null: a paid checkout. */
+  /** The plan's trial, copied at checkout (docs/api.md, free trials); null: a paid checkout. */
   trial_period: string | null;
   /** The trial's window, set when the buyer's wallet is saved; the first period starts at trial_end. */
   trial_start: Timestamp | null;
