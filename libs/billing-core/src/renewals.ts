@@ -83,7 +83,7 @@ export function renewalPaidChanges(sub: Pick<SubscriptionRow, 'paid_through'>, e
 
 /**
  * The message a paid renewal period queues: `subscription.renewed`, or `subscription.activated` for
- * a trial's first period paid, the subscription's first payment (SPEC section 7).
+ * a trial's first period paid, the subscription's first payment (docs/messages.md, notifications).
  */
 export function renewalPaidMessage(
   sub: SubscriptionRow,

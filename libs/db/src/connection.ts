@@ -54,7 +54,7 @@ export function createPool(
     connectionTimeoutMillis: 3000,
     idleTimeoutMillis: 30_000,
     statement_timeout: statementTimeoutMs,
-    // No transaction waits on the network (issue 8): one idle this long belongs to a stuck or paused
+    // No transaction waits on the network (docs/architecture.md, calling the outside world): one idle this long belongs to a stuck or paused
     // process (SIGSTOP, a debugger), and Postgres ends it so its row locks stop blocking the others.
     idle_in_transaction_session_timeout: 15_000,
   });

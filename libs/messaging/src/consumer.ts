@@ -34,8 +34,8 @@ export type HandlerMap<C extends readonly MessageContract[]> = {
 };
 
 /**
- * A handler that calls the outside world: it holds no transaction while it does (issue 8,
- * defect 4). It reads with short transactions of its own, calls, then records the outcome with
+ * A handler that calls the outside world: it holds no transaction while it does
+ * (docs/architecture.md, calling the outside world). It reads with short transactions of its own, calls, then records the outcome with
  * `commit`, whose transaction also records the message as processed (a repeat is skipped).
  */
 export interface StepContext<D> {

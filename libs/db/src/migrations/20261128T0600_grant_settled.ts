@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
-// When the role-worker has applied a grant's end at the Auth service (issue 8, defect 9): until then
+// When the role-worker has applied a grant's end at the Auth service (docs/auth.md, grants): until then
 // the role the Auth service shows is still ours, whatever a checkout reads there.
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('role_grants').addColumn('settled_at', 'timestamptz').execute();

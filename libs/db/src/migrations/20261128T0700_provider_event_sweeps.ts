@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 
 // Frozen: never edit a migration that has shipped; add a new one.
 // Webhook events stored but never processed are handed to the payment-worker again by the
-// scheduler's reconciliation (issue 8, defect 10); these count and time those sweeps.
+// scheduler's reconciliation (docs/scheduler.md, reconciliation); these count and time those sweeps.
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .alterTable('provider_events')
