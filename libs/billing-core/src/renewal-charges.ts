@@ -90,7 +90,7 @@ export async function completeRenewals(
   if (items.length === 0) return;
   const done = items.map((i) => {
     if (!fits(i)) throw new Error(`payment ${i.p.id} cannot be completed set-based`);
-    const status = paymentStatusAfterCapture(i.p.status)!;
+    const status = 'completed' as const;
     const { start, end } = windowOf(i.sub, i.p.period_index);
     const t = applySubscriptionEvent(
       { status: i.sub.status, cancelAtPeriodEnd: i.sub.cancel_at_period_end },
@@ -137,20 +137,21 @@ export async function completeRenewals(
   }
 }
 
-/** The payment's status once PayPal's order is created and its capture completed, if that is `completed`. */
-function paymentStatusAfterCapture(status: PaymentStatus): PaymentStatus | null {
+/** The machine's path for a charge answered with its capture: order created, then captured, to `completed`. */
+function completesOnCapture(status: PaymentStatus): boolean {
   const created = applyPaymentEvent(status, { type: 'order_created' });
-  const captured = applyPaymentEvent(created?.status ?? status, { type: 'capture_completed' });
-  return captured?.status === 'completed' && !captured.effects.includes('refund_in_full') ? 'completed' : null;
+  const captured = created && applyPaymentEvent(created.status, { type: 'capture_completed' });
+  return captured?.status === 'completed' && !captured.effects.includes('refund_in_full');
 }
 
 /** Whether `completeRenewals` takes this answer (see there). */
 export function fits(i: CapturedRenewal): boolean {
   const { p, sub } = i;
-  if (p.kind !== 'renewal' || p.status !== 'created' || i.periodTaken) return false;
+  // Only a `created` payment takes both steps (the machine decides, below).
+  if (p.kind !== 'renewal' || i.periodTaken) return false;
   if (p.provider_capture_id || (p.provider_order_id && p.provider_order_id !== i.orderId)) return false;
   if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') return false;
   if (p.amount !== sub.amount || p.amount <= 0 || sub.anchor_at === null) return false;
   if (sub.cancel_at_period_end) return false;
-  return paymentStatusAfterCapture(p.status) === 'completed';
+  return completesOnCapture(p.status);
 }

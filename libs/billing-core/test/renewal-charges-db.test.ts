@@ -207,3 +207,31 @@ t.test('only the common case is taken set-based', async (t) => {
     .executeTakeFirstOrThrow();
   t.equal(untouched.status, 'created');
 });
+
+t.test('the edges: nothing asked, nothing found, and each case fits refuses', async (t) => {
+  await db.transaction().execute(async (trx) => {
+    t.equal((await lockCharges(trx, [])).size, 0, 'no ids: no statement, nothing');
+    t.equal((await lockCharges(trx, [randomUUID()])).size, 0, 'an id of no payment: nothing');
+    await completeRenewals(trx, [], new ReceiptBatch());
+    const r = await renewalOf();
+    const l = captured(await lockCharges(trx, [r.paymentId]), r.paymentId);
+    t.ok(fits(l), 'the common case');
+    const refused: [string, CapturedRenewal][] = [
+      ['a payment already pending at PayPal', { ...l, p: { ...l.p, status: 'pending' } }],
+      ['a payment approved', { ...l, p: { ...l.p, status: 'approved' } }],
+      ['a plan change', { ...l, p: { ...l.p, kind: 'upgrade' } }],
+      ['a capture already recorded', { ...l, p: { ...l.p, provider_capture_id: 'CAP-OTHER' } }],
+      ['another order recorded', { ...l, p: { ...l.p, provider_order_id: 'ORD-OTHER' } }],
+      ['a free period', { ...l, p: { ...l.p, amount: 0 }, sub: { ...l.sub, amount: 0 } }],
+      ['a subscription never anchored', { ...l, sub: { ...l.sub, anchor_at: null } }],
+      ['an expired subscription', { ...l, sub: { ...l.sub, status: 'expired' } }],
+    ];
+    for (const [what, c] of refused) t.notOk(fits(c), what);
+    t.ok(fits({ ...l, p: { ...l.p, provider_order_id: l.orderId } }), 'the same order recorded before still fits');
+  });
+  t.throws(
+    () => payments.updateIfStill(db, randomUUID(), 'completed', { type: 'order_created' }),
+    /does not take order_created/,
+    'a compare-and-set the machine refuses is not built',
+  );
+});
