@@ -1035,3 +1035,45 @@ t.test('renewal answers: a full group does not wait; a group that fails is redon
   const alone = new RenewalAnswers(ctxOf(provider), away, 64, 1);
   await t.rejects(alone.record(randomUUID(), orderWith('ORD-X', null)), /database away/);
 });
+
+t.test(
+  'renewal answers: a capture that does not match its payment, and two of one subscription, are not set-based',
+  async (t) => {
+    const { RenewalAnswers } = await import('../src/payments/renewal-charges.js');
+    const provider = new FakeProvider();
+    const short = await renewal(provider);
+    const twice = await renewal(provider);
+    // The next period of the same subscription, charged in the same group (a renewal paid ahead).
+    const nextId = randomUUID();
+    await db.transaction().execute((trx) =>
+      payments.create(trx, {
+        id: nextId,
+        subscription_id: twice.subscriptionId,
+        user_id: twice.userId,
+        kind: 'renewal',
+        amount: 1000,
+        currency: 'USD',
+        period_index: 2,
+      }),
+    );
+    const answers = new RenewalAnswers(ctxOf(provider), db, 64, 50);
+    const outcomes = await Promise.all([
+      answers.record(
+        short.renewalId,
+        orderWith(`ORD-S-${short.renewalId}`, captured(short.renewalId, { amount: 900 })),
+      ),
+      answers.record(twice.renewalId, orderWith(`ORD-T-${twice.renewalId}`, captured(twice.renewalId))),
+      answers.record(nextId, orderWith(`ORD-N-${nextId}`, captured(nextId))),
+    ]);
+    t.equal(outcomes[0], 'capture_mismatch', 'a capture of another amount: refunded, as alone');
+    t.equal(answers.stats.completedSetBased, 0, 'none set-based');
+    t.match(await pay(short.renewalId), { status: 'failed' });
+    t.equal((await pay(twice.renewalId)).status, 'completed');
+    t.equal((await pay(nextId)).status, 'completed');
+    t.equal(
+      (await sub(twice.subscriptionId)).paid_through?.toISOString(),
+      (await pay(nextId)).period_end?.toISOString(),
+      'paid through the later period, both periods recorded',
+    );
+  },
+);
