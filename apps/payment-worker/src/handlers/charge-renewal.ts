@@ -1,5 +1,5 @@
 import type { PlanChangeChargeRequested, RenewalChargeRequested } from '@billing/contracts';
-import type { Db } from '@billing/db';
+import type { Db, PaymentRow } from '@billing/db';
 import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
@@ -112,14 +112,7 @@ export async function decideCharge(
       if (change) await planChangeFailed(trx, change, `subscription ${sub.status}`);
       return 'plan change no longer applies: not charged';
     }
-    return {
-      paymentId: p.id,
-      amount: p.amount,
-      currency: p.currency,
-      description: `${sub.plan_name} → ${change.to_plan_id}: plan change`,
-      vaultId: sub.vault_id,
-      idempotencyKey: `${p.id}:charge`,
-    };
+    return vaultCharge(p, sub.vault_id, `${sub.plan_name} → ${change.to_plan_id}: plan change`);
   }
   if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {
     await payments.transition(trx, p, { type: 'subscription_ended' });
@@ -143,12 +136,21 @@ export async function decideCharge(
     else await outcomes.paymentFailed(trx, p, 'no_payment_method');
     return 'no payment method';
   }
+  return vaultCharge(p, sub.vault_id, `${sub.plan_name} renewal`);
+}
+
+/** The charge of a payment to a saved wallet; a retry reuses its PayPal-Request-Id. */
+export function vaultCharge(
+  p: Pick<PaymentRow, 'id' | 'amount' | 'currency'>,
+  vaultId: string,
+  description: string,
+): ChargeVaultedInput {
   return {
     paymentId: p.id,
     amount: p.amount,
     currency: p.currency,
-    description: `${sub.plan_name} renewal`,
-    vaultId: sub.vault_id,
+    description,
+    vaultId,
     idempotencyKey: `${p.id}:charge`,
   };
 }

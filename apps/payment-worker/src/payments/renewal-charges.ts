@@ -4,7 +4,7 @@ import { completeRenewals, fits, lockCharges, ReceiptBatch, type CapturedRenewal
 import { withConnectionPriority, type Db } from '@billing/db';
 import type { WindowApply } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
-import { chargeDecided, decideCharge, recordCharge, renewalOutcome } from '../handlers/charge-renewal.js';
+import { chargeDecided, decideCharge, recordCharge, renewalOutcome, vaultCharge } from '../handlers/charge-renewal.js';
 import { PaymentOutcomes, recordAnswer, type PaymentContext, type Tx } from './outcomes.js';
 import type { PaymentWindow } from './window.js';
 
@@ -57,28 +57,19 @@ export async function decideCharges(
   for (const id of ids) {
     if (decided.has(id)) continue;
     const l = locked.get(id);
-    const { p, sub } = l ?? {};
+    // The common case, from the read above; every other one as a single message decides it.
     const plain =
       l &&
-      p!.kind === 'renewal' &&
-      p!.status === 'created' &&
-      p!.amount > 0 &&
+      l.p.kind === 'renewal' &&
+      l.p.status === 'created' &&
+      l.p.amount > 0 &&
       !l.periodTaken &&
-      (sub!.status === 'active' || sub!.status === 'past_due' || sub!.status === 'trialing') &&
-      !sub!.cancel_at_period_end &&
-      sub!.vault_id;
+      (l.sub.status === 'active' || l.sub.status === 'past_due' || l.sub.status === 'trialing') &&
+      !l.sub.cancel_at_period_end &&
+      l.sub.vault_id;
     decided.set(
       id,
-      plain
-        ? {
-            paymentId: p!.id,
-            amount: p!.amount,
-            currency: p!.currency,
-            description: `${sub!.plan_name} renewal`,
-            vaultId: sub!.vault_id!,
-            idempotencyKey: `${p!.id}:charge`,
-          }
-        : await decideCharge(outcomes, trx, id),
+      plain ? vaultCharge(l.p, plain, `${l.sub.plan_name} renewal`) : await decideCharge(outcomes, trx, id),
     );
   }
   return decided;
