@@ -8,6 +8,36 @@ export interface GroupWindow<W> {
   close(trx: Transaction<Database>, window: W): Promise<void>;
 }
 
+/**
+ * What group commit shares: items asked for within `delayMs` of the first are handed to `run`
+ * together, at most `max` at a time; a full batch does not wait for the timer.
+ */
+export class Batcher<T> {
+  private pending: T[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly run: (items: T[]) => Promise<void>,
+    private readonly max: number,
+    private readonly delayMs: number,
+  ) {}
+
+  add(item: T): void {
+    this.pending.push(item);
+    if (this.pending.length >= this.max) {
+      clearTimeout(this.timer);
+      this.flush();
+      return;
+    }
+    this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    while (this.pending.length) void this.run(this.pending.splice(0, this.max));
+  }
+}
+
 interface Pending<W> {
   fn: (trx: Transaction<Database>, window: W) => Promise<unknown>;
   resolve: (v: unknown) => void;
@@ -24,36 +54,24 @@ interface Pending<W> {
  * connections ahead of new work (withConnectionPriority).
  */
 export class TransactionGroup<W> {
-  private pending: Pending<W>[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly queue: Batcher<Pending<W>>;
   readonly stats = { groups: 0, transactions: 0, redone: 0 };
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly window: GroupWindow<W>,
     /** The most transactions in one group. */
-    private readonly max = 32,
+    max = 32,
     /** How long the first of a group waits for others to join (group commit's usual small delay). */
-    private readonly delayMs = 2,
-  ) {}
+    delayMs = 2,
+  ) {
+    this.queue = new Batcher((items) => this.runGroup(items), max, delayMs);
+  }
 
   run<T>(fn: (trx: Transaction<Database>, window: W) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (this.pending.length >= this.max) {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-        this.flush();
-        return;
-      }
-      this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+      this.queue.add({ fn, resolve: resolve as (v: unknown) => void, reject });
     });
-  }
-
-  private flush(): void {
-    this.timer = undefined;
-    while (this.pending.length) void this.runGroup(this.pending.splice(0, this.max));
-    // (Full groups do not wait for the timer: see `run`.)
   }
 
   private async runGroup(items: Pending<W>[]): Promise<void> {

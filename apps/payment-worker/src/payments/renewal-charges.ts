@@ -1,7 +1,7 @@
 import type { RenewalChargeRequested } from '@billing/contracts';
 import type { Static } from 'typebox';
 import { completeRenewals, fits, lockCharges, ReceiptBatch, type CapturedRenewal } from '@billing/billing-core';
-import { withConnectionPriority, type Db } from '@billing/db';
+import { Batcher, withConnectionPriority, type Db } from '@billing/db';
 import type { WindowApply } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
 import { chargeDecided, decideCharge, recordCharge, renewalOutcome, vaultCharge } from '../handlers/charge-renewal.js';
@@ -90,37 +90,24 @@ interface Pending {
  * one by one. If it fails, each is recorded again on its own, and only its own failure reaches its caller.
  */
 export class RenewalAnswers {
-  private pending: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly queue: Batcher<Pending>;
   readonly stats = { groups: 0, completedSetBased: 0, redone: 0 };
 
   constructor(
     private readonly ctx: PaymentContext,
     private readonly db: Db,
-    private readonly max = 64,
+    max = 64,
     /**
      * 10 ms: a renewal waits for nobody, so the first answer of a group waits for others to join.
      * 10,000 renewals (BENCH_ONLY=renewals): 2 ms 40.9-44.1 s, 5 ms 35.3 s, 10 ms 31.2-34.7 s, 25 ms 33.3 s.
      */
-    private readonly delayMs = 10,
-  ) {}
-
-  record(paymentId: string, answer: Answer): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      this.pending.push({ paymentId, answer, resolve, reject });
-      if (this.pending.length >= this.max) {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-        this.flush();
-        return;
-      }
-      this.timer ??= setTimeout(() => this.flush(), this.delayMs);
-    });
+    delayMs = 10,
+  ) {
+    this.queue = new Batcher((items) => this.runGroup(items), max, delayMs);
   }
 
-  private flush(): void {
-    this.timer = undefined;
-    while (this.pending.length) void this.runGroup(this.pending.splice(0, this.max));
+  record(paymentId: string, answer: Answer): Promise<string> {
+    return new Promise<string>((resolve, reject) => this.queue.add({ paymentId, answer, resolve, reject }));
   }
 
   private async runGroup(items: Pending[]): Promise<void> {
