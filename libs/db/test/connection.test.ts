@@ -32,11 +32,17 @@ t.test('an urgent caller gets the next free connection before those who came ear
   t.teardown(() => db.destroy());
   const order: string[] = [];
   let release!: () => void;
+  let holding!: () => void;
+  const holds = new Promise<void>((r) => (holding = r));
   const held = db.transaction().execute(async (trx) => {
     await sql`select 1`.execute(trx);
-    await new Promise<void>((r) => (release = r));
+    await new Promise<void>((r) => {
+      release = r;
+      holding();
+    });
   });
-  await new Promise((r) => setTimeout(r, 50));
+  // Waits until the one connection is held (a fixed 50 ms was not always enough on a busy machine).
+  await holds;
   const normal = Array.from({ length: 3 }, (_, i) => sql`select 1`.execute(db).then(() => order.push(`normal ${i}`)));
   await new Promise((r) => setTimeout(r, 20));
   const first = withConnectionPriority(() => sql`select 1`.execute(db)).then(() => order.push('urgent'));
