@@ -18,6 +18,7 @@ import {
   spawnTs,
   startTcpProxy,
   viaProxy,
+  waitFor,
   waitForHttp,
   type Spawned,
   type TcpProxy,
@@ -51,7 +52,11 @@ export interface Stack {
   tokenFor(userId: string, roles?: string[]): Promise<string>;
   paypal(path: string, body?: unknown): Promise<any>;
   auth(path: string, body?: unknown): Promise<any>;
-  /** Messages on notifications.billing so far (read without consuming them for good). */
+  /**
+   * Messages on notifications.billing so far (read without consuming them for good). It first waits
+   * until every outbox row committed before the call is published (confirmed by the broker), so a
+   * notification of a state the test already saw in the database is on the queue.
+   */
   notifications(): Promise<{ id: string; type: string; data: Record<string, unknown> }[]>;
   /**
    * Waits until nothing moves: the outbox drained, every work and retry queue empty, and no
@@ -225,6 +230,27 @@ export async function startStack(
     paypal: (path, body) => json(urls.paypal, path, body),
     auth: (path, body) => json(urls.auth, path, body),
     async notifications() {
+      const pending = () =>
+        tdb.db
+          .selectFrom('outbox')
+          .select('seq')
+          .where('published_at', 'is', null)
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+      const last = await pending();
+      if (last)
+        await waitFor(
+          async () =>
+            !(await tdb.db
+              .selectFrom('outbox')
+              .select('id')
+              .where('published_at', 'is', null)
+              .where('seq', '<=', last.seq)
+              .limit(1)
+              .executeTakeFirst()),
+          { what: 'the outbox rows committed so far published', timeoutMs: 20_000 },
+        );
       const out: { id: string; type: string; data: Record<string, unknown> }[] = [];
       const seen: amqplib.GetMessage[] = [];
       for (;;) {

@@ -114,7 +114,14 @@ t.test(
     );
     t.equal(recovered.payment_method_required, null);
     t.equal((await vaultCharges(recovered.vault_id!)).length, 1, 'the new wallet charged once, at once');
-    const renewed = await notes('subscription.renewed', keeper.id);
+    // The row commits before the outbox relay hands the notification on: wait for it, not the row.
+    const renewed = await waitFor(
+      async () => {
+        const n = await notes('subscription.renewed', keeper.id);
+        return n.length ? n : null;
+      },
+      { what: 'subscription.renewed after the recovery', timeoutMs: 20_000 },
+    );
     t.ok(renewed.length >= 1, 'subscription.renewed');
     const roles = ((await stack.auth('/_control/users/user-keeper')).roles ?? []) as string[];
     t.ok(roles.includes('short-role'), 'the role was kept throughout');

@@ -169,6 +169,9 @@ t.test(
         `${who}: any renewal failed for want of a method`,
       );
       await waitFor(async () => !(await rolesOf(who)).includes('short-role'), { what: `${who}'s role revoked` });
+      await waitFor(async () => (await notes('subscription.expired', s.id)).length >= 1, {
+        what: `${who}: subscription.expired relayed`,
+      });
       t.equal((await notes('subscription.expired', s.id)).length, 1);
     }
 
@@ -183,6 +186,10 @@ t.test(
       tries.every((p) => p.status === 'failed' && p.failure_reason === 'declined' && p.period_index === 1),
       'each a new payment for the same period',
     );
+    // The row commits before the outbox relay hands the last notification on: wait for all three.
+    await waitFor(async () => (await notes('subscription.renewal_failed', dunned.id)).length >= 3, {
+      what: 'three subscription.renewal_failed relayed',
+    });
     // The notification queue is read and put back (quorum queues requeue at the tail): order by retry time.
     const failedNotes = (await notes('subscription.renewal_failed', dunned.id)).sort(
       (a, b) =>
