@@ -1,9 +1,11 @@
-// This lib's own tests cover the aggregates' owners, the plain checkout and renewal charges set-based; cancel, renewals, grants
+// This lib's own tests cover the aggregates' owners, the plain checkout, renewal charges and first payments set-based; cancel, renewals, grants
 // and refunds are exercised (and measured) through the apps' in-process tests that call them.
 export default (testFile) => {
   if (testFile.endsWith('owners-db.test.ts')) return ['src/subscriptions.ts', 'src/payments.ts'];
   if (testFile.endsWith('checkout-db.test.ts')) return ['src/checkout.ts', 'src/subscriptions.ts', 'src/payments.ts'];
   if (testFile.endsWith('renewal-charges-db.test.ts'))
     return ['src/renewal-charges.ts', 'src/subscriptions.ts', 'src/payments.ts'];
+  if (testFile.endsWith('activations-db.test.ts'))
+    return ['src/activations.ts', 'src/subscriptions.ts', 'src/payments.ts'];
   return null;
 };

@@ -846,7 +846,7 @@ t.test(
             window,
           }),
         );
-      t.equal(window.receipts.size, 3, 'no receipt numbered before the window ends');
+      t.equal(window.receipts.size, 0, 'applied at the end of the window, not message by message');
       t.equal(
         (
           await trx
@@ -864,7 +864,8 @@ t.test(
       await paymentWindow.close(trx, window);
       return out;
     });
-    t.same(afters, [undefined, undefined, undefined], 'nothing to do after the commit for a capture');
+    for (const after of afters) await after?.();
+    t.equal(provider.calls.length, 0, 'nothing to do after the commit for a capture');
     const receipts = await db
       .selectFrom('receipts')
       .select(['payment_id', 'sequence'])
@@ -882,6 +883,221 @@ t.test(
     }
   },
 );
+
+/** A webhook stored as the gateway stores it; its row id. */
+async function stored(action: WebhookAction): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('provider_events')
+    .values({
+      id,
+      provider: 'paypal',
+      provider_event_id: `WH-${id}`,
+      event_type: action.kind,
+      resource_type: null,
+      resource_id: null,
+      payload: JSON.stringify(action),
+    })
+    .execute();
+  return id;
+}
+/** The stored events applied as one window of the consumer, then what each left to do after the commit. */
+async function inWindow(provider: FakeProvider, ids: string[]): Promise<void> {
+  const { applyProviderEventInWindow, paymentWindow } = await import('../src/handlers/apply-provider-event.js');
+  const apply = applyProviderEventInWindow(ctxOf(provider), db);
+  const window = paymentWindow.open();
+  const afters = await db.transaction().execute(async (trx) => {
+    const out = [];
+    for (const id of ids)
+      out.push(
+        await apply({
+          trx,
+          envelope: makeEnvelope(ProviderEventReceived, { providerEventRowId: id, provider: 'paypal', eventType: 'x' }),
+          attempt: 0,
+          logger,
+          window,
+        }),
+      );
+    await paymentWindow.close(trx, window);
+    return out;
+  });
+  for (const after of afters) await after?.();
+}
+const outcomeOf = async (id: string) =>
+  await db
+    .selectFrom('provider_events')
+    .select(['outcome', 'payment_id', 'processed_at'])
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow();
+
+t.test(
+  'captures in windows: set-based and one at a time write the same rows, grants, messages and receipts',
+  async (t) => {
+    const provider = new FakeProvider();
+    const { applyWebhookAction } = await import('../src/handlers/apply-provider-event.js');
+    const windowed = [await checkout(), await checkout(), await checkout()];
+    const single = [await checkout(), await checkout(), await checkout()];
+    const ids = await Promise.all(
+      windowed.map((c) => stored({ kind: 'capture_completed', orderId: c.orderId, capture: captured(c.paymentId) })),
+    );
+    await inWindow(provider, ids);
+    for (const c of single)
+      await db.transaction().execute((trx) =>
+        applyWebhookAction(ctxOf(provider), trx, {
+          kind: 'capture_completed',
+          orderId: c.orderId,
+          capture: captured(c.paymentId),
+        }),
+      );
+    const stateOf = async (c: Awaited<ReturnType<typeof checkout>>) => {
+      const p = await pay(c.paymentId);
+      const s = await sub(c.subscriptionId);
+      return {
+        payment: {
+          status: p.status,
+          failure_reason: p.failure_reason,
+          capture: p.provider_capture_id?.replace(c.paymentId, ''),
+          order: p.provider_order_id?.replace(c.paymentId, ''),
+          startsAtAnchor: p.period_start?.getTime() === s.anchor_at?.getTime(),
+          endsAtPaidThrough: p.period_end?.getTime() === s.paid_through?.getTime(),
+          days: Math.round((p.period_end!.getTime() - p.period_start!.getTime()) / 86_400_000),
+        },
+        sub: {
+          status: s.status,
+          cancel_at_period_end: s.cancel_at_period_end,
+          approval_url: s.approval_url,
+          vault_id: s.vault_id,
+          version: s.version,
+        },
+        grants: (await grantsOf(c.userId)).map((g) => [g.role, g.source, g.reason, g.held_before, g.ended_at]),
+        roles: (await sent('role.change.requested', (d) => d['userId'] === c.userId)).map((d) => ({
+          ...d,
+          userId: 'x',
+        })),
+        activated: (await sent('subscription.activated', (d) => d['subscriptionId'] === c.subscriptionId)).length,
+        completed: (await sent('payment.completed', (d) => d['paymentId'] === c.paymentId)).length,
+        receipts: (await db.selectFrom('receipts').select('id').where('payment_id', '=', c.paymentId).execute()).length,
+      };
+    };
+    for (const [i, c] of windowed.entries()) {
+      const a = await stateOf(c);
+      t.same(a, await stateOf(single[i]!), `buyer ${i}: the same rows and messages`);
+      t.match(a, {
+        payment: { status: 'completed' },
+        sub: { status: 'active' },
+        activated: 1,
+        completed: 1,
+        receipts: 1,
+      });
+      t.match(await outcomeOf(ids[i]!), { outcome: 'activated', payment_id: c.paymentId });
+      t.ok((await outcomeOf(ids[i]!)).processed_at, 'marked processed');
+    }
+    await inWindow(provider, ids);
+    t.equal(
+      (await sent('subscription.activated', (d) => windowed.some((c) => c.subscriptionId === d['subscriptionId'])))
+        .length,
+      3,
+      'the window again: nothing more',
+    );
+    t.equal(provider.calls.length, 0, 'no PayPal call for a capture PayPal reported');
+  },
+);
+
+t.test('a window mixing the common case with the others: each event has the outcome it has alone', async (t) => {
+  const provider = new FakeProvider();
+  const plain = await checkout();
+  const mismatch = await checkout();
+  const twice = await checkout();
+  const late = await checkout();
+  await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', late.subscriptionId).execute();
+  const old = await checkout();
+  await db.updateTable('subscriptions').set({ status: 'past_due' }).where('id', '=', old.subscriptionId).execute();
+  const replacing = await checkout(old.userId);
+  const chargedBack = await checkout();
+  const done = await checkout();
+  const doneEvent = await stored({
+    kind: 'capture_completed',
+    orderId: done.orderId,
+    capture: captured(done.paymentId),
+  });
+  await inWindow(provider, [doneEvent]);
+  const ids = {
+    plain: await stored({ kind: 'capture_completed', orderId: plain.orderId, capture: captured(plain.paymentId) }),
+    mismatch: await stored({
+      kind: 'capture_completed',
+      orderId: mismatch.orderId,
+      capture: captured(mismatch.paymentId, { amount: 999 }),
+    }),
+    twiceApproved: await stored({ kind: 'order_approved', orderId: twice.orderId, customId: twice.paymentId }),
+    twiceCaptured: await stored({
+      kind: 'capture_completed',
+      orderId: twice.orderId,
+      capture: captured(twice.paymentId),
+    }),
+    late: await stored({ kind: 'capture_completed', orderId: late.orderId, capture: captured(late.paymentId) }),
+    replacing: await stored({
+      kind: 'capture_completed',
+      orderId: replacing.orderId,
+      capture: captured(replacing.paymentId),
+    }),
+    // A chargeback delivered before its capture: applied in the order they came, it names no
+    // capture of ours yet, and the capture then activates (the capture is not taken ahead of it).
+    reversedFirst: await stored({
+      kind: 'capture_reversed',
+      captureId: `CAP-${chargedBack.paymentId}`,
+      refundId: `R-${chargedBack.paymentId}`,
+      amount: 1000,
+      currency: 'USD',
+    }),
+    capturedAfter: await stored({
+      kind: 'capture_completed',
+      orderId: chargedBack.orderId,
+      capture: captured(chargedBack.paymentId),
+    }),
+    unknown: await stored({ kind: 'capture_completed', orderId: 'ORD-NONE', capture: captured(randomUUID()) }),
+    notUuid: await stored({ kind: 'capture_completed', orderId: null, capture: captured('not-a-uuid') }),
+  };
+  await inWindow(provider, [...Object.values(ids), doneEvent, ids.plain]);
+  t.match(await outcomeOf(ids.plain), { outcome: 'activated' });
+  t.match(await pay(plain.paymentId), { status: 'completed' });
+  t.match(await pay(mismatch.paymentId), { status: 'failed', failure_reason: 'capture_mismatch' });
+  t.equal((await refundsOf(mismatch.paymentId)).length, 1, 'the mismatched capture refunded');
+  t.match(await sub(mismatch.subscriptionId), { status: 'cancelled' });
+  t.match(await pay(twice.paymentId), { status: 'completed' });
+  t.equal(
+    (await sent('subscription.activated', (d) => d['subscriptionId'] === twice.subscriptionId)).length,
+    1,
+    'an approval and its capture in one window: activated once',
+  );
+  t.equal(provider.count('capture'), 0, 'the approval, applied after its capture, captures nothing');
+  t.equal((await refundsOf(late.paymentId)).length, 1, 'a capture for an ended subscription refunded');
+  t.match(await sub(late.subscriptionId), { status: 'cancelled' });
+  t.match(await sub(replacing.subscriptionId), { status: 'active' });
+  t.match(await sub(old.subscriptionId), { status: 'cancelled' }, 'the past_due one replaced');
+  t.match(await outcomeOf(ids.reversedFirst), { outcome: 'reversal names no payment of ours' });
+  t.match(await sub(chargedBack.subscriptionId), { status: 'active' }, 'in message order: the capture after');
+  t.match(await outcomeOf(ids.unknown), { outcome: 'capture names no payment of ours' });
+  t.match(await outcomeOf(ids.notUuid), { outcome: 'capture names no payment of ours' });
+  t.equal(
+    (await sent('subscription.activated', (d) => d['subscriptionId'] === done.subscriptionId)).length,
+    1,
+    'an event applied before, in the window again: nothing more',
+  );
+  const receipts = await db
+    .selectFrom('receipts')
+    .select('payment_id')
+    .where(
+      'payment_id',
+      'in',
+      [plain, twice, replacing, done, mismatch, late].map((c) => c.paymentId),
+    )
+    .execute();
+  t.same(
+    receipts.map((r) => r.payment_id).sort(),
+    [plain, twice, replacing, done, late].map((c) => c.paymentId).sort(),
+    'a receipt for each capture kept or refunded late, none for the mismatch, none twice',
+  );
+});
 
 t.test(
   'renewal charges answered in the same turn record in one transaction (group commit), receipts numbered together',

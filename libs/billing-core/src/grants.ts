@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { RoleChangeRequested } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
-import { enqueue } from '@billing/messaging';
+import { enqueue, enqueueMany } from '@billing/messaging';
 
 /**
  * Whether `role`, which the Auth service showed the user holding (`roles`, read at `rolesReadAt`),
@@ -67,6 +67,45 @@ export async function startSubscriptionGrant(
     reason,
     forceRevoke: false,
   });
+}
+
+/**
+ * `startSubscriptionGrant` for many subscriptions at once (billing-core's `completeActivations`):
+ * one multi-row INSERT of the grants of those that hold no live one (`live`, read under their
+ * lock), one of their `role.change.requested`.
+ */
+export async function startSubscriptionGrants(
+  trx: Transaction<Database>,
+  subs: readonly { sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'role' | 'role_held_before'>; live: boolean }[],
+  reason: string,
+): Promise<void> {
+  const fresh = subs.filter((s) => !s.live).map((s) => s.sub);
+  if (fresh.length)
+    await trx
+      .insertInto('role_grants')
+      .values(
+        fresh.map((sub) => ({
+          id: randomUUID(),
+          user_id: sub.user_id,
+          role: sub.role,
+          source: 'subscription' as const,
+          subscription_id: sub.id,
+          reason,
+          held_before: sub.role_held_before,
+        })),
+      )
+      .execute();
+  await enqueueMany(
+    trx,
+    RoleChangeRequested,
+    subs.map(({ sub }) => ({
+      userId: sub.user_id,
+      role: sub.role,
+      source: 'subscription' as const,
+      reason,
+      forceRevoke: false,
+    })),
+  );
 }
 
 /** A subscription's grant ends (now); the role goes only if no other grant of ours holds it. */

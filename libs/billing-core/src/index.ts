@@ -13,3 +13,4 @@ export * from './coupons.js';
 export * from './trials.js';
 export * from './checkout.js';
 export * from './renewal-charges.js';
+export * from './activations.js';

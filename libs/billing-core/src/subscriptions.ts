@@ -126,6 +126,35 @@ export const subscriptions = {
     return written.rows;
   },
 
+  /**
+   * Subscriptions whose first payment completed, set-based (billing-core's `completeActivations`,
+   * which has run each through the machine to `status`): one UPDATE whatever their number,
+   * anchored, paid through the first period, the approval link cleared, a new version each; the
+   * rows as written.
+   */
+  async activateMany(
+    trx: Tx,
+    rows: {
+      id: string;
+      status: SubscriptionRow['status'];
+      cancelAtPeriodEnd: boolean;
+      anchorAt: Date;
+      paidThrough: Date;
+    }[],
+  ): Promise<SubscriptionRow[]> {
+    if (rows.length === 0) return [];
+    const written = await sql<SubscriptionRow>`
+      update subscriptions set status = v.status, cancel_at_period_end = v.cancel_at_period_end,
+        anchor_at = v.anchor_at, paid_through = v.paid_through, approval_url = null, updated_at = now(),
+        version = subscriptions.version + 1
+      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.status)}::text[],
+        ${rows.map((r) => r.cancelAtPeriodEnd)}::boolean[], ${rows.map((r) => r.anchorAt)}::timestamptz[],
+        ${rows.map((r) => r.paidThrough)}::timestamptz[]) as v(id, status, cancel_at_period_end, anchor_at, paid_through)
+      where subscriptions.id = v.id
+      returning subscriptions.*`.execute(trx);
+    return written.rows;
+  },
+
   /** `recordById` as a part of one statement (a data-modifying WITH, billing-core's `recordCheckoutOrder`). */
   updateById(db: Kysely<Database>, id: string, changes: Pick<SubscriptionChanges, 'approval_url'>) {
     return db

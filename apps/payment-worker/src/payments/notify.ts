@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import { SubscriptionActivated, SubscriptionCancelled } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
+import { activatedMessage } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 
 export async function notifyActivated(
@@ -9,17 +10,7 @@ export async function notifyActivated(
   start: Date,
   end: Date,
 ): Promise<void> {
-  await enqueue(trx, SubscriptionActivated, {
-    userId: sub.user_id,
-    subscriptionId: sub.id,
-    planId: sub.plan_id,
-    planName: sub.plan_name,
-    role: sub.role,
-    amount: sub.amount,
-    currency: sub.currency,
-    currentPeriodStart: start.toISOString(),
-    currentPeriodEnd: end.toISOString(),
-  });
+  await enqueue(trx, SubscriptionActivated, activatedMessage(sub, start, end));
 }
 
 /** `at` null: set to end at `endsAt` (the period end); otherwise cancelled at once at `at`. */
