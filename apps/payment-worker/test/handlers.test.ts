@@ -10,7 +10,7 @@ import {
 import { payments, subscriptions } from '@billing/billing-core';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import { makeEnvelope, type StepContext } from '@billing/messaging';
+import { afterClosed, makeEnvelope, type StepContext } from '@billing/messaging';
 import {
   ProviderRefusedError,
   type CaptureInfo,
@@ -864,7 +864,7 @@ t.test(
       await paymentWindow.close(trx, window);
       return out;
     });
-    for (const after of afters) await after?.();
+    for (const after of afters) await afterClosed(after)?.();
     t.equal(provider.calls.length, 0, 'nothing to do after the commit for a capture');
     const receipts = await db
       .selectFrom('receipts')
@@ -921,7 +921,7 @@ async function inWindow(provider: FakeProvider, ids: string[]): Promise<void> {
     await paymentWindow.close(trx, window);
     return out;
   });
-  for (const after of afters) await after?.();
+  for (const after of afters) await afterClosed(after)?.();
 }
 const outcomeOf = async (id: string) =>
   await db
@@ -1172,7 +1172,7 @@ t.test(
       return out;
     });
     t.equal(provider.count('chargeVaulted'), 0, 'nothing charged inside the transaction');
-    await Promise.all(afters.map((a) => a!()));
+    await Promise.all(afters.map((a) => afterClosed(a)!()));
     t.equal(provider.count('chargeVaulted'), 5, 'each live renewal charged once; the ended one not at all');
     t.equal(answers.stats.completedSetBased, 3, `the plain ones set-based (${JSON.stringify(answers.stats)})`);
     for (const r of plain) {
@@ -1210,7 +1210,7 @@ t.test(
       await paymentWindow.close(trx, again);
       return out;
     });
-    await Promise.all(afters2.map((a) => a!()));
+    await Promise.all(afters2.map((a) => afterClosed(a)!()));
     t.equal(provider.count('chargeVaulted'), 5, 'no second charge');
   },
 );

@@ -66,7 +66,20 @@ export interface WindowContext<D, W> {
   /** What the window's messages share (say, receipts numbered together at its end). */
   window: W;
 }
-export type WindowApply<D = any, W = any> = (ctx: WindowContext<D, W>) => Promise<(() => Promise<void>) | void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** What a message leaves to do after the commit: nothing, or a function run once the window committed. */
+export type AfterCommit = (() => Promise<void>) | void;
+/**
+ * A message whose part is done at the window's close (its messages applied together) knows what
+ * it leaves to do after the commit only then: `afterClose` is asked once the window closed.
+ */
+export interface DecidedAtClose {
+  afterClose(): AfterCommit;
+}
+/** What a window's message leaves to do after the commit, asked once the window closed. */
+export function afterClosed(r: AfterCommit | DecidedAtClose): AfterCommit {
+  return r && typeof r === 'object' ? r.afterClose() : r;
+}
+export type WindowApply<D = any, W = any> = (ctx: WindowContext<D, W>) => Promise<AfterCommit | DecidedAtClose>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface WindowOptions<C extends readonly MessageContract[], W> {
   /** The types applied in windows (the others are handled one at a time, as ever). */
@@ -77,6 +90,11 @@ export interface WindowOptions<C extends readonly MessageContract[], W> {
   close(trx: Transaction<Database>, window: W): Promise<void>;
   /** Messages in one window at most; the prefetch by default. */
   max?: number;
+  /**
+   * Window transactions run at once, 1 by default: the messages delivered while they run wait
+   * for one to commit and form the next window, so windows grow with the load.
+   */
+  concurrency?: number;
 }
 
 export interface ConsumerOptions<C extends readonly MessageContract[]> {
@@ -96,7 +114,8 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   prefetch?: number;
   /**
    * Database connections this consumer may hold at once (docs/messages.md): the prefetch is capped
-   * to it (twice it for step handlers, which hold none while the outside world answers), so every
+   * to it (twice it for step handlers, which hold none while the outside world answers; plus one
+   * window's `max` for a consumer applying windows, whose messages share one connection), so every
    * message taken can get a connection, and the rest wait in the broker rather than in a retry loop.
    */
   connections?: number;
@@ -181,13 +200,20 @@ export class Consumer<C extends readonly MessageContract[]> {
   private pendingSeen: { id: string; resolve: (seen: boolean) => void; reject: (err: unknown) => void }[] = [];
   private seenTimer: NodeJS.Timeout | undefined;
   private windowTimer: NodeJS.Immediate | undefined;
+  /** Window transactions running now (docs/messages.md, windows). */
+  private windowTransactions = 0;
 
   constructor(private readonly opts: ConsumerOptions<C>) {
     this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
     // A handler holds its connection for the whole message; a step handler only while it reads and
     // records, not while PayPal or the Auth service answers (about half its time, or more).
     const perConnection = opts.steps ? 2 : 1;
-    const prefetch = Math.max(1, Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection));
+    // A window's messages share one connection: a consumer applying windows may hold one more window.
+    const oneWindow = opts.windows?.max ?? 0;
+    const prefetch = Math.max(
+      1,
+      Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection + oneWindow),
+    );
     this.prefetch = prefetch;
     if (opts.groupCommits)
       this.commits = new TransactionGroup(opts.db, { open: () => undefined, close: async () => undefined });
@@ -333,7 +359,10 @@ export class Consumer<C extends readonly MessageContract[]> {
   private flushWindows(): void {
     this.windowTimer = undefined;
     const max = this.opts.windows?.max ?? this.prefetch;
-    while (this.pendingWindow.length) void this.runWindow(this.pendingWindow.splice(0, max));
+    const limit = this.opts.windows?.concurrency ?? 1;
+    // While a window's transaction runs, the messages delivered meanwhile wait to form the next one.
+    while (this.pendingWindow.length && this.windowTransactions < limit)
+      void this.runWindow(this.pendingWindow.splice(0, max));
   }
 
   /**
@@ -388,6 +417,16 @@ export class Consumer<C extends readonly MessageContract[]> {
    * are marked when that is done).
    */
   private async applyWindow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
+    this.windowTransactions++;
+    try {
+      return await this.applyWindowNow(items);
+    } finally {
+      this.windowTransactions--;
+      if (this.pendingWindow.length) this.windowTimer ??= setImmediate(() => this.flushWindows());
+    }
+  }
+
+  private async applyWindowNow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
     const { db, name, logger, windows } = this.opts;
     return db.transaction().execute(async (trx) => {
       const ids = [...new Set(items.map((i) => i.envelope.id))];
@@ -403,6 +442,7 @@ export class Consumer<C extends readonly MessageContract[]> {
       );
       const window = windows!.open();
       const out: Applied[] = [];
+      const atClose = new Map<number, DecidedAtClose>();
       for (const { envelope, attempts } of items) {
         if (seen.has(envelope.id)) {
           out.push({ duplicate: true });
@@ -413,9 +453,11 @@ export class Consumer<C extends readonly MessageContract[]> {
         const after = await runWithCorrelation(envelope.correlationId, () =>
           apply({ trx, envelope, attempt: attempts, logger, window }),
         );
-        out.push({ duplicate: false, after: after ?? undefined });
+        if (after && typeof after === 'object') atClose.set(out.length, after);
+        out.push({ duplicate: false, after: typeof after === 'function' ? after : undefined });
       }
       await windows!.close(trx, window);
+      for (const [i, d] of atClose) out[i] = { duplicate: false, after: afterClosed(d) ?? undefined };
       const done = [
         ...new Set(
           items

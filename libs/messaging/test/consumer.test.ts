@@ -1,4 +1,5 @@
 import t, { type Test as TapTest } from 'tap';
+import { sql } from 'kysely';
 import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { waitFor } from '@billing/testing';
@@ -613,6 +614,16 @@ t.test(
               .where('reason', '=', envelope.id)
               .executeTakeFirst();
             if (!done) await write(trx, seq, envelope.id);
+            // Decided at the window's close (docs/messages.md, captures in windows): only 4_605 leaves work after the commit.
+            if (seq >= 4_600)
+              return {
+                afterClose: () =>
+                  seq === 4_605
+                    ? async () => {
+                        afterRuns.set(seq, (afterRuns.get(seq) ?? 0) + 1);
+                      }
+                    : undefined,
+              };
             if (seq === 4_500)
               return async () => {
                 afterRuns.set(seq, (afterRuns.get(seq) ?? 0) + 1);
@@ -684,6 +695,105 @@ t.test(
     );
     t.equal(await auditCount(env, 4_500), 1, 'its part in the transaction applied once (the repeat found it done)');
     t.equal(await auditCount(env, 4_501), 1);
+
+    // Decided at the close: those with nothing after the commit are marked processed in the window's
+    // own transaction (the rows share its xmin), the one with work after it once that work ran.
+    const late = Array.from({ length: 8 }, (_, i) => makeEnvelope(Ping, { seq: 4_600 + i }));
+    await send(late);
+    await waitFor(async () => (await consumed(metrics, 'processed')) >= 30 + 5 + 2 + 8, { what: 'the 8 processed' });
+    t.equal(afterRuns.get(4_605), 1, 'the work after the commit ran once');
+    const xminOf = async (table: 'audit_log' | 'processed_messages', col: string, ids: string[]) =>
+      (
+        await sql<{ k: string; x: string }>`select ${sql.ref(col)} as k, xmin::text as x from ${sql.table(table)}
+          where ${sql.ref(col)} = any(${ids})`.execute(env.tdb.db)
+      ).rows;
+    const ids = late.map((e) => e.id);
+    const written = new Map((await xminOf('audit_log', 'reason', ids)).map((r) => [r.k, r.x]));
+    const marked = new Map((await xminOf('processed_messages', 'message_id', ids)).map((r) => [r.k, r.x]));
+    t.equal(marked.size, 8, 'each marked processed');
+    t.ok(
+      late.filter((e) => e.data.seq !== 4_605).every((e) => marked.get(e.id) === written.get(e.id)),
+      'nothing after the commit: marked in the transaction that applied it',
+    );
+    t.not(marked.get(late[5]!.id), written.get(late[5]!.id), 'work after the commit: marked once it ran');
+    await conn.close();
+    await consumer.stop();
+  },
+);
+
+t.test(
+  'windows grow with the load: one window transaction at a time, the messages delivered meanwhile form the next',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const metrics = createMetrics('test');
+    const sizes: number[] = [];
+    let running = 0;
+    let most = 0;
+    const consumer = new Consumer({
+      name: 'growing-windows',
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: 'test.growing-windows',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 2,
+      prefetch: 40,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async () => {
+          throw new Error('the step is not used for a type applied in windows');
+        },
+      },
+      windows: {
+        max: 40,
+        open: () => {
+          most = Math.max(most, ++running);
+          return { n: 0 };
+        },
+        // A slow transaction: what arrives meanwhile waits for it.
+        close: async (_trx, w) => {
+          await new Promise((r) => setTimeout(r, 150));
+          sizes.push(w.n);
+          running--;
+        },
+        apply: {
+          'diagnostics.ping': async ({ window }) => {
+            window.n++;
+          },
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const send = async (n: number, from: number) => {
+      for (let i = 0; i < n; i++) {
+        const e = makeEnvelope(Ping, { seq: from + i });
+        ch.sendToQueue('test.growing-windows', Buffer.from(JSON.stringify(e)), {
+          messageId: e.id,
+          type: e.type,
+          persistent: true,
+        });
+        // Delivered one by one, in separate turns of the consumer's event loop.
+        await ch.waitForConfirms();
+      }
+    };
+    await send(1, 9_000);
+    await waitFor(async () => running === 1, { what: 'the first window running' });
+    await send(25, 9_001);
+    await waitFor(async () => (await consumed(metrics, 'processed')) === 26, { what: '26 processed' });
+    t.equal(most, 1, 'never two window transactions at once');
+    t.equal(sizes[0], 1, 'a lone message waits for no one');
+    t.ok(
+      sizes.length <= 4 && Math.max(...sizes.slice(1)) >= 10,
+      `the rest gathered while it ran (${sizes.join(', ')})`,
+    );
     await conn.close();
     await consumer.stop();
   },

@@ -11,7 +11,7 @@ import {
 } from '@billing/billing-core';
 import { isUuid } from '@billing/domain';
 import type { Db } from '@billing/db';
-import { enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
+import { afterClosed, enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
 import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
@@ -32,7 +32,7 @@ export function applyProviderEvent(ctx: PaymentContext): StepHandler<typeof Prov
     const after = await db.transaction().execute(async (trx) => {
       const then = await applyProviderEventInWindow(ctx, db)({ trx, envelope, attempt: 0, logger, window });
       await paymentWindow.close(trx, window);
-      return then;
+      return afterClosed(then);
     });
     if (after) await after();
   };
@@ -64,10 +64,14 @@ export function applyProviderEventInWindow(
     }
     batch.ids.push(rowId);
     batch.loggers.set(rowId, logger);
-    return async () => {
-      if (!batch.applied.has(rowId)) throw new Error(`provider event ${rowId} was not applied in its window`);
-      const result = batch.applied.get(rowId);
-      if (result?.paymentId && result.outcome === CAPTURE_NEEDED) await capture(ctx, db, result.paymentId, logger);
+    // Known once the window closed: only an approval leaves something to do after the commit.
+    return {
+      afterClose: () => {
+        if (!batch.applied.has(rowId)) throw new Error(`provider event ${rowId} was not applied in its window`);
+        const paymentId = batch.applied.get(rowId)?.paymentId;
+        if (paymentId && batch.applied.get(rowId)?.outcome === CAPTURE_NEEDED)
+          return () => capture(ctx, db, paymentId, logger);
+      },
     };
   };
 }
