@@ -12,7 +12,7 @@ import {
 } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { sql, type Kysely } from 'kysely';
-import type { Database } from '@billing/db';
+import { Batcher, type Database } from '@billing/db';
 
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
@@ -44,30 +44,55 @@ export function buildWorker({
   retryDelaysMs?: readonly number[];
 }): Worker {
   /**
-   * What our grants say of this user and role now, in one statement: the live grants, and whether
-   * the user held the role before us. That is known per (user, role), on each grant a subscription
-   * started for it (at checkout, or at a plan change to that role): the latest one decides.
+   * What our grants say of these users and roles now, in one statement: the live grants, whether
+   * the user held the role before us (known per user and role, on each grant a subscription started
+   * for it, at checkout or at a plan change to that role: the latest one decides), and whether a
+   * grant that had ended by `endedBy` is not yet applied at the Auth service (settled).
    */
-  const desired = async (db: Kysely<Database>, userId: string, role: string) => {
-    const at = new Date();
-    const row = await sql<{ n: number; held_before: boolean | null }>`select
-        (select count(*) from role_grants where user_id = ${userId} and role = ${role} and ended_at is null) as n,
-        (select held_before from role_grants where user_id = ${userId} and role = ${role} and source = 'subscription'
-          order by started_at desc limit 1) as held_before`
+  const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string }[], endedBy: Date) => {
+    const rows = await sql<{ i: string; n: string; held_before: boolean | null; unsettled: boolean }>`select k.i,
+        (select count(*) from role_grants g where g.user_id = k.user_id and g.role = k.role and g.ended_at is null) as n,
+        (select g.held_before from role_grants g where g.user_id = k.user_id and g.role = k.role and g.source = 'subscription'
+          order by g.started_at desc limit 1) as held_before,
+        exists (select 1 from role_grants g where g.user_id = k.user_id and g.role = k.role
+          and g.ended_at is not null and g.ended_at <= ${endedBy} and g.settled_at is null) as unsettled
+      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[]) with ordinality as k(user_id, role, i)`
       .execute(db)
-      .then((r) => r.rows[0]!);
-    return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, at };
+      .then((r) => r.rows);
+    const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
+    return pairs.map((_, i) => {
+      const row = byIndex.get(i + 1)!;
+      return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, unsettled: row.unsettled };
+    });
   };
+  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date };
+  type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
+  // What should be, read before the Auth call: the questions asked within 2 ms of each other share one statement.
+  const reads = new Batcher<Asked>(
+    async (asked) => {
+      const at = new Date();
+      try {
+        const wants = await desiredOf(rt.db, asked, at);
+        asked.forEach((a, i) => a.resolve({ ...wants[i]!, at }));
+      } catch (err) {
+        for (const a of asked) a.reject(err);
+      }
+    },
+    64,
+    2,
+  );
+  const desired = (userId: string, role: string) =>
+    new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
   const steps: StepHandlerMap<typeof contracts> = {
     // No connection is held while the Auth service answers (docs/architecture.md, calling the outside world): read what should be,
     // change the Auth service, then record it under the per-user-and-role lock, checking that what
     // should be has not changed meanwhile (else go round again), so a late revoke never undoes a
     // newer grant and concurrent changes converge.
-    'role.change.requested': async ({ db, envelope, logger, commit }) => {
+    'role.change.requested': async ({ envelope, logger, commit }) => {
       const { userId, role, source, reason, forceRevoke } = envelope.data;
       const done: ('grant' | 'revoke')[] = [];
       for (let round = 1; round <= MAX_ROUNDS; round++) {
-        const want = await desired(db, userId, role);
+        const want = await desired(userId, role);
         let heldNow = (await auth.getRoles(userId)).includes(role);
         const action = decideRoleAction({ ...want, forceRevoke, heldNow });
         if (action === 'grant') await auth.grantRole(userId, role);
@@ -78,20 +103,22 @@ export function buildWorker({
         }
         const settled = await commit(async (trx) => {
           await lockKey(trx, `role:${userId}:${role}`);
-          const now = await desired(trx, userId, role);
-          if (decideRoleAction({ ...now, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
+          const [now] = await desiredOf(trx, [{ userId, role }], want.at);
+          if (decideRoleAction({ ...now!, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
           for (const a of done)
             await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
-          // Every grant that had ended when we read what should be is now applied at the Auth service.
-          await trx
-            .updateTable('role_grants')
-            .set({ settled_at: sql`now()` })
-            .where('user_id', '=', userId)
-            .where('role', '=', role)
-            .where('ended_at', 'is not', null)
-            .where('ended_at', '<=', want.at)
-            .where('settled_at', 'is', null)
-            .execute();
+          // Every grant that had ended when we read what should be is now applied at the Auth service
+          // (no statement when the read found none).
+          if (now!.unsettled)
+            await trx
+              .updateTable('role_grants')
+              .set({ settled_at: sql`now()` })
+              .where('user_id', '=', userId)
+              .where('role', '=', role)
+              .where('ended_at', 'is not', null)
+              .where('ended_at', '<=', want.at)
+              .where('settled_at', 'is', null)
+              .execute();
         }).then(
           () => true,
           (err: unknown) => {
