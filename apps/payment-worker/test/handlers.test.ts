@@ -577,6 +577,28 @@ t.test('refunds PayPal refuses, or that name no capture, fail and are kept for o
     (await db.selectFrom('refunds').select('status').where('id', '=', unknown).executeTakeFirstOrThrow()).status,
     'requested',
   );
+  // PayPal then reports the refused one refunded after all: the money went back, so it is recorded
+  // completed (the refund machine takes PayPal's word over our failure), once, with its credit note.
+  const reported: WebhookAction = {
+    kind: 'capture_refunded',
+    captureId: `CAP-${c.paymentId}`,
+    refundId: 'PP-REFUND-LATE',
+    customId: refused,
+    amount: 100,
+    currency: 'USD',
+    status: 'COMPLETED',
+  };
+  t.equal(await webhook(provider, reported), 'our refund confirmed');
+  t.match(await db.selectFrom('refunds').selectAll().where('id', '=', refused).executeTakeFirstOrThrow(), {
+    status: 'completed',
+    provider_refund_id: 'PP-REFUND-LATE',
+  });
+  await webhook(provider, reported);
+  t.equal((await sent('payment.refunded', (d) => d['refundId'] === refused)).length, 1, 'payment.refunded once');
+  t.ok(
+    (await sent('payment.refunded', (d) => d['refundId'] === refused))[0]!['creditNoteNumber'],
+    'with its credit note',
+  );
 });
 
 t.test('a chargeback of an older period changes only that payment', async (t) => {

@@ -7,3 +7,4 @@ export * from './grants.js';
 export * from './ids.js';
 export * from './plan-change.js';
 export * from './trial.js';
+export * from './refund-state.js';

@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import type { RefundRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments } from '@billing/billing-core';
+import { payments, refunds } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type RefundInput } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -18,12 +17,7 @@ export function sendRefundHandler(ctx: PaymentContext): StepHandler<typeof Refun
 /** Sends a requested refund to PayPal (a retry reuses the same PayPal-Request-Id); no transaction is held while PayPal answers. */
 export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string): Promise<string> {
   const request = await db.transaction().execute(async (trx): Promise<string | RefundInput> => {
-    const refund = await trx
-      .selectFrom('refunds')
-      .selectAll()
-      .where('id', '=', refundId)
-      .forUpdate()
-      .executeTakeFirst();
+    const refund = await refunds.lock(trx, refundId);
     if (!refund || refund.status !== 'requested') return 'no-op';
     const p = await trx
       .selectFrom('payments')
@@ -31,11 +25,7 @@ export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string):
       .where('id', '=', refund.payment_id)
       .executeTakeFirstOrThrow();
     if (!p.provider_capture_id) {
-      await trx
-        .updateTable('refunds')
-        .set({ status: 'failed', failure_reason: 'no capture to refund', updated_at: sql`now()` })
-        .where('id', '=', refund.id)
-        .execute();
+      await refunds.transition(trx, refund, { type: 'failed' }, { failure_reason: 'no capture to refund' });
       return 'failed: no capture';
     }
     return {
@@ -49,34 +39,21 @@ export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string):
   if (typeof request === 'string') return request;
   const answer = await answerOf(ctx.provider.refund(request));
   return db.transaction().execute(async (trx) => {
-    const refund = await trx
-      .selectFrom('refunds')
-      .selectAll()
-      .where('id', '=', refundId)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    if (refund.status !== 'requested') return 'no-op';
+    const refund = await refunds.lock(trx, refundId);
+    if (!refund || refund.status !== 'requested') return 'no-op';
     if (answer instanceof ProviderRefusedError) {
-      await trx
-        .updateTable('refunds')
-        .set({
-          status: 'failed',
-          failure_reason: `${answer.status} ${answer.issue ?? ''}`.trim(),
-          updated_at: sql`now()`,
-        })
-        .where('id', '=', refund.id)
-        .execute();
+      await refunds.transition(
+        trx,
+        refund,
+        { type: 'failed' },
+        { failure_reason: `${answer.status} ${answer.issue ?? ''}`.trim() },
+      );
       ctx.logger.error('PayPal refused a refund', { refundId: refund.id, issue: answer.issue });
       return 'refused';
     }
     const p = (await payments.lock(trx, { id: refund.payment_id }))!;
     if (answer.status === 'COMPLETED') await new PaymentOutcomes(ctx).refundCompleted(trx, p, refund, answer.id);
-    else
-      await trx
-        .updateTable('refunds')
-        .set({ status: 'pending', provider_refund_id: answer.id, updated_at: sql`now()` })
-        .where('id', '=', refund.id)
-        .execute();
+    else await refunds.transition(trx, refund, { type: 'provider_pending' }, { provider_refund_id: answer.id });
     return `refund ${answer.status}`;
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { PaymentRefunded, SubscriptionPaymentMethodRequired, SubscriptionTrialStarted } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow, TransactionGroup } from '@billing/db';
 import {
@@ -17,6 +17,7 @@ import {
   recordRenewalFailure,
   recordRenewalPaid,
   refundableLeft,
+  refunds,
   requestRefund,
   startSubscriptionGrant,
   subscriptions,
@@ -471,15 +472,7 @@ export class PaymentOutcomes {
     action: Extract<WebhookAction, { kind: 'capture_refunded' }>,
   ): Promise<string> {
     const ourId = action.customId && isUuid(action.customId) ? action.customId : null;
-    const ours = ourId
-      ? await trx
-          .selectFrom('refunds')
-          .selectAll()
-          .where('id', '=', ourId)
-          .where('payment_id', '=', p.id)
-          .forUpdate()
-          .executeTakeFirst()
-      : undefined;
+    const ours = ourId ? await refunds.lock(trx, ourId, p.id) : undefined;
     if (ours) {
       if (ours.status !== 'completed') await this.refundCompleted(trx, p, ours, action.refundId);
       return 'our refund confirmed';
@@ -491,19 +484,16 @@ export class PaymentOutcomes {
       .executeTakeFirst();
     if (known) return 'no-op';
     const refundId = randomUUID();
-    await trx
-      .insertInto('refunds')
-      .values({
-        id: refundId,
-        payment_id: p.id,
-        amount: action.amount,
-        currency: action.currency,
-        status: 'completed',
-        origin: 'external',
-        reason: 'refunded at PayPal',
-        provider_refund_id: action.refundId,
-      })
-      .execute();
+    await refunds.insert(trx, {
+      id: refundId,
+      payment_id: p.id,
+      amount: action.amount,
+      currency: action.currency,
+      status: 'completed',
+      origin: 'external',
+      reason: 'refunded at PayPal',
+      provider_refund_id: action.refundId,
+    });
     const total = await this.refundedTotal(trx, p);
     const note = await this.creditNoteFor(
       trx,
@@ -525,11 +515,13 @@ export class PaymentOutcomes {
   }
 
   async refundCompleted(trx: Tx, p: PaymentRow, refund: RefundRow, providerRefundId: string): Promise<void> {
-    await trx
-      .updateTable('refunds')
-      .set({ status: 'completed', provider_refund_id: providerRefundId, updated_at: sql`now()` })
-      .where('id', '=', refund.id)
-      .execute();
+    const t = await refunds.transition(
+      trx,
+      refund,
+      { type: 'provider_completed' },
+      { provider_refund_id: providerRefundId },
+    );
+    if (!t) return;
     const total = await this.refundedTotal(trx, p);
     const note = await this.creditNoteFor(trx, p, refund, refund.reason ?? 'refund');
     await enqueue(trx, PaymentRefunded, {
