@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from '@billing/db';
+import type { Database, SubscriptionRow } from '@billing/db';
+import type { SubscriptionTransition } from '@billing/domain';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 
@@ -59,4 +60,23 @@ export async function recordCheckoutOrder(
     n: number;
   }>`with p as (${payment}), s as (${subscription}) select (select count(*) from p)::int as n`.execute(db);
   return rows[0]!.n === 1 ? 'recorded' : 'moved';
+}
+
+/**
+ * A checkout that never became a subscription (its first payment failed, was refused, abandoned
+ * or expired; a trial refused): the pending subscription is cancelled at `at`, its approval link
+ * cleared (docs/api.md: `approvalUrl` only while pending) and its coupon redemption given back.
+ * The one way a checkout ends; null when it was no longer pending.
+ */
+export async function endCheckout(
+  trx: Tx,
+  sub: SubscriptionRow,
+  at: Date = new Date(),
+): Promise<SubscriptionTransition | null> {
+  return subscriptions.transition(
+    trx,
+    sub,
+    { type: 'initial_payment_failed' },
+    { cancelled_at: at, approval_url: null },
+  );
 }

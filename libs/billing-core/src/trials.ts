@@ -3,6 +3,7 @@ import type { Database, SubscriptionRow } from '@billing/db';
 import type { PaymentEvent } from '@billing/domain';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
+import { endCheckout } from './checkout.js';
 
 /** The data of `subscription.trial_started` and `subscription.trial_will_end` (docs/api.md, free trials). */
 export function trialNote(sub: SubscriptionRow) {
@@ -47,11 +48,6 @@ export async function endPendingCheckout(
   const sub = await subscriptions.lockOrThrow(trx, subscriptionId);
   if (sub.status !== 'pending') return false;
   await payments.endOpen(trx, sub.id, paymentEvent);
-  await subscriptions.transition(
-    trx,
-    sub,
-    { type: 'initial_payment_failed' },
-    { cancelled_at: new Date(), approval_url: null },
-  );
+  await endCheckout(trx, sub);
   return true;
 }

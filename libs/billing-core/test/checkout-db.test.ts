@@ -3,7 +3,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import { lockKey, openPlainCheckout, recordCheckoutOrder, subscriptions } from '../src/index.js';
+import { endCheckout, lockKey, openPlainCheckout, recordCheckoutOrder, subscriptions } from '../src/index.js';
 
 // The common checkout in one statement (docs/api.md, POST /v1/subscriptions), against a real,
 // migrated database: written whole when the user has nothing for the role, not at all otherwise.
@@ -140,3 +140,24 @@ t.test(
     t.match(after.subs[0], { approval_url: 'https://paypal/b' }, 'the subscription keeps the link either way');
   },
 );
+
+t.test('a checkout that ends: cancelled at the time given, its approval link cleared, once', async (t) => {
+  const c = await open('erin');
+  const at = new Date('2026-12-06T10:00:00Z');
+  await db
+    .updateTable('subscriptions')
+    .set({ approval_url: 'https://paypal.test/approve/erin' })
+    .where('id', '=', c.subscriptionId)
+    .execute();
+  const ended = await db.transaction().execute(async (trx) => {
+    const sub = (await subscriptions.lock(trx, c.subscriptionId))!;
+    const first = await endCheckout(trx, sub, at);
+    t.equal(sub.status, 'cancelled', 'the row passed in is brought up to date');
+    return { first, again: await endCheckout(trx, sub, new Date()) };
+  });
+  t.match(ended.first, { status: 'cancelled' });
+  t.equal(ended.again, null, 'a checkout already ended: nothing written');
+  const [sub] = (await rowsOf('erin')).subs;
+  t.match(sub, { status: 'cancelled', approval_url: null });
+  t.equal(sub!.cancelled_at!.getTime(), at.getTime());
+});

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { PaymentCheckRequested, PaymentMethodApproved } from '@billing/contracts';
-import { endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
+import { endCheckout, endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import { TtlCache, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -75,7 +75,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
           if (!payment || payment.status !== 'pending') return;
           if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return;
           const sub = await subscriptions.lockOrThrow(trx, payment.subscription_id);
-          await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+          await endCheckout(trx, sub);
         });
       }
       return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);

@@ -8,6 +8,7 @@ import {
   CouponNotApplicable,
   currentPeriod,
   dropScheduledChange,
+  endCheckout,
   endPendingCheckout,
   hadTrial,
   lockKey,
@@ -232,12 +233,7 @@ export function subscriptionRoutes(
       await rt.db.transaction().execute(async (trx) => {
         const p = await payments.lock(trx, { id: paymentId });
         if (p && (await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' }))) {
-          await subscriptions.transition(
-            trx,
-            await subscriptions.lockOrThrow(trx, subscriptionId),
-            { type: 'initial_payment_failed' },
-            { cancelled_at: new Date() },
-          );
+          await endCheckout(trx, await subscriptions.lockOrThrow(trx, subscriptionId));
         }
       });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });

@@ -5,6 +5,7 @@ import type { Database, PaymentRow, RefundRow, SubscriptionRow, TransactionGroup
 import {
   applyPlanChange,
   couponOf,
+  endCheckout,
   endSubscriptionGrant,
   hadTrial,
   issueCreditNote,
@@ -256,7 +257,7 @@ export class PaymentOutcomes {
   async startTrial(trx: Tx, sub: SubscriptionRow, vaultId: string): Promise<string> {
     if (sub.status !== 'pending' || !sub.trial_period) return 'no-op';
     if (await hadTrial(trx, sub.user_id, sub.role)) {
-      await subscriptions.transition(trx, sub, { type: 'initial_payment_failed' }, { cancelled_at: new Date() });
+      await endCheckout(trx, sub);
       return 'refused: a trial for this role was had already';
     }
     const trial = trialSchedule(new Date(), sub.trial_period);
@@ -358,12 +359,7 @@ export class PaymentOutcomes {
       await recordRenewalFailure(trx, sub, reason, this.ctx.dunningRetryMs, new Date());
       return;
     }
-    await subscriptions.transition(
-      trx,
-      sub,
-      { type: 'initial_payment_failed' },
-      { cancelled_at: new Date(), approval_url: null },
-    );
+    await endCheckout(trx, sub);
   }
 
   /**

@@ -6,7 +6,7 @@ import {
   RenewalChargeRequested,
 } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
+import { endCheckout, payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
 import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
@@ -56,12 +56,7 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
             } else if (expired) {
               // never reached PayPal: nothing to look up
               if (await payments.transition(trx, p, { type: 'checkout_expired' })) {
-                await subscriptions.transition(
-                  trx,
-                  await subscriptions.lockOrThrow(trx, p.subscription_id),
-                  { type: 'initial_payment_failed' },
-                  { cancelled_at: now, approval_url: null },
-                );
+                await endCheckout(trx, await subscriptions.lockOrThrow(trx, p.subscription_id), now);
               }
             }
             await payments.touch(trx, p.id, now);
