@@ -1,6 +1,6 @@
 import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contracts';
 import type { AuthClient } from '@billing/auth-client';
-import { lockKey } from '@billing/billing-core';
+import { lockKey, settleEndedGrants } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
 import {
   Consumer,
@@ -109,16 +109,7 @@ export function buildWorker({
             await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
           // Every grant that had ended when we read what should be is now applied at the Auth service
           // (no statement when the read found none).
-          if (now!.unsettled)
-            await trx
-              .updateTable('role_grants')
-              .set({ settled_at: sql`now()` })
-              .where('user_id', '=', userId)
-              .where('role', '=', role)
-              .where('ended_at', 'is not', null)
-              .where('ended_at', '<=', want.at)
-              .where('settled_at', 'is', null)
-              .execute();
+          if (now!.unsettled) await settleEndedGrants(trx, userId, role, want.at);
         }).then(
           () => true,
           (err: unknown) => {

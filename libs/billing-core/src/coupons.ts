@@ -106,3 +106,44 @@ export function withCoupon(amount: number, coupon: CouponRow | undefined, k: num
   // 0 is a free period: recorded as paid without a PayPal charge.
   return discounted(amount, coupon);
 }
+
+/** What an operator sets on a new coupon (docs/api.md, coupons at checkout). */
+export interface NewCoupon {
+  code: string;
+  percentOff: number | null;
+  amountOff: number | null;
+  currency: string | null;
+  durationPeriods: number | null;
+  maxRedemptions: number | null;
+  maxRedemptionsPerUser: number | null;
+  expiresAt: string | null;
+}
+
+/** A new coupon, written; undefined when one with that code exists already (nothing written). */
+export async function createCoupon(trx: Tx, c: NewCoupon): Promise<CouponRow | undefined> {
+  return trx
+    .insertInto('coupons')
+    .values({
+      code: c.code,
+      percent_off: c.percentOff,
+      amount_off: c.amountOff,
+      currency: c.currency,
+      duration_periods: c.durationPeriods,
+      max_redemptions: c.maxRedemptions,
+      max_redemptions_per_user: c.maxRedemptionsPerUser,
+      expires_at: c.expiresAt,
+    })
+    .onConflict((oc) => oc.column('code').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** An operator turns a coupon on or off; the row as written, or undefined when there is no such coupon. */
+export async function setCouponActive(trx: Tx, code: string, active: boolean): Promise<CouponRow | undefined> {
+  return trx
+    .updateTable('coupons')
+    .set({ active, updated_at: sql`now()` })
+    .where('code', '=', code)
+    .returningAll()
+    .executeTakeFirst();
+}

@@ -130,3 +130,87 @@ export async function endSubscriptionGrant(
       forceRevoke: false,
     });
 }
+
+/**
+ * An operator grants a role by hand (docs/auth.md, manual grants): the user's live manual grant
+ * for it, or a new one, and the role change asked. Returns the grant's id and whether it was
+ * already live. The caller holds the user-and-role lock.
+ */
+export async function startManualGrant(
+  trx: Transaction<Database>,
+  g: { userId: string; role: string; reason: string; grantedBy: string },
+): Promise<{ grantId: string; existed: boolean }> {
+  const live = await trx
+    .selectFrom('role_grants')
+    .select('id')
+    .where('user_id', '=', g.userId)
+    .where('role', '=', g.role)
+    .where('source', '=', 'manual')
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
+  const grantId = live?.id ?? randomUUID();
+  if (!live)
+    await trx
+      .insertInto('role_grants')
+      .values({
+        id: grantId,
+        user_id: g.userId,
+        role: g.role,
+        source: 'manual',
+        reason: g.reason,
+        granted_by: g.grantedBy,
+      })
+      .execute();
+  await enqueue(trx, RoleChangeRequested, {
+    userId: g.userId,
+    role: g.role,
+    source: 'manual',
+    reason: g.reason,
+    forceRevoke: false,
+  });
+  return { grantId, existed: Boolean(live) };
+}
+
+/**
+ * An operator takes a role away (docs/auth.md): every live grant of ours for it ends and the role is
+ * revoked even if the user held it before us (forceRevoke). Returns the grants ended. The caller
+ * holds the user-and-role lock and has checked that no live subscription grants it.
+ */
+export async function endGrantsByOperator(
+  trx: Transaction<Database>,
+  userId: string,
+  role: string,
+  reason: string,
+): Promise<string[]> {
+  const ended = await trx
+    .updateTable('role_grants')
+    .set({ ended_at: sql`now()`, end_reason: reason })
+    .where('user_id', '=', userId)
+    .where('role', '=', role)
+    .where('ended_at', 'is', null)
+    .returning('id')
+    .execute();
+  await enqueue(trx, RoleChangeRequested, { userId, role, source: 'manual', reason, forceRevoke: true });
+  return ended.map((g) => g.id);
+}
+
+/**
+ * The role-worker applied a user's role at the Auth service: every grant for it that had ended by
+ * `endedBy` (when the worker read what should be) is settled (docs/auth.md, a role held before us).
+ */
+export async function settleEndedGrants(
+  trx: Transaction<Database>,
+  userId: string,
+  role: string,
+  endedBy: Date,
+): Promise<void> {
+  await trx
+    .updateTable('role_grants')
+    .set({ settled_at: sql`now()` })
+    .where('user_id', '=', userId)
+    .where('role', '=', role)
+    .where('ended_at', 'is not', null)
+    .where('ended_at', '<=', endedBy)
+    .where('settled_at', 'is', null)
+    .execute();
+}

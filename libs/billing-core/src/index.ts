@@ -14,3 +14,4 @@ export * from './trials.js';
 export * from './checkout.js';
 export * from './renewal-charges.js';
 export * from './activations.js';
+export * from './payment-method-requests.js';

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
-import { sql } from 'kysely';
 import type { CouponRow } from '@billing/db';
+import { createCoupon, setCouponActive } from '@billing/billing-core';
 import { isSupportedCurrency } from '@billing/domain';
 import { Nullable, Page, Ts } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
@@ -75,22 +75,17 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
         throw new AppError('validation', 'amountOff needs a currency PayPal supports');
       if (percent && b.currency) throw new AppError('validation', 'a percentage takes no currency');
       const row = await rt.db.transaction().execute(async (trx) => {
-        const exists = await trx.selectFrom('coupons').select('code').where('code', '=', b.code).executeTakeFirst();
-        if (exists) throw new AppError('validation', `a coupon "${b.code}" exists already`);
-        const c = await trx
-          .insertInto('coupons')
-          .values({
-            code: b.code,
-            percent_off: b.percentOff ?? null,
-            amount_off: b.amountOff ?? null,
-            currency: b.currency ?? null,
-            duration_periods: b.durationPeriods ?? null,
-            max_redemptions: b.maxRedemptions ?? null,
-            max_redemptions_per_user: b.maxRedemptionsPerUser === undefined ? 1 : b.maxRedemptionsPerUser,
-            expires_at: b.expiresAt ?? null,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        const c = await createCoupon(trx, {
+          code: b.code,
+          percentOff: b.percentOff ?? null,
+          amountOff: b.amountOff ?? null,
+          currency: b.currency ?? null,
+          durationPeriods: b.durationPeriods ?? null,
+          maxRedemptions: b.maxRedemptions ?? null,
+          maxRedemptionsPerUser: b.maxRedemptionsPerUser === undefined ? 1 : b.maxRedemptionsPerUser,
+          expiresAt: b.expiresAt ?? null,
+        });
+        if (!c) throw new AppError('validation', `a coupon "${b.code}" exists already`);
         await audit(trx, {
           actor: actor(req),
           action: 'coupon.create',
@@ -124,12 +119,7 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
           .forUpdate()
           .executeTakeFirst();
         if (!cur) throw new AppError('not-found', 'no such coupon');
-        const row = await trx
-          .updateTable('coupons')
-          .set({ active: req.body.active, updated_at: sql`now()` })
-          .where('code', '=', cur.code)
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        const row = (await setCouponActive(trx, cur.code, req.body.active))!;
         await audit(trx, {
           actor: actor(req),
           action: 'coupon.update',

@@ -1,11 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import { sql } from 'kysely';
 import { AuthUnavailableError } from '@billing/auth-client';
-import { lockKey } from '@billing/billing-core';
-import { RoleChangeRequested } from '@billing/contracts';
+import { endGrantsByOperator, lockKey, startManualGrant } from '@billing/billing-core';
 import { subscriptionView } from '@billing/http-api';
-import { enqueue } from '@billing/messaging';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
 import type { AdminPlugin } from './index.js';
@@ -124,27 +121,13 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
       const { role, reason } = req.body;
       await rt.db.transaction().execute(async (trx) => {
         await lockKey(trx, `role:${userId}:${role}`);
-        const live = await trx
-          .selectFrom('role_grants')
-          .select('id')
-          .where('user_id', '=', userId)
-          .where('role', '=', role)
-          .where('source', '=', 'manual')
-          .where('ended_at', 'is', null)
-          .executeTakeFirst();
-        const grantId = live?.id ?? randomUUID();
-        if (!live)
-          await trx
-            .insertInto('role_grants')
-            .values({ id: grantId, user_id: userId, role, source: 'manual', reason, granted_by: actor(req) })
-            .execute();
-        await enqueue(trx, RoleChangeRequested, { userId, role, source: 'manual', reason, forceRevoke: false });
+        const { grantId, existed } = await startManualGrant(trx, { userId, role, reason, grantedBy: actor(req) });
         await audit(trx, {
           actor: actor(req),
           action: 'role.grant',
           target: `user:${userId}`,
           reason,
-          before: { role, manualGrant: live ? live.id : null },
+          before: { role, manualGrant: existed ? grantId : null },
           after: { role, manualGrant: grantId },
         });
       });
@@ -184,27 +167,13 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
             'role-held-by-subscription',
             `a live subscription (${bySubscription.subscription_id}) grants "${role}"; cancel it instead`,
           );
-        const ended = await trx
-          .updateTable('role_grants')
-          .set({ ended_at: sql`now()`, end_reason: reason ?? 'revoked by an operator' })
-          .where('user_id', '=', userId)
-          .where('role', '=', role)
-          .where('ended_at', 'is', null)
-          .returning('id')
-          .execute();
-        await enqueue(trx, RoleChangeRequested, {
-          userId,
-          role,
-          source: 'manual',
-          reason: reason ?? 'revoked by an operator',
-          forceRevoke: true,
-        });
+        const ended = await endGrantsByOperator(trx, userId, role, reason ?? 'revoked by an operator');
         await audit(trx, {
           actor: actor(req),
           action: 'role.revoke',
           target: `user:${userId}`,
           reason,
-          before: { role, liveGrants: ended.map((g) => g.id) },
+          before: { role, liveGrants: ended },
           after: { role, liveGrants: [] },
         });
       });

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { PaymentCheckRequested, PaymentMethodApproved } from '@billing/contracts';
-import { endCheckout, endPendingCheckout, payments, subscriptions } from '@billing/billing-core';
+import { endCheckout, endPendingCheckout, paymentMethodRequests, payments, subscriptions } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import { TtlCache, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -134,17 +134,11 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
       let walletCheckout = false;
       if (token)
         await rt.db.transaction().execute(async (trx) => {
-          const r = await trx
-            .updateTable('payment_method_requests')
-            .set({ status: 'cancelled', updated_at: new Date() })
-            .where('setup_token_id', '=', token)
-            .where('status', '=', 'pending')
-            .returning('subscription_id')
-            .executeTakeFirst();
-          if (!r) return;
+          const subscriptionId = await paymentMethodRequests.cancelPending(trx, token);
+          if (!subscriptionId) return;
           // A checkout saving a wallet (a trial, a free first period) whose buyer gave up at PayPal
           // ends like any checkout given up, with its payment of 0 if it has one.
-          walletCheckout = await endPendingCheckout(trx, r.subscription_id, { type: 'buyer_cancelled' });
+          walletCheckout = await endPendingCheckout(trx, subscriptionId, { type: 'buyer_cancelled' });
         });
       return reply.redirect(
         walletCheckout

@@ -13,6 +13,7 @@ import {
   hadTrial,
   lockKey,
   openPlainCheckout,
+  paymentMethodRequests,
   payments,
   planChangeFor,
   PlanChangeRefused,
@@ -305,16 +306,12 @@ export function subscriptionRoutes(
     }
     const approvalUrl = token.approvalUrl;
     await Promise.all([
-      rt.db
-        .insertInto('payment_method_requests')
-        .values({
-          id: randomUUID(),
-          subscription_id: subscriptionId,
-          user_id: userId,
-          setup_token_id: token.setupTokenId,
-          status: 'pending',
-        })
-        .execute(),
+      paymentMethodRequests.open(rt.db, {
+        id: randomUUID(),
+        subscriptionId,
+        userId,
+        setupTokenId: token.setupTokenId,
+      }),
       subscriptions.recordById(rt.db, subscriptionId, { approval_url: approvalUrl }),
     ]);
     if (redirect) return { status: 303, body: null, headers: { location: approvalUrl } };
@@ -628,16 +625,12 @@ export function subscriptionRoutes(
       }
       if (!token.approvalUrl)
         throw new AppError('payment-provider-unavailable', 'PayPal gave no approval link; try again');
-      await rt.db
-        .insertInto('payment_method_requests')
-        .values({
-          id: requestId,
-          subscription_id: sub.id,
-          user_id: sub.user_id,
-          setup_token_id: token.setupTokenId,
-          status: 'pending',
-        })
-        .execute();
+      await paymentMethodRequests.open(rt.db, {
+        id: requestId,
+        subscriptionId: sub.id,
+        userId: sub.user_id,
+        setupTokenId: token.setupTokenId,
+      });
       return reply.status(201).send({ approvalUrl: token.approvalUrl });
     },
   );

@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { endPendingCheckout, subscriptions } from '@billing/billing-core';
+import { endPendingCheckout, paymentMethodRequests, subscriptions } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -59,21 +58,13 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       .executeTakeFirstOrThrow();
     if (r.status !== 'pending') return 'no-op';
     if (answer instanceof ProviderRefusedError) {
-      await trx
-        .updateTable('payment_method_requests')
-        .set({ status: 'failed', updated_at: sql`now()` })
-        .where('id', '=', r.id)
-        .execute();
+      await paymentMethodRequests.fail(trx, r.id);
       // A checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
       await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
       return `refused: ${answer.issue}`;
     }
     const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
-    await trx
-      .updateTable('payment_method_requests')
-      .set({ status: 'completed', payment_token_id: answer.paymentTokenId, updated_at: sql`now()` })
-      .where('id', '=', r.id)
-      .execute();
+    await paymentMethodRequests.complete(trx, r.id, answer.paymentTokenId);
     // A checkout with nothing to charge now (docs/api.md, free trials): the saved wallet starts the trial, or
     // the first period a coupon made free is recorded as paid without a charge.
     if (sub.status === 'pending') {
@@ -119,15 +110,9 @@ export async function reconcileSetupToken(
   if (APPROVED.has(status)) return replacePaymentMethod(ctx, db, setupTokenId);
   if (!expireUnapproved) return `setup token ${status}: still waiting for the buyer`;
   return db.transaction().execute(async (trx) => {
-    const r = await trx
-      .updateTable('payment_method_requests')
-      .set({ status: 'cancelled', updated_at: sql`now()` })
-      .where('setup_token_id', '=', setupTokenId)
-      .where('status', '=', 'pending')
-      .returning('subscription_id')
-      .executeTakeFirst();
-    if (!r) return 'no-op';
-    await endPendingCheckout(trx, r.subscription_id, { type: 'checkout_expired' });
+    const subscriptionId = await paymentMethodRequests.cancelPending(trx, setupTokenId);
+    if (!subscriptionId) return 'no-op';
+    await endPendingCheckout(trx, subscriptionId, { type: 'checkout_expired' });
     return `setup token ${status}: expired unapproved`;
   });
 }

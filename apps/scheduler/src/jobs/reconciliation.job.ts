@@ -6,7 +6,14 @@ import {
   RenewalChargeRequested,
 } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { endCheckout, payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
+import {
+  endCheckout,
+  paymentMethodRequests,
+  payments,
+  planChangeFailed,
+  planChangeOfPayment,
+  subscriptions,
+} from '@billing/billing-core';
 import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
@@ -97,16 +104,11 @@ async function reconcileSetupTokens(db: Db, now: Date, stale: Date, ttl: Date): 
         source: 'reconciliation',
         expireUnapproved: r.created_at <= ttl,
       });
-    if (due.length)
-      await trx
-        .updateTable('payment_method_requests')
-        .set({ updated_at: now })
-        .where(
-          'id',
-          'in',
-          due.map((r) => r.id),
-        )
-        .execute();
+    await paymentMethodRequests.touchMany(
+      trx,
+      due.map((r) => r.id),
+      now,
+    );
     return due.length;
   });
 }
