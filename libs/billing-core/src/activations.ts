@@ -1,12 +1,18 @@
 import type { Transaction } from 'kysely';
-import { SubscriptionActivated } from '@billing/contracts';
+import { SubscriptionActivated, SubscriptionCancelled } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
 import { applyPaymentEvent, applySubscriptionEvent, periodWindow } from '@billing/domain';
-import { enqueueMany } from '@billing/messaging';
-import { startSubscriptionGrants } from './grants.js';
+import { enqueue, enqueueMany } from '@billing/messaging';
+import { cancelledMessage } from './cancel.js';
+import { endSubscriptionGrant, startSubscriptionGrant, startSubscriptionGrants } from './grants.js';
 import { payments } from './payments.js';
 import { paymentReceipt, type ReceiptBatch } from './receipts.js';
+import { requestRefund } from './refunds.js';
 import { subscriptions } from './subscriptions.js';
+
+// Where a first payment completed becomes an active subscription: one at a time
+// (`activateSubscription`, for PayPal's answer to our capture and every case the set form does not
+// take) and set-based for a window of PayPal's capture webhooks (`completeActivations`).
 
 type Tx = Transaction<Database>;
 
@@ -49,6 +55,61 @@ export function activatedMessage(sub: SubscriptionRow, start: Date, end: Date) {
     currentPeriodStart: start.toISOString(),
     currentPeriodEnd: end.toISOString(),
   };
+}
+
+/** What a completed first payment did to its subscription. */
+export type ActivationOutcome = 'activated' | 'completed' | 'refunded: subscription ended';
+
+/**
+ * The first payment completed (the caller has taken it to `completed` through the machine): the
+ * subscription starts (anchored now, paid through its first period, the approval link cleared, the
+ * wallet kept when PayPal saved one), the role is granted, the buyer told, and a past_due
+ * subscription granting the same role is replaced. A subscription that ended meanwhile keeps
+ * nothing: the payment is refunded whole. One at a time; `completeActivations` is the same, set-based.
+ */
+export async function activateSubscription(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<ActivationOutcome> {
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  const anchor = new Date();
+  const { start, end } = periodWindow(anchor, sub.period, 0);
+  const s = await subscriptions.transition(
+    trx,
+    sub,
+    { type: 'initial_payment_completed' },
+    { anchor_at: anchor, paid_through: end, approval_url: null, ...(vaultId ? { vault_id: vaultId } : {}) },
+  );
+  if (s?.effects.includes('refund_payment')) {
+    await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+    return 'refunded: subscription ended';
+  }
+  if (!s?.effects.includes('grant_starts')) return 'completed';
+  await payments.record(trx, p, { period_start: start, period_end: end });
+  await startSubscriptionGrant(trx, sub, 'subscription activated');
+  await enqueue(trx, SubscriptionActivated, activatedMessage(sub, start, end));
+  await replacePastDue(trx, sub, anchor);
+  return 'activated';
+}
+
+/** A past_due subscription granting the same role is replaced by a new one, without refund (docs/api.md). */
+export async function replacePastDue(trx: Tx, sub: SubscriptionRow, anchor: Date): Promise<void> {
+  const pastDue = await trx
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('user_id', '=', sub.user_id)
+    .where('role', '=', sub.role)
+    .where('status', '=', 'past_due')
+    .where('id', '!=', sub.id)
+    .forUpdate()
+    .execute();
+  for (const old of pastDue) {
+    const r = await subscriptions.transition(
+      trx,
+      old,
+      { type: 'replaced' },
+      { cancelled_at: anchor, next_retry_at: null },
+    );
+    if (r?.effects.includes('grant_ends')) await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
+    if (r) await enqueue(trx, SubscriptionCancelled, cancelledMessage(old, anchor, 0));
+  }
 }
 
 /**

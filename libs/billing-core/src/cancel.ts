@@ -76,17 +76,39 @@ export async function cancelSubscription(
     await endSubscriptionGrant(trx, sub, `cancelled ${mode === 'immediately' ? 'immediately' : 'at period end'}`);
   if (!wasPending) {
     const period = currentPeriod(sub, now);
-    await enqueue(trx, SubscriptionCancelled, {
-      userId: sub.user_id,
-      subscriptionId: sub.id,
-      planId: sub.plan_id,
-      planName: sub.plan_name,
-      mode,
-      cancelledAt: mode === 'immediately' ? now.toISOString() : null,
-      endsAt: mode === 'immediately' ? now.toISOString() : (period?.end.toISOString() ?? null),
-      refundAmount,
-      currency: sub.currency,
-    });
+    await enqueue(
+      trx,
+      SubscriptionCancelled,
+      cancelledMessage(
+        sub,
+        mode === 'immediately' ? now : null,
+        refundAmount,
+        mode === 'immediately' ? now : (period?.end ?? null),
+      ),
+    );
   }
   return { subscription: sub, changed: true, refundAmount };
+}
+
+/**
+ * `subscription.cancelled`'s data (docs/messages.md): `at` null, set to end at `endsAt` (its period
+ * end); otherwise cancelled at once at `at`.
+ */
+export function cancelledMessage(
+  sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'plan_id' | 'plan_name' | 'currency'>,
+  at: Date | null,
+  refundAmount: number,
+  endsAt: Date | null = at,
+) {
+  return {
+    userId: sub.user_id,
+    subscriptionId: sub.id,
+    planId: sub.plan_id,
+    planName: sub.plan_name,
+    mode: at ? ('immediately' as const) : ('at_period_end' as const),
+    cancelledAt: at?.toISOString() ?? null,
+    endsAt: endsAt?.toISOString() ?? null,
+    refundAmount,
+    currency: sub.currency,
+  };
 }

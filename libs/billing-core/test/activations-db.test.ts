@@ -3,6 +3,7 @@ import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import {
+  activateSubscription,
   activationFits,
   completeActivations,
   lockActivations,
@@ -219,4 +220,114 @@ t.test('only the common case fits; a case it does not take is refused, not writt
     .where('id', '=', coupon.paymentId)
     .executeTakeFirstOrThrow();
   t.equal(untouched.status, 'approved');
+});
+
+/** The one-at-a-time path for the same capture: the payment completed, then the subscription activated. */
+async function oneAtATime(paymentId: string, vaultId: string | null = null) {
+  return db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    await payments.transition(trx, p, { type: 'capture_completed' }, { provider_capture_id: `capture-${paymentId}` });
+    return activateSubscription(trx, p, vaultId);
+  });
+}
+
+t.test('one at a time and set-based write the same rows and messages', async (t) => {
+  const [a, b] = [await approved(), await approved()];
+  const receipts = new ReceiptBatch();
+  await db.transaction().execute(async (trx) => {
+    const locked = await lockActivations(trx, [a.paymentId]);
+    await completeActivations(trx, [captured(locked, a.paymentId)], receipts);
+  });
+  t.equal(await oneAtATime(b.paymentId), 'activated');
+  const shape = async (x: typeof a) => {
+    const p = await db.selectFrom('payments').selectAll().where('id', '=', x.paymentId).executeTakeFirstOrThrow();
+    const s = await db.selectFrom('subscriptions').selectAll().where('id', '=', x.subId).executeTakeFirstOrThrow();
+    const grants = await db.selectFrom('role_grants').selectAll().where('subscription_id', '=', x.subId).execute();
+    return {
+      payment: [p.status, p.failure_reason, p.provider_capture_id?.replace(x.paymentId, '')],
+      period: [
+        p.period_start?.getTime() === s.anchor_at?.getTime(),
+        p.period_end?.getTime() === s.paid_through?.getTime(),
+      ],
+      sub: [s.status, s.cancel_at_period_end, s.approval_url, s.version],
+      grants: grants.map((g) => [g.role, g.source, g.reason, g.held_before, g.ended_at]),
+      roles: (await outboxOf('role.change.requested', (d) => d['userId'] === x.userId)).map((d) => ({
+        ...d,
+        userId: '',
+      })),
+      activated: (await outboxOf('subscription.activated', (d) => d['subscriptionId'] === x.subId)).length,
+    };
+  };
+  t.same(await shape(a), await shape(b));
+  t.match(await shape(b), { payment: ['completed', null, 'capture-'], period: [true, true], activated: 1 });
+});
+
+t.test('one at a time: a wallet kept, a past_due subscription replaced, an ended one refunded, a repeat', async (t) => {
+  const withWallet = await approved();
+  t.equal(await oneAtATime(withWallet.paymentId, 'VAULT-1'), 'activated');
+  t.equal(
+    (
+      await db
+        .selectFrom('subscriptions')
+        .select('vault_id')
+        .where('id', '=', withWallet.subId)
+        .executeTakeFirstOrThrow()
+    ).vault_id,
+    'VAULT-1',
+  );
+  // The user's older subscription for the role is past_due, with its live grant: replaced.
+  const replacing = await approved();
+  const oldId = randomUUID();
+  await db
+    .insertInto('subscriptions')
+    .values({
+      id: oldId,
+      user_id: replacing.userId,
+      plan_id: 'm',
+      plan_name: 'Monthly',
+      role: 'r',
+      amount: 900,
+      currency: 'EUR',
+      period: 'P1M',
+      status: 'past_due',
+      next_retry_at: new Date(),
+    })
+    .execute();
+  await db
+    .insertInto('role_grants')
+    .values({
+      id: randomUUID(),
+      user_id: replacing.userId,
+      role: 'r',
+      source: 'subscription',
+      subscription_id: oldId,
+      reason: 'subscription activated',
+      held_before: false,
+    })
+    .execute();
+  t.equal(await oneAtATime(replacing.paymentId), 'activated');
+  const old = await db.selectFrom('subscriptions').selectAll().where('id', '=', oldId).executeTakeFirstOrThrow();
+  t.match(old, { status: 'cancelled', next_retry_at: null });
+  t.ok(old.cancelled_at, 'cancelled at the new one’s start');
+  const oldGrant = await db.selectFrom('role_grants').selectAll().where('subscription_id', '=', oldId).execute();
+  t.equal(oldGrant[0]!.end_reason, 'replaced by a new subscription');
+  t.match(await outboxOf('subscription.cancelled', (d) => d['subscriptionId'] === oldId), [
+    { mode: 'immediately', refundAmount: 0, currency: 'EUR' },
+  ]);
+  // Ended meanwhile: nothing kept, the payment refunded whole.
+  const ended = await approved();
+  await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', ended.subId).execute();
+  t.equal(await oneAtATime(ended.paymentId), 'refunded: subscription ended');
+  const refunds = await db.selectFrom('refunds').selectAll().where('payment_id', '=', ended.paymentId).execute();
+  t.match(refunds, [{ amount: 900, origin: 'late_capture', status: 'requested' }]);
+  t.equal((await outboxOf('subscription.activated', (d) => d['subscriptionId'] === ended.subId)).length, 0);
+  // Already active: nothing more.
+  const again = await approved();
+  t.equal(await oneAtATime(again.paymentId), 'activated');
+  // The same step run twice (a redelivery): the subscription is already active, nothing more.
+  const second = await db
+    .transaction()
+    .execute(async (trx) => activateSubscription(trx, (await payments.lock(trx, { id: again.paymentId }))!, null));
+  t.equal(second, 'completed');
+  t.equal((await outboxOf('subscription.activated', (d) => d['subscriptionId'] === again.subId)).length, 1);
 });

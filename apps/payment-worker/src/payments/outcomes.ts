@@ -3,6 +3,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { PaymentRefunded, SubscriptionPaymentMethodRequired, SubscriptionTrialStarted } from '@billing/contracts';
 import type { Database, PaymentRow, RefundRow, SubscriptionRow, TransactionGroup } from '@billing/db';
 import {
+  activateSubscription,
   applyPlanChange,
   couponOf,
   endCheckout,
@@ -19,17 +20,18 @@ import {
   recordRenewalPaid,
   refundableLeft,
   refunds,
+  replacePastDue,
   requestRefund,
   startSubscriptionGrant,
   subscriptions,
   trialNote,
   windowOf,
 } from '@billing/billing-core';
-import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, periodWindow, trialSchedule } from '@billing/domain';
+import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, trialSchedule } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, ProviderRefusedError, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
-import { notifyActivated, notifyCancelled } from './notify.js';
+import { notifyCancelled } from './notify.js';
 import type { PaymentWindow } from './window.js';
 
 export type Tx = Transaction<Database>;
@@ -225,28 +227,12 @@ export class PaymentOutcomes {
     return Boolean(other);
   }
 
-  /** The first payment completed: the subscription starts, the role is granted, the buyer told. */
+  /** The first payment completed: billing-core's activation (the subscription starts, the role, the buyer told). */
   private async activate(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<string> {
-    const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
-    const anchor = new Date();
-    const { start, end } = periodWindow(anchor, sub.period, 0);
-    const s = await subscriptions.transition(
-      trx,
-      sub,
-      { type: 'initial_payment_completed' },
-      { anchor_at: anchor, paid_through: end, approval_url: null, ...(vaultId ? { vault_id: vaultId } : {}) },
-    );
-    if (s?.effects.includes('refund_payment')) {
-      await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
-      return 'refunded: subscription ended';
-    }
-    if (!s?.effects.includes('grant_starts')) return 'completed';
-    await payments.record(trx, p, { period_start: start, period_end: end });
-    await startSubscriptionGrant(trx, sub, 'subscription activated');
-    await notifyActivated(trx, sub, start, end);
-    await this.replacePastDue(trx, sub, anchor);
-    this.ctx.logger.info('subscription activated', { subscriptionId: sub.id, paymentId: p.id });
-    return 'activated';
+    const outcome = await activateSubscription(trx, p, vaultId);
+    if (outcome === 'activated')
+      this.ctx.logger.info('subscription activated', { subscriptionId: p.subscription_id, paymentId: p.id });
+    return outcome;
   }
 
   /**
@@ -278,32 +264,9 @@ export class PaymentOutcomes {
     if (!t?.effects.includes('grant_starts')) return 'no-op';
     await startSubscriptionGrant(trx, sub, 'trial started');
     await enqueue(trx, SubscriptionTrialStarted, trialNote(sub));
-    await this.replacePastDue(trx, sub, trial.start);
+    await replacePastDue(trx, sub, trial.start);
     this.ctx.logger.info('trial started', { subscriptionId: sub.id, trialEnd: trial.end.toISOString() });
     return 'trial started';
-  }
-
-  /** A past_due subscription granting the same role is replaced by a new one, without refund (docs/api.md). */
-  private async replacePastDue(trx: Tx, sub: SubscriptionRow, anchor: Date): Promise<void> {
-    const pastDue = await trx
-      .selectFrom('subscriptions')
-      .selectAll()
-      .where('user_id', '=', sub.user_id)
-      .where('role', '=', sub.role)
-      .where('status', '=', 'past_due')
-      .where('id', '!=', sub.id)
-      .forUpdate()
-      .execute();
-    for (const old of pastDue) {
-      const r = await subscriptions.transition(
-        trx,
-        old,
-        { type: 'replaced' },
-        { cancelled_at: anchor, next_retry_at: null },
-      );
-      if (r?.effects.includes('grant_ends')) await endSubscriptionGrant(trx, old, 'replaced by a new subscription');
-      if (r) await notifyCancelled(trx, old, anchor, 0);
-    }
   }
 
   /**
