@@ -91,12 +91,12 @@ export function buildWorker({
         'payment.renewal.requested': chargeRenewalInWindow(ctx, rt.db),
       },
       ...paymentWindow,
-      // One window's transaction at a time, of up to 16: the next 16 are delivered meanwhile and
+      // One window's transaction at a time, of up to 32: the next are delivered meanwhile and
       // form the next window (docs/messages.md, windows).
-      max: 16,
+      max: 32,
     },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,
-    prefetch: 32,
+    prefetch: 64,
     setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };
