@@ -58,19 +58,7 @@ function step<D>(data: D, contract: Parameters<typeof makeEnvelope>[0]): StepCon
 }
 
 async function webhook(provider: FakeProvider, action: WebhookAction): Promise<string | null> {
-  const id = randomUUID();
-  await db
-    .insertInto('provider_events')
-    .values({
-      id,
-      provider: 'paypal',
-      provider_event_id: `WH-${id}`,
-      event_type: action.kind,
-      resource_type: null,
-      resource_id: null,
-      payload: JSON.stringify(action),
-    })
-    .execute();
+  const id = await stored(action);
   await applyProviderEvent(ctxOf(provider))(
     step({ providerEventRowId: id, provider: 'paypal', eventType: action.kind }, ProviderEventReceived),
   );

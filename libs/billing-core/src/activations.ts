@@ -8,7 +8,7 @@ import { endSubscriptionGrant, startSubscriptionGrant, startSubscriptionGrants }
 import { payments } from './payments.js';
 import { paymentReceipt, type ReceiptBatch } from './receipts.js';
 import { requestRefund } from './refunds.js';
-import { subscriptions } from './subscriptions.js';
+import { aboutSubscription, subscriptions } from './subscriptions.js';
 
 // Where a first payment completed becomes an active subscription: one at a time
 // (`activateSubscription`, for PayPal's answer to our capture and every case the set form does not
@@ -45,11 +45,7 @@ export interface CapturedActivation extends LockedActivation {
 /** `subscription.activated`'s data: the subscription's first period, from `start` to `end`. */
 export function activatedMessage(sub: SubscriptionRow, start: Date, end: Date) {
   return {
-    userId: sub.user_id,
-    subscriptionId: sub.id,
-    planId: sub.plan_id,
-    planName: sub.plan_name,
-    role: sub.role,
+    ...aboutSubscription(sub),
     amount: sub.amount,
     currency: sub.currency,
     currentPeriodStart: start.toISOString(),

@@ -14,7 +14,7 @@ import { pricesOfPeriods } from './plan-changes.js';
 import { endSubscriptionGrant } from './grants.js';
 import { indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
-import { subscriptions } from './subscriptions.js';
+import { aboutSubscription, subscriptions } from './subscriptions.js';
 
 type Tx = Transaction<Database>;
 
@@ -94,11 +94,7 @@ export function renewalPaidMessage(
   return {
     first: sub.trial_start !== null && p.period_index === 0,
     data: {
-      userId: sub.user_id,
-      subscriptionId: sub.id,
-      planId: sub.plan_id,
-      planName: sub.plan_name,
-      role: sub.role,
+      ...aboutSubscription(sub),
       amount: p.amount,
       currency: p.currency,
       currentPeriodStart: start.toISOString(),
@@ -160,13 +156,6 @@ export async function expire(
     sub,
     why === 'period_ended' ? 'subscription expired' : 'renewal failed after the last retry',
   );
-  await enqueue(trx, SubscriptionExpired, {
-    userId: sub.user_id,
-    subscriptionId: sub.id,
-    planId: sub.plan_id,
-    planName: sub.plan_name,
-    role: sub.role,
-    expiredAt: now.toISOString(),
-  });
+  await enqueue(trx, SubscriptionExpired, { ...aboutSubscription(sub), expiredAt: now.toISOString() });
   return true;
 }

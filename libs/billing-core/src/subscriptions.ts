@@ -188,3 +188,14 @@ async function write(trx: Tx, sub: SubscriptionRow, changes: SubscriptionUpdate)
     .executeTakeFirstOrThrow();
   Object.assign(sub, row);
 }
+
+/** What every message about a subscription says of it: whose, which, of which plan, granting which role. */
+export function aboutSubscription(sub: Pick<SubscriptionRow, 'id' | 'user_id' | 'plan_id' | 'plan_name' | 'role'>) {
+  return {
+    userId: sub.user_id,
+    subscriptionId: sub.id,
+    planId: sub.plan_id,
+    planName: sub.plan_name,
+    role: sub.role,
+  };
+}

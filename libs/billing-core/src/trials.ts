@@ -2,17 +2,13 @@ import type { Transaction } from 'kysely';
 import type { Database, SubscriptionRow } from '@billing/db';
 import type { PaymentEvent } from '@billing/domain';
 import { payments } from './payments.js';
-import { subscriptions } from './subscriptions.js';
+import { aboutSubscription, subscriptions } from './subscriptions.js';
 import { endCheckout } from './checkout.js';
 
 /** The data of `subscription.trial_started` and `subscription.trial_will_end` (docs/api.md, free trials). */
 export function trialNote(sub: SubscriptionRow) {
   return {
-    userId: sub.user_id,
-    subscriptionId: sub.id,
-    planId: sub.plan_id,
-    planName: sub.plan_name,
-    role: sub.role,
+    ...aboutSubscription(sub),
     trialStart: sub.trial_start!.toISOString(),
     trialEnd: sub.trial_end!.toISOString(),
     amount: sub.amount,
