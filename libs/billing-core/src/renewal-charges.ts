@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { SubscriptionActivated, SubscriptionRenewed } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
-import { applyPaymentEvent, applySubscriptionEvent, HOLDING_MONEY, type PaymentStatus } from '@billing/domain';
+import { applyPaymentEvent, applySubscriptionEvent, HOLDING_MONEY, isLive, type PaymentStatus } from '@billing/domain';
 import { enqueueMany } from '@billing/messaging';
 import { payments } from './payments.js';
 import { windowOf } from './periods.js';
@@ -150,7 +150,7 @@ export function fits(i: CapturedRenewal): boolean {
   // Only a `created` payment takes both steps (the machine decides, below).
   if (p.kind !== 'renewal' || i.periodTaken) return false;
   if (p.provider_capture_id || (p.provider_order_id && p.provider_order_id !== i.orderId)) return false;
-  if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') return false;
+  if (!isLive(sub.status)) return false;
   if (p.amount !== sub.amount || p.amount <= 0 || sub.anchor_at === null) return false;
   if (sub.cancel_at_period_end) return false;
   return completesOnCapture(p.status);

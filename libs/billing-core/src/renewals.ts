@@ -8,7 +8,7 @@ import {
   SubscriptionRenewed,
 } from '@billing/contracts';
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
-import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES } from '@billing/domain';
+import { HOLDING_MONEY, isLive, OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue, enqueueMany } from '@billing/messaging';
 import { pricesOfPeriods } from './plan-changes.js';
 import { endSubscriptionGrant } from './grants.js';
@@ -114,7 +114,7 @@ export async function recordRenewalFailure(
   dunningRetryMs: readonly number[],
   now: Date,
 ): Promise<void> {
-  if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') return;
+  if (!isLive(sub.status)) return;
   const firstFailure = sub.dunning_started_at ?? now;
   const attempts = sub.dunning_attempts + 1;
   const delay = dunningRetryMs[attempts - 1];

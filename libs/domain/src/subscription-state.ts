@@ -1,6 +1,14 @@
 export const SUBSCRIPTION_STATUSES = ['pending', 'trialing', 'active', 'past_due', 'cancelled', 'expired'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
+/** The statuses of a live subscription: it grants its role and falls due for renewal (docs/api.md). */
+export const LIVE_STATUSES = ['trialing', 'active', 'past_due'] as const satisfies readonly SubscriptionStatus[];
+
+/** Whether a subscription in `status` is live (trialing, active or past_due). */
+export function isLive(status: SubscriptionStatus): boolean {
+  return (LIVE_STATUSES as readonly SubscriptionStatus[]).includes(status);
+}
+
 export interface SubscriptionState {
   status: SubscriptionStatus;
   cancelAtPeriodEnd: boolean;

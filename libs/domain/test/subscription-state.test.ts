@@ -137,3 +137,9 @@ t.test('resume', async (t) => {
     );
   }
 });
+
+t.test('live: trialing, active and past_due, and no other status', async (t) => {
+  const { isLive, LIVE_STATUSES, SUBSCRIPTION_STATUSES } = await import('../src/subscription-state.js');
+  t.same(SUBSCRIPTION_STATUSES.filter(isLive), ['trialing', 'active', 'past_due']);
+  t.same([...LIVE_STATUSES].sort(), ['active', 'past_due', 'trialing']);
+});

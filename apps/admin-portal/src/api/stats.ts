@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { parsePeriod } from '@billing/domain';
+import { LIVE_STATUSES, parsePeriod } from '@billing/domain';
 import type { AdminPlugin } from './index.js';
 import { errors, Stats } from './schemas.js';
 
@@ -31,7 +31,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
       db
         .selectFrom('subscriptions')
         .select(['amount', 'currency', 'period', 'status'])
-        .where('status', 'in', ['trialing', 'active', 'past_due'])
+        .where('status', 'in', [...LIVE_STATUSES])
         .execute(),
       db
         .selectFrom('subscriptions')
@@ -80,7 +80,11 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
         .selectFrom('subscriptions')
         .select([
           'plan_id',
-          (eb) => eb.fn.countAll<string>().filterWhere('status', 'in', ['trialing', 'active', 'past_due']).as('active'),
+          (eb) =>
+            eb.fn
+              .countAll<string>()
+              .filterWhere('status', 'in', [...LIVE_STATUSES])
+              .as('active'),
           (eb) => eb.fn.countAll<string>().as('total'),
         ])
         .groupBy('plan_id')

@@ -25,7 +25,7 @@ import {
   withCoupon,
 } from '@billing/billing-core';
 import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
-import { NotResumableError } from '@billing/domain';
+import { isLive, NotResumableError } from '@billing/domain';
 import { ProviderRefusedError } from '@billing/payments';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -601,7 +601,7 @@ export function subscriptionRoutes(
     async (req, reply) => {
       const id = req.params.id;
       const sub = await readOwn(id, req.userId);
-      if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
+      if (!isLive(sub.status))
         throw new AppError('not-changeable', `a ${sub.status} subscription has no payment method to replace`);
       const wait = walletLimiter.take(req.userId);
       if (wait)

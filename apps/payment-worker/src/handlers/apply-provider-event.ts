@@ -9,7 +9,7 @@ import {
   subscriptions,
   type CapturedActivation,
 } from '@billing/billing-core';
-import { isUuid } from '@billing/domain';
+import { isLive, isUuid } from '@billing/domain';
 import type { Db } from '@billing/db';
 import { afterClosed, enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
@@ -269,7 +269,7 @@ export async function applyWebhookAction(
       // docs/api.md, …/payment-method: the buyer revoked the saved wallet. It is not charged again; the buyer is
       // told now and may save a new one; the next renewal finds no method and waits for it.
       for (const sub of subs) {
-        if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {
+        if (!isLive(sub.status)) {
           await subscriptions.record(trx, sub, { vault_id: null });
           continue;
         }

@@ -1,3 +1,4 @@
+import { isLive } from '@billing/domain';
 import type { PlanChangeChargeRequested, RenewalChargeRequested } from '@billing/contracts';
 import type { Db, PaymentRow } from '@billing/db';
 import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
@@ -114,7 +115,7 @@ export async function decideCharge(
     }
     return vaultCharge(p, sub.vault_id, `${sub.plan_name} → ${change.to_plan_id}: plan change`);
   }
-  if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing') {
+  if (!isLive(sub.status)) {
     await payments.transition(trx, p, { type: 'subscription_ended' });
     return `subscription ${sub.status}: not charged`;
   }

@@ -1,3 +1,4 @@
+import { isLive } from '@billing/domain';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
 import { endPendingCheckout, paymentMethodRequests, subscriptions } from '@billing/billing-core';
@@ -82,8 +83,7 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
       if (!free) return 'no-op: nothing waits for this wallet';
       return outcomes.paidWithoutCharge(trx, free, answer.paymentTokenId);
     }
-    if (sub.status !== 'active' && sub.status !== 'past_due' && sub.status !== 'trialing')
-      return `subscription ${sub.status}: kept for nothing`;
+    if (!isLive(sub.status)) return `subscription ${sub.status}: kept for nothing`;
     await subscriptions.record(trx, sub, {
       vault_id: answer.paymentTokenId,
       payment_method_required: null,

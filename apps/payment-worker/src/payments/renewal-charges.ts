@@ -1,3 +1,4 @@
+import { isLive } from '@billing/domain';
 import type { RenewalChargeRequested } from '@billing/contracts';
 import type { Static } from 'typebox';
 import { completeRenewals, fits, lockCharges, ReceiptBatch, type CapturedRenewal } from '@billing/billing-core';
@@ -64,7 +65,7 @@ export async function decideCharges(
       l.p.status === 'created' &&
       l.p.amount > 0 &&
       !l.periodTaken &&
-      (l.sub.status === 'active' || l.sub.status === 'past_due' || l.sub.status === 'trialing') &&
+      isLive(l.sub.status) &&
       !l.sub.cancel_at_period_end &&
       l.sub.vault_id;
     decided.set(

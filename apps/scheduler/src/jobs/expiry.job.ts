@@ -1,3 +1,4 @@
+import { LIVE_STATUSES } from '@billing/domain';
 import type { Db } from '@billing/db';
 import { expire } from '@billing/billing-core';
 import type { Job } from '../runner.js';
@@ -13,7 +14,7 @@ export function expiryJob(db: Db): Job {
           const due = await trx
             .selectFrom('subscriptions')
             .selectAll()
-            .where('status', 'in', ['trialing', 'active', 'past_due'])
+            .where('status', 'in', [...LIVE_STATUSES])
             .where('cancel_at_period_end', '=', true)
             .where('paid_through', '<=', now)
             .limit(100)

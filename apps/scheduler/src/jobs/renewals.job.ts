@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { Database, Db } from '@billing/db';
 import { claimRenewals } from '@billing/billing-core';
-import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
+import { LIVE_STATUSES, OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import type { Job } from '../runner.js';
 
 /** Subscriptions claimed per transaction (set-based: seven statements whatever the number). */
@@ -48,7 +48,7 @@ export function dueForRenewal(trx: Transaction<Database>, now: Date, leadMs: num
   return trx
     .selectFrom('subscriptions as s')
     .selectAll('s')
-    .where('s.status', 'in', ['trialing', 'active', 'past_due'])
+    .where('s.status', 'in', [...LIVE_STATUSES])
     .where('s.cancel_at_period_end', '=', false)
     .where('s.anchor_at', 'is not', null)
     .where('s.paid_through', '<=', new Date(now.getTime() + leadMs))
