@@ -248,8 +248,7 @@ export async function applyWebhookAction(
     case 'order_voided': {
       const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
       if (!p) return { paymentId: null, outcome: 'unknown order' };
-      const t = await payments.transition(trx, p, { type: 'voided' });
-      if (t) await outcomes.paymentFailed(trx, p, 'voided');
+      const t = await outcomes.failWith(trx, p, { type: 'voided' }, 'voided');
       return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
     }
     case 'vault_token_created': {

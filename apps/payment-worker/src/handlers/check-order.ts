@@ -55,12 +55,10 @@ async function recordLookup(
   if (expireUnapproved && waitingForBuyer) {
     if (p.kind === 'renewal') {
       // PayPal wants the payer, who is not there for a renewal: a failed attempt, and dunning.
-      const d = await payments.transition(trx, p, { type: 'capture_declined' });
-      if (d) await outcomes.paymentFailed(trx, p, 'declined');
+      const d = await outcomes.failWith(trx, p, { type: 'capture_declined' }, 'declined');
       return d ? 'renewal needs the payer: failed' : 'no-op';
     }
-    const t = await payments.transition(trx, p, { type: 'checkout_expired' });
-    if (t) await outcomes.paymentFailed(trx, p, 'checkout_expired');
+    const t = await outcomes.failWith(trx, p, { type: 'checkout_expired' }, 'checkout_expired');
     return t ? 'checkout expired' : 'no-op';
   }
   return outcomes.recordOrder(trx, p, order);

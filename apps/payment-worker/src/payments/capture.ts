@@ -27,14 +27,12 @@ export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: st
     const locked = (await payments.lock(trx, { id: paymentId }))!;
     if (answer instanceof ProviderRefusedError) {
       if (answer.issue === 'INSTRUMENT_DECLINED') {
-        const t = await payments.transition(trx, locked, { type: 'capture_declined' });
-        if (t) await outcomes.paymentFailed(trx, locked, 'declined');
+        await outcomes.failWith(trx, locked, { type: 'capture_declined' }, 'declined');
         return 'declined';
       }
       // A 4xx is PayPal's final word (docs/paypal.md): left approved, the payment would be captured again for ever.
       ctx.logger.warn('capture refused', { paymentId, issue: answer.issue });
-      const f = await payments.transition(trx, locked, { type: 'provider_failed', reason: 'provider_error' });
-      if (f) await outcomes.paymentFailed(trx, locked, 'provider_error');
+      await outcomes.failWith(trx, locked, { type: 'provider_failed', reason: 'provider_error' }, 'provider_error');
       return `capture refused: ${answer.issue}`;
     }
     return outcomes.recordOrder(trx, locked, answer);

@@ -27,7 +27,7 @@ import {
   trialNote,
   windowOf,
 } from '@billing/billing-core';
-import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, trialSchedule } from '@billing/domain';
+import { HOLDING_MONEY, isUuid, OPEN_PAYMENT_STATUSES, trialSchedule, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { CaptureInfo, OrderState, PaymentProvider, ProviderRefusedError, WebhookAction } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
@@ -105,8 +105,7 @@ export class PaymentOutcomes {
     if (order.capture) return this.recordCapture(trx, p, order.capture, order.vaultId);
     if (order.status === 'APPROVED') return this.markApproved(trx, p);
     if (order.status === 'VOIDED') {
-      const t = await payments.transition(trx, p, { type: 'voided' });
-      if (t) await this.paymentFailed(trx, p, 'voided');
+      await this.failWith(trx, p, { type: 'voided' }, 'voided');
       return 'voided';
     }
     return `order ${order.status}`;
@@ -143,8 +142,7 @@ export class PaymentOutcomes {
       return t ? 'capture pending' : 'no-op';
     }
     if (capture.status === 'DECLINED' || capture.status === 'FAILED') {
-      const t = await payments.transition(trx, p, { type: 'capture_declined' });
-      if (t) await this.paymentFailed(trx, p, 'declined');
+      const t = await this.failWith(trx, p, { type: 'capture_declined' }, 'declined');
       return t ? 'declined' : 'no-op';
     }
     if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED')
@@ -307,6 +305,16 @@ export class PaymentOutcomes {
     }
     await recordRenewalPaid(trx, sub, p);
     return 'renewed';
+  }
+
+  /**
+   * The machine's failure `event` applied to the payment; when it moved it, what a failed payment
+   * does follows (`paymentFailed`). Whether it moved (a stale or repeated event: nothing).
+   */
+  async failWith(trx: Tx, p: PaymentRow, event: PaymentEvent, reason: FailureCause): Promise<boolean> {
+    const t = await payments.transition(trx, p, event);
+    if (t) await this.paymentFailed(trx, p, reason);
+    return t !== null;
   }
 
   /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
