@@ -10,7 +10,7 @@ import {
   type CapturedActivation,
 } from '@billing/billing-core';
 import { isLive, isUuid } from '@billing/domain';
-import type { Db } from '@billing/db';
+import type { Db, ProviderEventRow } from '@billing/db';
 import { afterClosed, enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
 import type { WebhookAction } from '@billing/payments';
@@ -153,8 +153,12 @@ async function applyStoredEvents(
       }
     }
   }
+  // The rest, from the rows and actions read above (a message naming a row twice is applied once).
+  const rows = new Map(events.map((e) => [e.id, e]));
+  const parsed = new Map(actions.map((a) => [a.event.id, a.action]));
   for (const id of ids)
-    if (!applied.has(id)) applied.set(id, await applyStoredEvent(ctx, trx, id, loggers.get(id) ?? ctx.logger));
+    if (!applied.has(id))
+      applied.set(id, await applyEvent(ctx, trx, rows.get(id), parsed.get(id), loggers.get(id) ?? ctx.logger));
   return applied;
 }
 
@@ -178,14 +182,17 @@ function refsOf(action: WebhookAction): string[] {
   }
 }
 
-/** A stored webhook applied in the caller's transaction, once: its row is locked and marked processed. */
-async function applyStoredEvent(ctx: PaymentContext, trx: Tx, rowId: string, logger: Logger): Promise<Applied | null> {
-  const event = await trx
-    .selectFrom('provider_events')
-    .selectAll()
-    .where('id', '=', rowId)
-    .forUpdate()
-    .executeTakeFirst();
+/**
+ * A stored webhook applied in the caller's transaction, once: its row, locked by the caller (none:
+ * an unknown row), is marked processed; `action` is its payload as parsed already, if it was.
+ */
+async function applyEvent(
+  ctx: PaymentContext,
+  trx: Tx,
+  event: ProviderEventRow | undefined,
+  action: WebhookAction | undefined,
+  logger: Logger,
+): Promise<Applied | null> {
   if (!event) return null;
   if (event.processed_at) {
     // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
@@ -193,7 +200,7 @@ async function applyStoredEvent(ctx: PaymentContext, trx: Tx, rowId: string, log
       ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
       : null;
   }
-  const result = await applyWebhookAction(ctx, trx, ctx.provider.parseWebhook(event.payload));
+  const result = await applyWebhookAction(ctx, trx, action ?? ctx.provider.parseWebhook(event.payload));
   await trx
     .updateTable('provider_events')
     .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
