@@ -18,6 +18,24 @@ export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3
 
 export const roleQueue: WorkQueueSpec = WORK_QUEUES.role;
 
+/** Runs the functions given one key one after another, in the order given; different keys run side by side. */
+export class KeyedSerial {
+  private readonly tails = new Map<string, Promise<void>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const result = before.then(fn);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
 export interface Worker {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -83,53 +101,57 @@ export function buildWorker({
   );
   const desired = (userId: string, role: string) =>
     new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
+  // One change at a time per user and role in this process: a change taken while another for the
+  // same pair is at the Auth service waits for it to be recorded, then reads what it left.
+  const pairs = new KeyedSerial();
   const steps: StepHandlerMap<typeof contracts> = {
     // No connection is held while the Auth service answers (docs/architecture.md, calling the outside world): read what should be,
     // change the Auth service, then record it under the per-user-and-role lock, checking that what
     // should be has not changed meanwhile (else go round again), so a late revoke never undoes a
     // newer grant and concurrent changes converge.
-    'role.change.requested': async ({ envelope, logger, commit }) => {
-      const { userId, role, source, reason, forceRevoke } = envelope.data;
-      const done: ('grant' | 'revoke')[] = [];
-      for (let round = 1; round <= MAX_ROUNDS; round++) {
-        const want = await desired(userId, role);
-        let heldNow = (await auth.getRoles(userId)).includes(role);
-        const action = decideRoleAction({ ...want, forceRevoke, heldNow });
-        if (action === 'grant') await auth.grantRole(userId, role);
-        if (action === 'revoke') await auth.revokeRole(userId, role);
-        if (action !== 'none') {
-          done.push(action);
-          heldNow = action === 'grant';
+    'role.change.requested': ({ envelope, logger, commit }) =>
+      pairs.run(`${envelope.data.userId}\u0000${envelope.data.role}`, async () => {
+        const { userId, role, source, reason, forceRevoke } = envelope.data;
+        const done: ('grant' | 'revoke')[] = [];
+        for (let round = 1; round <= MAX_ROUNDS; round++) {
+          const want = await desired(userId, role);
+          let heldNow = (await auth.getRoles(userId)).includes(role);
+          const action = decideRoleAction({ ...want, forceRevoke, heldNow });
+          if (action === 'grant') await auth.grantRole(userId, role);
+          if (action === 'revoke') await auth.revokeRole(userId, role);
+          if (action !== 'none') {
+            done.push(action);
+            heldNow = action === 'grant';
+          }
+          const settled = await commit(async (trx) => {
+            await lockKey(trx, `role:${userId}:${role}`);
+            const [now] = await desiredOf(trx, [{ userId, role }], want.at);
+            if (decideRoleAction({ ...now!, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
+            for (const a of done)
+              await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
+            // Every grant that had ended when we read what should be is now applied at the Auth service
+            // (no statement when the read found none).
+            if (now!.unsettled) await settleEndedGrants(trx, userId, role, want.at);
+          }).then(
+            () => true,
+            (err: unknown) => {
+              if (err instanceof ChangedMeanwhile) return false;
+              throw err;
+            },
+          );
+          if (settled) {
+            logger.info('role change applied', {
+              userId,
+              role,
+              actions: done,
+              liveGrants: want.liveGrants,
+              rounds: round,
+            });
+            return;
+          }
         }
-        const settled = await commit(async (trx) => {
-          await lockKey(trx, `role:${userId}:${role}`);
-          const [now] = await desiredOf(trx, [{ userId, role }], want.at);
-          if (decideRoleAction({ ...now!, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
-          for (const a of done)
-            await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
-          // Every grant that had ended when we read what should be is now applied at the Auth service
-          // (no statement when the read found none).
-          if (now!.unsettled) await settleEndedGrants(trx, userId, role, want.at);
-        }).then(
-          () => true,
-          (err: unknown) => {
-            if (err instanceof ChangedMeanwhile) return false;
-            throw err;
-          },
-        );
-        if (settled) {
-          logger.info('role change applied', {
-            userId,
-            role,
-            actions: done,
-            liveGrants: want.liveGrants,
-            rounds: round,
-          });
-          return;
-        }
-      }
-      throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
-    },
+        throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
+      }),
   };
   const consumer = new Consumer({
     name: 'role-worker',
