@@ -1,10 +1,10 @@
 import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contracts';
 import type { AuthClient } from '@billing/auth-client';
-import { lockKey, settleEndedGrants } from '@billing/billing-core';
+import { lockKeys, settleEndedGrantsMany } from '@billing/billing-core';
 import { decideRoleAction } from '@billing/domain';
 import {
   Consumer,
-  enqueue,
+  enqueueEach,
   ROLE_RETRY_DELAYS_MS,
   WORK_QUEUES,
   type StepHandlerMap,
@@ -12,7 +12,7 @@ import {
 } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { sql, type Kysely } from 'kysely';
-import { Batcher, type Database } from '@billing/db';
+import { Gatherer, type Database, type GroupWindow } from '@billing/db';
 
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
@@ -47,6 +47,21 @@ const MAX_ROUNDS = 5;
 /** What should be changed while the Auth service was being called: the transaction rolls back and the change goes round again. */
 class ChangedMeanwhile extends Error {}
 
+/** A change made at the Auth service (or found not needed), to be recorded. */
+interface RoleRecord {
+  userId: string;
+  role: string;
+  source: 'subscription' | 'manual';
+  reason: string;
+  forceRevoke: boolean;
+  /** Whether the user holds the role at the Auth service now. */
+  heldNow: boolean;
+  /** When what should be was read. */
+  at: Date;
+  /** What was done at the Auth service, in order. */
+  done: ('grant' | 'revoke')[];
+}
+
 /**
  * The role-worker: applies role changes at the Auth service one at a time per user and role,
  * evaluating docs/auth.md's rule when the change is applied (not when it was queued), so a late
@@ -65,16 +80,17 @@ export function buildWorker({
    * What our grants say of these users and roles now, in one statement: the live grants, whether
    * the user held the role before us (known per user and role, on each grant a subscription started
    * for it, at checkout or at a plan change to that role: the latest one decides), and whether a
-   * grant that had ended by `endedBy` is not yet applied at the Auth service (settled).
+   * grant that had ended by the pair's `endedBy` is not yet applied at the Auth service (settled).
    */
-  const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string }[], endedBy: Date) => {
+  const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string; endedBy: Date }[]) => {
     const rows = await sql<{ i: string; n: string; held_before: boolean | null; unsettled: boolean }>`select k.i,
         (select count(*) from role_grants g where g.user_id = k.user_id and g.role = k.role and g.ended_at is null) as n,
         (select g.held_before from role_grants g where g.user_id = k.user_id and g.role = k.role and g.source = 'subscription'
           order by g.started_at desc limit 1) as held_before,
         exists (select 1 from role_grants g where g.user_id = k.user_id and g.role = k.role
-          and g.ended_at is not null and g.ended_at <= ${endedBy} and g.settled_at is null) as unsettled
-      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[]) with ordinality as k(user_id, role, i)`
+          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled
+      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[],
+        ${pairs.map((p) => p.endedBy.toISOString())}::timestamptz[]) with ordinality as k(user_id, role, ended_by, i)`
       .execute(db)
       .then((r) => r.rows);
     const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
@@ -85,12 +101,15 @@ export function buildWorker({
   };
   type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date };
   type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
-  // What should be, read before the Auth call: the questions asked within 2 ms of each other share one statement.
-  const reads = new Batcher<Asked>(
+  // What should be, read before the Auth call: the questions asked while a read runs share the next statement.
+  const reads = new Gatherer<Asked>(
     async (asked) => {
       const at = new Date();
       try {
-        const wants = await desiredOf(rt.db, asked, at);
+        const wants = await desiredOf(
+          rt.db,
+          asked.map((a) => ({ ...a, endedBy: at })),
+        );
         asked.forEach((a, i) => a.resolve({ ...wants[i]!, at }));
       } catch (err) {
         for (const a of asked) a.reject(err);
@@ -101,10 +120,51 @@ export function buildWorker({
   );
   const desired = (userId: string, role: string) =>
     new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
+
+  /**
+   * What the Auth service was made to do, recorded by a group of commits at its close, set-based
+   * (docs/messages.md, group commit): their user-and-role locks in one statement, what should be in
+   * one, then their `role.granted`/`role.revoked` in one INSERT and their ended grants settled in
+   * one UPDATE. If what should be changed meanwhile for any of them, the group fails; each is then
+   * recorded alone, and the one that changed goes round again.
+   */
+  const records: GroupWindow<RoleRecord[]> = {
+    open: () => [],
+    async close(trx, recs) {
+      if (recs.length === 0) return;
+      await lockKeys(
+        trx,
+        recs.map((r) => `role:${r.userId}:${r.role}`),
+      );
+      const now = await desiredOf(
+        trx,
+        recs.map((r) => ({ userId: r.userId, role: r.role, endedBy: r.at })),
+      );
+      recs.forEach((r, i) => {
+        if (decideRoleAction({ ...now[i]!, forceRevoke: r.forceRevoke, heldNow: r.heldNow }) !== 'none')
+          throw new ChangedMeanwhile();
+      });
+      await enqueueEach(
+        trx,
+        recs.flatMap((r) =>
+          r.done.map((a) => ({
+            contract: a === 'grant' ? RoleGranted : RoleRevoked,
+            data: { userId: r.userId, role: r.role, source: r.source, reason: r.reason },
+          })),
+        ),
+      );
+      // Every grant that had ended when we read what should be is now applied at the Auth service.
+      await settleEndedGrantsMany(
+        trx,
+        recs.filter((_, i) => now[i]!.unsettled).map((r) => ({ userId: r.userId, role: r.role, endedBy: r.at })),
+      );
+    },
+  };
+
   // One change at a time per user and role in this process: a change taken while another for the
   // same pair is at the Auth service waits for it to be recorded, then reads what it left.
   const pairs = new KeyedSerial();
-  const steps: StepHandlerMap<typeof contracts> = {
+  const steps: StepHandlerMap<typeof contracts, RoleRecord[]> = {
     // No connection is held while the Auth service answers (docs/architecture.md, calling the outside world): read what should be,
     // change the Auth service, then record it under the per-user-and-role lock, checking that what
     // should be has not changed meanwhile (else go round again), so a late revoke never undoes a
@@ -112,7 +172,7 @@ export function buildWorker({
     'role.change.requested': ({ envelope, logger, commit }) =>
       pairs.run(`${envelope.data.userId}\u0000${envelope.data.role}`, async () => {
         const { userId, role, source, reason, forceRevoke } = envelope.data;
-        const done: ('grant' | 'revoke')[] = [];
+        const done: RoleRecord['done'] = [];
         for (let round = 1; round <= MAX_ROUNDS; round++) {
           const want = await desired(userId, role);
           let heldNow = (await auth.getRoles(userId)).includes(role);
@@ -123,15 +183,9 @@ export function buildWorker({
             done.push(action);
             heldNow = action === 'grant';
           }
-          const settled = await commit(async (trx) => {
-            await lockKey(trx, `role:${userId}:${role}`);
-            const [now] = await desiredOf(trx, [{ userId, role }], want.at);
-            if (decideRoleAction({ ...now!, forceRevoke, heldNow }) !== 'none') throw new ChangedMeanwhile();
-            for (const a of done)
-              await enqueue(trx, a === 'grant' ? RoleGranted : RoleRevoked, { userId, role, source, reason });
-            // Every grant that had ended when we read what should be is now applied at the Auth service
-            // (no statement when the read found none).
-            if (now!.unsettled) await settleEndedGrants(trx, userId, role, want.at);
+          const rec: RoleRecord = { userId, role, source, reason, forceRevoke, heldNow, at: want.at, done };
+          const settled = await commit(async (_trx, recs) => {
+            recs.push(rec);
           }).then(
             () => true,
             (err: unknown) => {
@@ -163,7 +217,8 @@ export function buildWorker({
     queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue,
     contracts,
     steps,
-    groupCommits: true,
+    groupCommits: records,
+    commitConcurrency: 2,
     maxAttempts: ROLE_MAX_ATTEMPTS,
     prefetch: 16,
     setup: declarePublishedTopology,

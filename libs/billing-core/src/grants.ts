@@ -214,3 +214,16 @@ export async function settleEndedGrants(
     .where('settled_at', 'is', null)
     .execute();
 }
+
+/** `settleEndedGrants` for many users and roles, each with its own `endedBy`, in one UPDATE. */
+export async function settleEndedGrantsMany(
+  trx: Transaction<Database>,
+  pairs: readonly { userId: string; role: string; endedBy: Date }[],
+): Promise<void> {
+  if (pairs.length === 0) return;
+  await sql`update role_grants g set settled_at = now()
+    from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[],
+      ${pairs.map((p) => p.endedBy.toISOString())}::timestamptz[]) as k(user_id, role, ended_by)
+    where g.user_id = k.user_id and g.role = k.role and g.ended_at is not null and g.ended_at <= k.ended_by
+      and g.settled_at is null`.execute(trx);
+}

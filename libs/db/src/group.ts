@@ -38,6 +38,48 @@ export class Batcher<T> {
   }
 }
 
+/**
+ * Items added while `concurrency` runs are in progress wait to form the next run (at most `max`), so
+ * runs grow with the load; an item added when none runs waits only for the end of this turn of the
+ * event loop. `run` must not reject.
+ */
+export class Gatherer<T> {
+  private pending: T[] = [];
+  private running = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly run: (items: T[]) => Promise<void>,
+    private readonly max: number,
+    private readonly concurrency = 1,
+  ) {}
+
+  add(item: T): void {
+    this.pending.push(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.pending.length && this.running < this.concurrency) {
+      const items = this.pending.splice(0, this.max);
+      this.running++;
+      void this.run(items).finally(() => {
+        this.running--;
+        if (this.pending.length) this.schedule();
+      });
+    }
+  }
+}
+
 interface Pending<W> {
   fn: (trx: Transaction<Database>, window: W) => Promise<unknown>;
   resolve: (v: unknown) => void;

@@ -4,7 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import { TransactionGroup, withConnectionPriority, type Database } from '@billing/db';
+import { Batcher, Gatherer, withConnectionPriority, type Database, type GroupWindow } from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
@@ -38,17 +38,22 @@ export type HandlerMap<C extends readonly MessageContract[]> = {
  * (docs/architecture.md, calling the outside world). It reads with short transactions of its own, calls, then records the outcome with
  * `commit`, whose transaction also records the message as processed (a repeat is skipped).
  */
-export interface StepContext<D> {
+export interface StepContext<D, W = undefined> {
   db: Kysely<Database>;
   envelope: Envelope<D>;
   attempt: number;
   logger: Logger;
-  /** Runs `fn` in the transaction that marks the message processed; false if it was already. Call it once, last. */
-  commit(fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean>;
+  /**
+   * Runs `fn` in the transaction that marks the message processed; false if it was already. Call it
+   * once, last. With group commit, `window` is what the group's commits share (`groupCommits`).
+   */
+  commit(fn: (trx: Transaction<Database>, window: W) => Promise<void>): Promise<boolean>;
 }
-export type StepHandler<C extends MessageContract> = (ctx: StepContext<Static<C['schema']>>) => Promise<void>;
-export type StepHandlerMap<C extends readonly MessageContract[]> = {
-  [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>>;
+export type StepHandler<C extends MessageContract, W = undefined> = (
+  ctx: StepContext<Static<C['schema']>, W>,
+) => Promise<void>;
+export type StepHandlerMap<C extends readonly MessageContract[], W = undefined> = {
+  [K in C[number]['type']]: StepHandler<Extract<C[number], { type: K }>, W>;
 };
 
 /**
@@ -97,7 +102,7 @@ export interface WindowOptions<C extends readonly MessageContract[], W> {
   concurrency?: number;
 }
 
-export interface ConsumerOptions<C extends readonly MessageContract[]> {
+export interface ConsumerOptions<C extends readonly MessageContract[], W = undefined> {
   /** Name under which processed message ids are recorded (one per app). */
   name: string;
   broker: Broker;
@@ -108,7 +113,7 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   contracts: C;
   /** Exactly one of: handlers run inside the consumer's transaction, or step handlers that commit themselves. */
   handlers?: HandlerMap<C>;
-  steps?: StepHandlerMap<C>;
+  steps?: StepHandlerMap<C, W>;
   /** Failed attempts after which the message is dead-lettered. */
   maxAttempts: number;
   prefetch?: number;
@@ -123,9 +128,18 @@ export interface ConsumerOptions<C extends readonly MessageContract[]> {
   setup?: (ch: ConfirmChannel) => Promise<void>;
   /**
    * Group commit for step handlers: their commits asked for within 2 ms of each other share one
-   * transaction (docs/messages.md, windows); a failing group is redone one commit at a time.
+   * transaction (docs/messages.md, group commit), which marks their messages processed in one
+   * INSERT first and runs the commits of those not processed before; a failing group is redone one
+   * commit at a time. A `GroupWindow` is opened at the group's start, handed to each commit, and
+   * closed last (its commits' work done set-based there).
    */
-  groupCommits?: boolean;
+  groupCommits?: boolean | GroupWindow<W>;
+  /**
+   * With group commit: at most this many group transactions at once, the commits asked for
+   * meanwhile forming the next group (so groups grow with the load). Unset: groups are the commits
+   * asked for within 2 ms of each other.
+   */
+  commitConcurrency?: number;
   /** Windows: messages of these types taken at once are applied in one transaction. */
   windows?: WindowOptions<C, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Instrumentation: called after the handler's transaction committed, before the ack. */
@@ -180,7 +194,14 @@ function isInfrastructureError(err: unknown): boolean {
  * commit, retries a failure through per-delay retry queues with a growing delay, and after
  * `maxAttempts` writes the message to `dead_letters` for an operator to replay.
  */
-export class Consumer<C extends readonly MessageContract[]> {
+interface PendingCommit<W> {
+  id: string;
+  fn: (trx: Transaction<Database>, window: W) => Promise<void>;
+  resolve: (fresh: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+export class Consumer<C extends readonly MessageContract[], W = undefined> {
   private readonly channel: ChannelWrapper;
   private readonly byType: Map<string, C[number]>;
   private readonly inFlight = new Set<Promise<void>>();
@@ -193,7 +214,10 @@ export class Consumer<C extends readonly MessageContract[]> {
   /** Windows applied whole, and windows that failed and were redone one message at a time. */
   readonly windowStats = { applied: 0, redone: 0, messages: 0 };
   private readonly prefetch: number;
-  private readonly commits: TransactionGroup<undefined> | undefined;
+  private readonly commits: { add(item: PendingCommit<W>): void } | undefined;
+  private readonly commitWindow: GroupWindow<W>;
+  /** Group commits: groups committed whole, groups redone one commit at a time. */
+  readonly commitStats = { groups: 0, commits: 0, redone: 0 };
   private pendingWindow: WindowItem[] = [];
   private pendingMarks: { id: string; resolve: (fresh: boolean) => void; reject: (err: unknown) => void }[] = [];
   private marksTimer: NodeJS.Timeout | undefined;
@@ -203,7 +227,7 @@ export class Consumer<C extends readonly MessageContract[]> {
   /** Window transactions running now (docs/messages.md, windows). */
   private windowTransactions = 0;
 
-  constructor(private readonly opts: ConsumerOptions<C>) {
+  constructor(private readonly opts: ConsumerOptions<C, W>) {
     this.byType = new Map(opts.contracts.map((c) => [c.type, c]));
     // A handler holds its connection for the whole message; a step handler only while it reads and
     // records, not while PayPal or the Auth service answers (about half its time, or more).
@@ -215,8 +239,14 @@ export class Consumer<C extends readonly MessageContract[]> {
       Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection + oneWindow),
     );
     this.prefetch = prefetch;
+    this.commitWindow =
+      typeof opts.groupCommits === 'object'
+        ? opts.groupCommits
+        : { open: () => undefined as W, close: async () => undefined };
     if (opts.groupCommits)
-      this.commits = new TransactionGroup(opts.db, { open: () => undefined, close: async () => undefined });
+      this.commits = opts.commitConcurrency
+        ? new Gatherer((items) => this.runCommits(items), 64, opts.commitConcurrency)
+        : new Batcher((items) => this.runCommits(items), 32, 2);
     this.channel = opts.broker.channel(`consumer:${opts.queue.queue}`, async (ch: ConfirmChannel) => {
       await declareWorkQueue(ch, opts.queue);
       if (opts.setup) await opts.setup(ch);
@@ -480,7 +510,10 @@ export class Consumer<C extends readonly MessageContract[]> {
    * repeat. A step handler's commit records what the outside world answered: waiting for a
    * connection never sends it back to ask again, it waits here until one is free.
    */
-  private async once(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
+  private async once(
+    envelope: Envelope,
+    fn: (trx: Transaction<Database>, window: W) => Promise<void>,
+  ): Promise<boolean> {
     for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
       try {
         return await withConnectionPriority(() => this.onceNow(envelope, fn));
@@ -492,19 +525,78 @@ export class Consumer<C extends readonly MessageContract[]> {
     }
   }
 
-  private async onceNow(envelope: Envelope, fn: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
-    const body = async (trx: Transaction<Database>) => {
+  private onceNow(envelope: Envelope, fn: (trx: Transaction<Database>, window: W) => Promise<void>): Promise<boolean> {
+    const commits = this.commits;
+    if (!commits) return this.commitAlone(envelope.id, fn);
+    return new Promise<boolean>((resolve, reject) => commits.add({ id: envelope.id, fn, resolve, reject }));
+  }
+
+  /** One commit in a transaction of its own: the mark, then (unless a repeat) `fn` and the window's close. */
+  private commitAlone(id: string, fn: (trx: Transaction<Database>, window: W) => Promise<void>): Promise<boolean> {
+    return this.opts.db.transaction().execute(async (trx) => {
       const fresh = await trx
         .insertInto('processed_messages')
-        .values({ consumer: this.opts.name, message_id: envelope.id })
+        .values({ consumer: this.opts.name, message_id: id })
         .onConflict((oc) => oc.doNothing())
         .returning('message_id')
         .executeTakeFirst();
       if (!fresh) return false;
-      await fn(trx);
+      const w = this.commitWindow.open();
+      await fn(trx, w);
+      await this.commitWindow.close(trx, w);
       return true;
-    };
-    return this.commits ? this.commits.run(body) : this.opts.db.transaction().execute(body);
+    });
+  }
+
+  /**
+   * A group of commits in one transaction: one INSERT marks their messages processed, the commits
+   * of those not processed before run in order, the window closes. If that fails, each commit is
+   * redone alone and only its own failure reaches its handler.
+   */
+  private async runCommits(items: PendingCommit<W>[]): Promise<void> {
+    if (items.length > 1) {
+      try {
+        const fresh = await withConnectionPriority(() =>
+          this.opts.db.transaction().execute(async (trx) => {
+            const marked = new Set(
+              (
+                await trx
+                  .insertInto('processed_messages')
+                  .values(
+                    [...new Set(items.map((i) => i.id))].map((message_id) => ({
+                      consumer: this.opts.name,
+                      message_id,
+                    })),
+                  )
+                  .onConflict((oc) => oc.doNothing())
+                  .returning('message_id')
+                  .execute()
+              ).map((r) => r.message_id),
+            );
+            const w = this.commitWindow.open();
+            const out: boolean[] = [];
+            for (const item of items) {
+              const f = marked.delete(item.id); // the same message twice: the second is a repeat
+              out.push(f);
+              if (f) await item.fn(trx, w);
+            }
+            await this.commitWindow.close(trx, w);
+            return out;
+          }),
+        );
+        this.commitStats.groups++;
+        this.commitStats.commits += items.length;
+        items.forEach((item, i) => item.resolve(fresh[i]!));
+        return;
+      } catch {
+        this.commitStats.redone++;
+      }
+    }
+    await Promise.all(
+      items.map((item) =>
+        withConnectionPriority(() => this.commitAlone(item.id, item.fn)).then(item.resolve, item.reject),
+      ),
+    );
   }
 
   /** Whether a message was processed: one SELECT for the questions asked within 2 ms of each other. */
@@ -586,9 +678,10 @@ export class Consumer<C extends readonly MessageContract[]> {
       return true;
     }
     if (this.opts.steps) {
-      const step = (this.opts.steps as Record<string, StepHandler<MessageContract>>)[
-        envelope.type
-      ] as StepHandler<MessageContract>;
+      const step = (this.opts.steps as Record<string, StepHandler<MessageContract, W>>)[envelope.type] as StepHandler<
+        MessageContract,
+        W
+      >;
       if (await this.wasProcessed(envelope.id)) return false;
       let committed: boolean | null = null;
       await step({

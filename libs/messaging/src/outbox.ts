@@ -45,6 +45,31 @@ export async function enqueueMany<C extends MessageContract>(
   return envelopes;
 }
 
+/** Messages of several contracts in one multi-row INSERT, in the order given (the relay publishes them so). */
+export async function enqueueEach(
+  trx: Transaction<Database>,
+  messages: readonly { contract: MessageContract; data: unknown }[],
+  correlationId?: string,
+): Promise<void> {
+  if (messages.length === 0) return;
+  await trx
+    .insertInto('outbox')
+    .values(
+      messages.map(({ contract, data }) => {
+        const envelope = makeEnvelope(contract, data as Static<typeof contract.schema>, correlationId);
+        return {
+          id: randomUUID(),
+          exchange: contract.exchange,
+          routing_key: contract.routingKey,
+          type: envelope.type,
+          envelope: JSON.stringify(envelope),
+          headers: '{}',
+        };
+      }),
+    )
+    .execute();
+}
+
 export async function enqueueEnvelope(
   trx: Transaction<Database>,
   exchange: string,

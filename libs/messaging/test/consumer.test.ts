@@ -861,3 +861,87 @@ t.test(
     await consumer.stop();
   },
 );
+
+t.test(
+  'group commit with a window: commits gathered while a group runs form the next, marked in one INSERT, closed set-based; a repeat is skipped',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const metrics = createMetrics('test');
+    let running = 0;
+    let most = 0;
+    const sizes: number[] = [];
+    const consumer = new Consumer<readonly [typeof Ping], number[]>({
+      name: 'gathered-consumer',
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: 'test.gathered',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 3,
+      prefetch: 60,
+      commitConcurrency: 1,
+      groupCommits: {
+        open: () => [],
+        async close(trx, seqs) {
+          running++;
+          most = Math.max(most, running);
+          sizes.push(seqs.length);
+          // The group's work in one statement, as a window's close does it.
+          await trx
+            .insertInto('audit_log')
+            .values(
+              seqs.map((seq) => ({ id: crypto.randomUUID(), actor: 'test', action: 'ping', target: String(seq) })),
+            )
+            .execute();
+          await new Promise((r) => setTimeout(r, 20));
+          running--;
+        },
+      },
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async ({ envelope, commit }) => {
+          await commit(async (_trx, seqs) => {
+            seqs.push(envelope.data.seq);
+          });
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const sent = [];
+    for (let seq = 7_000; seq < 7_050; seq++) {
+      const e = makeEnvelope(Ping, { seq });
+      sent.push(e);
+      ch.sendToQueue('test.gathered', Buffer.from(JSON.stringify(e)), {
+        messageId: e.id,
+        type: e.type,
+        persistent: true,
+      });
+    }
+    // One sent again: a repeat, skipped.
+    const again = sent[3]!;
+    ch.sendToQueue('test.gathered', Buffer.from(JSON.stringify(again)), {
+      messageId: again.id,
+      type: again.type,
+      persistent: true,
+    });
+    await ch.waitForConfirms();
+    await waitFor(async () => (await consumed(metrics, 'processed')) + (await consumed(metrics, 'duplicate')) === 51, {
+      what: '51 settled',
+    });
+    for (let seq = 7_000; seq < 7_050; seq++) t.equal(await auditCount(env, seq), 1, `${seq} recorded once`);
+    t.equal(await consumed(metrics, 'duplicate'), 1, 'the repeat skipped');
+    t.equal(most, 1, 'never two group transactions at once');
+    t.ok(sizes.length < 25 && Math.max(...sizes) >= 5, `the commits gathered into groups (${sizes.join(', ')})`);
+    t.equal(consumer.commitStats.redone, 0, 'no group redone');
+    await conn.close();
+    await consumer.stop();
+  },
+);
