@@ -1,3 +1,5 @@
+import { Agent, request, type Dispatcher } from 'undici';
+
 /** The Auth service is unreachable, timed out or answered 5xx: try again later. */
 export class AuthUnavailableError extends Error {
   override readonly name = 'AuthUnavailableError';
@@ -20,42 +22,83 @@ export interface AuthClientOptions {
   timeoutMs?: number;
 }
 
-/** The calls docs/auth.md allows, with `Authorization: Bearer $AUTH_SERVICE_TOKEN`. */
+/** What an Auth service call answered: the status and the body, read at most once. */
+interface Answer {
+  status: number;
+  ok: boolean;
+  json(): Promise<unknown>;
+  /** Reads and drops the body (the connection goes back to the pool). */
+  drop(): Promise<void>;
+}
+
+/**
+ * The calls docs/auth.md allows, with `Authorization: Bearer $AUTH_SERVICE_TOKEN`. Over undici's
+ * `request` with a keep-alive pool of its own: the role-worker makes two calls per change, and the
+ * WHATWG `fetch` wrapper around the same client cost about a third of its CPU time more per call
+ * (streams, an AbortSignal and a Response per call).
+ */
 export class AuthClient {
   private readonly base: string;
+  private readonly dispatcher: Agent;
   constructor(private readonly opts: AuthClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
+    this.dispatcher = new Agent({
+      connections: 64,
+      keepAliveTimeout: 10_000,
+      connect: { timeout: opts.timeoutMs ?? 5_000 },
+    });
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<Response> {
-    let res: Response;
+  private async call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
+    const timeout = this.opts.timeoutMs ?? 5_000;
+    let res: Dispatcher.ResponseData;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await request(`${this.base}${path}`, {
         method,
+        dispatcher: this.dispatcher,
         headers: {
           authorization: `Bearer ${this.opts.serviceToken}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5_000),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
       });
     } catch (err) {
       throw new AuthUnavailableError(`Auth service ${method} ${path}: ${(err as Error).message}`);
     }
-    if (res.status >= 500) {
-      await res.body?.cancel();
-      throw new AuthUnavailableError(`Auth service ${method} ${path}: HTTP ${res.status}`);
+    const status = res.statusCode;
+    const drop = () => res.body.dump().catch(() => undefined);
+    if (status >= 500) {
+      await drop();
+      throw new AuthUnavailableError(`Auth service ${method} ${path}: HTTP ${status}`);
     }
-    return res;
+    return {
+      status,
+      ok: status >= 200 && status < 300,
+      json: () =>
+        res.body.json().catch((err: unknown) => {
+          throw new AuthUnavailableError(`Auth service ${method} ${path}: ${(err as Error).message}`);
+        }),
+      drop,
+    };
+  }
+
+  /** Closes the pool's connections. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
   }
 
   async getRoles(userId: string): Promise<string[]> {
     const res = await this.call('GET', `/api/v1/users/${encodeURIComponent(userId)}/roles`);
     if (res.status === 404) {
-      await res.body?.cancel();
+      await res.drop();
       return [];
     }
-    if (!res.ok) throw new AuthRefusedError(res.status, `Auth service refused to read roles: HTTP ${res.status}`);
+    if (!res.ok) {
+      await res.drop();
+      throw new AuthRefusedError(res.status, `Auth service refused to read roles: HTTP ${res.status}`);
+    }
     const body = (await res.json()) as { roles?: unknown };
     return Array.isArray(body.roles) ? body.roles.filter((r): r is string => typeof r === 'string') : [];
   }
@@ -63,7 +106,7 @@ export class AuthClient {
   /** Granting a role the user already has is fine. */
   async grantRole(userId: string, role: string): Promise<void> {
     const res = await this.call('POST', `/api/v1/users/${encodeURIComponent(userId)}/roles`, { role });
-    await res.body?.cancel();
+    await res.drop();
     if (!res.ok) throw new AuthRefusedError(res.status, `Auth service refused to grant ${role}: HTTP ${res.status}`);
   }
 
@@ -73,7 +116,7 @@ export class AuthClient {
       'DELETE',
       `/api/v1/users/${encodeURIComponent(userId)}/roles/${encodeURIComponent(role)}`,
     );
-    await res.body?.cancel();
+    await res.drop();
     if (!res.ok && res.status !== 404)
       throw new AuthRefusedError(res.status, `Auth service refused to revoke ${role}: HTTP ${res.status}`);
   }
@@ -81,10 +124,13 @@ export class AuthClient {
   async login(login: string, password: string): Promise<string | null> {
     const res = await this.call('POST', '/api/v1/auth/login', { login, password });
     if (res.status === 401) {
-      await res.body?.cancel();
+      await res.drop();
       return null;
     }
-    if (!res.ok) throw new AuthRefusedError(res.status, `Auth service refused the sign-in: HTTP ${res.status}`);
+    if (!res.ok) {
+      await res.drop();
+      throw new AuthRefusedError(res.status, `Auth service refused the sign-in: HTTP ${res.status}`);
+    }
     const body = (await res.json()) as { access_token?: unknown };
     return typeof body.access_token === 'string' ? body.access_token : null;
   }
