@@ -7,7 +7,7 @@
 //   npx tsx tools/bench/bench.ts [--duration 10] [--runs 3] [--connections 50]
 //   BENCH_ONLY=http,worker,role,renewals,overload (the phases to run; all by default)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import amqplib from 'amqplib';
@@ -49,6 +49,43 @@ await importCatalog(tdb.db, [
   },
 ]);
 const children: ChildProcess[] = [];
+/** Each started process's name, by pid (for the CPU shares). */
+const names = new Map<number, string>();
+/** CPU seconds used so far by one process (utime + stime in /proc, in clock ticks of 1/100 s), 0 once gone. */
+const cpuSeconds = (pid: number | 'self') => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+};
+/** CPU seconds so far of our processes, the bench itself, Postgres's and RabbitMQ's (processes alive now). */
+const cpuSnapshot = () => {
+  const m = new Map<string, number>();
+  const add = (k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  for (const [pid, name] of names) add(name, cpuSeconds(pid));
+  add('bench (sender)', cpuSeconds('self'));
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm === 'postgres') add('postgres', cpuSeconds(Number(pid)));
+    if (comm === 'beam.smp') add('rabbitmq', cpuSeconds(Number(pid)));
+  }
+  return m;
+};
+/** Cores each process used between two snapshots `seconds` apart, busiest first. */
+const cpuShares = (before: Map<string, number>, after: Map<string, number>, seconds: number) =>
+  [...after]
+    .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / seconds] as const)
+    .filter(([, cores]) => cores >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, cores]) => `${k} ${cores.toFixed(2)}`)
+    .join(', ');
 /** The apps' heap bounds, as docker-compose.yml sets them (BENCH_NODE_OPTIONS overrides, for experiments). */
 const APP_NODE_OPTIONS = /NODE_OPTIONS: \$\{APP_NODE_OPTIONS:-(.+)\}/.exec(
   readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'),
@@ -83,6 +120,7 @@ async function start(
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
   children.push(child);
+  names.set(child.pid!, entry.replace(/^dist\/|^tools\/bench\//, '').replace(/\/main\.js$|\.ts$/, ''));
   const up = probe
     ? waitForHttp(`http://127.0.0.1:${port}${probe}`, 200, 30_000)
     : new Promise<void>((resolve, reject) => {
@@ -500,6 +538,7 @@ try {
     // A bounded sender: at most MAX_IN_FLIGHT deliveries open at once (PayPal's own delivery is
     // not a flood of open connections); if the gateway falls behind, the send rate shows it.
     const MAX_IN_FLIGHT = 64;
+    const cpuBefore = cpuSnapshot();
     const sentAt = new Map<string, number>();
     const open = new Set<Promise<void>>();
     const rateStart = Date.now();
@@ -549,6 +588,9 @@ try {
     const lastGrant = Math.max(...grants.values());
     emit(
       `| webhook → role granted (2xx) at the Auth stand-in, ${RATE} events/s for ${SECONDS} s (sent in ${sendSeconds.toFixed(1)} s, at most ${MAX_IN_FLIGHT} open) | ${Math.round((roleRows.length * 1000) / (lastGrant - rateStart))} granted/s overall | ${pct(0.5)} / ${pct(0.99)} | – | – | p50 ≤ 25 ms, p99 ≤ 100 ms |`,
+    );
+    process.stdout.write(
+      `  cpu (cores) from the first delivery to the last grant: ${cpuShares(cpuBefore, cpuSnapshot(), (lastGrant - rateStart) / 1000)}\n`,
     );
     memory(`role-worker after load ${rssMb(roleWorker.pid)} MB (heap in use ${await heapMb(roleWorker.url)} MB)`);
   }
