@@ -48,6 +48,19 @@ const result = await build({
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
 });
+// The buyer's billing page's script, for the browser (apps/billing-api/src/routes/billing-page.ts
+// serves it; the same options as there, PAGE_SCRIPT_BUILD).
+const page = await build({
+  entryPoints: { 'billing-api/public/billing': 'apps/billing-api/src/page/billing.client.ts' },
+  outdir: 'dist',
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  target: 'es2020',
+  metafile: true,
+  logLevel: 'warning',
+});
+Object.assign(result.metafile.outputs, page.metafile.outputs);
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
 for (const [file, o] of outputs)
   process.stdout.write(`${file.padEnd(36)} ${(o.bytes / 1024).toFixed(0).padStart(5)} KiB\n`);

@@ -1,3 +1,4 @@
+import vm from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
@@ -580,6 +581,8 @@ t.test("the buyer's billing page: served with a strict CSP, its script and style
   const js = await app.inject({ method: 'GET', url: '/billing/app.js' });
   t.match(js.headers['content-type'], /javascript/);
   t.match(js.body, /sessionStorage/, 'the token is kept for the tab only');
+  t.doesNotThrow(() => new vm.Script(js.body), 'compiled from src/page/billing.client.ts: plain JavaScript');
+  t.notMatch(js.body, /\bimport\b|: string\b/, 'no module syntax or types left');
   const css = await app.inject({ method: 'GET', url: '/billing/app.css' });
   t.match(css.headers['content-type'], /text\/css/);
 });
