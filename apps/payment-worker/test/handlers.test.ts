@@ -7,8 +7,8 @@ import {
   RefundRequested,
   RenewalChargeRequested,
 } from '@billing/contracts';
-import { payments, subscriptions } from '@billing/billing-core';
-import { importCatalog } from '@billing/db';
+import { payments, subscriptions, issueReceipt } from '@billing/billing-core';
+import { importCatalog, TransactionGroup } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { afterClosed, makeEnvelope, type StepContext } from '@billing/messaging';
 import {
@@ -1112,7 +1112,6 @@ t.test('a window mixing the common case with the others: each event has the outc
 t.test(
   'renewal charges answered in the same turn record in one transaction (group commit), receipts numbered together',
   async (t) => {
-    const { TransactionGroup } = await import('@billing/db');
     const { paymentWindow } = await import('../src/payments/window.js');
     const provider = new FakeProvider();
     const due = [await renewal(provider), await renewal(provider), await renewal(provider), await renewal(provider)];
@@ -1227,7 +1226,6 @@ t.test(
 
 t.test('renewal answers: a full group does not wait; a group that fails is redone one at a time', async (t) => {
   const { RenewalAnswers } = await import('../src/payments/renewal-charges.js');
-  const { issueReceipt } = await import('@billing/billing-core');
   const provider = new FakeProvider();
   const due = [await renewal(provider), await renewal(provider), await renewal(provider)];
   // One payment has its receipt already (a state no path leaves, used here to make the group's

@@ -13,7 +13,7 @@ import {
   chargeRenewalHandler,
   renewalOutcome,
 } from '../src/handlers/charge-renewal.js';
-import { requestPlanChange } from '@billing/billing-core';
+import { requestPlanChange, payments as pays } from '@billing/billing-core';
 import { checkOrder } from '../src/handlers/check-order.js';
 import { paymentMethodApprovedHandler, replacePaymentMethod } from '../src/handlers/payment-method.js';
 import { sendRefund } from '../src/handlers/send-refund.js';
@@ -556,7 +556,6 @@ t.test(
         .where('id', '=', lateId)
         .forUpdate()
         .executeTakeFirstOrThrow();
-      const { payments: pays } = await import('@billing/billing-core');
       await pays.transition(trx, p, { type: 'order_created' });
       return new PaymentOutcomes(ctx(provider)).recordOrder(trx, p, {
         orderId: 'ORD-LATE',

@@ -1,8 +1,9 @@
 import t, { type Test as TapTest } from 'tap';
+import { createDb } from '@billing/db';
 import { sql } from 'kysely';
 import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
-import { waitFor } from '@billing/testing';
+import { waitFor, startTcpProxy, viaProxy } from '@billing/testing';
 import { Publisher } from '../src/publisher.js';
 import { declareInternal } from '../src/topology.js';
 import { makeEnvelope } from '../src/envelope.js';
@@ -363,7 +364,6 @@ t.test(
     // closed (the connection dropped, or the broker's consumer timeout) must not land on the
     // channel that replaced it, where its tag names another message: that message would count as
     // settled, and vanish if its handler did not finish.
-    const { startTcpProxy, viaProxy } = await import('@billing/testing');
     const { Consumer } = await import('../src/consumer.js');
     const base = new URL(env.vhost.url);
     const proxy = await startTcpProxy({ host: base.hostname, port: Number(base.port || 5672) });
@@ -478,7 +478,6 @@ async function underLoad(t: TapTest, connections: number | undefined) {
     // A pool of 2 connections and 60 messages whose commit holds its connection 200 ms: with 30
     // messages taken at once, the last would wait 3 s or more, longer than the pool's 3 s. Waiting
     // for a connection is load, not an outage: the messages wait in the broker.
-    const { createDb } = await import('@billing/db');
     const { sql } = await import('kysely');
     const { Consumer } = await import('../src/consumer.js');
     const small = createDb(env.tdb.url, { max: 2 });

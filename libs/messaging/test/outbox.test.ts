@@ -1,4 +1,5 @@
 import t from 'tap';
+import { createDb } from '@billing/db';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { startTcpProxy, viaProxy, waitFor } from '@billing/testing';
 import { sql } from 'kysely';
@@ -170,7 +171,6 @@ t.test('a row and its message in one statement: both or neither, and the relay i
 t.test(
   'a row is published by the process that committed it, woken in-process at commit: no NOTIFY to every relay (issue 21)',
   async (t) => {
-    const { createDb } = await import('@billing/db');
     const pg = (await import('pg')).default;
     // Anyone LISTENing on the relay's old channel: every commit used to wake every relay of every app.
     const listener = new pg.Client({ connectionString: env.tdb.url });
