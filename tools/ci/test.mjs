@@ -70,6 +70,8 @@ const started = Date.now();
 await check('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json']);
 // The buyer's billing page's script runs in the browser: typed against the DOM, on its own.
 await check('typecheck (browser script)', 'npx', ['tsc', '-p', 'apps/billing-api/tsconfig.page.json']);
+// The module-boundary rule reads Nx's project graph and is skipped when none is cached (a fresh clone).
+await check('project graph (for the lint)', 'npx', ['nx', 'show', 'projects']);
 await check('lint', 'npx', ['eslint', '.']);
 await check('format (prettier, 120 columns)', 'npx', ['prettier', '--check', '.']);
 if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) {
