@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contracts';
 import type { AuthClient } from '@billing/auth-client';
 import { lockKeys, settleEndedGrantsMany } from '@billing/billing-core';
@@ -43,6 +44,8 @@ export interface Worker {
 
 const contracts = [RoleChangeRequested] as const;
 const MAX_ROUNDS = 5;
+/** How long a replica's claim on a user and role lasts unless released (a crash mid-change). */
+const CLAIM_SECONDS = 120;
 
 /** What should be changed while the Auth service was being called: the transaction rolls back and the change goes round again. */
 class ChangedMeanwhile extends Error {}
@@ -82,26 +85,61 @@ export function buildWorker({
    * for it, at checkout or at a plan change to that role: the latest one decides), and whether a
    * grant that had ended by the pair's `endedBy` is not yet applied at the Auth service (settled).
    */
-  const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string; endedBy: Date }[]) => {
-    const rows = await sql<{ i: string; n: string; held_before: boolean | null; unsettled: boolean }>`select k.i,
+  const desiredOf = async (
+    db: Kysely<Database>,
+    pairs: readonly { userId: string; role: string; endedBy: Date }[],
+    claimFor?: string,
+  ) => {
+    const users = pairs.map((p) => p.userId);
+    const roles = pairs.map((p) => p.role);
+    const ats = pairs.map((p) => p.endedBy.toISOString());
+    // With `claimFor`, the same statement claims each pair for this replica (docs/auth.md, one at a
+    // time): taken when free, lapsed, or already ours; `mine` says whether it was.
+    const claim = claimFor
+      ? sql`, claimed as (insert into role_claims as c (user_id, role, holder, until)
+            select distinct user_id, role, ${claimFor}, now() + ${`${CLAIM_SECONDS} seconds`}::interval from k
+            on conflict (user_id, role) do update set holder = excluded.holder, until = excluded.until
+              where c.until is null or c.until < now() or c.holder = excluded.holder
+            returning user_id, role)`
+      : sql``;
+    const mine = claimFor
+      ? sql`exists (select 1 from claimed c where c.user_id = k.user_id and c.role = k.role)`
+      : sql`true`;
+    const rows = await sql<{
+      i: string;
+      n: string;
+      held_before: boolean | null;
+      unsettled: boolean;
+      mine: boolean;
+    }>`with k as (select * from unnest(${users}::text[], ${roles}::text[], ${ats}::timestamptz[])
+          with ordinality as k(user_id, role, ended_by, i))${claim}
+      select k.i,
         (select count(*) from role_grants g where g.user_id = k.user_id and g.role = k.role and g.ended_at is null) as n,
         (select g.held_before from role_grants g where g.user_id = k.user_id and g.role = k.role and g.source = 'subscription'
           order by g.started_at desc limit 1) as held_before,
         exists (select 1 from role_grants g where g.user_id = k.user_id and g.role = k.role
-          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled
-      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[],
-        ${pairs.map((p) => p.endedBy.toISOString())}::timestamptz[]) with ordinality as k(user_id, role, ended_by, i)`
+          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled,
+        ${mine} as mine
+      from k`
       .execute(db)
       .then((r) => r.rows);
     const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
     return pairs.map((_, i) => {
       const row = byIndex.get(i + 1)!;
-      return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, unsettled: row.unsettled };
+      return {
+        liveGrants: Number(row.n),
+        heldBeforeUs: row.held_before ?? false,
+        unsettled: row.unsettled,
+        mine: row.mine,
+      };
     });
   };
-  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date };
+  // This replica's name in role_claims.
+  const holder = randomUUID();
+  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date; mine: boolean };
   type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
-  // What should be, read before the Auth call: the questions asked while a read runs share the next statement.
+  // What should be, read (and the pair claimed) before the Auth call: the questions asked while a
+  // read runs share the next statement.
   const reads = new Gatherer<Asked>(
     async (asked) => {
       const at = new Date();
@@ -109,6 +147,7 @@ export function buildWorker({
         const wants = await desiredOf(
           rt.db,
           asked.map((a) => ({ ...a, endedBy: at })),
+          holder,
         );
         asked.forEach((a, i) => a.resolve({ ...wants[i]!, at }));
       } catch (err) {
@@ -118,8 +157,24 @@ export function buildWorker({
     64,
     2,
   );
-  const desired = (userId: string, role: string) =>
+  const ask = (userId: string, role: string) =>
     new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
+  /** What should be, once this replica holds the pair: another replica's change is waited for. */
+  const desired = async (userId: string, role: string): Promise<Want> => {
+    const deadline = Date.now() + CLAIM_SECONDS * 1000;
+    for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+      const want = await ask(userId, role);
+      if (want.mine) return want;
+      if (Date.now() > deadline)
+        throw new Error(`role ${role} of ${userId} is held by another role-worker; trying again later`);
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  };
+  /** Claims handed back (best effort after a failure: an unreleased claim lapses after CLAIM_SECONDS). */
+  const release = (db: Kysely<Database>, pairs: readonly { userId: string; role: string }[]) =>
+    sql`update role_claims c set until = null
+      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[]) as k(user_id, role)
+      where c.user_id = k.user_id and c.role = k.role and c.holder = ${holder}`.execute(db);
 
   /**
    * What the Auth service was made to do, recorded by a group of commits at its close, set-based
@@ -153,6 +208,7 @@ export function buildWorker({
           })),
         ),
       );
+      await release(trx, recs);
       // Every grant that had ended when we read what should be is now applied at the Auth service.
       await settleEndedGrantsMany(
         trx,
@@ -171,40 +227,46 @@ export function buildWorker({
     // newer grant and concurrent changes converge.
     'role.change.requested': ({ envelope, logger, commit }) =>
       pairs.run(`${envelope.data.userId}\u0000${envelope.data.role}`, async () => {
-        const { userId, role, source, reason, forceRevoke } = envelope.data;
-        const done: RoleRecord['done'] = [];
-        for (let round = 1; round <= MAX_ROUNDS; round++) {
-          const want = await desired(userId, role);
-          let heldNow = (await auth.getRoles(userId)).includes(role);
-          const action = decideRoleAction({ ...want, forceRevoke, heldNow });
-          if (action === 'grant') await auth.grantRole(userId, role);
-          if (action === 'revoke') await auth.revokeRole(userId, role);
-          if (action !== 'none') {
-            done.push(action);
-            heldNow = action === 'grant';
+        try {
+          const { userId, role, source, reason, forceRevoke } = envelope.data;
+          const done: RoleRecord['done'] = [];
+          for (let round = 1; round <= MAX_ROUNDS; round++) {
+            const want = await desired(userId, role);
+            let heldNow = (await auth.getRoles(userId)).includes(role);
+            const action = decideRoleAction({ ...want, forceRevoke, heldNow });
+            if (action === 'grant') await auth.grantRole(userId, role);
+            if (action === 'revoke') await auth.revokeRole(userId, role);
+            if (action !== 'none') {
+              done.push(action);
+              heldNow = action === 'grant';
+            }
+            const rec: RoleRecord = { userId, role, source, reason, forceRevoke, heldNow, at: want.at, done };
+            const settled = await commit(async (_trx, recs) => {
+              recs.push(rec);
+            }).then(
+              () => true,
+              (err: unknown) => {
+                if (err instanceof ChangedMeanwhile) return false;
+                throw err;
+              },
+            );
+            if (settled) {
+              logger.info('role change applied', {
+                userId,
+                role,
+                actions: done,
+                liveGrants: want.liveGrants,
+                rounds: round,
+              });
+              return;
+            }
           }
-          const rec: RoleRecord = { userId, role, source, reason, forceRevoke, heldNow, at: want.at, done };
-          const settled = await commit(async (_trx, recs) => {
-            recs.push(rec);
-          }).then(
-            () => true,
-            (err: unknown) => {
-              if (err instanceof ChangedMeanwhile) return false;
-              throw err;
-            },
-          );
-          if (settled) {
-            logger.info('role change applied', {
-              userId,
-              role,
-              actions: done,
-              liveGrants: want.liveGrants,
-              rounds: round,
-            });
-            return;
-          }
+          throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
+        } catch (err) {
+          // The claim handed back for the next try, by this replica or another (within the pair's turn here).
+          await release(rt.db, [envelope.data]).catch(() => undefined);
+          throw err;
         }
-        throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
       }),
   };
   const consumer = new Consumer({

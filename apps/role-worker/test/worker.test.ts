@@ -10,7 +10,8 @@ import { buildWorker } from '../src/worker.js';
 
 // docs/auth.md: role changes for one user and role, queued at the same instant from both sides
 // (a grant starting, the same user's grants ending), converge on what the grants say, and
-// `role.granted` / `role.revoked` go out once per change the Auth service saw.
+// `role.granted` / `role.revoked` go out once per change the Auth service saw, with two role-worker
+// replicas taking the changes.
 const USERS = Number(process.env['ROLE_RACE_USERS'] ?? 40);
 const ROUNDS = Number(process.env['ROLE_RACE_ROUNDS'] ?? 4);
 const TOKEN = 'role-test-service-token';
@@ -24,17 +25,26 @@ const authStandIn = spawnTs('tools/auth-stand-in/src/main.ts', {
 });
 const authUrl = `http://127.0.0.1:${port}`;
 await waitForHttp(`${authUrl}/_control/calls`);
-const rt = createRuntime('role-worker', { DATABASE_URL: tdb.url, AMQP_URL: vhost.url, LOG_LEVEL: 'error' });
-await rt.relay.start();
-const worker = buildWorker({
-  rt,
-  auth: new AuthClient({ baseUrl: authUrl, serviceToken: TOKEN }),
-  retryDelaysMs: [50, 100, 200],
+// Two replicas, as docker-compose scales them: each its own process state, pool and channel.
+const replicas = Array.from({ length: 2 }, (_, i) => {
+  const rt = createRuntime(`role-worker`, { DATABASE_URL: tdb.url, AMQP_URL: vhost.url, LOG_LEVEL: 'error' });
+  const worker = buildWorker({
+    rt,
+    auth: new AuthClient({ baseUrl: authUrl, serviceToken: TOKEN }),
+    retryDelaysMs: [50, 100, 200],
+  });
+  return { rt, worker, name: `replica ${i + 1}` };
 });
-await worker.start();
+const rt = replicas[0]!.rt;
+for (const r of replicas) {
+  await r.rt.relay.start();
+  await r.worker.start();
+}
 t.teardown(async () => {
-  await worker.stop();
-  await rt.close();
+  for (const r of replicas) {
+    await r.worker.stop();
+    await r.rt.close();
+  }
   await authStandIn.stop();
   await tdb.drop();
   await vhost.drop();

@@ -8,6 +8,7 @@ export * from './tables/payments.table.js';
 export * from './tables/refunds.table.js';
 export * from './tables/provider-events.table.js';
 export * from './tables/role-grants.table.js';
+export * from './tables/role-claims.table.js';
 export * from './tables/outbox.table.js';
 export * from './tables/processed-messages.table.js';
 export * from './tables/dead-letters.table.js';
