@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { RoleChangeRequested, RoleGranted, RoleRevoked } from '@billing/contracts';
 import type { AuthClient } from '@billing/auth-client';
 import { lockKeys, settleEndedGrantsMany } from '@billing/billing-core';
@@ -13,7 +12,7 @@ import {
 } from '@billing/messaging';
 import { declarePublishedTopology, type Runtime } from '@billing/runtime';
 import { sql, type Kysely } from 'kysely';
-import { Gatherer, type Database, type GroupWindow } from '@billing/db';
+import { Gatherer, SessionLocks, type Database, type GroupWindow } from '@billing/db';
 
 export const ROLE_MAX_ATTEMPTS = ROLE_RETRY_DELAYS_MS.length + Math.ceil((24 * 3_600_000) / 60_000) + 1;
 
@@ -44,8 +43,8 @@ export interface Worker {
 
 const contracts = [RoleChangeRequested] as const;
 const MAX_ROUNDS = 5;
-/** How long a replica's claim on a user and role lasts unless released (a crash mid-change). */
-const CLAIM_SECONDS = 120;
+/** How long a change waits for another replica's claim on its user and role before it is retried later. */
+const CLAIM_WAIT_MS = 60_000;
 
 /** What should be changed while the Auth service was being called: the transaction rolls back and the change goes round again. */
 class ChangedMeanwhile extends Error {}
@@ -85,61 +84,26 @@ export function buildWorker({
    * for it, at checkout or at a plan change to that role: the latest one decides), and whether a
    * grant that had ended by the pair's `endedBy` is not yet applied at the Auth service (settled).
    */
-  const desiredOf = async (
-    db: Kysely<Database>,
-    pairs: readonly { userId: string; role: string; endedBy: Date }[],
-    claimFor?: string,
-  ) => {
-    const users = pairs.map((p) => p.userId);
-    const roles = pairs.map((p) => p.role);
-    const ats = pairs.map((p) => p.endedBy.toISOString());
-    // With `claimFor`, the same statement claims each pair for this replica (docs/auth.md, one at a
-    // time): taken when free, lapsed, or already ours; `mine` says whether it was.
-    const claim = claimFor
-      ? sql`, claimed as (insert into role_claims as c (user_id, role, holder, until)
-            select distinct user_id, role, ${claimFor}, now() + ${`${CLAIM_SECONDS} seconds`}::interval from k
-            on conflict (user_id, role) do update set holder = excluded.holder, until = excluded.until
-              where c.until is null or c.until < now() or c.holder = excluded.holder
-            returning user_id, role)`
-      : sql``;
-    const mine = claimFor
-      ? sql`exists (select 1 from claimed c where c.user_id = k.user_id and c.role = k.role)`
-      : sql`true`;
-    const rows = await sql<{
-      i: string;
-      n: string;
-      held_before: boolean | null;
-      unsettled: boolean;
-      mine: boolean;
-    }>`with k as (select * from unnest(${users}::text[], ${roles}::text[], ${ats}::timestamptz[])
-          with ordinality as k(user_id, role, ended_by, i))${claim}
-      select k.i,
+  const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string; endedBy: Date }[]) => {
+    const rows = await sql<{ i: string; n: string; held_before: boolean | null; unsettled: boolean }>`select k.i,
         (select count(*) from role_grants g where g.user_id = k.user_id and g.role = k.role and g.ended_at is null) as n,
         (select g.held_before from role_grants g where g.user_id = k.user_id and g.role = k.role and g.source = 'subscription'
           order by g.started_at desc limit 1) as held_before,
         exists (select 1 from role_grants g where g.user_id = k.user_id and g.role = k.role
-          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled,
-        ${mine} as mine
-      from k`
+          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled
+      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[],
+        ${pairs.map((p) => p.endedBy.toISOString())}::timestamptz[]) with ordinality as k(user_id, role, ended_by, i)`
       .execute(db)
       .then((r) => r.rows);
     const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
     return pairs.map((_, i) => {
       const row = byIndex.get(i + 1)!;
-      return {
-        liveGrants: Number(row.n),
-        heldBeforeUs: row.held_before ?? false,
-        unsettled: row.unsettled,
-        mine: row.mine,
-      };
+      return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, unsettled: row.unsettled };
     });
   };
-  // This replica's name in role_claims.
-  const holder = randomUUID();
-  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date; mine: boolean };
+  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date };
   type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
-  // What should be, read (and the pair claimed) before the Auth call: the questions asked while a
-  // read runs share the next statement.
+  // What should be, read before the Auth call: the questions asked while a read runs share the next statement.
   const reads = new Gatherer<Asked>(
     async (asked) => {
       const at = new Date();
@@ -147,7 +111,6 @@ export function buildWorker({
         const wants = await desiredOf(
           rt.db,
           asked.map((a) => ({ ...a, endedBy: at })),
-          holder,
         );
         asked.forEach((a, i) => a.resolve({ ...wants[i]!, at }));
       } catch (err) {
@@ -157,24 +120,54 @@ export function buildWorker({
     64,
     2,
   );
-  const ask = (userId: string, role: string) =>
+  const desired = (userId: string, role: string) =>
     new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
-  /** What should be, once this replica holds the pair: another replica's change is waited for. */
-  const desired = async (userId: string, role: string): Promise<Want> => {
-    const deadline = Date.now() + CLAIM_SECONDS * 1000;
+
+  /**
+   * A user and role claimed by this replica while it changes them (docs/auth.md, one at a time):
+   * a session-level advisory lock on a connection of its own, so a crashed replica's claims go
+   * with its connection. The claims asked for while one statement runs share the next.
+   */
+  const claims = new SessionLocks(rt.databaseUrl, rt.service);
+  type Claim = { key: string; resolve: (got: boolean) => void; reject: (e: unknown) => void };
+  const takes = new Gatherer<Claim>(
+    async (asked) => {
+      try {
+        const got = await claims.tryTake(asked.map((a) => a.key));
+        asked.forEach((a, i) => a.resolve(got[i]!));
+      } catch (err) {
+        for (const a of asked) a.reject(err);
+      }
+    },
+    64,
+    1,
+  );
+  const releases = new Gatherer<Claim>(
+    async (asked) => {
+      try {
+        await claims.release(asked.map((a) => a.key));
+        for (const a of asked) a.resolve(true);
+      } catch (err) {
+        for (const a of asked) a.reject(err);
+      }
+    },
+    64,
+    1,
+  );
+  const claimKey = (userId: string, role: string) => `role-claim:${userId}:${role}`;
+  /** Waits while another replica holds the pair (at most CLAIM_WAIT_MS, then the message is retried later). */
+  const claim = async (userId: string, role: string): Promise<void> => {
+    const key = claimKey(userId, role);
+    const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
-      const want = await ask(userId, role);
-      if (want.mine) return want;
+      if (await new Promise<boolean>((resolve, reject) => takes.add({ key, resolve, reject }))) return;
       if (Date.now() > deadline)
-        throw new Error(`role ${role} of ${userId} is held by another role-worker; trying again later`);
+        throw new Error(`role ${role} of ${userId} is being changed by another role-worker; trying again later`);
       await new Promise((r) => setTimeout(r, pause));
     }
   };
-  /** Claims handed back (best effort after a failure: an unreleased claim lapses after CLAIM_SECONDS). */
-  const release = (db: Kysely<Database>, pairs: readonly { userId: string; role: string }[]) =>
-    sql`update role_claims c set until = null
-      from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[]) as k(user_id, role)
-      where c.user_id = k.user_id and c.role = k.role and c.holder = ${holder}`.execute(db);
+  const unclaim = (userId: string, role: string) =>
+    new Promise<boolean>((resolve, reject) => releases.add({ key: claimKey(userId, role), resolve, reject }));
 
   /**
    * What the Auth service was made to do, recorded by a group of commits at its close, set-based
@@ -208,7 +201,6 @@ export function buildWorker({
           })),
         ),
       );
-      await release(trx, recs);
       // Every grant that had ended when we read what should be is now applied at the Auth service.
       await settleEndedGrantsMany(
         trx,
@@ -227,8 +219,9 @@ export function buildWorker({
     // newer grant and concurrent changes converge.
     'role.change.requested': ({ envelope, logger, commit }) =>
       pairs.run(`${envelope.data.userId}\u0000${envelope.data.role}`, async () => {
+        const { userId, role, source, reason, forceRevoke } = envelope.data;
+        await claim(userId, role);
         try {
-          const { userId, role, source, reason, forceRevoke } = envelope.data;
           const done: RoleRecord['done'] = [];
           for (let round = 1; round <= MAX_ROUNDS; round++) {
             const want = await desired(userId, role);
@@ -262,10 +255,9 @@ export function buildWorker({
             }
           }
           throw new Error(`role ${role} of ${userId} kept changing while it was applied; trying again later`);
-        } catch (err) {
-          // The claim handed back for the next try, by this replica or another (within the pair's turn here).
-          await release(rt.db, [envelope.data]).catch(() => undefined);
-          throw err;
+        } finally {
+          // Handed back once recorded (or failed), for the next change of the pair, here or elsewhere.
+          await unclaim(userId, role).catch(() => undefined);
         }
       }),
   };
@@ -285,5 +277,11 @@ export function buildWorker({
     prefetch: 16,
     setup: declarePublishedTopology,
   });
-  return { start: () => consumer.start(), stop: () => consumer.stop() };
+  return {
+    start: () => consumer.start(),
+    async stop() {
+      await consumer.stop();
+      await claims.close();
+    },
+  };
 }

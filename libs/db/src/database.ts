@@ -11,7 +11,6 @@ import type { DocumentCountersTable, ReceiptsTable } from './tables/receipts.tab
 import type { ProcessedMessagesTable } from './tables/processed-messages.table.js';
 import type { ProviderEventsTable } from './tables/provider-events.table.js';
 import type { RefundsTable } from './tables/refunds.table.js';
-import type { RoleClaimsTable } from './tables/role-claims.table.js';
 import type { RoleGrantsTable } from './tables/role-grants.table.js';
 import type { SubscriptionsTable } from './tables/subscriptions.table.js';
 
@@ -23,7 +22,6 @@ export interface Database {
   refunds: RefundsTable;
   provider_events: ProviderEventsTable;
   role_grants: RoleGrantsTable;
-  role_claims: RoleClaimsTable;
   outbox: OutboxTable;
   processed_messages: ProcessedMessagesTable;
   dead_letters: DeadLettersTable;
