@@ -668,7 +668,7 @@ try {
     );
   }
   await broker.close();
-  // The overload of issue 21, as measured on what had landed: 600 buyers of a 30-second plan
+  // The overload README's Performance section describes, as measured on what had landed: 600 buyers of a 30-second plan
   // (about 20 renewals a second once they are all active) approving at 10 a second, the whole
   // system running for 5 minutes. Run on the e2e stack (the apps from source, every process of
   // it), after the processes above have stopped. Reported: approval → role granted (2xx at the

@@ -8,7 +8,7 @@ import { loadPortalConfig } from '../src/config.js';
 
 // The portal's doors, in-process (app.inject) on a real database: who opens the API and the
 // pages, CSRF on every state-changing form, security headers, Secure cookies behind a TLS proxy,
-// and a limit on sign-in attempts (issue 10, findings 1 and 4).
+// and a limit on sign-in attempts (docs/admin.md, who may enter).
 const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
 const secret = 'portal-security-test-secret-0123456789';
 const token = (sub: string, roles: string[]) => hs256Token(secret, sub, roles);

@@ -10,7 +10,7 @@ import { buildApp } from '../src/app.js';
 import { loadBillingApiConfig } from '../src/config.js';
 
 // billing-api's checkout in-process (app.inject) on a real database, with an Auth client whose
-// answers the test sets and a fake PaymentProvider (issue 8, defect 9).
+// answers the test sets and a fake PaymentProvider (docs/guarantees.md: a checkout between a grant's end and the Auth revoke).
 const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);
 const secret = 'checkout-test-secret-0123456789abcdef';
 const config = loadBillingApiConfig({

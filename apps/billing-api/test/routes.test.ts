@@ -901,7 +901,7 @@ t.test(
 );
 
 t.test(
-  'checkouts with nothing to charge now (SPEC section 11): a free trial and a free first period save the wallet at PayPal',
+  'checkouts with nothing to charge now (docs/api.md, free trials and coupons at checkout): a free trial and a free first period save the wallet at PayPal',
   async (t) => {
     await db
       .insertInto('plans')

@@ -370,7 +370,7 @@ async function active(provider: FakeProvider, vaultId: string | null = 'VAULT-1'
 }
 
 t.test(
-  'vault tokens: a created one is kept when none is; a deleted one is never charged, the buyer told (SPEC section 11)',
+  'vault tokens: a created one is kept when none is; a deleted one is never charged, the buyer told (docs/api.md, `POST /v1/subscriptions/:id/payment-method`)',
   async (t) => {
     const provider = new FakeProvider();
     const c = await active(provider, null);

@@ -21,7 +21,7 @@ import { captureApproved } from '../src/payments/capture.js';
 import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
 
 // The payment-worker's money logic in-process against a real, migrated database, with a fake
-// PaymentProvider that records what it was asked (issue 8: defects 1, 5, 6, 7).
+// PaymentProvider that records what it was asked (docs/guarantees.md).
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
@@ -662,7 +662,7 @@ t.test(
   },
 );
 
-/** A pending checkout waiting for the buyer's wallet (SPEC section 11): a trial, or a first period made free. */
+/** A pending checkout waiting for the buyer's wallet (docs/api.md, free trials): a trial, or a first period made free. */
 async function pendingVaultCheckout(opts: { trial?: string; freePayment?: boolean; userId?: string } = {}) {
   const sub = {
     id: randomUUID(),

@@ -20,7 +20,7 @@ await importCatalog(db, [
   },
 ]);
 
-t.test('a stale renewal at PayPal is looked up with leave to end it (issue 8, defect 8)', async (t) => {
+t.test('a stale renewal at PayPal is looked up with leave to end it (docs/scheduler.md, reconciliation)', async (t) => {
   const anchor = new Date(Date.now() - 50 * 60_000);
   const sub = {
     id: randomUUID(),
@@ -66,7 +66,7 @@ t.test('a stale renewal at PayPal is looked up with leave to end it (issue 8, de
 });
 
 t.test(
-  'a webhook event stored but never processed is handed to the payment-worker again, a bounded number of times (issue 8, defect 10)',
+  'a webhook event stored but never processed is handed to the payment-worker again, a bounded number of times (docs/scheduler.md, reconciliation)',
   async (t) => {
     const id = randomUUID();
     await db

@@ -4,7 +4,7 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { renewalsJob } from '../src/jobs/renewals.job.js';
 
-// SPEC section 11: a renewal is charged at the price of its period: a coupon covering it takes its
+// docs/api.md, coupons at checkout: a renewal is charged at the price of its period: a coupon covering it takes its
 // discount off (renewals included), a coupon whose periods are used up does not.
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());

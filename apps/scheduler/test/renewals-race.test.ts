@@ -4,7 +4,7 @@ import { createDb, importCatalog, type Db } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { renewalsJob } from '../src/jobs/renewals.job.js';
 
-// Issue 8, defect 1: scheduler replicas released at the same instant over the same due
+// docs/guarantees.md, one payment per period: scheduler replicas released at the same instant over the same due
 // renewals must create exactly one renewal payment per subscription and period. Each replica
 // has its own pool, as separate processes would; several rounds, each on fresh subscriptions.
 const REPLICAS = 5;

@@ -5,7 +5,7 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { issueReceipt, payments, subscriptions } from '../src/index.js';
 
-// Receipts against a real, migrated database (SPEC section 11): numbered without gaps, never changed
+// Receipts against a real, migrated database (docs/api.md, `GET /v1/payments/:id/receipt`): numbered without gaps, never changed
 // or deleted; the counters behind them only move forward; the audit log is insert-only.
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());

@@ -48,7 +48,7 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'currency',
     ],
     'subscription.expired': ['userId', 'subscriptionId', 'planId', 'planName', 'role', 'expiredAt'],
-    // SPEC section 11
+    // docs/messages.md, notifications: plan changes, trials, payment methods, coupons
     'subscription.plan_changed': [
       'userId',
       'subscriptionId',

@@ -54,7 +54,7 @@ t.test(
         .amount,
       1299,
     );
-    // A trial (SPEC section 11): kept, changed, dropped; a malformed one refused.
+    // A trial (docs/api.md, free trials): kept, changed, dropped; a malformed one refused.
     const trial = demo.find((p: { trialPeriod?: string }) => p.trialPeriod);
     t.equal(
       (await tdb.db.selectFrom('plans').select('trial_period').where('id', '=', trial.id).executeTakeFirstOrThrow())

@@ -5,7 +5,7 @@ import { createTestDatabase } from '@billing/testing';
 import { migrations } from '../src/migrations/index.js';
 import { APP_ROLE_SUFFIX, appRole, appUrl, migrateWithRoles, type AppName, type DbRoles } from '../src/roles.js';
 
-// Least privilege (issue 10, finding 7): `npm run migrate` makes an owner that holds the schema and
+// Least privilege (docs/guarantees.md, an app's database credentials leaked): `npm run migrate` makes an owner that holds the schema and
 // an app role that can read, insert and update rows and nothing else. Checked on a real server.
 const suffix = randomBytes(4).toString('hex');
 const roles: DbRoles = { owner: `t_owner_${suffix}`, app: `t_app_${suffix}` };

@@ -31,7 +31,7 @@ const changes: Row[] = [
   ['completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 400 }, 'partially_refunded'],
   ['completed', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }, 'refunded'],
   ['partially_refunded', { type: 'refund_recorded', amount: 1000, refundedAmount: 1000 }, 'refunded'],
-  // A free period (SPEC section 11): paid without a charge, only before anything went to PayPal.
+  // A free period (docs/api.md, coupons at checkout): paid without a charge, only before anything went to PayPal.
   ['created', ev('nothing_due'), 'completed', ['activate']],
 ];
 

@@ -52,7 +52,7 @@ const changes: Row[] = [
   [st('pending'), ev('replaced'), st('cancelled'), []],
   [st('past_due'), ev('replaced'), st('cancelled'), ['grant_ends']],
   [st('past_due', true), ev('replaced'), st('cancelled', true), ['grant_ends']],
-  // Trials (SPEC section 11): the role is granted while trialing; the first charge is a renewal's.
+  // Trials (docs/api.md, free trials): the role is granted while trialing; the first charge is a renewal's.
   [st('pending'), ev('trial_started'), st('trialing'), ['grant_starts']],
   [st('trialing'), ev('renewal_completed'), st('active'), []],
   [st('trialing'), ev('renewal_failed'), st('past_due'), []],

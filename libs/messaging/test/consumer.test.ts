@@ -203,7 +203,7 @@ t.test('a consumer killed between its commit and its ack: the redelivered messag
 });
 
 t.test(
-  'an outage waits without using attempts or the delivery limit: nothing ends parked (issue 8, defect 3)',
+  'an outage waits without using attempts or the delivery limit: nothing ends parked (docs/messages.md)',
   async (t) => {
     const broker = env.connect();
     let outage = 6;
@@ -260,7 +260,7 @@ t.test(
   },
 );
 
-t.test('a message the broker parks reaches dead_letters, where an operator sees it (issue 8, defect 3)', async (t) => {
+t.test('a message the broker parks reaches dead_letters, where an operator sees it (docs/messages.md)', async (t) => {
   const broker = env.connect();
   const consumer = pingConsumer(env, broker, { queue: 'test.parking' });
   await consumer.start();
@@ -466,7 +466,7 @@ t.test(
 );
 
 t.test(
-  'under load a consumer waits for pool connections: no message goes round a retry queue, none is handled twice (issue 21)',
+  'under load a consumer waits for pool connections: no message goes round a retry queue, none is handled twice (docs/messages.md)',
   async (t) => {
     for (const connections of [2, undefined])
       await t.test(`connections: ${connections ?? 'not given'}`, (t) => underLoad(t, connections));

@@ -169,7 +169,7 @@ t.test('a row and its message in one statement: both or neither, and the relay i
 });
 
 t.test(
-  'a row is published by the process that committed it, woken in-process at commit: no NOTIFY to every relay (issue 21)',
+  'a row is published by the process that committed it, woken in-process at commit: no NOTIFY to every relay (docs/messages.md)',
   async (t) => {
     const pg = (await import('pg')).default;
     // Anyone LISTENing on the relay's old channel: every commit used to wake every relay of every app.

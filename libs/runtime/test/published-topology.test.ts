@@ -6,7 +6,7 @@ import { enqueue } from '@billing/messaging';
 import { createTestVhost, waitFor } from '@billing/testing';
 import { createRuntime } from '../src/runtime.js';
 
-// Issue 8, defect 10: a message published before its consumer ever declared its queue must wait
+// docs/guarantees.md, messages never vanish: a message published before its consumer ever declared its queue must wait
 // in that queue, not be routed nowhere and dropped.
 t.test('messages published on a fresh broker, before any worker ran, wait in the work queues', async (t) => {
   const [tdb, vhost] = await Promise.all([createMigratedTestDb(), createTestVhost()]);

@@ -7,7 +7,7 @@ import { approveInBrowser, checkout, startStack } from '@billing/e2e';
 import { waitFor } from '@billing/testing';
 import { launch, screenshotDir, seriousViolations } from '../src/browser.js';
 
-// Issue 13: the operators' portal and the buyer's billing page, in a real browser (Debian's
+// docs/admin.md and docs/api.md: the operators' portal and the buyer's billing page, in a real browser (Debian's
 // Chromium driven by playwright-core) against the whole system as real processes; every page
 // checked with axe-core and photographed.
 const stack = await startStack({}, { homeIsBillingPage: true });

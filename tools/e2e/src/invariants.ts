@@ -16,7 +16,7 @@ interface Capture {
 const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
 
 /**
- * Issue 8's invariants, checked against what the outside world saw (captures and refunds at the
+ * docs/guarantees.md's invariants, checked against what the outside world saw (captures and refunds at the
  * PayPal stand-in, roles at the Auth stand-in, queues at the broker) once the system is quiet.
  * Returns one line per broken promise; an empty list means all hold.
  */

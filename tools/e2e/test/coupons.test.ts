@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, coupons, through the real processes: created by an operator, redeemed at
+// docs/api.md, coupons at checkout, through the real processes: created by an operator, redeemed at
 // checkout (the discount charged at the PayPal stand-in and on the receipt), exact at the limit
 // under 20 checkouts at once, given back when a checkout is cancelled at PayPal.
 const stack = await startStack();

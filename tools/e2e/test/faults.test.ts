@@ -5,7 +5,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { approveInBrowser, checkout, startStack } from '../src/stack.js';
 
-// Issue 8's fault suite: each fault on a purchase through the real processes, then the
+// docs/guarantees.md's fault suite: each fault on a purchase through the real processes, then the
 // invariant checker over what PayPal, the Auth service and the broker saw.
 const stack = await startStack();
 t.teardown(() => stack.stop());

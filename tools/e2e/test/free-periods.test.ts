@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, a coupon that makes periods free, through the real processes on PT15S periods:
+// docs/api.md, coupons at checkout: a coupon that makes periods free, through the real processes on PT15S periods:
 // 100% off the first two periods. The checkout saves the buyer's wallet (PayPal's vault setup
 // token) and charges nothing; each free period is recorded as paid, for 0, without a PayPal
 // charge, with its receipt; the third period is charged its full price through the saved wallet.

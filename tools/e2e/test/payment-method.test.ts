@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, replacing the payment method, through the real processes on PT30S periods: a
+// docs/api.md (`POST /v1/subscriptions/:id/payment-method`), replacing the payment method, through the real processes on PT30S periods: a
 // wallet revoked at PayPal stops the charges and tells the buyer; the buyer saves a new one
 // through PayPal's vault approval and the past_due subscription is charged with it at once; one
 // who never does expires at the last dunning retry's time.

@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, plan changes, through the real processes: the charge at the PayPal stand-in
+// docs/api.md, plan changes, through the real processes: the charge at the PayPal stand-in
 // checked to the cent against the formula, the roles at the Auth stand-in, the notifications.
 const plan = (id: string, amount: number, period: string, role: string, currency = 'USD') => ({
   id,

@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, receipts and credit notes, through the real processes: numbered without gaps
+// docs/api.md (`GET /v1/payments/:id/receipt`), receipts and credit notes, through the real processes: numbered without gaps
 // per currency and year under 50 payments completing at once, announced, served as HTML and PDF
 // to the owner only.
 const stack = await startStack();

@@ -132,7 +132,7 @@ t.test(
       'resumed before the boundary',
     );
     await stack.paypal(`/_control/vault/${unvaulted.vaultId}/delete`, {});
-    // SPEC section 11: the revoked wallet is not charged; the buyer is told and may save a new one.
+    // docs/scheduler.md, renewals and dunning: the revoked wallet is not charged; the buyer is told and may save a new one.
     await waitFor(async () => (await sub(unvaulted.id)).payment_method_required === 'payment_token_deleted', {
       what: 'VAULT.PAYMENT-TOKEN.DELETED applied',
     });
@@ -161,7 +161,7 @@ t.test(
         `${who}: expired at the boundary, not before`,
       );
       // The leaver is not renewed at all; the revoked wallet's renewal fails without a PayPal call
-      // (no method: SPEC section 11), then the subscription waits and expires.
+      // (no method: docs/scheduler.md), then the subscription waits and expires.
       const tried = await renewalPayments(s.id);
       t.equal((await chargesFor(tried.map((p) => p.id))).length, 0, `${who}: no renewal charge`);
       t.ok(

@@ -3,7 +3,7 @@ import { waitFor } from '@billing/testing';
 import { brokenInvariants } from '../src/invariants.js';
 import { startStack } from '../src/stack.js';
 
-// SPEC section 11, free trials, through the real processes: a PT10S trial before PT30S periods.
+// docs/api.md, free trials, through the real processes: a PT10S trial before PT30S periods.
 // Checkout saves the buyer's wallet through PayPal's vault setup-token flow without a charge; the
 // subscription is trialing with its role granted; subscription.trial_will_end comes at half the
 // trial (it is shorter than 6 days); at the trial's end the first period is charged through the

@@ -202,7 +202,7 @@ t.test('declines, 5xx and timeouts', async (t) => {
 });
 
 t.test(
-  '429 is "try later", not a refusal: retried after Retry-After with the same request id (issue 8, defect 11)',
+  '429 is "try later", not a refusal: retried after Retry-After with the same request id (docs/paypal.md, retries and failures)',
   async (t) => {
     const created = await checkout('77777777-7777-4777-8777-777777777777');
     await app.inject({ method: 'POST', url: `/_control/orders/${created.orderId}/approve` });

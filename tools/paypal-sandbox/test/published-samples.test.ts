@@ -4,7 +4,7 @@ import { parseOrder, parsePaymentToken, parseSetupToken, parseWebhookEvent, summ
 import { buildSandbox } from '../src/server.js';
 
 // PayPal's published webhook samples, kept as fixtures: the parser reads them, and the
-// stand-in sends events of the same shape (issue 8, defect 2: the chargeback).
+// stand-in sends events of the same shape (docs/webhooks.md: the chargeback).
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8'));
 
 /** The shape of a JSON value: its keys, recursively, and the kinds of its leaves. */

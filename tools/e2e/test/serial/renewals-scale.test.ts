@@ -3,7 +3,7 @@ import t from 'tap';
 import { waitFor } from '@billing/testing';
 import { startStack } from '../../src/stack.js';
 
-// docs/scheduler.md "each due item is handled once" (issue 8, defect 1): five scheduler replicas over 2,000
+// docs/scheduler.md "each due item is handled once": five scheduler replicas over 2,000
 // due renewals seeded in one transaction (every replica sees them at the same commit and scans every
 // 500 ms), one replica paused (SIGSTOP) mid-claim and resumed, another SIGKILLed; what counts is
 // what PayPal saw: captures per subscription and period.

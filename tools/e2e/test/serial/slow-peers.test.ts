@@ -4,7 +4,7 @@ import { brokenInvariants } from '../../src/invariants.js';
 import { checkouts as checkoutsOf, consumed } from '../../src/load.js';
 import { startStack } from '../../src/stack.js';
 
-// Issue 8, defect 4: no database connection is held across a call to the outside world, so a
+// docs/guarantees.md, no connection is held while a peer answers: no database connection is held across a call to the outside world, so a
 // slow peer with many messages in flight causes no error, no hand-back and no delay beyond it.
 // PayPal may take up to 10 s here (the production default), so a 4 s capture is slow, not failed.
 const stack = await startStack({ PAYPAL_TIMEOUT_MS: '10000' });
