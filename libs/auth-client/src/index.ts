@@ -42,15 +42,13 @@ export class AuthClient {
   private readonly dispatcher: Agent;
   constructor(private readonly opts: AuthClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
-    this.dispatcher = new Agent({
-      connections: 64,
-      keepAliveTimeout: 10_000,
-      connect: { timeout: opts.timeoutMs ?? 5_000 },
-    });
+    this.dispatcher = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   }
 
   private async call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
-    const timeout = this.opts.timeoutMs ?? 5_000;
+    // A precise bound on the whole call (undici's own timeouts tick at about a second).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.opts.timeoutMs ?? 5_000);
     let res: Dispatcher.ResponseData;
     try {
       res = await request(`${this.base}${path}`, {
@@ -61,14 +59,19 @@ export class AuthClient {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? null : JSON.stringify(body),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
+        signal: abort.signal,
       });
     } catch (err) {
-      throw new AuthUnavailableError(`Auth service ${method} ${path}: ${(err as Error).message}`);
+      clearTimeout(timer);
+      const why = abort.signal.aborted ? `timed out after ${this.opts.timeoutMs ?? 5_000} ms` : (err as Error).message;
+      throw new AuthUnavailableError(`Auth service ${method} ${path}: ${why}`);
     }
     const status = res.statusCode;
-    const drop = () => res.body.dump().catch(() => undefined);
+    const drop = () =>
+      res.body
+        .dump()
+        .catch(() => undefined)
+        .finally(() => clearTimeout(timer));
     if (status >= 500) {
       await drop();
       throw new AuthUnavailableError(`Auth service ${method} ${path}: HTTP ${status}`);
@@ -77,9 +80,12 @@ export class AuthClient {
       status,
       ok: status >= 200 && status < 300,
       json: () =>
-        res.body.json().catch((err: unknown) => {
-          throw new AuthUnavailableError(`Auth service ${method} ${path}: ${(err as Error).message}`);
-        }),
+        res.body
+          .json()
+          .catch((err: unknown) => {
+            throw new AuthUnavailableError(`Auth service ${method} ${path}: ${(err as Error).message}`);
+          })
+          .finally(() => clearTimeout(timer)),
       drop,
     };
   }

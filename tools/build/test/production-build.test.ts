@@ -18,7 +18,8 @@ import { APP_ROLE_SUFFIX, type AppName } from '@billing/db';
 const root = path.resolve(import.meta.dirname, '../../..');
 const built = spawnSync(process.execPath, ['tools/build/build.mjs'], { cwd: root, encoding: 'utf8' });
 t.equal(built.status, 0, `npm run build: ${built.stderr}`);
-t.match(built.stdout, /built 11 entry points/);
+t.match(built.stdout, /built 12 entry points/);
+t.match(built.stdout, /dist\/billing-api\/public\/billing.js/, "the billing page's script, for the browser");
 
 const suffix = randomBytes(4).toString('hex');
 const [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
