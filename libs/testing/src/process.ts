@@ -5,12 +5,29 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
+/** Ports this process handed out already (a port is never handed out twice by one test process). */
+const handedOut = new Set<number>();
+
+/**
+ * A port free now for a server the test starts, drawn at random below Linux's ephemeral range
+ * (32768–60999): a port the kernel picked (`listen(0)`) is an ephemeral one, which an outgoing
+ * connection (to Postgres, RabbitMQ, a stand-in) could take before the server binds it, and a
+ * test of another file running alongside could be handed the same one.
+ */
 export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    const srv = net.createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!free) continue;
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export interface Spawned {
