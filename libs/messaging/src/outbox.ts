@@ -20,6 +20,16 @@ export async function enqueue<C extends MessageContract>(
   return envelope;
 }
 
+/** The outbox row of one message. */
+const outboxRow = (contract: MessageContract, envelope: Envelope) => ({
+  id: randomUUID(),
+  exchange: contract.exchange,
+  routing_key: contract.routingKey,
+  type: envelope.type,
+  envelope: JSON.stringify(envelope),
+  headers: '{}',
+});
+
 /** Many messages of one contract in one multi-row INSERT, in the caller's transaction. */
 export async function enqueueMany<C extends MessageContract>(
   trx: Transaction<Database>,
@@ -31,16 +41,7 @@ export async function enqueueMany<C extends MessageContract>(
   const envelopes = data.map((d) => makeEnvelope(contract, d, correlationId));
   await trx
     .insertInto('outbox')
-    .values(
-      envelopes.map((envelope) => ({
-        id: randomUUID(),
-        exchange: contract.exchange,
-        routing_key: contract.routingKey,
-        type: envelope.type,
-        envelope: JSON.stringify(envelope),
-        headers: '{}',
-      })),
-    )
+    .values(envelopes.map((envelope) => outboxRow(contract, envelope)))
     .execute();
   return envelopes;
 }
@@ -55,17 +56,9 @@ export async function enqueueEach(
   await trx
     .insertInto('outbox')
     .values(
-      messages.map(({ contract, data }) => {
-        const envelope = makeEnvelope(contract, data as Static<typeof contract.schema>, correlationId);
-        return {
-          id: randomUUID(),
-          exchange: contract.exchange,
-          routing_key: contract.routingKey,
-          type: envelope.type,
-          envelope: JSON.stringify(envelope),
-          headers: '{}',
-        };
-      }),
+      messages.map(({ contract, data }) =>
+        outboxRow(contract, makeEnvelope(contract, data as Static<typeof contract.schema>, correlationId)),
+      ),
     )
     .execute();
 }
