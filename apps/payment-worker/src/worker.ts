@@ -17,7 +17,7 @@ import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge
 import { checkOrderHandler } from './handlers/check-order.js';
 import { paymentMethodApprovedHandler } from './handlers/payment-method.js';
 import { sendRefundHandler } from './handlers/send-refund.js';
-import type { PaymentContext } from './payments/outcomes.js';
+import type { PaymentContext } from './payments/context.js';
 
 export const paymentQueue: WorkQueueSpec = WORK_QUEUES.payment;
 /** Provider calls that keep failing are retried for about an hour before they are dead-lettered. */

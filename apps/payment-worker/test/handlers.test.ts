@@ -24,7 +24,7 @@ import { applyProviderEvent } from '../src/handlers/apply-provider-event.js';
 import { chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
 import { checkOrderHandler } from '../src/handlers/check-order.js';
 import { sendRefundHandler } from '../src/handlers/send-refund.js';
-import type { PaymentContext } from '../src/payments/outcomes.js';
+import type { PaymentContext } from '../src/payments/context.js';
 
 // The middle layer: each payment-worker handler in-process, against a real migrated database,
 // with a fake PaymentProvider whose answers a test scripts and whose calls it counts. What the

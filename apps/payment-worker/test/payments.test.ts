@@ -13,12 +13,20 @@ import {
   chargeRenewalHandler,
   renewalOutcome,
 } from '../src/handlers/charge-renewal.js';
-import { requestPlanChange, payments as pays } from '@billing/billing-core';
+import {
+  CAPTURE_NEEDED,
+  paidWithoutCharge,
+  payments as pays,
+  recordCapture,
+  recordOrder,
+  requestPlanChange,
+  startTrial,
+} from '@billing/billing-core';
 import { checkOrder } from '../src/handlers/check-order.js';
 import { paymentMethodApprovedHandler, replacePaymentMethod } from '../src/handlers/payment-method.js';
 import { sendRefund } from '../src/handlers/send-refund.js';
 import { captureApproved } from '../src/payments/capture.js';
-import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
+import type { PaymentContext } from '../src/payments/context.js';
 
 // The payment-worker's money logic in-process against a real, migrated database, with a fake
 // PaymentProvider that records what it was asked (docs/guarantees.md).
@@ -145,7 +153,8 @@ t.test('a second capture for a period already paid is refunded in full, never ke
   const outcome = await db
     .transaction()
     .execute(async (trx) =>
-      new PaymentOutcomes(ctx(provider)).recordCapture(
+      recordCapture(
+        ctx(provider),
         trx,
         await trx.selectFrom('payments').selectAll().where('id', '=', second).executeTakeFirstOrThrow(),
         capture,
@@ -211,7 +220,8 @@ t.test("a capture in another currency is refunded in the capture's currency (def
   await db
     .transaction()
     .execute(async (trx) =>
-      new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(
+      recordCapture(
+        ctx(new FakeProvider()),
         trx,
         await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(),
         capture,
@@ -240,7 +250,8 @@ t.test(
     const outcome = await db
       .transaction()
       .execute(async (trx) =>
-        new PaymentOutcomes(ctx(new FakeProvider())).recordCapture(
+        recordCapture(
+          ctx(new FakeProvider()),
           trx,
           await trx.selectFrom('payments').selectAll().where('id', '=', p).executeTakeFirstOrThrow(),
           capture,
@@ -557,7 +568,7 @@ t.test(
         .forUpdate()
         .executeTakeFirstOrThrow();
       await pays.transition(trx, p, { type: 'order_created' });
-      return new PaymentOutcomes(ctx(provider)).recordOrder(trx, p, {
+      return recordOrder(ctx(provider), trx, p, {
         orderId: 'ORD-LATE',
         status: 'COMPLETED',
         customId: lateId,
@@ -733,7 +744,7 @@ t.test('a trial checkout: the saved wallet starts the trial, once; one trial per
   );
   t.equal(await replacePaymentMethod(ctx(provider), db, setupTokenId), 'no-op', 'once');
   t.equal(
-    await db.transaction().execute((trx) => new PaymentOutcomes(ctx(provider)).startTrial(trx, s, 'X')),
+    await db.transaction().execute((trx) => startTrial(ctx(provider), trx, s, 'X')),
     'no-op',
     'not pending any more',
   );
@@ -786,16 +797,16 @@ t.test('a first period a coupon made free: paid for 0 without a charge once the 
     0,
     'its receipt',
   );
-  const outcomes = new PaymentOutcomes(ctx(provider));
+  const c = ctx(provider);
   await db.transaction().execute(async (trx) => {
-    t.equal(await outcomes.paidWithoutCharge(trx, await payment(paymentId), null), 'no-op', 'once');
+    t.equal(await paidWithoutCharge(c, trx, await payment(paymentId), null), 'no-op', 'once');
     const paid = await activeSubscription();
     const charged = await trx
       .selectFrom('payments')
       .selectAll()
       .where('subscription_id', '=', paid.id)
       .executeTakeFirstOrThrow();
-    await t.rejects(outcomes.paidWithoutCharge(trx, charged, null), /cannot be paid without a charge/);
+    await t.rejects(paidWithoutCharge(c, trx, charged, null), /cannot be paid without a charge/);
   });
   // Nothing waits for a wallet saved for a pending checkout that has no free payment.
   const stray = await pendingVaultCheckout();

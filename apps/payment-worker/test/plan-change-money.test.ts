@@ -12,13 +12,14 @@ import {
   planChangeOfPayment,
   PlanChangeRefused,
   priceOfPeriod,
+  recordOrder,
   requestPlanChange,
 } from '@billing/billing-core';
 import { ProviderRefusedError, type OrderState } from '@billing/payments';
 import { createLogger } from '@billing/service-kit';
 import { FakeProvider } from './fake-provider.js';
 import { chargePlanChangeHandler, chargeRenewal } from '../src/handlers/charge-renewal.js';
-import { PaymentOutcomes, type PaymentContext } from '../src/payments/outcomes.js';
+import type { PaymentContext } from '../src/payments/context.js';
 
 // Plan changes against periods already paid or claimed (docs/guarantees.md, plan changes): the price
 // of a period and its plan always agree, whatever order the renewal and the change come in.
@@ -294,7 +295,7 @@ t.test(
         vaultId: 'VAULT-1',
         idempotencyKey: `${paymentId}:charge`,
       }) as OrderState;
-      return new PaymentOutcomes(ctx).recordOrder(trx, p, answer);
+      return recordOrder(ctx, trx, p, answer);
     });
     t.equal(outcome, 'refunded: payment no longer open');
     const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirstOrThrow();

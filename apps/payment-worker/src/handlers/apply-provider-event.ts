@@ -3,7 +3,13 @@ import { SubscriptionPaymentMethodRequired, type ProviderEventReceived } from '@
 import type { Static } from 'typebox';
 import {
   activationFits,
+  CAPTURE_NEEDED,
+  chargedBack,
   completeActivations,
+  failWith,
+  markApproved,
+  recordCapture,
+  refundReported,
   lockActivations,
   payments,
   subscriptions,
@@ -15,7 +21,7 @@ import { afterClosed, enqueue, type StepHandler, type WindowApply } from '@billi
 import type { Logger } from '@billing/service-kit';
 import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
-import { CAPTURE_NEEDED, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+import type { PaymentContext, Tx } from '../payments/context.js';
 import { paymentWindow, type PaymentWindow } from '../payments/window.js';
 
 export { paymentWindow, type PaymentWindow };
@@ -224,12 +230,11 @@ export async function applyWebhookAction(
   trx: Tx,
   action: WebhookAction,
 ): Promise<{ paymentId: string | null; outcome: string }> {
-  const outcomes = new PaymentOutcomes(ctx);
   switch (action.kind) {
     case 'order_approved': {
       const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
       if (!p) return { paymentId: null, outcome: 'unknown order' };
-      return { paymentId: p.id, outcome: await outcomes.markApproved(trx, p) };
+      return { paymentId: p.id, outcome: await markApproved(trx, p) };
     }
     case 'capture_completed':
     case 'capture_pending':
@@ -240,22 +245,22 @@ export async function applyWebhookAction(
         captureId: action.capture.id,
       });
       if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
-      return { paymentId: p.id, outcome: await outcomes.recordCapture(trx, p, action.capture, null) };
+      return { paymentId: p.id, outcome: await recordCapture(ctx, trx, p, action.capture, null) };
     }
     case 'capture_reversed': {
       const p = await payments.lock(trx, { captureId: action.captureId });
       if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
-      return { paymentId: p.id, outcome: await outcomes.chargedBack(trx, p) };
+      return { paymentId: p.id, outcome: await chargedBack(trx, p) };
     }
     case 'capture_refunded': {
       const p = await payments.lock(trx, { captureId: action.captureId });
       if (!p) return { paymentId: null, outcome: 'refund names no capture of ours' };
-      return { paymentId: p.id, outcome: await outcomes.refundReported(trx, p, action) };
+      return { paymentId: p.id, outcome: await refundReported(trx, p, action) };
     }
     case 'order_voided': {
       const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
       if (!p) return { paymentId: null, outcome: 'unknown order' };
-      const t = await outcomes.failWith(trx, p, { type: 'voided' }, 'voided');
+      const t = await failWith(ctx, trx, p, { type: 'voided' }, 'voided');
       return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
     }
     case 'vault_token_created': {

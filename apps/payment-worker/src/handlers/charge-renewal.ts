@@ -1,11 +1,23 @@
 import { isLive } from '@billing/domain';
 import type { PlanChangeChargeRequested, RenewalChargeRequested } from '@billing/contracts';
 import type { Db, PaymentRow } from '@billing/db';
-import { payments, planChangeFailed, planChangeOfPayment, subscriptions } from '@billing/billing-core';
+import {
+  CAPTURE_NEEDED,
+  paidWithoutCharge,
+  paymentFailed,
+  paymentMethodRequired,
+  payments,
+  periodPaidByAnother,
+  planChangeFailed,
+  planChangeOfPayment,
+  recordOrder,
+  subscriptions,
+  type PaymentUseCaseContext,
+} from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
 import { answerOf, captureApproved } from '../payments/capture.js';
-import { CAPTURE_NEEDED, PaymentOutcomes, recordAnswer, type PaymentContext, type Tx } from '../payments/outcomes.js';
+import { recordAnswer, type PaymentContext, type Tx } from '../payments/context.js';
 
 /**
  * PayPal's refusals that only the buyer can resolve: a new wallet is needed, the old one is never
@@ -44,7 +56,7 @@ export function renewalOutcome(outcome: string): string {
  * decide under the payment's lock, charge with no transaction held, record under the lock again.
  */
 export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
-  const decision = await recordAnswer(ctx, db, (trx, outcomes) => decideCharge(outcomes, trx, paymentId));
+  const decision = await recordAnswer(ctx, db, (trx, ctx) => decideCharge(ctx, trx, paymentId));
   return typeof decision === 'string' ? decision : chargeDecided(ctx, db, paymentId, decision);
 }
 
@@ -58,13 +70,13 @@ export async function chargeDecided(
   const answer = await answerOf(ctx.provider.chargeVaulted(charge));
   const outcome = ctx.charges
     ? await ctx.charges.record(paymentId, answer)
-    : await recordAnswer(ctx, db, (trx, outcomes) => recordCharge(outcomes, trx, paymentId, answer));
+    : await recordAnswer(ctx, db, (trx, ctx) => recordCharge(ctx, trx, paymentId, answer));
   return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, paymentId) : outcome;
 }
 
 /** PayPal's answer to a renewal (or plan change) charge, recorded under the payment's lock. */
 export async function recordCharge(
-  outcomes: PaymentOutcomes,
+  ctx: PaymentUseCaseContext,
   trx: Tx,
   paymentId: string,
   answer: OrderState | ProviderRefusedError,
@@ -80,13 +92,13 @@ export async function recordCharge(
     );
     // Only the buyer can help a saved wallet PayPal no longer knows, or one that needs the payer.
     const needsBuyer = METHOD_GONE[answer.issue ?? ''];
-    if (t && needsBuyer && p.kind === 'renewal') await outcomes.paymentMethodRequired(trx, p, needsBuyer);
-    else if (t) await outcomes.paymentFailed(trx, p, declined ? 'declined' : 'provider_error');
+    if (t && needsBuyer && p.kind === 'renewal') await paymentMethodRequired(ctx, trx, p, needsBuyer);
+    else if (t) await paymentFailed(ctx, trx, p, declined ? 'declined' : 'provider_error');
     return declined ? 'declined' : `refused: ${answer.issue}`;
   }
   if (!p.provider_order_id) await payments.record(trx, p, { provider_order_id: answer.orderId });
   await payments.transition(trx, p, { type: 'order_created' });
-  return outcomes.recordOrder(trx, p, answer);
+  return recordOrder(ctx, trx, p, answer);
 }
 
 /** `payment.plan-change.requested`: billing-api accepted a plan change; charge its payment like a renewal. */
@@ -99,7 +111,7 @@ export function chargePlanChangeHandler(ctx: PaymentContext): StepHandler<typeof
 
 /** What a renewal (or plan change) charge request comes to: not charged (and why), or the charge to make. */
 export async function decideCharge(
-  outcomes: PaymentOutcomes,
+  ctx: PaymentUseCaseContext,
   trx: Tx,
   paymentId: string,
 ): Promise<string | ChargeVaultedInput> {
@@ -124,17 +136,17 @@ export async function decideCharge(
     await payments.transition(trx, p, { type: 'buyer_cancelled' });
     return 'subscription ends at its period end: not charged';
   }
-  if (await outcomes.periodPaidByAnother(trx, p)) {
+  if (await periodPaidByAnother(trx, p)) {
     await payments.transition(trx, p, { type: 'superseded' });
     return 'period already paid: not charged';
   }
   // A period a coupon made free needs neither PayPal nor a wallet (docs/api.md, coupons at checkout).
-  if (p.amount === 0 && p.kind === 'renewal') return outcomes.paidWithoutCharge(trx, p, null);
+  if (p.amount === 0 && p.kind === 'renewal') return paidWithoutCharge(ctx, trx, p, null);
   if (!sub.vault_id) {
     await payments.transition(trx, p, { type: 'provider_failed', reason: 'no_payment_method' });
     if (p.kind === 'renewal')
-      await outcomes.paymentMethodRequired(trx, p, sub.payment_method_required ?? 'no_payment_method');
-    else await outcomes.paymentFailed(trx, p, 'no_payment_method');
+      await paymentMethodRequired(ctx, trx, p, sub.payment_method_required ?? 'no_payment_method');
+    else await paymentFailed(ctx, trx, p, 'no_payment_method');
     return 'no payment method';
   }
   return vaultCharge(p, sub.vault_id, `${sub.plan_name} renewal`);

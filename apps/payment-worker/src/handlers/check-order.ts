@@ -1,10 +1,13 @@
 import type { PaymentCheckRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments } from '@billing/billing-core';
+import { CAPTURE_NEEDED, failWith, payments, recordOrder } from '@billing/billing-core';
+import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import type { StepHandler } from '@billing/messaging';
 import type { OrderState } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
-import { CAPTURE_NEEDED, OPEN, PaymentOutcomes, type PaymentContext, type Tx } from '../payments/outcomes.js';
+import type { PaymentContext, Tx } from '../payments/context.js';
+
+const OPEN: readonly string[] = OPEN_PAYMENT_STATUSES;
 
 /** `payment.check.requested` (the return URL, or reconciliation): look the order up at PayPal and move the payment on. */
 export function checkOrderHandler(ctx: PaymentContext): StepHandler<typeof PaymentCheckRequested> {
@@ -47,7 +50,6 @@ async function recordLookup(
   order: OrderState,
   expireUnapproved: boolean,
 ): Promise<string> {
-  const outcomes = new PaymentOutcomes(ctx);
   const p = await payments.lock(trx, { orderId });
   if (!p) return 'unknown order';
   if (!OPEN.includes(p.status)) return 'already settled';
@@ -55,11 +57,11 @@ async function recordLookup(
   if (expireUnapproved && waitingForBuyer) {
     if (p.kind === 'renewal') {
       // PayPal wants the payer, who is not there for a renewal: a failed attempt, and dunning.
-      const d = await outcomes.failWith(trx, p, { type: 'capture_declined' }, 'declined');
+      const d = await failWith(ctx, trx, p, { type: 'capture_declined' }, 'declined');
       return d ? 'renewal needs the payer: failed' : 'no-op';
     }
-    const t = await outcomes.failWith(trx, p, { type: 'checkout_expired' }, 'checkout_expired');
+    const t = await failWith(ctx, trx, p, { type: 'checkout_expired' }, 'checkout_expired');
     return t ? 'checkout expired' : 'no-op';
   }
-  return outcomes.recordOrder(trx, p, order);
+  return recordOrder(ctx, trx, p, order);
 }

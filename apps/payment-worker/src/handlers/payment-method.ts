@@ -1,11 +1,17 @@
 import { isLive } from '@billing/domain';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { endPendingCheckout, paymentMethodRequests, subscriptions } from '@billing/billing-core';
+import {
+  endPendingCheckout,
+  paidWithoutCharge,
+  paymentMethodRequests,
+  startTrial,
+  subscriptions,
+} from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
-import { PaymentOutcomes, type PaymentContext } from '../payments/outcomes.js';
+import type { PaymentContext } from '../payments/context.js';
 
 /**
  * `payment.method.approved`: the buyer approved saving a new wallet (docs/api.md, …/payment-method). The setup
@@ -69,8 +75,7 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
     // A checkout with nothing to charge now (docs/api.md, free trials): the saved wallet starts the trial, or
     // the first period a coupon made free is recorded as paid without a charge.
     if (sub.status === 'pending') {
-      const outcomes = new PaymentOutcomes(ctx);
-      if (sub.trial_period) return outcomes.startTrial(trx, sub, answer.paymentTokenId);
+      if (sub.trial_period) return startTrial(ctx, trx, sub, answer.paymentTokenId);
       const free = await trx
         .selectFrom('payments')
         .selectAll()
@@ -81,7 +86,7 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
         .forUpdate()
         .executeTakeFirst();
       if (!free) return 'no-op: nothing waits for this wallet';
-      return outcomes.paidWithoutCharge(trx, free, answer.paymentTokenId);
+      return paidWithoutCharge(ctx, trx, free, answer.paymentTokenId);
     }
     if (!isLive(sub.status)) return `subscription ${sub.status}: kept for nothing`;
     await subscriptions.record(trx, sub, {

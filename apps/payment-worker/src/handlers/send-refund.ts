@@ -1,10 +1,10 @@
 import type { RefundRequested } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import { payments, refunds } from '@billing/billing-core';
+import { payments, refundCompleted, refunds } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError, type RefundInput } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
-import { PaymentOutcomes, type PaymentContext } from '../payments/outcomes.js';
+import type { PaymentContext } from '../payments/context.js';
 
 /** `payment.refund.requested`: a refund we recorded goes to PayPal. */
 export function sendRefundHandler(ctx: PaymentContext): StepHandler<typeof RefundRequested> {
@@ -52,7 +52,7 @@ export async function sendRefund(ctx: PaymentContext, db: Db, refundId: string):
       return 'refused';
     }
     const p = (await payments.lock(trx, { id: refund.payment_id }))!;
-    if (answer.status === 'COMPLETED') await new PaymentOutcomes(ctx).refundCompleted(trx, p, refund, answer.id);
+    if (answer.status === 'COMPLETED') await refundCompleted(trx, p, refund, answer.id);
     else await refunds.transition(trx, refund, { type: 'provider_pending' }, { provider_refund_id: answer.id });
     return `refund ${answer.status}`;
   });

@@ -1,7 +1,7 @@
 import type { Db } from '@billing/db';
-import { payments } from '@billing/billing-core';
+import { CAPTURE_NEEDED, failWith, payments, recordOrder } from '@billing/billing-core';
 import { ProviderRefusedError } from '@billing/payments';
-import { CAPTURE_NEEDED, recordAnswer, type PaymentContext } from './outcomes.js';
+import { recordAnswer, type PaymentContext } from './context.js';
 
 /** A provider call's answer, or its refusal (a 4xx) as a value to record; an unknown outcome is thrown, to be retried. */
 export async function answerOf<T>(call: Promise<T>): Promise<T | ProviderRefusedError> {
@@ -23,19 +23,19 @@ export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: st
   const answer = await answerOf(
     ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }),
   );
-  const outcome = await recordAnswer(ctx, db, async (trx, outcomes) => {
+  const outcome = await recordAnswer(ctx, db, async (trx, ctx) => {
     const locked = (await payments.lock(trx, { id: paymentId }))!;
     if (answer instanceof ProviderRefusedError) {
       if (answer.issue === 'INSTRUMENT_DECLINED') {
-        await outcomes.failWith(trx, locked, { type: 'capture_declined' }, 'declined');
+        await failWith(ctx, trx, locked, { type: 'capture_declined' }, 'declined');
         return 'declined';
       }
       // A 4xx is PayPal's final word (docs/paypal.md): left approved, the payment would be captured again for ever.
       ctx.logger.warn('capture refused', { paymentId, issue: answer.issue });
-      await outcomes.failWith(trx, locked, { type: 'provider_failed', reason: 'provider_error' }, 'provider_error');
+      await failWith(ctx, trx, locked, { type: 'provider_failed', reason: 'provider_error' }, 'provider_error');
       return `capture refused: ${answer.issue}`;
     }
-    return outcomes.recordOrder(trx, locked, answer);
+    return recordOrder(ctx, trx, locked, answer);
   });
   return outcome === CAPTURE_NEEDED ? 'capture answered without a capture' : outcome;
 }

@@ -1,12 +1,19 @@
 import { isLive } from '@billing/domain';
 import type { RenewalChargeRequested } from '@billing/contracts';
 import type { Static } from 'typebox';
-import { completeRenewals, fits, lockCharges, ReceiptBatch, type CapturedRenewal } from '@billing/billing-core';
+import {
+  completeRenewals,
+  fits,
+  lockCharges,
+  ReceiptBatch,
+  type CapturedRenewal,
+  type PaymentUseCaseContext,
+} from '@billing/billing-core';
 import { Batcher, withConnectionPriority, type Db } from '@billing/db';
 import type { WindowApply } from '@billing/messaging';
 import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
 import { chargeDecided, decideCharge, recordCharge, renewalOutcome, vaultCharge } from '../handlers/charge-renewal.js';
-import { PaymentOutcomes, recordAnswer, type PaymentContext, type Tx } from './outcomes.js';
+import { recordAnswer, type PaymentContext, type Tx } from './context.js';
 import type { PaymentWindow } from './window.js';
 
 /**
@@ -29,7 +36,7 @@ export function chargeRenewalInWindow(
       batches.set(window, batch);
       // Decided together when the window's messages have all been seen, before its receipts are numbered.
       window.beforeClose.push(async (trx) => {
-        batch.decided = await decideCharges(new PaymentOutcomes({ ...ctx, receipts: window.receipts }), trx, batch.ids);
+        batch.decided = await decideCharges({ ...ctx, receipts: window.receipts }, trx, batch.ids);
       });
     }
     batch.ids.push(paymentId);
@@ -49,7 +56,7 @@ export function chargeRenewalInWindow(
  * payment) from one locking read, every other case through `decideCharge`, which writes what it decides.
  */
 export async function decideCharges(
-  outcomes: PaymentOutcomes,
+  ctx: PaymentUseCaseContext,
   trx: Tx,
   ids: readonly string[],
 ): Promise<Map<string, string | ChargeVaultedInput>> {
@@ -68,10 +75,7 @@ export async function decideCharges(
       isLive(l.sub.status) &&
       !l.sub.cancel_at_period_end &&
       l.sub.vault_id;
-    decided.set(
-      id,
-      plain ? vaultCharge(l.p, plain, `${l.sub.plan_name} renewal`) : await decideCharge(outcomes, trx, id),
-    );
+    decided.set(id, plain ? vaultCharge(l.p, plain, `${l.sub.plan_name} renewal`) : await decideCharge(ctx, trx, id));
   }
   return decided;
 }
@@ -172,10 +176,9 @@ export class RenewalAnswers {
     });
     const common = plain.filter((c): c is CapturedRenewal => c !== null);
     await completeRenewals(trx, common, receipts, this.ctx.publicBaseUrl);
-    const outcomes = new PaymentOutcomes({ ...this.ctx, receipts });
     const out: string[] = [];
     for (const [i, item] of items.entries())
-      out.push(plain[i] ? 'renewed' : await recordCharge(outcomes, trx, item.paymentId, item.answer));
+      out.push(plain[i] ? 'renewed' : await recordCharge({ ...this.ctx, receipts }, trx, item.paymentId, item.answer));
     return { out, setBased: common.length };
   }
 }

@@ -1,5 +1,5 @@
 import { ReceiptBatch } from '@billing/billing-core';
-import type { Tx } from './outcomes.js';
+import type { Tx } from './context.js';
 
 /**
  * What the messages applied in one transaction share (docs/messages.md, windows): their

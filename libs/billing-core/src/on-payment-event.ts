@@ -1,0 +1,253 @@
+import type { Transaction } from 'kysely';
+import type { Database, PaymentRow } from '@billing/db';
+import { HOLDING_MONEY } from '@billing/domain';
+import { activateSubscription, type ActivationOutcome, type CaptureSeen } from './activations.js';
+import { couponOf } from './coupons.js';
+import type { PaymentUseCaseContext } from './payment-context.js';
+import { failWith, paymentFailed } from './payment-failed.js';
+import { payments } from './payments.js';
+import { applyPlanChange, planChangeFailed, planChangeOfPayment } from './plan-changes.js';
+import { issueReceipt, paymentReceipt } from './receipts.js';
+import { requestRefund } from './refunds.js';
+import { windowOf } from './periods.js';
+import { recordRenewalPaid } from './renewals.js';
+import { subscriptions } from './subscriptions.js';
+
+// The use case "PayPal answered about one of our payments" (docs/architecture.md, use cases):
+// an approval to capture, a capture checked against the payment and then kept, refunded or
+// failed; a payment completed becomes an active subscription (activations.ts), a renewed period
+// or a plan change, with its receipt. Every write goes through the tables' owners under the
+// payment's lock, which the caller holds, so a stale or repeated answer is a no-op.
+
+type Tx = Transaction<Database>;
+
+/** An outcome that asks the caller to capture the order once its transaction has committed. */
+export const CAPTURE_NEEDED = 'approved; capture needed';
+
+/** What a completed payment did to its subscription. */
+export type PaidOutcome =
+  | ActivationOutcome
+  | 'renewed'
+  | 'plan changed'
+  | 'refunded: plan change no longer applies'
+  | 'refunded: subscription ends at its period end';
+
+/** What PayPal's answer about a payment came to (logged, stored on the provider event, counted). */
+export type PaymentOutcome =
+  | 'no-op'
+  | 'approved'
+  | typeof CAPTURE_NEEDED
+  | 'voided'
+  | 'declined'
+  | 'capture pending'
+  | 'capture_mismatch'
+  | 'refunded: period already paid'
+  | 'refunded: payment no longer open'
+  | PaidOutcome
+  | `${PaidOutcome} (free period, not charged)`
+  /** An order or capture status that changes nothing of ours (CREATED, SAVED, PAYER_ACTION_REQUIRED, …). */
+  | `order ${string}`
+  | `capture ${string}`;
+
+/** An order as PayPal shows it: a look-up, a capture or a vaulted charge answered. */
+export interface OrderSeen {
+  orderId: string;
+  /** CREATED, SAVED, APPROVED, VOIDED, COMPLETED, PAYER_ACTION_REQUIRED */
+  status: string;
+  customId: string | null;
+  capture: CaptureSeen | null;
+  vaultId: string | null;
+}
+
+/** An order as PayPal shows it, applied to the payment `p` (locked by the caller). */
+export async function recordOrder(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  order: OrderSeen,
+): Promise<PaymentOutcome> {
+  if (order.capture) return recordCapture(ctx, trx, p, order.capture, order.vaultId);
+  if (order.status === 'APPROVED') return markApproved(trx, p);
+  if (order.status === 'VOIDED') {
+    await failWith(ctx, trx, p, { type: 'voided' }, 'voided');
+    return 'voided';
+  }
+  return `order ${order.status}`;
+}
+
+/** The buyer approved: the payment is approved, and CAPTURE_NEEDED tells the caller to capture after its commit. */
+export async function markApproved(trx: Tx, p: PaymentRow): Promise<'approved' | 'no-op' | typeof CAPTURE_NEEDED> {
+  const t = await payments.transition(trx, p, { type: 'approved' });
+  const mustCapture = t?.effects.includes('capture') || (p.status === 'approved' && !p.provider_capture_id);
+  if (!mustCapture || !p.provider_order_id) return t ? 'approved' : 'no-op';
+  return CAPTURE_NEEDED;
+}
+
+/** A capture PayPal reports: checked against our payment, then kept, refunded or failed. */
+export async function recordCapture(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  capture: CaptureSeen,
+  vaultId: string | null,
+): Promise<PaymentOutcome> {
+  const matches = capture.customId === p.id && capture.amount === p.amount && capture.currency === p.currency;
+  if (!matches) {
+    const t = await payments.transition(trx, p, { type: 'capture_mismatch' }, { provider_capture_id: capture.id });
+    if (!t) return 'no-op';
+    ctx.logger.error('capture does not match our payment: refunding it', { paymentId: p.id, capture });
+    // Refunded as captured: PayPal refuses a refund in another currency than the capture's.
+    await requestRefund(
+      trx,
+      { id: p.id, currency: capture.currency || p.currency },
+      capture.amount,
+      'capture_mismatch',
+      'capture did not match the payment',
+    );
+    await paymentFailed(ctx, trx, p, 'capture_mismatch');
+    return 'capture_mismatch';
+  }
+  if (capture.status === 'PENDING') {
+    const t = await payments.transition(trx, p, { type: 'capture_pending' }, { provider_capture_id: capture.id });
+    return t ? 'capture pending' : 'no-op';
+  }
+  if (capture.status === 'DECLINED' || capture.status === 'FAILED')
+    return (await failWith(ctx, trx, p, { type: 'capture_declined' }, 'declined')) ? 'declined' : 'no-op';
+  if (capture.status !== 'COMPLETED' && capture.status !== 'REFUNDED' && capture.status !== 'PARTIALLY_REFUNDED')
+    return `capture ${capture.status}`;
+  if (await periodPaidByAnother(trx, p)) {
+    // Money taken for a period another payment of ours already paid: it goes back, whole.
+    const d = await payments.transition(trx, p, { type: 'duplicate_capture' }, { provider_capture_id: capture.id });
+    if (!d) return 'no-op';
+    ctx.logger.error('a second capture for a period already paid: refunding it', {
+      paymentId: p.id,
+      captureId: capture.id,
+    });
+    await requestRefund(trx, p, capture.amount, 'late_capture', 'the period was already paid by another payment');
+    return 'refunded: period already paid';
+  }
+  const t = await payments.transition(trx, p, { type: 'capture_completed' }, { provider_capture_id: capture.id });
+  if (!t) return 'no-op';
+  if (t.effects.includes('refund_in_full')) {
+    await requestRefund(trx, p, p.amount, 'late_capture', `captured after the payment was ${p.status}`);
+    return 'refunded: payment no longer open';
+  }
+  return paid(ctx, trx, p, vaultId);
+}
+
+/**
+ * A period a coupon made free (docs/api.md, coupons at checkout): the payment of 0 is recorded as
+ * paid without a PayPal charge, and everything that follows a completed payment follows.
+ */
+export async function paidWithoutCharge(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  vaultId: string | null,
+): Promise<'no-op' | `${PaidOutcome} (free period, not charged)`> {
+  if (p.amount !== 0) throw new Error(`payment ${p.id} of ${p.amount} cannot be paid without a charge`);
+  const t = await payments.transition(trx, p, { type: 'nothing_due' });
+  if (!t) return 'no-op';
+  return `${await paid(ctx, trx, p, vaultId)} (free period, not charged)`;
+}
+
+/** Another payment of ours holds money for this payment's period. */
+export async function periodPaidByAnother(trx: Tx, p: PaymentRow): Promise<boolean> {
+  if (p.kind === 'initial') return false;
+  const other = await trx
+    .selectFrom('payments')
+    .select('id')
+    .where('subscription_id', '=', p.subscription_id)
+    .where('period_index', '=', p.period_index)
+    .where('kind', '=', p.kind)
+    .where('id', '!=', p.id)
+    .where('status', 'in', [...HOLDING_MONEY])
+    .where('failure_reason', 'is', null)
+    .executeTakeFirst();
+  return Boolean(other);
+}
+
+/** A payment of ours completed: the subscription moves on and the receipt is issued. */
+async function paid(ctx: PaymentUseCaseContext, trx: Tx, p: PaymentRow, vaultId: string | null): Promise<PaidOutcome> {
+  const outcome =
+    p.kind === 'upgrade'
+      ? await planChangePaid(ctx, trx, p)
+      : p.kind === 'initial'
+        ? await activate(ctx, trx, p, vaultId)
+        : await renewalPaid(trx, p);
+  await receiptFor(ctx, trx, p);
+  return outcome;
+}
+
+/** The first payment completed: the subscription starts, the role, the buyer told (activations.ts). */
+async function activate(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  vaultId: string | null,
+): Promise<ActivationOutcome> {
+  const outcome = await activateSubscription(trx, p, vaultId);
+  if (outcome === 'activated')
+    ctx.logger.info('subscription activated', { subscriptionId: p.subscription_id, paymentId: p.id });
+  return outcome;
+}
+
+/** A renewal completed: the period is paid, unless the subscription no longer wants it. */
+async function renewalPaid(trx: Tx, p: PaymentRow): Promise<PaidOutcome> {
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (sub.status === 'cancelled' || sub.status === 'expired') {
+    await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
+    return 'refunded: subscription ended';
+  }
+  const { start } = windowOf(sub, p.period_index);
+  if (sub.cancel_at_period_end && start > new Date()) {
+    // Charged in flight while the buyer cancelled at period end: a period that will not be served.
+    await requestRefund(
+      trx,
+      p,
+      p.amount,
+      'late_capture',
+      'renewal captured after the subscription was set to end at its period end',
+    );
+    return 'refunded: subscription ends at its period end';
+  }
+  await recordRenewalPaid(trx, sub, p);
+  return 'renewed';
+}
+
+/**
+ * A plan change's payment completed (docs/api.md, plan changes): the new plan takes effect, unless
+ * the subscription ended meanwhile (the money goes back whole).
+ */
+async function planChangePaid(ctx: PaymentUseCaseContext, trx: Tx, p: PaymentRow): Promise<PaidOutcome> {
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  const change = await planChangeOfPayment(trx, p.id);
+  if (!change || sub.status !== 'active' || change.status !== 'pending') {
+    await requestRefund(trx, p, p.amount, 'late_capture', `the plan change no longer applies (${sub.status})`);
+    if (change) await planChangeFailed(trx, change, `subscription ${sub.status}`);
+    return 'refunded: plan change no longer applies';
+  }
+  await applyPlanChange(trx, sub, change, p);
+  ctx.logger.info('plan changed', { subscriptionId: sub.id, paymentId: p.id, planId: change.to_plan_id });
+  return 'plan changed';
+}
+
+/**
+ * The money was taken: a receipt, numbered in this transaction (docs/api.md, GET
+ * /v1/payments/:id/receipt), whatever happens to the subscription (a late capture refunded gets
+ * its credit note too).
+ */
+async function receiptFor(ctx: PaymentUseCaseContext, trx: Tx, p: PaymentRow): Promise<void> {
+  const sub = await trx
+    .selectFrom('subscriptions')
+    .select(['plan_name', 'plan_id', 'amount'])
+    .where('id', '=', p.subscription_id)
+    .executeTakeFirstOrThrow();
+  const coupon = p.kind !== 'upgrade' && p.amount < sub.amount ? await couponOf(trx, p.subscription_id) : undefined;
+  const fresh = await trx.selectFrom('payments').selectAll().where('id', '=', p.id).executeTakeFirstOrThrow();
+  // The receipt, numbered, and its message in one statement, as late in the transaction as the
+  // caller allows: the currency's counter is locked from here to the commit.
+  const { description, message } = paymentReceipt(fresh, sub, coupon, ctx.publicBaseUrl);
+  if (ctx.receipts) ctx.receipts.add(p, description, message);
+  else await issueReceipt(trx, p, description, message);
+}

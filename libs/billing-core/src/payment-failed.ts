@@ -1,0 +1,94 @@
+import type { Transaction } from 'kysely';
+import { SubscriptionPaymentMethodRequired } from '@billing/contracts';
+import type { Database, PaymentRow } from '@billing/db';
+import type { PaymentEvent } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
+import { endCheckout } from './checkout.js';
+import type { PaymentUseCaseContext } from './payment-context.js';
+import { payments } from './payments.js';
+import { planChangeFailed, planChangeOfPayment } from './plan-changes.js';
+import { recordRenewalFailure } from './renewals.js';
+import { subscriptions } from './subscriptions.js';
+
+// The use case "a payment of ours failed" (docs/architecture.md, use cases): a first payment ends
+// its checkout, a renewal starts or continues dunning, a plan change's fails alone; and a renewal
+// only the buyer can help waits for a new payment method.
+
+type Tx = Transaction<Database>;
+
+export type FailureCause =
+  | 'declined'
+  | 'provider_error'
+  | 'capture_mismatch'
+  | 'checkout_expired'
+  | 'no_payment_method'
+  | 'voided';
+
+/**
+ * The machine's failure `event` applied to the payment; when it moved it, what a
+ * failed payment does follows (`paymentFailed`). Whether it moved (a stale or repeated event: nothing).
+ */
+export async function failWith(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  event: PaymentEvent,
+  reason: FailureCause,
+): Promise<boolean> {
+  const t = await payments.transition(trx, p, event);
+  if (t) await paymentFailed(ctx, trx, p, reason);
+  return t !== null;
+}
+
+/** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
+export async function paymentFailed(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  reason: FailureCause,
+): Promise<void> {
+  if (p.kind === 'upgrade') {
+    // A failed plan change changes nothing but itself (docs/api.md, plan changes).
+    const change = await planChangeOfPayment(trx, p.id);
+    if (change) await planChangeFailed(trx, change, reason);
+    return;
+  }
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (p.kind === 'renewal') {
+    await recordRenewalFailure(trx, sub, reason, ctx.dunningRetryMs, new Date());
+    return;
+  }
+  await endCheckout(trx, sub);
+}
+
+/**
+ * A renewal only the buyer can help (docs/api.md, …/payment-method): dunning is recorded as for
+ * any failure, then the old method is not charged again (no retry time) until a new one is saved;
+ * the subscription stays past_due until then or until the last retry's time, when it expires.
+ */
+export async function paymentMethodRequired(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  p: PaymentRow,
+  reason: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required',
+): Promise<void> {
+  await paymentFailed(ctx, trx, p, reason === 'no_payment_method' ? 'no_payment_method' : 'provider_error');
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (sub.status !== 'past_due') return;
+  const first = sub.dunning_started_at ?? new Date();
+  const last = ctx.dunningRetryMs[ctx.dunningRetryMs.length - 1] ?? 0;
+  const told = sub.payment_method_required === reason;
+  await subscriptions.record(trx, sub, {
+    payment_method_required: reason,
+    payment_method_deadline: new Date(first.getTime() + last),
+    next_retry_at: null,
+  });
+  if (!told)
+    await enqueue(trx, SubscriptionPaymentMethodRequired, {
+      userId: sub.user_id,
+      subscriptionId: sub.id,
+      planId: sub.plan_id,
+      planName: sub.plan_name,
+      reason,
+    });
+}
