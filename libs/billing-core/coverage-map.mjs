@@ -1,4 +1,5 @@
-// This lib's own tests cover the aggregates' owners, the plain checkout, renewal charges and first payments set-based; cancel, renewals, grants
+// This lib's own tests cover the aggregates' owners, the plain checkout, renewal charges, first payments set-based
+// and PayPal's answers about a payment (on-payment-event.ts); cancel, renewals, grants
 // and refunds are exercised (and measured) through the apps' in-process tests that call them.
 export default (testFile) => {
   if (testFile.endsWith('owners-db.test.ts')) return ['src/subscriptions.ts', 'src/payments.ts'];
@@ -7,5 +8,6 @@ export default (testFile) => {
     return ['src/renewal-charges.ts', 'src/subscriptions.ts', 'src/payments.ts'];
   if (testFile.endsWith('activations-db.test.ts'))
     return ['src/activations.ts', 'src/subscriptions.ts', 'src/payments.ts'];
+  if (testFile.endsWith('on-payment-event-db.test.ts')) return ['src/on-payment-event.ts'];
   return null;
 };

@@ -1,0 +1,287 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import {
+  CAPTURE_NEEDED,
+  markApproved,
+  paidWithoutCharge,
+  payments,
+  ReceiptBatch,
+  recordOrder,
+  requestPlanChange,
+  subscriptions,
+  type OrderSeen,
+  type PaymentUseCaseContext,
+} from '../src/index.js';
+
+// The use case "PayPal answered about one of our payments" (docs/architecture.md, use cases)
+// against a real, migrated database: each answer PayPal can give, what it writes, and that the
+// same answer again writes nothing more.
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [
+  { id: 'm', name: 'Monthly', description: '', amount: 900, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+  { id: 'big', name: 'Big', description: '', amount: 1800, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+]);
+
+const logged: { level: string; message: string }[] = [];
+const ctx: PaymentUseCaseContext = {
+  logger: {
+    info: (message) => logged.push({ level: 'info', message }),
+    warn: (message) => logged.push({ level: 'warn', message }),
+    error: (message) => logged.push({ level: 'error', message }),
+  },
+  dunningRetryMs: [60_000, 120_000],
+  publicBaseUrl: 'https://billing.test',
+};
+
+/** A checkout: a pending subscription and its first payment, taken as far as `status`. */
+async function checkout(status: 'created' | 'pending' | 'approved' = 'approved', amount = 900) {
+  const userId = `u-${randomUUID().slice(0, 8)}`;
+  const subId = randomUUID();
+  const paymentId = randomUUID();
+  await db.transaction().execute(async (trx) => {
+    await subscriptions.create(trx, {
+      id: subId,
+      user_id: userId,
+      plan_id: 'm',
+      plan_name: 'Monthly',
+      role: 'r',
+      amount: 900,
+      currency: 'EUR',
+      period: 'P1M',
+      approval_url: `https://paypal.test/approve/${subId}`,
+    });
+    await payments.create(trx, {
+      id: paymentId,
+      subscription_id: subId,
+      user_id: userId,
+      kind: 'initial',
+      amount,
+      currency: 'EUR',
+      period_index: 0,
+    });
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    if (status === 'created') return;
+    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `order-${paymentId}` });
+    if (status === 'approved') await payments.transition(trx, p, { type: 'approved' });
+  });
+  return { userId, subId, paymentId };
+}
+
+/** PayPal's answer `order` applied to the payment under its lock, as the payment-worker does. */
+const answer = (paymentId: string, order: Partial<OrderSeen>, receipts?: ReceiptBatch) =>
+  db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    const out = await recordOrder({ ...ctx, receipts }, trx, p, {
+      orderId: `order-${paymentId}`,
+      status: 'COMPLETED',
+      customId: paymentId,
+      capture: null,
+      vaultId: null,
+      ...order,
+    });
+    await receipts?.issue(trx);
+    return out;
+  });
+
+const capture = (paymentId: string, over: Partial<NonNullable<OrderSeen['capture']>> = {}) => ({
+  id: `capture-${paymentId}-${randomUUID().slice(0, 4)}`,
+  status: 'COMPLETED',
+  amount: 900,
+  currency: 'EUR',
+  customId: paymentId,
+  ...over,
+});
+
+const rowOf = {
+  payment: (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
+  sub: (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
+  receipts: (paymentId: string) => db.selectFrom('receipts').selectAll().where('payment_id', '=', paymentId).execute(),
+  refunds: (paymentId: string) => db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).execute(),
+  grants: (subId: string) => db.selectFrom('role_grants').selectAll().where('subscription_id', '=', subId).execute(),
+};
+
+/** An active subscription with a saved wallet, through the use case itself. */
+async function active() {
+  const c = await checkout();
+  t.equal(await answer(c.paymentId, { capture: capture(c.paymentId), vaultId: `vault-${c.subId}` }), 'activated');
+  return c;
+}
+
+/** A payment of `kind` for the subscription's period `index`, created by the test. */
+async function extraPayment(subId: string, userId: string, kind: 'renewal' | 'upgrade', index: number, attempt = 0) {
+  const id = randomUUID();
+  await db.transaction().execute(async (trx) => {
+    await payments.create(trx, {
+      id,
+      subscription_id: subId,
+      user_id: userId,
+      kind,
+      amount: 900,
+      currency: 'EUR',
+      period_index: index,
+      attempt,
+    });
+  });
+  return id;
+}
+
+t.test(
+  'a capture completed: the subscription active, the role, the receipt; the same answer again: nothing',
+  async (t) => {
+    const c = await checkout();
+    const receipts = new ReceiptBatch();
+    const cap = capture(c.paymentId);
+    t.equal(await answer(c.paymentId, { capture: cap, vaultId: 'vault-1' }, receipts), 'activated');
+    const p = await rowOf.payment(c.paymentId);
+    const s = await rowOf.sub(c.subId);
+    t.match(p, { status: 'completed', provider_capture_id: cap.id });
+    t.match(s, { status: 'active', approval_url: null, vault_id: 'vault-1' });
+    t.equal(s.paid_through!.getTime(), p.period_end!.getTime(), 'paid through the first period');
+    t.equal((await rowOf.grants(c.subId)).length, 1, 'the role granted');
+    t.equal((await rowOf.receipts(c.paymentId)).length, 1, 'a receipt, numbered with the batch');
+    t.ok(logged.some((l) => l.message === 'subscription activated'));
+
+    t.equal(await answer(c.paymentId, { capture: cap }), 'no-op', 'a webhook replayed');
+    t.equal((await rowOf.receipts(c.paymentId)).length, 1, 'no second receipt');
+    t.equal((await rowOf.grants(c.subId)).length, 1, 'no second grant');
+  },
+);
+
+t.test('an order without a capture: approved asks for the capture; voided ends the checkout', async (t) => {
+  const c = await checkout('pending');
+  t.equal(await answer(c.paymentId, { status: 'CREATED' }), 'order CREATED', 'nothing of ours changes');
+  t.equal(await answer(c.paymentId, { status: 'APPROVED' }), CAPTURE_NEEDED);
+  t.equal((await rowOf.payment(c.paymentId)).status, 'approved');
+  t.equal(await answer(c.paymentId, { status: 'APPROVED' }), CAPTURE_NEEDED, 'approved but not captured: still');
+
+  const noOrder = await checkout('created');
+  const out = await db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: noOrder.paymentId }))!;
+    return [await markApproved(trx, p), await markApproved(trx, p)];
+  });
+  t.same(out, ['approved', 'no-op'], 'no order to capture yet: approved, then nothing');
+
+  const voided = await checkout('pending');
+  t.equal(await answer(voided.paymentId, { status: 'VOIDED' }), 'voided');
+  t.match(await rowOf.payment(voided.paymentId), { status: 'cancelled' });
+  t.match(await rowOf.sub(voided.subId), { status: 'cancelled', approval_url: null });
+});
+
+t.test('a capture that is not ours to keep: mismatched, declined, pending, unknown', async (t) => {
+  const mismatched = await checkout();
+  const cap = capture(mismatched.paymentId, { amount: 899, currency: 'USD' });
+  t.equal(await answer(mismatched.paymentId, { capture: cap }), 'capture_mismatch');
+  t.match(await rowOf.payment(mismatched.paymentId), { status: 'failed', failure_reason: 'capture_mismatch' });
+  t.match(await rowOf.refunds(mismatched.paymentId), [
+    { amount: 899, currency: 'USD', origin: 'capture_mismatch', status: 'requested' },
+  ]);
+  t.match(await rowOf.sub(mismatched.subId), { status: 'cancelled', approval_url: null });
+  t.equal(await answer(mismatched.paymentId, { capture: cap }), 'no-op');
+  t.equal((await rowOf.refunds(mismatched.paymentId)).length, 1, 'refunded once');
+
+  const declined = await checkout();
+  const dec = capture(declined.paymentId, { status: 'DECLINED' });
+  t.equal(await answer(declined.paymentId, { capture: dec }), 'declined');
+  t.match(await rowOf.payment(declined.paymentId), { status: 'failed', failure_reason: 'declined' });
+  t.match(await rowOf.sub(declined.subId), { status: 'cancelled' });
+  t.equal(await answer(declined.paymentId, { capture: { ...dec, status: 'FAILED' } }), 'no-op');
+
+  const held = await checkout('pending');
+  const pend = capture(held.paymentId, { status: 'PENDING' });
+  t.equal(await answer(held.paymentId, { capture: pend }), 'capture pending');
+  t.match(await rowOf.payment(held.paymentId), { status: 'approved', provider_capture_id: pend.id });
+  t.equal(await answer(held.paymentId, { capture: pend }), 'no-op');
+  t.equal(await answer(held.paymentId, { capture: { ...pend, status: 'VOIDED' } }), 'capture VOIDED');
+  t.equal(logged.filter((l) => l.level === 'error').length >= 1, true, 'the mismatch logged as an error');
+});
+
+t.test('money taken for a payment no longer open, or for a subscription that ended: refunded whole', async (t) => {
+  const late = await checkout();
+  await answer(late.paymentId, { capture: capture(late.paymentId, { status: 'DECLINED' }) });
+  t.equal(await answer(late.paymentId, { capture: capture(late.paymentId) }), 'refunded: payment no longer open');
+  t.match(await rowOf.refunds(late.paymentId), [{ amount: 900, origin: 'late_capture' }]);
+  t.equal((await rowOf.receipts(late.paymentId)).length, 0, 'no receipt for money that goes back');
+
+  const ended = await checkout();
+  await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, ended.subId);
+    await subscriptions.transition(trx, s, { type: 'initial_payment_failed' });
+  });
+  t.equal(await answer(ended.paymentId, { capture: capture(ended.paymentId) }), 'refunded: subscription ended');
+  t.match(await rowOf.refunds(ended.paymentId), [{ amount: 900 }]);
+  t.equal((await rowOf.grants(ended.subId)).length, 0, 'no role');
+});
+
+t.test('a renewal captured: the period paid; twice for one period: the second goes back', async (t) => {
+  const c = await active();
+  const before = await rowOf.sub(c.subId);
+  const renewal = await extraPayment(c.subId, c.userId, 'renewal', 1);
+  t.equal(await answer(renewal, { capture: capture(renewal) }), 'renewed');
+  const after = await rowOf.sub(c.subId);
+  t.ok(after.paid_through! > before.paid_through!, 'paid through a later date');
+  t.equal((await rowOf.receipts(renewal)).length, 1);
+
+  const again = await extraPayment(c.subId, c.userId, 'renewal', 1, 1);
+  t.equal(await answer(again, { capture: capture(again) }), 'refunded: period already paid');
+  t.match(await rowOf.payment(again), { status: 'cancelled', failure_reason: 'replaced' });
+  t.match(await rowOf.refunds(again), [{ amount: 900, origin: 'late_capture' }]);
+  t.equal(await answer(again, { capture: capture(again) }), 'no-op');
+});
+
+t.test('a renewal captured after the buyer cancelled: refunded, the period not served', async (t) => {
+  const atEnd = await active();
+  await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, atEnd.subId);
+    await subscriptions.transition(trx, s, { type: 'cancel_at_period_end' });
+  });
+  const r1 = await extraPayment(atEnd.subId, atEnd.userId, 'renewal', 1);
+  t.equal(await answer(r1, { capture: capture(r1) }), 'refunded: subscription ends at its period end');
+  t.match(await rowOf.refunds(r1), [{ amount: 900 }]);
+
+  const gone = await active();
+  await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', gone.subId).execute();
+  const r2 = await extraPayment(gone.subId, gone.userId, 'renewal', 1);
+  t.equal(await answer(r2, { capture: capture(r2) }), 'refunded: subscription ended');
+});
+
+t.test("a plan change's payment captured: the plan switches, unless the change no longer applies", async (t) => {
+  const c = await active();
+  const result = await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, c.subId);
+    return requestPlanChange(trx, s, 'big', new Date());
+  });
+  if (result.kind !== 'charging') throw new Error(`expected a charge, got ${result.kind}`);
+  const due = (await rowOf.payment(result.paymentId)).amount;
+  t.equal(await answer(result.paymentId, { capture: capture(result.paymentId, { amount: due }) }), 'plan changed');
+  t.match(await rowOf.sub(c.subId), { plan_id: 'big' });
+  t.equal((await rowOf.receipts(result.paymentId)).length, 1);
+
+  const orphan = await active();
+  const stray = await extraPayment(orphan.subId, orphan.userId, 'upgrade', 0, 1);
+  t.equal(await answer(stray, { capture: capture(stray) }), 'refunded: plan change no longer applies');
+  t.match(await rowOf.sub(orphan.subId), { plan_id: 'm' });
+});
+
+t.test('a period a coupon made free: paid without a charge; a payment with something due cannot be', async (t) => {
+  const free = await checkout('created', 0);
+  const out = await db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: free.paymentId }))!;
+    return [await paidWithoutCharge(ctx, trx, p, null), await paidWithoutCharge(ctx, trx, p, null)];
+  });
+  t.same(out, ['activated (free period, not charged)', 'no-op']);
+  t.match(await rowOf.sub(free.subId), { status: 'active' });
+  t.match(await rowOf.receipts(free.paymentId), [{ amount: 0 }]);
+
+  const due = await checkout('created');
+  await t.rejects(
+    db.transaction().execute(async (trx) => {
+      const p = (await payments.lock(trx, { id: due.paymentId }))!;
+      return paidWithoutCharge(ctx, trx, p, null);
+    }),
+    /cannot be paid without a charge/,
+  );
+});
