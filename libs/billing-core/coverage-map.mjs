@@ -3,6 +3,7 @@
 // and refunds are exercised (and measured) through the apps' in-process tests that call them.
 export default (testFile) => {
   if (testFile.endsWith('owners-db.test.ts')) return ['src/subscriptions.ts', 'src/payments.ts'];
+  if (testFile.endsWith('open-checkout-db.test.ts')) return ['src/checkout.ts'];
   if (testFile.endsWith('checkout-db.test.ts')) return ['src/checkout.ts', 'src/subscriptions.ts', 'src/payments.ts'];
   if (testFile.endsWith('renewal-charges-db.test.ts'))
     return ['src/renewal-charges.ts', 'src/subscriptions.ts', 'src/payments.ts'];

@@ -1,8 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, SubscriptionRow } from '@billing/db';
 import type { SubscriptionTransition } from '@billing/domain';
+import { CouponNotApplicable, redeemCoupon, withCoupon } from './coupons.js';
+import { roleHeldBefore } from './grants.js';
+import { lockKey } from './locks.js';
+import { paymentMethodRequests } from './payment-method-requests.js';
 import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
+import { endPendingCheckout, hadTrial } from './trials.js';
+
+// The use case "a buyer starts a subscription" (docs/architecture.md, use cases; docs/api.md,
+// POST /v1/subscriptions): `openCheckout` decides and writes under the user's lock and says what
+// is due; the caller asks PayPal for an order (or a vault setup token when nothing is charged now)
+// and hands the answer back: `checkoutOrderCreated`, `vaultCheckoutOpened`, or `checkoutRefusedAtProvider`.
 
 type Tx = Transaction<Database>;
 
@@ -79,4 +90,178 @@ export async function endCheckout(
     { type: 'initial_payment_failed' },
     { cancelled_at: at, approval_url: null },
   );
+}
+
+/** Why a checkout is refused before anything is written: the API's problem code and its message. */
+export class CheckoutRefused extends Error {
+  constructor(
+    readonly code: 'already-subscribed' | 'checkout-in-progress' | 'coupon-not-applicable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A buyer's checkout: the ids it will write, the plan, the coupon, and the user's roles at the Auth service. */
+export interface CheckoutRequest extends PlainCheckout {
+  plan: PlainCheckout['plan'] & { trial_period: string | null };
+  couponCode?: string;
+  /** The user's roles read from the Auth service at `rolesReadAt`, before this transaction. */
+  roles: readonly string[];
+  rolesReadAt: Date;
+}
+
+/**
+ * What the checkout asks of PayPal: `paid`, an order for `amount`; `trial`, a wallet saved for the
+ * charge at the trial's end; `free`, a wallet saved for the renewals, the first period (its
+ * payment of 0) paid when it is.
+ */
+export type CheckoutOpened = { due: 'paid'; amount: number } | { due: 'trial' | 'free'; amount: 0 };
+
+/**
+ * Opens a checkout in one transaction under the user's lock: the usual case (no trial, no coupon,
+ * a role not held) is one statement (`openPlainCheckout`); otherwise a live subscription for the
+ * role refuses it, an approved checkout in progress refuses it, older unfinished checkouts for the
+ * role are replaced, a trial is given once per user and role, and a coupon is redeemed (exactly,
+ * under concurrency). Throws `CheckoutRefused` with nothing written.
+ */
+export async function openCheckout(db: Kysely<Database>, c: CheckoutRequest): Promise<CheckoutOpened> {
+  const { plan, userId } = c;
+  const plain = plan.trial_period === null && !c.couponCode && !c.roles.includes(plan.role) && plan.amount > 0;
+  return db.transaction().execute(async (trx): Promise<CheckoutOpened> => {
+    await lockKey(trx, `user:${userId}`);
+    if (plain && (await openPlainCheckout(trx, c))) return { due: 'paid', amount: plan.amount };
+    await replaceUnfinished(trx, userId, plan.role);
+    // One trial per user and role (docs/api.md, free trials): one who has had one buys a normal paid checkout.
+    const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));
+    await subscriptions.create(trx, {
+      id: c.subscriptionId,
+      user_id: userId,
+      plan_id: plan.id,
+      plan_name: plan.name,
+      role: plan.role,
+      amount: plan.amount,
+      currency: plan.currency,
+      period: plan.period,
+      role_held_before: await roleHeldBefore(trx, userId, plan.role, [...c.roles], c.rolesReadAt),
+      trial_period: trial ? plan.trial_period : null,
+    });
+    let amount = plan.amount;
+    if (c.couponCode) {
+      // One conditional UPDATE decides (exact under concurrency); a refusal rolls all of this back.
+      const coupon = await redeemCoupon(trx, c.couponCode, {
+        currency: plan.currency,
+        userId,
+        subscriptionId: c.subscriptionId,
+      }).catch((err: unknown) => {
+        if (err instanceof CouponNotApplicable) throw new CheckoutRefused('coupon-not-applicable', err.message);
+        throw err;
+      });
+      amount = withCoupon(plan.amount, coupon, 0);
+    }
+    // A trial charges nothing now: its first period is charged at the trial's end, like a renewal.
+    if (trial) return { due: 'trial', amount: 0 };
+    await payments.create(trx, {
+      id: c.paymentId,
+      subscription_id: c.subscriptionId,
+      user_id: userId,
+      kind: 'initial',
+      amount,
+      currency: plan.currency,
+      period_index: 0,
+      attempt: 0,
+    });
+    // A coupon that makes the first period free: nothing to charge, but a wallet for the renewals.
+    return amount === 0 ? { due: 'free', amount: 0 } : { due: 'paid', amount };
+  });
+}
+
+/** The user's live subscriptions for the role refuse a checkout; pending ones (not yet approved) are replaced. */
+async function replaceUnfinished(trx: Tx, userId: string, role: string): Promise<void> {
+  const same = await trx
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('role', '=', role)
+    .where('status', 'in', ['pending', 'trialing', 'active'])
+    .forUpdate()
+    .execute();
+  if (same.some((s) => s.status === 'active' || s.status === 'trialing'))
+    throw new CheckoutRefused('already-subscribed', `an active subscription already grants the role "${role}"`);
+  const pending = same.filter((s) => s.status === 'pending');
+  if (!pending.length) return;
+  const pendingIds = pending.map((s) => s.id);
+  const approved = await trx
+    .selectFrom('payments')
+    .select('id')
+    .where('subscription_id', 'in', pendingIds)
+    .where('status', '=', 'approved')
+    .executeTakeFirst();
+  if (approved)
+    throw new CheckoutRefused(
+      'checkout-in-progress',
+      'an earlier checkout for this role is already approved and being captured',
+    );
+  // The new purchase replaces older unfinished checkouts for the same role.
+  const open = await trx
+    .selectFrom('payments')
+    .selectAll()
+    .where('subscription_id', 'in', pendingIds)
+    .where('status', 'in', ['created', 'pending'])
+    .forUpdate()
+    .execute();
+  for (const p of open) await payments.transition(trx, p, { type: 'superseded' });
+  for (const older of pending)
+    await subscriptions.transition(trx, older, { type: 'replaced' }, { cancelled_at: new Date(), approval_url: null });
+}
+
+/**
+ * PayPal created the checkout's order: recorded in one statement (`recordCheckoutOrder`), or, when
+ * a webhook moved the payment on first, under the payment's lock, keeping only PayPal's ids.
+ */
+export async function checkoutOrderCreated(
+  db: Kysely<Database>,
+  o: { paymentId: string; subscriptionId: string; orderId: string; approvalUrl: string },
+): Promise<void> {
+  if ((await recordCheckoutOrder(db, o)) === 'recorded') return;
+  const order = { provider_order_id: o.orderId, approval_url: o.approvalUrl };
+  await db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: o.paymentId }))!;
+    if (!(await payments.transition(trx, p, { type: 'order_created' }, order))) await payments.record(trx, p, order);
+  });
+}
+
+/**
+ * PayPal refused or could not be reached when asked for the checkout's order (`paymentId`, the
+ * payment it was for) or its setup token (`paymentId` null): the checkout ends (the payment failed
+ * with `provider_error`; the subscription cancelled, the coupon given back). Nothing was charged.
+ */
+export async function checkoutRefusedAtProvider(
+  db: Kysely<Database>,
+  c: { subscriptionId: string; paymentId: string | null },
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const event = { type: 'provider_failed', reason: 'provider_error' } as const;
+    if (!c.paymentId) return void (await endPendingCheckout(trx, c.subscriptionId, event));
+    // The order may exist at PayPal all the same (a timeout): the payment fails whatever it reached.
+    const p = await payments.lock(trx, { id: c.paymentId });
+    if (p && (await payments.transition(trx, p, event)))
+      await endCheckout(trx, await subscriptions.lockOrThrow(trx, c.subscriptionId));
+  });
+}
+
+/** A checkout with nothing charged now got PayPal's setup token: the wallet request and the approval link. */
+export async function vaultCheckoutOpened(
+  db: Kysely<Database>,
+  v: { subscriptionId: string; userId: string; setupTokenId: string; approvalUrl: string },
+): Promise<void> {
+  await Promise.all([
+    paymentMethodRequests.open(db, {
+      id: randomUUID(),
+      subscriptionId: v.subscriptionId,
+      userId: v.userId,
+      setupTokenId: v.setupTokenId,
+    }),
+    subscriptions.recordById(db, v.subscriptionId, { approval_url: v.approvalUrl }),
+  ]);
 }

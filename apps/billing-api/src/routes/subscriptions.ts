@@ -5,24 +5,18 @@ import type { Database } from '@billing/db';
 import { AuthUnavailableError } from '@billing/auth-client';
 import {
   cancelSubscription,
-  CouponNotApplicable,
+  checkoutOrderCreated,
+  CheckoutRefused,
+  checkoutRefusedAtProvider,
   currentPeriod,
   dropScheduledChange,
-  endCheckout,
-  endPendingCheckout,
-  hadTrial,
-  lockKey,
-  openPlainCheckout,
+  openCheckout,
   paymentMethodRequests,
-  payments,
   planChangeFor,
   PlanChangeRefused,
-  roleHeldBefore,
-  redeemCoupon,
   requestPlanChange,
-  recordCheckoutOrder,
   subscriptions,
-  withCoupon,
+  vaultCheckoutOpened,
 } from '@billing/billing-core';
 import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
 import { isLive, NotResumableError } from '@billing/domain';
@@ -128,101 +122,26 @@ export function subscriptionRoutes(
 
     const subscriptionId = randomUUID();
     const paymentId = randomUUID();
-    let amount = plan.amount;
-    // No trial, no coupon, a role not held: nothing to look up, so the usual case is one statement
-    // (docs/api.md, POST /v1/subscriptions); it writes nothing if the user has a subscription for the role.
-    const plain = plan.trial_period === null && !couponCode && !roles.includes(plan.role) && plan.amount > 0;
-    const due = await rt.db.transaction().execute(async (trx) => {
-      await lockKey(trx, `user:${userId}`);
-      if (plain && (await openPlainCheckout(trx, { subscriptionId, paymentId, userId, plan }))) return 'paid' as const;
-      const same = await trx
-        .selectFrom('subscriptions')
-        .selectAll()
-        .where('user_id', '=', userId)
-        .where('role', '=', plan.role)
-        .where('status', 'in', ['pending', 'trialing', 'active'])
-        .forUpdate()
-        .execute();
-      if (same.some((s) => s.status === 'active' || s.status === 'trialing'))
-        throw new AppError('already-subscribed', `an active subscription already grants the role "${plan.role}"`);
-      const pendingIds = same.filter((s) => s.status === 'pending').map((s) => s.id);
-      if (pendingIds.length) {
-        const approved = await trx
-          .selectFrom('payments')
-          .select('id')
-          .where('subscription_id', 'in', pendingIds)
-          .where('status', '=', 'approved')
-          .executeTakeFirst();
-        if (approved)
-          throw new AppError(
-            'checkout-in-progress',
-            'an earlier checkout for this role is already approved and being captured',
-          );
-        // The new purchase replaces older unfinished checkouts for the same role.
-        const open = await trx
-          .selectFrom('payments')
-          .selectAll()
-          .where('subscription_id', 'in', pendingIds)
-          .where('status', 'in', ['created', 'pending'])
-          .forUpdate()
-          .execute();
-        for (const p of open) await payments.transition(trx, p, { type: 'superseded' });
-        for (const older of same.filter((s) => s.status === 'pending')) {
-          await subscriptions.transition(
-            trx,
-            older,
-            { type: 'replaced' },
-            { cancelled_at: new Date(), approval_url: null },
-          );
-        }
-      }
-      // One trial per user and role (docs/api.md, free trials): one who has had one buys a normal paid checkout.
-      const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));
-      await subscriptions.create(trx, {
-        id: subscriptionId,
-        user_id: userId,
-        plan_id: plan.id,
-        plan_name: plan.name,
-        role: plan.role,
-        amount: plan.amount,
-        currency: plan.currency,
-        period: plan.period,
-        role_held_before: await roleHeldBefore(trx, userId, plan.role, roles, rolesReadAt),
-        trial_period: trial ? plan.trial_period : null,
-      });
-      if (couponCode) {
-        // One conditional UPDATE decides (exact under concurrency); a refusal rolls all of this back.
-        const coupon = await redeemCoupon(trx, couponCode, { currency: plan.currency, userId, subscriptionId }).catch(
-          (err: unknown) => {
-            if (err instanceof CouponNotApplicable) throw new AppError('coupon-not-applicable', err.message);
-            throw err;
-          },
-        );
-        amount = withCoupon(plan.amount, coupon, 0);
-      }
-      // A trial charges nothing now: its first period is charged at the trial's end, like a renewal.
-      if (trial) return 'trial' as const;
-      await payments.create(trx, {
-        id: paymentId,
-        subscription_id: subscriptionId,
-        user_id: userId,
-        kind: 'initial',
-        amount,
-        currency: plan.currency,
-        period_index: 0,
-        attempt: 0,
-      });
-      // A coupon that makes the first period free: nothing to charge, but a wallet for the renewals.
-      return amount === 0 ? ('free' as const) : ('paid' as const);
+    const opened = await openCheckout(rt.db, {
+      subscriptionId,
+      paymentId,
+      userId,
+      plan,
+      couponCode,
+      roles,
+      rolesReadAt,
+    }).catch((err: unknown) => {
+      if (err instanceof CheckoutRefused) throw new AppError(err.code, err.message);
+      throw err;
     });
-    if (due !== 'paid')
-      return startVaultCheckout(userId, subscriptionId, due === 'free' ? paymentId : null, plan.name, redirect);
+    if (opened.due !== 'paid')
+      return startVaultCheckout(userId, subscriptionId, opened.due === 'free' ? paymentId : null, plan.name, redirect);
 
     let checkout;
     try {
       checkout = await provider.createCheckout({
         paymentId,
-        amount,
+        amount: opened.amount,
         currency: plan.currency,
         description: plan.name,
         returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/return`,
@@ -230,34 +149,18 @@ export function subscriptionRoutes(
         idempotencyKey: `${paymentId}:create`,
       });
     } catch (err) {
-      const refused = err instanceof ProviderRefusedError;
-      await rt.db.transaction().execute(async (trx) => {
-        const p = await payments.lock(trx, { id: paymentId });
-        if (p && (await payments.transition(trx, p, { type: 'provider_failed', reason: 'provider_error' }))) {
-          await endCheckout(trx, await subscriptions.lockOrThrow(trx, subscriptionId));
-        }
-      });
+      await checkoutRefusedAtProvider(rt.db, { subscriptionId, paymentId });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });
-      throw refused
+      throw err instanceof ProviderRefusedError
         ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
-    const order = { provider_order_id: checkout.orderId, approval_url: checkout.approvalUrl };
-    // One statement, no transaction: the payment moves on only if it is still as we created it;
-    // the subscription keeps the approval URL either way.
-    const recorded = await recordCheckoutOrder(rt.db, {
+    await checkoutOrderCreated(rt.db, {
       paymentId,
       subscriptionId,
       orderId: checkout.orderId,
       approvalUrl: checkout.approvalUrl,
     });
-    if (recorded === 'moved')
-      await rt.db.transaction().execute(async (trx) => {
-        // A webhook moved the payment on already: then only PayPal's ids are kept.
-        const p = (await payments.lock(trx, { id: paymentId }))!;
-        if (!(await payments.transition(trx, p, { type: 'order_created' }, order)))
-          await payments.record(trx, p, order);
-      });
     if (redirect) return { status: 303, body: null, headers: { location: checkout.approvalUrl } };
     return {
       status: 201,
@@ -291,11 +194,7 @@ export function subscriptionRoutes(
       });
       if (!token.approvalUrl) throw new Error('PayPal gave no approval link');
     } catch (err) {
-      await rt.db
-        .transaction()
-        .execute((trx) =>
-          endPendingCheckout(trx, subscriptionId, { type: 'provider_failed', reason: 'provider_error' }),
-        );
+      await checkoutRefusedAtProvider(rt.db, { subscriptionId, paymentId: null });
       rt.logger.warn('checkout without a charge (a trial, a free first period) failed at PayPal', {
         subscriptionId,
         error: (err as Error).message,
@@ -305,15 +204,7 @@ export function subscriptionRoutes(
         : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
     }
     const approvalUrl = token.approvalUrl;
-    await Promise.all([
-      paymentMethodRequests.open(rt.db, {
-        id: randomUUID(),
-        subscriptionId,
-        userId,
-        setupTokenId: token.setupTokenId,
-      }),
-      subscriptions.recordById(rt.db, subscriptionId, { approval_url: approvalUrl }),
-    ]);
+    await vaultCheckoutOpened(rt.db, { subscriptionId, userId, setupTokenId: token.setupTokenId, approvalUrl });
     if (redirect) return { status: 303, body: null, headers: { location: approvalUrl } };
     return { status: 201, body: { subscriptionId, paymentId, status: 'pending', approvalUrl }, headers: {} };
   }
