@@ -21,3 +21,4 @@ export * from './payment-failed.js';
 export * from './start-trial.js';
 export * from './charge-back.js';
 export * from './refund-reported.js';
+export * from './renew.js';

@@ -1,5 +1,12 @@
 import type { Db } from '@billing/db';
-import { CAPTURE_NEEDED, failWith, payments, recordOrder } from '@billing/billing-core';
+import {
+  CAPTURE_NEEDED,
+  failWith,
+  payments,
+  recordOrder,
+  type ChargeOutcome,
+  type PaymentOutcome,
+} from '@billing/billing-core';
 import { ProviderRefusedError } from '@billing/payments';
 import { recordAnswer, type PaymentContext } from './context.js';
 
@@ -17,13 +24,13 @@ export async function answerOf<T>(call: Promise<T>): Promise<T | ProviderRefused
  * Captures an approved payment's order (a retry reuses the same request id) and records the
  * answer; no transaction is held while PayPal answers.
  */
-export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: string): Promise<string> {
+export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: string): Promise<ChargeOutcome> {
   const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
   if (!p || p.status !== 'approved' || p.provider_capture_id || !p.provider_order_id) return 'no capture needed';
   const answer = await answerOf(
     ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }),
   );
-  const outcome = await recordAnswer(ctx, db, async (trx, ctx) => {
+  const outcome = await recordAnswer(ctx, db, async (trx, ctx): Promise<PaymentOutcome> => {
     const locked = (await payments.lock(trx, { id: paymentId }))!;
     if (answer instanceof ProviderRefusedError) {
       if (answer.issue === 'INSTRUMENT_DECLINED') {

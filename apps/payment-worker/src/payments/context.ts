@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { PaymentUseCaseContext } from '@billing/billing-core';
+import type { ChargeOutcome, PaymentUseCaseContext } from '@billing/billing-core';
 import type { Database, TransactionGroup } from '@billing/db';
 import type { OrderState, PaymentProvider, ProviderRefusedError } from '@billing/payments';
 import type { Logger, Metrics } from '@billing/service-kit';
@@ -26,7 +26,7 @@ export interface PaymentContext extends PaymentUseCaseContext {
    * Renewal charges' answers recorded together, set-based in the common case (docs/messages.md,
    * windows); without it, each is recorded through `records` or on its own.
    */
-  charges?: { record(paymentId: string, answer: OrderState | ProviderRefusedError): Promise<string> };
+  charges?: { record(paymentId: string, answer: OrderState | ProviderRefusedError): Promise<ChargeOutcome> };
 }
 
 /**

@@ -3,6 +3,11 @@ import type { RenewalChargeRequested } from '@billing/contracts';
 import type { Static } from 'typebox';
 import {
   completeRenewals,
+  decideCharge,
+  recordCharge,
+  renewalOutcome,
+  vaultCharge,
+  type ChargeOutcome,
   fits,
   lockCharges,
   ReceiptBatch,
@@ -11,10 +16,13 @@ import {
 } from '@billing/billing-core';
 import { Batcher, withConnectionPriority, type Db } from '@billing/db';
 import type { WindowApply } from '@billing/messaging';
-import { ProviderRefusedError, type ChargeVaultedInput, type OrderState } from '@billing/payments';
-import { chargeDecided, decideCharge, recordCharge, renewalOutcome, vaultCharge } from '../handlers/charge-renewal.js';
+import { ProviderRefusedError, type OrderState } from '@billing/payments';
+import { chargeDecided } from '../handlers/charge-renewal.js';
 import { recordAnswer, type PaymentContext, type Tx } from './context.js';
 import type { PaymentWindow } from './window.js';
+
+/** What a claimed renewal comes to in its window: not charged (and why), or the charge to make. */
+type Decision = Awaited<ReturnType<typeof decideCharge>>;
 
 /**
  * Renewal charges in windows (docs/messages.md, windows). The renewal messages a worker took at
@@ -27,7 +35,7 @@ export function chargeRenewalInWindow(
   ctx: PaymentContext,
   db: Db,
 ): WindowApply<Static<(typeof RenewalChargeRequested)['schema']>, PaymentWindow> {
-  type Batch = { ids: string[]; decided: Map<string, string | ChargeVaultedInput> };
+  type Batch = { ids: string[]; decided: Map<string, Decision> };
   const batches = new WeakMap<PaymentWindow, Batch>();
   return async ({ envelope, window, logger }) => {
     const { paymentId } = envelope.data;
@@ -59,9 +67,9 @@ export async function decideCharges(
   ctx: PaymentUseCaseContext,
   trx: Tx,
   ids: readonly string[],
-): Promise<Map<string, string | ChargeVaultedInput>> {
+): Promise<Map<string, Decision>> {
   const locked = await lockCharges(trx, ids);
-  const decided = new Map<string, string | ChargeVaultedInput>();
+  const decided = new Map<string, Decision>();
   for (const id of ids) {
     if (decided.has(id)) continue;
     const l = locked.get(id);
@@ -84,7 +92,7 @@ type Answer = OrderState | ProviderRefusedError;
 interface Pending {
   paymentId: string;
   answer: Answer;
-  resolve: (outcome: string) => void;
+  resolve: (outcome: ChargeOutcome) => void;
   reject: (err: unknown) => void;
 }
 
@@ -111,12 +119,12 @@ export class RenewalAnswers {
     this.queue = new Batcher((items) => this.runGroup(items), max, delayMs);
   }
 
-  record(paymentId: string, answer: Answer): Promise<string> {
-    return new Promise<string>((resolve, reject) => this.queue.add({ paymentId, answer, resolve, reject }));
+  record(paymentId: string, answer: Answer): Promise<ChargeOutcome> {
+    return new Promise<ChargeOutcome>((resolve, reject) => this.queue.add({ paymentId, answer, resolve, reject }));
   }
 
   private async runGroup(items: Pending[]): Promise<void> {
-    let outcomes: { out: string[]; setBased: number };
+    let outcomes: { out: ChargeOutcome[]; setBased: number };
     try {
       outcomes = await withConnectionPriority(() =>
         this.db.transaction().execute(async (trx) => {
@@ -152,7 +160,7 @@ export class RenewalAnswers {
     trx: Tx,
     items: Pending[],
     receipts: ReceiptBatch,
-  ): Promise<{ out: string[]; setBased: number }> {
+  ): Promise<{ out: ChargeOutcome[]; setBased: number }> {
     const locked = await lockCharges(
       trx,
       items.map((i) => i.paymentId),
@@ -176,7 +184,7 @@ export class RenewalAnswers {
     });
     const common = plain.filter((c): c is CapturedRenewal => c !== null);
     await completeRenewals(trx, common, receipts, this.ctx.publicBaseUrl);
-    const out: string[] = [];
+    const out: ChargeOutcome[] = [];
     for (const [i, item] of items.entries())
       out.push(plain[i] ? 'renewed' : await recordCharge({ ...this.ctx, receipts }, trx, item.paymentId, item.answer));
     return { out, setBased: common.length };

@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { importCatalog } from '@billing/db';
+import { createMigratedTestDb } from '@billing/db/testing';
+import {
+  decideCharge,
+  payments,
+  recordCharge,
+  recordOrder,
+  renewalOutcome,
+  requestPlanChange,
+  subscriptions,
+  type ChargeRefusal,
+  type PaymentUseCaseContext,
+} from '../src/index.js';
+
+// The use case "charge a period to the buyer's saved wallet" (docs/architecture.md, use cases)
+// against a real, migrated database: what a claimed charge comes to before PayPal is called, and
+// what each of PayPal's answers records.
+const tdb = await createMigratedTestDb();
+t.teardown(() => tdb.drop());
+const db = tdb.db;
+await importCatalog(db, [
+  { id: 'm', name: 'Monthly', description: '', amount: 900, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+  { id: 'big', name: 'Big', description: '', amount: 1800, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+]);
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const ctx: PaymentUseCaseContext = { logger: silent, dunningRetryMs: [60_000, 120_000] };
+
+/** An active subscription with a saved wallet: a checkout whose capture completed. */
+async function active() {
+  const userId = `u-${randomUUID().slice(0, 8)}`;
+  const subId = randomUUID();
+  const paymentId = randomUUID();
+  await db.transaction().execute(async (trx) => {
+    await subscriptions.create(trx, {
+      id: subId,
+      user_id: userId,
+      plan_id: 'm',
+      plan_name: 'Monthly',
+      role: 'r',
+      amount: 900,
+      currency: 'EUR',
+      period: 'P1M',
+    });
+    await payments.create(trx, {
+      id: paymentId,
+      subscription_id: subId,
+      user_id: userId,
+      kind: 'initial',
+      amount: 900,
+      currency: 'EUR',
+      period_index: 0,
+    });
+    const p = (await payments.lock(trx, { id: paymentId }))!;
+    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `order-${paymentId}` });
+    const capture = { id: `cap-${paymentId}`, status: 'COMPLETED', amount: 900, currency: 'EUR', customId: paymentId };
+    const out = await recordOrder(ctx, trx, p, {
+      orderId: `order-${paymentId}`,
+      status: 'COMPLETED',
+      customId: paymentId,
+      capture,
+      vaultId: `vault-${subId}`,
+    });
+    if (out !== 'activated') throw new Error(`not activated: ${out}`);
+  });
+  return { userId, subId };
+}
+
+/** A renewal of period `index` claimed by the scheduler (a `created` payment). */
+async function renewal(c: { userId: string; subId: string }, amount = 900, index = 1, attempt = 0) {
+  const id = randomUUID();
+  await db.transaction().execute((trx) =>
+    payments.create(trx, {
+      id,
+      subscription_id: c.subId,
+      user_id: c.userId,
+      kind: 'renewal',
+      amount,
+      currency: 'EUR',
+      period_index: index,
+      attempt,
+    }),
+  );
+  return id;
+}
+
+const decide = (id: string) => db.transaction().execute((trx) => decideCharge(ctx, trx, id));
+const record = (id: string, answer: Parameters<typeof recordCharge>[3]) =>
+  db.transaction().execute((trx) => recordCharge(ctx, trx, id, answer));
+const refusal = (issue: string): ChargeRefusal => Object.assign(new Error(`PayPal refused: ${issue}`), { issue });
+const paymentOf = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const subOf = (id: string) => db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+t.test('a live subscription with a wallet: the charge to make, keyed for retries; then its capture', async (t) => {
+  const c = await active();
+  const id = await renewal(c);
+  const charge = await decide(id);
+  t.same(charge, {
+    paymentId: id,
+    amount: 900,
+    currency: 'EUR',
+    description: 'Monthly renewal',
+    vaultId: `vault-${c.subId}`,
+    idempotencyKey: `${id}:charge`,
+  });
+  const before = await subOf(c.subId);
+  const capture = { id: `cap-${id}`, status: 'COMPLETED', amount: 900, currency: 'EUR', customId: id };
+  t.equal(await record(id, { orderId: 'ORD-R', status: 'COMPLETED', customId: id, capture, vaultId: null }), 'renewed');
+  t.match(await paymentOf(id), { status: 'completed', provider_order_id: 'ORD-R' });
+  t.ok((await subOf(c.subId)).paid_through! > before.paid_through!, 'the period paid');
+  t.equal(await decide(id), 'no-op', 'a charge claimed twice is decided once');
+  t.equal(await decide(randomUUID()), 'no-op', 'no such payment');
+  t.equal(await record(randomUUID(), refusal('X')), 'no-op');
+});
+
+t.test('not charged, each reason written on the payment', async (t) => {
+  const ending = await active();
+  await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, ending.subId);
+    await subscriptions.transition(trx, s, { type: 'cancel_at_period_end' });
+  });
+  const r1 = await renewal(ending);
+  t.equal(await decide(r1), 'subscription ends at its period end: not charged');
+  t.match(await paymentOf(r1), { status: 'cancelled' });
+
+  const ended = await active();
+  await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', ended.subId).execute();
+  t.equal(await decide(await renewal(ended)), 'subscription cancelled: not charged');
+
+  const paid = await active();
+  const first = await renewal(paid);
+  await db.updateTable('payments').set({ status: 'completed' }).where('id', '=', first).execute();
+  const second = await renewal(paid, 900, 1, 1);
+  t.equal(await decide(second), 'period already paid: not charged');
+  t.match(await paymentOf(second), { status: 'cancelled', failure_reason: 'replaced' });
+
+  const free = await active();
+  const zero = await renewal(free, 0);
+  t.equal(await decide(zero), 'renewed (free period, not charged)', 'a coupon made the period free: no PayPal');
+  t.match(await paymentOf(zero), { status: 'completed' });
+});
+
+t.test('no wallet: the buyer is asked for one, the old method never charged again', async (t) => {
+  const c = await active();
+  await db.updateTable('subscriptions').set({ vault_id: null }).where('id', '=', c.subId).execute();
+  const id = await renewal(c);
+  t.equal(await decide(id), 'no payment method');
+  t.match(await paymentOf(id), { status: 'failed', failure_reason: 'no_payment_method' });
+  t.match(await subOf(c.subId), {
+    status: 'past_due',
+    payment_method_required: 'no_payment_method',
+    next_retry_at: null,
+  });
+});
+
+t.test("PayPal's refusals: a decline goes to dunning; a wallet PayPal no longer knows needs the buyer", async (t) => {
+  const declined = await active();
+  const d = await renewal(declined);
+  t.equal(await record(d, refusal('INSTRUMENT_DECLINED')), 'declined');
+  t.match(await paymentOf(d), { status: 'failed', failure_reason: 'declined' });
+  const s = await subOf(declined.subId);
+  t.match(s, { status: 'past_due', payment_method_required: null });
+  t.ok(s.next_retry_at, 'retried on the dunning schedule');
+
+  const gone = await active();
+  const g = await renewal(gone);
+  t.equal(await record(g, refusal('AGREEMENT_ALREADY_CANCELLED')), 'refused: AGREEMENT_ALREADY_CANCELLED');
+  t.match(await subOf(gone.subId), {
+    status: 'past_due',
+    payment_method_required: 'payment_token_deleted',
+    next_retry_at: null,
+  });
+  t.equal(await record(g, refusal('AGREEMENT_ALREADY_CANCELLED')), 'refused: AGREEMENT_ALREADY_CANCELLED');
+  const told = await db
+    .selectFrom('outbox')
+    .select('envelope')
+    .where('type', '=', 'subscription.payment_method_required')
+    .execute();
+  t.equal(
+    told.filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === gone.subId).length,
+    1,
+    'the buyer told once',
+  );
+});
+
+t.test("a plan change's payment: charged while the change is pending, failed alone when refused", async (t) => {
+  const c = await active();
+  const change = await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, c.subId);
+    return requestPlanChange(trx, s, 'big', new Date());
+  });
+  if (change.kind !== 'charging') throw new Error(`expected a charge, got ${change.kind}`);
+  const charge = await decide(change.paymentId);
+  t.match(charge, { paymentId: change.paymentId, description: 'Monthly → big: plan change' });
+  t.equal(await record(change.paymentId, refusal('PAYER_CANNOT_PAY')), 'refused: PAYER_CANNOT_PAY');
+  t.match(await db.selectFrom('plan_changes').selectAll().where('id', '=', change.change.id).executeTakeFirst(), {
+    status: 'failed',
+  });
+  t.match(await subOf(c.subId), { status: 'active', plan_id: 'm' }, 'the subscription untouched');
+
+  const stale = await active();
+  const again = await db.transaction().execute(async (trx) => {
+    const s = await subscriptions.lockOrThrow(trx, stale.subId);
+    return requestPlanChange(trx, s, 'big', new Date());
+  });
+  if (again.kind !== 'charging') throw new Error(`expected a charge, got ${again.kind}`);
+  await db.updateTable('subscriptions').set({ status: 'cancelled' }).where('id', '=', stale.subId).execute();
+  t.equal(await decide(again.paymentId), 'plan change no longer applies: not charged');
+});
+
+t.test("renewal_charges_total's labels", async (t) => {
+  t.equal(renewalOutcome('renewed'), 'paid');
+  t.equal(renewalOutcome('activated'), 'paid');
+  t.equal(renewalOutcome('completed'), 'paid');
+  t.equal(renewalOutcome('declined'), 'declined');
+  t.equal(renewalOutcome('no payment method'), 'no_payment_method');
+  t.equal(renewalOutcome('refused: PAYER_CANNOT_PAY'), 'refused');
+  t.equal(renewalOutcome('renewed (free period, not charged)'), 'paid');
+  t.equal(renewalOutcome('period already paid: not charged'), 'not_charged');
+  t.equal(renewalOutcome('refunded: subscription ended'), 'refunded');
+  t.equal(renewalOutcome('capture pending'), 'pending');
+});
