@@ -112,3 +112,22 @@ export function cancelledMessage(
     currency: sub.currency,
   };
 }
+
+/**
+ * docs/api.md's resume (the subscription locked by the caller): a cancel at the period end undone,
+ * while the period has not ended and a wallet is saved; the domain's `NotResumableError` otherwise.
+ * Whether it moved (an active subscription not set to end: nothing to undo).
+ */
+export async function resumeSubscription(
+  trx: Transaction<Database>,
+  sub: SubscriptionRow,
+  now: Date,
+): Promise<boolean> {
+  const period = currentPeriod(sub, now);
+  const t = await subscriptions.transition(trx, sub, {
+    type: 'resume',
+    periodEnded: !period || now >= period.end,
+    hasPaymentMethod: Boolean(sub.vault_id),
+  });
+  return t !== null;
+}

@@ -22,3 +22,4 @@ export * from './start-trial.js';
 export * from './charge-back.js';
 export * from './refund-reported.js';
 export * from './renew.js';
+export * from './save-wallet.js';

@@ -8,13 +8,13 @@ import {
   checkoutOrderCreated,
   CheckoutRefused,
   checkoutRefusedAtProvider,
-  currentPeriod,
   dropScheduledChange,
   openCheckout,
   paymentMethodRequests,
   planChangeFor,
   PlanChangeRefused,
   requestPlanChange,
+  resumeSubscription,
   subscriptions,
   vaultCheckoutOpened,
 } from '@billing/billing-core';
@@ -325,17 +325,10 @@ export function subscriptionRoutes(
       const now = new Date();
       const row = await rt.db.transaction().execute(async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
-        const period = currentPeriod(sub, now);
-        try {
-          await subscriptions.transition(trx, sub, {
-            type: 'resume',
-            periodEnded: !period || now >= period.end,
-            hasPaymentMethod: Boolean(sub.vault_id),
-          });
-        } catch (err) {
+        await resumeSubscription(trx, sub, now).catch((err: unknown) => {
           if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
           throw err;
-        }
+        });
         return sub;
       });
       return subscriptionView(row, now);

@@ -1,13 +1,6 @@
-import { isLive } from '@billing/domain';
 import type { PaymentMethodApproved } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import {
-  endPendingCheckout,
-  paidWithoutCharge,
-  paymentMethodRequests,
-  startTrial,
-  subscriptions,
-} from '@billing/billing-core';
+import { pendingWalletRequest, walletExpired, walletSaved, type WalletOutcome } from '@billing/billing-core';
 import type { StepHandler } from '@billing/messaging';
 import { ProviderRefusedError } from '@billing/payments';
 import { answerOf } from '../payments/capture.js';
@@ -40,13 +33,13 @@ async function setupTokenStatus(ctx: PaymentContext, setupTokenId: string): Prom
   return token instanceof ProviderRefusedError ? 'NOT_FOUND' : token.status;
 }
 
-export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTokenId: string): Promise<string> {
-  const request = await db
-    .selectFrom('payment_method_requests')
-    .selectAll()
-    .where('setup_token_id', '=', setupTokenId)
-    .executeTakeFirst();
-  if (!request || request.status !== 'pending') return 'no-op';
+export async function replacePaymentMethod(
+  ctx: PaymentContext,
+  db: Db,
+  setupTokenId: string,
+): Promise<WalletOutcome | `setup token ${string}: still waiting for the buyer`> {
+  const request = await pendingWalletRequest(db, setupTokenId);
+  if (!request) return 'no-op';
   const answer = await answerOf(
     ctx.provider.createPaymentToken({ setupTokenId, idempotencyKey: `${request.id}:payment-token` }),
   );
@@ -56,48 +49,7 @@ export async function replacePaymentMethod(ctx: PaymentContext, db: Db, setupTok
     const status = await setupTokenStatus(ctx, setupTokenId);
     if (WAITING_FOR_BUYER.has(status)) return `setup token ${status}: still waiting for the buyer`;
   }
-  return db.transaction().execute(async (trx) => {
-    const r = await trx
-      .selectFrom('payment_method_requests')
-      .selectAll()
-      .where('id', '=', request.id)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    if (r.status !== 'pending') return 'no-op';
-    if (answer instanceof ProviderRefusedError) {
-      await paymentMethodRequests.fail(trx, r.id);
-      // A checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
-      await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
-      return `refused: ${answer.issue}`;
-    }
-    const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
-    await paymentMethodRequests.complete(trx, r.id, answer.paymentTokenId);
-    // A checkout with nothing to charge now (docs/api.md, free trials): the saved wallet starts the trial, or
-    // the first period a coupon made free is recorded as paid without a charge.
-    if (sub.status === 'pending') {
-      if (sub.trial_period) return startTrial(ctx, trx, sub, answer.paymentTokenId);
-      const free = await trx
-        .selectFrom('payments')
-        .selectAll()
-        .where('subscription_id', '=', sub.id)
-        .where('kind', '=', 'initial')
-        .where('status', '=', 'created')
-        .where('amount', '=', 0)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!free) return 'no-op: nothing waits for this wallet';
-      return paidWithoutCharge(ctx, trx, free, answer.paymentTokenId);
-    }
-    if (!isLive(sub.status)) return `subscription ${sub.status}: kept for nothing`;
-    await subscriptions.record(trx, sub, {
-      vault_id: answer.paymentTokenId,
-      payment_method_required: null,
-      payment_method_deadline: null,
-      // A past_due subscription is retried at once with the new wallet (the scheduler's next pass).
-      ...(sub.status === 'past_due' ? { next_retry_at: new Date() } : {}),
-    });
-    return sub.status === 'past_due' ? 'replaced; retrying now' : 'replaced';
-  });
+  return walletSaved(ctx, db, request.id, answer);
 }
 
 /**
@@ -110,14 +62,9 @@ export async function reconcileSetupToken(
   db: Db,
   setupTokenId: string,
   expireUnapproved: boolean,
-): Promise<string> {
+): Promise<Awaited<ReturnType<typeof replacePaymentMethod>> | `setup token ${string}: expired unapproved`> {
   const status = await setupTokenStatus(ctx, setupTokenId);
   if (APPROVED.has(status)) return replacePaymentMethod(ctx, db, setupTokenId);
   if (!expireUnapproved) return `setup token ${status}: still waiting for the buyer`;
-  return db.transaction().execute(async (trx) => {
-    const subscriptionId = await paymentMethodRequests.cancelPending(trx, setupTokenId);
-    if (!subscriptionId) return 'no-op';
-    await endPendingCheckout(trx, subscriptionId, { type: 'checkout_expired' });
-    return `setup token ${status}: expired unapproved`;
-  });
+  return (await walletExpired(db, setupTokenId)) ? `setup token ${status}: expired unapproved` : 'no-op';
 }

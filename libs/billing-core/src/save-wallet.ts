@@ -1,0 +1,108 @@
+import type { Kysely } from 'kysely';
+import type { Database, PaymentMethodRequestRow } from '@billing/db';
+import { isLive } from '@billing/domain';
+import { paidWithoutCharge, type PaidOutcome } from './on-payment-event.js';
+import type { PaymentUseCaseContext } from './payment-context.js';
+import { paymentMethodRequests } from './payment-method-requests.js';
+import type { ChargeRefusal } from './renew.js';
+import { startTrial } from './start-trial.js';
+import { subscriptions } from './subscriptions.js';
+import { endPendingCheckout } from './trials.js';
+
+// The use case "the buyer saved a wallet at PayPal" (docs/architecture.md, use cases; docs/api.md,
+// replacing the payment method; free trials): the caller turns PayPal's approved setup token into
+// a payment token with no transaction held, and hands the answer to `walletSaved`; a setup token
+// left unapproved past its time ends with `walletExpired`.
+
+/** What saving a wallet came to. */
+export type WalletOutcome =
+  | 'no-op'
+  | 'no-op: nothing waits for this wallet'
+  | `refused: ${string}`
+  | Awaited<ReturnType<typeof startTrial>>
+  | `${PaidOutcome} (free period, not charged)`
+  | `subscription ${string}: kept for nothing`
+  | 'replaced'
+  | 'replaced; retrying now';
+
+/** The request of a setup token still waiting for its payment token; undefined when none is pending. */
+export async function pendingWalletRequest(
+  db: Kysely<Database>,
+  setupTokenId: string,
+): Promise<PaymentMethodRequestRow | undefined> {
+  const request = await db
+    .selectFrom('payment_method_requests')
+    .selectAll()
+    .where('setup_token_id', '=', setupTokenId)
+    .executeTakeFirst();
+  return request?.status === 'pending' ? request : undefined;
+}
+
+/**
+ * PayPal's payment token for the request `requestId` (or its refusal), recorded under the
+ * request's lock: refused, the request fails and a checkout waiting for it ends; saved, a pending
+ * checkout starts its trial or has its free first period paid, and a live subscription's wallet is
+ * replaced (a past_due one retried at once). Safe to run twice: only a pending request moves.
+ */
+export async function walletSaved(
+  ctx: PaymentUseCaseContext,
+  db: Kysely<Database>,
+  requestId: string,
+  answer: { paymentTokenId: string } | ChargeRefusal,
+): Promise<WalletOutcome> {
+  return db.transaction().execute(async (trx): Promise<WalletOutcome> => {
+    const r = await trx
+      .selectFrom('payment_method_requests')
+      .selectAll()
+      .where('id', '=', requestId)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    if (r.status !== 'pending') return 'no-op';
+    if (answer instanceof Error) {
+      await paymentMethodRequests.fail(trx, r.id);
+      // A checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
+      await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
+      return `refused: ${answer.issue}`;
+    }
+    const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
+    await paymentMethodRequests.complete(trx, r.id, answer.paymentTokenId);
+    // A checkout with nothing to charge now (docs/api.md, free trials): the saved wallet starts the trial, or
+    // the first period a coupon made free is recorded as paid without a charge.
+    if (sub.status === 'pending') {
+      if (sub.trial_period) return startTrial(ctx, trx, sub, answer.paymentTokenId);
+      const free = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('subscription_id', '=', sub.id)
+        .where('kind', '=', 'initial')
+        .where('status', '=', 'created')
+        .where('amount', '=', 0)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!free) return 'no-op: nothing waits for this wallet';
+      return paidWithoutCharge(ctx, trx, free, answer.paymentTokenId);
+    }
+    if (!isLive(sub.status)) return `subscription ${sub.status}: kept for nothing`;
+    await subscriptions.record(trx, sub, {
+      vault_id: answer.paymentTokenId,
+      payment_method_required: null,
+      payment_method_deadline: null,
+      // A past_due subscription is retried at once with the new wallet (the scheduler's next pass).
+      ...(sub.status === 'past_due' ? { next_retry_at: new Date() } : {}),
+    });
+    return sub.status === 'past_due' ? 'replaced; retrying now' : 'replaced';
+  });
+}
+
+/**
+ * A setup token left unapproved past CHECKOUT_TTL_MS: its request ends, and a checkout waiting for
+ * it with it (`checkout_expired`, as an unapproved order's checkout). False when none was pending.
+ */
+export async function walletExpired(db: Kysely<Database>, setupTokenId: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const subscriptionId = await paymentMethodRequests.cancelPending(trx, setupTokenId);
+    if (!subscriptionId) return false;
+    await endPendingCheckout(trx, subscriptionId, { type: 'checkout_expired' });
+    return true;
+  });
+}
