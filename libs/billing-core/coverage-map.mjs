@@ -9,6 +9,7 @@ export default (testFile) => {
     return ['src/renewal-charges.ts', 'src/subscriptions.ts', 'src/payments.ts'];
   if (testFile.endsWith('activations-db.test.ts'))
     return ['src/activations.ts', 'src/subscriptions.ts', 'src/payments.ts'];
+  if (testFile.endsWith('refund-db.test.ts')) return ['src/refund.ts'];
   if (testFile.endsWith('save-wallet-db.test.ts')) return ['src/save-wallet.ts'];
   if (testFile.endsWith('renew-db.test.ts')) return ['src/renew.ts'];
   if (testFile.endsWith('on-payment-event-db.test.ts')) return ['src/on-payment-event.ts'];

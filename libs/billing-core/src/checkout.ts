@@ -265,3 +265,18 @@ export async function vaultCheckoutOpened(
     subscriptions.recordById(db, v.subscriptionId, { approval_url: v.approvalUrl }),
   ]);
 }
+
+/**
+ * The buyer gave up at PayPal (docs/api.md, `GET /v1/checkout/cancel`, naming the order): only an
+ * order still waiting for the buyer ends, with its checkout; an approved one is being captured.
+ * Whether it ended.
+ */
+export async function checkoutCancelledByBuyer(db: Kysely<Database>, orderId: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const payment = await payments.lock(trx, { orderId });
+    if (!payment || payment.status !== 'pending') return false;
+    if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return false;
+    await endCheckout(trx, await subscriptions.lockOrThrow(trx, payment.subscription_id));
+    return true;
+  });
+}

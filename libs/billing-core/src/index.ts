@@ -23,3 +23,4 @@ export * from './charge-back.js';
 export * from './refund-reported.js';
 export * from './renew.js';
 export * from './save-wallet.js';
+export * from './refund.js';

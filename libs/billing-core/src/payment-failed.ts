@@ -92,3 +92,17 @@ export async function paymentMethodRequired(
       reason,
     });
 }
+
+/**
+ * A payment that never reached PayPal, past its time (docs/scheduler.md, reconciliation; `p` locked
+ * by the caller): a plan change's fails alone (the buyer may ask again; the subscription goes on as
+ * it was), a checkout's ends its checkout at `now`. Whether it moved.
+ */
+export async function unsentPaymentExpired(trx: Tx, p: PaymentRow, now: Date): Promise<boolean> {
+  if (!(await payments.transition(trx, p, { type: 'checkout_expired' }))) return false;
+  if (p.kind === 'upgrade') {
+    const change = await planChangeOfPayment(trx, p.id);
+    if (change) await planChangeFailed(trx, change, 'expired: the charge was never made');
+  } else await endCheckout(trx, await subscriptions.lockOrThrow(trx, p.subscription_id), now);
+  return true;
+}

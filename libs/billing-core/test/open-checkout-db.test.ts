@@ -3,6 +3,7 @@ import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import {
+  checkoutCancelledByBuyer,
   checkoutOrderCreated,
   CheckoutRefused,
   checkoutRefusedAtProvider,
@@ -10,6 +11,7 @@ import {
   openCheckout,
   payments,
   vaultCheckoutOpened,
+  unsentPaymentExpired,
   type CheckoutRequest,
 } from '../src/index.js';
 
@@ -157,4 +159,53 @@ t.test('PayPal refused the order or the setup token: the checkout ends, its paym
   await openCheckout(db, trial);
   await checkoutRefusedAtProvider(db, { subscriptionId: trial.subscriptionId, paymentId: null });
   t.match(await subsOf(v), [{ status: 'cancelled' }], 'a trial refused at PayPal ends too');
+});
+
+t.test('the buyer gave up at PayPal: a pending order ends with its checkout; an approved one does not', async (t) => {
+  const u = user();
+  const c = request(u);
+  await openCheckout(db, c);
+  const o = {
+    paymentId: c.paymentId,
+    subscriptionId: c.subscriptionId,
+    orderId: `ORD-${u}`,
+    approvalUrl: 'https://pp',
+  };
+  await checkoutOrderCreated(db, o);
+  t.equal(await checkoutCancelledByBuyer(db, 'ORD-unknown'), false, 'an order of nobody');
+  t.equal(await checkoutCancelledByBuyer(db, o.orderId), true);
+  t.match(await paysOf(u), [{ status: 'cancelled' }]);
+  t.match(await subsOf(u), [{ status: 'cancelled', approval_url: null }]);
+  t.equal(await checkoutCancelledByBuyer(db, o.orderId), false, 'twice: nothing');
+
+  const v = user();
+  const approved = request(v);
+  await openCheckout(db, approved);
+  await checkoutOrderCreated(db, {
+    ...o,
+    paymentId: approved.paymentId,
+    subscriptionId: approved.subscriptionId,
+    orderId: `ORD-${v}`,
+  });
+  await db.transaction().execute(async (trx) => {
+    const p = (await payments.lock(trx, { id: approved.paymentId }))!;
+    await payments.transition(trx, p, { type: 'approved' });
+  });
+  t.equal(await checkoutCancelledByBuyer(db, `ORD-${v}`), false, 'being captured: left alone');
+  t.match(await subsOf(v), [{ status: 'pending' }]);
+});
+
+t.test('a checkout whose order never reached PayPal, past its time: it ends', async (t) => {
+  const u = user();
+  const c = request(u);
+  await openCheckout(db, c);
+  const expire = () =>
+    db.transaction().execute(async (trx) => {
+      const p = (await payments.lock(trx, { id: c.paymentId }))!;
+      return unsentPaymentExpired(trx, p, new Date());
+    });
+  t.equal(await expire(), true);
+  t.match(await paysOf(u), [{ status: 'cancelled', failure_reason: 'checkout_expired' }]);
+  t.match(await subsOf(u), [{ status: 'cancelled' }]);
+  t.equal(await expire(), false, 'twice: nothing');
 });

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { PaymentCheckRequested, PaymentMethodApproved } from '@billing/contracts';
-import { endCheckout, endPendingCheckout, paymentMethodRequests, payments, subscriptions } from '@billing/billing-core';
+import { checkoutCancelledByBuyer, endPendingCheckout, paymentMethodRequests } from '@billing/billing-core';
 import { enqueue } from '@billing/messaging';
 import { TtlCache, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../app.js';
@@ -68,16 +68,7 @@ export function checkoutRoutes(app: HttpApp, { rt, config }: BillingApiDeps): vo
     },
     async (req, reply) => {
       const token = req.query.token;
-      if (token) {
-        await rt.db.transaction().execute(async (trx) => {
-          const payment = await payments.lock(trx, { orderId: token });
-          // Only an order still waiting for the buyer ends here; an approved one is being captured.
-          if (!payment || payment.status !== 'pending') return;
-          if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return;
-          const sub = await subscriptions.lockOrThrow(trx, payment.subscription_id);
-          await endCheckout(trx, sub);
-        });
-      }
+      if (token) await checkoutCancelledByBuyer(rt.db, token);
       return reply.redirect(homeWith(config.APP_HOME_URL, 'cancelled'), 303);
     },
   );

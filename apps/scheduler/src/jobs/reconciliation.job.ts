@@ -6,14 +6,7 @@ import {
   RenewalChargeRequested,
 } from '@billing/contracts';
 import type { Db } from '@billing/db';
-import {
-  endCheckout,
-  paymentMethodRequests,
-  payments,
-  planChangeFailed,
-  planChangeOfPayment,
-  subscriptions,
-} from '@billing/billing-core';
+import { paymentMethodRequests, payments, unsentPaymentExpired } from '@billing/billing-core';
 import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import type { Job } from '../runner.js';
@@ -53,18 +46,10 @@ export function reconciliationJob(db: Db, reconcileAfterMs: number, checkoutTtlM
               });
             } else if (p.kind === 'renewal') {
               await enqueue(trx, RenewalChargeRequested, { paymentId: p.id });
-            } else if (p.kind === 'upgrade') {
-              // A plan change whose charge never reached PayPal: the change fails (the buyer is told and
-              // may ask again); it is no checkout, and its subscription goes on as it was.
-              if (await payments.transition(trx, p, { type: 'checkout_expired' })) {
-                const change = await planChangeOfPayment(trx, p.id);
-                if (change) await planChangeFailed(trx, change, 'expired: the charge was never made');
-              }
-            } else if (expired) {
-              // never reached PayPal: nothing to look up
-              if (await payments.transition(trx, p, { type: 'checkout_expired' })) {
-                await endCheckout(trx, await subscriptions.lockOrThrow(trx, p.subscription_id), now);
-              }
+            } else if (p.kind === 'upgrade' || expired) {
+              // Never reached PayPal, so nothing to look up: a plan change's charge fails alone (the buyer
+              // is told and may ask again), a checkout ends.
+              await unsentPaymentExpired(trx, p, now);
             }
             await payments.touch(trx, p.id, now);
           }
