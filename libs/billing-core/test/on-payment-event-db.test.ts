@@ -14,6 +14,7 @@ import {
   type OrderSeen,
   type PaymentUseCaseContext,
 } from '../src/index.js';
+import { firstPayment, MONTHLY } from './fixtures.js';
 
 // The use case "PayPal answered about one of our payments" (docs/architecture.md, use cases)
 // against a real, migrated database: each answer PayPal can give, what it writes, and that the
@@ -22,7 +23,7 @@ const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
 await importCatalog(db, [
-  { id: 'm', name: 'Monthly', description: '', amount: 900, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+  MONTHLY,
   { id: 'big', name: 'Big', description: '', amount: 1800, currency: 'EUR', period: 'P1M', role: 'r', active: true },
 ]);
 
@@ -38,38 +39,8 @@ const ctx: PaymentUseCaseContext = {
 };
 
 /** A checkout: a pending subscription and its first payment, taken as far as `status`. */
-async function checkout(status: 'created' | 'pending' | 'approved' = 'approved', amount = 900) {
-  const userId = `u-${randomUUID().slice(0, 8)}`;
-  const subId = randomUUID();
-  const paymentId = randomUUID();
-  await db.transaction().execute(async (trx) => {
-    await subscriptions.create(trx, {
-      id: subId,
-      user_id: userId,
-      plan_id: 'm',
-      plan_name: 'Monthly',
-      role: 'r',
-      amount: 900,
-      currency: 'EUR',
-      period: 'P1M',
-      approval_url: `https://paypal.test/approve/${subId}`,
-    });
-    await payments.create(trx, {
-      id: paymentId,
-      subscription_id: subId,
-      user_id: userId,
-      kind: 'initial',
-      amount,
-      currency: 'EUR',
-      period_index: 0,
-    });
-    const p = (await payments.lock(trx, { id: paymentId }))!;
-    if (status === 'created') return;
-    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `order-${paymentId}` });
-    if (status === 'approved') await payments.transition(trx, p, { type: 'approved' });
-  });
-  return { userId, subId, paymentId };
-}
+const checkout = (status: 'created' | 'pending' | 'approved' = 'approved', amount = 900) =>
+  firstPayment(db, status, amount);
 
 /** PayPal's answer `order` applied to the payment under its lock, as the payment-worker does. */
 const answer = (paymentId: string, order: Partial<OrderSeen>, receipts?: ReceiptBatch) =>

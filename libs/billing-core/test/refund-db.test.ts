@@ -2,77 +2,25 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
-import {
-  payments,
-  recordOrder,
-  refundAnswered,
-  refundToSend,
-  requestRefund,
-  subscriptions,
-  type PaymentUseCaseContext,
-  type RefundRefusal,
-} from '../src/index.js';
+import { payments, refundAnswered, refundToSend, requestRefund, type RefundRefusal } from '../src/index.js';
+import { firstPayment, MONTHLY, testContext } from './fixtures.js';
 
 // The use case "send a refund we recorded to PayPal" (docs/architecture.md, use cases) against a
 // real, migrated database: the call decided, and each of PayPal's answers recorded once.
 const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
-await importCatalog(db, [
-  { id: 'm', name: 'Monthly', description: '', amount: 900, currency: 'EUR', period: 'P1M', role: 'r', active: true },
-]);
-const logged: string[] = [];
-const ctx: PaymentUseCaseContext = {
-  logger: { info: () => undefined, warn: () => undefined, error: (m) => logged.push(m) },
-  dunningRetryMs: [60_000],
-};
+await importCatalog(db, [MONTHLY]);
+const { ctx, errors: logged } = testContext();
 
 /** A paid first payment (captured unless `captured` is false) and a refund of `amount` requested on it. */
 async function refundOf(amount: number, captured = true) {
-  const userId = `u-${randomUUID().slice(0, 8)}`;
-  const subId = randomUUID();
-  const paymentId = randomUUID();
-  return db.transaction().execute(async (trx) => {
-    await subscriptions.create(trx, {
-      id: subId,
-      user_id: userId,
-      plan_id: 'm',
-      plan_name: 'Monthly',
-      role: 'r',
-      amount: 900,
-      currency: 'EUR',
-      period: 'P1M',
-    });
-    await payments.create(trx, {
-      id: paymentId,
-      subscription_id: subId,
-      user_id: userId,
-      kind: 'initial',
-      amount: 900,
-      currency: 'EUR',
-      period_index: 0,
-    });
+  const { paymentId } = await firstPayment(db, captured ? 'completed' : 'pending');
+  const refundId = await db.transaction().execute(async (trx) => {
     const p = (await payments.lock(trx, { id: paymentId }))!;
-    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `order-${paymentId}` });
-    if (captured) {
-      const capture = {
-        id: `cap-${paymentId}`,
-        status: 'COMPLETED',
-        amount: 900,
-        currency: 'EUR',
-        customId: paymentId,
-      };
-      await recordOrder(ctx, trx, p, {
-        orderId: `order-${paymentId}`,
-        status: 'COMPLETED',
-        customId: paymentId,
-        capture,
-        vaultId: null,
-      });
-    }
-    const refundId = await requestRefund(trx, p, amount, 'operator', 'asked by the buyer', 'op@example.com');
-    return { paymentId, refundId };
+    return requestRefund(trx, p, amount, 'operator', 'asked by the buyer', 'op@example.com');
   });
+  return { paymentId, refundId };
 }
 const refundRow = (id: string) => db.selectFrom('refunds').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const paymentRow = (id: string) => db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();

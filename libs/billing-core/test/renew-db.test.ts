@@ -6,13 +6,12 @@ import {
   decideCharge,
   payments,
   recordCharge,
-  recordOrder,
   renewalOutcome,
   requestPlanChange,
   subscriptions,
   type ChargeRefusal,
-  type PaymentUseCaseContext,
 } from '../src/index.js';
+import { firstPayment, MONTHLY, testContext } from './fixtures.js';
 
 // The use case "charge a period to the buyer's saved wallet" (docs/architecture.md, use cases)
 // against a real, migrated database: what a claimed charge comes to before PayPal is called, and
@@ -21,51 +20,13 @@ const tdb = await createMigratedTestDb();
 t.teardown(() => tdb.drop());
 const db = tdb.db;
 await importCatalog(db, [
-  { id: 'm', name: 'Monthly', description: '', amount: 900, currency: 'EUR', period: 'P1M', role: 'r', active: true },
+  MONTHLY,
   { id: 'big', name: 'Big', description: '', amount: 1800, currency: 'EUR', period: 'P1M', role: 'r', active: true },
 ]);
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const ctx: PaymentUseCaseContext = { logger: silent, dunningRetryMs: [60_000, 120_000] };
+const { ctx } = testContext();
 
 /** An active subscription with a saved wallet: a checkout whose capture completed. */
-async function active() {
-  const userId = `u-${randomUUID().slice(0, 8)}`;
-  const subId = randomUUID();
-  const paymentId = randomUUID();
-  await db.transaction().execute(async (trx) => {
-    await subscriptions.create(trx, {
-      id: subId,
-      user_id: userId,
-      plan_id: 'm',
-      plan_name: 'Monthly',
-      role: 'r',
-      amount: 900,
-      currency: 'EUR',
-      period: 'P1M',
-    });
-    await payments.create(trx, {
-      id: paymentId,
-      subscription_id: subId,
-      user_id: userId,
-      kind: 'initial',
-      amount: 900,
-      currency: 'EUR',
-      period_index: 0,
-    });
-    const p = (await payments.lock(trx, { id: paymentId }))!;
-    await payments.transition(trx, p, { type: 'order_created' }, { provider_order_id: `order-${paymentId}` });
-    const capture = { id: `cap-${paymentId}`, status: 'COMPLETED', amount: 900, currency: 'EUR', customId: paymentId };
-    const out = await recordOrder(ctx, trx, p, {
-      orderId: `order-${paymentId}`,
-      status: 'COMPLETED',
-      customId: paymentId,
-      capture,
-      vaultId: `vault-${subId}`,
-    });
-    if (out !== 'activated') throw new Error(`not activated: ${out}`);
-  });
-  return { userId, subId };
-}
+const active = () => firstPayment(db, 'completed');
 
 /** A renewal of period `index` claimed by the scheduler (a `created` payment). */
 async function renewal(c: { userId: string; subId: string }, amount = 900, index = 1, attempt = 0) {
