@@ -10,7 +10,7 @@ import { checkoutRoutes } from './routes/checkout.js';
 import { paymentRoutes } from './routes/payments.js';
 import { createCatalogue } from './catalogue.js';
 import { plansRoutes } from './routes/plans.js';
-import { subscriptionRoutes } from './routes/subscriptions.js';
+import { subscriptionRoutes } from './routes/subscriptions/index.js';
 
 export interface BillingApiDeps {
   rt: Runtime;

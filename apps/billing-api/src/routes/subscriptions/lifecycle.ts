@@ -1,0 +1,76 @@
+import { cancelSubscription, resumeSubscription } from '@billing/billing-core';
+import { subscriptionView } from '@billing/http-api';
+import { NotResumableError } from '@billing/domain';
+import { AppError, type HttpApp } from '@billing/service-kit';
+import type { BillingApiDeps } from '../../app.js';
+import { CancelBody, IdParams, Problem, SubscriptionSchema } from '../../schemas.js';
+import { ownSubscriptions } from './shared.js';
+
+/** The routes of cancel and resume (docs/api.md). */
+export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
+  const { rt } = deps;
+  const { lockOwn } = ownSubscriptions(rt.db);
+
+  app.post(
+    '/v1/subscriptions/:id/cancel',
+    {
+      onRequest: app.authenticate,
+      // No body at all means the default mode; an empty or malformed JSON body is still a 400.
+      preValidation: async (req) => {
+        if (req.body === undefined) (req as { body: unknown }).body = {};
+      },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Cancel at the period end (default) or immediately, with a pro-rata refund',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        body: CancelBody,
+        response: { 200: SubscriptionSchema, 400: Problem, 401: Problem, 404: Problem, 413: Problem, 415: Problem },
+      },
+    },
+    async (req) => {
+      const mode = req.body.mode ?? 'at_period_end';
+      const now = new Date();
+      const result = await rt.db.transaction().execute(async (trx) => {
+        const sub = await lockOwn(trx, req.params.id, req.userId);
+        return cancelSubscription(trx, sub, mode, now, {
+          by: `user:${req.userId}`,
+          reason: `cancelled by the user (${mode})`,
+        });
+      });
+      if (result.changed)
+        rt.logger.info('subscription cancelled', {
+          subscriptionId: req.params.id,
+          mode,
+          refundAmount: result.refundAmount,
+        });
+      return subscriptionView(result.subscription, now);
+    },
+  );
+
+  app.post(
+    '/v1/subscriptions/:id/resume',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Undo a cancel at the period end',
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const row = await rt.db.transaction().execute(async (trx) => {
+        const sub = await lockOwn(trx, req.params.id, req.userId);
+        await resumeSubscription(trx, sub, now).catch((err: unknown) => {
+          if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
+          throw err;
+        });
+        return sub;
+      });
+      return subscriptionView(row, now);
+    },
+  );
+}
