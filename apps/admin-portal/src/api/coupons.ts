@@ -9,7 +9,7 @@ import type { AdminPlugin } from './index.js';
 import { errors } from './schemas.js';
 
 const Code = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
-const Coupon = Type.Object({
+export const Coupon = Type.Object({
   code: Type.String(),
   percentOff: Nullable(Type.Integer()),
   amountOff: Nullable(Type.Integer()),

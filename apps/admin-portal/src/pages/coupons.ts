@@ -1,44 +1,46 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
 import { badge, esc, money, table, time, type Html } from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
+import { CouponPage, type CouponRow } from './answers.js';
 
-const off = (c: any): Html =>
-  c.percentOff !== null ? `${esc(c.percentOff)}% off` : `${money(c.amountOff, c.currency)} off`;
+const off = (c: CouponRow): Html =>
+  c.percentOff !== null ? `${esc(c.percentOff)}% off` : `${money(c.amountOff, c.currency ?? '')} off`;
 
 /** Coupons (docs/api.md, coupons at checkout): the list, a new one, and turning one off or on, each confirmed. */
 export function couponPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
   app.get(
     '/coupons',
     page('/coupons', async (req) => {
-      const { body } = await api(req, 'GET', '/admin/api/v1/coupons');
+      const answer = await read(req, '/admin/api/v1/coupons', CouponPage);
+      if (!answer.ok) return refusedPage('Coupons', answer, '/coupons', '/coupons');
+      const { body } = answer;
       return layout(
         'Coupons',
         table(
           'Coupons',
           [
-            { head: 'Code', cell: (c: any) => `<span class="mono">${esc(c.code)}</span>` },
+            { head: 'Code', cell: (c) => `<span class="mono">${esc(c.code)}</span>` },
             { head: 'Discount', cell: off },
             {
               head: 'For',
-              cell: (c: any) =>
+              cell: (c) =>
                 c.durationPeriods === null ? 'every period' : `the first ${esc(c.durationPeriods)} period(s)`,
             },
             {
               head: 'Redeemed',
-              cell: (c: any) =>
+              cell: (c) =>
                 `${esc(c.redeemed)}${c.maxRedemptions === null ? '' : ` of ${esc(c.maxRedemptions)}`}${c.maxRedemptionsPerUser === null ? '' : ` (${esc(c.maxRedemptionsPerUser)} per user)`}`,
               num: true,
             },
-            { head: 'Expires', cell: (c: any) => time(c.expiresAt) },
+            { head: 'Expires', cell: (c) => time(c.expiresAt) },
             {
               head: 'State',
-              cell: (c: any) => (c.active ? badge('active') : badge('expired').replace('expired', 'off')),
+              cell: (c) => (c.active ? badge('active') : badge('expired').replace('expired', 'off')),
             },
             {
               head: '',
-              cell: (c: any) =>
+              cell: (c) =>
                 `<form method="post" action="/coupons/${esc(c.code)}/active"><!--csrf--><input type="hidden" name="active" value="${c.active ? 'false' : 'true'}"><button class="secondary">${c.active ? 'Turn off…' : 'Turn on…'}</button></form>`,
             },
           ],

@@ -1,9 +1,10 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { badge, diff, esc, facts, filters, link, pager, shortId, table, targetLink, time, type Html } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
+import { AuditPage, DeadLetter, DeadLetterPage } from './answers.js';
 
-function pretty(body: string): string {
+function pretty(body: unknown): string {
+  if (typeof body !== 'string') return JSON.stringify(body, null, 2);
   try {
     return JSON.stringify(JSON.parse(body), null, 2);
   } catch {
@@ -13,13 +14,13 @@ function pretty(body: string): string {
 
 /** Dead letters: list, one with its body and attempts, replay or discard with a confirmation; and the audit log. */
 export function deadLetterPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
   app.get(
     '/dead-letters',
     page('/dead-letters', async (req) => {
       const q = queryOf(req);
-      const answer = await api(req, 'GET', `/admin/api/v1/dead-letters?${listQuery(q, ['status', 'queue'])}`);
-      if (answer.status !== 200) return refusedPage('Dead letters', answer, '/dead-letters', '/dead-letters');
+      const answer = await read(req, `/admin/api/v1/dead-letters?${listQuery(q, ['status', 'queue'])}`, DeadLetterPage);
+      if (!answer.ok) return refusedPage('Dead letters', answer, '/dead-letters', '/dead-letters');
       return layout(
         'Dead letters',
         filters(
@@ -41,17 +42,17 @@ export function deadLetterPages(kit: Kit): void {
           table(
             'Dead letters',
             [
-              { head: 'Message', cell: (d: any) => link(`/dead-letters/${d.id}`, d.type ?? shortId(d.id)) },
-              { head: 'Queue', cell: (d: any) => `<span class="mono">${esc(d.queue)}</span>` },
-              { head: 'Error', cell: (d: any) => esc((d.error ?? '').slice(0, 140)) },
-              { head: 'Attempts', cell: (d: any) => esc(d.attempts), num: true },
+              { head: 'Message', cell: (d) => link(`/dead-letters/${d.id}`, d.type ?? shortId(d.id)) },
+              { head: 'Queue', cell: (d) => `<span class="mono">${esc(d.queue)}</span>` },
+              { head: 'Error', cell: (d) => esc((d.error ?? '').slice(0, 140)) },
+              { head: 'Attempts', cell: (d) => esc(d.attempts), num: true },
               {
                 head: 'State',
-                cell: (d: any) =>
+                cell: (d) =>
                   badge(d.status) +
                   (d.replayCount ? ` <span class="muted">${esc(d.replayCount)}× replayed</span>` : ''),
               },
-              { head: 'Dead since', cell: (d: any) => time(d.diedAgainAt ?? d.deadAt) },
+              { head: 'Dead since', cell: (d) => time(d.diedAgainAt ?? d.deadAt) },
             ],
             answer.body.items,
             q['status'] || q['queue']
@@ -69,10 +70,10 @@ export function deadLetterPages(kit: Kit): void {
     page('/dead-letters', async (req) => {
       const id = (req.params as { id: string }).id;
       const [d, audit] = await Promise.all([
-        api(req, 'GET', `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`),
-        api(req, 'GET', `/admin/api/v1/audit?target=${encodeURIComponent(`dead-letter:${id}`)}&limit=50`),
+        read(req, `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`, DeadLetter),
+        read(req, `/admin/api/v1/audit?target=${encodeURIComponent(`dead-letter:${id}`)}&limit=50`, AuditPage),
       ]);
-      if (d.status !== 200)
+      if (!d.ok)
         return {
           status: 404,
           html: layout('Dead letter not found', `<p class="empty">No dead letter ${esc(id)}.</p>`, {
@@ -102,7 +103,7 @@ export function deadLetterPages(kit: Kit): void {
         ])}</div>
 <h2>Body</h2><pre tabindex="0" aria-label="Message body">${esc(pretty(x.body))}</pre>
 <h2>Act</h2>${actions}
-<h2>Operator actions</h2>${auditTable(audit.body.items ?? [])}`,
+<h2>Operator actions</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
         { section: '/dead-letters', who: req.userId, flash: queryOf(req)['done'] },
       );
     }),
@@ -122,8 +123,8 @@ export function deadLetterPages(kit: Kit): void {
           back,
           '/dead-letters',
         );
-      const d = await api(req, 'GET', `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`);
-      if (d.status !== 200) return refusedPage('Refused', d, '/dead-letters', '/dead-letters');
+      const d = await read(req, `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`, DeadLetter);
+      if (!d.ok) return refusedPage('Refused', d, '/dead-letters', '/dead-letters');
       if (confirm !== 'yes')
         return layout(
           action === 'replay' ? 'Confirm the replay' : 'Confirm the discard',
@@ -151,12 +152,12 @@ export function deadLetterPages(kit: Kit): void {
     '/audit',
     page('/audit', async (req) => {
       const q = queryOf(req);
-      const answer = await api(
+      const answer = await read(
         req,
-        'GET',
         `/admin/api/v1/audit?${listQuery(q, ['actor', 'action', 'target', 'from', 'to'])}`,
+        AuditPage,
       );
-      if (answer.status !== 200) return refusedPage('Audit', answer, '/audit', '/audit');
+      if (!answer.ok) return refusedPage('Audit', answer, '/audit', '/audit');
       return layout(
         'Audit',
         filters(
@@ -184,12 +185,12 @@ export function deadLetterPages(kit: Kit): void {
           table(
             'Audit log',
             [
-              { head: 'At', cell: (a: any) => time(a.at) },
-              { head: 'Operator', cell: (a: any) => link(`/audit?actor=${encodeURIComponent(a.actor)}`, a.actor) },
-              { head: 'Action', cell: (a: any) => esc(a.action) },
-              { head: 'Target', cell: (a: any) => targetLink(a.target) },
-              { head: 'Reason', cell: (a: any) => esc(a.reason) },
-              { head: 'Before → after', cell: (a: any) => diff(a.before, a.after) },
+              { head: 'At', cell: (a) => time(a.at) },
+              { head: 'Operator', cell: (a) => link(`/audit?actor=${encodeURIComponent(a.actor)}`, a.actor) },
+              { head: 'Action', cell: (a) => esc(a.action) },
+              { head: 'Target', cell: (a) => targetLink(a.target) },
+              { head: 'Reason', cell: (a) => esc(a.reason) },
+              { head: 'Before → after', cell: (a) => diff(a.before, a.after) },
             ],
             answer.body.items,
             'No operator action matches these filters.',

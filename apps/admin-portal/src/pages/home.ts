@@ -1,29 +1,29 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { plansChart, revenueChart } from './charts.js';
 import { esc, money, type Html } from './html.js';
-import { layout, queryOf, type Kit } from './kit.js';
+import { Stats } from '../api/schemas.js';
+import { layout, queryOf, refusedPage, type Kit } from './kit.js';
 
 const stat = (label: string, value: Html, href?: string): Html =>
   `<div class="stat"><div class="v">${href ? `<a href="${esc(href)}">${value}</a>` : value}</div><div class="l">${esc(label)}</div></div>`;
 
 /** The home dashboard: the figures an operator checks every morning, and two charts. */
-export function homePages({ app, api, page }: Kit): void {
+export function homePages({ app, read, page }: Kit): void {
   app.get(
     '/',
     page('/', async (req) => {
-      const { body: s } = await api(req, 'GET', '/admin/api/v1/stats');
+      const answer = await read(req, '/admin/api/v1/stats', Stats);
+      if (!answer.ok) return refusedPage('Today', answer, '/', '/');
+      const s = answer.body;
       const monthStart = `${s.at.slice(0, 7)}-01`;
-      const mrr: Html = s.mrr.length
-        ? s.mrr.map((m: any) => money(m.amount, m.currency)).join('<br>')
-        : money(0, 'USD');
+      const mrr: Html = s.mrr.length ? s.mrr.map((m) => money(m.amount, m.currency)).join('<br>') : money(0, 'USD');
       const refunded: Html = s.refundedThisMonth.length
-        ? s.refundedThisMonth.map((m: any) => money(m.amount, m.currency)).join('<br>')
+        ? s.refundedThisMonth.map((m) => money(m.amount, m.currency)).join('<br>')
         : '0';
-      const currencies = [...new Set<string>(s.revenuePerDay.map((r: any) => r.currency))];
+      const currencies = [...new Set<string>(s.revenuePerDay.map((r) => r.currency))];
       const main = s.mrr[0]?.currency ?? currencies[0] ?? 'USD';
       const charts =
         revenueChart(
-          s.revenuePerDay.filter((r: any) => r.currency === main),
+          s.revenuePerDay.filter((r) => r.currency === main),
           main,
           new Date(s.at),
         ) + plansChart(s.subscriptionsByPlan);

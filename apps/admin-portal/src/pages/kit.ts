@@ -1,5 +1,5 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the pages render the admin API's JSON answers, whose shapes that API defines */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Static, TSchema } from 'typebox';
 import { INNER_CALL_HEADER, INNER_CALL_TOKEN, type HttpApp } from '@billing/service-kit';
 import { COOKIE } from '../admin.js';
 import { esc, type Html, type Query } from './html.js';
@@ -42,9 +42,16 @@ export function layout(title: string, body: Html, opts: LayoutOptions = {}): Htm
 <script src="/assets/portal.js" defer></script></body></html>`;
 }
 
+/** An admin API's problem answer (application/problem+json). */
+export interface Problem {
+  title?: string;
+  detail?: string;
+}
+
 export interface ApiAnswer {
   status: number;
-  body: any;
+  /** JSON: the route's schema on success, a problem otherwise; `read` types it. */
+  body: unknown;
 }
 
 export interface Kit {
@@ -56,6 +63,16 @@ export interface Kit {
     url: string,
     payload?: unknown,
   ): Promise<ApiAnswer>;
+  /**
+   * A GET of the admin API with its answer typed by the TypeBox schema that route answers with
+   * (src/api/schemas.ts): a 200's body is that schema's (fastify serialised it through it); any
+   * other status is a problem, for `refusedPage`.
+   */
+  read<S extends TSchema>(
+    req: FastifyRequest,
+    url: string,
+    schema: S,
+  ): Promise<{ ok: true; status: 200; body: Static<S> } | { ok: false; status: number; body: Problem }>;
   /** The same, for an answer that is not JSON (a receipt). */
   apiRaw(req: FastifyRequest, url: string, accept: string): Promise<{ status: number; body: Buffer; type: string }>;
   /** A signed-in admin's page: signed out → 303 /login; not an admin → 403 with a way out. */
@@ -65,7 +82,7 @@ export interface Kit {
   ): (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
   csrf(reply: FastifyReply): Html;
   /** preHandler: the form's _csrf field is only readable once the body is parsed. */
-  checked: { preHandler: any };
+  checked: { preHandler: HttpApp['csrfProtection'] };
 }
 
 export function makeKit(app: HttpApp): Kit {
@@ -80,7 +97,14 @@ export function makeKit(app: HttpApp): Kit {
       },
       ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     });
-    return { status: res.statusCode, body: res.json() as any };
+    return { status: res.statusCode, body: res.json() as unknown };
+  };
+  const read: Kit['read'] = async (req, url) => {
+    const r = await api(req, 'GET', url);
+    // The route answered through its own response schema: the body is that schema's (or a problem).
+    return r.status === 200
+      ? { ok: true, status: 200, body: r.body as never }
+      : { ok: false, status: r.status, body: r.body as Problem };
   };
   const apiRaw: Kit['apiRaw'] = async (req, url, accept) => {
     const res = await app.inject({
@@ -123,7 +147,7 @@ export function makeKit(app: HttpApp): Kit {
       .type('text/html')
       .send(html.replaceAll(CSRF_FIELD, csrf(reply)));
   };
-  return { app, api, apiRaw, page, csrf, checked: { preHandler: app.csrfProtection } };
+  return { app, api, read, apiRaw, page, csrf, checked: { preHandler: app.csrfProtection } };
 }
 
 /** The query string of a page request, as strings. */
@@ -169,7 +193,7 @@ export function refusedPage(
     status: answer.status,
     html: layout(
       title,
-      `<p class="error" role="alert">${esc(answer.body?.detail ?? answer.body?.title ?? 'refused')}</p><p><a href="${esc(back)}">Back</a></p>`,
+      `<p class="error" role="alert">${esc((answer.body as Problem | null)?.detail ?? (answer.body as Problem | null)?.title ?? 'refused')}</p><p><a href="${esc(back)}">Back</a></p>`,
       { section },
     ),
   };

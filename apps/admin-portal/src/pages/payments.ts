@@ -1,4 +1,5 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import type { FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
 import { PAYMENT_STATUSES, fromPayPalValue } from '@billing/domain';
 import {
   badge,
@@ -18,28 +19,44 @@ import {
   type Html,
 } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+import {
+  PaymentDetail,
+  PaymentPage,
+  PlanPage,
+  SubscriptionPage,
+  type AdminPaymentRow,
+  type AuditRow,
+} from './answers.js';
 
-export const planOptions = async (kit: Kit, req: any): Promise<[string, string][]> => {
-  const { body } = await kit.api(req, 'GET', '/admin/api/v1/plans');
-  return [['', 'any plan'], ...(body.items ?? []).map((p: any) => [p.id, p.name] as [string, string])];
+export const planOptions = async (kit: Kit, req: FastifyRequest): Promise<[string, string][]> => {
+  const answer = await kit.read(req, '/admin/api/v1/plans', PlanPage);
+  const plans = answer.ok ? answer.body.items : [];
+  return [['', 'any plan'], ...plans.map((p) => [p.id, p.name] as [string, string])];
 };
 
 /**
  * A list of the admin API (payments, subscriptions) as a page: filters by user, status, plan and
  * creation dates that keep their values, the table, and the pager.
  */
-export function listPage(
+export function listPage<S extends typeof PaymentPage | typeof SubscriptionPage>(
   kit: Kit,
-  o: { path: string; title: string; statuses: readonly string[]; columns: Column<any>[]; empty: string },
+  o: {
+    path: string;
+    title: string;
+    statuses: readonly string[];
+    page: S;
+    columns: Column<Static<S>['items'][number]>[];
+    empty: string;
+  },
 ): void {
   kit.app.get(
     o.path,
     kit.page(o.path, async (req) => {
       const q = queryOf(req);
-      const answer = await kit.api(
+      const answer = await kit.read(
         req,
-        'GET',
         `/admin/api/v1${o.path}?${listQuery(q, ['userId', 'status', 'planId', 'from', 'to'])}`,
+        o.page,
       );
       const form = filters(
         [
@@ -55,7 +72,7 @@ export function listPage(
         ],
         q,
       );
-      if (answer.status !== 200) return refusedPage(o.title, answer, o.path, o.path);
+      if (!answer.ok) return refusedPage(o.title, answer, o.path, o.path);
       return layout(
         o.title,
         form + table(o.title, o.columns, answer.body.items, o.empty) + pager(q, answer.body.nextCursor),
@@ -69,42 +86,43 @@ export function listPage(
   );
 }
 
-export const auditTable = (rows: any[]): Html =>
+export const auditTable = (rows: AuditRow[]): Html =>
   table(
     'Operator actions',
     [
-      { head: 'At', cell: (a: any) => time(a.at) },
-      { head: 'Operator', cell: (a: any) => esc(a.actor) },
-      { head: 'Action', cell: (a: any) => esc(a.action) },
-      { head: 'Reason', cell: (a: any) => esc(a.reason) },
-      { head: 'Before → after', cell: (a: any) => diff(a.before, a.after) },
+      { head: 'At', cell: (a) => time(a.at) },
+      { head: 'Operator', cell: (a) => esc(a.actor) },
+      { head: 'Action', cell: (a) => esc(a.action) },
+      { head: 'Reason', cell: (a) => esc(a.reason) },
+      { head: 'Before → after', cell: (a) => diff(a.before, a.after) },
     ],
     rows,
     'No operator action on this yet.',
   );
 
-export const paymentColumns = (withUser = true) => [
-  { head: 'Payment', cell: (p: any) => link(`/payments/${p.id}`, shortId(p.id)) },
-  ...(withUser ? [{ head: 'User', cell: (p: any) => userLink(p.userId) }] : []),
-  { head: 'Subscription', cell: (p: any) => link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId)) },
-  { head: 'Kind', cell: (p: any) => esc(p.kind) },
-  { head: 'Amount', cell: (p: any) => money(p.amount, p.currency), num: true },
+export const paymentColumns = (withUser = true): Column<AdminPaymentRow>[] => [
+  { head: 'Payment', cell: (p) => link(`/payments/${p.id}`, shortId(p.id)) },
+  ...(withUser ? [{ head: 'User', cell: (p: AdminPaymentRow) => userLink(p.userId) }] : []),
+  { head: 'Subscription', cell: (p) => link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId)) },
+  { head: 'Kind', cell: (p) => esc(p.kind) },
+  { head: 'Amount', cell: (p) => money(p.amount, p.currency), num: true },
   {
     head: 'Status',
-    cell: (p: any) => badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : ''),
+    cell: (p) => badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : ''),
   },
-  { head: 'Refunded', cell: (p: any) => (p.refundedAmount ? money(p.refundedAmount, p.currency) : ''), num: true },
-  { head: 'Pays for', cell: (p: any) => (p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : '') },
-  { head: 'Created', cell: (p: any) => time(p.createdAt) },
+  { head: 'Refunded', cell: (p) => (p.refundedAmount ? money(p.refundedAmount, p.currency) : ''), num: true },
+  { head: 'Pays for', cell: (p) => (p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : '') },
+  { head: 'Created', cell: (p) => time(p.createdAt) },
 ];
 
 /** Payments: a list with filters and pages, one payment with everything linked, a refund with a confirmation step. */
 export function paymentPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
   listPage(kit, {
     path: '/payments',
     title: 'Payments',
     statuses: PAYMENT_STATUSES,
+    page: PaymentPage,
     columns: paymentColumns(),
     empty: 'No payment matches these filters.',
   });
@@ -113,8 +131,8 @@ export function paymentPages(kit: Kit): void {
     '/payments/:id',
     page('/payments', async (req) => {
       const id = (req.params as { id: string }).id;
-      const { status, body: p } = await api(req, 'GET', `/admin/api/v1/payments/${encodeURIComponent(id)}`);
-      if (status !== 200)
+      const answer = await read(req, `/admin/api/v1/payments/${encodeURIComponent(id)}`, PaymentDetail);
+      if (!answer.ok)
         return {
           status: 404,
           html: layout('Payment not found', `<p class="empty">No payment ${esc(id)}.</p>`, {
@@ -122,6 +140,7 @@ export function paymentPages(kit: Kit): void {
             who: req.userId,
           }),
         };
+      const p = answer.body;
       const refundable = p.refundableAmount > 0;
       const refundForm = refundable
         ? `<form class="card" method="post" action="/payments/${esc(p.id)}/refund"><!--csrf-->
@@ -154,20 +173,17 @@ export function paymentPages(kit: Kit): void {
               ? `${link(`/payments/${p.id}/receipt`, p.receiptNumber)} · ${link(`/payments/${p.id}/receipt?format=pdf`, 'PDF')}`
               : '',
           ],
-          [
-            'Credit notes',
-            p.creditNotes.map((c: any) => `${esc(c.number)} (${money(c.amount, p.currency)})`).join(', '),
-          ],
+          ['Credit notes', p.creditNotes.map((c) => `${esc(c.number)} (${money(c.amount, p.currency)})`).join(', ')],
           ['Created', time(p.createdAt)],
           ['Id', `<span class="mono">${esc(p.id)}</span>`],
         ])}</div>
 <h2>PayPal events</h2>${table(
           'PayPal events',
           [
-            { head: 'Event', cell: (e: any) => esc(e.type) },
-            { head: 'Event id', cell: (e: any) => `<span class="mono">${esc(e.id)}</span>` },
-            { head: 'Received', cell: (e: any) => time(e.receivedAt) },
-            { head: 'Outcome', cell: (e: any) => esc(e.outcome) },
+            { head: 'Event', cell: (e) => esc(e.type) },
+            { head: 'Event id', cell: (e) => `<span class="mono">${esc(e.id)}</span>` },
+            { head: 'Received', cell: (e) => time(e.receivedAt) },
+            { head: 'Outcome', cell: (e) => esc(e.outcome) },
           ],
           p.events,
           'No webhook from PayPal for this payment.',
@@ -175,16 +191,16 @@ export function paymentPages(kit: Kit): void {
 <h2>Refunds</h2>${table(
           'Refunds',
           [
-            { head: 'Refund', cell: (r: any) => `<span class="mono">${esc(shortId(r.id))}</span>` },
-            { head: 'Amount', cell: (r: any) => money(r.amount, r.currency), num: true },
+            { head: 'Refund', cell: (r) => `<span class="mono">${esc(shortId(r.id))}</span>` },
+            { head: 'Amount', cell: (r) => money(r.amount, r.currency), num: true },
             {
               head: 'Status',
-              cell: (r: any) =>
+              cell: (r) =>
                 badge(r.status) + (r.failureReason ? ` <span class="muted">${esc(r.failureReason)}</span>` : ''),
             },
-            { head: 'Origin', cell: (r: any) => esc(r.origin) },
-            { head: 'Reason', cell: (r: any) => esc(r.reason) },
-            { head: 'Requested', cell: (r: any) => time(r.createdAt) },
+            { head: 'Origin', cell: (r) => esc(r.origin) },
+            { head: 'Reason', cell: (r) => esc(r.reason) },
+            { head: 'Requested', cell: (r) => time(r.createdAt) },
           ],
           p.refunds,
           'No refund.',
@@ -228,8 +244,9 @@ export function paymentPages(kit: Kit): void {
       const id = (req.params as { id: string }).id;
       const back = `/payments/${encodeURIComponent(id)}`;
       const { amount = '', reason = '', confirm } = (req.body ?? {}) as Record<string, string | undefined>;
-      const { status, body: p } = await api(req, 'GET', `/admin/api/v1/payments/${encodeURIComponent(id)}`);
-      if (status !== 200) return refusedPage('Refund refused', { status, body: p }, '/payments', '/payments');
+      const answer = await read(req, `/admin/api/v1/payments/${encodeURIComponent(id)}`, PaymentDetail);
+      if (!answer.ok) return refusedPage('Refund refused', answer, '/payments', '/payments');
+      const p = answer.body;
       let minor: number;
       try {
         minor = fromPayPalValue(amount.trim(), p.currency);

@@ -1,8 +1,9 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
+import type { FastifyRequest } from 'fastify';
 import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
 import { badge, diff, esc, link, major, money, table, type Html } from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
+import { AuditPage, PlanPage, type PlanRow } from './answers.js';
 
 const PERIODS: [string, string][] = [
   ['P1M', 'every month (P1M)'],
@@ -13,8 +14,8 @@ const PERIODS: [string, string][] = [
   ['P1D', 'every day (P1D)'],
 ];
 
-function planForm(p: any | null): Html {
-  const v = (k: string, d = '') => esc(p?.[k] ?? d);
+function planForm(p: PlanRow | null | undefined): Html {
+  const v = (k: keyof PlanRow, d = '') => esc(p?.[k] ?? d);
   const currency = p?.currency ?? 'USD';
   const periods =
     p && !PERIODS.some(([x]) => x === p.period) ? [[p.period, p.period] as [string, string], ...PERIODS] : PERIODS;
@@ -34,11 +35,16 @@ ${p ? `<p>Plan id <strong class="mono">${esc(p.id)}</strong> (an id never change
 
 /** The plan catalogue: list, create, edit a prefilled form; every change confirmed and audited. */
 export function planPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
+  /** The plans (the admin API answers every plan at once); none when it refused. */
+  const readPlans = async (req: FastifyRequest) => {
+    const answer = await read(req, '/admin/api/v1/plans', PlanPage);
+    return { body: { items: answer.ok ? answer.body.items : [] } };
+  };
   app.get(
     '/plans',
     page('/plans', async (req) => {
-      const { body } = await api(req, 'GET', '/admin/api/v1/plans');
+      const { body } = await readPlans(req);
       return layout(
         'Plans',
         `<p><a class="button" href="/plans/new">New plan</a></p>` +
@@ -47,24 +53,23 @@ export function planPages(kit: Kit): void {
             [
               {
                 head: 'Plan',
-                cell: (p: any) =>
-                  `${link(`/plans/${p.id}/edit`, p.name)}<br><span class="mono muted">${esc(p.id)}</span>`,
+                cell: (p) => `${link(`/plans/${p.id}/edit`, p.name)}<br><span class="mono muted">${esc(p.id)}</span>`,
               },
-              { head: 'Price', cell: (p: any) => `${money(p.amount, p.currency)} / ${esc(p.period)}`, num: true },
+              { head: 'Price', cell: (p) => `${money(p.amount, p.currency)} / ${esc(p.period)}`, num: true },
               {
                 head: 'Trial',
-                cell: (p: any) => (p.trialPeriod ? esc(p.trialPeriod) : '<span class="muted">none</span>'),
+                cell: (p) => (p.trialPeriod ? esc(p.trialPeriod) : '<span class="muted">none</span>'),
               },
-              { head: 'Role', cell: (p: any) => esc(p.role) },
+              { head: 'Role', cell: (p) => esc(p.role) },
               {
                 head: 'On sale',
-                cell: (p: any) => (p.active ? badge('active') : badge('expired').replace('expired', 'off sale')),
+                cell: (p) => (p.active ? badge('active') : badge('expired').replace('expired', 'off sale')),
               },
               {
                 head: 'Subscriptions',
-                cell: (p: any) => link(`/subscriptions?planId=${encodeURIComponent(p.id)}`, 'see'),
+                cell: (p) => link(`/subscriptions?planId=${encodeURIComponent(p.id)}`, 'see'),
               },
-              { head: '', cell: (p: any) => link(`/plans/${p.id}/edit`, 'Edit') },
+              { head: '', cell: (p) => link(`/plans/${p.id}/edit`, 'Edit') },
             ],
             body.items ?? [],
             'No plan yet: create the first one.',
@@ -81,8 +86,8 @@ export function planPages(kit: Kit): void {
     '/plans/:id/edit',
     page('/plans', async (req) => {
       const id = (req.params as { id: string }).id;
-      const { body } = await api(req, 'GET', '/admin/api/v1/plans');
-      const plan = (body.items ?? []).find((p: any) => p.id === id);
+      const { body } = await readPlans(req);
+      const plan = (body.items ?? []).find((p) => p.id === id);
       if (!plan)
         return {
           status: 404,
@@ -91,11 +96,19 @@ export function planPages(kit: Kit): void {
             who: req.userId,
           }),
         };
-      const audit = await api(req, 'GET', `/admin/api/v1/audit?target=${encodeURIComponent(`plan:${id}`)}&limit=20`);
-      return layout(`Edit ${plan.name}`, planForm(plan) + `<h2>Changes</h2>${auditTable(audit.body.items ?? [])}`, {
-        section: '/plans',
-        who: req.userId,
-      });
+      const audit = await read(
+        req,
+        `/admin/api/v1/audit?target=${encodeURIComponent(`plan:${id}`)}&limit=20`,
+        AuditPage,
+      );
+      return layout(
+        `Edit ${plan.name}`,
+        planForm(plan) + `<h2>Changes</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
+        {
+          section: '/plans',
+          who: req.userId,
+        },
+      );
     }),
   );
 
@@ -128,9 +141,7 @@ export function planPages(kit: Kit): void {
         active: b['active'] !== 'false',
         trialPeriod: (b['trialPeriod'] ?? '').trim() || null,
       };
-      const current = editing
-        ? ((await api(req, 'GET', '/admin/api/v1/plans')).body.items ?? []).find((p: any) => p.id === id)
-        : null;
+      const current = editing ? (await readPlans(req)).body.items.find((p) => p.id === id) : null;
       if (editing && !current)
         return refusedPage('Plan refused', { status: 404, body: { detail: `no plan ${id}` } }, '/plans', '/plans');
       if (b['confirm'] !== 'yes')
@@ -140,7 +151,7 @@ export function planPages(kit: Kit): void {
             action: editing ? `/plans/${id}` : '/plans',
             summary: editing
               ? `<p>Change plan <strong>${esc(id)}</strong>. Existing subscriptions keep the price and period they were bought at.</p>${diff(
-                  { ...current, amount: major(current.amount, current.currency) },
+                  { ...current!, amount: major(current!.amount, current!.currency) },
                   { ...current, ...plan, amount: major(plan.amount, plan.currency) },
                 )}<p>Reason: ${esc(b['reason'])}</p>`
               : `<p>Create plan <strong>${esc(id)}</strong>: ${esc(plan.name)}, ${money(plan.amount, plan.currency)} / ${esc(plan.period)}${plan.trialPeriod ? ` after a free trial of ${esc(plan.trialPeriod)}` : ''}, role ${esc(plan.role)}${plan.active ? ', on sale now' : ''}.</p><p>Reason: ${esc(b['reason'])}</p>`,

@@ -1,11 +1,11 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { SUBSCRIPTION_STATUSES } from '@billing/domain';
-import { badge, esc, facts, link, money, shortId, table, time, userLink, type Html } from './html.js';
+import { badge, esc, facts, link, money, shortId, table, time, userLink, type Column, type Html } from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, listPage, paymentColumns } from './payments.js';
+import { SubscriptionDetail, SubscriptionPage, type AdminSubscriptionRow, type SubscriptionRow } from './answers.js';
 
 /** Period end for a live subscription; when it was cancelled for a cancelled one. */
-export const periodCell = (s: any): Html =>
+export const periodCell = (s: SubscriptionRow): Html =>
   s.status === 'cancelled'
     ? `cancelled ${time(s.cancelledAt)}`
     : s.status === 'expired'
@@ -14,26 +14,27 @@ export const periodCell = (s: any): Html =>
         ? `${time(s.currentPeriodEnd)}${s.cancelAtPeriodEnd ? ' <span class="badge b-warn">ends then</span>' : ''}`
         : '';
 
-export const subscriptionColumns = (withUser = true) => [
-  { head: 'Subscription', cell: (s: any) => link(`/subscriptions/${s.id}`, shortId(s.id)) },
-  ...(withUser ? [{ head: 'User', cell: (s: any) => userLink(s.userId) }] : []),
-  { head: 'Plan', cell: (s: any) => link(`/plans/${s.planId}/edit`, s.planId) },
-  { head: 'Price', cell: (s: any) => `${money(s.amount, s.currency)} / ${esc(s.period)}`, num: true },
-  { head: 'Status', cell: (s: any) => badge(s.status) },
+export const subscriptionColumns = (withUser = true): Column<SubscriptionRow>[] => [
+  { head: 'Subscription', cell: (s) => link(`/subscriptions/${s.id}`, shortId(s.id)) },
+  ...(withUser ? [{ head: 'User', cell: (s: SubscriptionRow) => userLink(s.userId ?? '') }] : []),
+  { head: 'Plan', cell: (s) => link(`/plans/${s.planId}/edit`, s.planId) },
+  { head: 'Price', cell: (s) => `${money(s.amount, s.currency)} / ${esc(s.period)}`, num: true },
+  { head: 'Status', cell: (s) => badge(s.status) },
   { head: 'Period end / cancelled', cell: periodCell },
-  { head: 'Created', cell: (s: any) => time(s.createdAt) },
+  { head: 'Created', cell: (s) => time(s.createdAt) },
 ];
 
-const cancellable = (s: any) =>
+const cancellable = (s: AdminSubscriptionRow) =>
   s.status === 'active' || s.status === 'past_due' || s.status === 'pending' || s.status === 'trialing';
 
 /** Subscriptions: list, detail with payments, grants and audit, and an operator's cancel in both modes. */
 export function subscriptionPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
   listPage(kit, {
     path: '/subscriptions',
     title: 'Subscriptions',
     statuses: SUBSCRIPTION_STATUSES,
+    page: SubscriptionPage,
     columns: subscriptionColumns(),
     empty: 'No subscription matches these filters.',
   });
@@ -42,8 +43,8 @@ export function subscriptionPages(kit: Kit): void {
     '/subscriptions/:id',
     page('/subscriptions', async (req) => {
       const id = (req.params as { id: string }).id;
-      const { status, body: s } = await api(req, 'GET', `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`);
-      if (status !== 200)
+      const answer = await read(req, `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`, SubscriptionDetail);
+      if (!answer.ok)
         return {
           status: 404,
           html: layout('Subscription not found', `<p class="empty">No subscription ${esc(id)}.</p>`, {
@@ -51,6 +52,7 @@ export function subscriptionPages(kit: Kit): void {
             who: req.userId,
           }),
         };
+      const s = answer.body;
       const live = s.status === 'active' || s.status === 'past_due' || s.status === 'trialing';
       const period: [string, Html][] =
         s.status === 'cancelled'
@@ -99,21 +101,21 @@ export function subscriptionPages(kit: Kit): void {
 <h2>Plan changes</h2>${table(
           'Plan changes',
           [
-            { head: 'Asked', cell: (c: any) => time(c.createdAt) },
-            { head: 'From → to', cell: (c: any) => `${esc(c.fromPlanId)} → ${esc(c.toPlanId)}` },
-            { head: 'Kind', cell: (c: any) => esc(c.kind.replace(/_/g, ' ')) },
+            { head: 'Asked', cell: (c) => time(c.createdAt) },
+            { head: 'From → to', cell: (c) => `${esc(c.fromPlanId)} → ${esc(c.toPlanId)}` },
+            { head: 'Kind', cell: (c) => esc(c.kind.replace(/_/g, ' ')) },
             {
               head: 'Charged',
-              cell: (c: any) =>
+              cell: (c) =>
                 c.paymentId
                   ? `<a href="/payments/${esc(c.paymentId)}">${money(c.amount, c.currency)}</a>`
                   : money(c.amount, c.currency),
               num: true,
             },
-            { head: 'Takes effect', cell: (c: any) => time(c.effectiveAt) },
+            { head: 'Takes effect', cell: (c) => time(c.effectiveAt) },
             {
               head: 'Status',
-              cell: (c: any) =>
+              cell: (c) =>
                 badge(c.status) + (c.failureReason ? ` <span class="muted">${esc(c.failureReason)}</span>` : ''),
             },
           ],
@@ -123,10 +125,10 @@ export function subscriptionPages(kit: Kit): void {
 <h2>Role grants</h2>${table(
           'Grants of this subscription',
           [
-            { head: 'Role', cell: (g: any) => esc(g.role) },
-            { head: 'Started', cell: (g: any) => time(g.startedAt) },
-            { head: 'Ended', cell: (g: any) => time(g.endedAt) },
-            { head: 'Why it ended', cell: (g: any) => esc(g.endReason) },
+            { head: 'Role', cell: (g) => esc(g.role) },
+            { head: 'Started', cell: (g) => time(g.startedAt) },
+            { head: 'Ended', cell: (g) => time(g.endedAt) },
+            { head: 'Why it ended', cell: (g) => esc(g.endReason) },
           ],
           s.grants,
           'No role granted: the subscription was never paid for.',
@@ -145,8 +147,9 @@ export function subscriptionPages(kit: Kit): void {
       const id = (req.params as { id: string }).id;
       const back = `/subscriptions/${encodeURIComponent(id)}`;
       const { mode = 'at_period_end', reason = '', confirm } = (req.body ?? {}) as Record<string, string | undefined>;
-      const { status, body: s } = await api(req, 'GET', `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`);
-      if (status !== 200) return refusedPage('Cancel refused', { status, body: s }, '/subscriptions', '/subscriptions');
+      const answer = await read(req, `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`, SubscriptionDetail);
+      if (!answer.ok) return refusedPage('Cancel refused', answer, '/subscriptions', '/subscriptions');
+      const s = answer.body;
       if (!reason.trim() || (mode !== 'at_period_end' && mode !== 'immediately'))
         return refusedPage(
           'Cancel refused',

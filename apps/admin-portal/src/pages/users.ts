@@ -1,36 +1,36 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the admin API's JSON answers */
 import { badge, esc, filters, link, pager, table, time, userLink } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, paymentColumns } from './payments.js';
 import { subscriptionColumns } from './subscriptions.js';
+import { AuditPage, PaymentPage, UserDetail, UserPage } from './answers.js';
 
 /** Users: an index with search; one user with roles, subscriptions, payments, grants and audit; grant and revoke. */
 export function userPages(kit: Kit): void {
-  const { app, api, page, checked } = kit;
+  const { app, api, read, page, checked } = kit;
   app.get(
     '/users',
     page('/users', async (req) => {
       const q = queryOf(req);
-      const answer = await api(req, 'GET', `/admin/api/v1/users?${listQuery(q, ['q'])}`);
-      if (answer.status !== 200) return refusedPage('Users', answer, '/users', '/users');
+      const answer = await read(req, `/admin/api/v1/users?${listQuery(q, ['q'])}`, UserPage);
+      if (!answer.ok) return refusedPage('Users', answer, '/users', '/users');
       return layout(
         'Users',
         filters([{ name: 'q', label: 'User id contains', type: 'search' }], q) +
           table(
             'Users',
             [
-              { head: 'User', cell: (u: any) => userLink(u.userId) },
+              { head: 'User', cell: (u) => userLink(u.userId) },
               {
                 head: 'Subscriptions',
-                cell: (u: any) => `${esc(u.activeSubscriptions)} live of ${esc(u.subscriptions)}`,
+                cell: (u) => `${esc(u.activeSubscriptions)} live of ${esc(u.subscriptions)}`,
                 num: true,
               },
               {
                 head: 'Payments',
-                cell: (u: any) => link(`/payments?userId=${encodeURIComponent(u.userId)}`, String(u.payments)),
+                cell: (u) => link(`/payments?userId=${encodeURIComponent(u.userId)}`, String(u.payments)),
                 num: true,
               },
-              { head: 'Last activity', cell: (u: any) => time(u.lastActivityAt) },
+              { head: 'Last activity', cell: (u) => time(u.lastActivityAt) },
             ],
             answer.body.items,
             q['q'] ? `Nobody whose id contains "${q['q']}".` : 'No user has bought anything yet.',
@@ -47,37 +47,39 @@ export function userPages(kit: Kit): void {
       const userId = (req.params as { id: string }).id;
       const enc = encodeURIComponent(userId);
       const [user, pays, audit] = await Promise.all([
-        api(req, 'GET', `/admin/api/v1/users/${enc}`),
-        api(req, 'GET', `/admin/api/v1/payments?userId=${enc}&limit=20`),
-        api(req, 'GET', `/admin/api/v1/audit?target=${encodeURIComponent(`user:${userId}`)}&limit=50`),
+        read(req, `/admin/api/v1/users/${enc}`, UserDetail),
+        read(req, `/admin/api/v1/payments?userId=${enc}&limit=20`, PaymentPage),
+        read(req, `/admin/api/v1/audit?target=${encodeURIComponent(`user:${userId}`)}&limit=50`, AuditPage),
       ]);
-      if (user.status !== 200) return refusedPage(`User ${userId}`, user, '/users', '/users');
+      if (!user.ok) return refusedPage(`User ${userId}`, user, '/users', '/users');
       const u = user.body;
-      const manual = u.grants.filter((g: any) => g.source === 'manual' && !g.endedAt).map((g: any) => g.role);
+      const manual = u.grants.filter((g) => g.source === 'manual' && !g.endedAt).map((g) => g.role);
       return layout(
         `User ${userId}`,
         `<div class="card"><p>Roles at the Auth service: ${u.roles.length ? u.roles.map((r: string) => `<span class="badge b-info">${esc(r)}</span>`).join(' ') : '<span class="muted">none</span>'}</p></div>
 <h2>Subscriptions</h2>${table('Subscriptions', subscriptionColumns(false), u.subscriptions, 'No subscription.')}
-<h2>Payments</h2>${table('Payments', paymentColumns(false), pays.body.items ?? [], 'No payment.')}${
-          pays.body.nextCursor ? `<p>${link(`/payments?userId=${enc}`, 'All payments of this user →')}</p>` : ''
+<h2>Payments</h2>${table('Payments', paymentColumns(false), pays.ok ? pays.body.items : [], 'No payment.')}${
+          pays.ok && pays.body.nextCursor
+            ? `<p>${link(`/payments?userId=${enc}`, 'All payments of this user →')}</p>`
+            : ''
         }
 <h2>Role grants</h2>${table(
           'Role grants',
           [
-            { head: 'Role', cell: (g: any) => esc(g.role) },
+            { head: 'Role', cell: (g) => esc(g.role) },
             {
               head: 'Source',
-              cell: (g: any) =>
+              cell: (g) =>
                 g.subscriptionId
                   ? link(`/subscriptions/${g.subscriptionId}`, `subscription ${g.subscriptionId.slice(0, 8)}`)
                   : esc(g.source),
             },
-            { head: 'State', cell: (g: any) => (g.endedAt ? badge('expired') : badge('active')) },
-            { head: 'Started', cell: (g: any) => time(g.startedAt) },
-            { head: 'Ended', cell: (g: any) => time(g.endedAt) },
+            { head: 'State', cell: (g) => (g.endedAt ? badge('expired') : badge('active')) },
+            { head: 'Started', cell: (g) => time(g.startedAt) },
+            { head: 'Ended', cell: (g) => time(g.endedAt) },
             {
               head: 'By / reason',
-              cell: (g: any) => esc([g.grantedBy, g.reason, g.endReason].filter(Boolean).join(' · ')),
+              cell: (g) => esc([g.grantedBy, g.reason, g.endReason].filter(Boolean).join(' · ')),
             },
           ],
           u.grants,
@@ -89,7 +91,7 @@ export function userPages(kit: Kit): void {
 <datalist id="held">${manual.map((r: string) => `<option value="${esc(r)}">`).join('')}</datalist>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button name="action" value="grant">Grant…</button> <button class="secondary" name="action" value="revoke">Revoke…</button></p></form>
-<h2>Operator actions</h2>${auditTable(audit.body.items ?? [])}`,
+<h2>Operator actions</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
         { section: '/users', who: req.userId, flash: queryOf(req)['done'] },
       );
     }),
