@@ -12,6 +12,6 @@ export default (testFile) => {
   if (testFile.endsWith('refund-db.test.ts')) return ['src/refund.ts'];
   if (testFile.endsWith('save-wallet-db.test.ts')) return ['src/save-wallet.ts'];
   if (testFile.endsWith('renew-db.test.ts')) return ['src/renew.ts'];
-  if (testFile.endsWith('on-payment-event-db.test.ts')) return ['src/on-payment-event.ts'];
+  if (testFile.endsWith('on-payment-event-db.test.ts')) return ['src/on-payment-event.ts', 'src/save-wallet.ts'];
   return null;
 };

@@ -944,7 +944,7 @@ t.test(
   'captures in windows: set-based and one at a time write the same rows, grants, messages and receipts',
   async (t) => {
     const provider = new FakeProvider();
-    const { applyWebhookAction } = await import('../src/handlers/apply-provider-event.js');
+    const { onPaymentEvent: applyWebhookAction } = await import('@billing/billing-core');
     const windowed = [await checkout(), await checkout(), await checkout()];
     const single = [await checkout(), await checkout(), await checkout()];
     const ids = await Promise.all(

@@ -6,10 +6,10 @@ import { createMigratedTestDb } from '@billing/db/testing';
 import { ProviderRefusedError, type CaptureInfo, type PaymentProvider } from '@billing/payments';
 import { createLogger, createMetrics } from '@billing/service-kit';
 import { FakeProvider, inputsOf } from './fake-provider.js';
-import { applyWebhookAction } from '../src/handlers/apply-provider-event.js';
 import { chargePlanChangeHandler, chargeRenewal, chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
 import {
   CAPTURE_NEEDED,
+  onPaymentEvent as applyWebhookAction,
   paidWithoutCharge,
   renewalOutcome,
   payments as pays,

@@ -1,6 +1,8 @@
 import type { Transaction } from 'kysely';
 import type { Database, PaymentRow } from '@billing/db';
 import { HOLDING_MONEY } from '@billing/domain';
+import type { WebhookAction } from '@billing/payments';
+import { chargedBack } from './charge-back.js';
 import { activateSubscription, type ActivationOutcome, type CaptureSeen } from './activations.js';
 import { couponOf } from './coupons.js';
 import type { PaymentUseCaseContext } from './payment-context.js';
@@ -8,7 +10,9 @@ import { failWith, paymentFailed } from './payment-failed.js';
 import { payments } from './payments.js';
 import { applyPlanChange, planChangeFailed, planChangeOfPayment } from './plan-changes.js';
 import { issueReceipt, paymentReceipt } from './receipts.js';
+import { refundReported } from './refund-reported.js';
 import { requestRefund } from './refunds.js';
+import { walletKept, walletRevoked } from './save-wallet.js';
 import { windowOf } from './periods.js';
 import { recordRenewalPaid } from './renewals.js';
 import { subscriptions } from './subscriptions.js';
@@ -250,4 +254,77 @@ async function receiptFor(ctx: PaymentUseCaseContext, trx: Tx, p: PaymentRow): P
   const { description, message } = paymentReceipt(fresh, sub, coupon, ctx.publicBaseUrl);
   if (ctx.receipts) ctx.receipts.add(p, description, message);
   else await issueReceipt(trx, p, description, message);
+}
+
+/** What a webhook came to (stored on the provider event, logged). */
+export type EventOutcome =
+  | PaymentOutcome
+  | 'unknown order'
+  | 'capture names no payment of ours'
+  | 'reversal names no payment of ours'
+  | 'refund names no capture of ours'
+  | 'vault token for no payment of ours'
+  | 'vault id kept'
+  | Awaited<ReturnType<typeof chargedBack>>
+  | Awaited<ReturnType<typeof refundReported>>
+  | `payment method removed from ${number} subscription(s)`
+  | `ignored ${string}`;
+
+/**
+ * One of PayPal's webhooks (parsed by the provider) applied to the payment it names, in the caller's
+ * transaction: the use case's entry point for webhooks. Each lookup
+ * locks the payment row, so concurrent copies of one event serialise and the later ones find
+ * nothing left to do.
+ */
+export async function onPaymentEvent(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  action: WebhookAction,
+): Promise<{ paymentId: string | null; outcome: EventOutcome }> {
+  switch (action.kind) {
+    case 'order_approved': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'unknown order' };
+      return { paymentId: p.id, outcome: await markApproved(trx, p) };
+    }
+    case 'capture_completed':
+    case 'capture_pending':
+    case 'capture_declined': {
+      const p = await payments.lock(trx, {
+        id: action.capture.customId,
+        orderId: action.orderId,
+        captureId: action.capture.id,
+      });
+      if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
+      return { paymentId: p.id, outcome: await recordCapture(ctx, trx, p, action.capture, null) };
+    }
+    case 'capture_reversed': {
+      const p = await payments.lock(trx, { captureId: action.captureId });
+      if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
+      return { paymentId: p.id, outcome: await chargedBack(trx, p) };
+    }
+    case 'capture_refunded': {
+      const p = await payments.lock(trx, { captureId: action.captureId });
+      if (!p) return { paymentId: null, outcome: 'refund names no capture of ours' };
+      return { paymentId: p.id, outcome: await refundReported(trx, p, action) };
+    }
+    case 'order_voided': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'unknown order' };
+      const t = await failWith(ctx, trx, p, { type: 'voided' }, 'voided');
+      return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
+    }
+    case 'vault_token_created': {
+      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
+      if (!p) return { paymentId: null, outcome: 'vault token for no payment of ours' };
+      await walletKept(trx, p, action.vaultId);
+      return { paymentId: p.id, outcome: 'vault id kept' };
+    }
+    case 'vault_token_deleted': {
+      const n = await walletRevoked(trx, action.vaultId);
+      return { paymentId: null, outcome: `payment method removed from ${n} subscription(s)` };
+    }
+    case 'not_supported':
+      return { paymentId: null, outcome: `ignored ${action.eventType}` };
+  }
 }

@@ -1,6 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { Database, PaymentMethodRequestRow } from '@billing/db';
+import type { Kysely, Transaction } from 'kysely';
+import { SubscriptionPaymentMethodRequired } from '@billing/contracts';
+import type { Database, PaymentMethodRequestRow, PaymentRow } from '@billing/db';
 import { isLive } from '@billing/domain';
+import { enqueue } from '@billing/messaging';
 import { paidWithoutCharge, type PaidOutcome } from './on-payment-event.js';
 import type { PaymentUseCaseContext } from './payment-context.js';
 import { paymentMethodRequests } from './payment-method-requests.js';
@@ -105,4 +107,38 @@ export async function walletExpired(db: Kysely<Database>, setupTokenId: string):
     await endPendingCheckout(trx, subscriptionId, { type: 'checkout_expired' });
     return true;
   });
+}
+
+/** PayPal saved the buyer's wallet with a first payment (`p` locked by the caller): kept unless one is kept already. */
+export async function walletKept(trx: Transaction<Database>, p: PaymentRow, vaultId: string): Promise<void> {
+  const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  if (!sub.vault_id) await subscriptions.record(trx, sub, { vault_id: vaultId });
+}
+
+/**
+ * The buyer revoked a saved wallet at PayPal (docs/api.md, …/payment-method): it is not charged
+ * again; a live subscription's buyer is told now and may save a new one (the next renewal finds no
+ * method and waits for it). How many subscriptions held it.
+ */
+export async function walletRevoked(trx: Transaction<Database>, vaultId: string): Promise<number> {
+  const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', vaultId).forUpdate().execute();
+  for (const sub of subs) {
+    if (!isLive(sub.status)) {
+      await subscriptions.record(trx, sub, { vault_id: null });
+      continue;
+    }
+    await subscriptions.record(trx, sub, {
+      vault_id: null,
+      next_retry_at: null,
+      payment_method_required: 'payment_token_deleted',
+    });
+    await enqueue(trx, SubscriptionPaymentMethodRequired, {
+      userId: sub.user_id,
+      subscriptionId: sub.id,
+      planId: sub.plan_id,
+      planName: sub.plan_name,
+      reason: 'payment_token_deleted',
+    });
+  }
+  return subs.length;
 }

@@ -5,6 +5,7 @@ import { createMigratedTestDb } from '@billing/db/testing';
 import {
   CAPTURE_NEEDED,
   markApproved,
+  onPaymentEvent,
   paidWithoutCharge,
   payments,
   ReceiptBatch,
@@ -255,4 +256,113 @@ t.test('a period a coupon made free: paid without a charge; a payment with somet
     }),
     /cannot be paid without a charge/,
   );
+});
+
+t.test("PayPal's webhooks, each kind, through onPaymentEvent: the payment they name, or none", async (t) => {
+  const apply = (action: Parameters<typeof onPaymentEvent>[2]) =>
+    db.transaction().execute((trx) => onPaymentEvent(ctx, trx, action));
+  const c = await checkout('pending');
+  t.same(await apply({ kind: 'order_approved', orderId: `order-${c.paymentId}`, customId: c.paymentId }), {
+    paymentId: c.paymentId,
+    outcome: CAPTURE_NEEDED,
+  });
+  t.same(await apply({ kind: 'order_approved', orderId: 'ORD-nobody', customId: null }), {
+    paymentId: null,
+    outcome: 'unknown order',
+  });
+  const cap = capture(c.paymentId);
+  t.same(await apply({ kind: 'capture_completed', orderId: `order-${c.paymentId}`, capture: cap }), {
+    paymentId: c.paymentId,
+    outcome: 'activated',
+  });
+  t.match(await rowOf.sub(c.subId), { status: 'active' });
+  t.same(await apply({ kind: 'capture_completed', orderId: null, capture: { ...cap, id: 'CAP-x', customId: null } }), {
+    paymentId: null,
+    outcome: 'capture names no payment of ours',
+  });
+  t.same(
+    await apply({ kind: 'vault_token_created', vaultId: 'V-1', orderId: `order-${c.paymentId}`, customId: null }),
+    {
+      paymentId: c.paymentId,
+      outcome: 'vault id kept',
+    },
+  );
+  t.match(await rowOf.sub(c.subId), { vault_id: 'V-1' });
+  t.same(await apply({ kind: 'vault_token_created', vaultId: 'V-2', orderId: 'ORD-none', customId: null }), {
+    paymentId: null,
+    outcome: 'vault token for no payment of ours',
+  });
+  t.same(
+    await apply({
+      kind: 'capture_refunded',
+      captureId: 'CAP-none',
+      refundId: 'R',
+      customId: null,
+      amount: 1,
+      currency: 'EUR',
+      status: 'COMPLETED',
+    }),
+    { paymentId: null, outcome: 'refund names no capture of ours' },
+  );
+  t.same(await apply({ kind: 'capture_reversed', captureId: 'CAP-none', refundId: 'R', amount: 1, currency: 'EUR' }), {
+    paymentId: null,
+    outcome: 'reversal names no payment of ours',
+  });
+  t.same(await apply({ kind: 'vault_token_deleted', vaultId: 'V-1' }), {
+    paymentId: null,
+    outcome: 'payment method removed from 1 subscription(s)',
+  });
+  t.match(await rowOf.sub(c.subId), { vault_id: null, payment_method_required: 'payment_token_deleted' });
+  t.same(await apply({ kind: 'not_supported', eventType: 'BILLING.PLAN.CREATED' }), {
+    paymentId: null,
+    outcome: 'ignored BILLING.PLAN.CREATED',
+  });
+
+  const reversed = await checkout();
+  const rc = capture(reversed.paymentId);
+  await answer(reversed.paymentId, { capture: rc });
+  t.match(await apply({ kind: 'capture_reversed', captureId: rc.id, refundId: 'R-1', amount: 900, currency: 'EUR' }), {
+    paymentId: reversed.paymentId,
+    outcome: /^reversed/,
+  });
+
+  const refunded = await checkout();
+  const fc = capture(refunded.paymentId);
+  await answer(refunded.paymentId, { capture: fc });
+  t.match(
+    await apply({
+      kind: 'capture_refunded',
+      captureId: fc.id,
+      refundId: 'R-2',
+      customId: null,
+      amount: 300,
+      currency: 'EUR',
+      status: 'COMPLETED',
+    }),
+    { paymentId: refunded.paymentId, outcome: 'external refund recorded' },
+  );
+
+  const voided = await checkout('pending');
+  t.same(await apply({ kind: 'order_voided', orderId: `order-${voided.paymentId}`, customId: voided.paymentId }), {
+    paymentId: voided.paymentId,
+    outcome: 'voided',
+  });
+  t.same(await apply({ kind: 'order_voided', orderId: `order-${voided.paymentId}`, customId: voided.paymentId }), {
+    paymentId: voided.paymentId,
+    outcome: 'no-op',
+  });
+  t.same(await apply({ kind: 'order_voided', orderId: 'ORD-none', customId: null }), {
+    paymentId: null,
+    outcome: 'unknown order',
+  });
+
+  // A revoked wallet of an ended subscription is only forgotten.
+  const ended = await checkout();
+  await answer(ended.paymentId, { capture: capture(ended.paymentId), vaultId: 'V-ended' });
+  await db.updateTable('subscriptions').set({ status: 'expired' }).where('id', '=', ended.subId).execute();
+  t.same(await apply({ kind: 'vault_token_deleted', vaultId: 'V-ended' }), {
+    paymentId: null,
+    outcome: 'payment method removed from 1 subscription(s)',
+  });
+  t.match(await rowOf.sub(ended.subId), { vault_id: null, payment_method_required: null });
 });

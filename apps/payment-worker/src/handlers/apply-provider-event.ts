@@ -1,23 +1,17 @@
 import { sql } from 'kysely';
-import { SubscriptionPaymentMethodRequired, type ProviderEventReceived } from '@billing/contracts';
+import type { ProviderEventReceived } from '@billing/contracts';
 import type { Static } from 'typebox';
 import {
   activationFits,
   CAPTURE_NEEDED,
-  chargedBack,
   completeActivations,
-  failWith,
-  markApproved,
-  recordCapture,
-  refundReported,
   lockActivations,
-  payments,
-  subscriptions,
+  onPaymentEvent,
   type CapturedActivation,
 } from '@billing/billing-core';
-import { isLive, isUuid } from '@billing/domain';
+import { isUuid } from '@billing/domain';
 import type { Db, ProviderEventRow } from '@billing/db';
-import { afterClosed, enqueue, type StepHandler, type WindowApply } from '@billing/messaging';
+import { afterClosed, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
 import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
@@ -206,7 +200,7 @@ async function applyEvent(
       ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
       : null;
   }
-  const result = await applyWebhookAction(ctx, trx, action ?? ctx.provider.parseWebhook(event.payload));
+  const result = await onPaymentEvent(ctx, trx, action ?? ctx.provider.parseWebhook(event.payload));
   await trx
     .updateTable('provider_events')
     .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
@@ -218,88 +212,4 @@ async function applyEvent(
     ...result,
   });
   return result;
-}
-
-/**
- * One parsed webhook applied to the payment it names, in the caller's transaction. Each lookup
- * locks the payment row, so concurrent copies of one event serialise and the later ones find
- * nothing left to do.
- */
-export async function applyWebhookAction(
-  ctx: PaymentContext,
-  trx: Tx,
-  action: WebhookAction,
-): Promise<{ paymentId: string | null; outcome: string }> {
-  switch (action.kind) {
-    case 'order_approved': {
-      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
-      if (!p) return { paymentId: null, outcome: 'unknown order' };
-      return { paymentId: p.id, outcome: await markApproved(trx, p) };
-    }
-    case 'capture_completed':
-    case 'capture_pending':
-    case 'capture_declined': {
-      const p = await payments.lock(trx, {
-        id: action.capture.customId,
-        orderId: action.orderId,
-        captureId: action.capture.id,
-      });
-      if (!p) return { paymentId: null, outcome: 'capture names no payment of ours' };
-      return { paymentId: p.id, outcome: await recordCapture(ctx, trx, p, action.capture, null) };
-    }
-    case 'capture_reversed': {
-      const p = await payments.lock(trx, { captureId: action.captureId });
-      if (!p) return { paymentId: null, outcome: 'reversal names no payment of ours' };
-      return { paymentId: p.id, outcome: await chargedBack(trx, p) };
-    }
-    case 'capture_refunded': {
-      const p = await payments.lock(trx, { captureId: action.captureId });
-      if (!p) return { paymentId: null, outcome: 'refund names no capture of ours' };
-      return { paymentId: p.id, outcome: await refundReported(trx, p, action) };
-    }
-    case 'order_voided': {
-      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
-      if (!p) return { paymentId: null, outcome: 'unknown order' };
-      const t = await failWith(ctx, trx, p, { type: 'voided' }, 'voided');
-      return { paymentId: p.id, outcome: t ? 'voided' : 'no-op' };
-    }
-    case 'vault_token_created': {
-      const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
-      if (!p) return { paymentId: null, outcome: 'vault token for no payment of ours' };
-      const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
-      if (!sub.vault_id) await subscriptions.record(trx, sub, { vault_id: action.vaultId });
-      return { paymentId: p.id, outcome: 'vault id kept' };
-    }
-    case 'vault_token_deleted': {
-      const subs = await trx
-        .selectFrom('subscriptions')
-        .selectAll()
-        .where('vault_id', '=', action.vaultId)
-        .forUpdate()
-        .execute();
-      // docs/api.md, …/payment-method: the buyer revoked the saved wallet. It is not charged again; the buyer is
-      // told now and may save a new one; the next renewal finds no method and waits for it.
-      for (const sub of subs) {
-        if (!isLive(sub.status)) {
-          await subscriptions.record(trx, sub, { vault_id: null });
-          continue;
-        }
-        await subscriptions.record(trx, sub, {
-          vault_id: null,
-          next_retry_at: null,
-          payment_method_required: 'payment_token_deleted',
-        });
-        await enqueue(trx, SubscriptionPaymentMethodRequired, {
-          userId: sub.user_id,
-          subscriptionId: sub.id,
-          planId: sub.plan_id,
-          planName: sub.plan_name,
-          reason: 'payment_token_deleted',
-        });
-      }
-      return { paymentId: null, outcome: `payment method removed from ${subs.length} subscription(s)` };
-    }
-    case 'not_supported':
-      return { paymentId: null, outcome: `ignored ${action.eventType}` };
-  }
 }
