@@ -1,4 +1,4 @@
-import { PayPalProvider } from '@billing/payments';
+import { payPalFromEnv } from '@billing/payments';
 import { createHealthServer, createRuntime, serve } from '@billing/runtime';
 import { loadOrExit } from '@billing/service-kit';
 import { loadPaymentWorkerConfig } from './config.js';
@@ -7,14 +7,7 @@ import { buildWorker } from './worker.js';
 const service = 'payment-worker';
 const config = loadOrExit(service, loadPaymentWorkerConfig);
 const rt = createRuntime(service, config);
-const provider = new PayPalProvider({
-  apiBase: config.PAYPAL_API_BASE,
-  clientId: config.PAYPAL_CLIENT_ID,
-  clientSecret: config.PAYPAL_CLIENT_SECRET,
-  timeoutMs: config.PAYPAL_TIMEOUT_MS,
-  logger: rt.logger,
-  metrics: rt.metrics,
-});
+const provider = payPalFromEnv(config, { logger: rt.logger, metrics: rt.metrics });
 const worker = buildWorker({
   rt,
   provider,

@@ -1,4 +1,4 @@
-import { PayPalProvider } from '@billing/payments';
+import { payPalFromEnv } from '@billing/payments';
 import { createRuntime, serve } from '@billing/runtime';
 import { loadOrExit } from '@billing/service-kit';
 import { buildApp } from './app.js';
@@ -7,11 +7,7 @@ import { loadGatewayConfig } from './config.js';
 const service = 'webhook-gateway';
 const config = loadOrExit(service, loadGatewayConfig);
 const rt = createRuntime(service, config);
-const provider = new PayPalProvider({
-  apiBase: config.PAYPAL_API_BASE,
-  clientId: config.PAYPAL_CLIENT_ID,
-  clientSecret: config.PAYPAL_CLIENT_SECRET,
-  timeoutMs: config.PAYPAL_TIMEOUT_MS,
+const provider = payPalFromEnv(config, {
   webhookId: config.PAYPAL_WEBHOOK_ID,
   logger: rt.logger,
   metrics: rt.metrics,

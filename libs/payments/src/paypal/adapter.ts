@@ -38,6 +38,28 @@ export interface PayPalOptions {
   metrics?: Pick<Metrics, 'providerCalls' | 'providerDuration'>;
 }
 
+/** The environment's PayPal settings (service-kit's `paypalConfig`). */
+export interface PayPalEnv {
+  PAYPAL_API_BASE: string;
+  PAYPAL_CLIENT_ID: string;
+  PAYPAL_CLIENT_SECRET: string;
+  PAYPAL_TIMEOUT_MS: number;
+}
+
+/** The PayPal adapter as an app builds it from its configuration, with what else it needs. */
+export function payPalFromEnv(
+  env: PayPalEnv,
+  rest: Omit<PayPalOptions, 'apiBase' | 'clientId' | 'clientSecret' | 'timeoutMs'>,
+): PayPalProvider {
+  return new PayPalProvider({
+    apiBase: env.PAYPAL_API_BASE,
+    clientId: env.PAYPAL_CLIENT_ID,
+    clientSecret: env.PAYPAL_CLIENT_SECRET,
+    timeoutMs: env.PAYPAL_TIMEOUT_MS,
+    ...rest,
+  });
+}
+
 /** Statuses that mean "try later", not a refusal (docs/paypal.md). */
 const TRY_LATER = new Set([408, 429]);
 const MAX_RETRY_AFTER_MS = 5_000;
