@@ -7,7 +7,7 @@ import {
   RefundRequested,
   RenewalChargeRequested,
 } from '@billing/contracts';
-import { payments, subscriptions, issueReceipt } from '@billing/billing-core';
+import { issueReceipt, onPaymentEvent, payments, subscriptions } from '@billing/billing-core';
 import { importCatalog, TransactionGroup } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { afterClosed, makeEnvelope, type StepContext } from '@billing/messaging';
@@ -944,7 +944,6 @@ t.test(
   'captures in windows: set-based and one at a time write the same rows, grants, messages and receipts',
   async (t) => {
     const provider = new FakeProvider();
-    const { onPaymentEvent: applyWebhookAction } = await import('@billing/billing-core');
     const windowed = [await checkout(), await checkout(), await checkout()];
     const single = [await checkout(), await checkout(), await checkout()];
     const ids = await Promise.all(
@@ -953,7 +952,7 @@ t.test(
     await inWindow(provider, ids);
     for (const c of single)
       await db.transaction().execute((trx) =>
-        applyWebhookAction(ctxOf(provider), trx, {
+        onPaymentEvent(ctxOf(provider), trx, {
           kind: 'capture_completed',
           orderId: c.orderId,
           capture: captured(c.paymentId),

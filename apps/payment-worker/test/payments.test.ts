@@ -9,7 +9,7 @@ import { FakeProvider, inputsOf } from './fake-provider.js';
 import { chargePlanChangeHandler, chargeRenewal, chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
 import {
   CAPTURE_NEEDED,
-  onPaymentEvent as applyWebhookAction,
+  onPaymentEvent,
   paidWithoutCharge,
   renewalOutcome,
   payments as pays,
@@ -308,7 +308,7 @@ t.test(
     const r = await db
       .transaction()
       .execute((trx) =>
-        applyWebhookAction(ctx(provider), trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }),
+        onPaymentEvent(ctx(provider), trx, { kind: 'order_approved', orderId: `ORD-REFUSED-${p}`, customId: p }),
       );
     t.equal(r.outcome, CAPTURE_NEEDED, 'the approval is recorded; the capture follows once that has committed');
     t.match(await captureApproved(ctx(provider), db, p), /capture refused/);
@@ -362,7 +362,7 @@ t.test(
   async (t) => {
     const { sub, initial, renewal } = await paidAhead();
     await db.transaction().execute((trx) =>
-      applyWebhookAction(ctx(new FakeProvider()), trx, {
+      onPaymentEvent(ctx(new FakeProvider()), trx, {
         kind: 'capture_refunded',
         captureId: initial.provider_capture_id!,
         refundId: `EXT-${initial.id}`,
@@ -386,7 +386,7 @@ t.test(
   async (t) => {
     const { sub, initial, renewal } = await paidAhead();
     await db.transaction().execute((trx) =>
-      applyWebhookAction(ctx(new FakeProvider()), trx, {
+      onPaymentEvent(ctx(new FakeProvider()), trx, {
         kind: 'capture_reversed',
         captureId: initial.provider_capture_id!,
         refundId: `REV-${initial.id}`,
@@ -411,7 +411,7 @@ t.test(
       const { sub, renewal, nextStart } = await paidAhead();
       const captureId = `CAP-R-${renewal}`;
       await db.transaction().execute((trx) =>
-        applyWebhookAction(
+        onPaymentEvent(
           ctx(new FakeProvider()),
           trx,
           how === 'refunded'
