@@ -1,12 +1,14 @@
 import { Type } from 'typebox';
-import { isUuid, keysetPage, subscriptionView } from '@billing/http-api';
-import { AppError, type HttpApp } from '@billing/service-kit';
+import { keysetPage, subscriptionView } from '@billing/http-api';
+import type { HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../../app.js';
 import { IdParams, ListQuery, Problem, SubscriptionSchema } from '../../schemas.js';
+import { ownSubscriptions } from './shared.js';
 
 /** The routes of the caller's subscriptions, listed and one by one. */
 export function readRoutes(app: HttpApp, deps: BillingApiDeps): void {
   const { rt } = deps;
+  const { readOwn } = ownSubscriptions(rt.db);
 
   app.get(
     '/v1/subscriptions',
@@ -51,17 +53,7 @@ export function readRoutes(app: HttpApp, deps: BillingApiDeps): void {
       },
     },
     async (req) => {
-      const id = req.params.id;
-      const row = isUuid(id)
-        ? await rt.db
-            .selectFrom('subscriptions')
-            .selectAll()
-            .where('id', '=', id)
-            .where('user_id', '=', req.userId)
-            .executeTakeFirst()
-        : undefined;
-      if (!row) throw new AppError('not-found', 'no such subscription');
-      return subscriptionView(row);
+      return subscriptionView(await readOwn(req.params.id, req.userId));
     },
   );
 }
