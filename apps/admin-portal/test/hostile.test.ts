@@ -445,6 +445,19 @@ t.test('free text is rendered back escaped on every page that shows it', async (
     t.notMatch(page.body, /<script>alert|<img src=x onerror|<svg onload/, `${url}: no markup from the data`);
   }
   t.match((await app.inject({ url: '/audit', headers: cookie })).body, /&#60;script&#62;alert/, 'shown escaped');
+  // Escaped exactly once: an entity escaped again (`&#38;#60;`) or the portal's own markup shown as text
+  // would mean a template's markup reached another as a plain string (the html tag, docs/admin.md).
+  const pages = ['/', '/audit', '/plans', '/plans/xss/edit', '/users', '/users/u-xss', '/payments', '/subscriptions'];
+  for (const url of [...pages, `/payments/${paidId}`, `/subscriptions/${subId}`, '/coupons', '/dead-letters']) {
+    const page = await app.inject({ url, headers: cookie });
+    t.equal(page.statusCode, 200, url);
+    t.notMatch(page.body, /&#38;#\d+;/, `${url}: nothing escaped twice`);
+    t.notMatch(
+      page.body,
+      /&#60;\/?(a|span|td|tr|th|p|div|strong|br|option|table|time|form|input)\b/,
+      `${url}: no markup as text`,
+    );
+  }
   results.push(['script in a grant reason, rendered on /audit and /users/:id', 200, 'escaped']);
   results.push(['markup in a plan name and description, rendered on /plans', 200, 'escaped']);
 });

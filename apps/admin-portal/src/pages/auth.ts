@@ -2,11 +2,11 @@ import { AppError } from '@billing/service-kit';
 import type { AuthClient } from '@billing/auth-client';
 import { COOKIE } from '../admin.js';
 import { PORTAL_CSS, PORTAL_JS } from './assets.js';
-import { esc } from './html.js';
+import { html, type Html } from './html.js';
 import { CSRF_FIELD, layout, type Kit } from './kit.js';
 
-function loginForm(csrfField: string, login = ''): string {
-  return `<form class="card" method="post" action="/login">${csrfField}<label for="login">Login</label><input id="login" name="login" autocomplete="username" value="${esc(login)}" required>
+function loginForm(csrfField: Html, login = ''): Html {
+  return html`<form class="card" method="post" action="/login">${csrfField}<label for="login">Login</label><input id="login" name="login" autocomplete="username" value="${login}" required>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <p><button>Sign in</button></p></form>`;
 }
@@ -19,8 +19,10 @@ export function authPages({ app, csrf, checked }: Kit, { auth }: { auth: AuthCli
   app.get('/assets/portal.js', async (_req, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(PORTAL_JS),
   );
-  const loginPage = (csrfField: string, extra = '', login = '') =>
-    layout('Sign in', `${extra}${loginForm(csrfField, login)}`, { signedIn: false }).replaceAll(CSRF_FIELD, '');
+  const loginPage = (csrfField: Html, extra = html``, login = '') =>
+    layout('Sign in', html`${extra}${loginForm(csrfField, login)}`, { signedIn: false })
+      .toString()
+      .replaceAll(CSRF_FIELD.toString(), '');
   app.get('/login', async (_req, reply) => reply.type('text/html').send(loginPage(csrf(reply))));
   // Sign-in attempts are limited per client address: guessing passwords costs time (docs/admin.md).
   app.post(
@@ -43,7 +45,7 @@ export function authPages({ app, csrf, checked }: Kit, { auth }: { auth: AuthCli
           .send(
             loginPage(
               csrf(reply),
-              '<p class="error" role="alert">Wrong login or password.</p>',
+              html`<p class="error" role="alert">Wrong login or password.</p>`,
               typeof login === 'string' ? login : '',
             ),
           );

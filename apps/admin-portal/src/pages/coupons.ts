@@ -1,10 +1,10 @@
 import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
-import { badge, esc, money, table, time, type Html } from './html.js';
+import { badge, money, table, time, type Html, html } from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
 import { CouponPage, type CouponRow } from './answers.js';
 
 const off = (c: CouponRow): Html =>
-  c.percentOff !== null ? `${esc(c.percentOff)}% off` : `${money(c.amountOff, c.currency ?? '')} off`;
+  c.percentOff !== null ? html`${c.percentOff}% off` : html`${money(c.amountOff, c.currency ?? '')} off`;
 
 /** Coupons (docs/api.md, coupons at checkout): the list, a new one, and turning one off or on, each confirmed. */
 export function couponPages(kit: Kit): void {
@@ -17,41 +17,40 @@ export function couponPages(kit: Kit): void {
       const { body } = answer;
       return layout(
         'Coupons',
-        table(
+        html`${table(
           'Coupons',
           [
-            { head: 'Code', cell: (c) => `<span class="mono">${esc(c.code)}</span>` },
+            { head: 'Code', cell: (c) => html`<span class="mono">${c.code}</span>` },
             { head: 'Discount', cell: off },
             {
               head: 'For',
               cell: (c) =>
-                c.durationPeriods === null ? 'every period' : `the first ${esc(c.durationPeriods)} period(s)`,
+                c.durationPeriods === null ? html`every period` : html`the first ${c.durationPeriods} period(s)`,
             },
             {
               head: 'Redeemed',
               cell: (c) =>
-                `${esc(c.redeemed)}${c.maxRedemptions === null ? '' : ` of ${esc(c.maxRedemptions)}`}${c.maxRedemptionsPerUser === null ? '' : ` (${esc(c.maxRedemptionsPerUser)} per user)`}`,
+                html`${c.redeemed}${c.maxRedemptions === null ? '' : html` of ${c.maxRedemptions}`}${c.maxRedemptionsPerUser === null ? '' : html` (${c.maxRedemptionsPerUser} per user)`}`,
               num: true,
             },
             { head: 'Expires', cell: (c) => time(c.expiresAt) },
             {
               head: 'State',
-              cell: (c) => (c.active ? badge('active') : badge('expired').replace('expired', 'off')),
+              cell: (c) => (c.active ? badge('active') : badge('expired', 'off')),
             },
             {
               head: '',
               cell: (c) =>
-                `<form method="post" action="/coupons/${esc(c.code)}/active"><!--csrf--><input type="hidden" name="active" value="${c.active ? 'false' : 'true'}"><button class="secondary">${c.active ? 'Turn off…' : 'Turn on…'}</button></form>`,
+                html`<form method="post" action="/coupons/${c.code}/active"><!--csrf--><input type="hidden" name="active" value="${c.active ? 'false' : 'true'}"><button class="secondary">${c.active ? 'Turn off…' : 'Turn on…'}</button></form>`,
             },
           ],
           body.items ?? [],
           'No coupon yet.',
-        ) +
-          `<h2>New coupon</h2><form class="card" method="post" action="/coupons"><!--csrf-->
+        )}<h2>New coupon</h2><form class="card" method="post" action="/coupons"><!--csrf-->
 <label for="code">Code</label><input id="code" name="code" required pattern="[A-Za-z0-9_\\-]{1,64}">
 <label for="percent">Percent off (or leave empty and give an amount)</label><input id="percent" name="percentOff" inputmode="numeric">
 <label for="amount">Amount off</label><input id="amount" name="amountOff" inputmode="decimal">
-<label for="currency">Currency of the amount</label><select id="currency" name="currency"><option value="">—</option>${PAYPAL_CURRENCIES.map((c) => `<option>${c}</option>`).join('')}</select>
+<label for="currency">Currency of the amount</label><select id="currency" name="currency"><option value="">—</option>${PAYPAL_CURRENCIES.map((c) => html`<option>${c}</option>`)}</select>
 <label for="duration">For the first N periods (empty: every period)</label><input id="duration" name="durationPeriods" inputmode="numeric">
 <label for="max">At most N redemptions (empty: no limit)</label><input id="max" name="maxRedemptions" inputmode="numeric">
 <label for="per-user">At most N redemptions by one user (empty: 1)</label><input id="per-user" name="maxRedemptionsPerUser" inputmode="numeric">
@@ -94,7 +93,7 @@ export function couponPages(kit: Kit): void {
           'Confirm the new coupon',
           confirmStep({
             action: '/coupons',
-            summary: `<p>Create coupon <strong class="mono">${esc(coupon.code)}</strong>: ${coupon.percentOff !== undefined ? `${esc(coupon.percentOff)}% off` : amountOff !== undefined ? `${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : `the first ${esc(coupon.durationPeriods)} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : `at most ${esc(coupon.maxRedemptions)} redemptions`}, at most ${esc(coupon.maxRedemptionsPerUser)} per user.</p>`,
+            summary: html`<p>Create coupon <strong class="mono">${coupon.code}</strong>: ${coupon.percentOff !== undefined ? html`${coupon.percentOff}% off` : amountOff !== undefined ? html`${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : html`the first ${coupon.durationPeriods} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : html`at most ${coupon.maxRedemptions} redemptions`}, at most ${coupon.maxRedemptionsPerUser} per user.</p>`,
             fields: Object.fromEntries(
               Object.entries(b).filter(([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string'),
             ) as Record<string, string>,
@@ -120,7 +119,7 @@ export function couponPages(kit: Kit): void {
           active === 'true' ? 'Confirm: turn the coupon on' : 'Confirm: turn the coupon off',
           confirmStep({
             action: `/coupons/${code}/active`,
-            summary: `<p>${active === 'true' ? 'Buyers can redeem' : 'Buyers can no longer redeem'} <strong class="mono">${esc(code)}</strong>; subscriptions that redeemed it keep their discount.</p>`,
+            summary: html`<p>${active === 'true' ? 'Buyers can redeem' : 'Buyers can no longer redeem'} <strong class="mono">${code}</strong>; subscriptions that redeemed it keep their discount.</p>`,
             fields: { active: active ?? 'false' },
             confirmLabel: active === 'true' ? 'Turn on' : 'Turn off',
             cancelHref: '/coupons',

@@ -1,4 +1,18 @@
-import { badge, diff, esc, facts, filters, link, pager, shortId, table, targetLink, time, type Html } from './html.js';
+import {
+  badge,
+  diff,
+  esc,
+  facts,
+  filters,
+  link,
+  pager,
+  shortId,
+  table,
+  targetLink,
+  time,
+  type Html,
+  html,
+} from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
 import { AuditPage, DeadLetter, DeadLetterPage } from './answers.js';
@@ -23,7 +37,7 @@ export function deadLetterPages(kit: Kit): void {
       if (!answer.ok) return refusedPage('Dead letters', answer, '/dead-letters', '/dead-letters');
       return layout(
         'Dead letters',
-        filters(
+        html`${filters(
           [
             {
               name: 'status',
@@ -38,28 +52,25 @@ export function deadLetterPages(kit: Kit): void {
             { name: 'queue', label: 'Queue', type: 'search' },
           ],
           q,
-        ) +
-          table(
-            'Dead letters',
-            [
-              { head: 'Message', cell: (d) => link(`/dead-letters/${d.id}`, d.type ?? shortId(d.id)) },
-              { head: 'Queue', cell: (d) => `<span class="mono">${esc(d.queue)}</span>` },
-              { head: 'Error', cell: (d) => esc((d.error ?? '').slice(0, 140)) },
-              { head: 'Attempts', cell: (d) => esc(d.attempts), num: true },
-              {
-                head: 'State',
-                cell: (d) =>
-                  badge(d.status) +
-                  (d.replayCount ? ` <span class="muted">${esc(d.replayCount)}× replayed</span>` : ''),
-              },
-              { head: 'Dead since', cell: (d) => time(d.diedAgainAt ?? d.deadAt) },
-            ],
-            answer.body.items,
-            q['status'] || q['queue']
-              ? 'No dead letter matches these filters.'
-              : 'No dead letter: every message was handled.',
-          ) +
-          pager(q, answer.body.nextCursor),
+        )}${table(
+          'Dead letters',
+          [
+            { head: 'Message', cell: (d) => link(`/dead-letters/${d.id}`, d.type ?? shortId(d.id)) },
+            { head: 'Queue', cell: (d) => html`<span class="mono">${d.queue}</span>` },
+            { head: 'Error', cell: (d) => esc((d.error ?? '').slice(0, 140)) },
+            { head: 'Attempts', cell: (d) => esc(d.attempts), num: true },
+            {
+              head: 'State',
+              cell: (d) =>
+                html`${badge(d.status)}${d.replayCount ? html` <span class="muted">${d.replayCount}× replayed</span>` : ''}`,
+            },
+            { head: 'Dead since', cell: (d) => time(d.diedAgainAt ?? d.deadAt) },
+          ],
+          answer.body.items,
+          q['status'] || q['queue']
+            ? 'No dead letter matches these filters.'
+            : 'No dead letter: every message was handled.',
+        )}${pager(q, answer.body.nextCursor)}`,
         { section: '/dead-letters', who: req.userId, flash: q['done'] },
       );
     }),
@@ -76,7 +87,7 @@ export function deadLetterPages(kit: Kit): void {
       if (!d.ok)
         return {
           status: 404,
-          html: layout('Dead letter not found', `<p class="empty">No dead letter ${esc(id)}.</p>`, {
+          html: layout('Dead letter not found', html`<p class="empty">No dead letter ${id}.</p>`, {
             section: '/dead-letters',
             who: req.userId,
           }),
@@ -84,24 +95,24 @@ export function deadLetterPages(kit: Kit): void {
       const x = d.body;
       const actions: Html =
         x.status === 'discarded'
-          ? `<p class="muted">Discarded by ${esc(x.discardedBy)} ${time(x.discardedAt)}: ${esc(x.discardReason)}</p>`
-          : `<form class="card" method="post" action="/dead-letters/${esc(x.id)}/act"><!--csrf-->
+          ? html`<p class="muted">Discarded by ${x.discardedBy} ${time(x.discardedAt)}: ${x.discardReason}</p>`
+          : html`<form class="card" method="post" action="/dead-letters/${x.id}/act"><!--csrf-->
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button name="action" value="replay">Replay…</button> <button class="secondary" name="action" value="discard">Discard…</button></p></form>`;
       return layout(
         `Dead letter ${shortId(x.id)}`,
-        `<div class="card">${facts([
+        html`<div class="card">${facts([
           ['State', badge(x.status)],
           ['Type', esc(x.type)],
-          ['Queue', `<span class="mono">${esc(x.queue)}</span>`],
-          ['Message id', `<span class="mono">${esc(x.messageId)}</span>`],
+          ['Queue', html`<span class="mono">${x.queue}</span>`],
+          ['Message id', html`<span class="mono">${x.messageId}</span>`],
           ['Attempts', esc(x.attempts)],
           ['Error', esc(x.error)],
           ['Dead since', time(x.deadAt)],
-          ['Replayed', x.replayCount ? `${esc(x.replayCount)}×, last ${time(x.replayedAt)}` : 'never'],
+          ['Replayed', x.replayCount ? html`${x.replayCount}×, last ${time(x.replayedAt)}` : html`never`],
           ['Died again after a replay', time(x.diedAgainAt)],
         ])}</div>
-<h2>Body</h2><pre tabindex="0" aria-label="Message body">${esc(pretty(x.body))}</pre>
+<h2>Body</h2><pre tabindex="0" aria-label="Message body">${pretty(x.body)}</pre>
 <h2>Act</h2>${actions}
 <h2>Operator actions</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
         { section: '/dead-letters', who: req.userId, flash: queryOf(req)['done'] },
@@ -132,8 +143,8 @@ export function deadLetterPages(kit: Kit): void {
             action: `/dead-letters/${id}/act`,
             summary:
               action === 'replay'
-                ? `<p>Put the <strong>${esc(d.body.type)}</strong> message back on <span class="mono">${esc(d.body.queue)}</span> with its attempts reset. If it fails again, this dead letter says so (no copy is made).</p><p>Reason: ${esc(reason)}</p>`
-                : `<p>Discard the <strong>${esc(d.body.type)}</strong> message: it is kept here, marked discarded, and can no longer be replayed.</p><p>Reason: ${esc(reason)}</p>`,
+                ? html`<p>Put the <strong>${d.body.type}</strong> message back on <span class="mono">${d.body.queue}</span> with its attempts reset. If it fails again, this dead letter says so (no copy is made).</p><p>Reason: ${reason}</p>`
+                : html`<p>Discard the <strong>${d.body.type}</strong> message: it is kept here, marked discarded, and can no longer be replayed.</p><p>Reason: ${reason}</p>`,
             fields: { action, reason },
             confirmLabel: action === 'replay' ? 'Replay' : 'Discard',
             cancelHref: back,
@@ -160,7 +171,7 @@ export function deadLetterPages(kit: Kit): void {
       if (!answer.ok) return refusedPage('Audit', answer, '/audit', '/audit');
       return layout(
         'Audit',
-        filters(
+        html`${filters(
           [
             { name: 'actor', label: 'Operator', type: 'search' },
             {
@@ -181,21 +192,19 @@ export function deadLetterPages(kit: Kit): void {
             { name: 'to', label: 'before', type: 'date' },
           ],
           q,
-        ) +
-          table(
-            'Audit log',
-            [
-              { head: 'At', cell: (a) => time(a.at) },
-              { head: 'Operator', cell: (a) => link(`/audit?actor=${encodeURIComponent(a.actor)}`, a.actor) },
-              { head: 'Action', cell: (a) => esc(a.action) },
-              { head: 'Target', cell: (a) => targetLink(a.target) },
-              { head: 'Reason', cell: (a) => esc(a.reason) },
-              { head: 'Before → after', cell: (a) => diff(a.before, a.after) },
-            ],
-            answer.body.items,
-            'No operator action matches these filters.',
-          ) +
-          pager(q, answer.body.nextCursor),
+        )}${table(
+          'Audit log',
+          [
+            { head: 'At', cell: (a) => time(a.at) },
+            { head: 'Operator', cell: (a) => link(`/audit?actor=${encodeURIComponent(a.actor)}`, a.actor) },
+            { head: 'Action', cell: (a) => esc(a.action) },
+            { head: 'Target', cell: (a) => targetLink(a.target) },
+            { head: 'Reason', cell: (a) => esc(a.reason) },
+            { head: 'Before → after', cell: (a) => diff(a.before, a.after) },
+          ],
+          answer.body.items,
+          'No operator action matches these filters.',
+        )}${pager(q, answer.body.nextCursor)}`,
         { section: '/audit', who: req.userId },
       );
     }),

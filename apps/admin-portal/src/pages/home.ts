@@ -1,10 +1,10 @@
 import { plansChart, revenueChart } from './charts.js';
-import { esc, money, type Html } from './html.js';
+import { esc, html, joinHtml, money, type Html } from './html.js';
 import { Stats } from '../api/schemas.js';
 import { layout, queryOf, refusedPage, type Kit } from './kit.js';
 
 const stat = (label: string, value: Html, href?: string): Html =>
-  `<div class="stat"><div class="v">${href ? `<a href="${esc(href)}">${value}</a>` : value}</div><div class="l">${esc(label)}</div></div>`;
+  html`<div class="stat"><div class="v">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="l">${label}</div></div>`;
 
 /** The home dashboard: the figures an operator checks every morning, and two charts. */
 export function homePages({ app, read, page }: Kit): void {
@@ -15,22 +15,29 @@ export function homePages({ app, read, page }: Kit): void {
       if (!answer.ok) return refusedPage('Today', answer, '/', '/');
       const s = answer.body;
       const monthStart = `${s.at.slice(0, 7)}-01`;
-      const mrr: Html = s.mrr.length ? s.mrr.map((m) => money(m.amount, m.currency)).join('<br>') : money(0, 'USD');
+      const mrr: Html = s.mrr.length
+        ? joinHtml(
+            s.mrr.map((m) => money(m.amount, m.currency)),
+            html`<br>`,
+          )
+        : money(0, 'USD');
       const refunded: Html = s.refundedThisMonth.length
-        ? s.refundedThisMonth.map((m) => money(m.amount, m.currency)).join('<br>')
-        : '0';
+        ? joinHtml(
+            s.refundedThisMonth.map((m) => money(m.amount, m.currency)),
+            html`<br>`,
+          )
+        : html`0`;
       const currencies = [...new Set<string>(s.revenuePerDay.map((r) => r.currency))];
       const main = s.mrr[0]?.currency ?? currencies[0] ?? 'USD';
-      const charts =
-        revenueChart(
-          s.revenuePerDay.filter((r) => r.currency === main),
-          main,
-          new Date(s.at),
-        ) + plansChart(s.subscriptionsByPlan);
+      const charts = html`${revenueChart(
+        s.revenuePerDay.filter((r) => r.currency === main),
+        main,
+        new Date(s.at),
+      )}${plansChart(s.subscriptionsByPlan)}`;
       const others = currencies.filter((c) => c !== main);
       return layout(
         'Today',
-        `<section class="grid" aria-label="Key figures">
+        html`<section class="grid" aria-label="Key figures">
 ${stat('Active subscriptions', esc(s.activeSubscriptions), '/subscriptions?status=active')}
 ${stat('Monthly recurring revenue', mrr)}
 ${stat('New this month', esc(s.newThisMonth), `/subscriptions?from=${monthStart}`)}
@@ -40,9 +47,7 @@ ${stat('In a free trial', esc(s.inTrial), '/subscriptions?status=trialing')}
 ${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
 ${stat('Refunded this month', refunded, '/payments?status=refunded')}
 </section><h2>Trends</h2><div class="charts">${charts}</div>${
-          others.length
-            ? `<p class="muted">Revenue in ${others.map(esc).join(', ')} is not drawn; see Payments.</p>`
-            : ''
+          others.length ? html`<p class="muted">Revenue in ${others.join(', ')} is not drawn; see Payments.</p>` : ''
         }`,
         { section: '/', who: req.userId, flash: queryOf(req)['done'] },
       );

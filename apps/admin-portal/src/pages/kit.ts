@@ -2,10 +2,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static, TSchema } from 'typebox';
 import { INNER_CALL_HEADER, INNER_CALL_TOKEN, type HttpApp } from '@billing/service-kit';
 import { COOKIE } from '../admin.js';
-import { esc, type Html, type Query } from './html.js';
+import { Html, html, type Query } from './html.js';
 
-/** Where a page's forms get their CSRF field: filled in by `page` once the answer's token is known. */
-export const CSRF_FIELD = '<!--csrf-->';
+/**
+ * Where a page's forms get their CSRF field: filled in by `page` once the answer's token is known
+ * (written `<!--csrf-->` in a template, or interpolated as `CSRF_FIELD`).
+ */
+export const CSRF_FIELD = html`<!--csrf-->`;
+const CSRF_MARK = CSRF_FIELD.toString();
 
 const NAV: [string, string][] = [
   ['/', 'Home'],
@@ -30,15 +34,15 @@ export interface LayoutOptions {
 export function layout(title: string, body: Html, opts: LayoutOptions = {}): Html {
   const signedIn = opts.signedIn ?? true;
   const nav = signedIn
-    ? `<nav aria-label="Main">${NAV.map(
-        ([href, text]) => `<a href="${href}"${opts.section === href ? ' aria-current="page"' : ''}>${text}</a>`,
-      ).join('')}</nav>
-<form method="post" action="/logout">${CSRF_FIELD}${opts.who ? `<span class="who">${esc(opts.who)}</span> ` : ''}<button class="secondary">Sign out</button></form>`
+    ? html`<nav aria-label="Main">${NAV.map(
+        ([href, text]) => html`<a href="${href}"${opts.section === href ? html` aria-current="page"` : ''}>${text}</a>`,
+      )}</nav>
+<form method="post" action="/logout">${CSRF_FIELD}${opts.who ? html`<span class="who">${opts.who}</span> ` : ''}<button class="secondary">Sign out</button></form>`
     : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · Billing admin</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/portal.css"></head><body>
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Billing admin</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/portal.css"></head><body>
 <header class="top"><a class="brand" href="/">Billing admin</a>${nav}</header>
-<main><h1>${esc(title)}</h1>${opts.flash ? `<p class="flash" role="status">${esc(opts.flash)}</p>` : ''}${body}</main>
+<main><h1>${title}</h1>${opts.flash ? html`<p class="flash" role="status">${opts.flash}</p>` : ''}${body}</main>
 <script src="/assets/portal.js" defer></script></body></html>`;
 }
 
@@ -119,7 +123,7 @@ export function makeKit(app: HttpApp): Kit {
     });
     return { status: res.statusCode, body: res.rawPayload, type: String(res.headers['content-type'] ?? '') };
   };
-  const csrf = (reply: FastifyReply) => `<input type="hidden" name="_csrf" value="${esc(reply.generateCsrf())}">`;
+  const csrf = (reply: FastifyReply) => html`<input type="hidden" name="_csrf" value="${reply.generateCsrf()}">`;
   const page: Kit['page'] = (section, render) => async (req, reply) => {
     try {
       await app.authenticateCookie(req);
@@ -133,19 +137,21 @@ export function makeKit(app: HttpApp): Kit {
         .send(
           layout(
             'Forbidden',
-            `<p class="error">You are signed in as <strong>${esc(req.userId)}</strong>, who does not hold the admin role.</p>
+            html`<p class="error">You are signed in as <strong>${req.userId}</strong>, who does not hold the admin role.</p>
 <p>Ask an administrator for the role, or sign out and sign in as someone who has it.</p>
 <form method="post" action="/logout">${csrf(reply)}<button>Sign out</button></form>`,
             { signedIn: false },
-          ).replaceAll(CSRF_FIELD, ''),
+          )
+            .toString()
+            .replaceAll(CSRF_MARK, ''),
         );
     const out = await render(req, reply);
-    if (reply.sent || (typeof out === 'object' && !('html' in out))) return reply; // it redirected
-    const { status, html } = typeof out === 'string' ? { status: 200, html: out } : out;
+    if (reply.sent || !(out instanceof Html || 'html' in out)) return reply; // it redirected
+    const answer = out instanceof Html ? { status: 200, html: out } : out;
     return reply
-      .status(status)
+      .status(answer.status)
       .type('text/html')
-      .send(html.replaceAll(CSRF_FIELD, csrf(reply)));
+      .send(answer.html.toString().replaceAll(CSRF_MARK, csrf(reply).toString()));
   };
   return { app, api, read, apiRaw, page, csrf, checked: { preHandler: app.csrfProtection } };
 }
@@ -174,12 +180,10 @@ export function confirmStep(opts: {
   cancelHref: string;
   danger?: boolean;
 }): Html {
-  const hidden = Object.entries(opts.fields)
-    .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
-    .join('');
-  return `<section class="card confirm" aria-labelledby="confirm-h"><h2 id="confirm-h">Please confirm</h2>${opts.summary}
-<form method="post" action="${esc(opts.action)}">${CSRF_FIELD}${hidden}<input type="hidden" name="confirm" value="yes">
-<button${opts.danger ? ' class="danger"' : ''}>${esc(opts.confirmLabel)}</button> <a class="button secondary" href="${esc(opts.cancelHref)}">Cancel</a></form></section>`;
+  const hidden = Object.entries(opts.fields).map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`);
+  return html`<section class="card confirm" aria-labelledby="confirm-h"><h2 id="confirm-h">Please confirm</h2>${opts.summary}
+<form method="post" action="${opts.action}">${CSRF_FIELD}${hidden}<input type="hidden" name="confirm" value="yes">
+<button${opts.danger ? html` class="danger"` : ''}>${opts.confirmLabel}</button> <a class="button secondary" href="${opts.cancelHref}">Cancel</a></form></section>`;
 }
 
 /** A refused action: the API's reason, and the way back. */
@@ -193,7 +197,7 @@ export function refusedPage(
     status: answer.status,
     html: layout(
       title,
-      `<p class="error" role="alert">${esc((answer.body as Problem | null)?.detail ?? (answer.body as Problem | null)?.title ?? 'refused')}</p><p><a href="${esc(back)}">Back</a></p>`,
+      html`<p class="error" role="alert">${(answer.body as Problem | null)?.detail ?? (answer.body as Problem | null)?.title ?? 'refused'}</p><p><a href="${back}">Back</a></p>`,
       { section },
     ),
   };

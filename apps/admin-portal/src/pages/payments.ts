@@ -11,12 +11,16 @@ import {
   major,
   money,
   pager,
+  span,
+  stateWithReason,
   shortId,
   table,
   time,
   userLink,
   type Column,
   type Html,
+  html,
+  joinHtml,
 } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import {
@@ -75,7 +79,7 @@ export function listPage<S extends typeof PaymentPage | typeof SubscriptionPage>
       if (!answer.ok) return refusedPage(o.title, answer, o.path, o.path);
       return layout(
         o.title,
-        form + table(o.title, o.columns, answer.body.items, o.empty) + pager(q, answer.body.nextCursor),
+        html`${form}${table(o.title, o.columns, answer.body.items, o.empty)}${pager(q, answer.body.nextCursor)}`,
         {
           section: o.path,
           who: req.userId,
@@ -108,10 +112,10 @@ export const paymentColumns = (withUser = true): Column<AdminPaymentRow>[] => [
   { head: 'Amount', cell: (p) => money(p.amount, p.currency), num: true },
   {
     head: 'Status',
-    cell: (p) => badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : ''),
+    cell: (p) => stateWithReason(p.status, p.failureReason),
   },
-  { head: 'Refunded', cell: (p) => (p.refundedAmount ? money(p.refundedAmount, p.currency) : ''), num: true },
-  { head: 'Pays for', cell: (p) => (p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : '') },
+  { head: 'Refunded', cell: (p) => (p.refundedAmount ? money(p.refundedAmount, p.currency) : html``), num: true },
+  { head: 'Pays for', cell: (p) => span(p.periodStart, p.periodEnd) },
   { head: 'Created', cell: (p) => time(p.createdAt) },
 ];
 
@@ -135,7 +139,7 @@ export function paymentPages(kit: Kit): void {
       if (!answer.ok)
         return {
           status: 404,
-          html: layout('Payment not found', `<p class="empty">No payment ${esc(id)}.</p>`, {
+          html: layout('Payment not found', html`<p class="empty">No payment ${id}.</p>`, {
             section: '/payments',
             who: req.userId,
           }),
@@ -143,45 +147,51 @@ export function paymentPages(kit: Kit): void {
       const p = answer.body;
       const refundable = p.refundableAmount > 0;
       const refundForm = refundable
-        ? `<form class="card" method="post" action="/payments/${esc(p.id)}/refund"><!--csrf-->
-<label for="amount">Amount to refund (${esc(p.currency)}, at most ${money(p.refundableAmount, p.currency)})</label>
-<input id="amount" name="amount" inputmode="decimal" required value="${esc(major(p.refundableAmount, p.currency))}" aria-describedby="amount-help"> ${esc(p.currency)}
-<p id="amount-help" class="muted">In ${esc(p.currency)}, e.g. ${esc(major(Math.min(p.refundableAmount, 499), p.currency))}. You confirm on the next step.</p>
+        ? html`<form class="card" method="post" action="/payments/${p.id}/refund"><!--csrf-->
+<label for="amount">Amount to refund (${p.currency}, at most ${money(p.refundableAmount, p.currency)})</label>
+<input id="amount" name="amount" inputmode="decimal" required value="${major(p.refundableAmount, p.currency)}" aria-describedby="amount-help"> ${p.currency}
+<p id="amount-help" class="muted">In ${p.currency}, e.g. ${major(Math.min(p.refundableAmount, 499), p.currency)}. You confirm on the next step.</p>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button>Refund…</button></p></form>`
-        : `<p class="muted">Nothing can be refunded: the payment is ${esc(p.status.replace(/_/g, ' '))}${p.refundedAmount ? ' and refunds cover it' : ''}.</p>`;
+        : html`<p class="muted">Nothing can be refunded: the payment is ${p.status.replace(/_/g, ' ')}${p.refundedAmount ? ' and refunds cover it' : ''}.</p>`;
       return layout(
         `Payment ${shortId(p.id)}`,
-        `<div class="card">${facts([
-          ['Status', badge(p.status) + (p.failureReason ? ` <span class="muted">${esc(p.failureReason)}</span>` : '')],
+        html`<div class="card">${facts([
+          ['Status', stateWithReason(p.status, p.failureReason)],
           ['Amount', money(p.amount, p.currency)],
           ['Refunded', money(p.refundedAmount, p.currency)],
           ['Can still be refunded', money(p.refundableAmount, p.currency)],
           ['User', userLink(p.userId)],
           [
             'Subscription',
-            `${link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId))} ${badge(p.subscriptionStatus)}`,
+            html`${link(`/subscriptions/${p.subscriptionId}`, shortId(p.subscriptionId))} ${badge(p.subscriptionStatus)}`,
           ],
           ['Plan', link(`/plans/${p.planId}/edit`, p.planId)],
           ['Kind', esc(p.kind)],
-          ['Pays for', p.periodStart ? `${time(p.periodStart)} – ${time(p.periodEnd)}` : ''],
-          ['PayPal order', p.providerOrderId ? `<span class="mono">${esc(p.providerOrderId)}</span>` : ''],
-          ['PayPal capture', p.providerCaptureId ? `<span class="mono">${esc(p.providerCaptureId)}</span>` : ''],
+          ['Pays for', span(p.periodStart, p.periodEnd)],
+          ['PayPal order', p.providerOrderId ? html`<span class="mono">${p.providerOrderId}</span>` : html``],
+          ['PayPal capture', p.providerCaptureId ? html`<span class="mono">${p.providerCaptureId}</span>` : html``],
           [
             'Receipt',
             p.receiptNumber
-              ? `${link(`/payments/${p.id}/receipt`, p.receiptNumber)} · ${link(`/payments/${p.id}/receipt?format=pdf`, 'PDF')}`
-              : '',
+              ? html`${link(`/payments/${p.id}/receipt`, p.receiptNumber)} · ${link(`/payments/${p.id}/receipt?format=pdf`, 'PDF')}`
+              : html``,
           ],
-          ['Credit notes', p.creditNotes.map((c) => `${esc(c.number)} (${money(c.amount, p.currency)})`).join(', ')],
+          [
+            'Credit notes',
+            joinHtml(
+              p.creditNotes.map((c) => html`${c.number} (${money(c.amount, p.currency)})`),
+              html`, `,
+            ),
+          ],
           ['Created', time(p.createdAt)],
-          ['Id', `<span class="mono">${esc(p.id)}</span>`],
+          ['Id', html`<span class="mono">${p.id}</span>`],
         ])}</div>
 <h2>PayPal events</h2>${table(
           'PayPal events',
           [
             { head: 'Event', cell: (e) => esc(e.type) },
-            { head: 'Event id', cell: (e) => `<span class="mono">${esc(e.id)}</span>` },
+            { head: 'Event id', cell: (e) => html`<span class="mono">${e.id}</span>` },
             { head: 'Received', cell: (e) => time(e.receivedAt) },
             { head: 'Outcome', cell: (e) => esc(e.outcome) },
           ],
@@ -191,12 +201,11 @@ export function paymentPages(kit: Kit): void {
 <h2>Refunds</h2>${table(
           'Refunds',
           [
-            { head: 'Refund', cell: (r) => `<span class="mono">${esc(shortId(r.id))}</span>` },
+            { head: 'Refund', cell: (r) => html`<span class="mono">${shortId(r.id)}</span>` },
             { head: 'Amount', cell: (r) => money(r.amount, r.currency), num: true },
             {
               head: 'Status',
-              cell: (r) =>
-                badge(r.status) + (r.failureReason ? ` <span class="muted">${esc(r.failureReason)}</span>` : ''),
+              cell: (r) => stateWithReason(r.status, r.failureReason),
             },
             { head: 'Origin', cell: (r) => esc(r.origin) },
             { head: 'Reason', cell: (r) => esc(r.reason) },
@@ -225,7 +234,7 @@ export function paymentPages(kit: Kit): void {
       if (res.status !== 200)
         return {
           status: 404,
-          html: layout('No receipt', '<p class="empty">No receipt for this payment.</p>', {
+          html: layout('No receipt', html`<p class="empty">No receipt for this payment.</p>`, {
             section: '/payments',
             who: req.userId,
           }),
@@ -272,7 +281,7 @@ export function paymentPages(kit: Kit): void {
           'Confirm the refund',
           confirmStep({
             action: `/payments/${id}/refund`,
-            summary: `<p>Refund <strong>${money(minor, p.currency)}</strong> of the ${money(p.amount, p.currency)} payment ${esc(shortId(p.id))} by ${esc(p.userId)} (at most ${money(p.refundableAmount, p.currency)} can be refunded). PayPal sends it back to the buyer.</p><p>Reason: ${esc(reason)}</p>`,
+            summary: html`<p>Refund <strong>${money(minor, p.currency)}</strong> of the ${money(p.amount, p.currency)} payment ${shortId(p.id)} by ${p.userId} (at most ${money(p.refundableAmount, p.currency)} can be refunded). PayPal sends it back to the buyer.</p><p>Reason: ${reason}</p>`,
             fields: { amount: amount.trim(), reason },
             confirmLabel: `Refund ${major(minor, p.currency)} ${p.currency}`,
             cancelHref: back,

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
-import { badge, diff, esc, link, major, money, table, type Html } from './html.js';
+import { badge, diff, esc, link, major, money, table, type Html, html } from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
 import { AuditPage, PlanPage, type PlanRow } from './answers.js';
@@ -19,16 +19,16 @@ function planForm(p: PlanRow | null | undefined): Html {
   const currency = p?.currency ?? 'USD';
   const periods =
     p && !PERIODS.some(([x]) => x === p.period) ? [[p.period, p.period] as [string, string], ...PERIODS] : PERIODS;
-  return `<form class="card" method="post" action="${p ? `/plans/${esc(p.id)}` : '/plans'}"><!--csrf-->
-${p ? `<p>Plan id <strong class="mono">${esc(p.id)}</strong> (an id never changes)</p>` : '<label for="id">Id (a slug: a-z, 0-9, -)</label><input id="id" name="id" required pattern="[a-z0-9\\-]{1,64}">'}
+  return html`<form class="card" method="post" action="${p ? html`/plans/${p.id}` : '/plans'}"><!--csrf-->
+${p ? html`<p>Plan id <strong class="mono">${p.id}</strong> (an id never changes)</p>` : html`<label for="id">Id (a slug: a-z, 0-9, -)</label><input id="id" name="id" required pattern="[a-z0-9\\-]{1,64}">`}
 <label for="name">Name</label><input id="name" name="name" required maxlength="200" value="${v('name')}">
 <label for="description">Description</label><textarea id="description" name="description" maxlength="2000">${v('description')}</textarea>
 <label for="amount">Price (in the currency's units, e.g. 4.99)</label><input id="amount" name="amount" required inputmode="decimal" value="${p ? esc(major(p.amount, p.currency)) : ''}">
-<label for="currency">Currency</label><select id="currency" name="currency">${PAYPAL_CURRENCIES.map((c) => `<option${c === currency ? ' selected' : ''}>${c}</option>`).join('')}</select>
-<label for="period">Billed</label><select id="period" name="period">${periods.map(([x, t]) => `<option value="${esc(x)}"${x === (p?.period ?? 'P1M') ? ' selected' : ''}>${esc(t)}</option>`).join('')}</select>
+<label for="currency">Currency</label><select id="currency" name="currency">${PAYPAL_CURRENCIES.map((c) => html`<option${c === currency ? html` selected` : ''}>${c}</option>`)}</select>
+<label for="period">Billed</label><select id="period" name="period">${periods.map(([x, t]) => html`<option value="${x}"${x === (p?.period ?? 'P1M') ? html` selected` : ''}>${t}</option>`)}</select>
 <label for="trialPeriod">Free trial before the first charge (ISO 8601: P14D, P1M; empty: none)</label><input id="trialPeriod" name="trialPeriod" maxlength="40" pattern="P(T)?[0-9]{1,5}[YMWDHS]" value="${v('trialPeriod')}">
 <label for="role">Role granted</label><input id="role" name="role" required value="${v('role')}">
-<label for="active">On sale</label><select id="active" name="active"><option value="true"${p?.active === false ? '' : ' selected'}>yes</option><option value="false"${p?.active === false ? ' selected' : ''}>no (existing subscriptions keep their terms)</option></select>
+<label for="active">On sale</label><select id="active" name="active"><option value="true"${p?.active === false ? '' : html` selected`}>yes</option><option value="false"${p?.active === false ? html` selected` : ''}>no (existing subscriptions keep their terms)</option></select>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button>Save…</button> <a class="button secondary" href="/plans">Cancel</a></p></form>`;
 }
@@ -47,33 +47,32 @@ export function planPages(kit: Kit): void {
       const { body } = await readPlans(req);
       return layout(
         'Plans',
-        `<p><a class="button" href="/plans/new">New plan</a></p>` +
-          table(
-            'Plans',
-            [
-              {
-                head: 'Plan',
-                cell: (p) => `${link(`/plans/${p.id}/edit`, p.name)}<br><span class="mono muted">${esc(p.id)}</span>`,
-              },
-              { head: 'Price', cell: (p) => `${money(p.amount, p.currency)} / ${esc(p.period)}`, num: true },
-              {
-                head: 'Trial',
-                cell: (p) => (p.trialPeriod ? esc(p.trialPeriod) : '<span class="muted">none</span>'),
-              },
-              { head: 'Role', cell: (p) => esc(p.role) },
-              {
-                head: 'On sale',
-                cell: (p) => (p.active ? badge('active') : badge('expired').replace('expired', 'off sale')),
-              },
-              {
-                head: 'Subscriptions',
-                cell: (p) => link(`/subscriptions?planId=${encodeURIComponent(p.id)}`, 'see'),
-              },
-              { head: '', cell: (p) => link(`/plans/${p.id}/edit`, 'Edit') },
-            ],
-            body.items ?? [],
-            'No plan yet: create the first one.',
-          ),
+        html`<p><a class="button" href="/plans/new">New plan</a></p>${table(
+          'Plans',
+          [
+            {
+              head: 'Plan',
+              cell: (p) => html`${link(`/plans/${p.id}/edit`, p.name)}<br><span class="mono muted">${p.id}</span>`,
+            },
+            { head: 'Price', cell: (p) => html`${money(p.amount, p.currency)} / ${p.period}`, num: true },
+            {
+              head: 'Trial',
+              cell: (p) => (p.trialPeriod ? esc(p.trialPeriod) : html`<span class="muted">none</span>`),
+            },
+            { head: 'Role', cell: (p) => esc(p.role) },
+            {
+              head: 'On sale',
+              cell: (p) => (p.active ? badge('active') : badge('expired', 'off sale')),
+            },
+            {
+              head: 'Subscriptions',
+              cell: (p) => link(`/subscriptions?planId=${encodeURIComponent(p.id)}`, 'see'),
+            },
+            { head: '', cell: (p) => link(`/plans/${p.id}/edit`, 'Edit') },
+          ],
+          body.items ?? [],
+          'No plan yet: create the first one.',
+        )}`,
         { section: '/plans', who: req.userId, flash: queryOf(req)['done'] },
       );
     }),
@@ -91,7 +90,7 @@ export function planPages(kit: Kit): void {
       if (!plan)
         return {
           status: 404,
-          html: layout('Plan not found', `<p class="empty">No plan ${esc(id)}.</p>`, {
+          html: layout('Plan not found', html`<p class="empty">No plan ${id}.</p>`, {
             section: '/plans',
             who: req.userId,
           }),
@@ -103,7 +102,7 @@ export function planPages(kit: Kit): void {
       );
       return layout(
         `Edit ${plan.name}`,
-        planForm(plan) + `<h2>Changes</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
+        html`${planForm(plan)}<h2>Changes</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
         {
           section: '/plans',
           who: req.userId,
@@ -150,11 +149,11 @@ export function planPages(kit: Kit): void {
           confirmStep({
             action: editing ? `/plans/${id}` : '/plans',
             summary: editing
-              ? `<p>Change plan <strong>${esc(id)}</strong>. Existing subscriptions keep the price and period they were bought at.</p>${diff(
+              ? html`<p>Change plan <strong>${id}</strong>. Existing subscriptions keep the price and period they were bought at.</p>${diff(
                   { ...current!, amount: major(current!.amount, current!.currency) },
                   { ...current, ...plan, amount: major(plan.amount, plan.currency) },
-                )}<p>Reason: ${esc(b['reason'])}</p>`
-              : `<p>Create plan <strong>${esc(id)}</strong>: ${esc(plan.name)}, ${money(plan.amount, plan.currency)} / ${esc(plan.period)}${plan.trialPeriod ? ` after a free trial of ${esc(plan.trialPeriod)}` : ''}, role ${esc(plan.role)}${plan.active ? ', on sale now' : ''}.</p><p>Reason: ${esc(b['reason'])}</p>`,
+                )}<p>Reason: ${b['reason']}</p>`
+              : html`<p>Create plan <strong>${id}</strong>: ${plan.name}, ${money(plan.amount, plan.currency)} / ${plan.period}${plan.trialPeriod ? html` after a free trial of ${plan.trialPeriod}` : ''}, role ${plan.role}${plan.active ? ', on sale now' : ''}.</p><p>Reason: ${b['reason']}</p>`,
             fields: Object.fromEntries(
               Object.entries({ ...b, id }).filter(
                 ([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string',

@@ -1,5 +1,20 @@
 import { SUBSCRIPTION_STATUSES } from '@billing/domain';
-import { badge, esc, facts, link, money, shortId, table, time, userLink, type Column, type Html } from './html.js';
+import {
+  badge,
+  esc,
+  facts,
+  link,
+  money,
+  shortId,
+  span,
+  stateWithReason,
+  table,
+  time,
+  userLink,
+  type Column,
+  type Html,
+  html,
+} from './html.js';
 import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, listPage, paymentColumns } from './payments.js';
 import { SubscriptionDetail, SubscriptionPage, type AdminSubscriptionRow, type SubscriptionRow } from './answers.js';
@@ -7,18 +22,18 @@ import { SubscriptionDetail, SubscriptionPage, type AdminSubscriptionRow, type S
 /** Period end for a live subscription; when it was cancelled for a cancelled one. */
 export const periodCell = (s: SubscriptionRow): Html =>
   s.status === 'cancelled'
-    ? `cancelled ${time(s.cancelledAt)}`
+    ? html`cancelled ${time(s.cancelledAt)}`
     : s.status === 'expired'
-      ? 'ended'
+      ? html`ended`
       : s.currentPeriodEnd
-        ? `${time(s.currentPeriodEnd)}${s.cancelAtPeriodEnd ? ' <span class="badge b-warn">ends then</span>' : ''}`
-        : '';
+        ? html`${time(s.currentPeriodEnd)}${s.cancelAtPeriodEnd ? html` <span class="badge b-warn">ends then</span>` : ''}`
+        : html``;
 
 export const subscriptionColumns = (withUser = true): Column<SubscriptionRow>[] => [
   { head: 'Subscription', cell: (s) => link(`/subscriptions/${s.id}`, shortId(s.id)) },
   ...(withUser ? [{ head: 'User', cell: (s: SubscriptionRow) => userLink(s.userId ?? '') }] : []),
   { head: 'Plan', cell: (s) => link(`/plans/${s.planId}/edit`, s.planId) },
-  { head: 'Price', cell: (s) => `${money(s.amount, s.currency)} / ${esc(s.period)}`, num: true },
+  { head: 'Price', cell: (s) => html`${money(s.amount, s.currency)} / ${s.period}`, num: true },
   { head: 'Status', cell: (s) => badge(s.status) },
   { head: 'Period end / cancelled', cell: periodCell },
   { head: 'Created', cell: (s) => time(s.createdAt) },
@@ -47,7 +62,7 @@ export function subscriptionPages(kit: Kit): void {
       if (!answer.ok)
         return {
           status: 404,
-          html: layout('Subscription not found', `<p class="empty">No subscription ${esc(id)}.</p>`, {
+          html: layout('Subscription not found', html`<p class="empty">No subscription ${id}.</p>`, {
             section: '/subscriptions',
             who: req.userId,
           }),
@@ -59,64 +74,61 @@ export function subscriptionPages(kit: Kit): void {
           ? [['Cancelled', time(s.cancelledAt)]]
           : live
             ? [
-                ['Current period', `${time(s.currentPeriodStart)} – ${time(s.currentPeriodEnd)}`],
+                ['Current period', span(s.currentPeriodStart, s.currentPeriodEnd)],
                 [
                   'At period end',
-                  s.cancelAtPeriodEnd ? '<span class="badge b-warn">ends, no renewal</span>' : 'renews',
+                  s.cancelAtPeriodEnd ? html`<span class="badge b-warn">ends, no renewal</span>` : html`renews`,
                 ],
               ]
             : [];
       const cancelForm = cancellable(s)
-        ? `<form class="card" method="post" action="/subscriptions/${esc(s.id)}/cancel"><!--csrf-->
+        ? html`<form class="card" method="post" action="/subscriptions/${s.id}/cancel"><!--csrf-->
 <fieldset><legend>When</legend>
 <label><input type="radio" name="mode" value="at_period_end" checked> At the period end: no renewal, the role stays until ${s.currentPeriodEnd ? time(s.currentPeriodEnd) : 'then'}</label>
 <label><input type="radio" name="mode" value="immediately"> Immediately: the role goes now, unused time refunded pro rata</label></fieldset>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button>Cancel subscription…</button></p></form>`
-        : `<p class="muted">A ${esc(s.status.replace(/_/g, ' '))} subscription cannot be cancelled.</p>`;
+        : html`<p class="muted">A ${s.status.replace(/_/g, ' ')} subscription cannot be cancelled.</p>`;
       return layout(
         `Subscription ${shortId(s.id)}`,
-        `<div class="card">${facts([
+        html`<div class="card">${facts([
           ['Status', badge(s.status)],
           ['User', userLink(s.userId)],
           ['Plan', link(`/plans/${s.planId}/edit`, s.planId)],
           ['Role', esc(s.role)],
-          ['Price', `${money(s.amount, s.currency)} every ${esc(s.period)}`],
+          ['Price', html`${money(s.amount, s.currency)} every ${s.period}`],
           ...period,
-          ...(s.trialStart
-            ? ([['Free trial', `${time(s.trialStart)} – ${time(s.trialEnd)}`]] as [string, Html][])
-            : []),
+          ...(s.trialStart ? ([['Free trial', span(s.trialStart, s.trialEnd)]] as [string, Html][]) : []),
           ...(s.scheduledChange
             ? ([
                 [
                   'Scheduled change',
-                  `to ${link(`/plans/${s.scheduledChange.planId}/edit`, s.scheduledChange.planId)} at ${time(s.scheduledChange.effectiveAt)}`,
+                  html`to ${link(`/plans/${s.scheduledChange.planId}/edit`, s.scheduledChange.planId)} at ${time(s.scheduledChange.effectiveAt)}`,
                 ],
               ] as [string, Html][])
             : []),
           ['Created', time(s.createdAt)],
-          ['Id', `<span class="mono">${esc(s.id)}</span>`],
+          ['Id', html`<span class="mono">${s.id}</span>`],
         ])}</div>
 <h2>Payments</h2>${table('Payments of this subscription', paymentColumns(false), s.payments, 'No payment yet.')}
 <h2>Plan changes</h2>${table(
           'Plan changes',
           [
             { head: 'Asked', cell: (c) => time(c.createdAt) },
-            { head: 'From → to', cell: (c) => `${esc(c.fromPlanId)} → ${esc(c.toPlanId)}` },
+            { head: 'From → to', cell: (c) => html`${c.fromPlanId} → ${c.toPlanId}` },
             { head: 'Kind', cell: (c) => esc(c.kind.replace(/_/g, ' ')) },
             {
               head: 'Charged',
               cell: (c) =>
                 c.paymentId
-                  ? `<a href="/payments/${esc(c.paymentId)}">${money(c.amount, c.currency)}</a>`
+                  ? html`<a href="/payments/${c.paymentId}">${money(c.amount, c.currency)}</a>`
                   : money(c.amount, c.currency),
               num: true,
             },
             { head: 'Takes effect', cell: (c) => time(c.effectiveAt) },
             {
               head: 'Status',
-              cell: (c) =>
-                badge(c.status) + (c.failureReason ? ` <span class="muted">${esc(c.failureReason)}</span>` : ''),
+              cell: (c) => stateWithReason(c.status, c.failureReason),
             },
           ],
           s.planChanges,
@@ -164,8 +176,8 @@ export function subscriptionPages(kit: Kit): void {
             action: `/subscriptions/${id}/cancel`,
             summary:
               mode === 'immediately'
-                ? `<p>Cancel ${esc(s.userId)}'s <strong>${esc(s.planId)}</strong> subscription <strong>now</strong>: the role "${esc(s.role)}" is taken away at once, and the unused part of every paid period is refunded pro rata.</p><p>Reason: ${esc(reason)}</p>`
-                : `<p>End ${esc(s.userId)}'s <strong>${esc(s.planId)}</strong> subscription <strong>at its period end</strong>${s.currentPeriodEnd ? ` (${time(s.currentPeriodEnd)})` : ''}: no more renewals; the role stays until then.</p><p>Reason: ${esc(reason)}</p>`,
+                ? html`<p>Cancel ${s.userId}'s <strong>${s.planId}</strong> subscription <strong>now</strong>: the role "${s.role}" is taken away at once, and the unused part of every paid period is refunded pro rata.</p><p>Reason: ${reason}</p>`
+                : html`<p>End ${s.userId}'s <strong>${s.planId}</strong> subscription <strong>at its period end</strong>${s.currentPeriodEnd ? html` (${time(s.currentPeriodEnd)})` : ''}: no more renewals; the role stays until then.</p><p>Reason: ${reason}</p>`,
             fields: { mode, reason },
             confirmLabel: mode === 'immediately' ? 'Cancel now and refund' : 'Cancel at period end',
             cancelHref: back,

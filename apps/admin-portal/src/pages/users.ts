@@ -1,4 +1,4 @@
-import { badge, esc, filters, link, pager, table, time, userLink } from './html.js';
+import { badge, esc, filters, html, joinHtml, link, pager, table, time, userLink } from './html.js';
 import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, paymentColumns } from './payments.js';
 import { subscriptionColumns } from './subscriptions.js';
@@ -15,27 +15,25 @@ export function userPages(kit: Kit): void {
       if (!answer.ok) return refusedPage('Users', answer, '/users', '/users');
       return layout(
         'Users',
-        filters([{ name: 'q', label: 'User id contains', type: 'search' }], q) +
-          table(
-            'Users',
-            [
-              { head: 'User', cell: (u) => userLink(u.userId) },
-              {
-                head: 'Subscriptions',
-                cell: (u) => `${esc(u.activeSubscriptions)} live of ${esc(u.subscriptions)}`,
-                num: true,
-              },
-              {
-                head: 'Payments',
-                cell: (u) => link(`/payments?userId=${encodeURIComponent(u.userId)}`, String(u.payments)),
-                num: true,
-              },
-              { head: 'Last activity', cell: (u) => time(u.lastActivityAt) },
-            ],
-            answer.body.items,
-            q['q'] ? `Nobody whose id contains "${q['q']}".` : 'No user has bought anything yet.',
-          ) +
-          pager(q, answer.body.nextCursor),
+        html`${filters([{ name: 'q', label: 'User id contains', type: 'search' }], q)}${table(
+          'Users',
+          [
+            { head: 'User', cell: (u) => userLink(u.userId) },
+            {
+              head: 'Subscriptions',
+              cell: (u) => html`${u.activeSubscriptions} live of ${u.subscriptions}`,
+              num: true,
+            },
+            {
+              head: 'Payments',
+              cell: (u) => link(`/payments?userId=${encodeURIComponent(u.userId)}`, String(u.payments)),
+              num: true,
+            },
+            { head: 'Last activity', cell: (u) => time(u.lastActivityAt) },
+          ],
+          answer.body.items,
+          q['q'] ? `Nobody whose id contains "${q['q']}".` : 'No user has bought anything yet.',
+        )}${pager(q, answer.body.nextCursor)}`,
         { section: '/users', who: req.userId },
       );
     }),
@@ -56,11 +54,18 @@ export function userPages(kit: Kit): void {
       const manual = u.grants.filter((g) => g.source === 'manual' && !g.endedAt).map((g) => g.role);
       return layout(
         `User ${userId}`,
-        `<div class="card"><p>Roles at the Auth service: ${u.roles.length ? u.roles.map((r: string) => `<span class="badge b-info">${esc(r)}</span>`).join(' ') : '<span class="muted">none</span>'}</p></div>
+        html`<div class="card"><p>Roles at the Auth service: ${
+          u.roles.length
+            ? joinHtml(
+                u.roles.map((r: string) => html`<span class="badge b-info">${r}</span>`),
+                html` `,
+              )
+            : html`<span class="muted">none</span>`
+        }</p></div>
 <h2>Subscriptions</h2>${table('Subscriptions', subscriptionColumns(false), u.subscriptions, 'No subscription.')}
 <h2>Payments</h2>${table('Payments', paymentColumns(false), pays.ok ? pays.body.items : [], 'No payment.')}${
           pays.ok && pays.body.nextCursor
-            ? `<p>${link(`/payments?userId=${enc}`, 'All payments of this user →')}</p>`
+            ? html`<p>${link(`/payments?userId=${enc}`, 'All payments of this user →')}</p>`
             : ''
         }
 <h2>Role grants</h2>${table(
@@ -86,9 +91,9 @@ export function userPages(kit: Kit): void {
           'No role granted by this system.',
         )}
 <h2>Grant or revoke a role</h2>
-<form class="card" method="post" action="/users/${esc(enc)}/roles"><!--csrf-->
+<form class="card" method="post" action="/users/${enc}/roles"><!--csrf-->
 <label for="role">Role</label><input id="role" name="role" required pattern="[A-Za-z0-9_.:\\-]{1,100}" list="held">
-<datalist id="held">${manual.map((r: string) => `<option value="${esc(r)}">`).join('')}</datalist>
+<datalist id="held">${manual.map((r: string) => html`<option value="${r}">`)}</datalist>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
 <p><button name="action" value="grant">Grant…</button> <button class="secondary" name="action" value="revoke">Revoke…</button></p></form>
 <h2>Operator actions</h2>${auditTable(audit.ok ? audit.body.items : [])}`,
@@ -119,8 +124,8 @@ export function userPages(kit: Kit): void {
             action: `/users/${enc}/roles`,
             summary:
               action === 'grant'
-                ? `<p>Give <strong>${esc(userId)}</strong> the role <strong>${esc(role)}</strong> at the Auth service, until an operator revokes it.</p><p>Reason: ${esc(reason)}</p>`
-                : `<p>Take the role <strong>${esc(role)}</strong> from <strong>${esc(userId)}</strong> at the Auth service (refused while a live subscription grants it).</p><p>Reason: ${esc(reason)}</p>`,
+                ? html`<p>Give <strong>${userId}</strong> the role <strong>${role}</strong> at the Auth service, until an operator revokes it.</p><p>Reason: ${reason}</p>`
+                : html`<p>Take the role <strong>${role}</strong> from <strong>${userId}</strong> at the Auth service (refused while a live subscription grants it).</p><p>Reason: ${reason}</p>`,
             fields: { role, reason, action },
             confirmLabel: action === 'grant' ? `Grant ${role}` : `Revoke ${role}`,
             cancelHref: back,
