@@ -1,14 +1,22 @@
 import type { Transaction } from 'kysely';
 import type { Database, PaymentRow } from '@billing/db';
-import { HOLDING_MONEY } from '@billing/domain';
+import { HOLDING_MONEY, isUuid } from '@billing/domain';
 import type { WebhookAction } from '@billing/payments';
 import { chargedBack } from './charge-back.js';
-import { activateSubscription, type ActivationOutcome, type CaptureSeen } from './activations.js';
+import {
+  activateSubscription,
+  activationFits,
+  completeActivations,
+  lockActivations,
+  type ActivationOutcome,
+  type CapturedActivation,
+  type CaptureSeen,
+} from './activations.js';
 import { couponOf } from './coupons.js';
 import type { PaymentUseCaseContext } from './payment-context.js';
 import { failWith, paymentFailed } from './payment-failed.js';
 import { payments } from './payments.js';
-import { applyPlanChange, planChangeFailed, planChangeOfPayment } from './plan-changes.js';
+import { applyPlanChange, planChangeFailed, planChangeOfPayment } from './change-plan.js';
 import { issueReceipt, paymentReceipt } from './receipts.js';
 import { refundReported } from './refund-reported.js';
 import { requestRefund } from './refunds.js';
@@ -326,5 +334,77 @@ export async function onPaymentEvent(
     }
     case 'not_supported':
       return { paymentId: null, outcome: `ignored ${action.eventType}` };
+  }
+}
+
+/** One of a window's webhooks: the key the caller knows it by (its stored row) and what PayPal said. */
+export interface WindowEvent {
+  key: string;
+  action: WebhookAction;
+}
+
+/**
+ * A window's webhooks applied together in the caller's transaction (docs/messages.md, captures in
+ * windows): PayPal's completed captures of the common case (a first payment at full price, its
+ * payment, order and capture named by no other event of the window) recorded set-based by
+ * `completeActivations`, with the window's receipts (`ctx.receipts`); every other one through
+ * `onPaymentEvent`, one at a time in the order given. What each came to, by key.
+ */
+export async function onPaymentEvents(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  events: readonly WindowEvent[],
+): Promise<Map<string, { paymentId: string | null; outcome: EventOutcome }>> {
+  const done = new Map<string, { paymentId: string | null; outcome: EventOutcome }>();
+  const captures = events.flatMap(({ key, action }) =>
+    ctx.receipts && action.kind === 'capture_completed' && action.capture.customId && isUuid(action.capture.customId)
+      ? [{ key, capture: action.capture, orderId: action.orderId, paymentId: action.capture.customId }]
+      : [],
+  );
+  if (captures.length && ctx.receipts) {
+    const locked = await lockActivations(
+      trx,
+      captures.map((c) => c.paymentId),
+    );
+    // A payment, order or capture that more than one event of the window names goes the usual way.
+    const named = new Map<string, number>();
+    for (const { action } of events) for (const ref of refsOf(action)) named.set(ref, (named.get(ref) ?? 0) + 1);
+    const once = (ref: string | null) => ref === null || (named.get(ref) ?? 0) <= 1;
+    const fitting = captures.flatMap((c) => {
+      const l = locked.get(c.paymentId);
+      const item: CapturedActivation | undefined = l && { ...l, capture: c.capture, orderId: c.orderId };
+      return item && activationFits(item) && once(item.p.id) && once(item.p.provider_order_id) && once(c.capture.id)
+        ? [{ ...c, item }]
+        : [];
+    });
+    await completeActivations(
+      trx,
+      fitting.map((f) => f.item),
+      ctx.receipts,
+      ctx.publicBaseUrl,
+    );
+    for (const f of fitting) done.set(f.key, { paymentId: f.paymentId, outcome: 'activated' });
+  }
+  for (const { key, action } of events) if (!done.has(key)) done.set(key, await onPaymentEvent(ctx, trx, action));
+  return done;
+}
+
+/** The payment, order and capture ids a webhook names. */
+function refsOf(action: WebhookAction): string[] {
+  switch (action.kind) {
+    case 'order_approved':
+    case 'order_voided':
+    case 'vault_token_created':
+      return [action.customId, action.orderId].filter((r): r is string => Boolean(r));
+    case 'capture_completed':
+    case 'capture_pending':
+    case 'capture_declined':
+      return [action.capture.customId, action.orderId, action.capture.id].filter((r): r is string => Boolean(r));
+    case 'capture_refunded':
+      return [action.captureId, action.customId].filter((r): r is string => Boolean(r));
+    case 'capture_reversed':
+      return [action.captureId];
+    default:
+      return [];
   }
 }

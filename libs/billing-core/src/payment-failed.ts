@@ -6,7 +6,7 @@ import { enqueue } from '@billing/messaging';
 import { endCheckout } from './checkout.js';
 import type { PaymentUseCaseContext } from './payment-context.js';
 import { payments } from './payments.js';
-import { planChangeFailed, planChangeOfPayment } from './plan-changes.js';
+import { planChangeFailed, planChangeOfPayment } from './change-plan.js';
 import { recordRenewalFailure } from './renewals.js';
 import { subscriptions } from './subscriptions.js';
 

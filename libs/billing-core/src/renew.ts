@@ -13,7 +13,7 @@ import {
 import type { PaymentUseCaseContext } from './payment-context.js';
 import { paymentFailed, paymentMethodRequired } from './payment-failed.js';
 import { payments } from './payments.js';
-import { planChangeFailed, planChangeOfPayment } from './plan-changes.js';
+import { planChangeFailed, planChangeOfPayment } from './change-plan.js';
 import { subscriptions } from './subscriptions.js';
 
 // The use case "charge a period to the buyer's saved wallet" (docs/architecture.md, use cases;

@@ -10,7 +10,7 @@ import {
 import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
 import { HOLDING_MONEY, isLive, OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { enqueue, enqueueMany } from '@billing/messaging';
-import { pricesOfPeriods } from './plan-changes.js';
+import { pricesOfPeriods } from './period-prices.js';
 import { endSubscriptionGrant } from './grants.js';
 import { indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';

@@ -6,6 +6,7 @@ import {
   CAPTURE_NEEDED,
   markApproved,
   onPaymentEvent,
+  onPaymentEvents,
   paidWithoutCharge,
   payments,
   ReceiptBatch,
@@ -365,4 +366,66 @@ t.test("PayPal's webhooks, each kind, through onPaymentEvent: the payment they n
     outcome: 'payment method removed from 1 subscription(s)',
   });
   t.match(await rowOf.sub(ended.subId), { vault_id: null, payment_method_required: null });
+});
+
+t.test('a window of webhooks through onPaymentEvents: the common captures set-based, the rest in order', async (t) => {
+  const [a, b, twice] = [await checkout(), await checkout(), await checkout()];
+  const [ca, cb, ct] = [capture(a.paymentId), capture(b.paymentId), capture(twice.paymentId)];
+  const receipts = new ReceiptBatch();
+  const seenBefore = logged.length;
+  const outcomes = await db.transaction().execute(async (trx) => {
+    const out = await onPaymentEvents({ ...ctx, receipts }, trx, [
+      { key: 'a', action: { kind: 'capture_completed', orderId: `order-${a.paymentId}`, capture: ca } },
+      { key: 'b', action: { kind: 'capture_completed', orderId: `order-${b.paymentId}`, capture: cb } },
+      // The same payment named twice in the window: both go the usual way, one at a time.
+      { key: 't1', action: { kind: 'capture_completed', orderId: `order-${twice.paymentId}`, capture: ct } },
+      { key: 't2', action: { kind: 'order_approved', orderId: `order-${twice.paymentId}`, customId: twice.paymentId } },
+      {
+        key: 'v',
+        action: { kind: 'vault_token_created', vaultId: 'V-w', orderId: `order-${twice.paymentId}`, customId: null },
+      },
+      {
+        key: 'r',
+        action: {
+          kind: 'capture_refunded',
+          captureId: 'CAP-none',
+          refundId: 'R',
+          customId: null,
+          amount: 1,
+          currency: 'EUR',
+          status: 'COMPLETED',
+        },
+      },
+      {
+        key: 'x',
+        action: { kind: 'capture_reversed', captureId: 'CAP-none', refundId: 'R', amount: 1, currency: 'EUR' },
+      },
+      { key: 'n', action: { kind: 'not_supported', eventType: 'BILLING.PLAN.CREATED' } },
+    ]);
+    await receipts.issue(trx);
+    return out;
+  });
+  t.same(Object.fromEntries([...outcomes].map(([k, v]) => [k, v.outcome])), {
+    a: 'activated',
+    b: 'activated',
+    t1: 'activated',
+    t2: 'no-op',
+    v: 'vault id kept',
+    r: 'refund names no capture of ours',
+    x: 'reversal names no payment of ours',
+    n: 'ignored BILLING.PLAN.CREATED',
+  });
+  t.equal(
+    logged.slice(seenBefore).filter((l) => l.message === 'subscription activated').length,
+    1,
+    'only the payment named more than once went through onPaymentEvent (which logs its activation)',
+  );
+  for (const c of [a, b, twice]) {
+    t.match(await rowOf.sub(c.subId), { status: 'active' });
+    t.equal((await rowOf.receipts(c.paymentId)).length, 1, 'one receipt each');
+  }
+  t.match(await rowOf.sub(twice.subId), { vault_id: 'V-w' }, 'the rest applied in order, after the captures');
+
+  const none = await db.transaction().execute((trx) => onPaymentEvents(ctx, trx, []));
+  t.equal(none.size, 0);
 });

@@ -11,7 +11,7 @@ const OWNERS: Record<string, string> = {
   refunds: 'libs/billing-core/src/refunds.ts',
   payment_method_requests: 'libs/billing-core/src/payment-method-requests.ts',
   role_grants: 'libs/billing-core/src/grants.ts',
-  plan_changes: 'libs/billing-core/src/plan-changes.ts',
+  plan_changes: 'libs/billing-core/src/change-plan.ts',
   coupons: 'libs/billing-core/src/coupons.ts',
   coupon_redemptions: 'libs/billing-core/src/coupons.ts',
   receipts: 'libs/billing-core/src/receipts.ts',

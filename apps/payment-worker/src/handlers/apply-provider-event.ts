@@ -1,19 +1,10 @@
 import { sql } from 'kysely';
 import type { ProviderEventReceived } from '@billing/contracts';
 import type { Static } from 'typebox';
-import {
-  activationFits,
-  CAPTURE_NEEDED,
-  completeActivations,
-  lockActivations,
-  onPaymentEvent,
-  type CapturedActivation,
-} from '@billing/billing-core';
-import { isUuid } from '@billing/domain';
-import type { Db, ProviderEventRow } from '@billing/db';
+import { CAPTURE_NEEDED, onPaymentEvents } from '@billing/billing-core';
+import type { Db } from '@billing/db';
 import { afterClosed, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
-import type { WebhookAction } from '@billing/payments';
 import { captureApproved } from '../payments/capture.js';
 import type { PaymentContext, Tx } from '../payments/context.js';
 import { paymentWindow, type PaymentWindow } from '../payments/window.js';
@@ -58,7 +49,7 @@ export function applyProviderEventInWindow(
       batches.set(window, b);
       // Applied together when the window's messages have all been seen, before its receipts are numbered.
       window.beforeClose.push(async (trx) => {
-        b.applied = await applyStoredEvents({ ...ctx, receipts: window.receipts }, window, trx, b.ids, b.loggers);
+        b.applied = await applyStoredEvents({ ...ctx, receipts: window.receipts }, trx, b.ids, b.loggers);
       });
       batch = b;
     }
@@ -84,18 +75,17 @@ async function capture(ctx: PaymentContext, db: Db, paymentId: string, logger: L
 
 /**
  * The stored webhooks of a window applied in its transaction, once each (docs/messages.md,
- * captures in windows): their rows locked in one statement; PayPal's completed captures of the
- * common case recorded set-based by billing-core's `completeActivations` and marked in one
- * statement; every other event one at a time, in the order the messages came.
+ * captures in windows): their rows locked in one statement, billing-core's `onPaymentEvents`
+ * applies the fresh ones in the order the messages came, and they are marked processed in one
+ * statement. A row applied before is not applied again: an approval whose capture never happened
+ * (a crash after its commit) is captured now.
  */
 async function applyStoredEvents(
   ctx: PaymentContext,
-  window: PaymentWindow,
   trx: Tx,
   ids: readonly string[],
   loggers: Map<string, Logger>,
 ): Promise<Map<string, Applied | null>> {
-  const applied = new Map<string, Applied | null>();
   const events = await trx
     .selectFrom('provider_events')
     .selectAll()
@@ -106,110 +96,35 @@ async function applyStoredEvents(
   // In the order the messages came (receipts are numbered in it), the rows locked in id order.
   const order = new Map<string, number>();
   ids.forEach((id, i) => order.has(id) || order.set(id, i));
-  const actions = events
-    .filter((e) => !e.processed_at)
-    .sort((a, b) => order.get(a.id)! - order.get(b.id)!)
-    .map((e) => ({ event: e, action: ctx.provider.parseWebhook(e.payload) }));
-  const captures = actions.flatMap(({ event, action }) =>
-    action.kind === 'capture_completed' && action.capture.customId && isUuid(action.capture.customId)
-      ? [{ event, capture: action.capture, orderId: action.orderId, paymentId: action.capture.customId }]
-      : [],
+  const fresh = events.filter((e) => !e.processed_at).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const outcomes = await onPaymentEvents(
+    ctx,
+    trx,
+    fresh.map((e) => ({ key: e.id, action: ctx.provider.parseWebhook(e.payload) })),
   );
-  if (captures.length) {
-    const locked = await lockActivations(
-      trx,
-      captures.map((c) => c.paymentId),
-    );
-    // A payment, order or capture that more than one event of the window names goes the usual way.
-    const named = new Map<string, number>();
-    for (const { action } of actions) for (const ref of refsOf(action)) named.set(ref, (named.get(ref) ?? 0) + 1);
-    const once = (ref: string | null) => ref === null || (named.get(ref) ?? 0) <= 1;
-    const fitting = captures.flatMap((c) => {
-      const l = locked.get(c.paymentId);
-      const item: CapturedActivation | undefined = l && { ...l, capture: c.capture, orderId: c.orderId };
-      return item && activationFits(item) && once(item.p.id) && once(item.p.provider_order_id) && once(c.capture.id)
-        ? [{ ...c, item }]
-        : [];
+  if (fresh.length)
+    await sql`update provider_events set processed_at = now(), outcome = v.outcome, payment_id = v.payment_id
+      from unnest(${fresh.map((e) => e.id)}::uuid[], ${fresh.map((e) => outcomes.get(e.id)!.outcome)}::text[],
+        ${fresh.map((e) => outcomes.get(e.id)!.paymentId)}::uuid[]) as v(id, outcome, payment_id)
+      where provider_events.id = v.id`.execute(trx);
+  const applied = new Map<string, Applied | null>();
+  for (const e of fresh) {
+    const result = outcomes.get(e.id)!;
+    applied.set(e.id, result);
+    (loggers.get(e.id) ?? ctx.logger).info('provider event applied', {
+      eventType: e.event_type,
+      providerEventId: e.provider_event_id,
+      ...result,
     });
-    if (fitting.length) {
-      await completeActivations(
-        trx,
-        fitting.map((f) => f.item),
-        window.receipts,
-        ctx.publicBaseUrl,
+  }
+  for (const e of events)
+    if (e.processed_at)
+      applied.set(
+        e.id,
+        e.event_type === 'CHECKOUT.ORDER.APPROVED' && e.payment_id
+          ? { paymentId: e.payment_id, outcome: CAPTURE_NEEDED }
+          : null,
       );
-      await sql`update provider_events set processed_at = now(), outcome = 'activated', payment_id = v.payment_id
-        from unnest(${fitting.map((f) => f.event.id)}::uuid[], ${fitting.map((f) => f.paymentId)}::uuid[])
-          as v(id, payment_id)
-        where provider_events.id = v.id`.execute(trx);
-      for (const f of fitting) {
-        applied.set(f.event.id, { paymentId: f.paymentId, outcome: 'activated' });
-        (loggers.get(f.event.id) ?? ctx.logger).info('provider event applied', {
-          eventType: f.event.event_type,
-          providerEventId: f.event.provider_event_id,
-          paymentId: f.paymentId,
-          outcome: 'activated',
-        });
-      }
-    }
-  }
-  // The rest, from the rows and actions read above (a message naming a row twice is applied once).
-  const rows = new Map(events.map((e) => [e.id, e]));
-  const parsed = new Map(actions.map((a) => [a.event.id, a.action]));
-  for (const id of ids)
-    if (!applied.has(id))
-      applied.set(id, await applyEvent(ctx, trx, rows.get(id), parsed.get(id), loggers.get(id) ?? ctx.logger));
+  for (const id of ids) if (!applied.has(id)) applied.set(id, null); // a row that does not exist
   return applied;
-}
-
-/** The payment, order and capture ids a webhook names. */
-function refsOf(action: WebhookAction): string[] {
-  switch (action.kind) {
-    case 'order_approved':
-    case 'order_voided':
-    case 'vault_token_created':
-      return [action.customId, action.orderId].filter((r): r is string => Boolean(r));
-    case 'capture_completed':
-    case 'capture_pending':
-    case 'capture_declined':
-      return [action.capture.customId, action.orderId, action.capture.id].filter((r): r is string => Boolean(r));
-    case 'capture_refunded':
-      return [action.captureId, action.customId].filter((r): r is string => Boolean(r));
-    case 'capture_reversed':
-      return [action.captureId];
-    default:
-      return [];
-  }
-}
-
-/**
- * A stored webhook applied in the caller's transaction, once: its row, locked by the caller (none:
- * an unknown row), is marked processed; `action` is its payload as parsed already, if it was.
- */
-async function applyEvent(
-  ctx: PaymentContext,
-  trx: Tx,
-  event: ProviderEventRow | undefined,
-  action: WebhookAction | undefined,
-  logger: Logger,
-): Promise<Applied | null> {
-  if (!event) return null;
-  if (event.processed_at) {
-    // Applied before; an approval whose capture never happened (a crash after this step) is captured now.
-    return event.event_type === 'CHECKOUT.ORDER.APPROVED' && event.payment_id
-      ? { paymentId: event.payment_id, outcome: CAPTURE_NEEDED }
-      : null;
-  }
-  const result = await onPaymentEvent(ctx, trx, action ?? ctx.provider.parseWebhook(event.payload));
-  await trx
-    .updateTable('provider_events')
-    .set({ processed_at: sql`now()`, outcome: result.outcome, payment_id: result.paymentId })
-    .where('id', '=', event.id)
-    .execute();
-  logger.info('provider event applied', {
-    eventType: event.event_type,
-    providerEventId: event.provider_event_id,
-    ...result,
-  });
-  return result;
 }

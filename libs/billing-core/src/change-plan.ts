@@ -11,11 +11,15 @@ import {
 } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant, roleHeldBefore, startSubscriptionGrant } from './grants.js';
-import { couponOf, couponsOf, withCoupon } from './coupons.js';
 import { currentPeriod, indexAt, windowOf } from './periods.js';
 import { payments } from './payments.js';
 import { refundableLeft, requestRefund } from './refunds.js';
 import { subscriptions } from './subscriptions.js';
+
+// The use case "change plan" (docs/architecture.md, use cases; docs/api.md, plan changes): what a
+// change would do now (the preview), the change asked for (an upgrade charged now, a change of
+// period with the unused time credited, a downgrade scheduled for the period end), applied once
+// its payment completed or its time came, or failed; every write through the tables' owners.
 
 type Tx = Transaction<Database>;
 
@@ -277,6 +281,17 @@ export async function applyPlanChange(
     .executeTakeFirstOrThrow();
   const from = { id: sub.id, user_id: sub.user_id, role: sub.role };
   const at = change.effective_at;
+  // The target plan's terms, and the role it holds when that changes (docs/api.md, plan changes).
+  const terms = {
+    plan_id: target.id,
+    plan_name: target.name,
+    amount: target.amount,
+    period: target.period,
+    role: target.role,
+    ...(from.role !== target.role ? { role_held_before: change.role_held_before ?? false } : {}),
+    scheduled_plan_id: null,
+    scheduled_change_at: null,
+  };
   let paidFor: { start: Date; end: Date };
   if (change.kind === 'period_change') {
     const k = nextIndex(sub, at) - 1;
@@ -303,33 +318,12 @@ export async function applyPlanChange(
     }
     const anchored = { anchor_at: at, anchor_index: k + 1, period: target.period };
     paidFor = windowOf(anchored, k + 1);
-    await subscriptions.record(trx, sub, {
-      anchor_at: at,
-      anchor_index: k + 1,
-      paid_through: paidFor.end,
-      plan_id: target.id,
-      plan_name: target.name,
-      amount: target.amount,
-      period: target.period,
-      role: target.role,
-      ...(from.role !== target.role ? { role_held_before: change.role_held_before ?? false } : {}),
-      scheduled_plan_id: null,
-      scheduled_change_at: null,
-    });
+    await subscriptions.record(trx, sub, { anchor_at: at, anchor_index: k + 1, paid_through: paidFor.end, ...terms });
   } else {
     // An upgrade covers every period paid (docs/guarantees.md): the one in effect and any paid ahead.
     const end = currentPeriod(sub, at)?.end ?? at;
     paidFor = { start: at, end: sub.paid_through && sub.paid_through > end ? sub.paid_through : end };
-    await subscriptions.record(trx, sub, {
-      plan_id: target.id,
-      plan_name: target.name,
-      amount: target.amount,
-      period: target.period,
-      role: target.role,
-      ...(from.role !== target.role ? { role_held_before: change.role_held_before ?? false } : {}),
-      scheduled_plan_id: null,
-      scheduled_change_at: null,
-    });
+    await subscriptions.record(trx, sub, terms);
   }
   if (payment) await payments.record(trx, payment, { period_start: paidFor.start, period_end: paidFor.end });
   if (from.role !== target.role) {
@@ -368,43 +362,6 @@ export async function planChangeFailed(trx: Tx, change: PlanChangeRow, reason: s
     toPlanId: change.to_plan_id,
     reason,
   });
-}
-
-/** `priceOfPeriod` for many (subscription, period) at once: two statements whatever their number. */
-export async function pricesOfPeriods(trx: Tx, items: { sub: SubscriptionRow; k: number }[]): Promise<number[]> {
-  if (items.length === 0) return [];
-  const downgraded = (sub: SubscriptionRow, k: number) =>
-    Boolean(sub.scheduled_plan_id && sub.scheduled_change_at && windowOf(sub, k).start >= sub.scheduled_change_at);
-  const planIds = [...new Set(items.filter((i) => downgraded(i.sub, i.k)).map((i) => i.sub.scheduled_plan_id!))];
-  const [plans, coupons] = await Promise.all([
-    planIds.length
-      ? trx.selectFrom('plans').select(['id', 'amount']).where('id', 'in', planIds).execute()
-      : Promise.resolve([]),
-    couponsOf(
-      trx,
-      items.map((i) => i.sub.id),
-    ),
-  ]);
-  const planAmount = new Map(plans.map((p) => [p.id, p.amount]));
-  return items.map(({ sub, k }) => {
-    const amount = downgraded(sub, k) ? (planAmount.get(sub.scheduled_plan_id!) ?? sub.amount) : sub.amount;
-    return withCoupon(amount, coupons.get(sub.id), k);
-  });
-}
-
-/** The price of period k: a scheduled downgrade's from its effective time on, less a coupon covering k. */
-export async function priceOfPeriod(trx: Tx, sub: SubscriptionRow, k: number): Promise<number> {
-  let amount = sub.amount;
-  if (sub.scheduled_plan_id && sub.scheduled_change_at && windowOf(sub, k).start >= sub.scheduled_change_at) {
-    const plan = await trx
-      .selectFrom('plans')
-      .select('amount')
-      .where('id', '=', sub.scheduled_plan_id)
-      .executeTakeFirst();
-    amount = plan?.amount ?? sub.amount;
-  }
-  // A coupon covering period k (docs/api.md, coupons at checkout: renewals included).
-  return withCoupon(amount, await couponOf(trx, sub.id), k);
 }
 
 /**
