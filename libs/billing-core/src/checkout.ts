@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, SubscriptionRow } from '@billing/db';
+import { PaymentCheckRequested } from '@billing/contracts';
+import { enqueue } from '@billing/messaging';
 import type { SubscriptionTransition } from '@billing/domain';
 import { CouponNotApplicable, redeemCoupon, withCoupon } from './coupons.js';
 import { roleHeldBefore } from './grants.js';
@@ -278,5 +280,22 @@ export async function checkoutCancelledByBuyer(db: Kysely<Database>, orderId: st
     if (!(await payments.transition(trx, payment, { type: 'buyer_cancelled' }))) return false;
     await endCheckout(trx, await subscriptions.lockOrThrow(trx, payment.subscription_id));
     return true;
+  });
+}
+
+/**
+ * The buyer is back from PayPal with an order: when it is ours, the payment-worker is asked to look
+ * it up and capture it (`PaymentCheckRequested`), so a late webhook does not hold the buyer up
+ * (docs/api.md, the return URL). False for an order of nobody.
+ */
+export async function buyerReturned(db: Kysely<Database>, orderId: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const payment = await trx
+      .selectFrom('payments')
+      .select('id')
+      .where('provider_order_id', '=', orderId)
+      .executeTakeFirst();
+    if (payment) await enqueue(trx, PaymentCheckRequested, { orderId, source: 'return_url' });
+    return payment !== undefined;
   });
 }

@@ -30,6 +30,15 @@ export async function roleHeldBefore(
   return !ours;
 }
 
+/** What the role-worker is asked to settle for a subscription's role (grant or revoke, by what the grants say). */
+const subscriptionRoleChange = (sub: Pick<SubscriptionRow, 'user_id' | 'role'>, reason: string) => ({
+  userId: sub.user_id,
+  role: sub.role,
+  source: 'subscription' as const,
+  reason,
+  forceRevoke: false,
+});
+
 /**
  * A subscription's grant starts, carrying whether the user held the role before us (`heldBefore`,
  * else the subscription's own, read at checkout); the role-worker applies docs/auth.md's rule.
@@ -60,13 +69,7 @@ export async function startSubscriptionGrant(
       })
       .execute();
   }
-  await enqueue(trx, RoleChangeRequested, {
-    userId: sub.user_id,
-    role: sub.role,
-    source: 'subscription',
-    reason,
-    forceRevoke: false,
-  });
+  await enqueue(trx, RoleChangeRequested, subscriptionRoleChange(sub, reason));
 }
 
 /**
@@ -98,13 +101,7 @@ export async function startSubscriptionGrants(
   await enqueueMany(
     trx,
     RoleChangeRequested,
-    subs.map(({ sub }) => ({
-      userId: sub.user_id,
-      role: sub.role,
-      source: 'subscription' as const,
-      reason,
-      forceRevoke: false,
-    })),
+    subs.map(({ sub }) => subscriptionRoleChange(sub, reason)),
   );
 }
 
@@ -121,14 +118,7 @@ export async function endSubscriptionGrant(
     .where('ended_at', 'is', null)
     .returning('id')
     .execute();
-  if (ended.length)
-    await enqueue(trx, RoleChangeRequested, {
-      userId: sub.user_id,
-      role: sub.role,
-      source: 'subscription',
-      reason,
-      forceRevoke: false,
-    });
+  if (ended.length) await enqueue(trx, RoleChangeRequested, subscriptionRoleChange(sub, reason));
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { SubscriptionPaymentMethodRequired } from '@billing/contracts';
+import { PaymentMethodApproved, SubscriptionPaymentMethodRequired } from '@billing/contracts';
 import type { Database, PaymentMethodRequestRow, PaymentRow } from '@billing/db';
 import { isLive } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
@@ -101,11 +101,50 @@ export async function walletSaved(
  * it with it (`checkout_expired`, as an unapproved order's checkout). False when none was pending.
  */
 export async function walletExpired(db: Kysely<Database>, setupTokenId: string): Promise<boolean> {
+  return (await walletGivenUp(db, setupTokenId, 'checkout_expired')) !== 'unknown';
+}
+
+/**
+ * The buyer came back from PayPal without saving a wallet: its request ends, and a checkout waiting
+ * for it (a trial, a free first period) with it, as any checkout given up (`buyer_cancelled`).
+ * `checkout` when a checkout ended, `replacement` when a live subscription's request did, `unknown`
+ * for a token with no pending request (a repeat, or not ours). Safe to run twice.
+ */
+export async function walletCancelledByBuyer(db: Kysely<Database>, setupTokenId: string): Promise<WalletReturn> {
+  return walletGivenUp(db, setupTokenId, 'buyer_cancelled');
+}
+
+/** What a setup token the buyer came back with belongs to. */
+export type WalletReturn = 'checkout' | 'replacement' | 'unknown';
+
+async function walletGivenUp(
+  db: Kysely<Database>,
+  setupTokenId: string,
+  type: 'checkout_expired' | 'buyer_cancelled',
+): Promise<WalletReturn> {
   return db.transaction().execute(async (trx) => {
     const subscriptionId = await paymentMethodRequests.cancelPending(trx, setupTokenId);
-    if (!subscriptionId) return false;
-    await endPendingCheckout(trx, subscriptionId, { type: 'checkout_expired' });
-    return true;
+    if (!subscriptionId) return 'unknown';
+    return (await endPendingCheckout(trx, subscriptionId, { type })) ? 'checkout' : 'replacement';
+  });
+}
+
+/**
+ * The buyer came back from PayPal having approved a setup token: while its request waits, the
+ * payment-worker is asked to save the wallet (`PaymentMethodApproved`, after commit). Says whether
+ * the token saves a checkout's wallet (its subscription still pending) or replaces a live one's.
+ */
+export async function walletApprovedByBuyer(db: Kysely<Database>, setupTokenId: string): Promise<WalletReturn> {
+  return db.transaction().execute(async (trx) => {
+    const r = await trx
+      .selectFrom('payment_method_requests as r')
+      .innerJoin('subscriptions as s', 's.id', 'r.subscription_id')
+      .select(['r.status', 's.status as subscriptionStatus'])
+      .where('r.setup_token_id', '=', setupTokenId)
+      .executeTakeFirst();
+    if (!r) return 'unknown';
+    if (r.status === 'pending') await enqueue(trx, PaymentMethodApproved, { setupTokenId });
+    return r.subscriptionStatus === 'pending' ? 'checkout' : 'replacement';
   });
 }
 

@@ -3,6 +3,7 @@ import t from 'tap';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import {
+  buyerReturned,
   checkoutCancelledByBuyer,
   checkoutOrderCreated,
   CheckoutRefused,
@@ -172,6 +173,14 @@ t.test('the buyer gave up at PayPal: a pending order ends with its checkout; an 
     approvalUrl: 'https://pp',
   };
   await checkoutOrderCreated(db, o);
+  t.equal(await buyerReturned(db, 'ORD-unknown'), false, 'back with an order of nobody: nothing asked');
+  t.equal(await buyerReturned(db, o.orderId), true, 'back with ours: the payment-worker asked to look it up');
+  const checks = await db
+    .selectFrom('outbox')
+    .select('envelope')
+    .where('type', '=', 'payment.check.requested')
+    .execute();
+  t.equal(checks.filter((r) => (r.envelope as { data: { orderId: string } }).data.orderId === o.orderId).length, 1);
   t.equal(await checkoutCancelledByBuyer(db, 'ORD-unknown'), false, 'an order of nobody');
   t.equal(await checkoutCancelledByBuyer(db, o.orderId), true);
   t.match(await paysOf(u), [{ status: 'cancelled' }]);

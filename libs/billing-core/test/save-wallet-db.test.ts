@@ -11,6 +11,8 @@ import {
   resumeSubscription,
   subscriptions,
   vaultCheckoutOpened,
+  walletApprovedByBuyer,
+  walletCancelledByBuyer,
   walletExpired,
   walletSaved,
   type ChargeRefusal,
@@ -102,6 +104,44 @@ t.test('a setup token never approved: the request and its checkout expire once',
   t.match(await requestOf(c.setupTokenId), { status: 'cancelled' });
   t.match(await subOf(c.subscriptionId), { status: 'cancelled' });
   t.equal(await walletExpired(db, c.setupTokenId), false, 'twice: nothing');
+});
+
+const approvalsOf = async (token: string) =>
+  (await db.selectFrom('outbox').select('envelope').where('type', '=', 'payment.method.approved').execute()).filter(
+    (r) => (r.envelope as { data: { setupTokenId: string } }).data.setupTokenId === token,
+  ).length;
+
+t.test('the buyer back from PayPal with an approved token: the worker asked to save it while it waits', async (t) => {
+  const c = await vaultCheckout(plans.tr);
+  t.equal(await walletApprovedByBuyer(db, 'TOKEN-nobody'), 'unknown', 'a token of nobody');
+  t.equal(await walletApprovedByBuyer(db, c.setupTokenId), 'checkout', "a checkout's wallet");
+  t.equal(await approvalsOf(c.setupTokenId), 1, 'payment.method.approved in the outbox');
+  await walletSaved(ctx, db, (await pendingWalletRequest(db, c.setupTokenId))!.id, { paymentTokenId: 'PT-r' });
+  t.equal(await walletApprovedByBuyer(db, c.setupTokenId), 'replacement', 'the subscription is live now');
+  t.equal(await approvalsOf(c.setupTokenId), 1, 'saved already: nothing asked again');
+});
+
+t.test('the buyer gave up at PayPal without saving: the request ends, and a checkout with it', async (t) => {
+  const c = await vaultCheckout(plans.tr);
+  t.equal(await walletCancelledByBuyer(db, c.setupTokenId), 'checkout');
+  t.match(await requestOf(c.setupTokenId), { status: 'cancelled' });
+  t.match(await subOf(c.subscriptionId), { status: 'cancelled' });
+  t.equal(await walletCancelledByBuyer(db, c.setupTokenId), 'unknown', 'twice: nothing');
+
+  const live = await vaultCheckout(plans.tr);
+  await walletSaved(ctx, db, (await pendingWalletRequest(db, live.setupTokenId))!.id, { paymentTokenId: 'PT-l' });
+  await db
+    .insertInto('payment_method_requests')
+    .values({
+      id: randomUUID(),
+      subscription_id: live.subscriptionId,
+      user_id: 'x',
+      setup_token_id: 'NEW',
+      status: 'pending',
+    })
+    .execute();
+  t.equal(await walletCancelledByBuyer(db, 'NEW'), 'replacement', 'a replacement given up: the subscription stays');
+  t.match(await subOf(live.subscriptionId), { status: 'trialing', vault_id: 'PT-l' });
 });
 
 t.test(

@@ -13,7 +13,7 @@ import {
   type Html,
   html,
 } from './html.js';
-import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+import { confirmStep, doneTo, layout, notFound, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
 import { AuditPage, DeadLetter, DeadLetterPage } from './answers.js';
 
@@ -84,14 +84,7 @@ export function deadLetterPages(kit: Kit): void {
         read(req, `/admin/api/v1/dead-letters/${encodeURIComponent(id)}`, DeadLetter),
         read(req, `/admin/api/v1/audit?target=${encodeURIComponent(`dead-letter:${id}`)}&limit=50`, AuditPage),
       ]);
-      if (!d.ok)
-        return {
-          status: 404,
-          html: layout('Dead letter not found', html`<p class="empty">No dead letter ${id}.</p>`, {
-            section: '/dead-letters',
-            who: req.userId,
-          }),
-        };
+      if (!d.ok) return notFound('Dead letter', id, '/dead-letters', req.userId);
       const x = d.body;
       const actions: Html =
         x.status === 'discarded'

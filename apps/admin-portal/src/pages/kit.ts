@@ -203,6 +203,12 @@ export function refusedPage(
   };
 }
 
+/** A detail page's 404: what was asked for, in the page's section. */
+export const notFound = (what: string, id: string, section: string, who: string): { status: number; html: Html } => ({
+  status: 404,
+  html: layout(`${what} not found`, html`<p class="empty">No ${what.toLowerCase()} ${id}.</p>`, { section, who }),
+});
+
 /** 303 to a page with a message on it. */
 export const doneTo = (reply: FastifyReply, href: string, message: string) =>
   reply.redirect(`${href}${href.includes('?') ? '&' : '?'}done=${encodeURIComponent(message)}`, 303);

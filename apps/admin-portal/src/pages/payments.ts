@@ -22,7 +22,7 @@ import {
   html,
   joinHtml,
 } from './html.js';
-import { confirmStep, doneTo, layout, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
+import { confirmStep, doneTo, layout, notFound, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import {
   PaymentDetail,
   PaymentPage,
@@ -136,14 +136,7 @@ export function paymentPages(kit: Kit): void {
     page('/payments', async (req) => {
       const id = (req.params as { id: string }).id;
       const answer = await read(req, `/admin/api/v1/payments/${encodeURIComponent(id)}`, PaymentDetail);
-      if (!answer.ok)
-        return {
-          status: 404,
-          html: layout('Payment not found', html`<p class="empty">No payment ${id}.</p>`, {
-            section: '/payments',
-            who: req.userId,
-          }),
-        };
+      if (!answer.ok) return notFound('Payment', id, '/payments', req.userId);
       const p = answer.body;
       const refundable = p.refundableAmount > 0;
       const refundForm = refundable

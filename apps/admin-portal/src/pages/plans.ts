@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { PAYPAL_CURRENCIES, fromPayPalValue } from '@billing/domain';
 import { badge, diff, esc, link, major, money, table, type Html, html } from './html.js';
-import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
+import { confirmStep, doneTo, layout, notFound, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable } from './payments.js';
 import { AuditPage, PlanPage, type PlanRow } from './answers.js';
 
@@ -87,14 +87,7 @@ export function planPages(kit: Kit): void {
       const id = (req.params as { id: string }).id;
       const { body } = await readPlans(req);
       const plan = (body.items ?? []).find((p) => p.id === id);
-      if (!plan)
-        return {
-          status: 404,
-          html: layout('Plan not found', html`<p class="empty">No plan ${id}.</p>`, {
-            section: '/plans',
-            who: req.userId,
-          }),
-        };
+      if (!plan) return notFound('Plan', id, '/plans', req.userId);
       const audit = await read(
         req,
         `/admin/api/v1/audit?target=${encodeURIComponent(`plan:${id}`)}&limit=20`,

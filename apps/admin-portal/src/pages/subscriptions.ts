@@ -15,7 +15,7 @@ import {
   type Html,
   html,
 } from './html.js';
-import { confirmStep, doneTo, layout, queryOf, refusedPage, type Kit } from './kit.js';
+import { confirmStep, doneTo, layout, notFound, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, listPage, paymentColumns } from './payments.js';
 import { SubscriptionDetail, SubscriptionPage, type AdminSubscriptionRow, type SubscriptionRow } from './answers.js';
 
@@ -59,14 +59,7 @@ export function subscriptionPages(kit: Kit): void {
     page('/subscriptions', async (req) => {
       const id = (req.params as { id: string }).id;
       const answer = await read(req, `/admin/api/v1/subscriptions/${encodeURIComponent(id)}`, SubscriptionDetail);
-      if (!answer.ok)
-        return {
-          status: 404,
-          html: layout('Subscription not found', html`<p class="empty">No subscription ${id}.</p>`, {
-            section: '/subscriptions',
-            who: req.userId,
-          }),
-        };
+      if (!answer.ok) return notFound('Subscription', id, '/subscriptions', req.userId);
       const s = answer.body;
       const live = s.status === 'active' || s.status === 'past_due' || s.status === 'trialing';
       const period: [string, Html][] =

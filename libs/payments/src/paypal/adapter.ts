@@ -140,6 +140,14 @@ function issueOf(body: string): { issue: string | null; message: string } {
  * stand-in in tests): OAuth2 token cached by the SDK, `Prefer: return=representation` on
  * create/capture/refund, `PayPal-Request-Id` on each, PAYPAL_TIMEOUT_MS instead of 30 s.
  */
+/** The one purchase unit of an order: our payment's id on both of PayPal's reference fields. */
+const purchaseUnit = (input: { paymentId: string; description: string; amount: number; currency: string }) => ({
+  reference_id: input.paymentId,
+  custom_id: input.paymentId,
+  description: input.description.slice(0, 127),
+  amount: toPayPalAmount(input.amount, input.currency),
+});
+
 export class PayPalProvider implements PaymentProvider {
   readonly name = 'paypal';
   private readonly client: InstanceType<typeof sdk.core.PayPalHttpClient>;
@@ -312,14 +320,7 @@ export class PayPalProvider implements PaymentProvider {
   async createCheckout(input: CreateCheckoutInput): Promise<CheckoutCreated> {
     const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
       intent: 'CAPTURE',
-      purchase_units: [
-        {
-          reference_id: input.paymentId,
-          custom_id: input.paymentId,
-          description: input.description.slice(0, 127),
-          amount: toPayPalAmount(input.amount, input.currency),
-        },
-      ],
+      purchase_units: [purchaseUnit(input)],
       payment_source: {
         paypal: {
           experience_context: {
@@ -361,14 +362,7 @@ export class PayPalProvider implements PaymentProvider {
   async chargeVaulted(input: ChargeVaultedInput): Promise<OrderState> {
     const req = new sdk.orders.OrdersCreateRequest().prefer('return=representation').requestBody({
       intent: 'CAPTURE',
-      purchase_units: [
-        {
-          reference_id: input.paymentId,
-          custom_id: input.paymentId,
-          description: input.description.slice(0, 127),
-          amount: toPayPalAmount(input.amount, input.currency),
-        },
-      ],
+      purchase_units: [purchaseUnit(input)],
       payment_source: { paypal: { vault_id: input.vaultId } },
     });
     req.headers['PayPal-Request-Id'] = requestId(input.idempotencyKey);

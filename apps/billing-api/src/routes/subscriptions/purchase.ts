@@ -21,6 +21,12 @@ export function purchaseRoutes(app: HttpApp, deps: BillingApiDeps, catalogue: { 
   const { rt, config, provider } = deps;
   const readRoles = rolesReader(deps.auth);
   const limiter = new SlidingWindowLimiter(10, 60_000);
+  const back = (path: string) => `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/${path}`;
+  /** PayPal refused or could not be reached: nothing was charged (docs/api.md, errors). */
+  const providerFailed = (err: unknown, refused: string) =>
+    err instanceof ProviderRefusedError
+      ? new AppError('payment-provider-refused', `${refused}; nothing was charged`)
+      : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
 
   app.post(
     '/v1/subscriptions',
@@ -87,16 +93,14 @@ export function purchaseRoutes(app: HttpApp, deps: BillingApiDeps, catalogue: { 
         amount: opened.amount,
         currency: plan.currency,
         description: plan.name,
-        returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/return`,
-        cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/cancel`,
+        returnUrl: back('return'),
+        cancelUrl: back('cancel'),
         idempotencyKey: `${paymentId}:create`,
       });
     } catch (err) {
       await checkoutRefusedAtProvider(rt.db, { subscriptionId, paymentId });
       rt.logger.warn('checkout failed at PayPal', { paymentId, error: (err as Error).message });
-      throw err instanceof ProviderRefusedError
-        ? new AppError('payment-provider-refused', 'PayPal refused to create the order; nothing was charged')
-        : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
+      throw providerFailed(err, 'PayPal refused to create the order');
     }
     await checkoutOrderCreated(rt.db, {
       paymentId,
@@ -128,8 +132,8 @@ export function purchaseRoutes(app: HttpApp, deps: BillingApiDeps, catalogue: { 
     let token;
     try {
       token = await provider.createSetupToken({
-        returnUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-return`,
-        cancelUrl: `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}/v1/checkout/vault-cancel`,
+        returnUrl: back('vault-return'),
+        cancelUrl: back('vault-cancel'),
         description: paymentId
           ? `${planName}: first period free, PayPal saved for the renewals`
           : `${planName}: free trial, PayPal saved for the first charge at its end`,
@@ -142,9 +146,7 @@ export function purchaseRoutes(app: HttpApp, deps: BillingApiDeps, catalogue: { 
         subscriptionId,
         error: (err as Error).message,
       });
-      throw err instanceof ProviderRefusedError
-        ? new AppError('payment-provider-refused', 'PayPal refused to start saving a wallet; nothing was charged')
-        : new AppError('payment-provider-unavailable', 'PayPal could not be reached; nothing was charged, try again');
+      throw providerFailed(err, 'PayPal refused to start saving a wallet');
     }
     const approvalUrl = token.approvalUrl;
     await vaultCheckoutOpened(rt.db, { subscriptionId, userId, setupTokenId: token.setupTokenId, approvalUrl });
