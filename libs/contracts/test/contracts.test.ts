@@ -77,6 +77,17 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'receiptNumber',
       'receiptUrl',
     ],
+    // docs/scheduler.md, renewal reminders
+    'subscription.renewal_upcoming': [
+      'userId',
+      'subscriptionId',
+      'planId',
+      'planName',
+      'amount',
+      'currency',
+      'renewsAt',
+      'periodEnd',
+    ],
     'role.granted': ['userId', 'role', 'source', 'reason'],
     'role.revoked': ['userId', 'role', 'source', 'reason'],
   };

@@ -246,6 +246,34 @@ t.test(
       'each renewal for its own period',
     );
     t.notOk(roleLost, 'the role was never lost');
+
+    // docs/scheduler.md, renewal reminders: one subscription.renewal_upcoming per period, at half of
+    // a PT30S period, each published before that period's renewal was charged; none for the leaver.
+    const reminded = (await notes('subscription.renewal_upcoming', renewer.id)).sort((a, b) =>
+      String(a.data['renewsAt']).localeCompare(String(b.data['renewsAt'])),
+    );
+    t.ok(reminded.length >= 3, `a reminder for each period renewed (${reminded.length})`);
+    t.equal(new Set(reminded.map((n) => n.data['renewsAt'])).size, reminded.length, 'one per period');
+    t.ok(
+      reminded.every((n) => n.data['amount'] === 250 && n.data['currency'] === 'USD' && n.data['planId'] === 'short'),
+      'with what the renewal charges',
+    );
+    const reminderRows = (
+      await stack.tdb.db
+        .selectFrom('outbox')
+        .select(['created_at', 'envelope'])
+        .where('type', '=', 'subscription.renewal_upcoming')
+        .execute()
+    ).filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === renewer.id);
+    const firstTries = (await renewalPayments(renewer.id)).filter((p) => p.attempt === 0);
+    for (const [i, n] of reminded.slice(0, 3).entries()) {
+      const row = reminderRows.find(
+        (r) => (r.envelope as { data: { renewsAt: string } }).data.renewsAt === n.data['renewsAt'],
+      )!;
+      const charge = firstTries.find((p) => p.period_index === i + 1)!;
+      t.ok(row.created_at < charge.created_at, `period ${i + 1}: reminded before its renewal was charged`);
+    }
+    t.same(await notes('subscription.renewal_upcoming', leaver.id), [], 'no reminder for a subscription ending');
     t.ok(
       (await renewalPayments(resumer.id)).some((p) => p.status === 'completed'),
       'the resumed one renewed',

@@ -98,6 +98,23 @@ export const SubscriptionRenewed = note(
   'subscription.renewed',
   Type.Object(SubscriptionPeriod, { additionalProperties: false }),
 );
+/** docs/scheduler.md, renewal reminders: a renewal is coming, with what it will charge (once per period). */
+export const SubscriptionRenewalUpcoming = note(
+  'subscription.renewal_upcoming',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      amount: Money,
+      currency: Currency,
+      renewsAt: IsoTimestamp,
+      periodEnd: IsoTimestamp,
+    },
+    { additionalProperties: false },
+  ),
+);
 export const SubscriptionRenewalFailed = note(
   'subscription.renewal_failed',
   Type.Object(
@@ -198,6 +215,7 @@ export const NOTIFICATION_CONTRACTS = [
   SubscriptionTrialStarted,
   SubscriptionTrialWillEnd,
   SubscriptionRenewed,
+  SubscriptionRenewalUpcoming,
   SubscriptionRenewalFailed,
   SubscriptionCancelled,
   SubscriptionExpired,

@@ -17,6 +17,7 @@ import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
 import * as couponPerUser from './20261205T0200_coupon_per_user.js';
 import * as forwardOnly from './20261205T0300_forward_only.js';
 import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.js';
+import * as renewalReminders from './20261206T0100_renewal_reminders.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '20261205T0200_coupon_per_user': couponPerUser,
   '20261205T0300_forward_only': forwardOnly,
   '20261205T0400_outbox_woken_in_process': outboxWokenInProcess,
+  '20261206T0100_renewal_reminders': renewalReminders,
 };

@@ -31,6 +31,8 @@ export interface SubscriptionsTable {
   /** When `subscription.trial_will_end` is due (3 days before the end, half the trial if under 6 days), and when it was sent. */
   trial_notice_at: Timestamp | null;
   trial_notice_sent_at: Timestamp | null;
+  /** The `paid_through` the last `subscription.renewal_upcoming` was sent for (docs/scheduler.md, renewal reminders). */
+  renewal_reminded_for: Timestamp | null;
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
   cancel_at_period_end: Generated<boolean>;
