@@ -448,6 +448,102 @@ t.test("the buyer's billing page: purchase at PayPal to active without a reload,
   await buyer.context.close();
 });
 
+t.test(
+  'the billing page: a plan change previewed then confirmed; a coupon at checkout, a bad one refused',
+  async (t) => {
+    // docs/api.md, plan changes and coupons at checkout, from the buyer's page.
+    const admin = async (path: string, body: unknown) => {
+      const res = await fetch(`${stack.urls['admin-portal']}/admin/api/v1${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await stack.tokenFor('ops-page', ['admin'])}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      });
+      t.equal(res.status, 201, `${path} created`);
+    };
+    await admin('/plans', {
+      id: 'pro-plus',
+      name: 'Pro Plus',
+      description: 'more',
+      amount: 1999,
+      currency: 'USD',
+      period: 'P1M',
+      role: 'premium',
+      active: true,
+      reason: 'a bigger plan',
+    });
+    await admin('/coupons', {
+      code: 'PAGE10',
+      percentOff: 10,
+      durationPeriods: 1,
+      maxRedemptions: null,
+      expiresAt: null,
+    });
+
+    const buyer = await newPage();
+    const p = buyer.page;
+    await p.goto(`${API}/billing#token=${await stack.tokenFor('user-dave')}`);
+    const card = p.locator('[data-subscription]');
+    await card.getByLabel('Change plan to').selectOption('pro-plus');
+    await card.getByRole('button', { name: 'Preview plan change' }).click();
+    await card.getByText(/is charged now to your saved PayPal wallet; the new plan starts now\./).waitFor();
+    const quoted = Number(
+      /\$(\d+\.\d\d) is charged/.exec((await card.locator('[data-preview]').textContent()) ?? '')![1],
+    );
+    t.ok(quoted > 0 && quoted <= 10, `the prorated difference quoted: $${quoted}`);
+    await check(t, p, '20-billing-change-preview', buyer.errors);
+    await card.getByRole('button', { name: 'Confirm plan change' }).click();
+    await p.getByText('Plan change requested: the difference is being charged').waitFor();
+    await waitFor(
+      async () =>
+        (
+          await db
+            .selectFrom('subscriptions')
+            .select('plan_id')
+            .where('user_id', '=', 'user-dave')
+            .executeTakeFirstOrThrow()
+        ).plan_id === 'pro-plus',
+      { what: "dave's plan switched once the difference was charged", timeoutMs: 30_000 },
+    );
+    const upgrade = await db
+      .selectFrom('payments')
+      .selectAll()
+      .where('user_id', '=', 'user-dave')
+      .where('kind', '=', 'upgrade')
+      .executeTakeFirstOrThrow();
+    t.equal(upgrade.amount, Math.round(quoted * 100), 'charged what the preview said');
+    t.equal(upgrade.status, 'completed');
+    await p.reload();
+    await p.locator('#history').getByText('Plan change').waitFor();
+    t.match(await card.textContent(), /Pro Plus/);
+
+    await p.goto(`${API}/billing#token=${await stack.tokenFor('user-gina')}`);
+    await p.getByRole('button', { name: 'Switch account' }).click();
+    await p.getByText('You have no subscription.').waitFor();
+    // The Pro plan, renamed "Pro" by the plans test above ("Pro Plus" holds the word too).
+    const proCard = p.locator('.plan').filter({ has: p.getByRole('heading', { name: 'Pro', exact: true }) });
+    await p.getByLabel('Coupon code (optional)').fill('NOPE');
+    await proCard.getByRole('button', { name: 'Subscribe' }).click();
+    await p.locator('#status').getByText(/NOPE/).waitFor();
+    t.match(p.url(), /\/billing/, 'a coupon refused: still on the page, nothing bought');
+    // The browser reports the API's refusal as a failed load: that one is expected.
+    t.match(buyer.errors.splice(0), [/status of 422/], "the refusal is the API's 422");
+    await check(t, p, '21-billing-coupon-refused', buyer.errors);
+    await p.getByLabel('Coupon code (optional)').fill('PAGE10');
+    await proCard.getByRole('button', { name: 'Subscribe' }).click();
+    await p.waitForURL(/\/checkoutnow\?token=/);
+    const gina = await db.selectFrom('payments').selectAll().where('user_id', '=', 'user-gina').execute();
+    t.match(
+      gina.map((x) => [x.kind, x.amount]),
+      [['initial', 899]],
+      'the order at PayPal is for the price less the coupon',
+    );
+    await buyer.context.close();
+  },
+);
+
 t.test('a free trial: offered on a plan in the portal, started from the billing page, nothing charged', async (t) => {
   // The operator offers a 14-day trial on the yen plan.
   await page.goto(`${PORTAL}/plans/yen-monthly/edit`);

@@ -131,10 +131,14 @@ function main(): void {
   }
   const bearer = token;
 
-  async function api<T>(verb: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function api<T>(verb: 'GET' | 'POST', path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     const r = await fetch(path, {
       method: verb,
-      headers: { authorization: `Bearer ${bearer}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${bearer}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+        ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+      },
       body: body ? JSON.stringify(body) : null,
     });
     const j = (await r.json().catch(() => ({}))) as { detail?: string; title?: string };
@@ -266,7 +270,94 @@ function main(): void {
       });
       rows.push(' ', pm);
     }
+    if (s.status === 'active' && !s.cancelAtPeriodEnd) rows.push(planChange(s, plans));
     return h('div', { class: 'card', 'data-subscription': s.id }, rows);
+  }
+  /**
+   * Another plan for an active subscription (docs/api.md, plan changes): the plans on sale in its
+   * currency, what the change would charge now and when it takes effect (the API's preview), then
+   * the change itself, confirmed once (one idempotency key per preview: a double click asks once).
+   */
+  function planChange(s: Subscription, plans: Plan[]): HTMLElement {
+    const others = plans.filter((p) => p.id !== s.planId && p.currency === s.currency);
+    const box = h('div', { class: 'change' });
+    if (s.scheduledChange) {
+      const to = plans.find((p) => p.id === s.scheduledChange!.planId);
+      box.appendChild(
+        h('p', {
+          'data-scheduled': '',
+          text: `Changes to ${to ? to.name : s.scheduledChange.planId} on ${when(s.scheduledChange.effectiveAt)}.`,
+        }),
+      );
+    }
+    if (!others.length) return box;
+    const id = `change-${s.id}`;
+    const select = h(
+      'select',
+      { id },
+      others.map((p) =>
+        h('option', { value: p.id, text: `${p.name}: ${money(p.amount, p.currency)} ${every(p.period)}` }),
+      ),
+    ) as HTMLSelectElement;
+    const preview = h('button', {
+      type: 'button',
+      class: 'secondary',
+      text: 'Preview plan change',
+    }) as HTMLButtonElement;
+    const quote = h('p', { 'data-preview': '', role: 'status', 'aria-live': 'polite' });
+    const confirmBtn = h('button', { type: 'button', text: 'Confirm plan change', hidden: '' }) as HTMLButtonElement;
+    let key = '';
+    const reset = () => {
+      quote.textContent = '';
+      confirmBtn.hidden = true;
+    };
+    select.addEventListener('change', reset);
+    preview.addEventListener('click', () => {
+      reset();
+      const planId = select.value;
+      api<{ effectiveAt: string; amountDueNow: number; currency: string }>(
+        'GET',
+        `/v1/subscriptions/${s.id}/change?planId=${encodeURIComponent(planId)}`,
+      ).then(
+        (q) => {
+          key = crypto.randomUUID();
+          const at = Date.parse(q.effectiveAt) <= Date.now() + 60_000 ? 'now' : `on ${when(q.effectiveAt)}`;
+          quote.textContent = q.amountDueNow
+            ? `${money(q.amountDueNow, q.currency)} is charged now to your saved PayPal wallet; the new plan starts ${at}.`
+            : `Nothing to pay now; the new plan starts ${at}.`;
+          confirmBtn.hidden = false;
+        },
+        (e: Error) => banner('bad', e.message),
+      );
+    });
+    confirmBtn.addEventListener('click', () => {
+      confirmBtn.disabled = true;
+      api<{ paymentId: string | null; subscription: Subscription }>(
+        'POST',
+        `/v1/subscriptions/${s.id}/change`,
+        { planId: select.value },
+        key,
+      ).then(
+        (r) => {
+          const scheduled = r.subscription.scheduledChange;
+          banner(
+            'ok',
+            r.paymentId
+              ? 'Plan change requested: the difference is being charged, and the new plan starts once it is paid.'
+              : scheduled
+                ? `Plan change scheduled for ${when(scheduled.effectiveAt)}.`
+                : 'Plan changed.',
+          );
+          void load();
+        },
+        (e: Error) => {
+          confirmBtn.disabled = false;
+          banner('bad', e.message);
+        },
+      );
+    });
+    box.append(h('label', { for: id, text: 'Change plan to ' }), select, ' ', preview, quote, confirmBtn);
+    return box;
   }
   function render(subs: Subscription[], payments: Payment[], plans: Plan[]): void {
     const live = subs.filter((s) => ['active', 'past_due', 'pending', 'trialing'].includes(s.status));
@@ -279,7 +370,11 @@ function main(): void {
     const roles = live.map((s) => s.role);
     for (const p of plans.filter((plan) => !roles.includes(plan.role))) {
       const b = h('button', { type: 'button', text: 'Subscribe' }) as HTMLButtonElement;
-      b.addEventListener('click', () => toPayPal(b, api('POST', '/v1/subscriptions', { planId: p.id })));
+      b.addEventListener('click', () => {
+        // docs/api.md, coupons at checkout: the code typed, if any, goes with the purchase.
+        const couponCode = $<HTMLInputElement>('coupon').value.trim();
+        toPayPal(b, api('POST', '/v1/subscriptions', { planId: p.id, ...(couponCode ? { couponCode } : {}) }));
+      });
       buy.appendChild(
         h('div', { class: 'card plan' }, [
           h('h3', { text: p.name }),
@@ -299,7 +394,7 @@ function main(): void {
       tbody.appendChild(
         h('tr', {}, [
           h('td', { text: when(p.createdAt) }),
-          h('td', { text: p.kind === 'initial' ? 'First payment' : 'Renewal' }),
+          h('td', { text: p.kind === 'initial' ? 'First payment' : p.kind === 'upgrade' ? 'Plan change' : 'Renewal' }),
           h('td', { class: 'num', text: money(p.amount, p.currency) }),
           h('td', {}, [h('span', { class: `badge ${p.status}`, text: p.status.replace('_', ' ') })]),
           h('td', { class: 'num', text: p.refundedAmount ? money(p.refundedAmount, p.currency) : '' }),

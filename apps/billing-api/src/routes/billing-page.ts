@@ -55,7 +55,7 @@ const HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta n
 <section id="signin" class="card" hidden><h2>Sign in from your account</h2><p>Open this page from your account in the product: it signs you in here.</p></section>
 <div id="account" hidden>
 <section aria-labelledby="current-h"><h2 id="current-h">Current subscription</h2><div id="subscription"></div></section>
-<section id="buy" aria-labelledby="buy-h" hidden><h2 id="buy-h">Plans</h2><div id="plans" class="plans"></div></section>
+<section id="buy" aria-labelledby="buy-h" hidden><h2 id="buy-h">Plans</h2><p><label for="coupon">Coupon code (optional)</label> <input id="coupon" name="coupon" autocomplete="off" maxlength="64" spellcheck="false"></p><div id="plans" class="plans"></div></section>
 <section aria-labelledby="history-h"><h2 id="history-h">Payment history</h2><p id="no-payments" class="muted">No payment yet.</p>
 <table id="history" hidden><thead><tr><th scope="col">Date</th><th scope="col">What</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Refunded</th><th scope="col">Receipt</th></tr></thead><tbody id="payments"></tbody></table></section>
 </div></main><script src="/billing/app.js" defer></script></body></html>`;
