@@ -71,8 +71,15 @@ export async function paymentMethodRequired(
   trx: Tx,
   p: PaymentRow,
   reason: 'no_payment_method' | 'payment_token_deleted' | 'payer_action_required',
+  /** A hard decline (docs/paypal.md, declines) is told as one. */
+  declined = false,
 ): Promise<void> {
-  await paymentFailed(ctx, trx, p, reason === 'no_payment_method' ? 'no_payment_method' : 'provider_error');
+  await paymentFailed(
+    ctx,
+    trx,
+    p,
+    reason === 'no_payment_method' ? 'no_payment_method' : declined ? 'declined' : 'provider_error',
+  );
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   if (sub.status !== 'past_due') return;
   const first = sub.dunning_started_at ?? new Date();

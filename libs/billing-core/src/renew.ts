@@ -67,6 +67,21 @@ const METHOD_GONE: Record<string, 'payment_token_deleted' | 'payer_action_requir
   PAYER_ACTION_REQUIRED: 'payer_action_required',
 };
 
+/**
+ * PayPal's declines (docs/paypal.md, declines): a soft one may pass on a later try, so dunning
+ * follows its schedule; a hard one only the buyer can clear, so dunning stops at once and the buyer
+ * is asked for a new method, as for a wallet PayPal no longer knows.
+ */
+const DECLINES: Record<string, 'soft' | 'hard'> = {
+  INSTRUMENT_DECLINED: 'soft',
+  PAYER_CANNOT_PAY: 'hard',
+  PAYER_ACCOUNT_RESTRICTED: 'hard',
+  PAYER_ACCOUNT_LOCKED_OR_CLOSED: 'hard',
+  CARD_EXPIRED: 'hard',
+  MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED: 'hard',
+  REDIRECT_PAYER_FOR_ALTERNATE_FUNDING: 'hard',
+};
+
 /** The dunning outcome of a renewal charge, for `renewal_charges_total` (a small, fixed label set). */
 export function renewalOutcome(outcome: ChargeOutcome): RenewalMetric {
   if (outcome.startsWith('renewed') || outcome === 'completed' || outcome.startsWith('activated')) return 'paid';
@@ -88,15 +103,16 @@ export async function recordCharge(
   const p = await payments.lock(trx, { id: paymentId });
   if (!p) return 'no-op';
   if (answer instanceof Error) {
-    const declined = answer.issue === 'INSTRUMENT_DECLINED';
+    const decline = DECLINES[answer.issue ?? ''];
+    const declined = decline !== undefined;
     const t = await payments.transition(
       trx,
       p,
       declined ? { type: 'capture_declined' } : { type: 'provider_failed', reason: 'provider_error' },
     );
     // Only the buyer can help a saved wallet PayPal no longer knows, or one that needs the payer.
-    const needsBuyer = METHOD_GONE[answer.issue ?? ''];
-    if (t && needsBuyer && p.kind === 'renewal') await paymentMethodRequired(ctx, trx, p, needsBuyer);
+    const needsBuyer = METHOD_GONE[answer.issue ?? ''] ?? (decline === 'hard' ? 'payer_action_required' : undefined);
+    if (t && needsBuyer && p.kind === 'renewal') await paymentMethodRequired(ctx, trx, p, needsBuyer, declined);
     else if (t) await paymentFailed(ctx, trx, p, declined ? 'declined' : 'provider_error');
     return declined ? 'declined' : `refused: ${answer.issue}`;
   }

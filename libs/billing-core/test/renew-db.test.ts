@@ -145,6 +145,34 @@ t.test("PayPal's refusals: a decline goes to dunning; a wallet PayPal no longer 
   );
 });
 
+t.test('a hard decline stops dunning at once and asks the buyer; a soft one follows the schedule', async (t) => {
+  // docs/paypal.md, declines: PayPal's issues that only the buyer can clear.
+  for (const issue of ['PAYER_CANNOT_PAY', 'PAYER_ACCOUNT_RESTRICTED', 'CARD_EXPIRED']) {
+    const c = await active();
+    const id = await renewal(c);
+    t.equal(await record(id, refusal(issue)), 'declined', issue);
+    t.match(await paymentOf(id), { status: 'failed', failure_reason: 'declined' });
+    t.match(
+      await subOf(c.subId),
+      { status: 'past_due', payment_method_required: 'payer_action_required', next_retry_at: null },
+      `${issue}: no retry scheduled, the buyer must act`,
+    );
+    const told = (
+      await db.selectFrom('outbox').select(['type', 'envelope']).where('type', 'like', 'subscription.%').execute()
+    )
+      .filter((r) => (r.envelope as { data: { subscriptionId: string } }).data.subscriptionId === c.subId)
+      .map((r) => [r.type, (r.envelope as { data: { reason?: string } }).data.reason]);
+    t.match(
+      told.filter(([type]) => type !== 'subscription.activated'),
+      [
+        ['subscription.renewal_failed', 'declined'],
+        ['subscription.payment_method_required', 'payer_action_required'],
+      ],
+      `${issue}: told as a decline, then asked for a new method`,
+    );
+  }
+});
+
 t.test("a plan change's payment: charged while the change is pending, failed alone when refused", async (t) => {
   const c = await active();
   const change = await db.transaction().execute(async (trx) => {
@@ -154,7 +182,7 @@ t.test("a plan change's payment: charged while the change is pending, failed alo
   if (change.kind !== 'charging') throw new Error(`expected a charge, got ${change.kind}`);
   const charge = await decide(change.paymentId);
   t.match(charge, { paymentId: change.paymentId, description: 'Monthly → big: plan change' });
-  t.equal(await record(change.paymentId, refusal('PAYER_CANNOT_PAY')), 'refused: PAYER_CANNOT_PAY');
+  t.equal(await record(change.paymentId, refusal('TRANSACTION_REFUSED')), 'refused: TRANSACTION_REFUSED');
   t.match(await db.selectFrom('plan_changes').selectAll().where('id', '=', change.change.id).executeTakeFirst(), {
     status: 'failed',
   });

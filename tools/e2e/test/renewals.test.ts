@@ -114,13 +114,17 @@ t.test(
   `renewals, dunning, expiry, resume and a deleted vault token, side by side with ${PERIOD} periods`,
   async (t) => {
     type Sub = Awaited<ReturnType<typeof subscribe>>;
-    const [renewer, dunned, saved, leaver, resumer, unvaulted] = (await Promise.all(
-      ['user-renew', 'user-dunning', 'user-saved', 'user-leaver', 'user-resumer', 'user-unvaulted'].map((u) =>
-        subscribe(u),
+    const [renewer, dunned, saved, leaver, resumer, unvaulted, hard] = (await Promise.all(
+      ['user-renew', 'user-dunning', 'user-saved', 'user-leaver', 'user-resumer', 'user-unvaulted', 'user-hard'].map(
+        (u) => subscribe(u),
       ),
-    )) as [Sub, Sub, Sub, Sub, Sub, Sub];
-    // Declines on saved wallets: every try for one, the first two (the first attempt and retry 1) for another.
-    await stack.paypal('/_control/behaviour', { declineVaults: { [dunned.vaultId]: 100, [saved.vaultId]: 2 } });
+    )) as [Sub, Sub, Sub, Sub, Sub, Sub, Sub];
+    // Declines on saved wallets: every try for one, the first two (the first attempt and retry 1) for
+    // another; a hard decline (docs/paypal.md, declines: PAYER_CANNOT_PAY) on every try for a third.
+    await stack.paypal('/_control/behaviour', {
+      declineVaults: { [dunned.vaultId]: 100, [saved.vaultId]: 2, [hard.vaultId]: 100 },
+      declineIssues: { [hard.vaultId]: 'PAYER_CANNOT_PAY' },
+    });
     const leaving = await call('POST', `/v1/subscriptions/${leaver.id}/cancel`, leaver.token, {
       mode: 'at_period_end',
     });
@@ -208,6 +212,28 @@ t.test(
     await waitFor(async () => !(await rolesOf('user-dunning')).includes('short-role'), {
       what: 'the role revoked after dunning',
     });
+
+    // Declined hard: tried once, no retry on the schedule, the buyer asked for a new method; then it
+    // expires at the last retry's time like any subscription waiting for one.
+    await waitFor(async () => (await sub(hard.id)).status === 'expired', {
+      what: 'the hard decline expired at its deadline',
+      timeoutMs: periodMs + 20_000,
+    });
+    const hardTries = await renewalPayments(hard.id);
+    t.same(
+      hardTries.map((p) => [p.period_index, p.attempt, p.status, p.failure_reason]),
+      [[1, 0, 'failed', 'declined']],
+      'a hard decline: one try, no retry',
+    );
+    t.equal((await chargesFor(hardTries.map((p) => p.id))).length, 1, 'PayPal asked once');
+    await waitFor(async () => (await notes('subscription.payment_method_required', hard.id)).length >= 1, {
+      what: 'subscription.payment_method_required relayed',
+    });
+    t.match(
+      (await notes('subscription.payment_method_required', hard.id)).map((n) => n.data['reason']),
+      ['payer_action_required'],
+      'the buyer asked for a new method',
+    );
 
     // Declined twice, paid on the second retry: back to active for the same period.
     await waitFor(async () => (await renewalPayments(saved.id)).some((p) => p.status === 'completed'), {

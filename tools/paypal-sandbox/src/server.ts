@@ -44,6 +44,17 @@ class PayPalError extends Error {
   }
 }
 
+/**
+ * The declines a charge can answer with, each with the description PayPal publishes for it (Orders
+ * v2 error messages; Payments v2 error pages for PAYER_CANNOT_PAY and PAYER_ACCOUNT_RESTRICTED).
+ */
+const DECLINE_DESCRIPTIONS: Record<string, string> = {
+  INSTRUMENT_DECLINED:
+    "The instrument presented was either declined by the processor or bank, or it can't be used for this payment.",
+  PAYER_CANNOT_PAY: 'Payer cannot pay for this transaction.',
+  PAYER_ACCOUNT_RESTRICTED: 'Payer account is restricted.',
+};
+
 const now = () => new Date().toISOString();
 const minor = (m: { currency_code: string; value: string }) => fromPayPalValue(m.value, m.currency_code);
 
@@ -206,11 +217,8 @@ export function buildSandbox(opts: SandboxOptions): {
     if (perVault > 0) state.behaviour.declineVaults[o.vault_id!] = perVault - 1;
     if (perVault > 0 || state.behaviour.declineCaptures > 0) {
       if (perVault <= 0) state.behaviour.declineCaptures -= 1;
-      throw new PayPalError(
-        422,
-        'INSTRUMENT_DECLINED',
-        "The instrument presented was either declined by the processor or bank, or it can't be used for this payment.",
-      );
+      const issue = (perVault > 0 && state.behaviour.declineIssues[o.vault_id!]) || 'INSTRUMENT_DECLINED';
+      throw new PayPalError(422, issue, DECLINE_DESCRIPTIONS[issue] ?? DECLINE_DESCRIPTIONS['INSTRUMENT_DECLINED']!);
     }
     const charged = minor(unit.amount) + state.behaviour.captureAmountDelta;
     const id = newId('', 17);

@@ -62,6 +62,11 @@ export interface Behaviour {
   declineCaptures: number;
   /** Per vault id: the next N charges on that saved wallet are declined. */
   declineVaults: Record<string, number>;
+  /**
+   * Per vault id: the issue those declines answer with (INSTRUMENT_DECLINED when not set), one of
+   * PayPal's documented declines (DECLINE_DESCRIPTIONS in server.ts).
+   */
+  declineIssues: Record<string, string>;
   /** Captures come back PENDING instead of COMPLETED. */
   capturePending: boolean;
   /** Minor units added to what a capture reports (a mismatching capture). */
@@ -79,6 +84,7 @@ export interface Behaviour {
 export const defaultBehaviour = (): Behaviour => ({
   declineCaptures: 0,
   declineVaults: {},
+  declineIssues: {},
   capturePending: false,
   captureAmountDelta: 0,
   failures: [],
