@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { SubscriptionPaymentMethodRequired } from '@billing/contracts';
-import type { Database, PaymentRow } from '@billing/db';
-import type { PaymentEvent } from '@billing/domain';
+import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
+import { periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endCheckout } from './checkout.js';
 import type { PaymentUseCaseContext } from './payment-context.js';
@@ -40,6 +40,27 @@ export async function failWith(
   return t !== null;
 }
 
+/**
+ * The retries of a failed renewal, as delays from its first failure: the plan's own
+ * `dunning_schedule` (ISO 8601 durations, counted in calendar arithmetic from `firstFailure`) when
+ * an operator set one, else DUNNING_RETRY_MS (docs/scheduler.md, renewals and dunning).
+ */
+export async function dunningDelays(
+  ctx: PaymentUseCaseContext,
+  trx: Tx,
+  sub: Pick<SubscriptionRow, 'plan_id' | 'dunning_started_at'>,
+  now: Date,
+): Promise<readonly number[]> {
+  const plan = await trx
+    .selectFrom('plans')
+    .select('dunning_schedule')
+    .where('id', '=', sub.plan_id)
+    .executeTakeFirst();
+  if (!plan?.dunning_schedule?.length) return ctx.dunningRetryMs;
+  const first = sub.dunning_started_at ?? now;
+  return plan.dunning_schedule.map((d) => periodWindow(first, d, 0).end.getTime() - first.getTime());
+}
+
 /** A payment failed: an initial one cancels its subscription; a renewal starts or continues dunning. */
 export async function paymentFailed(
   ctx: PaymentUseCaseContext,
@@ -55,7 +76,8 @@ export async function paymentFailed(
   }
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   if (p.kind === 'renewal') {
-    await recordRenewalFailure(trx, sub, reason, ctx.dunningRetryMs, new Date());
+    const now = new Date();
+    await recordRenewalFailure(trx, sub, reason, await dunningDelays(ctx, trx, sub, now), now);
     return;
   }
   await endCheckout(trx, sub);
@@ -83,7 +105,8 @@ export async function paymentMethodRequired(
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   if (sub.status !== 'past_due') return;
   const first = sub.dunning_started_at ?? new Date();
-  const last = ctx.dunningRetryMs[ctx.dunningRetryMs.length - 1] ?? 0;
+  const delays = await dunningDelays(ctx, trx, sub, first);
+  const last = delays[delays.length - 1] ?? 0;
   const told = sub.payment_method_required === reason;
   await subscriptions.record(trx, sub, {
     payment_method_required: reason,

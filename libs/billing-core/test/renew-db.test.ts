@@ -173,6 +173,33 @@ t.test('a hard decline stops dunning at once and asks the buyer; a soft one foll
   }
 });
 
+t.test("a plan's own dunning schedule: its retries from the first failure, its last as the deadline", async (t) => {
+  // docs/scheduler.md, renewals and dunning; docs/admin.md, plans: dunningSchedule.
+  await importCatalog(db, [{ ...MONTHLY, id: 'sched', dunningSchedule: ['PT10M', 'PT1H'] }]);
+  const onSchedule = async () => {
+    const c = await active();
+    await db.updateTable('subscriptions').set({ plan_id: 'sched' }).where('id', '=', c.subId).execute();
+    return c;
+  };
+  const c = await onSchedule();
+  await record(await renewal(c), refusal('INSTRUMENT_DECLINED'));
+  const first = (await subOf(c.subId)).dunning_started_at!;
+  t.equal((await subOf(c.subId)).next_retry_at?.getTime(), first.getTime() + 10 * 60_000, 'retry 1: 10 minutes on');
+  await record(await renewal(c, 900, 1, 1), refusal('INSTRUMENT_DECLINED'));
+  t.equal((await subOf(c.subId)).next_retry_at?.getTime(), first.getTime() + 3_600_000, 'retry 2: an hour on');
+  await record(await renewal(c, 900, 1, 2), refusal('INSTRUMENT_DECLINED'));
+  t.match(await subOf(c.subId), { next_retry_at: null, dunning_attempts: 3 }, 'the schedule exhausted: no retry');
+
+  const hard = await onSchedule();
+  await record(await renewal(hard), refusal('PAYER_CANNOT_PAY'));
+  const h = await subOf(hard.subId);
+  t.equal(
+    h.payment_method_deadline?.getTime(),
+    h.dunning_started_at!.getTime() + 3_600_000,
+    "the buyer has until the schedule's last retry time",
+  );
+});
+
 t.test("a plan change's payment: charged while the change is pending, failed alone when refused", async (t) => {
   const c = await active();
   const change = await db.transaction().execute(async (trx) => {

@@ -1,4 +1,4 @@
-import { isSupportedCurrency, isValidAmount, isValidPeriod } from '@billing/domain';
+import { isSupportedCurrency, isValidAmount, isValidPeriod, periodWindow } from '@billing/domain';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.js';
 
@@ -13,15 +13,17 @@ export interface PlanInput {
   active: boolean;
   /** docs/api.md, free trials: a free trial before the first period; absent or null: none. */
   trialPeriod?: string | null;
+  /** docs/scheduler.md: the retries of a failed renewal, from its first failure; absent or null: DUNNING_RETRY_MS. */
+  dunningSchedule?: string[] | null;
 }
 
 const FIELDS = ['id', 'name', 'description', 'amount', 'currency', 'period', 'role', 'active'] as const;
-const OPTIONAL = ['trialPeriod'] as const;
+const OPTIONAL = ['trialPeriod', 'dunningSchedule'] as const;
 
 /** A plan entry as its table row's columns (the trial's column is snake_case; none means null). */
 export function planColumns(p: PlanInput) {
-  const { trialPeriod, ...rest } = p;
-  return { ...rest, trial_period: trialPeriod ?? null };
+  const { trialPeriod, dunningSchedule, ...rest } = p;
+  return { ...rest, trial_period: trialPeriod ?? null, dunning_schedule: dunningSchedule ?? null };
 }
 
 /** docs/admin.md's plan rules; returns what is wrong with one entry, or nothing. */
@@ -47,7 +49,21 @@ export function planProblems(v: unknown): string[] {
   const trial = p['trialPeriod'];
   if (trial !== undefined && trial !== null && (typeof trial !== 'string' || !isValidPeriod(trial)))
     out.push('trialPeriod must be null or one positive integer unit (P14D, P1M, PT30S, ...)');
+  const schedule = p['dunningSchedule'];
+  if (schedule !== undefined && schedule !== null && !isDunningSchedule(schedule))
+    out.push(
+      'dunningSchedule must be null or 1 to 10 positive integer units (P1D, PT12H, ...), each later than the one before',
+    );
   return out;
+}
+
+/** 1 to 10 ISO durations, each later than the one before (measured from one instant: months vary). */
+function isDunningSchedule(v: unknown): v is string[] {
+  if (!Array.isArray(v) || v.length < 1 || v.length > 10) return false;
+  if (!v.every((d) => typeof d === 'string' && isValidPeriod(d))) return false;
+  const from = new Date(Date.UTC(2001, 0, 31));
+  const ends = v.map((d: string) => periodWindow(from, d, 0).end.getTime());
+  return ends.every((e, i) => i === 0 || e > ends[i - 1]!);
 }
 
 /** Creates or updates each plan by id, all or nothing; an unchanged plan is left as it is. */
@@ -77,7 +93,8 @@ export async function importCatalog(
         counts.created++;
       } else if (
         FIELDS.some((f) => String(f === 'currency' ? cur.currency : cur[f]) !== String(p[f])) ||
-        cur.trial_period !== p.trial_period
+        cur.trial_period !== p.trial_period ||
+        JSON.stringify(cur.dunning_schedule) !== JSON.stringify(p.dunning_schedule)
       ) {
         await trx
           .updateTable('plans')

@@ -68,5 +68,26 @@ t.test(
     const { trialPeriod: _none, ...withoutTrial } = trial;
     t.match((await importFile([withoutTrial])).out, /0 created, 1 updated/, 'no trialPeriod: the trial is dropped');
     t.match((await importFile([{ ...trial, trialPeriod: null }])).out, /0 created, 0 updated, 1 unchanged/);
+
+    // A dunning schedule (docs/scheduler.md): kept, unchanged the second time; malformed ones refused.
+    const schedule = ['P1D', 'P3D', 'P1W'];
+    t.match(
+      (await importFile([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
+      /0 created, 1 updated/,
+    );
+    t.same(
+      (await tdb.db.selectFrom('plans').select('dunning_schedule').where('id', '=', trial.id).executeTakeFirstOrThrow())
+        .dunning_schedule,
+      schedule,
+    );
+    t.match(
+      (await importFile([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
+      /0 created, 0 updated, 1 unchanged/,
+    );
+    for (const bad of [[], ['P3D', 'P1D'], ['P1D', 'three days'], Array(11).fill('P1D'), 'P1D']) {
+      const r = await importFile([{ ...trial, dunningSchedule: bad }]);
+      t.not(r.code, 0, JSON.stringify(bad));
+      t.match(r.out, /dunningSchedule must be null or 1 to 10 positive integer units/);
+    }
   },
 );

@@ -65,4 +65,9 @@ export const Page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
 
 /** A plan as operators see it: the public view and whether it is on sale. */
-export const AdminPlanSchema = Type.Object({ ...PlanSchema.properties, active: Type.Boolean() });
+export const AdminPlanSchema = Type.Object({
+  ...PlanSchema.properties,
+  active: Type.Boolean(),
+  /** docs/scheduler.md: the retries of a failed renewal (ISO 8601 durations), or null (DUNNING_RETRY_MS). */
+  dunningSchedule: Nullable(Type.Array(Type.String())),
+});

@@ -320,15 +320,18 @@ t.test('plans: the edit form is prefilled; the change is confirmed and audited',
   t.equal(await page.getByLabel(/^Price/).inputValue(), '9.99');
   t.equal(await page.getByLabel('Currency', { exact: true }).inputValue(), 'USD');
   await page.getByLabel('Name').fill('Pro');
+  await page.getByLabel(/Retries of a failed renewal/).fill('P1D, P3D, P5D');
   await page.getByLabel(/Reason/).fill('shorter name');
   await page.getByRole('button', { name: 'Save…' }).click();
   t.match(await page.locator('.confirm').textContent(), /name: Pro \(monthly\) → Pro/);
   await page.getByRole('button', { name: 'Save the change' }).click();
   await page.getByText('Plan pro-monthly saved.').waitFor();
-  t.equal(
-    (await db.selectFrom('plans').select('name').where('id', '=', 'pro-monthly').executeTakeFirstOrThrow()).name,
-    'Pro',
-  );
+  t.match(await db.selectFrom('plans').selectAll().where('id', '=', 'pro-monthly').executeTakeFirstOrThrow(), {
+    name: 'Pro',
+    dunning_schedule: ['P1D', 'P3D', 'P5D'],
+  });
+  await navigate(page, page.locator('tr', { hasText: 'pro-monthly' }).getByRole('link', { name: 'Edit' }));
+  t.equal(await page.getByLabel(/Retries of a failed renewal/).inputValue(), 'P1D, P3D, P5D', 'shown as saved');
 });
 
 t.test('coupons: created with a confirmation, turned off; a buyer cannot redeem it then', async (t) => {

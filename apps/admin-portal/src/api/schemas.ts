@@ -90,6 +90,10 @@ export const PlanBody = Type.Object(
     active: Type.Boolean(),
     /** docs/api.md, free trials: a free trial before the first period, or null (none). */
     trialPeriod: Type.Optional(Type.Union([Type.String({ minLength: 2, maxLength: 40 }), Type.Null()])),
+    /** docs/scheduler.md: the retries of a failed renewal (ISO 8601 durations), or null (DUNNING_RETRY_MS). */
+    dunningSchedule: Type.Optional(
+      Type.Union([Type.Array(Type.String({ minLength: 2, maxLength: 40 }), { maxItems: 10 }), Type.Null()]),
+    ),
   },
   { additionalProperties: false },
 );

@@ -18,6 +18,7 @@ import * as couponPerUser from './20261205T0200_coupon_per_user.js';
 import * as forwardOnly from './20261205T0300_forward_only.js';
 import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.js';
 import * as renewalReminders from './20261206T0100_renewal_reminders.js';
+import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, Migration> = {
   '20261205T0300_forward_only': forwardOnly,
   '20261205T0400_outbox_woken_in_process': outboxWokenInProcess,
   '20261206T0100_renewal_reminders': renewalReminders,
+  '20261206T0200_plan_dunning_schedule': planDunningSchedule,
 };

@@ -14,6 +14,8 @@ export interface PlansTable {
   active: Generated<boolean>;
   /** docs/api.md, free trials: a free trial before the first period (ISO 8601 duration), or none. */
   trial_period: string | null;
+  /** docs/scheduler.md: the retries of a failed renewal (ISO 8601 durations from its first failure); null: DUNNING_RETRY_MS. */
+  dunning_schedule: string[] | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
