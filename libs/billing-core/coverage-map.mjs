@@ -12,6 +12,7 @@ export default (testFile) => {
   if (testFile.endsWith('refund-db.test.ts')) return ['src/refund.ts'];
   if (testFile.endsWith('save-wallet-db.test.ts')) return ['src/save-wallet.ts'];
   if (testFile.endsWith('renew-db.test.ts')) return ['src/renew.ts'];
+  if (testFile.endsWith('recovery-link.test.ts')) return ['src/recovery-link.ts'];
   if (testFile.endsWith('cancel-db.test.ts')) return ['src/cancel.ts'];
   if (testFile.endsWith('remind-renewal-db.test.ts')) return ['src/remind-renewal.ts'];
   if (testFile.endsWith('change-plan-db.test.ts')) return ['src/change-plan.ts', 'src/period-prices.ts'];

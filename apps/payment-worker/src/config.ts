@@ -8,6 +8,8 @@ export const spec = {
   DUNNING_RETRY_MS: env.msList('86400000,259200000,432000000'),
   /** billing-api's public address: receipt links in `payment.completed` point there. */
   PUBLIC_BASE_URL: env.url(['http:', 'https:'], 'http://127.0.0.1:3000'),
+  /** docs/api.md, recovery links: signs the links in the messages that ask the buyer to act; unset: none. */
+  RECOVERY_LINK_SECRET: env.optionalSecret(32),
 };
 export const loadPaymentWorkerConfig = (source: NodeJS.ProcessEnv = process.env) => loadConfig(spec, source);
 export type PaymentWorkerConfig = ReturnType<typeof loadPaymentWorkerConfig>;

@@ -13,6 +13,7 @@ const worker = buildWorker({
   provider,
   dunningRetryMs: config.DUNNING_RETRY_MS,
   publicBaseUrl: config.PUBLIC_BASE_URL,
+  recoveryLinkSecret: config.RECOVERY_LINK_SECRET,
 });
 await serve(rt, { app: createHealthServer(rt), port: config.PORT, stopWork: worker.stop });
 await worker.start();

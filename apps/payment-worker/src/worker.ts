@@ -44,12 +44,15 @@ export function buildWorker({
   dunningRetryMs,
   retryDelaysMs,
   publicBaseUrl = 'http://127.0.0.1:3000',
+  recoveryLinkSecret,
 }: {
   rt: Runtime;
   provider: PaymentProvider;
   dunningRetryMs: readonly number[];
   retryDelaysMs?: number[];
   publicBaseUrl?: string;
+  /** RECOVERY_LINK_SECRET (docs/api.md, recovery links); unset: no links. */
+  recoveryLinkSecret?: string | undefined;
 }): Worker {
   const ctx: PaymentContext = {
     provider,
@@ -57,6 +60,7 @@ export function buildWorker({
     dunningRetryMs,
     metrics: rt.metrics,
     publicBaseUrl,
+    ...(recoveryLinkSecret ? { recoveryLinks: { baseUrl: publicBaseUrl, secret: recoveryLinkSecret } } : {}),
     // PayPal's answers recorded in the same turn share a transaction (docs/messages.md, windows).
     records: new TransactionGroup(rt.db, paymentWindow),
   };

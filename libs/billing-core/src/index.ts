@@ -9,6 +9,7 @@ export * from './payments.js';
 export * from './change-plan.js';
 export * from './period-prices.js';
 export * from './remind-renewal.js';
+export * from './recovery-link.js';
 export * from './receipts.js';
 export * from './receipt-document.js';
 export * from './coupons.js';

@@ -329,7 +329,7 @@ export async function onPaymentEvent(
       return { paymentId: p.id, outcome: 'vault id kept' };
     }
     case 'vault_token_deleted': {
-      const n = await walletRevoked(trx, action.vaultId);
+      const n = await walletRevoked(ctx, trx, action.vaultId);
       return { paymentId: null, outcome: `payment method removed from ${n} subscription(s)` };
     }
     case 'not_supported':

@@ -1,4 +1,5 @@
 import type { ReceiptBatch } from './receipts.js';
+import { recoveryUrl } from './recovery-link.js';
 
 /** Where the payment use cases log (a winston logger is one). */
 export interface UseCaseLogger {
@@ -22,4 +23,13 @@ export interface PaymentUseCaseContext {
    * without it, each receipt is numbered at once.
    */
   receipts?: ReceiptBatch;
+  /**
+   * Recovery links in the messages that ask the buyer to act (docs/api.md, recovery links):
+   * billing-api's public address and RECOVERY_LINK_SECRET; without them, `recoveryUrl` is null.
+   */
+  recoveryLinks?: { baseUrl: string; secret: string };
 }
+
+/** The recovery link for a subscription's buyer, or null when links are not configured. */
+export const recoveryUrlOf = (ctx: Pick<PaymentUseCaseContext, 'recoveryLinks'>, subscriptionId: string, now: Date) =>
+  ctx.recoveryLinks ? recoveryUrl(ctx.recoveryLinks.baseUrl, ctx.recoveryLinks.secret, subscriptionId, now) : null;

@@ -4,7 +4,7 @@ import type { Database, PaymentRow, SubscriptionRow } from '@billing/db';
 import { periodWindow, type PaymentEvent } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endCheckout } from './checkout.js';
-import type { PaymentUseCaseContext } from './payment-context.js';
+import { recoveryUrlOf, type PaymentUseCaseContext } from './payment-context.js';
 import { payments } from './payments.js';
 import { planChangeFailed, planChangeOfPayment } from './change-plan.js';
 import { recordRenewalFailure } from './renewals.js';
@@ -77,7 +77,8 @@ export async function paymentFailed(
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   if (p.kind === 'renewal') {
     const now = new Date();
-    await recordRenewalFailure(trx, sub, reason, await dunningDelays(ctx, trx, sub, now), now);
+    const delays = await dunningDelays(ctx, trx, sub, now);
+    await recordRenewalFailure(trx, sub, reason, delays, now, recoveryUrlOf(ctx, sub.id, now));
     return;
   }
   await endCheckout(trx, sub);
@@ -120,6 +121,7 @@ export async function paymentMethodRequired(
       planId: sub.plan_id,
       planName: sub.plan_name,
       reason,
+      recoveryUrl: recoveryUrlOf(ctx, sub.id, new Date()),
     });
 }
 

@@ -113,6 +113,8 @@ export async function recordRenewalFailure(
   reason: string,
   dunningRetryMs: readonly number[],
   now: Date,
+  /** docs/api.md, recovery links: where the buyer can replace the payment method, or null. */
+  recoveryUrl: string | null = null,
 ): Promise<void> {
   if (!isLive(sub.status)) return;
   const firstFailure = sub.dunning_started_at ?? now;
@@ -132,6 +134,7 @@ export async function recordRenewalFailure(
     currency: sub.currency,
     reason,
     nextRetryAt: nextRetryAt?.toISOString() ?? null,
+    recoveryUrl,
   });
   if (nextRetryAt) return;
   // The last try failed: the subscription ends with its paid time.

@@ -4,7 +4,7 @@ import type { Database, PaymentMethodRequestRow, PaymentRow } from '@billing/db'
 import { isLive } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { paidWithoutCharge, type PaidOutcome } from './on-payment-event.js';
-import type { PaymentUseCaseContext } from './payment-context.js';
+import { recoveryUrlOf, type PaymentUseCaseContext } from './payment-context.js';
 import { paymentMethodRequests } from './payment-method-requests.js';
 import type { ChargeRefusal } from './renew.js';
 import { startTrial } from './start-trial.js';
@@ -159,7 +159,11 @@ export async function walletKept(trx: Transaction<Database>, p: PaymentRow, vaul
  * again; a live subscription's buyer is told now and may save a new one (the next renewal finds no
  * method and waits for it). How many subscriptions held it.
  */
-export async function walletRevoked(trx: Transaction<Database>, vaultId: string): Promise<number> {
+export async function walletRevoked(
+  ctx: Pick<PaymentUseCaseContext, 'recoveryLinks'>,
+  trx: Transaction<Database>,
+  vaultId: string,
+): Promise<number> {
   const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', vaultId).forUpdate().execute();
   for (const sub of subs) {
     if (!isLive(sub.status)) {
@@ -177,6 +181,7 @@ export async function walletRevoked(trx: Transaction<Database>, vaultId: string)
       planId: sub.plan_id,
       planName: sub.plan_name,
       reason: 'payment_token_deleted',
+      recoveryUrl: recoveryUrlOf(ctx, sub.id, new Date()),
     });
   }
   return subs.length;

@@ -35,6 +35,7 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'currency',
       'reason',
       'nextRetryAt',
+      'recoveryUrl',
     ],
     'subscription.cancelled': [
       'userId',
@@ -59,7 +60,7 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'currency',
     ],
     'subscription.plan_change_failed': ['userId', 'subscriptionId', 'fromPlanId', 'toPlanId', 'reason'],
-    'subscription.payment_method_required': ['userId', 'subscriptionId', 'planId', 'planName', 'reason'],
+    'subscription.payment_method_required': ['userId', 'subscriptionId', 'planId', 'planName', 'reason', 'recoveryUrl'],
     ...Object.fromEntries(
       ['subscription.trial_started', 'subscription.trial_will_end'].map((type) => [
         type,

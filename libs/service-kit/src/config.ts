@@ -73,6 +73,12 @@ export const env = {
   port: (fallback: number) => required((raw) => parseInteger(raw, 0, 65535), String(fallback)),
   string: (fallback?: string) => required((raw) => raw, fallback),
   optionalString: () => optional((raw) => raw),
+  /** A secret that may be left unset (the feature it signs for is off), at least `min` characters when set. */
+  optionalSecret: (min: number) =>
+    optional((raw) => {
+      if (raw.length < min) throw new Error(`must be at least ${min} characters`);
+      return raw;
+    }),
   oneOf: <T extends string>(values: readonly T[], fallback: T) =>
     required((raw) => {
       if (!(values as readonly string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);

@@ -606,6 +606,51 @@ t.test('a free trial: offered on a plan in the portal, started from the billing 
   await buyer.context.close();
 });
 
+t.test('a recovery link from the message: the wallet replaced from the billing page, signed in nowhere', async (t) => {
+  // docs/api.md, recovery links. Rita's wallet is revoked at PayPal: the message asking her for a
+  // new one carries the link; a browser with no token opens it.
+  const rita = await checkout(stack, 'user-rita');
+  await approveInBrowser(rita.approvalUrl);
+  await waitFor(async () => (await subStatus(rita.subscriptionId)) === 'active', { what: 'rita active' });
+  const before = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', rita.subscriptionId)
+    .executeTakeFirstOrThrow();
+  await stack.paypal(`/_control/vault/${before.vault_id}/delete`, {});
+  const note = await waitFor(
+    async () =>
+      (await stack.notifications()).find(
+        (n) => n.type === 'subscription.payment_method_required' && n.data['subscriptionId'] === rita.subscriptionId,
+      ) ?? null,
+    { what: 'subscription.payment_method_required for rita', timeoutMs: 20_000 },
+  );
+  const buyer = await newPage();
+  const p = buyer.page;
+  await p.goto(note.data['recoveryUrl'] as string);
+  await p.getByRole('heading', { name: 'Update your payment method' }).waitFor();
+  t.notMatch(p.url(), /recover=/, 'the token leaves the address bar');
+  t.equal(await p.locator('#who').isVisible(), false, 'nobody is signed in');
+  await check(t, p, '22-billing-recovery', buyer.errors);
+  await p.getByRole('button', { name: 'Update payment method' }).click();
+  await p.waitForURL(/\/agreements\/approve\?approval_session_id=/);
+  await p.getByRole('button', { name: 'Agree and continue' }).click();
+  await p.waitForURL(/\/billing\?.*payment_method=saved/);
+  const after = await waitFor(
+    async () => {
+      const s = await db
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('id', '=', rita.subscriptionId)
+        .executeTakeFirstOrThrow();
+      return s.vault_id && s.vault_id !== before.vault_id ? s : null;
+    },
+    { what: "rita's new wallet saved", timeoutMs: 20_000 },
+  );
+  t.equal(after.payment_method_required, null, 'nothing asked of her any more');
+  await buyer.context.close();
+});
+
 t.test('a page view is counted once in the metrics', async (t) => {
   const count = async () => {
     const text = await (await fetch(`${PORTAL}/metrics`)).text();

@@ -152,6 +152,7 @@ export async function startStack(
     PUBLIC_BASE_URL: urls['billing-api'],
     APP_HOME_URL: opts.homeIsBillingPage ? `${urls['billing-api']}/billing` : 'http://shop.example/home',
     SCHEDULER_INTERVAL_MS: '1000',
+    RECOVERY_LINK_SECRET: 'e2e-recovery-link-secret-4d8a-0123456789',
     ...extraEnv,
   };
   const processes = new Map<string, Spawned>();

@@ -88,11 +88,24 @@ t.test(
     t.ok(keeperCalls.length <= 1, `tried at most once (${keeperCalls.length}), refused by PayPal`);
     t.equal((await notes('subscription.payment_method_required', keeper.id)).length, 1, 'told once');
 
-    // The buyer saves a new wallet: PayPal's vault approval, no charge now.
-    const started = await fetch(`${API}/v1/subscriptions/${keeper.id}/payment-method`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${keeper.token}` },
-    });
+    // The buyer follows the recovery link of the message (docs/api.md, recovery links), signed in
+    // nowhere: PayPal's vault approval for that subscription, no charge now. A link altered is refused.
+    const [askedFor] = await notes('subscription.payment_method_required', keeper.id);
+    const link = new URL(askedFor!.data['recoveryUrl'] as string);
+    t.equal(`${link.origin}${link.pathname}`, `${API}/billing`, 'the link opens the billing page');
+    const recover = (token: string) =>
+      fetch(`${API}/v1/recovery/payment-method`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token }),
+      });
+    const token = link.searchParams.get('recover')!;
+    const [payload, mac] = token.split('.');
+    const forged = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), s: leaver.id }),
+    ).toString('base64url');
+    t.equal((await recover(`${forged}.${mac}`)).status, 401, 'a link altered for another subscription is refused');
+    const started = await recover(token);
     t.equal(started.status, 201);
     const { approvalUrl } = (await started.json()) as { approvalUrl: string };
     const sessionId = new URL(approvalUrl).searchParams.get('approval_session_id')!;

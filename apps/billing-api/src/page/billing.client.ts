@@ -90,7 +90,36 @@ function when(iso: string | null): string {
     : '';
 }
 
+/**
+ * A recovery link from an e-mail (docs/api.md, recovery links): the page offers to replace that
+ * subscription's payment method, signing nobody in. The token leaves the address bar at once.
+ */
+function recovery(token: string): void {
+  history.replaceState(null, '', location.pathname);
+  $('recover').hidden = false;
+  const go = $<HTMLButtonElement>('recover-go');
+  go.addEventListener('click', () => {
+    go.disabled = true;
+    fetch('/v1/recovery/payment-method', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    })
+      .then(async (r) => {
+        const j = (await r.json().catch(() => ({}))) as { approvalUrl?: string; detail?: string };
+        if (!r.ok || !j.approvalUrl) throw new Error(j.detail || `HTTP ${r.status}`);
+        location.assign(j.approvalUrl);
+      })
+      .catch((e: Error) => {
+        go.disabled = false;
+        banner('bad', e.message);
+      });
+  });
+}
+
 function main(): void {
+  const recover = new URLSearchParams(location.search).get('recover');
+  if (recover) return recovery(recover);
   // A link followed while this page is open changes only the fragment: read it as on a fresh load.
   window.addEventListener('hashchange', () => {
     if (/[#&]token=/.test(location.hash)) location.reload();

@@ -52,6 +52,7 @@ const HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta n
 <main><h1>Your subscription</h1>
 <section id="switch" class="banner warn" role="alertdialog" aria-labelledby="switch-text" hidden><p id="switch-text"></p><p><button type="button" id="switch-yes">Switch account</button> <button type="button" class="secondary" id="switch-no">Stay signed in as before</button></p></section>
 <p id="status" class="banner" role="status" aria-live="polite" hidden></p>
+<section id="recover" class="card" aria-labelledby="recover-h" hidden><h2 id="recover-h">Update your payment method</h2><p>Your subscription's last renewal could not be charged. Save a PayPal wallet for it: nothing is charged now, and the renewal is tried again once it is saved.</p><p><button type="button" id="recover-go">Update payment method</button></p></section>
 <section id="signin" class="card" hidden><h2>Sign in from your account</h2><p>Open this page from your account in the product: it signs you in here.</p></section>
 <div id="account" hidden>
 <section aria-labelledby="current-h"><h2 id="current-h">Current subscription</h2><div id="subscription"></div></section>

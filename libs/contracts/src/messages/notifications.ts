@@ -68,6 +68,8 @@ export const SubscriptionPaymentMethodRequired = note(
         Type.Literal('payment_token_deleted'),
         Type.Literal('payer_action_required'),
       ]),
+      /** docs/api.md, recovery links. */
+      recoveryUrl: Nullable(Type.String()),
     },
     { additionalProperties: false },
   ),
@@ -127,6 +129,8 @@ export const SubscriptionRenewalFailed = note(
       currency: Currency,
       reason: Type.String(),
       nextRetryAt: Nullable(IsoTimestamp),
+      /** docs/api.md, recovery links: where the buyer replaces the payment method, without signing in. */
+      recoveryUrl: Nullable(Type.String()),
     },
     { additionalProperties: false },
   ),
