@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { CANCEL_REASON_CODES } from '@billing/domain';
 export { IdParams, ListQuery, PaymentSchema, PlanSchema, Problem, SubscriptionSchema } from '@billing/http-api';
 
 export const CreateSubscriptionBody = Type.Object(
@@ -34,7 +35,11 @@ export const ChangePreview = Type.Object({
 });
 
 export const CancelBody = Type.Object(
-  { mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])) },
+  {
+    mode: Type.Optional(Type.Enum(['at_period_end', 'immediately'])),
+    /** docs/api.md, cancel: why the buyer leaves, from the list the billing page offers. */
+    reason: Type.Optional(Type.Enum(CANCEL_REASON_CODES)),
+  },
   { additionalProperties: false },
 );
 

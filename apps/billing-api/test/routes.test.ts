@@ -457,10 +457,26 @@ t.test(
       200,
       'resuming again changes nothing',
     );
+    // docs/api.md, cancel: the reason the buyer gives is kept; one not on the list is a 400.
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel', { reason: 'bored' })).status,
+      400,
+    );
     const now = await call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-cancel', {
       mode: 'immediately',
+      reason: 'too_expensive',
     });
     t.match(now.body, { status: 'cancelled', cancelledAt: /Z$/ });
+    t.equal(
+      (
+        await db
+          .selectFrom('subscriptions')
+          .select('cancel_reason')
+          .where('id', '=', body.subscriptionId)
+          .executeTakeFirstOrThrow()
+      ).cancel_reason,
+      'too_expensive',
+    );
     const refunds = await db.selectFrom('refunds').selectAll().where('payment_id', '=', body.paymentId).execute();
     t.equal(refunds.length, 1);
     // 20 of 30 days left: floor(999 × 20/30) = 666, within a few ms of the request

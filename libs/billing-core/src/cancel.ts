@@ -27,17 +27,18 @@ export async function cancelSubscription(
   sub: SubscriptionRow,
   mode: CancelMode,
   now: Date,
-  actor: { by: string; reason: string },
+  actor: { by: string; reason: string; buyerReason?: string | undefined },
 ): Promise<CancelResult> {
   const wasPending = sub.status === 'pending';
   const t = await subscriptions.transition(
     trx,
     sub,
     { type: mode === 'immediately' ? 'cancel_immediately' : 'cancel_at_period_end' },
-    (to) =>
-      to.status === 'cancelled'
-        ? { cancelled_at: now, approval_url: null, next_retry_at: null }
-        : { next_retry_at: null },
+    (to) => ({
+      ...(to.status === 'cancelled' ? { cancelled_at: now, approval_url: null } : {}),
+      next_retry_at: null,
+      ...(actor.buyerReason ? { cancel_reason: actor.buyerReason } : {}),
+    }),
   );
   if (!t) return { subscription: sub, changed: false, refundAmount: 0 };
   if (t.status === 'cancelled') await payments.endOpen(trx, sub.id, { type: 'subscription_ended' });

@@ -8,3 +8,4 @@ export * from './ids.js';
 export * from './plan-change.js';
 export * from './trial.js';
 export * from './refund-state.js';
+export * from './cancel-reasons.js';

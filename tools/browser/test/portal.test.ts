@@ -408,12 +408,31 @@ t.test("the buyer's billing page: purchase at PayPal to active without a reload,
   await p.waitForURL(/\/billing\?checkout=success/);
   await p.getByText('Payment received: your subscription is active.').waitFor({ timeout: 30_000 });
   t.match(await p.locator('[data-subscription]').textContent(), /active.*Renews on/s);
+  await p.locator('#history').getByText('completed').waitFor();
   t.match(await p.locator('#history').textContent(), /First payment.*\$9\.99.*completed/s);
   t.ok((await rolesOf('user-dave')).includes('premium'), 'the role was granted at the Auth service');
   await check(t, p, '17-billing-active', buyer.errors);
   p.once('dialog', (d) => void d.accept());
+  await p.getByLabel('Why are you cancelling?').selectOption('too_expensive');
   await p.getByRole('button', { name: 'Cancel at period end' }).click();
   await p.getByText('Cancelled: your subscription ends at the period end.').waitFor();
+  // docs/api.md, cancel: the reason kept, and counted on the operators' home while the subscription is set to end.
+  t.equal(
+    (
+      await db
+        .selectFrom('subscriptions')
+        .select('cancel_reason')
+        .where('user_id', '=', 'user-dave')
+        .executeTakeFirstOrThrow()
+    ).cancel_reason,
+    'too_expensive',
+  );
+  await page.goto(`${PORTAL}/`);
+  t.match(
+    await page.getByRole('table', { name: 'Cancel reasons this month' }).textContent(),
+    /It costs too much\s*1/,
+    "counted on the portal's home",
+  );
   await p.getByRole('button', { name: 'Resume subscription' }).waitFor();
   t.match(await p.locator('[data-subscription]').textContent(), /Ends on/);
   await p.getByRole('button', { name: 'Resume subscription' }).click();

@@ -218,6 +218,8 @@ export const Stats = Type.Object({
   subscriptionsByPlan: Type.Array(
     Type.Object({ planId: Type.String(), active: Type.Integer(), total: Type.Integer() }),
   ),
+  /** docs/api.md, cancel: the reasons buyers gave for what ended this month or is set to end, most given first. */
+  cancelReasonsThisMonth: Type.Array(Type.Object({ reason: Type.String(), count: Type.Integer() })),
 });
 export const grantView = (g: {
   id: string;

@@ -27,7 +27,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
     // When a payment was taken: its period's start for a first payment, else its last update
     // (a renewal paid ahead starts its period later than it was paid).
     const paidAt = sql`least(coalesce(period_start, updated_at), updated_at)`;
-    const [live, counts, failed, refunded, revenue, byPlan] = await Promise.all([
+    const [live, counts, failed, refunded, revenue, byPlan, reasons] = await Promise.all([
       db
         .selectFrom('subscriptions')
         .select(['amount', 'currency', 'period', 'status'])
@@ -90,6 +90,21 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
         .groupBy('plan_id')
         .orderBy('plan_id')
         .execute(),
+      // docs/api.md, cancel: the reasons buyers gave, for what ended this month or is set to end.
+      db
+        .selectFrom('subscriptions')
+        .select(['cancel_reason', (eb) => eb.fn.countAll<string>().as('n')])
+        .where('cancel_reason', 'is not', null)
+        .where((w) =>
+          w.or([
+            w('cancelled_at', '>=', monthStart),
+            w('expired_at', '>=', monthStart),
+            w.and([w('cancel_at_period_end', '=', true), w('status', 'in', [...LIVE_STATUSES])]),
+          ]),
+        )
+        .groupBy('cancel_reason')
+        .orderBy('n', 'desc')
+        .execute(),
     ]);
     const mrr = new Map<string, number>();
     for (const s of live)
@@ -106,6 +121,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
       refundedThisMonth: refunded.map((r) => ({ currency: r.currency, amount: Number(r.amount) })),
       revenuePerDay: revenue.map((r) => ({ day: r.day, currency: r.currency, amount: Number(r.amount) })),
       subscriptionsByPlan: byPlan.map((p) => ({ planId: p.plan_id, active: Number(p.active), total: Number(p.total) })),
+      cancelReasonsThisMonth: reasons.map((r) => ({ reason: r.cancel_reason!, count: Number(r.n) })),
     };
   });
 };

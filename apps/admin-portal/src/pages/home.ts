@@ -1,10 +1,23 @@
 import { plansChart, revenueChart } from './charts.js';
-import { esc, html, joinHtml, money, type Html } from './html.js';
+import { CANCEL_REASONS, type CancelReason } from '@billing/domain';
+import { esc, html, joinHtml, money, table, type Html } from './html.js';
 import { Stats } from '../api/schemas.js';
 import { layout, queryOf, refusedPage, type Kit } from './kit.js';
 
 const stat = (label: string, value: Html, href?: string): Html =>
   html`<div class="stat"><div class="v">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="l">${label}</div></div>`;
+
+/** Why buyers leave (docs/api.md, cancel): this month's reasons, most given first. */
+const reasonsOf = (rows: { reason: string; count: number }[]): Html =>
+  html`<h2>Why buyers cancel</h2>${table(
+    'Cancel reasons this month',
+    [
+      { head: 'Reason', cell: (r) => esc(CANCEL_REASONS[r.reason as CancelReason] ?? r.reason) },
+      { head: 'This month', cell: (r) => esc(r.count), num: true },
+    ],
+    rows,
+    'No buyer gave a reason for cancelling this month.',
+  )}`;
 
 /** The home dashboard: the figures an operator checks every morning, and two charts. */
 export function homePages({ app, read, page }: Kit): void {
@@ -46,7 +59,7 @@ ${stat('In dunning (past due)', esc(s.inDunning), '/subscriptions?status=past_du
 ${stat('In a free trial', esc(s.inTrial), '/subscriptions?status=trialing')}
 ${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
 ${stat('Refunded this month', refunded, '/payments?status=refunded')}
-</section><h2>Trends</h2><div class="charts">${charts}</div>${
+</section>${reasonsOf(s.cancelReasonsThisMonth)}<h2>Trends</h2><div class="charts">${charts}</div>${
           others.length ? html`<p class="muted">Revenue in ${others.join(', ')} is not drawn; see Payments.</p>` : ''
         }`,
         { section: '/', who: req.userId, flash: queryOf(req)['done'] },

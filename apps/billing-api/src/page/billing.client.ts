@@ -6,6 +6,7 @@
  */
 import type { Static } from 'typebox';
 import type { PaymentSchema, PlanSchema, SubscriptionSchema } from '@billing/http-api';
+import { CANCEL_REASONS } from '@billing/domain';
 
 type Plan = Static<typeof PlanSchema>;
 type Subscription = Static<typeof SubscriptionSchema>;
@@ -272,15 +273,25 @@ function main(): void {
             'data-action': 'cancel',
             text: s.status === 'trialing' ? 'Cancel at trial end' : 'Cancel at period end',
           });
+      // docs/api.md, cancel: why the buyer leaves, from a list (optional).
+      const why = h('select', { id: `why-${s.id}` }, [
+        h('option', { value: '', text: 'Choose one (optional)' }),
+        ...Object.entries(CANCEL_REASONS).map(([value, text]) => h('option', { value, text })),
+      ]) as HTMLSelectElement;
       btn.addEventListener('click', () => {
         if (s.cancelAtPeriodEnd)
           act(api('POST', `/v1/subscriptions/${s.id}/resume`), 'Resumed: your subscription renews as before.');
         else if (confirm('Cancel at the end of the current period? You keep access until then.'))
           act(
-            api('POST', `/v1/subscriptions/${s.id}/cancel`, { mode: 'at_period_end' }),
+            api('POST', `/v1/subscriptions/${s.id}/cancel`, {
+              mode: 'at_period_end',
+              ...(why.value ? { reason: why.value } : {}),
+            }),
             'Cancelled: your subscription ends at the period end.',
           );
       });
+      if (!s.cancelAtPeriodEnd)
+        rows.push(h('p', {}, [h('label', { for: `why-${s.id}`, text: 'Why are you cancelling? ' }), why]));
       rows.push(btn);
       const pm = h('button', {
         type: 'button',
@@ -437,7 +448,12 @@ function main(): void {
     void load().then((subs) => {
       if (!subs || checkout !== 'success') return;
       const newest = subs[0];
-      if (newest && newest.status === 'active') return banner('ok', 'Payment received: your subscription is active.');
+      // The three reads of `load` are not one snapshot: the payments may have been read just before
+      // the capture committed. Once the subscription is seen active, the history is read again.
+      if (newest && newest.status === 'active') {
+        banner('ok', 'Payment received: your subscription is active.');
+        return void load();
+      }
       if (newest && newest.status === 'trialing')
         return banner('ok', `Your free trial has started: nothing is charged until ${when(newest.trialEnd)}.`);
       if (newest && newest.status === 'cancelled')

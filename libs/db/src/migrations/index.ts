@@ -19,6 +19,7 @@ import * as forwardOnly from './20261205T0300_forward_only.js';
 import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.js';
 import * as renewalReminders from './20261206T0100_renewal_reminders.js';
 import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
+import * as cancelReason from './20261206T0300_cancel_reason.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -42,4 +43,5 @@ export const migrations: Record<string, Migration> = {
   '20261205T0400_outbox_woken_in_process': outboxWokenInProcess,
   '20261206T0100_renewal_reminders': renewalReminders,
   '20261206T0200_plan_dunning_schedule': planDunningSchedule,
+  '20261206T0300_cancel_reason': cancelReason,
 };

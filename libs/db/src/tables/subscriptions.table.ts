@@ -36,6 +36,8 @@ export interface SubscriptionsTable {
   /** End of the last period paid for (periods are anchored on `anchor_at`). */
   paid_through: Timestamp | null;
   cancel_at_period_end: Generated<boolean>;
+  /** Why the buyer cancelled (docs/api.md, cancel), when they said. */
+  cancel_reason: string | null;
   cancelled_at: Timestamp | null;
   expired_at: Timestamp | null;
   vault_id: string | null;

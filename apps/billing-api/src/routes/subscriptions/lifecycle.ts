@@ -36,6 +36,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
         return cancelSubscription(trx, sub, mode, now, {
           by: `user:${req.userId}`,
           reason: `cancelled by the user (${mode})`,
+          buyerReason: req.body.reason,
         });
       });
       if (result.changed)
