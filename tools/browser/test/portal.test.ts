@@ -112,6 +112,22 @@ t.test('home: the figures and the charts', async (t) => {
   await check(t, page, '02-home', errors);
 });
 
+t.test('revenue: MRR per month with its movements, and the same as CSV', async (t) => {
+  // docs/admin.md, revenue. Alice and bob have paid this month: new MRR in USD and in EUR.
+  await navigate(page, page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Revenue' }));
+  const month = new Date().toISOString().slice(0, 7);
+  const usd = page.getByRole('table', { name: 'Revenue movements in USD' });
+  t.match(await usd.locator('tr', { hasText: month }).textContent(), /\$9\.99\s*\$9\.99/, 'MRR and new: alice');
+  t.ok(await page.getByRole('table', { name: 'Revenue movements in EUR' }).isVisible(), 'bob pays in EUR');
+  await check(t, page, '02a-revenue', errors);
+  const csv = await page.request.get(`${PORTAL}/revenue.csv`);
+  t.equal(csv.status(), 200);
+  t.match(csv.headers()['content-type'], /text\/csv/);
+  const lines = (await csv.text()).trim().split('\n');
+  t.equal(lines[0], 'currency,month,mrr,new,expansion,contraction,churn,reactivation,churn_rate');
+  t.ok(lines.includes(`USD,${month},9.99,9.99,0.00,0.00,0.00,0.00,`), 'this month in USD');
+});
+
 t.test('payments: pages both ways, filters that keep their values, times in the zone of the browser', async (t) => {
   await page.goto(`${PORTAL}/payments`);
   const rows = page.locator('table[aria-label="Payments"] tbody tr');

@@ -10,6 +10,7 @@ import { paymentsApi } from './payments.js';
 import { plansApi } from './plans.js';
 import { subscriptionsApi } from './subscriptions.js';
 import { statsApi } from './stats.js';
+import { revenueApi } from './revenue.js';
 import { usersApi } from './users.js';
 
 export interface AdminDeps {
@@ -41,6 +42,7 @@ export async function adminApi(app: HttpApp, deps: AdminDeps): Promise<void> {
         deadLettersApi,
         auditApi,
         statsApi,
+        revenueApi,
         couponsApi,
       ]) {
         await api.register(plugin, deps);

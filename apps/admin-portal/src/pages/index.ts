@@ -7,6 +7,7 @@ import { homePages } from './home.js';
 import { makeKit } from './kit.js';
 import { paymentPages } from './payments.js';
 import { planPages } from './plans.js';
+import { revenuePages } from './revenue.js';
 import { subscriptionPages } from './subscriptions.js';
 import { userPages } from './users.js';
 
@@ -21,4 +22,5 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   planPages(kit);
   deadLetterPages(kit);
   couponPages(kit);
+  revenuePages(kit);
 }

@@ -13,6 +13,7 @@ const CSRF_MARK = CSRF_FIELD.toString();
 
 const NAV: [string, string][] = [
   ['/', 'Home'],
+  ['/revenue', 'Revenue'],
   ['/payments', 'Payments'],
   ['/subscriptions', 'Subscriptions'],
   ['/users', 'Users'],
