@@ -2,7 +2,7 @@ import vm from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { AuthClient, AuthUnavailableError } from '@billing/auth-client';
-import { issueReceipt, payments, subscriptions } from '@billing/billing-core';
+import { issueReceipt, payments, recoveryToken, subscriptions } from '@billing/billing-core';
 import { sql } from 'kysely';
 import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
@@ -27,6 +27,7 @@ const config = loadBillingApiConfig({
   PAYPAL_CLIENT_SECRET: 'secret',
   APP_HOME_URL: 'http://shop.test/home?x=1',
   LOG_LEVEL: 'error',
+  RECOVERY_LINK_SECRET: 'routes-test-recovery-link-secret-0123456789',
 });
 const rt = createRuntime('billing-api-routes-test', config);
 let authDown = false;
@@ -884,6 +885,44 @@ t.test(
         .status,
       409,
     );
+  },
+);
+
+t.test(
+  'a recovery link replaces the payment method without signing in; a bad one is 401, an ended one 409',
+  async (t) => {
+    // docs/api.md, recovery links.
+    const bought = await buy('user-recover');
+    await activate(bought.body.subscriptionId, bought.body.paymentId);
+    const id = bought.body.subscriptionId as string;
+    setupAnswer = async () => ({
+      setupTokenId: `SETUP-${randomUUID().slice(0, 8)}`,
+      status: 'PAYER_ACTION_REQUIRED',
+      approvalUrl: 'http://paypal.test/agreements/approve?approval_session_id=R',
+    });
+    const recover = (token: string) => call('POST', '/v1/recovery/payment-method', undefined, { token });
+    const good = recoveryToken(config.RECOVERY_LINK_SECRET!, id, new Date());
+    const started = await recover(good);
+    t.equal(started.status, 201);
+    t.match(started.body.approvalUrl, /^http:\/\/paypal\.test\//);
+    t.equal(
+      (await db.selectFrom('payment_method_requests').selectAll().where('subscription_id', '=', id).execute()).length,
+      1,
+      'the request recorded for that subscription',
+    );
+    for (const bad of [
+      recoveryToken('another-secret-of-at-least-32-characters!', id, new Date()),
+      recoveryToken(config.RECOVERY_LINK_SECRET!, id, new Date(Date.now() - 8 * 86_400_000)),
+      recoveryToken(config.RECOVERY_LINK_SECRET!, 'not-a-uuid', new Date()),
+      recoveryToken(config.RECOVERY_LINK_SECRET!, randomUUID(), new Date()),
+      'garbage',
+    ]) {
+      const r = await recover(bad);
+      t.equal(r.status, 401, bad.slice(0, 20));
+      t.equal(r.body.type, '/problems/unauthorized');
+    }
+    await call('POST', `/v1/subscriptions/${id}/cancel`, 'user-recover', { mode: 'immediately' });
+    t.equal((await recover(good)).status, 409, 'a subscription that ended has no method to replace');
   },
 );
 
