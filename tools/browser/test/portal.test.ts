@@ -426,6 +426,11 @@ t.test("the buyer's billing page: purchase at PayPal to active without a reload,
   t.match(await p.locator('[data-subscription]').textContent(), /active.*Renews on/s);
   await p.locator('#history').getByText('completed').waitFor();
   t.match(await p.locator('#history').textContent(), /First payment.*\$9\.99.*completed/s);
+  // The grant reaches the Auth service through the role-worker, after the activation commits.
+  await waitFor(async () => (await rolesOf('user-dave')).includes('premium'), {
+    what: 'the role granted at the Auth service',
+    timeoutMs: 20_000,
+  });
   t.ok((await rolesOf('user-dave')).includes('premium'), 'the role was granted at the Auth service');
   await check(t, p, '17-billing-active', buyer.errors);
   p.once('dialog', (d) => void d.accept());
