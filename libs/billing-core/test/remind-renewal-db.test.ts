@@ -70,6 +70,19 @@ t.test('a monthly plan: 7 days before its renewal, once, with the price and the 
   t.equal(await remind(at(next, 1000)), 0, 'not once the renewal time has passed');
 });
 
+t.test('replicas released at once send one reminder between them', async (t) => {
+  const c = await firstPayment(db, 'completed');
+  const end = (await subOf(c.subId)).paid_through!;
+  const at = new Date(end.getTime() - 7 * DAY + 1000);
+  const told = await Promise.all(Array.from({ length: 5 }, () => remind(at)));
+  t.equal(
+    told.reduce((a, b) => a + b, 0),
+    1,
+    'one reminder in all',
+  );
+  t.equal((await sent(c.subId)).length, 1);
+});
+
 t.test('yearly plans 15 days before; short periods at half the period', async (t) => {
   const y = await firstPayment(db, 'completed');
   const now = new Date();

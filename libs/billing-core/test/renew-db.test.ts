@@ -215,6 +215,22 @@ t.test("a plan change's payment: charged while the change is pending, failed alo
   });
   t.match(await subOf(c.subId), { status: 'active', plan_id: 'm' }, 'the subscription untouched');
 
+  // A hard decline of a plan change's payment fails the change alone: no dunning, nothing asked.
+  const h = await active();
+  const hard = await db
+    .transaction()
+    .execute(async (trx) => requestPlanChange(trx, await subscriptions.lockOrThrow(trx, h.subId), 'big', new Date()));
+  if (hard.kind !== 'charging') throw new Error(`expected a charge, got ${hard.kind}`);
+  t.equal(await record(hard.paymentId, refusal('PAYER_CANNOT_PAY')), 'declined');
+  t.match(await db.selectFrom('plan_changes').selectAll().where('id', '=', hard.change.id).executeTakeFirst(), {
+    status: 'failed',
+  });
+  t.match(
+    await subOf(h.subId),
+    { status: 'active', plan_id: 'm', payment_method_required: null, next_retry_at: null },
+    'the subscription untouched by a declined plan change',
+  );
+
   const stale = await active();
   const again = await db.transaction().execute(async (trx) => {
     const s = await subscriptions.lockOrThrow(trx, stale.subId);

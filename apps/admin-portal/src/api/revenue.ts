@@ -40,7 +40,11 @@ export function revenueMovements(
     ends.push(end > now ? now : end);
   }
   const bySub = new Map<string, PaidPeriod[]>();
-  for (const p of paid) bySub.set(p.subscriptionId, [...(bySub.get(p.subscriptionId) ?? []), p]);
+  for (const p of paid) {
+    const ps = bySub.get(p.subscriptionId);
+    if (ps) ps.push(p);
+    else bySub.set(p.subscriptionId, [p]);
+  }
   const currencies = [...new Set(paid.map((p) => p.currency))].sort();
   return currencies.map((currency) => {
     const subs = [...bySub.values()].filter((ps) => ps[0]!.currency === currency);
