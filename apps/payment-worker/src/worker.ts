@@ -1,4 +1,5 @@
 import {
+  DisputeActionRequested,
   PaymentCheckRequested,
   PaymentMethodApproved,
   PlanChangeChargeRequested,
@@ -16,6 +17,7 @@ import { TransactionGroup } from '@billing/db';
 import { chargePlanChangeHandler, chargeRenewalHandler } from './handlers/charge-renewal.js';
 import { checkOrderHandler } from './handlers/check-order.js';
 import { paymentMethodApprovedHandler } from './handlers/payment-method.js';
+import { sendDisputeActionHandler } from './handlers/send-dispute-action.js';
 import { sendRefundHandler } from './handlers/send-refund.js';
 import type { PaymentContext } from './payments/context.js';
 
@@ -35,6 +37,7 @@ const contracts = [
   RenewalChargeRequested,
   PlanChangeChargeRequested,
   PaymentMethodApproved,
+  DisputeActionRequested,
 ] as const;
 
 /** The payment-worker: applies PayPal's outcomes to payments (docs/webhooks.md) and sends refunds. */
@@ -75,6 +78,7 @@ export function buildWorker({
     'payment.plan-change.requested': chargePlanChangeHandler(ctx),
     'payment.method.approved': paymentMethodApprovedHandler(ctx),
     'payment.refund.requested': sendRefundHandler(ctx),
+    'payment.dispute.action.requested': sendDisputeActionHandler(ctx),
   };
   const consumer = new Consumer({
     name: 'payment-worker',

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { ChargeVaultedInput, OrderState, PaymentProvider, RefundInput, WebhookAction } from '@billing/payments';
+import type {
+  ChargeVaultedInput,
+  DisputeActionInput,
+  OrderState,
+  PaymentProvider,
+  RefundInput,
+  WebhookAction,
+} from '@billing/payments';
 
 // The payment-worker's in-process tests share this fake PayPal.
 export type Answer<T> = T | Error;
@@ -70,6 +77,14 @@ export class FakeProvider implements PaymentProvider {
   /** The stored payload is already the parsed action (PayPal's shapes are tested against its published samples elsewhere). */
   parseWebhook(event: unknown): WebhookAction {
     return event as WebhookAction;
+  }
+  /** PayPal's answer to a dispute action: nothing (2xx) by default, or an error. */
+  disputeAnswer: (input: DisputeActionInput) => Answer<void> = () => undefined;
+  async acceptDisputeClaim(i: DisputeActionInput) {
+    return this.answer('acceptDisputeClaim', i, this.disputeAnswer(i));
+  }
+  async provideDisputeEvidence(i: DisputeActionInput) {
+    return this.answer('provideDisputeEvidence', i, this.disputeAnswer(i));
   }
   /** How often an operation was called. */
   count(op: string) {

@@ -18,10 +18,11 @@ type Tx = Transaction<Database>;
 export async function chargedBack(
   trx: Tx,
   p: PaymentRow,
+  reason = 'chargeback',
 ): Promise<'no-op' | 'reversed' | 'reversed; subscription cancelled'> {
   const t = await payments.transition(trx, p, { type: 'reversed' });
   if (!t) return 'no-op';
-  return (await periodLost(trx, p, 'chargeback')) ? 'reversed; subscription cancelled' : 'reversed';
+  return (await periodLost(trx, p, reason)) ? 'reversed; subscription cancelled' : 'reversed';
 }
 
 /**

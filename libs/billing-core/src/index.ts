@@ -23,6 +23,7 @@ export * from './on-payment-event.js';
 export * from './payment-failed.js';
 export * from './start-trial.js';
 export * from './charge-back.js';
+export * from './dispute.js';
 export * from './refund-reported.js';
 export * from './renew.js';
 export * from './save-wallet.js';

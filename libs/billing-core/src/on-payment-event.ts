@@ -3,6 +3,7 @@ import type { Database, PaymentRow } from '@billing/db';
 import { HOLDING_MONEY, isUuid } from '@billing/domain';
 import type { WebhookAction } from '@billing/payments';
 import { chargedBack } from './charge-back.js';
+import { disputeReported, type DisputeOutcome } from './dispute.js';
 import {
   activateSubscription,
   activationFits,
@@ -275,6 +276,7 @@ export type EventOutcome =
   | 'vault id kept'
   | Awaited<ReturnType<typeof chargedBack>>
   | Awaited<ReturnType<typeof refundReported>>
+  | DisputeOutcome
   | `payment method removed from ${number} subscription(s)`
   | `ignored ${string}`;
 
@@ -332,6 +334,8 @@ export async function onPaymentEvent(
       const n = await walletRevoked(ctx, trx, action.vaultId);
       return { paymentId: null, outcome: `payment method removed from ${n} subscription(s)` };
     }
+    case 'dispute_changed':
+      return disputeReported(trx, action.dispute);
     case 'not_supported':
       return { paymentId: null, outcome: `ignored ${action.eventType}` };
   }
@@ -404,6 +408,8 @@ function refsOf(action: WebhookAction): string[] {
       return [action.captureId, action.customId].filter((r): r is string => Boolean(r));
     case 'capture_reversed':
       return [action.captureId];
+    case 'dispute_changed':
+      return action.dispute.captureIds;
     default:
       return [];
   }

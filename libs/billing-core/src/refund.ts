@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '@billing/db';
 import type { RefundInput, RefundState } from '@billing/payments';
 import type { PaymentUseCaseContext } from './payment-context.js';
+import { openDispute, REFUND_HELD_BY_DISPUTE } from './dispute.js';
 import { payments } from './payments.js';
 import { refundCompleted } from './refund-reported.js';
 import { refunds } from './refunds.js';
@@ -17,33 +18,37 @@ export interface RefundRefusal extends ChargeRefusal {
   status: number;
 }
 
-export type RefundOutcome = 'no-op' | 'failed: no capture' | 'refused' | `refund ${string}`;
+export type RefundOutcome = 'no-op' | 'failed: no capture' | 'held: disputed' | 'refused' | `refund ${string}`;
 
 /** What a requested refund comes to before PayPal is called: nothing, failed for want of a capture, or the call. */
 export async function refundToSend(
   db: Kysely<Database>,
   refundId: string,
-): Promise<'no-op' | 'failed: no capture' | RefundInput> {
-  return db.transaction().execute(async (trx): Promise<'no-op' | 'failed: no capture' | RefundInput> => {
-    const refund = await refunds.lock(trx, refundId);
-    if (!refund || refund.status !== 'requested') return 'no-op';
-    const p = await trx
-      .selectFrom('payments')
-      .selectAll()
-      .where('id', '=', refund.payment_id)
-      .executeTakeFirstOrThrow();
-    if (!p.provider_capture_id) {
-      await refunds.transition(trx, refund, { type: 'failed' }, { failure_reason: 'no capture to refund' });
-      return 'failed: no capture';
-    }
-    return {
-      captureId: p.provider_capture_id,
-      amount: refund.amount,
-      currency: refund.currency,
-      refundId: refund.id,
-      idempotencyKey: `${refund.id}:refund`,
-    };
-  });
+): Promise<'no-op' | 'failed: no capture' | 'held: disputed' | RefundInput> {
+  return db
+    .transaction()
+    .execute(async (trx): Promise<'no-op' | 'failed: no capture' | 'held: disputed' | RefundInput> => {
+      const refund = await refunds.lock(trx, refundId);
+      if (!refund || refund.status !== 'requested') return 'no-op';
+      const p = await trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', refund.payment_id)
+        .executeTakeFirstOrThrow();
+      if (!p.provider_capture_id) {
+        await refunds.transition(trx, refund, { type: 'failed' }, { failure_reason: 'no capture to refund' });
+        return 'failed: no capture';
+      }
+      // PayPal refuses a refund of a disputed capture: it waits for the dispute (docs/disputes.md).
+      if (await openDispute(trx, p.id)) return 'held: disputed';
+      return {
+        captureId: p.provider_capture_id,
+        amount: refund.amount,
+        currency: refund.currency,
+        refundId: refund.id,
+        idempotencyKey: `${refund.id}:refund`,
+      };
+    });
 }
 
 /**
@@ -61,6 +66,10 @@ export async function refundAnswered(
     const refund = await refunds.lock(trx, refundId);
     if (!refund || refund.status !== 'requested') return 'no-op';
     if (answer instanceof Error) {
+      if (answer.issue && REFUND_HELD_BY_DISPUTE.has(answer.issue) && (await openDispute(trx, refund.payment_id))) {
+        ctx.logger.warn('refund held: the capture is disputed', { refundId: refund.id, issue: answer.issue });
+        return 'held: disputed';
+      }
       await refunds.transition(
         trx,
         refund,

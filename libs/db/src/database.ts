@@ -1,5 +1,6 @@
 import type { AuditLogTable } from './tables/audit-log.table.js';
 import type { CouponRedemptionsTable, CouponsTable } from './tables/coupons.table.js';
+import type { DisputeActionsTable, DisputesTable } from './tables/disputes.table.js';
 import type { DeadLettersTable } from './tables/dead-letters.table.js';
 import type { IdempotencyKeysTable } from './tables/idempotency-keys.table.js';
 import type { OutboxTable } from './tables/outbox.table.js';
@@ -33,4 +34,6 @@ export interface Database {
   payment_method_requests: PaymentMethodRequestsTable;
   coupons: CouponsTable;
   coupon_redemptions: CouponRedemptionsTable;
+  disputes: DisputesTable;
+  dispute_actions: DisputeActionsTable;
 }

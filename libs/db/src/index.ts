@@ -6,6 +6,7 @@ export * from './tables/plans.table.js';
 export * from './tables/subscriptions.table.js';
 export * from './tables/payments.table.js';
 export * from './tables/refunds.table.js';
+export * from './tables/disputes.table.js';
 export * from './tables/provider-events.table.js';
 export * from './tables/role-grants.table.js';
 export * from './tables/outbox.table.js';

@@ -22,6 +22,31 @@ export interface PaymentProvider {
   verifyWebhook(input: { headers: Record<string, string | undefined>; rawBody: string }): Promise<boolean>;
   /** Turns a verified webhook body into what it means for us. */
   parseWebhook(event: unknown): WebhookAction;
+  /** Accepts a dispute's claim: PayPal refunds the buyer and resolves it (docs/disputes.md). */
+  acceptDisputeClaim(input: DisputeActionInput): Promise<void>;
+  /** Sends evidence, as text, for a dispute (docs/disputes.md). */
+  provideDisputeEvidence(input: DisputeActionInput): Promise<void>;
+}
+
+export interface DisputeActionInput {
+  /** PayPal's dispute id. */
+  disputeId: string;
+  note: string;
+  idempotencyKey: string;
+}
+
+/** A dispute as PayPal's CUSTOMER.DISPUTE.* webhooks show it (docs/disputes.md). */
+export interface DisputeSeen {
+  disputeId: string;
+  /** The captures it names (`seller_transaction_id`). */
+  captureIds: string[];
+  amount: number;
+  currency: string;
+  reason: string | null;
+  status: string;
+  stage: string | null;
+  outcome: string | null;
+  updatedAt: string | null;
 }
 
 export interface CreateCheckoutInput {
@@ -124,6 +149,7 @@ export type WebhookAction =
     }
   | { kind: 'vault_token_created'; vaultId: string; orderId: string | null; customId: string | null }
   | { kind: 'vault_token_deleted'; vaultId: string }
+  | { kind: 'dispute_changed'; dispute: DisputeSeen }
   | { kind: 'not_supported'; eventType: string };
 
 /** The provider answered 4xx: the operation is refused, retrying the same call will not help. */

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { fromPayPalValue, toPayPalAmount } from '@billing/domain';
+import { DisputeError, openDisputeOf, registerDisputes } from './disputes.js';
 import { approvalPage, vaultApprovalPage } from './page.js';
 import { newId, SandboxState, type Capture, type Order, type Refund, type SetupToken } from './state.js';
 import { rawMember, WebhookSender } from './webhooks.js';
@@ -24,6 +25,7 @@ const MESSAGES: Record<number, [string, string]> = {
     'Authentication failed due to invalid authentication credentials or a missing Authorization header.',
   ],
   404: ['RESOURCE_NOT_FOUND', 'The specified resource does not exist.'],
+  415: ['UNSUPPORTED_MEDIA_TYPE', 'The request payload is not supported.'],
   422: [
     'UNPROCESSABLE_ENTITY',
     'The requested action could not be performed, semantically incorrect, or failed business validation.',
@@ -94,7 +96,12 @@ export function buildSandbox(opts: SandboxOptions): {
   const link = (path: string, rel: string, method = 'GET') => ({ href: `${opts.publicUrl}${path}`, rel, method });
 
   app.setErrorHandler((err: Error, req, reply) => {
-    const e = err instanceof PayPalError ? err : new PayPalError(500, 'INTERNAL_SERVER_ERROR', err.message);
+    const e =
+      err instanceof PayPalError
+        ? err
+        : err instanceof DisputeError
+          ? new PayPalError(err.status, err.issue, err.description)
+          : new PayPalError(500, 'INTERNAL_SERVER_ERROR', err.message);
     const [name, message] = MESSAGES[e.status] ?? MESSAGES[500]!;
     if (req.url.startsWith('/v1/oauth2'))
       return reply.status(e.status).send({ error: 'invalid_client', error_description: e.description });
@@ -394,6 +401,16 @@ export function buildSandbox(opts: SandboxOptions): {
           c.status === 'REFUNDED' ? 'CAPTURE_FULLY_REFUNDED' : 'REFUND_NOT_ALLOWED',
           'The capture cannot be refunded.',
         );
+      // A disputed capture cannot be refunded (Payments v2's published errors).
+      const disputed = openDisputeOf(state.disputes, c.id);
+      if (disputed)
+        throw disputed.dispute_life_cycle_stage === 'CHARGEBACK'
+          ? new PayPalError(
+              422,
+              'REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK',
+              'Refunds not allowed on this capture due to a chargeback on the card or bank. Please contact the payee to resolve the chargeback.',
+            )
+          : new PayPalError(422, 'REFUND_NOT_ALLOWED', 'You cannot refund this capture.');
       if (amount <= 0 || c.refunded + amount > total)
         throw new PayPalError(
           422,
@@ -757,6 +774,7 @@ export function buildSandbox(opts: SandboxOptions): {
     state.reset();
     return { ok: true };
   });
+  registerDisputes(app, { state, webhooks, publicUrl: opts.publicUrl, json, idempotent });
   app.addHook('onClose', async () => webhooks.close());
   return { app, state, webhooks };
 }

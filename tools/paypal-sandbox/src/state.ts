@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Dispute } from './disputes.js';
 
 export const newId = (prefix = '', n = 17) =>
   prefix +
@@ -120,6 +121,7 @@ export class SandboxState {
   orders = new Map<string, Order>();
   captures = new Map<string, { capture: Capture; orderId: string }>();
   refunds = new Map<string, Refund>();
+  disputes = new Map<string, Dispute>();
   vault = new Map<string, { customerId: string; deleted: boolean; orderId: string; customId?: string }>();
   tokens = new Set<string>();
   /** Ids that identify a buyer or their wallet beyond what the stores above hold: PayerIDs, account ids. */
@@ -132,6 +134,7 @@ export class SandboxState {
     this.orders.clear();
     this.captures.clear();
     this.refunds.clear();
+    this.disputes.clear();
     this.vault.clear();
     this.setupTokens.clear();
     this.idempotent.clear();

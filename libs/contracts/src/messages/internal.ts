@@ -90,6 +90,12 @@ export const RefundRequested = internal(
   ),
 );
 
+/** Send an operator's answer to a PayPal dispute (docs/disputes.md): accept the claim or evidence. */
+export const DisputeActionRequested = internal(
+  'payment.dispute.action.requested',
+  Type.Object({ disputeActionId: Uuid }, { additionalProperties: false }),
+);
+
 /** A message used only by the messaging library's own tests and diagnostics. */
 export const Ping = internal(
   'diagnostics.ping',

@@ -20,6 +20,7 @@ import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.j
 import * as renewalReminders from './20261206T0100_renewal_reminders.js';
 import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
 import * as cancelReason from './20261206T0300_cancel_reason.js';
+import * as disputes from './20261207T0100_disputes.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -44,4 +45,5 @@ export const migrations: Record<string, Migration> = {
   '20261206T0100_renewal_reminders': renewalReminders,
   '20261206T0200_plan_dunning_schedule': planDunningSchedule,
   '20261206T0300_cancel_reason': cancelReason,
+  '20261207T0100_disputes': disputes,
 };

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import sdk, { type HttpRequest, type HttpResponse } from '@paypal/checkout-server-sdk';
+import paypalhttp from '@paypal/paypalhttp';
 import { toPayPalAmount } from '@billing/domain';
 import type { Logger, Metrics } from '@billing/service-kit';
 import {
@@ -11,6 +12,7 @@ import {
   type ChargeVaultedInput,
   type CheckoutCreated,
   type CreateCheckoutInput,
+  type DisputeActionInput,
   type OrderState,
   type PaymentProvider,
   type PaymentTokenState,
@@ -466,5 +468,27 @@ export class PayPalProvider implements PaymentProvider {
     const token = parsePaymentToken((await this.call('create-payment-token', req)).result);
     if (!token.paymentTokenId) throw new ProviderUnavailableError('PayPal create-payment-token: no id in the answer');
     return token;
+  }
+
+  async acceptDisputeClaim(input: DisputeActionInput): Promise<void> {
+    const req: HttpRequest = {
+      path: `/v1/customer/disputes/${encodeURIComponent(input.disputeId)}/accept-claim`,
+      verb: 'POST',
+      body: { note: input.note.slice(0, 2000) },
+      headers: { 'Content-Type': 'application/json', 'PayPal-Request-Id': requestId(input.idempotencyKey) },
+    };
+    await this.call('accept-claim', req, { disputeId: input.disputeId });
+  }
+
+  async provideDisputeEvidence(input: DisputeActionInput): Promise<void> {
+    // Disputes v1 takes evidence only as multipart/form-data: its JSON goes in the part `input`.
+    const evidence = { evidences: [{ evidence_type: 'OTHER', notes: input.note.slice(0, 2000) }] };
+    const req: HttpRequest = {
+      path: `/v1/customer/disputes/${encodeURIComponent(input.disputeId)}/provide-evidence`,
+      verb: 'POST',
+      body: { input: new paypalhttp.FormPart(evidence, { 'Content-Type': 'application/json' }) },
+      headers: { 'Content-Type': 'multipart/form-data', 'PayPal-Request-Id': requestId(input.idempotencyKey) },
+    };
+    await this.call('provide-evidence', req, { disputeId: input.disputeId });
   }
 }

@@ -1,5 +1,12 @@
 import { fromPayPalValue } from '@billing/domain';
-import type { CaptureInfo, OrderState, PaymentTokenState, SetupTokenState, WebhookAction } from '../provider.js';
+import type {
+  CaptureInfo,
+  DisputeSeen,
+  OrderState,
+  PaymentTokenState,
+  SetupTokenState,
+  WebhookAction,
+} from '../provider.js';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v && typeof v === 'object' ? (v as Obj) : {});
@@ -117,6 +124,10 @@ export function parseWebhookEvent(event: unknown): WebhookAction {
       };
     case 'VAULT.PAYMENT-TOKEN.DELETED':
       return { kind: 'vault_token_deleted', vaultId: str(r['id']) ?? '' };
+    case 'CUSTOMER.DISPUTE.CREATED':
+    case 'CUSTOMER.DISPUTE.UPDATED':
+    case 'CUSTOMER.DISPUTE.RESOLVED':
+      return { kind: 'dispute_changed', dispute: parseDispute(r) };
     default:
       return { kind: 'not_supported', eventType: type };
   }
@@ -137,4 +148,22 @@ export function parseSetupToken(v: unknown): SetupTokenState {
 export function parsePaymentToken(v: unknown): PaymentTokenState {
   const t = obj(v);
   return { paymentTokenId: str(t['id']) ?? '', customerId: str(obj(t['customer'])['id']) };
+}
+
+/** A Disputes v1 dispute (the CUSTOMER.DISPUTE.* resource) in our terms (docs/disputes.md). */
+export function parseDispute(v: unknown): DisputeSeen {
+  const d = obj(v);
+  const txs = Array.isArray(d['disputed_transactions']) ? (d['disputed_transactions'] as unknown[]) : [];
+  const { amount, currency } = money(d['dispute_amount']);
+  return {
+    disputeId: str(d['dispute_id']) ?? '',
+    captureIds: txs.map((t) => str(obj(t)['seller_transaction_id'])).filter((id): id is string => id !== null),
+    amount,
+    currency,
+    reason: str(d['reason']),
+    status: str(d['status']) ?? 'OTHER',
+    stage: str(d['dispute_life_cycle_stage']),
+    outcome: str(obj(d['dispute_outcome'])['outcome_code']),
+    updatedAt: str(d['update_time']) ?? str(d['create_time']),
+  };
 }

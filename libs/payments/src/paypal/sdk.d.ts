@@ -63,3 +63,12 @@ declare module '@paypal/checkout-server-sdk' {
   const sdk: { core: typeof core; orders: typeof orders; payments: typeof payments };
   export default sdk;
 }
+
+declare module '@paypal/paypalhttp' {
+  /** One part of a multipart/form-data body, encoded by its own Content-Type. */
+  class FormPart {
+    constructor(value: unknown, headers: Record<string, string>);
+  }
+  const paypalhttp: { FormPart: typeof FormPart };
+  export default paypalhttp;
+}
