@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import {
+  DisputeActionRequested,
   PaymentCheckRequested,
   ProviderEventReceived,
   RefundRequested,
   RenewalChargeRequested,
 } from '@billing/contracts';
-import { issueReceipt, onPaymentEvent, payments, subscriptions } from '@billing/billing-core';
+import { issueReceipt, onPaymentEvent, payments, requestDisputeAction, subscriptions } from '@billing/billing-core';
 import { importCatalog, TransactionGroup } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { afterClosed, makeEnvelope, type StepContext } from '@billing/messaging';
@@ -23,6 +24,7 @@ import { FakeProvider } from './fake-provider.js';
 import { applyProviderEvent } from '../src/handlers/apply-provider-event.js';
 import { chargeRenewalHandler } from '../src/handlers/charge-renewal.js';
 import { checkOrderHandler } from '../src/handlers/check-order.js';
+import { sendDisputeActionHandler } from '../src/handlers/send-dispute-action.js';
 import { sendRefundHandler } from '../src/handlers/send-refund.js';
 import type { PaymentContext } from '../src/payments/context.js';
 
@@ -1298,5 +1300,98 @@ t.test(
       (await pay(nextId)).period_end?.toISOString(),
       'paid through the later period, both periods recorded',
     );
+  },
+);
+
+t.test(
+  "a dispute: refunds held while it is open; an operator's answer sent once per request id, refused ones recorded",
+  async (t) => {
+    const provider = new FakeProvider();
+    const c = await active(provider);
+    const dispute = {
+      disputeId: `PP-D-${c.paymentId.slice(0, 8)}`,
+      captureIds: [`CAP-${c.paymentId}`],
+      amount: 1000,
+      currency: 'USD',
+      reason: 'UNAUTHORISED',
+      status: 'OPEN',
+      stage: 'CHARGEBACK',
+      outcome: null,
+      updatedAt: '2026-12-01T10:00:00.000Z',
+    };
+    t.equal(await webhook(provider, { kind: 'dispute_changed', dispute }), 'dispute opened');
+    const held = randomUUID();
+    await db
+      .insertInto('refunds')
+      .values({
+        id: held,
+        payment_id: c.paymentId,
+        amount: 100,
+        currency: 'USD',
+        status: 'requested',
+        origin: 'user_cancel',
+        reason: 'x',
+      })
+      .execute();
+    await sendRefund(provider, held);
+    t.equal(provider.count('refund'), 0, 'PayPal is not asked to refund a disputed capture');
+
+    const { id: disputeRowId } = await db
+      .selectFrom('disputes')
+      .select('id')
+      .where('provider_dispute_id', '=', dispute.disputeId)
+      .executeTakeFirstOrThrow();
+    const ask = (action: 'accept_claim' | 'provide_evidence') =>
+      db.transaction().execute(async (trx) => {
+        const r = await requestDisputeAction(trx, disputeRowId, action, 'logs show use', 'op');
+        if (typeof r === 'string') throw new Error(r);
+        return r.id;
+      });
+    const send = (id: string) =>
+      sendDisputeActionHandler(ctxOf(provider))(step({ disputeActionId: id }, DisputeActionRequested));
+    const statusOf = async (id: string) =>
+      db.selectFrom('dispute_actions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+    const evidence = await ask('provide_evidence');
+    provider.disputeAnswer = () => new Error('socket hang up');
+    await t.rejects(send(evidence), /socket hang up/, 'an unknown outcome is retried, not recorded');
+    t.match(await statusOf(evidence), { status: 'requested' });
+    provider.disputeAnswer = () => undefined;
+    await send(evidence);
+    await send(evidence);
+    t.match(await statusOf(evidence), { status: 'sent' });
+    t.same(
+      provider.calls.filter((x) => x.op === 'provideDisputeEvidence').map((x) => x.input),
+      [1, 2].map(() => ({
+        action: 'provide_evidence',
+        disputeId: dispute.disputeId,
+        note: 'logs show use',
+        idempotencyKey: `${evidence}:dispute`,
+      })),
+      'both tries with one request id; the redelivery after it was sent calls nobody',
+    );
+
+    const accept = await ask('accept_claim');
+    provider.disputeAnswer = () => new ProviderRefusedError(422, 'ACTION_NOT_ALLOWED', 'refused');
+    await send(accept);
+    t.match(await statusOf(accept), { status: 'refused', failure_reason: '422 ACTION_NOT_ALLOWED' });
+
+    // Lost: the payment reversed, the subscription cancelled, the held refund failed.
+    t.equal(
+      await webhook(provider, {
+        kind: 'dispute_changed',
+        dispute: {
+          ...dispute,
+          status: 'RESOLVED',
+          outcome: 'RESOLVED_BUYER_FAVOUR',
+          updatedAt: '2026-12-02T10:00:00Z',
+        },
+      }),
+      'dispute lost; payment reversed; subscription cancelled',
+    );
+    t.match(await db.selectFrom('refunds').selectAll().where('id', '=', held).executeTakeFirstOrThrow(), {
+      status: 'failed',
+      failure_reason: 'the dispute returned the money',
+    });
   },
 );

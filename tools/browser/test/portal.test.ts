@@ -396,6 +396,60 @@ t.test('audit: every action with before and after, filtered, the filter kept', a
   await page.getByRole('heading', { name: 'User user-alice' }).waitFor();
 });
 
+t.test('a dispute: on the home page, evidence sent and a claim accepted from the payment page', async (t) => {
+  // docs/disputes.md: dora disputes her payment at PayPal; operators see it and answer through PayPal.
+  const dora = await checkout(stack, 'user-dora');
+  await approveInBrowser(dora.approvalUrl);
+  await waitFor(async () => (await subStatus(dora.subscriptionId)) === 'active', { what: 'dora active' });
+  const captureId = (
+    await db
+      .selectFrom('payments')
+      .select('provider_capture_id')
+      .where('id', '=', dora.paymentId)
+      .executeTakeFirstOrThrow()
+  ).provider_capture_id!;
+  const opened = (await stack.paypal(`/_control/captures/${captureId}/dispute`, {})) as { dispute_id: string };
+  const dispute = () =>
+    db.selectFrom('disputes').selectAll().where('payment_id', '=', dora.paymentId).executeTakeFirst();
+  await waitFor(async () => Boolean(await dispute()), { what: 'the dispute recorded' });
+
+  await page.goto(`${PORTAL}/`);
+  const open = page.getByRole('table', { name: 'Open disputes' });
+  t.match(await open.textContent(), /user-dora.*\$9\.99.*merchandise or service not received.*open/is);
+  await check(t, page, '14-home-dispute', errors);
+  await navigate(page, open.getByRole('link').first());
+  await page.getByRole('heading', { name: 'Disputes' }).waitFor();
+  t.match(await page.locator('#disputes + .card').textContent(), new RegExp(opened.dispute_id));
+  await check(t, page, '15-payment-dispute', errors);
+
+  await page.getByLabel('Evidence for PayPal (text)').fill('Dora signed in 14 times this month.');
+  await page.getByRole('button', { name: 'Send evidence' }).click();
+  await page.getByText(/Evidence recorded/).waitFor();
+  await waitFor(async () => (await dispute())?.status === 'UNDER_REVIEW', { what: 'the evidence at PayPal' });
+  const calls = (await stack.paypal('/_control/calls')) as { path: string; body: unknown }[];
+  t.match(
+    calls.filter((c) => c.path.endsWith(`/${opened.dispute_id}/provide-evidence`)),
+    [{ body: { evidences: [{ evidence_type: 'OTHER', notes: 'Dora signed in 14 times this month.' }] } }],
+    'PayPal got the evidence once',
+  );
+
+  await page.reload();
+  await page.getByLabel('Note to the buyer').fill('Sorry; refunded.');
+  await page.getByRole('button', { name: 'Accept the claim…' }).click();
+  await page.getByRole('heading', { name: 'Please confirm' }).waitFor();
+  t.match(await page.locator('.confirm').textContent(), /PayPal refunds the buyer/);
+  await check(t, page, '16-dispute-accept-confirm', errors);
+  await page.getByRole('button', { name: 'Accept the claim' }).click();
+  await page.getByText(/Claim accepted/).waitFor();
+  await waitFor(async () => (await dispute())?.result === 'lost', { what: 'the claim accepted at PayPal' });
+  await waitFor(async () => (await subStatus(dora.subscriptionId)) === 'cancelled', {
+    what: "dora's subscription ends",
+  });
+  await page.reload();
+  t.match(await page.locator('#disputes + .card').textContent(), /resolved.*lost.*accepted/is);
+  t.equal(await page.getByRole('button', { name: 'Send evidence' }).count(), 0, 'no answer to a resolved dispute');
+});
+
 t.test('a signed-in user without the admin role gets a 403 page with a way out', async (t) => {
   const other = await newPage();
   await other.page.goto(`${PORTAL}/login`);

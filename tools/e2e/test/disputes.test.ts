@@ -146,3 +146,174 @@ t.test('a role the user held before buying is not revoked when the subscription 
     'no role.revoked',
   );
 });
+
+// docs/disputes.md: PayPal disputes through the real processes, the stand-in speaking Disputes v1.
+const admin = async (method: string, path: string, body?: unknown) => {
+  const token = await stack.tokenFor('ops-disputes', ['admin']);
+  const res = await fetch(`${stack.urls['admin-portal']}/admin/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+};
+const disputeOf = async (paymentId: string) => {
+  const d = await stack.tdb.db
+    .selectFrom('disputes')
+    .selectAll()
+    .where('payment_id', '=', paymentId)
+    .executeTakeFirst();
+  return d;
+};
+const actionSent = (id: string) =>
+  waitFor(
+    async () =>
+      (await stack.tdb.db.selectFrom('dispute_actions').select('status').where('id', '=', id).executeTakeFirstOrThrow())
+        .status === 'sent',
+    { what: 'the action sent to PayPal', timeoutMs: 20_000 },
+  );
+
+t.test(
+  'a dispute lost after evidence: shown to operators, operator refunds refused meanwhile, then a chargeback',
+  async (t) => {
+    const s = await activate('user-dispute-lost');
+    const opened = (await stack.paypal(`/_control/captures/${s.captureId}/dispute`, {})) as { dispute_id: string };
+    await waitFor(async () => Boolean(await disputeOf(s.paymentId)), {
+      what: 'the dispute recorded',
+      timeoutMs: 20_000,
+    });
+    const open = (await admin('GET', '/disputes?open=true')).body['items'] as Record<string, any>[];
+    const d = open.find((x) => x['providerDisputeId'] === opened.dispute_id)!;
+    t.match(d, { paymentId: s.paymentId, userId: 'user-dispute-lost', amount: 999, status: 'OPEN', result: 'open' });
+    t.match((await admin('GET', `/payments/${s.paymentId}`)).body['disputes'], [{ id: d['id'], status: 'OPEN' }]);
+
+    const refund = await admin('POST', `/payments/${s.paymentId}/refund`, { reason: 'goodwill' });
+    t.equal(refund.status, 409, 'an operator refund of a disputed payment is refused');
+    t.match(refund.body, { type: '/problems/payment-disputed', detail: new RegExp(opened.dispute_id) });
+
+    const evidence = await admin('POST', `/disputes/${d['id']}/evidence`, { note: 'Signed in 14 times this month.' });
+    t.equal(evidence.status, 202);
+    t.equal((await admin('POST', `/disputes/${d['id']}/accept`, { note: 'x' })).status, 409, 'one answer at a time');
+    await actionSent(evidence.body['id']);
+    const sent = (
+      (await stack.paypal('/_control/calls')) as { path: string; requestId: string; body: unknown }[]
+    ).filter((c) => c.path === `/v1/customer/disputes/${opened.dispute_id}/provide-evidence`);
+    t.match(sent, [
+      {
+        requestId: `${evidence.body['id']}:dispute`,
+        body: { evidences: [{ evidence_type: 'OTHER', notes: 'Signed in 14 times this month.' }] },
+      },
+    ]);
+    await waitFor(async () => (await disputeOf(s.paymentId))?.status === 'UNDER_REVIEW', { what: 'UNDER_REVIEW' });
+
+    // PayPal's agents decide for the buyer (the sandbox's adjudicate).
+    const token = await paypalToken();
+    const settled = await fetch(`${stack.urls.paypal}/v1/customer/disputes/${opened.dispute_id}/adjudicate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"adjudication_outcome":"BUYER_FAVOR"}',
+    });
+    t.equal(settled.status, 200);
+    await waitFor(async () => (await payment(s.paymentId)).status === 'reversed', {
+      what: 'the lost dispute as a chargeback',
+      timeoutMs: 20_000,
+    });
+    t.match(await disputeOf(s.paymentId), { result: 'lost', outcome: 'RESOLVED_BUYER_FAVOUR' });
+    t.equal((await sub(s.subscriptionId)).status, 'cancelled', 'no renewal kept');
+    await waitFor(async () => !(await rolesOf('user-dispute-lost')).includes('premium'), { what: 'the role revoked' });
+    t.equal((await admin('POST', `/disputes/${d['id']}/accept`, { note: 'late' })).status, 409, 'resolved');
+    t.equal(
+      (await stack.tdb.db.selectFrom('refunds').selectAll().where('payment_id', '=', s.paymentId).execute()).length,
+      0,
+      'we refund nothing ourselves',
+    );
+  },
+);
+
+t.test(
+  'a claim accepted by the operator: PayPal refunds the buyer, the subscription ends, a held refund fails',
+  async (t) => {
+    const s = await activate('user-dispute-accept');
+    const opened = (await stack.paypal(`/_control/captures/${s.captureId}/dispute`, { stage: 'CHARGEBACK' })) as {
+      dispute_id: string;
+    };
+    await waitFor(async () => Boolean(await disputeOf(s.paymentId)), {
+      what: 'the dispute recorded',
+      timeoutMs: 20_000,
+    });
+    // The buyer cancels with a refund meanwhile: the refund is held, PayPal is not asked.
+    const token = await stack.tokenFor('user-dispute-accept');
+    const cancel = await fetch(`${stack.urls['billing-api']}/v1/subscriptions/${s.subscriptionId}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"mode":"immediately"}',
+    });
+    t.equal(cancel.status, 200);
+    const refunds = () =>
+      stack.tdb.db.selectFrom('refunds').selectAll().where('payment_id', '=', s.paymentId).execute();
+    await waitFor(async () => (await refunds()).length === 1, { what: 'the cancel refund recorded' });
+    await stack.quiet();
+    t.match(await refunds(), [{ status: 'requested' }], 'held');
+    const refundCalls = ((await stack.paypal('/_control/calls')) as { path: string }[]).filter(
+      (c) => c.path === `/v2/payments/captures/${s.captureId}/refund`,
+    );
+    t.equal(refundCalls.length, 0, 'PayPal was not asked to refund a disputed capture');
+
+    const d = (await disputeOf(s.paymentId))!;
+    const accept = await admin('POST', `/disputes/${d.id}/accept`, { note: 'Refund the buyer.' });
+    t.equal(accept.status, 202);
+    await actionSent(accept.body['id']);
+    await waitFor(async () => (await disputeOf(s.paymentId))?.result === 'lost', { what: 'the claim accepted' });
+    await waitFor(async () => (await refunds())[0]?.status === 'failed', { what: 'the held refund failed' });
+    t.match(await refunds(), [{ status: 'failed', failure_reason: 'the dispute returned the money' }]);
+    t.match(await payment(s.paymentId), { status: 'reversed' });
+    const captures = (await stack.paypal('/_control/captures')) as { id: string; status: string }[];
+    t.match(
+      captures.find((c) => c.id === s.captureId),
+      { status: 'REFUNDED' },
+      'the buyer got the money once, through the dispute',
+    );
+    void opened;
+  },
+);
+
+t.test('a dispute won: the refund held meanwhile goes to PayPal', async (t) => {
+  const s = await activate('user-dispute-won');
+  const opened = (await stack.paypal(`/_control/captures/${s.captureId}/dispute`, {})) as { dispute_id: string };
+  await waitFor(async () => Boolean(await disputeOf(s.paymentId)), { what: 'the dispute recorded', timeoutMs: 20_000 });
+  const token = await stack.tokenFor('user-dispute-won');
+  await fetch(`${stack.urls['billing-api']}/v1/subscriptions/${s.subscriptionId}/cancel`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: '{"mode":"immediately"}',
+  });
+  const refunds = () => stack.tdb.db.selectFrom('refunds').selectAll().where('payment_id', '=', s.paymentId).execute();
+  await waitFor(async () => (await refunds()).length === 1, { what: 'the cancel refund recorded' });
+  const d = (await disputeOf(s.paymentId))!;
+  const evidence = await admin('POST', `/disputes/${d.id}/evidence`, { note: 'Delivered.' });
+  await actionSent(evidence.body['id']);
+  const settled = await fetch(`${stack.urls.paypal}/v1/customer/disputes/${opened.dispute_id}/adjudicate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await paypalToken()}`, 'content-type': 'application/json' },
+    body: '{"adjudication_outcome":"SELLER_FAVOR"}',
+  });
+  t.equal(settled.status, 200);
+  await waitFor(async () => (await refunds())[0]?.status === 'completed', {
+    what: 'the held refund sent once the dispute is won',
+    timeoutMs: 20_000,
+  });
+  t.match(await disputeOf(s.paymentId), { result: 'won', outcome: 'RESOLVED_SELLER_FAVOUR' });
+  t.match((await payment(s.paymentId)).status, /refunded$/);
+});
+
+async function paypalToken(): Promise<string> {
+  const auth = await fetch(`${stack.urls.paypal}/v1/oauth2/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from('e2e-client:e2e-client-secret-91aa').toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  return ((await auth.json()) as { access_token: string }).access_token;
+}

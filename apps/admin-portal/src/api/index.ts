@@ -6,6 +6,7 @@ import { requireAdmin } from '../admin.js';
 import { auditApi } from './audit.js';
 import { couponsApi } from './coupons.js';
 import { deadLettersApi } from './dead-letters.js';
+import { disputesApi } from './disputes.js';
 import { paymentsApi } from './payments.js';
 import { plansApi } from './plans.js';
 import { subscriptionsApi } from './subscriptions.js';
@@ -44,6 +45,7 @@ export async function adminApi(app: HttpApp, deps: AdminDeps): Promise<void> {
         statsApi,
         revenueApi,
         couponsApi,
+        disputesApi,
       ]) {
         await api.register(plugin, deps);
       }

@@ -1,9 +1,18 @@
 import { Type } from 'typebox';
-import { loadReceipt, payments, receiptHtml, receiptPdf, refundableLeft, requestRefund } from '@billing/billing-core';
+import {
+  loadReceipt,
+  openDispute,
+  payments,
+  receiptHtml,
+  receiptPdf,
+  refundableLeft,
+  requestRefund,
+} from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView } from '@billing/http-api';
 import { toPayPalAmount } from '@billing/domain';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
+import { disputesOf } from './disputes.js';
 import type { AdminPlugin } from './index.js';
 import {
   AdminPayment,
@@ -49,7 +58,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
         ? await rt.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst()
         : undefined;
       if (!p) throw new AppError('not-found', 'no such payment');
-      const [events, refunds, sub, auditRows, left, docs] = await Promise.all([
+      const [events, refunds, sub, auditRows, left, docs, disputes] = await Promise.all([
         rt.db
           .selectFrom('provider_events')
           .select(['event_type', 'provider_event_id', 'received_at', 'outcome'])
@@ -71,6 +80,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
           .execute(),
         p.status === 'completed' || p.status === 'partially_refunded' ? refundableLeft(rt.db, p) : 0,
         rt.db.selectFrom('receipts').selectAll().where('payment_id', '=', id).orderBy('issued_at').execute(),
+        disputesOf(rt.db, { paymentId: id }),
       ]);
       return {
         ...paymentView(p),
@@ -106,6 +116,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
           failureReason: r.failure_reason,
           createdAt: r.created_at.toISOString(),
         })),
+        disputes,
       };
     },
   );
@@ -130,6 +141,12 @@ export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
         if (!p) throw new AppError('not-found', 'no such payment');
         if (p.status !== 'completed' && p.status !== 'partially_refunded')
           throw new AppError('not-refundable', `a ${p.status} payment cannot be refunded`);
+        const disputed = await openDispute(trx, p.id);
+        if (disputed)
+          throw new AppError(
+            'payment-disputed',
+            `the payment is disputed at PayPal (${disputed.provider_dispute_id}), which refuses refunds meanwhile; accept the claim to refund the buyer`,
+          );
         const left = await refundableLeft(trx, p);
         const amount = req.body.amount ?? left;
         if (left <= 0) throw new AppError('not-refundable', 'nothing is left to refund');

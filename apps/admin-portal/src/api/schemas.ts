@@ -134,6 +134,36 @@ const Grant = Type.Object({
   endReason: Nullable(Type.String()),
 });
 
+/** docs/disputes.md: an operator's answer to a dispute, sent to PayPal by the payment-worker. */
+export const DisputeAction = Type.Object({
+  id: Type.String(),
+  action: Type.Union([Type.Literal('accept_claim'), Type.Literal('provide_evidence')]),
+  note: Type.String(),
+  status: Type.Union([Type.Literal('requested'), Type.Literal('sent'), Type.Literal('refused')]),
+  failureReason: Nullable(Type.String()),
+  requestedBy: Nullable(Type.String()),
+  createdAt: Ts,
+});
+
+/** docs/disputes.md: a PayPal dispute against one of our payments, as PayPal last showed it. */
+export const Dispute = Type.Object({
+  id: Type.String(),
+  providerDisputeId: Type.String(),
+  paymentId: Type.String(),
+  userId: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  reason: Nullable(Type.String()),
+  status: Type.String(),
+  stage: Nullable(Type.String()),
+  outcome: Nullable(Type.String()),
+  result: Type.Union([Type.Literal('open'), Type.Literal('lost'), Type.Literal('won')]),
+  createdAt: Ts,
+  updatedAt: Ts,
+  resolvedAt: Nullable(Ts),
+  actions: Type.Array(DisputeAction),
+});
+
 export const PaymentDetail = Type.Object({
   ...AdminPayment.properties,
   providerOrderId: Nullable(Type.String()),
@@ -162,6 +192,7 @@ export const PaymentDetail = Type.Object({
       createdAt: Ts,
     }),
   ),
+  disputes: Type.Array(Dispute),
 });
 
 export const UserDetail = Type.Object({

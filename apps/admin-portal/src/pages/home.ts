@@ -1,7 +1,9 @@
 import { plansChart, revenueChart } from './charts.js';
 import { CANCEL_REASONS, type CancelReason } from '@billing/domain';
 import { esc, html, joinHtml, money, table, type Html } from './html.js';
-import { Stats } from '../api/schemas.js';
+import { Type } from 'typebox';
+import { Dispute, Stats } from '../api/schemas.js';
+import { openDisputesTable } from './disputes.js';
 import { layout, queryOf, refusedPage, type Kit } from './kit.js';
 
 const stat = (label: string, value: Html, href?: string): Html =>
@@ -24,8 +26,12 @@ export function homePages({ app, read, page }: Kit): void {
   app.get(
     '/',
     page('/', async (req) => {
-      const answer = await read(req, '/admin/api/v1/stats', Stats);
+      const [answer, disputes] = await Promise.all([
+        read(req, '/admin/api/v1/stats', Stats),
+        read(req, '/admin/api/v1/disputes?open=true', Type.Object({ items: Type.Array(Dispute) })),
+      ]);
       if (!answer.ok) return refusedPage('Today', answer, '/', '/');
+      if (!disputes.ok) return refusedPage('Today', disputes, '/', '/');
       const s = answer.body;
       const monthStart = `${s.at.slice(0, 7)}-01`;
       const mrr: Html = s.mrr.length
@@ -59,7 +65,8 @@ ${stat('In dunning (past due)', esc(s.inDunning), '/subscriptions?status=past_du
 ${stat('In a free trial', esc(s.inTrial), '/subscriptions?status=trialing')}
 ${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
 ${stat('Refunded this month', refunded, '/payments?status=refunded')}
-</section>${reasonsOf(s.cancelReasonsThisMonth)}<h2>Trends</h2><div class="charts">${charts}</div>${
+${stat('Open disputes', esc(disputes.body.items.length), '#disputes')}
+</section>${openDisputesTable(disputes.body.items)}${reasonsOf(s.cancelReasonsThisMonth)}<h2>Trends</h2><div class="charts">${charts}</div>${
           others.length ? html`<p class="muted">Revenue in ${others.join(', ')} is not drawn; see Payments.</p>` : ''
         }`,
         { section: '/', who: req.userId, flash: queryOf(req)['done'] },

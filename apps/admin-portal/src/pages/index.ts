@@ -3,6 +3,7 @@ import type { HttpApp } from '@billing/service-kit';
 import { authPages } from './auth.js';
 import { couponPages } from './coupons.js';
 import { deadLetterPages } from './dead-letters.js';
+import { disputePages } from './disputes.js';
 import { homePages } from './home.js';
 import { makeKit } from './kit.js';
 import { paymentPages } from './payments.js';
@@ -17,6 +18,7 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   authPages(kit, { auth });
   homePages(kit);
   paymentPages(kit);
+  disputePages(kit);
   subscriptionPages(kit);
   userPages(kit);
   planPages(kit);

@@ -22,6 +22,7 @@ import {
   html,
   joinHtml,
 } from './html.js';
+import { disputesSection } from './disputes.js';
 import { confirmStep, doneTo, layout, notFound, listQuery, queryOf, refusedPage, type Kit } from './kit.js';
 import {
   PaymentDetail,
@@ -191,6 +192,7 @@ export function paymentPages(kit: Kit): void {
           p.events,
           'No webhook from PayPal for this payment.',
         )}
+${disputesSection(p.id, p.disputes)}
 <h2>Refunds</h2>${table(
           'Refunds',
           [
