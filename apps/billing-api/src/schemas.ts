@@ -43,6 +43,12 @@ export const CancelBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** docs/api.md, pause: until when (at most the plan's maxPause; none: that longest pause). */
+export const PauseBody = Type.Object(
+  { resumesAt: Type.Optional(Type.String({ format: 'date-time' })) },
+  { additionalProperties: false },
+);
+
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({

@@ -4,6 +4,7 @@ import { loadSchedulerConfig } from './config.js';
 import { expiryJob } from './jobs/expiry.job.js';
 import { reconciliationJob } from './jobs/reconciliation.job.js';
 import { remindersJob } from './jobs/reminders.job.js';
+import { pausesJob } from './jobs/pauses.job.js';
 import { planChangesJob } from './jobs/plan-changes.job.js';
 import { renewalsJob } from './jobs/renewals.job.js';
 import { trialsJob } from './jobs/trials.job.js';
@@ -17,6 +18,7 @@ const jobs: Job[] = [
   expiryJob(rt.db),
   planChangesJob(rt.db),
   trialsJob(rt.db),
+  pausesJob(rt.db),
   remindersJob(rt.db, { lead: config.RENEWAL_REMINDER_LEAD, yearlyLead: config.RENEWAL_REMINDER_LEAD_YEARLY }),
   reconciliationJob(rt.db, config.RECONCILE_AFTER_MS, config.CHECKOUT_TTL_MS),
 ];

@@ -30,6 +30,8 @@ export async function cancelSubscription(
   actor: { by: string; reason: string; buyerReason?: string | undefined },
 ): Promise<CancelResult> {
   const wasPending = sub.status === 'pending';
+  // A paused subscription is refunded as of its pause: the time left then is what it still holds (docs/api.md, pause).
+  const asOf = sub.status === 'paused' && sub.paused_at ? sub.paused_at : now;
   const t = await subscriptions.transition(
     trx,
     sub,
@@ -49,7 +51,7 @@ export async function cancelSubscription(
       .selectAll()
       .where('subscription_id', '=', sub.id)
       .where('status', 'in', [...HOLDING_MONEY])
-      .where('period_end', '>', now)
+      .where('period_end', '>', asOf)
       .forUpdate()
       .execute();
     for (const p of paid) {
@@ -59,7 +61,7 @@ export async function cancelSubscription(
         left,
         periodStart: p.period_start!,
         periodEnd: p.period_end!,
-        cancelledAt: now,
+        cancelledAt: asOf,
       });
       if (amount <= 0) continue;
       await requestRefund(

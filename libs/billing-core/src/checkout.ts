@@ -185,11 +185,16 @@ async function replaceUnfinished(trx: Tx, userId: string, role: string): Promise
     .selectAll()
     .where('user_id', '=', userId)
     .where('role', '=', role)
-    .where('status', 'in', ['pending', 'trialing', 'active'])
+    .where('status', 'in', ['pending', 'trialing', 'active', 'paused'])
     .forUpdate()
     .execute();
   if (same.some((s) => s.status === 'active' || s.status === 'trialing'))
     throw new CheckoutRefused('already-subscribed', `an active subscription already grants the role "${role}"`);
+  if (same.some((s) => s.status === 'paused'))
+    throw new CheckoutRefused(
+      'already-subscribed',
+      `a paused subscription grants the role "${role}" once resumed; resume it instead`,
+    );
   const pending = same.filter((s) => s.status === 'pending');
   if (!pending.length) return;
   const pendingIds = pending.map((s) => s.id);

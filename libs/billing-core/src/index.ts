@@ -2,6 +2,7 @@ export * from './locks.js';
 export * from './grants.js';
 export * from './periods.js';
 export * from './cancel.js';
+export * from './pause.js';
 export * from './renewals.js';
 export * from './refunds.js';
 export * from './subscriptions.js';

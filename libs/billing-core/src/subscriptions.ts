@@ -37,7 +37,7 @@ export const subscriptions = {
         ${v.plan.amount}::bigint, ${v.plan.currency}::char(3), ${v.plan.period}::text, 'pending'
       where not exists (
         select 1 from subscriptions
-        where user_id = ${v.userId} and role = ${v.plan.role} and status in ('pending', 'trialing', 'active')
+        where user_id = ${v.userId} and role = ${v.plan.role} and status in ('pending', 'trialing', 'active', 'paused')
       )
       returning id`;
   },
@@ -82,7 +82,21 @@ export const subscriptions = {
     if (t.status === sub.status && t.cancelAtPeriodEnd === sub.cancel_at_period_end) return t;
     const extra = typeof changes === 'function' ? changes(t) : changes;
     const was = sub.status;
-    await write(trx, sub, { ...extra, status: t.status, cancel_at_period_end: t.cancelAtPeriodEnd });
+    // Leaving `paused` any other way than a resume (a cancel, a chargeback) ends the pause too (docs/api.md, pause).
+    const pauseEnds = was === 'paused' && t.status !== 'paused' && event.type !== 'unpause';
+    await write(trx, sub, {
+      ...extra,
+      ...(pauseEnds ? { paused_at: null, resumes_at: null } : {}),
+      status: t.status,
+      cancel_at_period_end: t.cancelAtPeriodEnd,
+    });
+    if (pauseEnds)
+      await trx
+        .updateTable('subscription_pauses')
+        .set({ resumed_at: sql`now()`, resumed_by: `ended: ${t.status}` })
+        .where('subscription_id', '=', sub.id)
+        .where('resumed_at', 'is', null)
+        .execute();
     // A checkout that never became a subscription gives its coupon redemption back (docs/api.md, coupons at checkout).
     if (was === 'pending' && t.status === 'cancelled') await releaseCoupon(trx, sub.id);
     return t;

@@ -89,6 +89,9 @@ t.test('docs/messages.md: notification types, routing keys and fields, exactly',
       'renewsAt',
       'periodEnd',
     ],
+    // docs/api.md, pause and resume
+    'subscription.paused': ['userId', 'subscriptionId', 'planId', 'planName', 'pausedAt', 'resumesAt'],
+    'subscription.resumed': ['userId', 'subscriptionId', 'planId', 'planName', 'resumedAt', 'currentPeriodEnd'],
     'role.granted': ['userId', 'role', 'source', 'reason'],
     'role.revoked': ['userId', 'role', 'source', 'reason'],
   };

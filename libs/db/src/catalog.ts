@@ -15,15 +15,22 @@ export interface PlanInput {
   trialPeriod?: string | null;
   /** docs/scheduler.md: the retries of a failed renewal, from its first failure; absent or null: DUNNING_RETRY_MS. */
   dunningSchedule?: string[] | null;
+  /** docs/api.md, pause: the longest pause; absent or null: P3M. */
+  maxPause?: string | null;
 }
 
 const FIELDS = ['id', 'name', 'description', 'amount', 'currency', 'period', 'role', 'active'] as const;
-const OPTIONAL = ['trialPeriod', 'dunningSchedule'] as const;
+const OPTIONAL = ['trialPeriod', 'dunningSchedule', 'maxPause'] as const;
 
 /** A plan entry as its table row's columns (the trial's column is snake_case; none means null). */
 export function planColumns(p: PlanInput) {
-  const { trialPeriod, dunningSchedule, ...rest } = p;
-  return { ...rest, trial_period: trialPeriod ?? null, dunning_schedule: dunningSchedule ?? null };
+  const { trialPeriod, dunningSchedule, maxPause, ...rest } = p;
+  return {
+    ...rest,
+    trial_period: trialPeriod ?? null,
+    dunning_schedule: dunningSchedule ?? null,
+    max_pause: maxPause ?? null,
+  };
 }
 
 /** docs/admin.md's plan rules; returns what is wrong with one entry, or nothing. */
@@ -54,6 +61,9 @@ export function planProblems(v: unknown): string[] {
     out.push(
       'dunningSchedule must be null or 1 to 10 positive integer units (P1D, PT12H, ...), each later than the one before',
     );
+  const maxPause = p['maxPause'];
+  if (maxPause !== undefined && maxPause !== null && (typeof maxPause !== 'string' || !isValidPeriod(maxPause)))
+    out.push('maxPause must be null or one positive integer unit (P3M, P30D, PT1M, ...)');
   return out;
 }
 
@@ -94,6 +104,7 @@ export async function importCatalog(
       } else if (
         FIELDS.some((f) => String(f === 'currency' ? cur.currency : cur[f]) !== String(p[f])) ||
         cur.trial_period !== p.trial_period ||
+        cur.max_pause !== p.max_pause ||
         JSON.stringify(cur.dunning_schedule) !== JSON.stringify(p.dunning_schedule)
       ) {
         await trx

@@ -13,7 +13,7 @@ import type { ProcessedMessagesTable } from './tables/processed-messages.table.j
 import type { ProviderEventsTable } from './tables/provider-events.table.js';
 import type { RefundsTable } from './tables/refunds.table.js';
 import type { RoleGrantsTable } from './tables/role-grants.table.js';
-import type { SubscriptionsTable } from './tables/subscriptions.table.js';
+import type { SubscriptionPausesTable, SubscriptionsTable } from './tables/subscriptions.table.js';
 
 /** The Kysely schema of the whole system. */
 export interface Database {
@@ -36,4 +36,5 @@ export interface Database {
   coupon_redemptions: CouponRedemptionsTable;
   disputes: DisputesTable;
   dispute_actions: DisputeActionsTable;
+  subscription_pauses: SubscriptionPausesTable;
 }

@@ -1,4 +1,12 @@
-export const SUBSCRIPTION_STATUSES = ['pending', 'trialing', 'active', 'past_due', 'cancelled', 'expired'] as const;
+export const SUBSCRIPTION_STATUSES = [
+  'pending',
+  'trialing',
+  'active',
+  'past_due',
+  'paused',
+  'cancelled',
+  'expired',
+] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
 /** The statuses of a live subscription: it grants its role and falls due for renewal (docs/api.md). */
@@ -29,7 +37,11 @@ export type SubscriptionEvent =
   | { type: 'payment_method_removed' }
   | { type: 'current_payment_lost' }
   /** A newer purchase for the same role replaces an unfinished checkout or a past_due subscription. */
-  | { type: 'replaced' };
+  | { type: 'replaced' }
+  /** docs/api.md, pause: an active subscription stops for a while (no charge, no role). */
+  | { type: 'pause' }
+  /** The pause ends (the buyer, an operator, or its `resumesAt`). */
+  | { type: 'unpause' };
 
 /** What the caller must do besides storing the new state. */
 export type SubscriptionEffect = 'grant_starts' | 'grant_ends' | 'refund_payment' | 'refund_unused';
@@ -80,9 +92,11 @@ export function applySubscriptionEvent(
       return LIVE(status) ? to('expired', cancelAtPeriodEnd, ['grant_ends']) : null;
     case 'cancel_at_period_end':
       if (status === 'pending') return to('cancelled', false);
-      return LIVE(status) && !cancelAtPeriodEnd ? to(status, true) : null;
+      return (LIVE(status) || status === 'paused') && !cancelAtPeriodEnd ? to(status, true) : null;
     case 'cancel_immediately':
       if (status === 'pending') return to('cancelled', false);
+      // A paused subscription's grant ended at the pause.
+      if (status === 'paused') return to('cancelled', cancelAtPeriodEnd, ['refund_unused']);
       return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends', 'refund_unused']) : null;
     case 'resume':
       if ((status === 'active' || status === 'trialing') && !cancelAtPeriodEnd) return null;
@@ -94,11 +108,16 @@ export function applySubscriptionEvent(
     case 'period_ended':
       return LIVE(status) && cancelAtPeriodEnd ? to('expired', true, ['grant_ends']) : null;
     case 'payment_method_removed':
-      return LIVE(status) && !cancelAtPeriodEnd ? to(status, true) : null;
+      return (LIVE(status) || status === 'paused') && !cancelAtPeriodEnd ? to(status, true) : null;
     case 'current_payment_lost':
+      if (status === 'paused') return to('cancelled', cancelAtPeriodEnd);
       return LIVE(status) ? to('cancelled', cancelAtPeriodEnd, ['grant_ends']) : null;
     case 'replaced':
       if (status === 'pending') return to('cancelled', false);
       return status === 'past_due' ? to('cancelled', cancelAtPeriodEnd, ['grant_ends']) : null;
+    case 'pause':
+      return status === 'active' && !cancelAtPeriodEnd ? to('paused', false, ['grant_ends']) : null;
+    case 'unpause':
+      return status === 'paused' ? to('active', cancelAtPeriodEnd, ['grant_starts']) : null;
   }
 }

@@ -52,6 +52,16 @@ const changes: Row[] = [
   [st('pending'), ev('replaced'), st('cancelled'), []],
   [st('past_due'), ev('replaced'), st('cancelled'), ['grant_ends']],
   [st('past_due', true), ev('replaced'), st('cancelled', true), ['grant_ends']],
+  // Pauses (docs/api.md, pause and resume): no role while paused; the time left comes back at the resume.
+  [st('active'), ev('pause'), st('paused'), ['grant_ends']],
+  [st('paused'), ev('unpause'), st('active'), ['grant_starts']],
+  [st('paused', true), ev('unpause'), st('active', true), ['grant_starts']],
+  [st('paused'), ev('cancel_at_period_end'), st('paused', true), []],
+  [st('paused'), ev('cancel_immediately'), st('cancelled'), ['refund_unused']],
+  [st('paused', true), ev('cancel_immediately'), st('cancelled', true), ['refund_unused']],
+  [st('paused'), ev('payment_method_removed'), st('paused', true), []],
+  [st('paused'), ev('current_payment_lost'), st('cancelled'), []],
+  [st('paused', true), ev('current_payment_lost'), st('cancelled', true), []],
   // Trials (docs/api.md, free trials): the role is granted while trialing; the first charge is a renewal's.
   [st('pending'), ev('trial_started'), st('trialing'), ['grant_starts']],
   [st('trialing'), ev('renewal_completed'), st('active'), []],
@@ -90,6 +100,8 @@ t.test('every other pair is a no-op', async (t) => {
     'current_payment_lost',
     'replaced',
     'trial_started',
+    'pause',
+    'unpause',
   ] as const;
   let noops = 0;
   for (const status of SUBSCRIPTION_STATUSES) {
@@ -129,7 +141,7 @@ t.test('resume', async (t) => {
     () => applySubscriptionEvent(st('trialing', true), { type: 'resume', periodEnded: true, hasPaymentMethod: true }),
     { code: 'not-resumable' },
   );
-  for (const s of ['pending', 'past_due', 'cancelled', 'expired'] as const) {
+  for (const s of ['pending', 'past_due', 'paused', 'cancelled', 'expired'] as const) {
     t.throws(
       () => applySubscriptionEvent(st(s, true), { type: 'resume', periodEnded: false, hasPaymentMethod: true }),
       { code: 'not-resumable' },

@@ -35,6 +35,9 @@ export const SubscriptionSchema = Type.Object({
   /** docs/api.md, free trials: the free trial's window once it started (the first period begins at its end), else null. */
   trialStart: Nullable(Ts),
   trialEnd: Nullable(Ts),
+  /** docs/api.md, pause: the pause in effect (null unless paused). */
+  pausedAt: Nullable(Ts),
+  resumesAt: Nullable(Ts),
   createdAt: Ts,
 });
 

@@ -24,6 +24,8 @@ export function subscriptionView(sub: SubscriptionRow, now = new Date()) {
         : null,
     trialStart: iso(sub.trial_start),
     trialEnd: iso(sub.trial_end),
+    pausedAt: sub.status === 'paused' ? iso(sub.paused_at) : null,
+    resumesAt: sub.status === 'paused' ? iso(sub.resumes_at) : null,
     createdAt: sub.created_at.toISOString(),
   };
 }

@@ -152,6 +152,36 @@ export const SubscriptionCancelled = note(
     { additionalProperties: false },
   ),
 );
+/** docs/api.md, pause: an active subscription is paused (no charge, no role) until `resumesAt` at the latest. */
+export const SubscriptionPaused = note(
+  'subscription.paused',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      pausedAt: IsoTimestamp,
+      resumesAt: IsoTimestamp,
+    },
+    { additionalProperties: false },
+  ),
+);
+/** docs/api.md, pause: the pause ended; the period in effect now ends at `currentPeriodEnd` (shifted by the pause). */
+export const SubscriptionResumed = note(
+  'subscription.resumed',
+  Type.Object(
+    {
+      userId: Type.String(),
+      subscriptionId: Uuid,
+      planId: Type.String(),
+      planName: Type.String(),
+      resumedAt: IsoTimestamp,
+      currentPeriodEnd: Nullable(IsoTimestamp),
+    },
+    { additionalProperties: false },
+  ),
+);
 export const SubscriptionExpired = note(
   'subscription.expired',
   Type.Object(
@@ -222,6 +252,8 @@ export const NOTIFICATION_CONTRACTS = [
   SubscriptionRenewalUpcoming,
   SubscriptionRenewalFailed,
   SubscriptionCancelled,
+  SubscriptionPaused,
+  SubscriptionResumed,
   SubscriptionExpired,
   PaymentRefunded,
   PaymentCompleted,

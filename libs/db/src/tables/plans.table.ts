@@ -16,6 +16,8 @@ export interface PlansTable {
   trial_period: string | null;
   /** docs/scheduler.md: the retries of a failed renewal (ISO 8601 durations from its first failure); null: DUNNING_RETRY_MS. */
   dunning_schedule: string[] | null;
+  /** docs/api.md, pause: the longest pause (ISO 8601 duration); null: P3M. */
+  max_pause: string | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

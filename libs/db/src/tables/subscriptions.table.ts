@@ -11,7 +11,7 @@ export interface SubscriptionsTable {
   amount: number;
   currency: string;
   period: string;
-  status: 'pending' | 'trialing' | 'active' | 'past_due' | 'cancelled' | 'expired';
+  status: 'pending' | 'trialing' | 'active' | 'past_due' | 'paused' | 'cancelled' | 'expired';
   /** Start of period `anchor_index`: set when the first payment completes, moved by a change of period length. */
   anchor_at: Timestamp | null;
   /** Periods k ≥ anchor_index start at anchor_at + (k − anchor_index)·period. */
@@ -39,6 +39,9 @@ export interface SubscriptionsTable {
   /** Why the buyer cancelled (docs/api.md, cancel), when they said. */
   cancel_reason: string | null;
   cancelled_at: Timestamp | null;
+  /** docs/api.md, pause: the pause in effect (both null unless `paused`). */
+  paused_at: Timestamp | null;
+  resumes_at: Timestamp | null;
   expired_at: Timestamp | null;
   vault_id: string | null;
   /** The user held the role before buying, per the roles read at checkout (docs/auth.md). */
@@ -54,3 +57,16 @@ export interface SubscriptionsTable {
 export type SubscriptionRow = Selectable<SubscriptionsTable>;
 export type NewSubscriptionRow = Insertable<SubscriptionsTable>;
 export type SubscriptionUpdate = Updateable<SubscriptionsTable>;
+
+/** docs/api.md, pause: every pause of a subscription, kept. */
+export interface SubscriptionPausesTable {
+  id: string;
+  subscription_id: string;
+  paused_at: Date;
+  /** When it was to end (the scheduler resumes it then). */
+  resumes_at: Date;
+  resumed_at: Timestamp | null;
+  paused_by: string;
+  resumed_by: string | null;
+  created_at: CreatedAt;
+}

@@ -1,9 +1,14 @@
-import { cancelSubscription, resumeSubscription } from '@billing/billing-core';
+import {
+  cancelSubscription,
+  pauseSubscription,
+  resumePausedSubscription,
+  resumeSubscription,
+} from '@billing/billing-core';
 import { subscriptionView } from '@billing/http-api';
 import { NotResumableError } from '@billing/domain';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../../app.js';
-import { CancelBody, IdParams, Problem, SubscriptionSchema } from '../../schemas.js';
+import { CancelBody, IdParams, PauseBody, Problem, SubscriptionSchema } from '../../schemas.js';
 import { ownSubscriptions } from './shared.js';
 
 /** The routes of cancel and resume (docs/api.md). */
@@ -55,7 +60,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
       onRequest: app.authenticate,
       schema: {
         tags: ['subscriptions'],
-        summary: 'Undo a cancel at the period end',
+        summary: 'Resume a paused subscription now, or undo a cancel at the period end',
         security: [{ bearerAuth: [] }],
         params: IdParams,
         response: { 200: SubscriptionSchema, 401: Problem, 404: Problem, 409: Problem },
@@ -65,12 +70,55 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
       const now = new Date();
       const row = await rt.db.transaction().execute(async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
+        if (sub.status === 'paused') {
+          await resumePausedSubscription(trx, sub, { now, by: `user:${req.userId}` });
+          return sub;
+        }
         await resumeSubscription(trx, sub, now).catch((err: unknown) => {
           if (err instanceof NotResumableError) throw new AppError('not-resumable', err.message);
           throw err;
         });
         return sub;
       });
+      return subscriptionView(row, now);
+    },
+  );
+
+  app.post(
+    '/v1/subscriptions/:id/pause',
+    {
+      onRequest: app.authenticate,
+      preValidation: async (req) => {
+        if (req.body === undefined) (req as { body: unknown }).body = {};
+      },
+      schema: {
+        tags: ['subscriptions'],
+        summary: "Pause: no charge and no role until resumesAt (at most the plan's maxPause), the time left given back",
+        security: [{ bearerAuth: [] }],
+        params: IdParams,
+        body: PauseBody,
+        response: {
+          200: SubscriptionSchema,
+          400: Problem,
+          401: Problem,
+          404: Problem,
+          409: Problem,
+          413: Problem,
+          415: Problem,
+          422: Problem,
+        },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const resumesAt = req.body.resumesAt ? new Date(req.body.resumesAt) : undefined;
+      const row = await rt.db.transaction().execute(async (trx) => {
+        const sub = await lockOwn(trx, req.params.id, req.userId);
+        const r = await pauseSubscription(trx, sub, { now, resumesAt, by: `user:${req.userId}` });
+        if ('code' in r) throw new AppError(r.code, r.detail);
+        return r;
+      });
+      rt.logger.info('subscription paused', { subscriptionId: row.id, resumesAt: row.resumes_at });
       return subscriptionView(row, now);
     },
   );
