@@ -108,7 +108,7 @@ export async function startStack(
   extraEnv: Partial<Record<string, string>> = {},
   opts: {
     echo?: boolean;
-    plans?: ((typeof PLANS)[number] & { trialPeriod?: string | null })[];
+    plans?: ((typeof PLANS)[number] & { trialPeriod?: string | null; maxPause?: string | null })[];
     /** A broker of the test's own (a cluster): the apps get `urls`, the stack's own checks use `adminUrl`. */
     amqp?: { urls: string; adminUrl: string };
     /** PayPal's return and cancel URLs land on billing-api's own billing page (as by default), not a shop. */

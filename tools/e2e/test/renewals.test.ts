@@ -24,6 +24,7 @@ const stack = await startStack(
         period: PERIOD,
         role: 'short-role',
         active: true,
+        maxPause: 'PT1M',
       },
     ],
   },
@@ -304,5 +305,75 @@ t.test(
       (await renewalPayments(resumer.id)).some((p) => p.status === 'completed'),
       'the resumed one renewed',
     );
+  },
+);
+
+t.test(
+  'pause and resume (docs/api.md): no charge and no role while paused, the period shifted by the pause',
+  async (t) => {
+    const [pauser, early] = (await Promise.all(['user-pause', 'user-pause-early'].map((u) => subscribe(u)))) as [
+      Awaited<ReturnType<typeof subscribe>>,
+      Awaited<ReturnType<typeof subscribe>>,
+    ];
+    t.match(
+      await call('POST', `/v1/subscriptions/${pauser.id}/pause`, pauser.token, {
+        resumesAt: new Date(Date.now() + 61_000).toISOString(),
+      }),
+      {
+        status: 422,
+        body: { type: '/problems/pause-too-long', detail: /at most PT1M/ },
+      },
+    );
+    const resumesAt = new Date(Date.now() + 8_000);
+    const paused = await call('POST', `/v1/subscriptions/${pauser.id}/pause`, pauser.token, {
+      resumesAt: resumesAt.toISOString(),
+    });
+    t.match(paused, { status: 200, body: { status: 'paused', resumesAt: resumesAt.toISOString() } });
+    const pausedAt = new Date(paused.body.pausedAt as string);
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${pauser.id}/pause`, pauser.token)).status,
+      409,
+      'one pause at a time',
+    );
+    await waitFor(async () => !(await rolesOf('user-pause')).includes('short-role'), {
+      what: 'the role revoked at the pause',
+    });
+    t.match((await notes('subscription.paused', pauser.id))[0]?.data, { resumesAt: resumesAt.toISOString() });
+
+    // The buyer resumes the other one early: the role comes back at once.
+    await call('POST', `/v1/subscriptions/${early.id}/pause`, early.token, {});
+    await waitFor(async () => !(await rolesOf('user-pause-early')).includes('short-role'), { what: 'early: revoked' });
+    t.match(await call('POST', `/v1/subscriptions/${early.id}/resume`, early.token), {
+      status: 200,
+      body: { status: 'active', pausedAt: null },
+    });
+    await waitFor(async () => (await rolesOf('user-pause-early')).includes('short-role'), {
+      what: 'early: granted again',
+    });
+
+    // The scheduler resumes the first at resumesAt; the paid period's end moves by the paused time.
+    await waitFor(async () => (await sub(pauser.id)).status === 'active', {
+      what: 'resumed by the scheduler',
+      timeoutMs: 20_000,
+    });
+    const resumedAt = new Date((await notes('subscription.resumed', pauser.id))[0]!.data['resumedAt'] as string);
+    t.ok(resumedAt >= resumesAt, 'not before resumesAt');
+    await waitFor(async () => (await rolesOf('user-pause')).includes('short-role'), { what: 'the role granted again' });
+    const shifted = (await sub(pauser.id)).paid_through!;
+    const d = resumedAt.getTime() - pausedAt.getTime();
+    t.equal(shifted.getTime(), pauser.paidThrough.getTime() + d, 'paid through later by the paused time');
+    t.equal((await notes('subscription.resumed', pauser.id))[0]!.data['currentPeriodEnd'], shifted.toISOString());
+    t.same(await renewalPayments(pauser.id), [], 'nothing charged while paused');
+
+    // The renewal comes at the shifted end, not before.
+    await waitFor(async () => (await renewalPayments(pauser.id)).some((p) => p.status === 'completed'), {
+      what: 'the renewal after the shifted period',
+      timeoutMs: 60_000,
+    });
+    const [renewal] = await renewalPayments(pauser.id);
+    t.equal(renewal!.period_start!.getTime(), shifted.getTime(), 'the next period starts where the shifted one ends');
+    t.ok(renewal!.created_at.getTime() >= shifted.getTime() - 2_500, 'charged at the shifted time (less the lead)');
+    t.equal((await notes('subscription.paused', pauser.id)).length, 1);
+    t.equal((await notes('subscription.resumed', pauser.id)).length, 1);
   },
 );
