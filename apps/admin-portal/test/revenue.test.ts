@@ -67,3 +67,20 @@ t.test('a contraction, and nothing at all', async (t) => {
   ]);
   t.same(revenueMovements([], now), []);
 });
+
+t.test('a paused subscription counts nothing while paused (docs/api.md, pause)', async (t) => {
+  const withPause = revenueMovements(
+    [paid('p', 1000, '2026-09-01', '2026-10-01'), paid('p', 1000, '2026-10-01', '2026-12-20')],
+    now,
+    12,
+    [{ subscriptionId: 'p', from: d('2026-10-20'), to: d('2026-11-10') }],
+  )[0]!.months;
+  const [sep, oct, nov] = ['2026-09', '2026-10', '2026-11'].map((m) => withPause.find((x) => x.month === m)!);
+  t.match(sep, { mrr: 1000, new: 1000 });
+  t.match(oct, { mrr: 0, churn: 1000 }, 'paused at the end of October');
+  t.match(nov, { mrr: 1000, reactivation: 1000 }, 'resumed in November');
+  const still = revenueMovements([paid('q', 1000, '2026-11-01', '2026-12-31')], now, 12, [
+    { subscriptionId: 'q', from: d('2026-12-02'), to: null },
+  ])[0]!.months;
+  t.match(still.at(-1), { month: '2026-12', mrr: 0, churn: 1000 }, 'still paused now');
+});

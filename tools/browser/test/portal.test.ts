@@ -745,6 +745,53 @@ t.test('a recovery link from the message: the wallet replaced from the billing p
   await buyer.context.close();
 });
 
+t.test('pause and resume: the buyer pauses on the billing page, an operator resumes from the portal', async (t) => {
+  // docs/api.md, pause and resume.
+  const erin = await checkout(stack, 'user-erin');
+  await approveInBrowser(erin.approvalUrl);
+  await waitFor(async () => (await rolesOf('user-erin')).includes('premium'), { what: 'erin active with her role' });
+  const buyer = await newPage();
+  const p = buyer.page;
+  await p.goto(`${API}/billing#token=${await stack.tokenFor('user-erin')}`);
+  const card = p.locator(`[data-subscription="${erin.subscriptionId}"]`);
+  await card.getByRole('button', { name: 'Pause subscription' }).waitFor();
+  const until = new Date(Date.now() + 20 * 86_400_000).toISOString().slice(0, 10);
+  await card.getByLabel('Resume on (optional)').fill(until);
+  p.once('dialog', (d) => void d.accept());
+  await card.getByRole('button', { name: 'Pause subscription' }).click();
+  await p.getByText('Paused: nothing is charged until it resumes.').waitFor();
+  await card.getByRole('button', { name: 'Resume now' }).waitFor();
+  t.match(await card.textContent(), /paused.*Paused since/s);
+  t.equal(await subStatus(erin.subscriptionId), 'paused');
+  t.equal(
+    (
+      await db
+        .selectFrom('subscriptions')
+        .select('resumes_at')
+        .where('id', '=', erin.subscriptionId)
+        .executeTakeFirstOrThrow()
+    ).resumes_at?.toISOString(),
+    `${until}T00:00:00.000Z`,
+  );
+  await waitFor(async () => !(await rolesOf('user-erin')).includes('premium'), { what: 'the role taken away' });
+  await check(t, p, '20-billing-paused', buyer.errors);
+  await buyer.context.close();
+
+  await page.goto(`${PORTAL}/subscriptions/${erin.subscriptionId}`);
+  t.match(await page.locator('main').textContent(), /Paused since.*resumes by itself/s);
+  await check(t, page, '21-subscription-paused', errors);
+  await page.getByLabel('Why resume now (kept in the audit log)').fill('support ticket 123: back early');
+  await page.getByRole('button', { name: 'Resume now…' }).click();
+  await page.getByRole('heading', { name: 'Please confirm' }).waitFor();
+  await page.getByRole('button', { name: 'Resume now' }).click();
+  await page.getByText('Resumed; the role is granted again.').waitFor();
+  t.equal(await subStatus(erin.subscriptionId), 'active');
+  await waitFor(async () => (await rolesOf('user-erin')).includes('premium'), { what: 'the role granted again' });
+  t.ok(await page.getByRole('button', { name: 'Pause…' }).isVisible(), 'an active one can be paused from the portal');
+  const audit = await db.selectFrom('audit_log').selectAll().where('action', '=', 'subscription.resume').execute();
+  t.match(audit, [{ target: `subscription:${erin.subscriptionId}`, reason: 'support ticket 123: back early' }]);
+});
+
 t.test('a page view is counted once in the metrics', async (t) => {
   const count = async () => {
     const text = await (await fetch(`${PORTAL}/metrics`)).text();

@@ -28,11 +28,22 @@ export interface RevenueMonth {
   churnRate: number | null;
 }
 
-/** MRR and its movements for the `months` months ending with the one holding `now`, per currency. */
+/** A pause of a subscription (docs/api.md, pause): no MRR from `from` until `to` (null: still paused). */
+export interface PausedSpan {
+  subscriptionId: string;
+  from: Date;
+  to: Date | null;
+}
+
+/**
+ * MRR and its movements for the `months` months ending with the one holding `now`, per currency;
+ * a subscription paused at an instant counts nothing then.
+ */
 export function revenueMovements(
   paid: readonly PaidPeriod[],
   now: Date,
   months = 12,
+  pauses: readonly PausedSpan[] = [],
 ): { currency: string; months: RevenueMonth[] }[] {
   const ends: Date[] = [];
   for (let i = months; i >= 0; i--) {
@@ -49,6 +60,8 @@ export function revenueMovements(
   return currencies.map((currency) => {
     const subs = [...bySub.values()].filter((ps) => ps[0]!.currency === currency);
     const mrrAt = (ps: PaidPeriod[], t: Date) => {
+      const sub = ps[0]!.subscriptionId;
+      if (pauses.some((x) => x.subscriptionId === sub && x.from <= t && (!x.to || t < x.to))) return 0;
       const p = ps.find((x) => x.start <= t && t < x.end);
       return p ? monthlyAmount(p.amount, p.period) : 0;
     };
@@ -113,6 +126,11 @@ export const revenueApi: AdminPlugin = async (api, { rt }) => {
       .where('p.period_start', 'is not', null)
       .where('p.period_end', '>', since)
       .execute();
+    const pauses = await rt.db
+      .selectFrom('subscription_pauses')
+      .select(['subscription_id', 'paused_at', 'resumed_at'])
+      .where((eb) => eb.or([eb('resumed_at', 'is', null), eb('resumed_at', '>', since)]))
+      .execute();
     const paid = rows.map((r) => ({
       subscriptionId: r.subscription_id,
       currency: r.currency,
@@ -121,6 +139,14 @@ export const revenueApi: AdminPlugin = async (api, { rt }) => {
       start: r.period_start!,
       end: r.period_end!,
     }));
-    return { at: now.toISOString(), currencies: revenueMovements(paid, now) };
+    return {
+      at: now.toISOString(),
+      currencies: revenueMovements(
+        paid,
+        now,
+        12,
+        pauses.map((x) => ({ subscriptionId: x.subscription_id, from: x.paused_at, to: x.resumed_at })),
+      ),
+    };
   });
 };

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { cancelSubscription, subscriptions } from '@billing/billing-core';
+import { cancelSubscription, pauseSubscription, resumePausedSubscription, subscriptions } from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView, subscriptionView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
@@ -136,6 +136,78 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
         return r;
       });
       return { ...subscriptionView(result.subscription, now), userId: result.subscription.user_id };
+    },
+  );
+
+  // docs/api.md, pause and resume: an operator pauses (until resumesAt, at most the plan's maxPause) or resumes now.
+  api.post(
+    '/subscriptions/:id/pause',
+    {
+      schema: {
+        tags: ['admin'],
+        params: IdParams,
+        body: Type.Object(
+          { resumesAt: Type.Optional(Type.String({ format: 'date-time' })), reason: Reason },
+          { additionalProperties: false },
+        ),
+        response: { 200: AdminSubscription, ...errors },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const row = await rt.db.transaction().execute(async (trx) => {
+        const sub = isUuid(req.params.id) ? await subscriptions.lock(trx, req.params.id) : undefined;
+        if (!sub) throw new AppError('not-found', 'no such subscription');
+        const before = subscriptionView(sub, now);
+        const r = await pauseSubscription(trx, sub, {
+          now,
+          resumesAt: req.body.resumesAt ? new Date(req.body.resumesAt) : undefined,
+          by: `operator:${actor(req)}`,
+        });
+        if ('code' in r) throw new AppError(r.code, r.detail);
+        await audit(trx, {
+          actor: actor(req),
+          action: 'subscription.pause',
+          target: `subscription:${sub.id}`,
+          reason: req.body.reason,
+          before,
+          after: subscriptionView(r, now),
+        });
+        return r;
+      });
+      return { ...subscriptionView(row, now), userId: row.user_id };
+    },
+  );
+
+  api.post(
+    '/subscriptions/:id/resume',
+    {
+      schema: {
+        tags: ['admin'],
+        params: IdParams,
+        body: Type.Object({ reason: Reason }, { additionalProperties: false }),
+        response: { 200: AdminSubscription, ...errors },
+      },
+    },
+    async (req) => {
+      const now = new Date();
+      const row = await rt.db.transaction().execute(async (trx) => {
+        const sub = isUuid(req.params.id) ? await subscriptions.lock(trx, req.params.id) : undefined;
+        if (!sub) throw new AppError('not-found', 'no such subscription');
+        const before = subscriptionView(sub, now);
+        const r = await resumePausedSubscription(trx, sub, { now, by: `operator:${actor(req)}` });
+        if (r === 'no-op') throw new AppError('not-resumable', `a ${sub.status} subscription is not paused`);
+        await audit(trx, {
+          actor: actor(req),
+          action: 'subscription.resume',
+          target: `subscription:${sub.id}`,
+          reason: req.body.reason,
+          before,
+          after: subscriptionView(r, now),
+        });
+        return r;
+      });
+      return { ...subscriptionView(row, now), userId: row.user_id };
     },
   );
 };

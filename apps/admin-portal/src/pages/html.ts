@@ -86,6 +86,7 @@ const TONE: Record<string, string> = {
   pending: 'info',
   created: 'info',
   trialing: 'info',
+  paused: 'warn',
   past_due: 'warn',
   partially_refunded: 'warn',
   open: 'warn',

@@ -7,6 +7,7 @@ import { disputePages } from './disputes.js';
 import { homePages } from './home.js';
 import { makeKit } from './kit.js';
 import { paymentPages } from './payments.js';
+import { pausePages } from './pauses.js';
 import { planPages } from './plans.js';
 import { revenuePages } from './revenue.js';
 import { subscriptionPages } from './subscriptions.js';
@@ -20,6 +21,7 @@ export function adminPages(app: HttpApp, { auth }: { auth: AuthClient }): void {
   paymentPages(kit);
   disputePages(kit);
   subscriptionPages(kit);
+  pausePages(kit);
   userPages(kit);
   planPages(kit);
   deadLetterPages(kit);

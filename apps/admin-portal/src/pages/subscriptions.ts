@@ -17,6 +17,7 @@ import {
 } from './html.js';
 import { confirmStep, doneTo, layout, notFound, queryOf, refusedPage, type Kit } from './kit.js';
 import { auditTable, listPage, paymentColumns } from './payments.js';
+import { pauseSection } from './pauses.js';
 import { SubscriptionDetail, SubscriptionPage, type AdminSubscriptionRow, type SubscriptionRow } from './answers.js';
 
 /** Period end for a live subscription; when it was cancelled for a cancelled one. */
@@ -40,7 +41,11 @@ export const subscriptionColumns = (withUser = true): Column<SubscriptionRow>[] 
 ];
 
 const cancellable = (s: AdminSubscriptionRow) =>
-  s.status === 'active' || s.status === 'past_due' || s.status === 'pending' || s.status === 'trialing';
+  s.status === 'active' ||
+  s.status === 'past_due' ||
+  s.status === 'pending' ||
+  s.status === 'trialing' ||
+  s.status === 'paused';
 
 /** Subscriptions: list, detail with payments, grants and audit, and an operator's cancel in both modes. */
 export function subscriptionPages(kit: Kit): void {
@@ -138,6 +143,7 @@ export function subscriptionPages(kit: Kit): void {
           s.grants,
           'No role granted: the subscription was never paid for.',
         )}
+${pauseSection(s)}
 <h2>Cancel</h2>${cancelForm}
 <h2>Operator actions</h2>${auditTable(s.audit)}`,
         { section: '/subscriptions', who: req.userId, flash: queryOf(req)['done'] },

@@ -256,7 +256,7 @@ function main(): void {
           text: `Free trial until ${when(s.trialEnd)}${s.cancelAtPeriodEnd ? ': it ends then, nothing will be charged.' : ': the first payment is taken then.'}`,
         }),
       );
-    else if (s.currentPeriodEnd)
+    else if (s.currentPeriodEnd && s.status !== 'paused')
       rows.push(
         h('p', {
           text: `${s.cancelAtPeriodEnd ? 'Ends on ' : 'Renews on '}${when(s.currentPeriodEnd)} (current period from ${when(s.currentPeriodStart)})`,
@@ -310,8 +310,43 @@ function main(): void {
       });
       rows.push(' ', pm);
     }
-    if (s.status === 'active' && !s.cancelAtPeriodEnd) rows.push(planChange(s, plans));
+    if (s.status === 'active' && !s.cancelAtPeriodEnd) rows.push(pauseControls(s), planChange(s, plans));
+    if (s.status === 'paused') {
+      // docs/api.md, pause and resume: nothing is charged meanwhile; the time left comes back at the resume.
+      rows.push(
+        h('p', {
+          text: `Paused since ${when(s.pausedAt)}. It resumes by itself on ${when(s.resumesAt)}; the time left in your period is given back then.`,
+        }),
+      );
+      const resume = h('button', { type: 'button', 'data-action': 'unpause', text: 'Resume now' });
+      resume.addEventListener('click', () =>
+        act(api('POST', `/v1/subscriptions/${s.id}/resume`), 'Resumed: your access is back.'),
+      );
+      rows.push(resume);
+    }
     return h('div', { class: 'card', 'data-subscription': s.id }, rows);
+  }
+  /** Pause an active subscription until a date (empty: the longest pause the plan allows). */
+  function pauseControls(s: Subscription): HTMLElement {
+    const until = h('input', { id: `pause-until-${s.id}`, type: 'date' }) as HTMLInputElement;
+    const btn = h('button', { type: 'button', class: 'secondary', 'data-action': 'pause', text: 'Pause subscription' });
+    btn.addEventListener('click', () => {
+      if (
+        !confirm('Pause now? Nothing is charged and your access stops until the resume; the time left comes back then.')
+      )
+        return;
+      act(
+        api('POST', `/v1/subscriptions/${s.id}/pause`, until.value ? { resumesAt: `${until.value}T00:00:00Z` } : {}),
+        'Paused: nothing is charged until it resumes.',
+      );
+    });
+    return h('fieldset', {}, [
+      h('legend', { text: 'Pause' }),
+      h('label', { for: until.id, text: 'Resume on (optional) ' }),
+      until,
+      ' ',
+      btn,
+    ]);
   }
   /**
    * Another plan for an active subscription (docs/api.md, plan changes): the plans on sale in its
@@ -400,7 +435,7 @@ function main(): void {
     return box;
   }
   function render(subs: Subscription[], payments: Payment[], plans: Plan[]): void {
-    const live = subs.filter((s) => ['active', 'past_due', 'pending', 'trialing'].includes(s.status));
+    const live = subs.filter((s) => ['active', 'past_due', 'pending', 'trialing', 'paused'].includes(s.status));
     const box = $('subscription');
     box.textContent = '';
     if (!live.length) box.appendChild(h('p', { class: 'muted', text: 'You have no subscription.' }));

@@ -21,7 +21,7 @@ button{font:inherit;background:#1f3a8a;color:#fff;border:0;border-radius:6px;pad
 button:focus,a:focus{outline:3px solid #93b4ff;outline-offset:2px}
 .plans{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:.8rem}.plan .price{font-size:1.3rem;font-weight:700}
 .muted{color:#5b6372}.badge{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:.82rem;font-weight:600;background:#e4e6ea;color:#343a42}
-.badge.active,.badge.completed{background:#d3f2dd;color:#0e4d2c}.badge.failed{background:#f9d9dc;color:#7c1c26}.badge.past_due{background:#fff0c4;color:#5c4300}.badge.pending{background:#dde8ff;color:#14306e}
+.badge.active,.badge.completed{background:#d3f2dd;color:#0e4d2c}.badge.failed{background:#f9d9dc;color:#7c1c26}.badge.past_due,.badge.paused{background:#fff0c4;color:#5c4300}.badge.pending{background:#dde8ff;color:#14306e}
 `;
 
 /**
