@@ -24,7 +24,7 @@ export function discounted(amount: number, c: Pick<CouponRow, 'percent_off' | 'a
 export async function redeemCoupon(
   trx: Tx,
   code: string,
-  o: { currency: string; userId: string; subscriptionId: string },
+  o: { currency: string; userId: string; subscriptionId: string; fromPeriod?: number },
 ): Promise<CouponRow> {
   const coupon = await trx
     .updateTable('coupons')
@@ -52,6 +52,7 @@ export async function redeemCoupon(
       subscription_id: o.subscriptionId,
       user_id: o.userId,
       status: 'active',
+      from_period: o.fromPeriod ?? 0,
     })
     .execute();
   return coupon;
@@ -74,35 +75,48 @@ export async function releaseCoupon(trx: Tx, subscriptionId: string): Promise<vo
       .execute();
 }
 
+/** A coupon as a subscription redeemed it: from which of its periods it counts. */
+export type RedeemedCoupon = CouponRow & { from_period: number };
+
 /** The coupon a subscription redeemed, if its redemption lives. */
-export async function couponOf(trx: Tx, subscriptionId: string): Promise<CouponRow | undefined> {
+export async function couponOf(trx: Tx, subscriptionId: string): Promise<RedeemedCoupon | undefined> {
   return trx
     .selectFrom('coupon_redemptions as r')
     .innerJoin('coupons as c', 'c.code', 'r.coupon_code')
     .selectAll('c')
+    .select('r.from_period')
     .where('r.subscription_id', '=', subscriptionId)
     .where('r.status', '=', 'active')
     .executeTakeFirst();
 }
 
 /** `couponOf` for many subscriptions in one statement. */
-export async function couponsOf(trx: Tx, subscriptionIds: string[]): Promise<Map<string, CouponRow>> {
+export async function couponsOf(trx: Tx, subscriptionIds: string[]): Promise<Map<string, RedeemedCoupon>> {
   if (subscriptionIds.length === 0) return new Map();
   const rows = await trx
     .selectFrom('coupon_redemptions as r')
     .innerJoin('coupons as c', 'c.code', 'r.coupon_code')
     .selectAll('c')
-    .select('r.subscription_id as redeemed_by')
+    .select(['r.subscription_id as redeemed_by', 'r.from_period'])
     .where('r.subscription_id', 'in', subscriptionIds)
     .where('r.status', '=', 'active')
     .execute();
-  return new Map(rows.map(({ redeemed_by, ...coupon }) => [redeemed_by as string, coupon as CouponRow]));
+  return new Map(rows.map(({ redeemed_by, ...coupon }) => [redeemed_by as string, coupon as RedeemedCoupon]));
 }
 
-/** Period k's price with the subscription's coupon, when the coupon covers k (periods from 0). */
-export function withCoupon(amount: number, coupon: CouponRow | undefined, k: number): number {
+/**
+ * Period k's price with the subscription's coupon, when the coupon covers k: its `durationPeriods`
+ * from the period it was redeemed for (0 at checkout; a retention offer's, later).
+ */
+export function withCoupon(
+  amount: number,
+  coupon: (CouponRow & { from_period?: number }) | undefined,
+  k: number,
+): number {
   if (!coupon) return amount;
-  if (coupon.duration_periods !== null && k >= coupon.duration_periods) return amount;
+  const from = coupon.from_period ?? 0;
+  if (k < from) return amount;
+  if (coupon.duration_periods !== null && k >= from + coupon.duration_periods) return amount;
   // 0 is a free period: recorded as paid without a PayPal charge.
   return discounted(amount, coupon);
 }
@@ -117,10 +131,20 @@ export interface NewCoupon {
   maxRedemptions: number | null;
   maxRedemptionsPerUser: number | null;
   expiresAt: string | null;
+  /** docs/api.md, retention offer: this coupon becomes the one offered (the previous one is unmarked). */
+  retentionOffer?: boolean;
 }
 
 /** A new coupon, written; undefined when one with that code exists already (nothing written). */
 export async function createCoupon(trx: Tx, c: NewCoupon): Promise<CouponRow | undefined> {
+  const exists = await trx.selectFrom('coupons').select('code').where('code', '=', c.code).executeTakeFirst();
+  if (exists) return undefined;
+  if (c.retentionOffer)
+    await trx
+      .updateTable('coupons')
+      .set({ retention_offer: false, updated_at: sql`now()` })
+      .where('retention_offer', '=', true)
+      .execute();
   return trx
     .insertInto('coupons')
     .values({
@@ -132,6 +156,7 @@ export async function createCoupon(trx: Tx, c: NewCoupon): Promise<CouponRow | u
       max_redemptions: c.maxRedemptions,
       max_redemptions_per_user: c.maxRedemptionsPerUser,
       expires_at: c.expiresAt,
+      retention_offer: c.retentionOffer ?? false,
     })
     .onConflict((oc) => oc.column('code').doNothing())
     .returningAll()

@@ -29,3 +29,4 @@ export * from './refund-reported.js';
 export * from './renew.js';
 export * from './save-wallet.js';
 export * from './refund.js';
+export * from './retention.js';

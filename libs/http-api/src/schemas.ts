@@ -73,4 +73,6 @@ export const AdminPlanSchema = Type.Object({
   active: Type.Boolean(),
   /** docs/scheduler.md: the retries of a failed renewal (ISO 8601 durations), or null (DUNNING_RETRY_MS). */
   dunningSchedule: Nullable(Type.Array(Type.String())),
+  /** docs/api.md, pause: the longest pause, or null (P3M). */
+  maxPause: Nullable(Type.String()),
 });

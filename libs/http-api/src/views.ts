@@ -62,5 +62,5 @@ export function publicPlanView(p: PlanRow) {
 
 /** A plan as operators see it: whether it is on sale too. */
 export function planView(p: PlanRow) {
-  return { ...publicPlanView(p), active: p.active, dunningSchedule: p.dunning_schedule };
+  return { ...publicPlanView(p), active: p.active, dunningSchedule: p.dunning_schedule, maxPause: p.max_pause };
 }

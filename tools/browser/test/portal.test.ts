@@ -792,6 +792,47 @@ t.test('pause and resume: the buyer pauses on the billing page, an operator resu
   t.match(audit, [{ target: `subscription:${erin.subscriptionId}`, reason: 'support ticket 123: back early' }]);
 });
 
+t.test('a retention offer: set on the coupon form, made once to a buyer cancelling, accepted', async (t) => {
+  // docs/api.md, retention offer.
+  await page.goto(`${PORTAL}/coupons`);
+  await page.getByLabel('Code').fill('STAY50');
+  await page.getByLabel(/^Percent off/).fill('50');
+  await page.getByLabel(/For the first N periods/).fill('1');
+  await page.getByLabel(/Offer it once to buyers about to cancel/).check();
+  await page.getByRole('button', { name: 'Create…' }).click();
+  await page.getByRole('heading', { name: 'Please confirm' }).waitFor();
+  t.match(await page.locator('.confirm').textContent(), /offered to buyers about to cancel/);
+  await page.getByRole('button', { name: 'Create the coupon' }).click();
+  await page.getByText('Coupon STAY50 created.').waitFor();
+  t.match(await page.getByRole('table', { name: 'Coupons' }).textContent(), /STAY50.*retention offer/s);
+
+  const erin = await db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('user_id', '=', 'user-erin')
+    .where('status', '=', 'active')
+    .executeTakeFirstOrThrow();
+  const buyer = await newPage();
+  const p = buyer.page;
+  await p.goto(`${API}/billing#token=${await stack.tokenFor('user-erin')}`);
+  const card = p.locator(`[data-subscription="${erin.id}"]`);
+  await card.getByLabel('Why are you cancelling?').selectOption('too_expensive');
+  await card.getByRole('button', { name: 'Cancel at period end' }).click();
+  await card.getByRole('heading', { name: 'Before you go' }).waitFor();
+  t.match(await card.textContent(), /50% off for 1 period\(s\).*\$4\.99 instead of \$9\.99.*made once/s);
+  await check(t, p, '22-billing-retention-offer', buyer.errors);
+  await card.getByRole('button', { name: 'Accept the offer' }).click();
+  await p.getByText('Offer accepted: thank you for staying.').waitFor();
+  t.match(await db.selectFrom('coupon_redemptions').selectAll().where('subscription_id', '=', erin.id).execute(), [
+    { coupon_code: 'STAY50', from_period: 1 },
+  ]);
+  t.match(await db.selectFrom('subscriptions').selectAll().where('id', '=', erin.id).executeTakeFirstOrThrow(), {
+    status: 'active',
+    cancel_at_period_end: false,
+  });
+  await buyer.context.close();
+});
+
 t.test('a page view is counted once in the metrics', async (t) => {
   const count = async () => {
     const text = await (await fetch(`${PORTAL}/metrics`)).text();

@@ -309,12 +309,45 @@ t.test(
 );
 
 t.test(
-  'pause and resume (docs/api.md): no charge and no role while paused, the period shifted by the pause',
+  'pause and resume (no charge and no role while paused, the period shifted by the pause); a retention offer taken',
   async (t) => {
-    const [pauser, early] = (await Promise.all(['user-pause', 'user-pause-early'].map((u) => subscribe(u)))) as [
-      Awaited<ReturnType<typeof subscribe>>,
-      Awaited<ReturnType<typeof subscribe>>,
-    ];
+    // docs/api.md, retention offer: an operator sets one; a buyer about to cancel takes it instead.
+    const admin = await stack.tokenFor('ops-retention', ['admin']);
+    const created = await fetch(`${stack.urls['admin-portal']}/admin/api/v1/coupons`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        code: 'STAY50',
+        percentOff: 50,
+        durationPeriods: 1,
+        maxRedemptions: null,
+        expiresAt: null,
+        retentionOffer: true,
+      }),
+    });
+    t.equal(created.status, 201);
+    type Sub = Awaited<ReturnType<typeof subscribe>>;
+    const [pauser, early, stayer] = (await Promise.all(
+      ['user-pause', 'user-pause-early', 'user-stay'].map((u) => subscribe(u)),
+    )) as [Sub, Sub, Sub];
+    t.match(await call('POST', `/v1/subscriptions/${stayer.id}/retention-offer`, stayer.token), {
+      status: 200,
+      body: { offer: { couponCode: 'STAY50', price: 125, fromPeriodStart: stayer.paidThrough.toISOString() } },
+    });
+    t.same(
+      (await call('POST', `/v1/subscriptions/${stayer.id}/retention-offer`, stayer.token)).body,
+      { offer: null },
+      'offered once',
+    );
+    t.match(await call('POST', `/v1/subscriptions/${stayer.id}/retention-offer/accept`, stayer.token), {
+      status: 200,
+      body: { status: 'active', cancelAtPeriodEnd: false },
+    });
+    t.equal(
+      (await call('POST', `/v1/subscriptions/${stayer.id}/retention-offer/accept`, stayer.token)).status,
+      409,
+      'accepted once',
+    );
     t.match(
       await call('POST', `/v1/subscriptions/${pauser.id}/pause`, pauser.token, {
         resumesAt: new Date(Date.now() + 61_000).toISOString(),
@@ -375,5 +408,15 @@ t.test(
     t.ok(renewal!.created_at.getTime() >= shifted.getTime() - 2_500, 'charged at the shifted time (less the lead)');
     t.equal((await notes('subscription.paused', pauser.id)).length, 1);
     t.equal((await notes('subscription.resumed', pauser.id)).length, 1);
+
+    // The buyer who stayed: the next period charged at the offer's price, at PayPal too.
+    await waitFor(async () => (await renewalPayments(stayer.id)).some((p) => p.status === 'completed'), {
+      what: "the stayer's renewal",
+      timeoutMs: 30_000,
+    });
+    const [kept] = await renewalPayments(stayer.id);
+    t.equal(kept!.amount, 125, 'half price for the period after the offer');
+    const charged = await chargesFor([kept!.id]);
+    t.match(charged, [{ body: { purchase_units: [{ amount: { value: '1.25', currency_code: 'USD' } }] } }]);
   },
 );

@@ -20,6 +20,8 @@ export const Coupon = Type.Object({
   redeemed: Type.Integer(),
   expiresAt: Nullable(Ts),
   active: Type.Boolean(),
+  /** docs/api.md, retention offer: the coupon offered to buyers about to cancel. */
+  retentionOffer: Type.Boolean(),
   createdAt: Ts,
 });
 
@@ -34,6 +36,7 @@ const view = (c: CouponRow) => ({
   redeemed: c.redeemed,
   expiresAt: c.expires_at?.toISOString() ?? null,
   active: c.active,
+  retentionOffer: c.retention_offer,
   createdAt: c.created_at.toISOString(),
 });
 
@@ -60,6 +63,8 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
             /** Default 1; null: no limit per user. */
             maxRedemptionsPerUser: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
             expiresAt: Nullable(Type.String({ format: 'date-time' })),
+            /** docs/api.md, retention offer: offer this one to buyers about to cancel (unmarks the previous). */
+            retentionOffer: Type.Optional(Type.Boolean()),
           },
           { additionalProperties: false },
         ),
@@ -84,6 +89,7 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
           maxRedemptions: b.maxRedemptions ?? null,
           maxRedemptionsPerUser: b.maxRedemptionsPerUser === undefined ? 1 : b.maxRedemptionsPerUser,
           expiresAt: b.expiresAt ?? null,
+          retentionOffer: b.retentionOffer ?? false,
         });
         if (!c) throw new AppError('validation', `a coupon "${b.code}" exists already`);
         await audit(trx, {

@@ -94,6 +94,8 @@ export const PlanBody = Type.Object(
     dunningSchedule: Type.Optional(
       Type.Union([Type.Array(Type.String({ minLength: 2, maxLength: 40 }), { maxItems: 10 }), Type.Null()]),
     ),
+    /** docs/api.md, pause: the longest pause (ISO 8601 duration), or null (P3M). */
+    maxPause: Type.Optional(Type.Union([Type.String({ minLength: 2, maxLength: 40 }), Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -251,6 +253,8 @@ export const Stats = Type.Object({
   ),
   /** docs/api.md, cancel: the reasons buyers gave for what ended this month or is set to end, most given first. */
   cancelReasonsThisMonth: Type.Array(Type.Object({ reason: Type.String(), count: Type.Integer() })),
+  /** docs/api.md, retention offer: offers made this month, and accepted. */
+  retentionThisMonth: Type.Object({ offered: Type.Integer(), accepted: Type.Integer() }),
 });
 export const grantView = (g: {
   id: string;

@@ -27,7 +27,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
     // When a payment was taken: its period's start for a first payment, else its last update
     // (a renewal paid ahead starts its period later than it was paid).
     const paidAt = sql`least(coalesce(period_start, updated_at), updated_at)`;
-    const [live, counts, failed, refunded, revenue, byPlan, reasons] = await Promise.all([
+    const [live, counts, failed, refunded, revenue, byPlan, reasons, retention] = await Promise.all([
       db
         .selectFrom('subscriptions')
         .select(['amount', 'currency', 'period', 'status'])
@@ -105,6 +105,15 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
         .groupBy('cancel_reason')
         .orderBy('n', 'desc')
         .execute(),
+      // docs/api.md, retention offer: offers made this month, and how many of them were accepted.
+      db
+        .selectFrom('subscriptions')
+        .select([
+          (eb) => eb.fn.countAll<string>().as('offered'),
+          (eb) => eb.fn.count<string>('retention_accepted_at').as('accepted'),
+        ])
+        .where('retention_offered_at', '>=', monthStart)
+        .executeTakeFirstOrThrow(),
     ]);
     const mrr = new Map<string, number>();
     for (const s of live)
@@ -122,6 +131,7 @@ export const statsApi: AdminPlugin = async (api, { rt }) => {
       revenuePerDay: revenue.map((r) => ({ day: r.day, currency: r.currency, amount: Number(r.amount) })),
       subscriptionsByPlan: byPlan.map((p) => ({ planId: p.plan_id, active: Number(p.active), total: Number(p.total) })),
       cancelReasonsThisMonth: reasons.map((r) => ({ reason: r.cancel_reason!, count: Number(r.n) })),
+      retentionThisMonth: { offered: Number(retention.offered), accepted: Number(retention.accepted) },
     };
   });
 };

@@ -36,7 +36,8 @@ export function couponPages(kit: Kit): void {
             { head: 'Expires', cell: (c) => time(c.expiresAt) },
             {
               head: 'State',
-              cell: (c) => (c.active ? badge('active') : badge('expired', 'off')),
+              cell: (c) =>
+                html`${c.active ? badge('active') : badge('expired', 'off')}${c.retentionOffer ? html` ${badge('requested', 'retention offer')}` : ''}`,
             },
             {
               head: '',
@@ -55,6 +56,7 @@ export function couponPages(kit: Kit): void {
 <label for="max">At most N redemptions (empty: no limit)</label><input id="max" name="maxRedemptions" inputmode="numeric">
 <label for="per-user">At most N redemptions by one user (empty: 1)</label><input id="per-user" name="maxRedemptionsPerUser" inputmode="numeric">
 <label for="expires">Expires (empty: never)</label><input id="expires" name="expiresAt" type="date">
+<label><input type="checkbox" name="retentionOffer" value="yes"> Offer it once to buyers about to cancel (the retention offer; replaces the current one)</label>
 <p><button>Create…</button></p></form>`,
         { section: '/coupons', who: req.userId, flash: queryOf(req)['done'] },
       );
@@ -87,13 +89,14 @@ export function couponPages(kit: Kit): void {
         maxRedemptions: int(b['maxRedemptions']) ?? null,
         maxRedemptionsPerUser: int(b['maxRedemptionsPerUser']) ?? 1,
         expiresAt: b['expiresAt'] ? new Date(`${b['expiresAt']}T00:00:00Z`).toISOString() : null,
+        ...(b['retentionOffer'] === 'yes' ? { retentionOffer: true } : {}),
       };
       if (b['confirm'] !== 'yes')
         return layout(
           'Confirm the new coupon',
           confirmStep({
             action: '/coupons',
-            summary: html`<p>Create coupon <strong class="mono">${coupon.code}</strong>: ${coupon.percentOff !== undefined ? html`${coupon.percentOff}% off` : amountOff !== undefined ? html`${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : html`the first ${coupon.durationPeriods} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : html`at most ${coupon.maxRedemptions} redemptions`}, at most ${coupon.maxRedemptionsPerUser} per user.</p>`,
+            summary: html`<p>Create coupon <strong class="mono">${coupon.code}</strong>: ${coupon.percentOff !== undefined ? html`${coupon.percentOff}% off` : amountOff !== undefined ? html`${money(amountOff, currency!)} off` : 'no discount given'}, ${coupon.durationPeriods === null ? 'every period' : html`the first ${coupon.durationPeriods} period(s)`}, ${coupon.maxRedemptions === null ? 'no limit' : html`at most ${coupon.maxRedemptions} redemptions`}, at most ${coupon.maxRedemptionsPerUser} per user${coupon.retentionOffer ? html`; offered to buyers about to cancel` : ''}.</p>`,
             fields: Object.fromEntries(
               Object.entries(b).filter(([k, v]) => k !== '_csrf' && k !== 'confirm' && typeof v === 'string'),
             ) as Record<string, string>,

@@ -65,6 +65,7 @@ ${stat('In dunning (past due)', esc(s.inDunning), '/subscriptions?status=past_du
 ${stat('In a free trial', esc(s.inTrial), '/subscriptions?status=trialing')}
 ${stat('Failed payments this month', esc(s.failedPaymentsThisMonth), `/payments?status=failed&from=${monthStart}`)}
 ${stat('Refunded this month', refunded, '/payments?status=refunded')}
+${stat('Retention offers accepted this month', html`${s.retentionThisMonth.accepted} of ${s.retentionThisMonth.offered}`)}
 ${stat('Open disputes', esc(disputes.body.items.length), '#disputes')}
 </section>${openDisputesTable(disputes.body.items)}${reasonsOf(s.cancelReasonsThisMonth)}<h2>Trends</h2><div class="charts">${charts}</div>${
           others.length ? html`<p class="muted">Revenue in ${others.join(', ')} is not drawn; see Payments.</p>` : ''

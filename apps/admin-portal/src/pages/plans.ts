@@ -28,6 +28,7 @@ ${p ? html`<p>Plan id <strong class="mono">${p.id}</strong> (an id never changes
 <label for="period">Billed</label><select id="period" name="period">${periods.map(([x, t]) => html`<option value="${x}"${x === (p?.period ?? 'P1M') ? html` selected` : ''}>${t}</option>`)}</select>
 <label for="trialPeriod">Free trial before the first charge (ISO 8601: P14D, P1M; empty: none)</label><input id="trialPeriod" name="trialPeriod" maxlength="40" pattern="P(T)?[0-9]{1,5}[YMWDHS]" value="${v('trialPeriod')}">
 <label for="dunningSchedule">Retries of a failed renewal, from its first failure (ISO 8601, comma-separated: P1D, P3D, P5D; empty: the default)</label><input id="dunningSchedule" name="dunningSchedule" maxlength="400" value="${p?.dunningSchedule?.join(', ') ?? ''}">
+<label for="maxPause">Longest pause a buyer may take (ISO 8601: P1M, P3M; empty: P3M)</label><input id="maxPause" name="maxPause" maxlength="40" pattern="P(T)?[0-9]{1,5}[YMWDHS]" value="${v('maxPause')}">
 <label for="role">Role granted</label><input id="role" name="role" required value="${v('role')}">
 <label for="active">On sale</label><select id="active" name="active"><option value="true"${p?.active === false ? '' : html` selected`}>yes</option><option value="false"${p?.active === false ? html` selected` : ''}>no (existing subscriptions keep their terms)</option></select>
 <label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" required maxlength="1000">
@@ -137,6 +138,7 @@ export function planPages(kit: Kit): void {
         dunningSchedule: (b['dunningSchedule'] ?? '').trim()
           ? (b['dunningSchedule'] ?? '').split(',').map((d) => d.trim())
           : null,
+        maxPause: (b['maxPause'] ?? '').trim() || null,
       };
       const current = editing ? (await readPlans(req)).body.items.find((p) => p.id === id) : null;
       if (editing && !current)

@@ -11,6 +11,16 @@ import { CANCEL_REASONS } from '@billing/domain';
 type Plan = Static<typeof PlanSchema>;
 type Subscription = Static<typeof SubscriptionSchema>;
 type Payment = Static<typeof PaymentSchema>;
+/** docs/api.md, retention offer (POST …/retention-offer). */
+type Offer = {
+  couponCode: string;
+  percentOff: number | null;
+  amountOff: number | null;
+  currency: string | null;
+  durationPeriods: number | null;
+  fromPeriodStart: string;
+  price: number;
+};
 type Claims = { sub?: string; name?: string; email?: string; preferred_username?: string };
 class ApiError extends Error {
   constructor(
@@ -278,17 +288,27 @@ function main(): void {
         h('option', { value: '', text: 'Choose one (optional)' }),
         ...Object.entries(CANCEL_REASONS).map(([value, text]) => h('option', { value, text })),
       ]) as HTMLSelectElement;
+      const cancel = () =>
+        act(
+          api('POST', `/v1/subscriptions/${s.id}/cancel`, {
+            mode: 'at_period_end',
+            ...(why.value ? { reason: why.value } : {}),
+          }),
+          'Cancelled: your subscription ends at the period end.',
+        );
       btn.addEventListener('click', () => {
-        if (s.cancelAtPeriodEnd)
+        if (s.cancelAtPeriodEnd) {
           act(api('POST', `/v1/subscriptions/${s.id}/resume`), 'Resumed: your subscription renews as before.');
-        else if (confirm('Cancel at the end of the current period? You keep access until then.'))
-          act(
-            api('POST', `/v1/subscriptions/${s.id}/cancel`, {
-              mode: 'at_period_end',
-              ...(why.value ? { reason: why.value } : {}),
-            }),
-            'Cancelled: your subscription ends at the period end.',
-          );
+          return;
+        }
+        // docs/api.md, retention offer: asked for once; none goes straight on to the cancel.
+        api<{ offer: Offer | null }>('POST', `/v1/subscriptions/${s.id}/retention-offer`).then(
+          ({ offer }) => {
+            if (offer) card.replaceChildren(...offerPanel(s, offer, cancel));
+            else if (confirm('Cancel at the end of the current period? You keep access until then.')) cancel();
+          },
+          (e: Error) => banner('bad', e.message),
+        );
       });
       if (!s.cancelAtPeriodEnd)
         rows.push(h('p', {}, [h('label', { for: `why-${s.id}`, text: 'Why are you cancelling? ' }), why]));
@@ -324,7 +344,34 @@ function main(): void {
       );
       rows.push(resume);
     }
-    return h('div', { class: 'card', 'data-subscription': s.id }, rows);
+    const card = h('div', { class: 'card', 'data-subscription': s.id }, rows);
+    return card;
+  }
+  /** The retention offer, shown once: accept it, or cancel anyway. */
+  function offerPanel(s: Subscription, o: Offer, cancel: () => void): (HTMLElement | string)[] {
+    const off =
+      o.percentOff !== null ? `${o.percentOff}% off` : `${money(o.amountOff ?? 0, o.currency ?? s.currency)} off`;
+    const span = o.durationPeriods === null ? 'every period' : `${o.durationPeriods} period(s)`;
+    const accept = h('button', { type: 'button', 'data-action': 'accept-offer', text: 'Accept the offer' });
+    accept.addEventListener('click', () =>
+      act(api('POST', `/v1/subscriptions/${s.id}/retention-offer/accept`), 'Offer accepted: thank you for staying.'),
+    );
+    const leave = h('button', {
+      type: 'button',
+      class: 'secondary',
+      'data-action': 'cancel-anyway',
+      text: 'Cancel anyway',
+    });
+    leave.addEventListener('click', cancel);
+    return [
+      h('h3', { text: 'Before you go' }),
+      h('p', {
+        text: `Stay and get ${off} for ${span}, from ${when(o.fromPeriodStart)}: ${money(o.price, s.currency)} instead of ${money(s.amount, s.currency)}. This offer is made once.`,
+      }),
+      accept,
+      ' ',
+      leave,
+    ];
   }
   /** Pause an active subscription until a date (empty: the longest pause the plan allows). */
   function pauseControls(s: Subscription): HTMLElement {

@@ -22,6 +22,7 @@ import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
 import * as cancelReason from './20261206T0300_cancel_reason.js';
 import * as disputes from './20261207T0100_disputes.js';
 import * as pauses from './20261207T0200_pauses.js';
+import * as retentionOffer from './20261207T0300_retention_offer.js';
 
 /** Every migration in order; names are timestamps, and a shipped migration is never edited. */
 export const migrations: Record<string, Migration> = {
@@ -48,4 +49,5 @@ export const migrations: Record<string, Migration> = {
   '20261206T0300_cancel_reason': cancelReason,
   '20261207T0100_disputes': disputes,
   '20261207T0200_pauses': pauses,
+  '20261207T0300_retention_offer': retentionOffer,
 };

@@ -15,6 +15,8 @@ export interface CouponsTable {
   redeemed: Generated<number>;
   expires_at: Timestamp | null;
   active: Generated<boolean>;
+  /** docs/api.md, retention offer: the one coupon offered to buyers about to cancel. */
+  retention_offer: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -26,6 +28,8 @@ export interface CouponRedemptionsTable {
   subscription_id: string;
   user_id: string;
   status: 'active' | 'released';
+  /** The first period it discounts (0: from the first; a retention offer: the next one not yet charged). */
+  from_period: Generated<number>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

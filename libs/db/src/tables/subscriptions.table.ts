@@ -39,6 +39,9 @@ export interface SubscriptionsTable {
   /** Why the buyer cancelled (docs/api.md, cancel), when they said. */
   cancel_reason: string | null;
   cancelled_at: Timestamp | null;
+  /** docs/api.md, retention offer: when it was made (once) and accepted. */
+  retention_offered_at: Timestamp | null;
+  retention_accepted_at: Timestamp | null;
   /** docs/api.md, pause: the pause in effect (both null unless `paused`). */
   paused_at: Timestamp | null;
   resumes_at: Timestamp | null;

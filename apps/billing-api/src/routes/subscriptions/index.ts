@@ -2,6 +2,7 @@ import type { BillingApiDeps } from '../../app.js';
 import type { Catalogue } from '../../catalogue.js';
 import type { HttpApp } from '@billing/service-kit';
 import { lifecycleRoutes } from './lifecycle.js';
+import { retentionRoutes } from './retention.js';
 import { paymentMethodRoutes } from './payment-method.js';
 import { planChangeRoutes } from './plan-change.js';
 import { purchaseRoutes } from './purchase.js';
@@ -19,6 +20,7 @@ export function subscriptionRoutes(
   purchaseRoutes(app, deps, catalogue);
   readRoutes(app, deps);
   lifecycleRoutes(app, deps);
+  retentionRoutes(app, deps);
   planChangeRoutes(app, deps, catalogue);
   paymentMethodRoutes(app, deps);
 }
