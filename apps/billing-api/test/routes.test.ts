@@ -1136,3 +1136,69 @@ t.test('a coupon is redeemed once per user by default: re-subscribing after the 
     201,
   );
 });
+
+t.test('pause and resume (docs/api.md): the refusals with their codes, the body, the answer', async (t) => {
+  const { body } = await buy('u-pause');
+  const id = body.subscriptionId as string;
+  t.match(await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause'), {
+    status: 409,
+    body: { type: '/problems/not-pausable', detail: /pending subscription/ },
+  });
+  await activate(id, body.paymentId);
+  t.match(await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause', { resumesAt: 'tomorrow' }), { status: 400 });
+  t.match(
+    await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause', {
+      resumesAt: new Date(Date.now() - 1000).toISOString(),
+    }),
+    { status: 400, body: { type: '/problems/validation' } },
+  );
+  t.match(
+    await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause', {
+      resumesAt: new Date(Date.now() + 200 * 86_400_000).toISOString(),
+    }),
+    { status: 422, body: { type: '/problems/pause-too-long', detail: /at most P3M/ } },
+  );
+  t.equal((await call('POST', `/v1/subscriptions/${id}/pause`, 'u-other')).status, 404, "another user's: 404");
+  const resumesAt = new Date(Date.now() + 5 * 86_400_000).toISOString();
+  const paused = await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause', { resumesAt });
+  t.match(paused, { status: 200, body: { status: 'paused', resumesAt, cancelledAt: null } });
+  t.ok(paused.body.pausedAt);
+  t.match(await call('POST', `/v1/subscriptions/${id}/pause`, 'u-pause'), {
+    status: 409,
+    body: { detail: /paused already/ },
+  });
+  t.match(await buy('u-pause'), { status: 409, body: { type: '/problems/already-subscribed', detail: /paused/ } });
+  t.match(await call('GET', `/v1/subscriptions/${id}`, 'u-pause'), { body: { status: 'paused', resumesAt } });
+  t.match(await call('POST', `/v1/subscriptions/${id}/resume`, 'u-pause'), {
+    status: 200,
+    body: { status: 'active', pausedAt: null, resumesAt: null },
+  });
+  t.match((await outbox('subscription.resumed', (d) => d['subscriptionId'] === id))[0], { planId: 'pro' });
+});
+
+t.test('the retention offer (docs/api.md): none without a coupon set, made once, accepted once', async (t) => {
+  const { body } = await buy('u-stay');
+  const id = body.subscriptionId as string;
+  await activate(id, body.paymentId);
+  t.same((await call('POST', `/v1/subscriptions/${id}/retention-offer`, 'u-stay')).body, { offer: null });
+  t.match(await call('POST', `/v1/subscriptions/${id}/retention-offer/accept`, 'u-stay'), {
+    status: 409,
+    body: { type: '/problems/offer-not-available' },
+  });
+  await db
+    .insertInto('coupons')
+    .values({ code: 'STAY', percent_off: 20, duration_periods: 3, retention_offer: true })
+    .execute();
+  const made = await call('POST', `/v1/subscriptions/${id}/retention-offer`, 'u-stay');
+  t.match(made, {
+    status: 200,
+    body: { offer: { couponCode: 'STAY', percentOff: 20, durationPeriods: 3, price: 799 } },
+  });
+  t.same((await call('POST', `/v1/subscriptions/${id}/retention-offer`, 'u-stay')).body, { offer: null }, 'once');
+  t.match(await call('POST', `/v1/subscriptions/${id}/retention-offer/accept`, 'u-stay'), {
+    status: 200,
+    body: { status: 'active' },
+  });
+  t.equal((await call('POST', `/v1/subscriptions/${id}/retention-offer/accept`, 'u-stay')).status, 409);
+  t.equal((await call('POST', `/v1/subscriptions/${id}/retention-offer`, 'u-nobody')).status, 404);
+});

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { SubscriptionPaused, SubscriptionResumed } from '@billing/contracts';
 import type { Database, SubscriptionRow } from '@billing/db';
 import { HOLDING_MONEY, periodWindow } from '@billing/domain';
 import { enqueue } from '@billing/messaging';
 import { endSubscriptionGrant, startSubscriptionGrant } from './grants.js';
 import { currentPeriod, indexAt, windowOf } from './periods.js';
+import { payments } from './payments.js';
 import { subscriptions } from './subscriptions.js';
 
 // The use case "pause a subscription, and resume it" (docs/api.md, pause and resume): nothing is
@@ -123,17 +124,7 @@ export async function resumePausedSubscription(
   );
   if (!t) return 'no-op';
   // The payments of the period the pause cut: their period moves with it (pro-rata refunds stay right).
-  await trx
-    .updateTable('payments')
-    .set({
-      period_start: sql`period_start + make_interval(secs => ${d / 1000})`,
-      period_end: sql`period_end + make_interval(secs => ${d / 1000})`,
-      updated_at: sql`now()`,
-    })
-    .where('subscription_id', '=', sub.id)
-    .where('status', 'in', [...HOLDING_MONEY])
-    .where('period_end', '>', pausedAt)
-    .execute();
+  await payments.shiftPeriods(trx, sub.id, pausedAt, d);
   await trx
     .updateTable('subscription_pauses')
     .set({ resumed_at: opts.now, resumed_by: opts.by })

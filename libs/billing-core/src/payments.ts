@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database, NewPaymentRow, PaymentRow, PaymentUpdate } from '@billing/db';
 import {
   applyPaymentEvent,
+  HOLDING_MONEY,
   isUuid,
   type PaymentEvent,
   type PaymentStatus,
@@ -154,6 +155,24 @@ export const payments = {
   /** Writes columns outside the state (PayPal's ids, the period paid for, the refunded total). */
   async record(trx: Tx, p: PaymentRow, changes: PaymentChanges): Promise<void> {
     await write(trx, p, changes);
+  },
+
+  /**
+   * docs/api.md, pause and resume: the payments holding money for a period that had not ended at
+   * `pausedAt` move `ms` later with it (their period start and end), so pro-rata refunds stay right.
+   */
+  async shiftPeriods(trx: Tx, subscriptionId: string, pausedAt: Date, ms: number): Promise<void> {
+    await trx
+      .updateTable('payments')
+      .set({
+        period_start: sql`period_start + make_interval(secs => ${ms / 1000})`,
+        period_end: sql`period_end + make_interval(secs => ${ms / 1000})`,
+        updated_at: sql`now()`,
+      })
+      .where('subscription_id', '=', subscriptionId)
+      .where('status', 'in', [...HOLDING_MONEY])
+      .where('period_end', '>', pausedAt)
+      .execute();
   },
 
   /** Ends every payment of a subscription still `created` or `pending` (locked) with `event`. */
