@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Transaction } from 'kysely';
 import type { CouponRow, Database } from '@billing/db';
 
 type Tx = Transaction<Database>;
@@ -17,6 +17,22 @@ export function discounted(amount: number, c: Pick<CouponRow, 'percent_off' | 'a
 }
 
 /**
+ * What makes a coupon redeemable now by `userId` for a purchase in `currency`: active, not
+ * expired, under its limit, for that currency (or any), and under its per-user limit (the caller
+ * holds the user's lock, so that count cannot race with the same user).
+ */
+export function redeemable(o: { currency: string; userId: string }) {
+  return (eb: ExpressionBuilder<Database, 'coupons'>) =>
+    eb.and([
+      eb('active', '=', true),
+      eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]),
+      eb.or([eb('max_redemptions', 'is', null), eb('redeemed', '<', eb.ref('max_redemptions'))]),
+      eb.or([eb('currency', 'is', null), eb('currency', '=', o.currency)]),
+      sql<boolean>`(max_redemptions_per_user is null or (select count(*) from coupon_redemptions r where r.coupon_code = coupons.code and r.user_id = ${o.userId} and r.status = 'active') < max_redemptions_per_user)`,
+    ]);
+}
+
+/**
  * Takes one redemption of `code` for a subscription being bought, in the checkout's transaction:
  * one conditional UPDATE (active, not expired, under its limit, the right currency) decides, so 20
  * checkouts at once on the last redemption get it once. The checkout's rollback gives it back.
@@ -30,14 +46,7 @@ export async function redeemCoupon(
     .updateTable('coupons')
     .set({ redeemed: sql`redeemed + 1`, updated_at: sql`now()` })
     .where('code', '=', code)
-    .where('active', '=', true)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
-    .where((eb) => eb.or([eb('max_redemptions', 'is', null), eb('redeemed', '<', eb.ref('max_redemptions'))]))
-    .where((eb) => eb.or([eb('currency', 'is', null), eb('currency', '=', o.currency)]))
-    // Per user: the checkout holds the user's lock, so this count cannot race with the same user.
-    .where(
-      sql<boolean>`(max_redemptions_per_user is null or (select count(*) from coupon_redemptions r where r.coupon_code = coupons.code and r.user_id = ${o.userId} and r.status = 'active') < max_redemptions_per_user)`,
-    )
+    .where(redeemable(o))
     .returningAll()
     .executeTakeFirst();
   if (!coupon)

@@ -1,7 +1,7 @@
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { CouponRow, Database, SubscriptionRow } from '@billing/db';
 import { HOLDING_MONEY, OPEN_PAYMENT_STATUSES } from '@billing/domain';
-import { CouponNotApplicable, redeemCoupon, withCoupon } from './coupons.js';
+import { CouponNotApplicable, redeemable, redeemCoupon, withCoupon } from './coupons.js';
 import { indexAt, windowOf } from './periods.js';
 import { subscriptions } from './subscriptions.js';
 
@@ -51,13 +51,7 @@ async function applicable(trx: Tx, sub: SubscriptionRow): Promise<CouponRow | nu
     .selectFrom('coupons')
     .selectAll()
     .where('retention_offer', '=', true)
-    .where('active', '=', true)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
-    .where((eb) => eb.or([eb('max_redemptions', 'is', null), eb('redeemed', '<', eb.ref('max_redemptions'))]))
-    .where((eb) => eb.or([eb('currency', 'is', null), eb('currency', '=', sub.currency)]))
-    .where(
-      sql<boolean>`(max_redemptions_per_user is null or (select count(*) from coupon_redemptions r where r.coupon_code = coupons.code and r.user_id = ${sub.user_id} and r.status = 'active') < max_redemptions_per_user)`,
-    )
+    .where(redeemable({ currency: sub.currency, userId: sub.user_id }))
     .executeTakeFirst();
   return coupon ?? null;
 }

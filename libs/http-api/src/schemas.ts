@@ -41,6 +41,17 @@ export const SubscriptionSchema = Type.Object({
   createdAt: Ts,
 });
 
+/** docs/api.md, retention offer: what a buyer about to cancel is offered, once. */
+export const RetentionOfferSchema = Type.Object({
+  couponCode: Type.String(),
+  percentOff: Nullable(Type.Integer()),
+  amountOff: Nullable(Type.Integer()),
+  currency: Nullable(Type.String()),
+  durationPeriods: Nullable(Type.Integer()),
+  fromPeriodStart: Ts,
+  price: Type.Integer(),
+});
+
 export const PaymentSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   subscriptionId: Type.String({ format: 'uuid' }),

@@ -201,6 +201,44 @@ export async function startStack(
   const known = new Set<string>();
   const conn = await amqplib.connect(vhost.url);
   const ch = await conn.createChannel();
+  /** The messages on notifications.billing so far, read without consuming them for good (`notifications`). */
+  async function readNotifications() {
+    const pending = () =>
+      tdb.db
+        .selectFrom('outbox')
+        .select('seq')
+        .where('published_at', 'is', null)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+    const last = await pending();
+    if (last)
+      await waitFor(
+        async () =>
+          !(await tdb.db
+            .selectFrom('outbox')
+            .select('id')
+            .where('published_at', 'is', null)
+            .where('seq', '<=', last.seq)
+            .limit(1)
+            .executeTakeFirst()),
+        { what: 'the outbox rows committed so far published', timeoutMs: 20_000 },
+      );
+    const out: { id: string; type: string; data: Record<string, unknown> }[] = [];
+    const seen: amqplib.GetMessage[] = [];
+    for (;;) {
+      const m = await ch.get('notifications.billing', { noAck: false });
+      if (!m) break;
+      seen.push(m);
+      const env = JSON.parse(m.content.toString());
+      out.push({ id: env.id, type: env.type, data: env.data });
+    }
+    ch.nackAll(true);
+    return out;
+  }
+  // One read at a time: two readers of the queue would each hide what the other holds unacked.
+  let reading: Promise<unknown> = Promise.resolve();
+
   return {
     tdb,
     vhost,
@@ -230,39 +268,10 @@ export async function startStack(
     urlOf: (replica) => replicaUrls.get(replica) ?? '',
     paypal: (path, body) => json(urls.paypal, path, body),
     auth: (path, body) => json(urls.auth, path, body),
-    async notifications() {
-      const pending = () =>
-        tdb.db
-          .selectFrom('outbox')
-          .select('seq')
-          .where('published_at', 'is', null)
-          .orderBy('seq', 'desc')
-          .limit(1)
-          .executeTakeFirst();
-      const last = await pending();
-      if (last)
-        await waitFor(
-          async () =>
-            !(await tdb.db
-              .selectFrom('outbox')
-              .select('id')
-              .where('published_at', 'is', null)
-              .where('seq', '<=', last.seq)
-              .limit(1)
-              .executeTakeFirst()),
-          { what: 'the outbox rows committed so far published', timeoutMs: 20_000 },
-        );
-      const out: { id: string; type: string; data: Record<string, unknown> }[] = [];
-      const seen: amqplib.GetMessage[] = [];
-      for (;;) {
-        const m = await ch.get('notifications.billing', { noAck: false });
-        if (!m) break;
-        seen.push(m);
-        const env = JSON.parse(m.content.toString());
-        out.push({ id: env.id, type: env.type, data: env.data });
-      }
-      ch.nackAll(true);
-      return out;
+    notifications() {
+      const run = reading.then(() => readNotifications());
+      reading = run.catch(() => undefined);
+      return run;
     },
     async quiet({ stableMs = 800, timeoutMs = 30_000 } = {}) {
       const queues = Object.values(WORK_QUEUES).flatMap((w) => [

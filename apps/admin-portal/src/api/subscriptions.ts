@@ -1,4 +1,7 @@
+import type { FastifyRequest } from 'fastify';
+import type { Transaction } from 'kysely';
 import { Type } from 'typebox';
+import type { Database, SubscriptionRow } from '@billing/db';
 import { cancelSubscription, pauseSubscription, resumePausedSubscription, subscriptions } from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView, subscriptionView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
@@ -140,6 +143,33 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
   );
 
   // docs/api.md, pause and resume: an operator pauses (until resumesAt, at most the plan's maxPause) or resumes now.
+  /** One operator change of a subscription: locked, changed by `run` (a refusal thrown), audited with before and after. */
+  const audited = async (
+    req: FastifyRequest,
+    action: string,
+    reason: string,
+    run: (trx: Transaction<Database>, sub: SubscriptionRow, now: Date) => Promise<SubscriptionRow>,
+  ) => {
+    const now = new Date();
+    const id = (req.params as { id: string }).id;
+    const row = await rt.db.transaction().execute(async (trx) => {
+      const sub = isUuid(id) ? await subscriptions.lock(trx, id) : undefined;
+      if (!sub) throw new AppError('not-found', 'no such subscription');
+      const before = subscriptionView(sub, now);
+      const r = await run(trx, sub, now);
+      await audit(trx, {
+        actor: actor(req),
+        action,
+        target: `subscription:${sub.id}`,
+        reason,
+        before,
+        after: subscriptionView(r, now),
+      });
+      return r;
+    });
+    return { ...subscriptionView(row, now), userId: row.user_id };
+  };
+
   api.post(
     '/subscriptions/:id/pause',
     {
@@ -153,30 +183,16 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
         response: { 200: AdminSubscription, ...errors },
       },
     },
-    async (req) => {
-      const now = new Date();
-      const row = await rt.db.transaction().execute(async (trx) => {
-        const sub = isUuid(req.params.id) ? await subscriptions.lock(trx, req.params.id) : undefined;
-        if (!sub) throw new AppError('not-found', 'no such subscription');
-        const before = subscriptionView(sub, now);
+    async (req) =>
+      audited(req, 'subscription.pause', req.body.reason, async (trx, sub, now) => {
         const r = await pauseSubscription(trx, sub, {
           now,
           resumesAt: req.body.resumesAt ? new Date(req.body.resumesAt) : undefined,
           by: `operator:${actor(req)}`,
         });
         if ('code' in r) throw new AppError(r.code, r.detail);
-        await audit(trx, {
-          actor: actor(req),
-          action: 'subscription.pause',
-          target: `subscription:${sub.id}`,
-          reason: req.body.reason,
-          before,
-          after: subscriptionView(r, now),
-        });
         return r;
-      });
-      return { ...subscriptionView(row, now), userId: row.user_id };
-    },
+      }),
   );
 
   api.post(
@@ -189,25 +205,11 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
         response: { 200: AdminSubscription, ...errors },
       },
     },
-    async (req) => {
-      const now = new Date();
-      const row = await rt.db.transaction().execute(async (trx) => {
-        const sub = isUuid(req.params.id) ? await subscriptions.lock(trx, req.params.id) : undefined;
-        if (!sub) throw new AppError('not-found', 'no such subscription');
-        const before = subscriptionView(sub, now);
+    async (req) =>
+      audited(req, 'subscription.resume', req.body.reason, async (trx, sub, now) => {
         const r = await resumePausedSubscription(trx, sub, { now, by: `operator:${actor(req)}` });
         if (r === 'no-op') throw new AppError('not-resumable', `a ${sub.status} subscription is not paused`);
-        await audit(trx, {
-          actor: actor(req),
-          action: 'subscription.resume',
-          target: `subscription:${sub.id}`,
-          reason: req.body.reason,
-          before,
-          after: subscriptionView(r, now),
-        });
         return r;
-      });
-      return { ...subscriptionView(row, now), userId: row.user_id };
-    },
+      }),
   );
 };

@@ -5,22 +5,13 @@
  * tab, and calls the /v1 API with it. Its answers are typed from the API's own schemas.
  */
 import type { Static } from 'typebox';
-import type { PaymentSchema, PlanSchema, SubscriptionSchema } from '@billing/http-api';
+import type { PaymentSchema, PlanSchema, RetentionOfferSchema, SubscriptionSchema } from '@billing/http-api';
 import { CANCEL_REASONS } from '@billing/domain';
 
 type Plan = Static<typeof PlanSchema>;
 type Subscription = Static<typeof SubscriptionSchema>;
 type Payment = Static<typeof PaymentSchema>;
-/** docs/api.md, retention offer (POST …/retention-offer). */
-type Offer = {
-  couponCode: string;
-  percentOff: number | null;
-  amountOff: number | null;
-  currency: string | null;
-  durationPeriods: number | null;
-  fromPeriodStart: string;
-  price: number;
-};
+type Offer = Static<typeof RetentionOfferSchema>;
 type Claims = { sub?: string; name?: string; email?: string; preferred_username?: string };
 class ApiError extends Error {
   constructor(

@@ -9,7 +9,7 @@ import { NotResumableError } from '@billing/domain';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../../app.js';
 import { CancelBody, IdParams, PauseBody, Problem, SubscriptionSchema } from '../../schemas.js';
-import { ownSubscriptions } from './shared.js';
+import { errors, ownSubscriptions } from './shared.js';
 
 /** The routes of cancel and resume (docs/api.md). */
 export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
@@ -97,16 +97,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
         security: [{ bearerAuth: [] }],
         params: IdParams,
         body: PauseBody,
-        response: {
-          200: SubscriptionSchema,
-          400: Problem,
-          401: Problem,
-          404: Problem,
-          409: Problem,
-          413: Problem,
-          415: Problem,
-          422: Problem,
-        },
+        response: { 200: SubscriptionSchema, ...errors },
       },
     },
     async (req) => {

@@ -1,20 +1,10 @@
 import { Type } from 'typebox';
 import { acceptRetentionOffer, makeRetentionOffer } from '@billing/billing-core';
-import { Nullable, subscriptionView } from '@billing/http-api';
+import { Nullable, RetentionOfferSchema, subscriptionView } from '@billing/http-api';
 import { AppError, type HttpApp } from '@billing/service-kit';
 import type { BillingApiDeps } from '../../app.js';
 import { IdParams, Problem, SubscriptionSchema } from '../../schemas.js';
 import { ownSubscriptions } from './shared.js';
-
-const Offer = Type.Object({
-  couponCode: Type.String(),
-  percentOff: Nullable(Type.Integer()),
-  amountOff: Nullable(Type.Integer()),
-  currency: Nullable(Type.String()),
-  durationPeriods: Nullable(Type.Integer()),
-  fromPeriodStart: Type.String({ format: 'date-time' }),
-  price: Type.Integer(),
-});
 
 /** docs/api.md, retention offer: made once to a buyer about to cancel, and accepted. */
 export function retentionRoutes(app: HttpApp, deps: BillingApiDeps): void {
@@ -30,7 +20,7 @@ export function retentionRoutes(app: HttpApp, deps: BillingApiDeps): void {
         summary: 'The retention offer for a buyer about to cancel: made once per subscription, else null',
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: Type.Object({ offer: Nullable(Offer) }), 401: Problem, 404: Problem },
+        response: { 200: Type.Object({ offer: Nullable(RetentionOfferSchema) }), 401: Problem, 404: Problem },
       },
     },
     async (req) => {
