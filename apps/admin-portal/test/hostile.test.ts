@@ -438,7 +438,59 @@ t.test('free text is rendered back escaped on every page that shows it', async (
     },
   });
   t.equal(plan.statusCode, 201);
+  // docs/disputes.md: a dispute's reason (PayPal's) and an operator's evidence shown on the home and the payment.
+  const disputeId = randomUUID();
+  await db
+    .insertInto('disputes')
+    .values({
+      id: disputeId,
+      provider_dispute_id: 'PP-D-XSS',
+      payment_id: paidId,
+      capture_id: 'CAP-XSS',
+      amount: 100,
+      currency: 'USD',
+      reason: '<img src=x onerror=alert(3)>',
+      status: 'OPEN',
+      stage: 'INQUIRY',
+      outcome: null,
+      result: 'open',
+      provider_updated_at: new Date(),
+    })
+    .execute();
+  const evidence = await app.inject({
+    method: 'POST',
+    url: `${P}/disputes/${disputeId}/evidence`,
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    payload: { note: '<svg onload=alert(4)>' },
+  });
+  t.equal(evidence.statusCode, 202, 'evidence may hold any text');
+  for (const [what, url, payload, status] of [
+    ['an empty note', `${P}/disputes/${disputeId}/accept`, { note: '' }, 400],
+    ['a blank note', `${P}/disputes/${disputeId}/accept`, { note: '   ' }, 400],
+    ['a second answer while one waits', `${P}/disputes/${disputeId}/accept`, { note: 'x' }, 409],
+    ['an unknown dispute', `${P}/disputes/${randomUUID()}/accept`, { note: 'x' }, 404],
+    ['a malformed dispute id', `${P}/disputes/'1/evidence`, { note: 'x' }, 404],
+  ] as const) {
+    const r = await app.inject({
+      method: 'POST',
+      url,
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      payload,
+    });
+    t.equal(r.statusCode, status, `dispute answer: ${what}`);
+    results.push([`dispute answer: ${what}`, status, r.json().type]);
+  }
   const cookie = { cookie: `billing_admin=${admin}` };
+  for (const url of ['/', `/payments/${paidId}`]) {
+    const page = await app.inject({ url, headers: cookie });
+    t.equal(page.statusCode, 200, url);
+    t.notMatch(page.body, /<img src=x onerror|<svg onload/, `${url}: no markup from a dispute`);
+    t.match(
+      page.body,
+      /&#60;img src=x onerror=alert\(3\)&#62;|img src=x onerror=alert\(3\)/i,
+      `${url}: the reason shown`,
+    );
+  }
   for (const url of ['/audit', '/plans', '/users/u-xss']) {
     const page = await app.inject({ url, headers: cookie });
     t.equal(page.statusCode, 200, url);
@@ -460,6 +512,7 @@ t.test('free text is rendered back escaped on every page that shows it', async (
   }
   results.push(['script in a grant reason, rendered on /audit and /users/:id', 200, 'escaped']);
   results.push(['markup in a plan name and description, rendered on /plans', 200, 'escaped']);
+  results.push(["markup in a dispute's reason and an operator's evidence, on / and the payment", 200, 'escaped']);
 });
 
 t.test('the table, and the portal still serving', async (t) => {
