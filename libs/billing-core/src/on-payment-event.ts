@@ -208,11 +208,14 @@ async function activate(
 /** A renewal completed: the period is paid, unless the subscription no longer wants it. */
 async function renewalPaid(trx: Tx, p: PaymentRow): Promise<PaidOutcome> {
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
+  const { start, end } = windowOf(sub, p.period_index);
+  // Charged for that period whatever follows: the payment shows it, even when the money goes back.
+  if (sub.status === 'cancelled' || sub.status === 'expired' || (sub.cancel_at_period_end && start > new Date()))
+    await payments.record(trx, p, { period_start: start, period_end: end });
   if (sub.status === 'cancelled' || sub.status === 'expired') {
     await requestRefund(trx, p, p.amount, 'late_capture', `the subscription is ${sub.status}`);
     return 'refunded: subscription ended';
   }
-  const { start } = windowOf(sub, p.period_index);
   if (sub.cancel_at_period_end && start > new Date()) {
     // Charged in flight while the buyer cancelled at period end: a period that will not be served.
     await requestRefund(
