@@ -60,8 +60,13 @@ t.test(
     const times = attemptsLog.get(100) ?? [];
     t.equal(times.length, 4, 'handled exactly four times');
     const gaps = times.slice(1).map((tm, i) => tm - (times[i] as number));
-    t.ok(gaps[0]! >= 120 && gaps[1]! >= 250 && gaps[2]! >= 500, `delays grow: ${gaps.join(', ')} ms`);
-    t.ok(gaps[1]! > gaps[0]! && gaps[2]! > gaps[1]!, 'each delay longer than the last');
+    // Each retry waited at least its own delay (150, 300, 600 ms, less timer slack). The observed gaps
+    // are not compared with one another: on a loaded machine the first can run long (335, 328, 610 ms
+    // in one CI run), which says nothing about the schedule.
+    t.ok(
+      gaps[0]! >= 120 && gaps[1]! >= 250 && gaps[2]! >= 500,
+      `each retry after its own delay: ${gaps.join(', ')} ms`,
+    );
     t.equal(await auditCount(env, 100), 0, 'the failed attempts changed nothing');
 
     failSeqs.delete(100);
