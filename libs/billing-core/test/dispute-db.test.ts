@@ -211,3 +211,26 @@ t.test("operators' answers: one at a time, sent once, none after the resolution"
     'a dispute is never deleted',
   );
 });
+
+t.test('five answers to one dispute released at once: one recorded, the others told one waits', async (t) => {
+  const c = await firstPayment(db, 'completed');
+  const d = dispute(`cap-${c.paymentId}`);
+  await apply(d);
+  const { id } = await row.dispute(d.disputeId);
+  for (let round = 0; round < 5; round++) {
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        db.transaction().execute((trx) => requestDisputeAction(trx, id, 'provide_evidence', `round ${round}`, 'op')),
+      ),
+    );
+    const recorded = answers.filter((a) => typeof a !== 'string');
+    t.equal(recorded.length, 1, `round ${round}: one answer recorded`);
+    t.equal(answers.filter((a) => a === 'dispute-action-pending').length, 4);
+    await disputeActionAnswered(db, (recorded[0] as { id: string }).id, null);
+  }
+  t.equal(
+    (await db.selectFrom('dispute_actions').select('id').where('dispute_id', '=', id).execute()).length,
+    5,
+    'one per round, all sent',
+  );
+});
