@@ -34,9 +34,13 @@ export async function chargedBack(
  */
 export async function periodLost(trx: Tx, p: PaymentRow, reason: string): Promise<boolean> {
   const now = new Date();
-  if (!p.period_start || !p.period_end || p.period_end <= now) return false;
+  if (!p.period_start || !p.period_end) return false;
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
-  if (p.period_start > now) {
+  // While paused, time stands at the pause: the payments' periods move only when it resumes, so the
+  // period that was in effect at `paused_at` is the one the subscription would resume on.
+  const at = sub.status === 'paused' && sub.paused_at ? sub.paused_at : now;
+  if (p.period_end <= at) return false;
+  if (p.period_start > at) {
     await paidAheadLost(trx, sub, p.period_start);
     return false;
   }
@@ -55,7 +59,7 @@ export async function periodLost(trx: Tx, p: PaymentRow, reason: string): Promis
     .where('subscription_id', '=', sub.id)
     .where('id', '!=', p.id)
     .where('status', 'in', [...HOLDING_MONEY])
-    .where('period_start', '>', now)
+    .where('period_start', '>', at)
     .forUpdate()
     .execute();
   for (const a of ahead) {

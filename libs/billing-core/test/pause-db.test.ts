@@ -4,9 +4,11 @@ import { importCatalog } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import {
   cancelSubscription,
+  chargedBack,
   pauseSubscription,
   resumeDuePauses,
   resumePausedSubscription,
+  payments,
   subscriptions,
   type PauseRefusal,
 } from '../src/index.js';
@@ -208,3 +210,30 @@ t.test('the scheduler resumes due pauses once, whatever the replicas', async (t)
   const r: PauseRefusal | unknown = await pause(a.subId, { now: new Date(Date.now() + 3 * DAY) });
   t.match(r, { status: 'paused' }, 'a resumed subscription can pause again');
 });
+
+t.test(
+  'the money of the paused period lost after its first end: cancelled, never resumed on unpaid time',
+  async (t) => {
+    const c = await firstPayment(db, 'completed');
+    const [paid] = await row.payments(c.subId);
+    await pause(c.subId, { resumesAt: new Date(Date.now() + 60 * DAY) });
+    // Paused 20 days ago, 10 days before the period (as first dated) ended; the chargeback comes now.
+    await pausedDaysAgo(c.subId, 20);
+    await db
+      .updateTable('payments')
+      .set({ period_start: new Date(Date.now() - 30 * DAY), period_end: new Date(Date.now() - 10 * DAY) })
+      .where('id', '=', paid!.id)
+      .execute();
+    const r = await db
+      .transaction()
+      .execute(async (trx) => chargedBack(trx, (await payments.lock(trx, { id: paid!.id }))!));
+    t.equal(r, 'reversed; subscription cancelled', 'the paused period was the one that payment held');
+    t.match(await row.sub(c.subId), { status: 'cancelled', paused_at: null, resumes_at: null });
+    t.match(await row.pauses(c.subId), [{ resumed_by: 'ended: cancelled' }]);
+    await resumeDuePauses(db, new Date(Date.now() + 61 * DAY));
+    t.equal((await row.sub(c.subId)).status, 'cancelled', 'the pause ending resumes nothing');
+    t.equal((await row.sent('subscription.resumed', c.subId)).length, 0);
+    t.equal((await row.sent('subscription.cancelled', c.subId)).length, 1);
+    t.equal((await row.grants(c.subId)).filter((g) => g.ended_at === null).length, 0, 'no role');
+  },
+);
