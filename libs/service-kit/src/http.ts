@@ -99,6 +99,23 @@ function describeValidation(err: FastifyError & { validation?: ValidationItem[];
   return `${field} ${first.message ?? 'is invalid'}`;
 }
 
+/**
+ * Postgres away (docs/api.md, `database-unavailable`): refused or lost connections, no host that
+ * takes writes (a failover under way: docs/guarantees.md), the server shutting down or starting.
+ */
+function isDatabaseOutage(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return (
+    ['57P01', '57P02', '57P03', '08001', '08006', '08003', '25006'].includes(code) ||
+    (['ECONNREFUSED', 'ECONNRESET'].includes(code) && !/http|fetch/i.test(message)) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      message,
+    )
+  );
+}
+
 /** Maps any error to docs/api.md's problem+json; 5xx details are logged, never shown. */
 export function toProblem(err: unknown): {
   status: number;
@@ -137,6 +154,12 @@ export function toProblem(err: unknown): {
     default:
       break;
   }
+  if (isDatabaseOutage(err))
+    return {
+      status: 503,
+      body: problemBody('database-unavailable', 'the database is unavailable; try again shortly'),
+      headers: { 'retry-after': '2' },
+    };
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status === 400) {
     const detail = /prototype|constructor/i.test(e.message)

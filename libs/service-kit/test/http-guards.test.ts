@@ -62,3 +62,37 @@ t.test(
     );
   },
 );
+
+t.test('Postgres away mid-request: 503 database-unavailable with Retry-After, not a 500', async (t) => {
+  const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+  const app = createHttpApp({
+    service: 'outage',
+    logger: createLogger({ service: 'outage', level: 'error', stream: quiet }),
+    metrics: createMetrics('outage'),
+    readiness: { check: async () => ({ ok: true, checks: {} }) } as never,
+  });
+  // What pg and our pool raise when the server goes (terminated backend, lost socket, no host
+  // taking writes during a failover), and a plain bug for contrast.
+  const errors: Record<string, () => Error> = {
+    terminated: () =>
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+    lost: () => new Error('Connection terminated unexpectedly'),
+    refused: () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    'no-writer': () =>
+      Object.assign(new Error('no host of DATABASE_URL accepts read-write sessions now'), { code: '08001' }),
+    bug: () => new TypeError('x is undefined'),
+  };
+  app.get('/boom/:kind', async (req) => {
+    throw errors[(req.params as { kind: string }).kind]!();
+  });
+  await app.ready();
+  t.teardown(() => app.close());
+  for (const kind of ['terminated', 'lost', 'refused', 'no-writer']) {
+    const res = await app.inject({ url: `/boom/${kind}` });
+    t.equal(res.statusCode, 503, kind);
+    t.equal(res.headers['retry-after'], '2');
+    t.match(res.json(), { type: '/problems/database-unavailable', status: 503 });
+  }
+  const bug = await app.inject({ url: '/boom/bug' });
+  t.equal(bug.statusCode, 500, 'a bug stays a 500');
+});

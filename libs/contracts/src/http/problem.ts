@@ -46,6 +46,7 @@ export const PROBLEM_CODES = {
   'payment-provider-unavailable': 502,
   'auth-service-unavailable': 503,
   'signature-check-unavailable': 503,
+  'database-unavailable': 503,
   unavailable: 503,
 } as const;
 export type ProblemCode = keyof typeof PROBLEM_CODES;
@@ -83,5 +84,6 @@ export const PROBLEM_TITLES: Record<ProblemCode, string> = {
   'payment-provider-unavailable': 'Payment provider unavailable',
   'auth-service-unavailable': 'Auth service unavailable',
   'signature-check-unavailable': 'Signature check unavailable',
+  'database-unavailable': 'Database unavailable',
   unavailable: 'Service unavailable',
 };
