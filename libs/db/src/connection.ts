@@ -12,6 +12,7 @@ import {
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { Database } from './database.js';
+import { poolHosts } from './hosts.js';
 
 export type Db = Kysely<Database>;
 export type Tx = Transaction<Database>;
@@ -46,8 +47,10 @@ export function createPool(
   url: string,
   { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000 }: DbOptions = {},
 ): pg.Pool {
+  // DATABASE_URL may name several hosts (docs/guarantees.md, Postgres failover).
+  const hosts = poolHosts(url);
   const pool = new pg.Pool({
-    connectionString: url,
+    ...hosts.options,
     max,
     application_name: applicationName,
     types,
@@ -62,6 +65,7 @@ export function createPool(
   // pool, a busy one fails its query (which the caller sees) and is discarded on release.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
+  hosts.retryConnect(pool);
   return pool;
 }
 

@@ -23,3 +23,4 @@ export * from './tables/payment-method-requests.table.js';
 export * from './tables/coupons.table.js';
 export * from './group.js';
 export * from './session-locks.js';
+export * from './hosts.js';

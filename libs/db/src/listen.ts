@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { connectClient, databaseHosts, HostChoice } from './hosts.js';
 
 export interface ChannelListenerOptions {
   databaseUrl: string;
@@ -22,28 +23,33 @@ export class ChannelListener {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  private readonly hosts: HostChoice;
+
   constructor(private readonly opts: ChannelListenerOptions) {
     if (!/^[a-z_][a-z0-9_]*$/.test(opts.channel)) throw new Error(`"${opts.channel}" is not a channel name`);
+    // LISTEN needs the primary (a standby refuses it): the host that takes writes.
+    const hosts = databaseHosts(opts.databaseUrl);
+    this.hosts = new HostChoice({ ...hosts, readWrite: hosts.urls.length > 1 || hosts.readWrite });
   }
 
   async start(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: this.opts.name });
+    let client: pg.Client | undefined;
     let lostOnce = false;
     const lost = (err: Error) => {
       if (lostOnce) return;
       lostOnce = true;
       this.listening = false;
-      if (this.client === client) this.client = undefined;
-      client.end().catch(() => undefined);
+      if (client && this.client === client) this.client = undefined;
+      client?.end().catch(() => undefined);
       this.opts.onLost?.(err);
       clearTimeout(this.timer);
       if (!this.stopped) this.timer = setTimeout(() => void this.start(), this.opts.retryMs ?? 1_000);
     };
-    client.on('error', lost);
-    client.on('notification', () => this.opts.onNotify());
     try {
-      await client.connect();
+      client = await connectClient(this.hosts, { application_name: this.opts.name });
+      client.on('error', lost);
+      client.on('notification', () => this.opts.onNotify());
       await client.query(`LISTEN ${this.opts.channel}`);
       this.client = client;
       this.listening = true;

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { poolHosts, withUser } from './hosts.js';
 import { migrateToLatest } from './migrator.js';
 
 /**
@@ -79,7 +80,7 @@ type AnyDb = Kysely<any>;
  */
 export async function migrateWithRoles(adminUrl: string, roles: DbRoles): Promise<{ applied: string[] }> {
   const admin = new Kysely({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: adminUrl, max: 1 }) }),
+    dialect: new PostgresDialect({ pool: adminPool(adminUrl) }),
   });
   try {
     await ensureRoles(admin, roles);
@@ -89,7 +90,7 @@ export async function migrateWithRoles(adminUrl: string, roles: DbRoles): Promis
   // The migrations run with the owner's identity, so what they create is the owner's.
   const owner = new Kysely({
     dialect: new PostgresDialect({
-      pool: new pg.Pool({ connectionString: adminUrl, max: 1, options: `-c role=${roles.owner}` }),
+      pool: adminPool(adminUrl, `-c role=${roles.owner}`),
     }),
   });
   try {
@@ -171,8 +172,13 @@ async function roleExists(db: AnyDb, name: string): Promise<boolean> {
 
 /** An app's connection URL: the administrator's, with that app's role name and the password. */
 export function appUrl(adminUrl: string, roles: DbRoles, app: AppName): string {
-  const u = new URL(adminUrl);
-  u.username = appRole(roles, app);
-  u.password = roles.appPassword ?? '';
-  return u.toString();
+  return withUser(adminUrl, appRole(roles, app), roles.appPassword ?? '');
+}
+
+/** A pool of one connection for `npm run migrate`, to whichever host of `url` takes writes. */
+function adminPool(url: string, options?: string): pg.Pool {
+  const hosts = poolHosts(url);
+  const pool = new pg.Pool({ ...hosts.options, max: 1, ...(options ? { options } : {}) });
+  hosts.retryConnect(pool);
+  return pool;
 }

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { connectClient, databaseHosts, HostChoice } from './hosts.js';
 
 /**
  * Session-level advisory locks held on one connection of this process's own (not the pool's):
@@ -10,22 +11,24 @@ export class SessionLocks {
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
 
+  private readonly hosts: HostChoice;
   constructor(
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly name: string,
-  ) {}
+  ) {
+    this.hosts = new HostChoice(databaseHosts(databaseUrl));
+  }
 
   private connection(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const c = new pg.Client({ connectionString: this.databaseUrl, application_name: `${this.name}:locks` });
+      const c = await connectClient(this.hosts, { application_name: `${this.name}:locks` });
       // A connection lost takes its locks with it: the next take opens a new one.
       const gone = () => {
         if (this.client === c) this.client = undefined;
       };
       c.on('error', gone);
       c.on('end', gone);
-      await c.connect();
       this.client = c;
       return c;
     })().finally(() => (this.connecting = undefined));

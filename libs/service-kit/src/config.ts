@@ -68,6 +68,18 @@ export const env = {
       });
       return urls.join(',');
     }, fallback),
+  /**
+   * A Postgres URL, which may name several hosts as libpq does (`postgres://u@db-0:5432,db-1:5432/billing`,
+   * docs/guarantees.md, Postgres failover): each host checked; kept as given.
+   */
+  postgresUrl: (fallback?: string) =>
+    required((raw) => {
+      const m = /^([a-z]+:\/\/(?:[^@/?]*@)?)([^/?]*)(.*)$/i.exec(raw);
+      const hosts = m ? m[2]!.split(',') : [''];
+      for (const h of m && hosts.length > 1 ? hosts : [null])
+        parseUrl(h === null ? raw : `${m![1]}${h}${m![3]}`, ['postgres:', 'postgresql:']);
+      return raw;
+    }, fallback),
   int: (fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER) =>
     required((raw) => parseInteger(raw, min, max), fallback === undefined ? undefined : String(fallback)),
   port: (fallback: number) => required((raw) => parseInteger(raw, 0, 65535), String(fallback)),
@@ -116,7 +128,7 @@ const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'
 
 /** What every process reads (docs/processes.md). */
 export const baseConfig = {
-  DATABASE_URL: env.url(['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/billing'),
+  DATABASE_URL: env.postgresUrl('postgres://postgres@127.0.0.1:5432/billing'),
   /** One broker, or every node of a cluster, comma-separated: the connection moves to the next that answers. */
   AMQP_URL: env.urlList(['amqp:', 'amqps:'], 'amqp://guest:guest@127.0.0.1:5672'),
   ELASTICSEARCH_URL: env.optionalUrl(['http:', 'https:']),

@@ -66,3 +66,12 @@ t.test('AMQP_URL takes one broker or every node of a cluster, each URL checked',
   const bad = t.throws(() => loadConfig(baseConfig, { AMQP_URL: 'amqp://a:5672,http://b' })) as ConfigError;
   t.match(bad.problems, [/^AMQP_URL \(URL 2\) must use amqp or amqps/]);
 });
+
+t.test('DATABASE_URL may name several hosts (docs/guarantees.md, Postgres failover); each is checked', async (t) => {
+  const several = 'postgres://app:pw@db-0:5432,db-1:5433/billing?target_session_attrs=read-write';
+  t.equal(loadConfig(baseConfig, { DATABASE_URL: several }).DATABASE_URL, several, 'kept as given');
+  const err = t.throws(() =>
+    loadConfig(baseConfig, { DATABASE_URL: 'postgres://db-0:5432,:x/billing' }),
+  ) as ConfigError;
+  t.match(err.problems, [/^DATABASE_URL/]);
+});

@@ -8,3 +8,4 @@ export * from './kibana.js';
 export * from './app-checks.js';
 export * from './jwt.js';
 export * from './rabbit-node.js';
+export * from './pg-cluster.js';

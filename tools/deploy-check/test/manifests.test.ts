@@ -51,10 +51,17 @@ function checkOperatorResource(o: Obj): string[] {
     return Number.isInteger(o.spec?.replicas) && o.spec?.resources?.limits
       ? []
       : [`${o.metadata.name}: replicas and limits`];
-  if (o.apiVersion === 'postgresql.cnpg.io/v1' && o.kind === 'Cluster')
-    return Number.isInteger(o.spec?.instances) && o.spec?.storage?.size
-      ? []
-      : [`${o.metadata.name}: instances and storage`];
+  if (o.apiVersion === 'postgresql.cnpg.io/v1' && o.kind === 'Cluster') {
+    const problems =
+      Number.isInteger(o.spec?.instances) && o.spec?.storage?.size ? [] : [`${o.metadata.name}: instances and storage`];
+    // docs/guarantees.md, Postgres failover: with replicas, one of them synchronous; never more than there are.
+    const sync = o.spec?.minSyncReplicas;
+    if (o.spec?.instances > 1 && !(sync >= 1))
+      problems.push(`${o.metadata.name}: minSyncReplicas ≥ 1 (a failover must not lose acknowledged commits)`);
+    if (sync !== undefined && !(sync <= o.spec?.maxSyncReplicas && o.spec?.maxSyncReplicas < o.spec?.instances))
+      problems.push(`${o.metadata.name}: minSyncReplicas ≤ maxSyncReplicas < instances`);
+    return problems;
+  }
   return [`${o.apiVersion} ${o.kind} ${o.metadata.name}: no schema to validate it against`];
 }
 

@@ -113,11 +113,16 @@ export async function startStack(
     amqp?: { urls: string; adminUrl: string };
     /** PayPal's return and cancel URLs land on billing-api's own billing page (as by default), not a shop. */
     homeIsBillingPage?: boolean;
+    /**
+     * A database of the test's own (on a Postgres cluster it started; its URL may name several
+     * hosts): migrated here, left to the test to throw away.
+     */
+    database?: MigratedTestDb;
   } = {},
 ): Promise<Stack> {
   const ownBroker = opts.amqp;
   const [tdb, vhost] = await Promise.all([
-    createMigratedTestDb({ migrate: false }),
+    opts.database ? Promise.resolve(opts.database) : createMigratedTestDb({ migrate: false }),
     ownBroker
       ? Promise.resolve<TestVhost>({ url: ownBroker.adminUrl, vhost: '/', drop: async () => undefined })
       : createTestVhost(),
@@ -323,8 +328,10 @@ export async function startStack(
       for (const app of [...APPS].reverse()) await processes.get(app)?.stop();
       await Promise.all([processes.get('paypal')?.stop(), processes.get('auth')?.stop()]);
       await brokerProxy.close();
-      await tdb.drop();
-      await dropRoles(tdb.url, roles);
+      if (!opts.database) {
+        await tdb.drop();
+        await dropRoles(tdb.url, roles);
+      }
       await vhost.drop();
     },
   };
