@@ -417,3 +417,33 @@ t.test(
     );
   },
 );
+
+t.test(
+  'deadlines that pass while requests wait for a socket (more calls than sockets): failed tries, no crash',
+  async (t) => {
+    // The SDK's error listener reads the request's socket, which is null when the request is
+    // aborted before it got one: thrown inside an event listener, that would end the process.
+    const fresh = new PayPalProvider({
+      apiBase: base,
+      clientId: 'cid',
+      clientSecret: 'csecret',
+      timeoutMs: 150,
+      webhookId: 'WH-1',
+      logger,
+      attempts: 1,
+      metrics: createMetrics('fresh'),
+    });
+    await t.rejects(fresh.getOrder('5O190127TN364715T'), ProviderRefusedError, 'warm: the token is cached');
+    state.behaviour.delays.push({ match: 'GET /v2/checkout/orders', ms: 400 });
+    t.teardown(() => void (state.behaviour.delays = []));
+    // 64 sockets per provider: the calls past them wait in the agent, without a socket, until the deadline.
+    const results = await Promise.allSettled(Array.from({ length: 80 }, () => fresh.getOrder('5O190127TN364715T')));
+    t.same(
+      results.filter((r) => r.status === 'rejected' && r.reason instanceof ProviderUnavailableError).length,
+      80,
+      'each an unknown outcome',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    t.pass('no uncaught exception');
+  },
+);

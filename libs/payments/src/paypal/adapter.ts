@@ -295,21 +295,34 @@ export class PayPalProvider implements PaymentProvider {
   /**
    * PAYPAL_TIMEOUT_MS as a deadline for the whole try: the SDK's own timeout is an idle timeout, so
    * an answer trickling a byte at a time would hold the call for ever. At the deadline the request
-   * is aborted (its socket closed) and the try fails as an unknown outcome, retried with the same id.
+   * is destroyed (its socket closed) and the try fails as an unknown outcome, retried with the same id.
+   * Never before the request has its socket: the SDK's error listener reads the socket and would
+   * throw (a crash) on a request ended while it waited for one, e.g. queued behind 64 busy sockets.
    */
   private async withDeadline<R>(request: HttpRequest, run: () => Promise<R>): Promise<R> {
-    const abort = new AbortController();
-    // The SDK hands the request object to http.request as its options: the signal closes the socket,
-    // and the agent keeps connections to PayPal open between calls (the SDK would open one per call).
-    Object.assign(request as HttpRequest & { signal?: AbortSignal; agent?: http.Agent }, {
-      signal: abort.signal,
-      agent: this.agent,
-    });
+    const shared = this.agent;
+    let sent: http.ClientRequest | undefined;
+    let hasSocket = false;
+    let expired = false;
+    const gone = () => new Error(`no complete answer within ${this.opts.timeoutMs} ms`);
+    // The SDK hands the request object to http.request as its options: the agent (one per call,
+    // over the shared one that keeps connections to PayPal open) shows us the request it makes.
+    const agent = Object.create(shared) as http.Agent & { addRequest(r: http.ClientRequest, o: unknown): void };
+    agent.addRequest = (r: http.ClientRequest, options: unknown) => {
+      if (expired) throw gone(); // the deadline passed before the request was made: it is not sent
+      sent = r;
+      r.once('socket', () => (hasSocket = true)); // before the SDK's own listener
+      (shared as unknown as { addRequest(r: http.ClientRequest, o: unknown): void }).addRequest(r, options);
+    };
+    Object.assign(request as HttpRequest & { agent?: http.Agent }, { agent });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        abort.abort();
-        reject(new Error(`no complete answer within ${this.opts.timeoutMs} ms`));
+        expired = true;
+        const r = sent;
+        if (r && hasSocket) r.destroy(gone());
+        else if (r) r.once('socket', () => setImmediate(() => r.destroy(gone())));
+        reject(gone());
       }, this.opts.timeoutMs);
     });
     try {
