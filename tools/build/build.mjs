@@ -29,11 +29,16 @@ const externalPackages = {
   },
 };
 
-rmSync('dist', { recursive: true, force: true });
+// `--outdir <dir>` builds elsewhere than dist/ (the e2e suites build their own copy: tools/e2e/build-apps.mjs).
+const outIndex = process.argv.indexOf('--outdir');
+const outdir = outIndex > 0 ? path.resolve(process.argv[outIndex + 1]) : path.join(root, 'dist');
+rmSync(outdir, { recursive: true, force: true });
 const started = Date.now();
 const result = await build({
   entryPoints,
-  outdir: 'dist',
+  outdir,
+  // esbuild takes its working directory when imported, before the chdir above.
+  absWorkingDir: root,
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -52,7 +57,8 @@ const result = await build({
 // serves it; the same options as there, PAGE_SCRIPT_BUILD).
 const page = await build({
   entryPoints: { 'billing-api/public/billing': 'apps/billing-api/src/page/billing.client.ts' },
-  outdir: 'dist',
+  outdir,
+  absWorkingDir: root,
   bundle: true,
   format: 'iife',
   platform: 'browser',

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,8 +43,16 @@ export interface Spawned {
  * Starts a TypeScript entry point of the repository as one real child process (`node --import
  * tsx`, not the tsx CLI, which would put a second process in between: a SIGKILL must reach the app).
  */
-export function spawnTs(entry: string, env: Record<string, string | undefined>, { echo = false } = {}): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
+export function spawnTs(
+  entry: string,
+  env: Record<string, string | undefined>,
+  opts: { echo?: boolean } = {},
+): Spawned {
+  return spawnNode(['--import', 'tsx', path.resolve(REPO_ROOT, entry)], env, opts);
+}
+
+function spawnNode(args: string[], env: Record<string, string | undefined>, { echo = false } = {}): Spawned {
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env['PATH'], ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,6 +76,53 @@ export function spawnTs(entry: string, env: Record<string, string | undefined>, 
     },
   };
 }
+
+let newestSource: number | undefined;
+/** The newest modification time of anything the apps' build is made of (their sources, the lockfile). */
+function newestSourceMtime(): number {
+  if (newestSource !== undefined) return newestSource;
+  let newest = statSync(path.join(REPO_ROOT, 'package-lock.json')).mtimeMs;
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  // What the apps and stand-ins are built from (tools/build/build.mjs bundles our libs in).
+  const dirs = ['apps', 'libs'].flatMap((top) =>
+    readdirSync(path.join(REPO_ROOT, top)).map((project) => path.join(REPO_ROOT, top, project, 'src')),
+  );
+  for (const src of [
+    ...dirs,
+    ...['paypal-sandbox', 'auth-stand-in'].map((t) => path.join(REPO_ROOT, 'tools', t, 'src')),
+  ])
+    if (existsSync(src)) walk(src);
+  newestSource = newest;
+  return newest;
+}
+
+/**
+ * An app or stand-in (`apps/<app>/src/main.ts`, `tools/<stand-in>/src/main.ts`) as one real child
+ * process, run as production runs it (`node dist/<name>/main.js`) from the build the test run made
+ * (tools/build/for-tests.mjs, tap's `before` in the projects that start the whole system, into their
+ * dist/), or from its sources through tsx when there is no build newer than every source.
+ */
+export function spawnApp(
+  entry: string,
+  env: Record<string, string | undefined>,
+  opts: { echo?: boolean } = {},
+): Spawned {
+  const name = /^(?:apps|tools)\/([a-z-]+)\/src\/main\.ts$/.exec(entry)?.[1];
+  const stamp = path.join(process.cwd(), 'dist', 'built-at');
+  const built = name && path.join(process.cwd(), 'dist', name, 'main.js');
+  if (built && existsSync(built) && existsSync(stamp) && statSync(stamp).mtimeMs > newestSourceMtime())
+    return spawnNode([...NODE_FLAGS, built], env, opts);
+  return spawnTs(entry, env, opts);
+}
+
+/** Node's flags for a built app, as in production (Dockerfile): source maps for the stack traces. */
+const NODE_FLAGS = ['--enable-source-maps'];
 
 /** Every variable any app needs, pointed at test infrastructure (docs/processes.md: apps ignore what they do not use). */
 export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {

@@ -15,7 +15,7 @@ import { retryQueueName, WORK_QUEUES } from '@billing/messaging';
 import {
   createTestVhost,
   freePort,
-  spawnTs,
+  spawnApp,
   startTcpProxy,
   viaProxy,
   waitFor,
@@ -162,7 +162,7 @@ export async function startStack(
   };
   const processes = new Map<string, Spawned>();
   const start = async (name: string, entry: string, env: Record<string, string | undefined>, port: number) => {
-    const p = spawnTs(entry, { ...common, ...env, PORT: String(port) }, { echo: opts.echo ?? false });
+    const p = spawnApp(entry, { ...common, ...env, PORT: String(port) }, { echo: opts.echo ?? false });
     processes.set(name, p);
     await waitForHttp(
       `http://127.0.0.1:${port}${name === 'paypal' || name === 'auth' ? '/_control/calls' : '/health/ready'}`,
@@ -187,9 +187,9 @@ export async function startStack(
     ports.paypal,
   );
   await start('auth', 'tools/auth-stand-in/src/main.ts', { HOST: '127.0.0.1' }, ports.auth);
-  for (const app of APPS) {
-    await start(app, `apps/${app}/src/main.ts`, dbUrlOf(app), ports[app]);
-  }
+  // The apps side by side (each declares what it publishes to and consumes, idempotently): only
+  // the stand-ins they call must be up first.
+  await Promise.all(APPS.map((app) => start(app, `apps/${app}/src/main.ts`, dbUrlOf(app), ports[app])));
 
   const json = async (base: string, path: string, body?: unknown) => {
     const res = await fetch(
