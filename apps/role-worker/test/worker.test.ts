@@ -5,7 +5,7 @@ import { endGrantsByOperator, lockKey, startManualGrant } from '@billing/billing
 import type { Database } from '@billing/db';
 import { createMigratedTestDb } from '@billing/db/testing';
 import { createRuntime } from '@billing/runtime';
-import { createTestVhost, freePort, spawnTs, waitFor, waitForHttp } from '@billing/testing';
+import { createTestVhost, freePort, spawnApp, waitFor, waitForHttp } from '@billing/testing';
 import { buildWorker } from '../src/worker.js';
 
 // docs/auth.md: role changes for one user and role, queued at the same instant from both sides
@@ -17,7 +17,7 @@ const ROUNDS = Number(process.env['ROLE_RACE_ROUNDS'] ?? 4);
 const TOKEN = 'role-test-service-token';
 
 const [tdb, vhost, port] = await Promise.all([createMigratedTestDb(), createTestVhost(), freePort()]);
-const authStandIn = spawnTs('tools/auth-stand-in/src/main.ts', {
+const authStandIn = spawnApp('tools/auth-stand-in/src/main.ts', {
   PORT: String(port),
   HOST: '127.0.0.1',
   JWT_SECRET: 'role-test-jwt-secret-0123456789abcdef',

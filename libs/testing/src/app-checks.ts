@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { appEnv, freePort, spawnTs, waitForHttp } from './process.js';
+import { appEnv, freePort, spawnApp, waitForHttp } from './process.js';
 
 /**
  * The promises docs/processes.md makes for every process, checked on the real entry point: it starts,
@@ -12,7 +12,7 @@ export function checkProcessContract(
 ): void {
   t.test(`${entry} starts, is ready, serves metrics, and stops cleanly on SIGTERM`, async (t) => {
     const port = await freePort();
-    const app = spawnTs(entry, appEnv({ ...env(), PORT: String(port) }));
+    const app = spawnApp(entry, appEnv({ ...env(), PORT: String(port) }));
     t.teardown(() => app.stop('SIGKILL'));
     const ready = await waitForHttp(`http://127.0.0.1:${port}/health/ready`).catch((err: Error) => {
       throw new Error(`${err.message}\n${app.output()}`);
@@ -42,7 +42,7 @@ export function checkProcessContract(
   t.test(`${entry} refuses to start with a missing or malformed variable`, async (t) => {
     const base = appEnv({ ...env(), PORT: '0' });
     const exitOf = async (overrides: Record<string, string>) => {
-      const p = spawnTs(entry, { ...base, ...overrides });
+      const p = spawnApp(entry, { ...base, ...overrides });
       const guard = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
       const code = await p.exited;
       clearTimeout(guard);
