@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { nodeArgsFor } from '@billing/testing';
 import { createMigratedTestDb } from '../src/testing.js';
 
 const run = promisify(execFile);
@@ -15,7 +16,7 @@ const dir = await mkdtemp(path.join(tmpdir(), 'catalog-'));
 async function importFile(content: unknown) {
   const file = path.join(dir, `${Math.random()}.json`);
   await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return run(process.execPath, ['--import', 'tsx', path.join(root, 'libs/db/src/cli/catalog-import.ts'), file], {
+  return run(process.execPath, [...nodeArgsFor('libs/db/src/cli/catalog-import.ts'), file], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: tdb.url },
   }).then(

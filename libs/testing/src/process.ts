@@ -103,26 +103,31 @@ function newestSourceMtime(): number {
 }
 
 /**
- * An app or stand-in (`apps/<app>/src/main.ts`, `tools/<stand-in>/src/main.ts`) as one real child
- * process, run as production runs it (`node dist/<name>/main.js`) from the build the test run made
- * (tools/build/for-tests.mjs, tap's `before` in the projects that start the whole system, into their
- * dist/), or from its sources through tsx when there is no build newer than every source.
+ * Node's arguments to run an entry point of the repository: an app, a stand-in or a CLI
+ * (`apps/<app>/src/main.ts`, `tools/<stand-in>/src/main.ts`, `libs/db/src/cli/<cli>.ts`) as
+ * production runs it (`node dist/<name>/main.js`) from the build the test run made
+ * (tools/build/for-tests.mjs, tap's `before`, into the project's dist/), or from its sources through
+ * tsx when there is no build newer than every source.
  */
+export function nodeArgsFor(entry: string): string[] {
+  const name =
+    /^(?:apps|tools)\/([a-z-]+)\/src\/main\.ts$/.exec(entry)?.[1] ??
+    /^libs\/db\/src\/cli\/([a-z-]+)\.ts$/.exec(entry)?.[1];
+  const stamp = path.join(process.cwd(), 'dist', 'built-at');
+  const built = name && path.join(process.cwd(), 'dist', name, 'main.js');
+  if (built && existsSync(built) && existsSync(stamp) && statSync(stamp).mtimeMs > newestSourceMtime())
+    return ['--enable-source-maps', built]; // as the Dockerfile runs them
+  return ['--import', 'tsx', path.resolve(REPO_ROOT, entry)];
+}
+
+/** An app or stand-in as one real child process, from the build when there is a fresh one (`nodeArgsFor`). */
 export function spawnApp(
   entry: string,
   env: Record<string, string | undefined>,
   opts: { echo?: boolean } = {},
 ): Spawned {
-  const name = /^(?:apps|tools)\/([a-z-]+)\/src\/main\.ts$/.exec(entry)?.[1];
-  const stamp = path.join(process.cwd(), 'dist', 'built-at');
-  const built = name && path.join(process.cwd(), 'dist', name, 'main.js');
-  if (built && existsSync(built) && existsSync(stamp) && statSync(stamp).mtimeMs > newestSourceMtime())
-    return spawnNode([...NODE_FLAGS, built], env, opts);
-  return spawnTs(entry, env, opts);
+  return spawnNode(nodeArgsFor(entry), env, opts);
 }
-
-/** Node's flags for a built app, as in production (Dockerfile): source maps for the stack traces. */
-const NODE_FLAGS = ['--enable-source-maps'];
 
 /** Every variable any app needs, pointed at test infrastructure (docs/processes.md: apps ignore what they do not use). */
 export function appEnv(overrides: Record<string, string | undefined>): Record<string, string | undefined> {
