@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +74,20 @@ export async function startPgCluster(): Promise<PgCluster> {
   };
   const primary = node('primary', p1);
   const replica = node('replica', p2);
+  // A test file that dies (a throw at its top level skips its teardowns) must not leave servers running.
+  const leftBehind = () => {
+    for (const n of [replica, primary]) {
+      const args = [path.join(bin, 'pg_ctl'), '-D', n.dir, '-m', 'immediate', 'stop'];
+      try {
+        if (process.getuid?.() === 0) execFileSync('runuser', ['-u', 'postgres', '--', ...args], { stdio: 'ignore' });
+        else execFileSync(args[0]!, args.slice(1), { stdio: 'ignore' });
+      } catch {
+        // not running
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', leftBehind);
   await asPostgres('initdb', ['-D', primary.dir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const conf = (d: string, lines: string[]) =>
     appendFileSync(path.join(d, 'postgresql.conf'), `\n${lines.join('\n')}\n`);
@@ -132,6 +146,7 @@ export async function startPgCluster(): Promise<PgCluster> {
     hosts: `127.0.0.1:${p1},127.0.0.1:${p2}`,
     primaryUrl: (database) => `postgres://postgres@127.0.0.1:${p1}/${database}`,
     async stop() {
+      process.removeListener('exit', leftBehind);
       for (const n of [replica, primary]) await n.ctl('-m', 'immediate', 'stop').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },

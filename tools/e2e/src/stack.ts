@@ -187,9 +187,9 @@ export async function startStack(
     ports.paypal,
   );
   await start('auth', 'tools/auth-stand-in/src/main.ts', { HOST: '127.0.0.1' }, ports.auth);
-  // The apps side by side (each declares what it publishes to and consumes, idempotently): only
-  // the stand-ins they call must be up first.
-  await Promise.all(APPS.map((app) => start(app, `apps/${app}/src/main.ts`, dbUrlOf(app), ports[app])));
+  // One at a time: started side by side, two stacks' twelve apps (the suite runs two files at once)
+  // shared two cores with cold caches in a fresh clone, and some were not ready within 30 s.
+  for (const app of APPS) await start(app, `apps/${app}/src/main.ts`, dbUrlOf(app), ports[app]);
 
   const json = async (base: string, path: string, body?: unknown) => {
     const res = await fetch(
