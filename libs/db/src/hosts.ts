@@ -178,9 +178,10 @@ export function poolHosts(url: string): {
             return await connect();
           } catch (err) {
             last = err;
-            // A refused or reset connection moves the choice on (a read-only one already has).
-            if (!(err instanceof NoUsableHostError)) choice.failed(index);
+            // Only a host that could not be reached moves the choice on (a read-only one already has);
+            // anything else (a wait for the pool, a refused login) is the caller's, on this host.
             if (!isConnectFailure(err)) throw err;
+            if (!(err instanceof NoUsableHostError)) choice.failed(index);
           }
         }
         if (last instanceof NoUsableHostError) throw last;
