@@ -191,10 +191,13 @@ t.test(
     t.equal(refund.status, 409, 'an operator refund of a disputed payment is refused');
     t.match(refund.body, { type: '/problems/payment-disputed', detail: new RegExp(opened.dispute_id) });
 
+    // PayPal takes its time with the evidence, so the second answer surely comes while the first is in flight.
+    await stack.paypal('/_control/behaviour', { delays: [{ match: 'provide-evidence', ms: 1500 }] });
     const evidence = await admin('POST', `/disputes/${d['id']}/evidence`, { note: 'Signed in 14 times this month.' });
     t.equal(evidence.status, 202);
     t.equal((await admin('POST', `/disputes/${d['id']}/accept`, { note: 'x' })).status, 409, 'one answer at a time');
     await actionSent(evidence.body['id']);
+    await stack.paypal('/_control/behaviour', { delays: [] });
     const sent = (
       (await stack.paypal('/_control/calls')) as { path: string; requestId: string; body: unknown }[]
     ).filter((c) => c.path === `/v1/customer/disputes/${opened.dispute_id}/provide-evidence`);
