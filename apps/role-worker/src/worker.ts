@@ -56,8 +56,8 @@ interface RoleRecord {
   source: 'subscription' | 'manual';
   reason: string;
   forceRevoke: boolean;
-  /** Whether the user holds the role at the Auth service now. */
-  heldNow: boolean;
+  /** Whether the user holds the role at the Auth service now (null: not known, nothing was done). */
+  heldNow: boolean | null;
   /** When what should be was read. */
   at: Date;
   /** What was done at the Auth service, in order. */
@@ -81,16 +81,29 @@ export function buildWorker({
   /**
    * What our grants say of these users and roles now, in one statement: the live grants, whether
    * the user held the role before us (known per user and role, on each grant a subscription started
-   * for it, at checkout or at a plan change to that role: the latest one decides), and whether a
-   * grant that had ended by the pair's `endedBy` is not yet applied at the Auth service (settled).
+   * for it, at checkout or at a plan change to that role: the latest one decides), whether a
+   * grant that had ended by the pair's `endedBy` is not yet applied at the Auth service (settled),
+   * and whether the role is held there as far as we know without asking (docs/auth.md, one Auth
+   * call per change): what our last change made it show, else, when the pair's only grant is a
+   * subscription's, what was read at its checkout; null when neither is known.
    */
   const desiredOf = async (db: Kysely<Database>, pairs: readonly { userId: string; role: string; endedBy: Date }[]) => {
-    const rows = await sql<{ i: string; n: string; held_before: boolean | null; unsettled: boolean }>`select k.i,
+    const rows = await sql<{
+      i: string;
+      n: string;
+      held_before: boolean | null;
+      unsettled: boolean;
+      state_held: boolean | null;
+      single_subscription: boolean | null;
+    }>`select k.i,
         (select count(*) from role_grants g where g.user_id = k.user_id and g.role = k.role and g.ended_at is null) as n,
         (select g.held_before from role_grants g where g.user_id = k.user_id and g.role = k.role and g.source = 'subscription'
           order by g.started_at desc limit 1) as held_before,
         exists (select 1 from role_grants g where g.user_id = k.user_id and g.role = k.role
-          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled
+          and g.ended_at is not null and g.ended_at <= k.ended_by and g.settled_at is null) as unsettled,
+        (select s.held from auth_role_states s where s.user_id = k.user_id and s.role = k.role) as state_held,
+        (select count(*) = 1 and bool_and(g.source = 'subscription') from role_grants g
+          where g.user_id = k.user_id and g.role = k.role) as single_subscription
       from unnest(${pairs.map((p) => p.userId)}::text[], ${pairs.map((p) => p.role)}::text[],
         ${pairs.map((p) => p.endedBy.toISOString())}::timestamptz[]) with ordinality as k(user_id, role, ended_by, i)`
       .execute(db)
@@ -98,10 +111,16 @@ export function buildWorker({
     const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
     return pairs.map((_, i) => {
       const row = byIndex.get(i + 1)!;
-      return { liveGrants: Number(row.n), heldBeforeUs: row.held_before ?? false, unsettled: row.unsettled };
+      const heldBeforeUs = row.held_before ?? false;
+      return {
+        liveGrants: Number(row.n),
+        heldBeforeUs,
+        unsettled: row.unsettled,
+        heldKnown: row.state_held ?? (row.single_subscription ? heldBeforeUs : null),
+      };
     });
   };
-  type Want = { liveGrants: number; heldBeforeUs: boolean; at: Date };
+  type Want = { liveGrants: number; heldBeforeUs: boolean; heldKnown: boolean | null; at: Date };
   type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
   // What should be, read before the Auth call: the questions asked while a read runs share the next statement.
   const reads = new Gatherer<Asked>(
@@ -189,9 +208,18 @@ export function buildWorker({
         recs.map((r) => ({ userId: r.userId, role: r.role, endedBy: r.at })),
       );
       recs.forEach((r, i) => {
-        if (decideRoleAction({ ...now[i]!, forceRevoke: r.forceRevoke, heldNow: r.heldNow }) !== 'none')
+        if (decideRoleAction({ ...now[i]!, forceRevoke: r.forceRevoke, heldNow: r.heldNow ?? false }) !== 'none')
           throw new ChangedMeanwhile();
       });
+      // What the Auth service shows now, as far as our changes go: the next change decides from it.
+      const known = [
+        ...new Map(recs.filter((r) => r.heldNow !== null).map((r) => [`${r.userId}\u0000${r.role}`, r])).values(),
+      ];
+      if (known.length)
+        await sql`insert into auth_role_states (user_id, role, held)
+          select * from unnest(${known.map((r) => r.userId)}::text[], ${known.map((r) => r.role)}::text[],
+            ${known.map((r) => r.heldNow)}::boolean[])
+          on conflict (user_id, role) do update set held = excluded.held, updated_at = now()`.execute(trx);
       await enqueueEach(
         trx,
         recs.flatMap((r) =>
@@ -223,15 +251,20 @@ export function buildWorker({
         await claim(userId, role);
         try {
           const done: RoleRecord['done'] = [];
+          // What this change itself made the Auth service show, for its next round.
+          let mine: boolean | null = null;
           for (let round = 1; round <= MAX_ROUNDS; round++) {
             const want = await desired(userId, role);
-            let heldNow = (await auth.getRoles(userId)).includes(role);
-            const action = decideRoleAction({ ...want, forceRevoke, heldNow });
-            if (action === 'grant') await auth.grantRole(userId, role);
-            if (action === 'revoke') await auth.revokeRole(userId, role);
-            if (action !== 'none') {
-              done.push(action);
-              heldNow = action === 'grant';
+            // One Auth call (docs/auth.md): a grant is idempotent, a revoke says whether the role was held.
+            let heldNow: boolean | null = mine ?? want.heldKnown;
+            if (want.liveGrants > 0) {
+              const before = heldNow ?? (await auth.getRoles(userId)).includes(role);
+              await auth.grantRole(userId, role);
+              if (!before) done.push('grant');
+              heldNow = mine = true;
+            } else if (!want.heldBeforeUs || forceRevoke) {
+              if (await auth.revokeRole(userId, role)) done.push('revoke');
+              heldNow = mine = false;
             }
             const rec: RoleRecord = { userId, role, source, reason, forceRevoke, heldNow, at: want.at, done };
             const settled = await commit(async (_trx, recs) => {

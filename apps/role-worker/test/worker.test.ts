@@ -115,7 +115,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       what: 'every role change applied',
       timeoutMs: 60_000,
     });
-    const calls = (await control('/calls')) as { method: string; path: string; status: number }[];
+    const calls = (await control('/calls')) as { method: string; path: string; status: number; changed: boolean }[];
     const outbox = await rt.db.selectFrom('outbox').select(['type', 'envelope']).execute();
     let held = 0;
     for (const userId of users) {
@@ -138,10 +138,15 @@ for (let round = 1; round <= ROUNDS; round++) {
       t.equal(holds, live.length > 0, `${userId}: the Auth service agrees with the grants (${live.length} live)`);
       t.equal(unsettled.length, 0, `${userId}: every ended grant applied`);
       const path = `/api/v1/users/${userId}/roles`;
-      const grants = calls.filter((c) => c.method === 'POST' && c.path === path && c.status === 200).length;
-      const revokes = calls.filter(
-        (c) => c.method === 'DELETE' && c.path === `${path}/premium` && c.status === 200,
-      ).length;
+      // The changes the Auth service saw: a grant of a role the user held changes nothing.
+      const grants = calls.filter((c) => c.method === 'POST' && c.path === path && c.changed).length;
+      const revokes = calls.filter((c) => c.method === 'DELETE' && c.path === `${path}/premium` && c.changed).length;
+      // docs/auth.md, one Auth call per change: the roles are read only by the pair's first change
+      // (its grant is an operator's: nothing says whether the user had the role), never after.
+      t.ok(
+        calls.filter((c) => c.method === 'GET' && c.path === path).length <= 1,
+        `${userId}: roles read once at most`,
+      );
       const notes = (type: string) =>
         outbox.filter(
           (o) => o.type === type && (o.envelope as unknown as { data: { userId: string } }).data.userId === userId,

@@ -116,8 +116,8 @@ export class AuthClient {
     if (!res.ok) throw new AuthRefusedError(res.status, `Auth service refused to grant ${role}: HTTP ${res.status}`);
   }
 
-  /** 404 (the user lacks the role) is fine too. */
-  async revokeRole(userId: string, role: string): Promise<void> {
+  /** 404 (the user lacks the role) is fine too. Whether the user held it: true on a 2xx, false on the 404. */
+  async revokeRole(userId: string, role: string): Promise<boolean> {
     const res = await this.call(
       'DELETE',
       `/api/v1/users/${encodeURIComponent(userId)}/roles/${encodeURIComponent(role)}`,
@@ -125,6 +125,7 @@ export class AuthClient {
     await res.drop();
     if (!res.ok && res.status !== 404)
       throw new AuthRefusedError(res.status, `Auth service refused to revoke ${role}: HTTP ${res.status}`);
+    return res.ok;
   }
 
   async login(login: string, password: string): Promise<string | null> {

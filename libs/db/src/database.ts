@@ -1,4 +1,5 @@
 import type { AuditLogTable } from './tables/audit-log.table.js';
+import type { AuthRoleStatesTable } from './tables/auth-role-states.table.js';
 import type { CouponRedemptionsTable, CouponsTable } from './tables/coupons.table.js';
 import type { DisputeActionsTable, DisputesTable } from './tables/disputes.table.js';
 import type { DeadLettersTable } from './tables/dead-letters.table.js';
@@ -37,4 +38,5 @@ export interface Database {
   disputes: DisputesTable;
   dispute_actions: DisputeActionsTable;
   subscription_pauses: SubscriptionPausesTable;
+  auth_role_states: AuthRoleStatesTable;
 }

@@ -2,6 +2,7 @@ export * from './database.js';
 export * from './connection.js';
 export * from './migrator.js';
 export * from './tables/common.js';
+export * from './tables/auth-role-states.table.js';
 export * from './tables/plans.table.js';
 export * from './tables/subscriptions.table.js';
 export * from './tables/payments.table.js';

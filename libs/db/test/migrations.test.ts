@@ -143,3 +143,36 @@ t.test('every migration after the initial one can be taken back and applied agai
     'and applied again',
   );
 });
+
+t.test("what the Auth service shows per user and role, taken from the outbox's last role change of each", async (t) => {
+  const tdb = await createTestDatabase();
+  t.teardown(() => tdb.drop());
+  const { Migrator, sql } = await import('kysely');
+  const { migrations } = await import('../src/migrations/index.js');
+  const migrator = new Migrator({ db: tdb.db, provider: { getMigrations: async () => migrations } });
+  t.error((await migrator.migrateTo('20261207T0300_retention_offer')).error);
+  const change = (type: string, userId: string, role: string) =>
+    sql`insert into outbox (id, exchange, routing_key, type, envelope, headers)
+      values (gen_random_uuid(), 'billing.events', ${type}, ${type},
+        ${JSON.stringify({ data: { userId, role, source: 'subscription', reason: 'x' } })}::jsonb, '{}'::jsonb)`.execute(
+      tdb.db,
+    );
+  await change('role.granted', 'u1', 'premium');
+  await change('role.revoked', 'u1', 'premium');
+  await change('role.granted', 'u1', 'premium');
+  await change('role.granted', 'u2', 'premium');
+  await change('role.revoked', 'u2', 'premium');
+  await change('subscription.activated', 'u3', 'premium');
+  t.error((await migrator.migrateTo('20261207T0400_auth_role_states')).error);
+  const rows = await sql<{ user_id: string; role: string; held: boolean }>`select user_id, role, held
+    from auth_role_states order by user_id`.execute(tdb.db);
+  t.same(
+    rows.rows.map((r) => [r.user_id, r.role, r.held]),
+    [
+      ['u1', 'premium', true],
+      ['u2', 'premium', false],
+    ],
+    'the last change of each pair; none for a pair with no role change',
+  );
+  await t.rejects(sql`delete from auth_role_states`.execute(tdb.db), 'never deleted');
+});

@@ -32,6 +32,8 @@ interface Call {
   authorized: boolean;
   body: unknown;
   status: number;
+  /** Whether the call changed the user's roles (a grant or a revoke that did something). */
+  changed: boolean;
 }
 
 const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
@@ -53,6 +55,8 @@ export function buildAuthStandIn(opts: AuthOptions): {
   let delayMs = 0;
   /** Calls waiting out the configured delay right now. */
   const held = new Set<string>();
+  /** The role calls that changed a user's roles (a grant of a role the user had changes nothing). */
+  const changing = new WeakSet<FastifyRequest>();
   const app = Fastify({ logger: false, forceCloseConnections: true });
 
   const token = (claims: Record<string, unknown>) => {
@@ -96,6 +100,7 @@ export function buildAuthStandIn(opts: AuthOptions): {
         authorized: Boolean(req.headers.authorization),
         body,
         status: reply.statusCode,
+        changed: changing.has(req),
       });
     }
     return payload;
@@ -123,7 +128,10 @@ export function buildAuthStandIn(opts: AuthOptions): {
     const role = (req.body as { role?: unknown } | undefined)?.role;
     if (!u) return reply.status(404).send(problem(404, 'no such user'));
     if (typeof role !== 'string' || !role) return reply.status(400).send(problem(400, 'role is required'));
-    if (!u.roles.includes(role)) u.roles.push(role);
+    if (!u.roles.includes(role)) {
+      u.roles.push(role);
+      changing.add(req);
+    }
     return reply.status(200).send({ roles: u.roles });
   });
   app.delete('/api/v1/users/:userId/roles/:role', async (req, reply) => {
@@ -131,6 +139,7 @@ export function buildAuthStandIn(opts: AuthOptions): {
     const role = decodeURIComponent((req.params as { role: string }).role);
     if (!u || !u.roles.includes(role)) return reply.status(404).send(problem(404, 'the user does not have this role'));
     u.roles = u.roles.filter((r) => r !== role);
+    changing.add(req);
     return reply.status(200).send({ roles: u.roles });
   });
 

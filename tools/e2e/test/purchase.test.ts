@@ -83,6 +83,15 @@ t.test('a purchase end to end: plans, checkout, approval at PayPal, role granted
     { what: 'role.granted for user-alice' },
   );
   t.equal(new Set(grants.map((n) => n.id)).size, 1, 'role.granted once');
+  // docs/auth.md, one Auth call per change: the roles read at checkout, then the role-worker's grant.
+  const authCalls = ((await stack.auth('/_control/calls')) as { method: string; path: string }[]).filter((c) =>
+    c.path.startsWith('/api/v1/users/user-alice/'),
+  );
+  t.same(
+    authCalls.map((c) => `${c.method} ${c.path}`),
+    ['GET /api/v1/users/user-alice/roles', 'POST /api/v1/users/user-alice/roles'],
+    'the roles read once, at checkout; one call to grant',
+  );
   await waitFor(
     async () =>
       (await stack.tdb.db.selectFrom('outbox').select('id').where('published_at', 'is', null).execute()).length === 0,

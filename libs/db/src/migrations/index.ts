@@ -17,6 +17,7 @@ import * as heldBeforePerRole from './20261205T0100_held_before_per_role.js';
 import * as couponPerUser from './20261205T0200_coupon_per_user.js';
 import * as forwardOnly from './20261205T0300_forward_only.js';
 import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.js';
+import * as authRoleStates from './20261207T0400_auth_role_states.js';
 import * as renewalReminders from './20261206T0100_renewal_reminders.js';
 import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
 import * as cancelReason from './20261206T0300_cancel_reason.js';
@@ -50,4 +51,5 @@ export const migrations: Record<string, Migration> = {
   '20261207T0100_disputes': disputes,
   '20261207T0200_pauses': pauses,
   '20261207T0300_retention_offer': retentionOffer,
+  '20261207T0400_auth_role_states': authRoleStates,
 };
