@@ -98,43 +98,55 @@ const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
 );
 const times = [];
 /** One project's tap run; a quiet one's output is printed whole when it ends, so two never interleave. */
-async function testProject(project, { quiet }) {
+async function testProject(project, { quiet, files = [], part = '' }) {
   const began = Date.now();
-  if (!quiet) process.stdout.write(`\n=== tests: ${project}\n`);
-  const { code, out } = await run('npx', ['tap', '--reporter=tap'], { quiet, cwd: path.join(root, project) });
-  if (quiet) process.stdout.write(`\n=== tests: ${project}\n${out}`);
+  const label = part ? `${project} (${part})` : project;
+  if (!quiet) process.stdout.write(`\n=== tests: ${label}\n`);
+  const { code, out } = await run('npx', ['tap', '--reporter=tap', ...files], { quiet, cwd: path.join(root, project) });
+  if (quiet) process.stdout.write(`\n=== tests: ${label}\n${out}`);
   // tap's top-level lines name each file with its time: the slowest are listed at the end.
-  const files = [...out.matchAll(/^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/gm)].map((m) => ({
+  const timed = [...out.matchAll(/^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/gm)].map((m) => ({
     file: `${project}/${m[1]}`,
     s: Number(m[2]) / 1000,
   }));
-  times.push({ project, s: (Date.now() - began) / 1000, files });
+  times.push({ project: label, s: (Date.now() - began) / 1000, files: timed });
   const summaries = [...out.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)];
   const last = summaries.at(-1);
   if (!last) {
     failed += 1;
-    failures.push(`${project} (no summary)`);
+    failures.push(`${label} (no summary)`);
     return;
   }
   const total = Number(last[1]);
   const pass = Number(last[2]);
   passed += pass;
   failed += total - pass;
-  if (code !== 0 || total !== pass) failures.push(project);
+  if (code !== 0 || total !== pass) failures.push(label);
   if (code !== 0 && total === pass) failed += 1;
 }
 
-// The projects whose tests start the whole system, and measure it, run alone, after the others; the
-// others run two at a time (each runs its own files two at a time): most of their time is
-// starting processes and waiting on Postgres and RabbitMQ, not CPU.
-const ALONE = new Set(['tools/e2e']);
-const pooled = projects.filter((p) => !ALONE.has(p));
-await Promise.all(
-  Array.from({ length: 2 }, async () => {
+// The whole-system suite (tools/e2e) comes in two parts. Its files that mostly wait (on short
+// billing periods, on retries) run side by side with the other projects, which run two at a time
+// (each its own files two at a time): most of their time is starting processes and waiting on
+// Postgres and RabbitMQ, not CPU. Its files under test/serial (the overload, the fault schedule,
+// failovers, slow peers: they load the machine and time it) run alone, one after another, last.
+const E2E = 'tools/e2e';
+const pooled = projects.filter((p) => p !== E2E);
+const e2eSideBySide = existsSync(E2E)
+  ? readdirSync(path.join(E2E, 'test'))
+      .filter((f) => f.endsWith('.test.ts'))
+      .map((f) => `test/${f}`)
+  : [];
+await Promise.all([
+  ...Array.from({ length: 2 }, async () => {
     for (let next = pooled.shift(); next; next = pooled.shift()) await testProject(next, { quiet: true });
   }),
-);
-for (const project of projects.filter((p) => ALONE.has(p))) await testProject(project, { quiet: false });
+  ...(e2eSideBySide.length
+    ? [testProject(E2E, { quiet: true, files: e2eSideBySide, part: 'side by side with the others' })]
+    : []),
+]);
+if (existsSync(path.join(E2E, 'test/serial')))
+  await testProject(E2E, { quiet: false, files: ['test/serial'], part: 'alone' });
 
 for (const c of containers) await c.stop();
 process.stdout.write('\n=== time per project (the slowest files of each in brackets)\n');
