@@ -7,7 +7,7 @@ export const spec = {
   PORT: env.port(3001),
   PAYPAL_WEBHOOK_ID: env.string(),
   /** Deliveries one client address may make in a minute (docs/webhooks.md); PayPal's own stay far below. */
-  WEBHOOK_RATE_LIMIT_PER_MINUTE: env.int(6000, 1, 1_000_000),
+  WEBHOOK_RATE_LIMIT_PER_MINUTE: env.int(60_000, 1, 1_000_000),
   /** Deliveries held at once (body read, PayPal asked, stored); past it 503 with Retry-After (docs/webhooks.md). */
   WEBHOOK_MAX_PENDING: env.int(256, 1, 100_000),
   /** How far PAYPAL-TRANSMISSION-TIME may be from our clock, either way, before a delivery is refused unasked. */
