@@ -1202,3 +1202,49 @@ t.test('the retention offer (docs/api.md): none without a coupon set, made once,
   t.equal((await call('POST', `/v1/subscriptions/${id}/retention-offer/accept`, 'u-stay')).status, 409);
   t.equal((await call('POST', `/v1/subscriptions/${id}/retention-offer`, 'u-nobody')).status, 404);
 });
+
+t.test(
+  "a cancel that deadlocks with the payment-worker's lock order (its payment, then its subscription) is run again, not a 500",
+  async (t) => {
+    const { body } = await buy('u-deadlock');
+    await activate(body.subscriptionId, body.paymentId, 10 * 86_400_000);
+    // The payment-worker's window, by hand: its payments locked first, in a transaction of its own.
+    const pg = await import('pg');
+    const worker = new pg.default.Client({ connectionString: tdb.url });
+    await worker.connect();
+    t.teardown(() => worker.end());
+    // Its own deadlock check waits longer than the cancel's: the cancel is the one Postgres ends.
+    await worker.query(`set deadlock_timeout = '20s'`);
+    await worker.query('begin');
+    await worker.query('select id from payments where id = $1 for update', [body.paymentId]);
+    // The cancel locks the subscription, then waits for the payment.
+    const cancel = call('POST', `/v1/subscriptions/${body.subscriptionId}/cancel`, 'u-deadlock', {
+      mode: 'immediately',
+    });
+    await waitFor(
+      async () =>
+        (
+          await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like '%from "payments"%'`.execute(
+            db,
+          )
+        ).rows[0]!.n !== '0',
+      { what: 'the cancel waiting for the payment' },
+    );
+    // The worker now wants the subscription: a deadlock. Postgres ends the transaction that waited
+    // first, the cancel's; it must be run again, once the worker's commits.
+    const workerDone = worker
+      .query('select id from subscriptions where id = $1 for update', [body.subscriptionId])
+      .then(() => worker.query('commit'));
+    const answer = await cancel;
+    await workerDone;
+    t.equal(answer.status, 200, `the cancel answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+    t.match(answer.body, { status: 'cancelled' });
+    t.equal((await sub(body.subscriptionId)).status, 'cancelled');
+    t.equal(
+      (await outbox('subscription.cancelled', (d) => d['subscriptionId'] === body.subscriptionId)).length,
+      1,
+      'cancelled once',
+    );
+  },
+);

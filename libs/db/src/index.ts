@@ -1,5 +1,6 @@
 export * from './database.js';
 export * from './connection.js';
+export * from './transact.js';
 export * from './migrator.js';
 export * from './tables/common.js';
 export * from './tables/auth-role-states.table.js';

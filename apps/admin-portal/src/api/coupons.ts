@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import type { CouponRow } from '@billing/db';
+import { transact } from '@billing/db';
 import { createCoupon, setCouponActive } from '@billing/billing-core';
 import { isSupportedCurrency } from '@billing/domain';
 import { Nullable, Page, Ts } from '@billing/http-api';
@@ -79,7 +80,7 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
       if (amount && (!b.currency || !isSupportedCurrency(b.currency)))
         throw new AppError('validation', 'amountOff needs a currency PayPal supports');
       if (percent && b.currency) throw new AppError('validation', 'a percentage takes no currency');
-      const row = await rt.db.transaction().execute(async (trx) => {
+      const row = await transact(rt.db, async (trx) => {
         const c = await createCoupon(trx, {
           code: b.code,
           percentOff: b.percentOff ?? null,
@@ -117,7 +118,7 @@ export const couponsApi: AdminPlugin = async (api, { rt }) => {
       },
     },
     async (req) =>
-      rt.db.transaction().execute(async (trx) => {
+      transact(rt.db, async (trx) => {
         const cur = await trx
           .selectFrom('coupons')
           .selectAll()

@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { sql } from 'kysely';
 import type { DeadLetterRow } from '@billing/db';
+import { transact } from '@billing/db';
 import { isUuid, keysetPage, Page } from '@billing/http-api';
 import { DeadLetterNotReplayable, discardDeadLetter, replayDeadLetter } from '@billing/messaging';
 import { AppError } from '@billing/service-kit';
@@ -101,7 +102,7 @@ export const deadLettersApi: AdminPlugin = async (api, { rt }) => {
         throw err;
       }
       const after = await load(req.params.id);
-      await rt.db.transaction().execute((trx) =>
+      await transact(rt.db, (trx) =>
         audit(trx, {
           actor: actor(req),
           action: 'dead-letter.replay',
@@ -130,7 +131,7 @@ export const deadLettersApi: AdminPlugin = async (api, { rt }) => {
       const changed = await discardDeadLetter(rt.db, req.params.id, actor(req), req.body.reason);
       const after = await load(req.params.id);
       if (changed)
-        await rt.db.transaction().execute((trx) =>
+        await transact(rt.db, (trx) =>
           audit(trx, {
             actor: actor(req),
             action: 'dead-letter.discard',

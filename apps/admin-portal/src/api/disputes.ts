@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import type { Kysely } from 'kysely';
 import { requestDisputeAction } from '@billing/billing-core';
 import type { Database } from '@billing/db';
+import { transact } from '@billing/db';
 import { isUuid } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
@@ -104,7 +105,7 @@ export const disputesApi: AdminPlugin = async (api, { rt }) => {
       },
       async (req, reply) => {
         if (!isUuid(req.params.id)) throw new AppError('not-found', 'no such dispute');
-        const row = await rt.db.transaction().execute(async (trx) => {
+        const row = await transact(rt.db, async (trx) => {
           const r = await requestDisputeAction(trx, req.params.id, action, req.body.note, actor(req));
           if (typeof r === 'string') throw new AppError(REFUSALS[r][0], REFUSALS[r][1]);
           await audit(trx, {

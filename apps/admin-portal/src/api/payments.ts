@@ -1,3 +1,4 @@
+import { transact } from '@billing/db';
 import { Type } from 'typebox';
 import {
   loadReceipt,
@@ -136,7 +137,7 @@ export const paymentsApi: AdminPlugin = async (api, { rt, sellerName }) => {
     },
     async (req, reply) => {
       const id = req.params.id;
-      const refundId = await rt.db.transaction().execute(async (trx) => {
+      const refundId = await transact(rt.db, async (trx) => {
         const p = await payments.lock(trx, { id });
         if (!p) throw new AppError('not-found', 'no such payment');
         if (p.status !== 'completed' && p.status !== 'partially_refunded')

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { sql } from 'kysely';
-import { planColumns, planProblems } from '@billing/db';
+import { planColumns, planProblems, transact } from '@billing/db';
 import { AdminPlanSchema, Page, planView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
 import { actor, audit } from '../admin.js';
@@ -22,7 +22,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
       const { reason = null, ...plan } = req.body;
       const problems = planProblems(plan);
       if (problems.length) throw new AppError('validation', problems.join('; '));
-      const created = await rt.db.transaction().execute(async (trx) => {
+      const created = await transact(rt.db, async (trx) => {
         const exists = await trx.selectFrom('plans').select('id').where('id', '=', plan.id).executeTakeFirst();
         if (exists) throw new AppError('validation', `a plan "${plan.id}" exists already; change it with PATCH`);
         const row = await trx.insertInto('plans').values(planColumns(plan)).returningAll().executeTakeFirstOrThrow();
@@ -51,7 +51,7 @@ export const plansApi: AdminPlugin = async (api, { rt }) => {
       },
     },
     async (req) =>
-      rt.db.transaction().execute(async (trx) => {
+      transact(rt.db, async (trx) => {
         const cur = await trx
           .selectFrom('plans')
           .selectAll()

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Transaction } from 'kysely';
 import { Type } from 'typebox';
 import type { Database, SubscriptionRow } from '@billing/db';
+import { transact } from '@billing/db';
 import { cancelSubscription, pauseSubscription, resumePausedSubscription, subscriptions } from '@billing/billing-core';
 import { isUuid, keysetPage, Page, paymentView, subscriptionView } from '@billing/http-api';
 import { AppError } from '@billing/service-kit';
@@ -119,7 +120,7 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
     async (req) => {
       const now = new Date();
       const mode = req.body.mode ?? 'at_period_end';
-      const result = await rt.db.transaction().execute(async (trx) => {
+      const result = await transact(rt.db, async (trx) => {
         const sub = isUuid(req.params.id) ? await subscriptions.lock(trx, req.params.id) : undefined;
         if (!sub) throw new AppError('not-found', 'no such subscription');
         const before = subscriptionView(sub, now);
@@ -152,7 +153,7 @@ export const subscriptionsApi: AdminPlugin = async (api, { rt }) => {
   ) => {
     const now = new Date();
     const id = (req.params as { id: string }).id;
-    const row = await rt.db.transaction().execute(async (trx) => {
+    const row = await transact(rt.db, async (trx) => {
       const sub = isUuid(id) ? await subscriptions.lock(trx, id) : undefined;
       if (!sub) throw new AppError('not-found', 'no such subscription');
       const before = subscriptionView(sub, now);

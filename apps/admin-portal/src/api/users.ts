@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { transact } from '@billing/db';
 import { sql } from 'kysely';
 import { AuthUnavailableError } from '@billing/auth-client';
 import { endGrantsByOperator, lockKey, startManualGrant } from '@billing/billing-core';
@@ -119,7 +120,7 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
     async (req, reply) => {
       const { userId } = req.params;
       const { role, reason } = req.body;
-      await rt.db.transaction().execute(async (trx) => {
+      await transact(rt.db, async (trx) => {
         await lockKey(trx, `role:${userId}:${role}`);
         const { grantId, existed } = await startManualGrant(trx, { userId, role, reason, grantedBy: actor(req) });
         await audit(trx, {
@@ -152,7 +153,7 @@ export const usersApi: AdminPlugin = async (api, { rt, auth }) => {
     async (req, reply) => {
       const { userId, role } = req.params;
       const reason = req.body.reason ?? null;
-      await rt.db.transaction().execute(async (trx) => {
+      await transact(rt.db, async (trx) => {
         await lockKey(trx, `role:${userId}:${role}`);
         const bySubscription = await trx
           .selectFrom('role_grants')

@@ -1,3 +1,4 @@
+import { transact } from '@billing/db';
 import {
   cancelSubscription,
   pauseSubscription,
@@ -36,7 +37,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
     async (req) => {
       const mode = req.body.mode ?? 'at_period_end';
       const now = new Date();
-      const result = await rt.db.transaction().execute(async (trx) => {
+      const result = await transact(rt.db, async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
         return cancelSubscription(trx, sub, mode, now, {
           by: `user:${req.userId}`,
@@ -68,7 +69,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
     },
     async (req) => {
       const now = new Date();
-      const row = await rt.db.transaction().execute(async (trx) => {
+      const row = await transact(rt.db, async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
         if (sub.status === 'paused') {
           await resumePausedSubscription(trx, sub, { now, by: `user:${req.userId}` });
@@ -103,7 +104,7 @@ export function lifecycleRoutes(app: HttpApp, deps: BillingApiDeps): void {
     async (req) => {
       const now = new Date();
       const resumesAt = req.body.resumesAt ? new Date(req.body.resumesAt) : undefined;
-      const row = await rt.db.transaction().execute(async (trx) => {
+      const row = await transact(rt.db, async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
         const r = await pauseSubscription(trx, sub, { now, resumesAt, by: `user:${req.userId}` });
         if ('code' in r) throw new AppError(r.code, r.detail);

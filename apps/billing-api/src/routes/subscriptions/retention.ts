@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { transact } from '@billing/db';
 import { acceptRetentionOffer, makeRetentionOffer } from '@billing/billing-core';
 import { Nullable, RetentionOfferSchema, subscriptionView } from '@billing/http-api';
 import { AppError, type HttpApp } from '@billing/service-kit';
@@ -24,7 +25,7 @@ export function retentionRoutes(app: HttpApp, deps: BillingApiDeps): void {
       },
     },
     async (req) => {
-      const offer = await rt.db.transaction().execute(async (trx) => {
+      const offer = await transact(rt.db, async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
         return makeRetentionOffer(trx, sub, new Date());
       });
@@ -48,7 +49,7 @@ export function retentionRoutes(app: HttpApp, deps: BillingApiDeps): void {
     },
     async (req) => {
       const now = new Date();
-      const row = await rt.db.transaction().execute(async (trx) => {
+      const row = await transact(rt.db, async (trx) => {
         const sub = await lockOwn(trx, req.params.id, req.userId);
         if (!(await acceptRetentionOffer(trx, sub, now)))
           throw new AppError(
