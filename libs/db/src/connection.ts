@@ -41,12 +41,19 @@ export interface DbOptions {
    * once (docs/messages.md, outbox). No NOTIFY wakes the relays of every other process.
    */
   onOutboxCommitted?: () => void;
+  /**
+   * Tags every outbox row this pool writes (`outbox.owner`, through the connection setting
+   * `billing.outbox_owner`): the relay of that name publishes them without a claim transaction
+   * (docs/messages.md). Letters, digits, `.`, `-` and `_` only.
+   */
+  outboxOwner?: string;
 }
 
 export function createPool(
   url: string,
-  { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000 }: DbOptions = {},
+  { max = 10, applicationName = 'billing', statementTimeoutMs = 30_000, outboxOwner }: DbOptions = {},
 ): pg.Pool {
+  if (outboxOwner !== undefined && !/^[\w.-]+$/.test(outboxOwner)) throw new Error(`bad outbox owner: ${outboxOwner}`);
   // DATABASE_URL may name several hosts (docs/guarantees.md, Postgres failover).
   const hosts = poolHosts(url);
   const pool = new pg.Pool({
@@ -57,6 +64,7 @@ export function createPool(
     connectionTimeoutMillis: 3000,
     idleTimeoutMillis: 30_000,
     statement_timeout: statementTimeoutMs,
+    ...(outboxOwner ? { options: `-c billing.outbox_owner=${outboxOwner}` } : {}),
     // No transaction waits on the network (docs/architecture.md, calling the outside world): one idle this long belongs to a stuck or paused
     // process (SIGSTOP, a debugger), and Postgres ends it so its row locks stop blocking the others.
     idle_in_transaction_session_timeout: 15_000,

@@ -139,14 +139,27 @@ export interface RelayOptions {
   setup: (ch: import('amqplib').ConfirmChannel) => Promise<void>;
   batchSize?: number;
   pollMs?: number;
+  /**
+   * The name the process's pool tags its outbox rows with (createDb's `outboxOwner`): this relay
+   * publishes them at once without a claim transaction. Without it, every pass claims.
+   */
+  owner?: string;
+  /** How old another relay's unpublished row must be before this one's poll claims it (its owner died). */
+  orphanAfterMs?: number;
 }
+
+/** When a row with an owner counts as left by a crashed (or stopped) process (docs/messages.md). */
+export const ORPHAN_AFTER_MS = 10_000;
+
+type Row = { id: string; exchange: string; routing_key: string; envelope: unknown; headers: unknown };
 
 /**
  * Publishes committed outbox rows with confirms and marks them, a batch per pass (one UPDATE).
  * Woken in-process when this process commits a write to `outbox` (createDb's `onOutboxCommitted`
- * calls `wake`), so what a process writes it publishes itself, at once; a slow poll is the
- * fallback for rows a crashed process committed but never published. Rows are claimed with FOR
- * UPDATE SKIP LOCKED, so several relays can run side by side.
+ * calls `wake`): the rows its pool tagged with `owner` it reads without a lock or a transaction
+ * (only it publishes them, one pass at a time), publishes, and marks. A slow poll claims, with FOR
+ * UPDATE SKIP LOCKED, the rows without an owner and those a crashed process left (older than
+ * `orphanAfterMs`), so several relays can run side by side (docs/messages.md).
  */
 export class OutboxRelay {
   private readonly channel: ChannelWrapper;
@@ -154,14 +167,17 @@ export class OutboxRelay {
   private running = false;
   private draining: Promise<void> | undefined;
   private again = false;
+  private claimWanted = false;
   private readonly batchSize: number;
   private readonly pollMs: number;
+  private readonly orphanAfterMs: number;
 
   constructor(private readonly opts: RelayOptions) {
     this.batchSize = opts.batchSize ?? 200;
     this.pollMs = opts.pollMs ?? 1_000;
+    this.orphanAfterMs = opts.orphanAfterMs ?? ORPHAN_AFTER_MS;
     this.channel = opts.broker.channel('outbox-relay', opts.setup, 5_000);
-    this.channel.on('connect', () => this.wake());
+    this.channel.on('connect', () => this.request(true));
   }
 
   async start(): Promise<void> {
@@ -169,7 +185,7 @@ export class OutboxRelay {
     this.opts.metrics?.setOutboxBacklogReader(() => outboxBacklog(this.opts.db));
     const tick = () => {
       if (!this.running) return;
-      this.wake();
+      this.request(true);
       this.timer = setTimeout(tick, this.pollMs);
     };
     tick();
@@ -182,9 +198,15 @@ export class OutboxRelay {
     await this.channel.close().catch(() => undefined);
   }
 
-  /** Publishes until nothing is left (or the broker is away). Single-flight per relay. */
+  /** This process committed outbox rows: publish its own until none is left (or the broker is away). */
   wake(): void {
+    this.request(false);
+  }
+
+  /** Single-flight per relay; `claim` adds a pass over what no live relay publishes. */
+  private request(claim: boolean): void {
     if (!this.running) return;
+    if (claim || !this.opts.owner) this.claimWanted = true;
     if (this.draining) {
       this.again = true;
       return;
@@ -196,10 +218,15 @@ export class OutboxRelay {
     void (async () => {
       // Yield first, so `draining` is set before any of this runs.
       await Promise.resolve();
+      const more = () => this.running && this.opts.broker.isConnected();
       try {
         do {
           this.again = false;
-          while (this.running && this.opts.broker.isConnected() && (await this.drainOnce()) === this.batchSize);
+          if (this.opts.owner) while (more() && (await this.drainOwn()) === this.batchSize);
+          if (this.claimWanted) {
+            this.claimWanted = false;
+            while (more() && (await this.drainOnce()) === this.batchSize);
+          }
         } while (this.again && this.running);
       } catch (err) {
         this.opts.logger.warn('outbox relay pass failed', { error: (err as Error).message });
@@ -210,52 +237,82 @@ export class OutboxRelay {
     })();
   }
 
-  /** One batch: claim, publish with confirms, mark. Returns how many rows were claimed. */
+  /**
+   * One batch of this process's own rows: read (no lock, no transaction), publish with confirms,
+   * mark. Two statements. Returns how many rows were read, 0 if any failed to publish.
+   */
+  async drainOwn(): Promise<number> {
+    const rows = await this.opts.db
+      .selectFrom('outbox')
+      .select(['id', 'exchange', 'routing_key', 'envelope', 'headers'])
+      .where('owner', '=', this.opts.owner!)
+      .where('published_at', 'is', null)
+      .orderBy('seq')
+      .limit(this.batchSize)
+      .execute();
+    if (rows.length === 0) return 0;
+    return this.publishAndMark(this.opts.db, rows);
+  }
+
+  /**
+   * One claimed batch: the rows without an owner, and those older than `orphanAfterMs` (their
+   * owner crashed or stopped before publishing), locked for this pass; publish, mark.
+   */
   async drainOnce(): Promise<number> {
     return this.opts.db.transaction().execute(async (trx) => {
       const rows = await trx
         .selectFrom('outbox')
         .select(['id', 'exchange', 'routing_key', 'envelope', 'headers'])
         .where('published_at', 'is', null)
+        .where((eb) =>
+          eb.or([
+            eb('owner', 'is', null),
+            eb('created_at', '<', sql<Date>`now() - make_interval(secs => ${this.orphanAfterMs / 1000})`),
+          ]),
+        )
         .orderBy('seq')
         .limit(this.batchSize)
         .forUpdate()
         .skipLocked()
         .execute();
       if (rows.length === 0) return 0;
-      const results = await Promise.allSettled(
-        rows.map((r) => {
-          const envelope = r.envelope as Envelope;
-          return this.channel.publish(
-            r.exchange,
-            r.routing_key,
-            Buffer.from(JSON.stringify(envelope)),
-            publishProperties(envelope, r.headers),
-          );
-        }),
-      );
-      const ok = rows.filter((_, i) => results[i]?.status === 'fulfilled').map((r) => r.id);
-      const failed = rows.filter((_, i) => results[i]?.status === 'rejected').map((r) => r.id);
-      if (ok.length)
-        await trx
-          .updateTable('outbox')
-          .set({ published_at: sql`now()` })
-          .where('id', 'in', ok)
-          .execute();
-      if (failed.length) {
-        const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
-        await trx
-          .updateTable('outbox')
-          .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String(reason?.message ?? reason) }))
-          .where('id', 'in', failed)
-          .execute();
-        this.opts.logger.warn('outbox publish failed; will retry', {
-          failed: failed.length,
-          error: String(reason?.message ?? reason),
-        });
-      }
-      this.opts.metrics?.outboxPublished.inc(ok.length);
-      return failed.length ? 0 : rows.length;
+      return this.publishAndMark(trx, rows);
     });
+  }
+
+  private async publishAndMark(db: Kysely<Database>, rows: Row[]): Promise<number> {
+    const results = await Promise.allSettled(
+      rows.map((r) => {
+        const envelope = r.envelope as Envelope;
+        return this.channel.publish(
+          r.exchange,
+          r.routing_key,
+          Buffer.from(JSON.stringify(envelope)),
+          publishProperties(envelope, r.headers as Record<string, unknown>),
+        );
+      }),
+    );
+    const ok = rows.filter((_, i) => results[i]?.status === 'fulfilled').map((r) => r.id);
+    const failed = rows.filter((_, i) => results[i]?.status === 'rejected').map((r) => r.id);
+    if (ok.length)
+      await db
+        .updateTable('outbox')
+        .set({ published_at: sql`now()` })
+        .where('id', 'in', ok)
+        .execute();
+    if (failed.length) {
+      const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
+      await db
+        .updateTable('outbox')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String(reason?.message ?? reason) }))
+        .where('id', 'in', failed)
+        .execute();
+      this.opts.logger.warn('outbox publish failed; will retry', {
+        failed: failed.length,
+        error: String(reason?.message ?? reason),
+      });
+    }
+    this.opts.metrics?.outboxPublished.inc(ok.length);
+    return failed.length ? 0 : rows.length;
   }
 }

@@ -10,7 +10,7 @@ import { quietLogger, setup, tapExchange } from './helpers.js';
 const env = await setup();
 t.teardown(() => env.close());
 
-const relayFor = (url: string, pollMs = 300) =>
+const relayFor = (url: string, pollMs = 300, orphanAfterMs?: number) =>
   new OutboxRelay({
     db: env.tdb.db,
     databaseUrl: env.tdb.url,
@@ -19,6 +19,7 @@ const relayFor = (url: string, pollMs = 300) =>
     setup: declareInternal,
     pollMs,
     batchSize: 50,
+    ...(orphanAfterMs === undefined ? {} : { orphanAfterMs }),
   });
 
 async function commitPings(seqs: number[]): Promise<string[]> {
@@ -180,7 +181,8 @@ t.test(
     await listener.query('listen billing_outbox');
     t.teardown(() => listener.end());
     const woken: { relay?: OutboxRelay } = {};
-    const db = createDb(env.tdb.url, { max: 3, onOutboxCommitted: () => woken.relay?.wake() });
+    const owner = `outbox-test.${crypto.randomUUID()}`;
+    const db = createDb(env.tdb.url, { max: 3, onOutboxCommitted: () => woken.relay?.wake(), outboxOwner: owner });
     t.teardown(() => db.destroy());
     // The poll is a minute: only the in-process wake-up can publish within the test's wait.
     const relay = new OutboxRelay({
@@ -190,6 +192,7 @@ t.test(
       logger: quietLogger(),
       setup: declareInternal,
       pollMs: 60_000,
+      owner,
     });
     woken.relay = relay;
     await relay.start();
@@ -214,6 +217,28 @@ t.test(
       what: 'the single statement’s message published',
       timeoutMs: 3_000,
     });
+    // A row built in SQL, as the receipts' are: tagged by the column's default, published at once too.
+    const built = crypto.randomUUID();
+    await db.transaction().execute(async (trx) => {
+      await sql`insert into outbox (id, exchange, routing_key, type, envelope, headers)
+        select gen_random_uuid(), ${EXCHANGES.internal}, 'diagnostics.ping', 'diagnostics.ping',
+          jsonb_build_object('id', ${built}::text, 'type', 'diagnostics.ping', 'version', 1,
+            'occurredAt', now(), 'correlationId', ${built}::text, 'data', jsonb_build_object('seq', 3004)), '{}'`.execute(
+        trx,
+      );
+    });
+    await waitFor(() => tap.ids.includes(built), { what: 'the SQL-built row published', timeoutMs: 3_000 });
+    const owners = await env.tdb.db
+      .selectFrom('outbox')
+      .select('owner')
+      .distinct()
+      .where(sql<boolean>`(envelope->'data'->>'seq')::int between 3001 and 3004`)
+      .execute();
+    t.same(
+      owners.map((r) => r.owner),
+      [owner],
+      'every row the pool wrote names its relay',
+    );
     // A rolled-back transaction wakes nobody needlessly, and publishes nothing.
     await t.rejects(
       db.transaction().execute(async (trx) => {
@@ -237,3 +262,33 @@ t.test('a row committed by a process that died before publishing is published by
   await waitFor(() => tap.ids.includes(id!), { what: 'published by the poll', timeoutMs: 5_000 });
   await relay.stop();
 });
+
+t.test(
+  'a live relay’s rows are left to it; a dead owner’s rows are claimed by another relay once they are old (docs/messages.md)',
+  async (t) => {
+    const tap = await tapExchange(env.vhost.url, EXCHANGES.internal, 'diagnostics.#');
+    t.teardown(() => tap.close());
+    // A pool that tags its rows for a relay that never runs: the process died after its commit.
+    const ghost = createDb(env.tdb.url, { max: 2, outboxOwner: `ghost.${crypto.randomUUID()}` });
+    t.teardown(() => ghost.destroy());
+    const other = relayFor(env.vhost.url, 100, 1_500);
+    await other.start();
+    t.teardown(() => other.stop());
+    const committed = Date.now();
+    const ids = await ghost.transaction().execute(async (trx) => {
+      const out: string[] = [];
+      for (const seq of [5001, 5002, 5003]) out.push((await enqueue(trx, Ping, { seq })).id);
+      return out;
+    });
+    await new Promise((r) => setTimeout(r, 800));
+    t.equal(ids.filter((id) => tap.ids.includes(id)).length, 0, 'not claimed while its owner may still publish it');
+    await waitFor(() => ids.every((id) => tap.ids.includes(id)), { what: 'claimed once old', timeoutMs: 5_000 });
+    t.ok(Date.now() - committed >= 1_400, 'claimed only after orphanAfterMs');
+    await waitFor(async () => (await outboxBacklog(env.tdb.db)) === 0, { what: 'marked published' });
+    t.same(
+      ids.map((id) => tap.ids.filter((x) => x === id).length),
+      [1, 1, 1],
+      'each published once',
+    );
+  },
+);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel } from 'amqplib';
 import { createDb, pingDb, type Db } from '@billing/db';
 import {
@@ -72,11 +73,14 @@ export function createRuntime(
   });
   const metrics = createMetrics(service);
   // What this process commits to the outbox, its relay publishes at once (docs/messages.md, outbox).
+  // Its rows are tagged with its relay's name, so the relay reads them without a claim transaction.
   let wakeRelay = () => {};
+  const outboxOwner = `${service}.${randomUUID()}`;
   const db = createDb(config.DATABASE_URL, {
     max: poolSize,
     applicationName: service,
     onOutboxCommitted: () => wakeRelay(),
+    outboxOwner,
   });
   const broker = connectBroker(config.AMQP_URL, logger, service);
   const relay = new OutboxRelay({
@@ -86,6 +90,7 @@ export function createRuntime(
     logger,
     metrics,
     setup: declarePublishedTopology,
+    owner: outboxOwner,
   });
   wakeRelay = () => relay.wake();
   return {

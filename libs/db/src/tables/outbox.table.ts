@@ -14,6 +14,8 @@ export interface OutboxTable {
   published_at: Timestamp | null;
   attempts: Generated<number>;
   last_error: string | null;
+  /** The relay that publishes the row at once (its process's pool tags what it writes); null: any relay's poll. */
+  owner: Generated<string | null>;
 }
 export type OutboxRow = Selectable<OutboxTable>;
 export type NewOutboxRow = Insertable<OutboxTable>;
