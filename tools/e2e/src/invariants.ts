@@ -13,6 +13,7 @@ interface Capture {
   refunded: number;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAID = ['completed', 'partially_refunded', 'refunded', 'reversed'] as const;
 
 /**
@@ -51,15 +52,51 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
     { what: 'every refund sent', timeoutMs: 30_000 },
   );
 
+  // The payments paid before the captures are read: each has its capture at PayPal by then (a
+  // capture is recorded after PayPal made it). One paid since may have a capture made after the read.
+  const paidBefore = new Set(
+    (
+      await db
+        .selectFrom('payments')
+        .select('id')
+        .where('status', 'in', [...PAID])
+        .execute()
+    ).map((r) => r.id),
+  );
   const captures = (await stack.paypal('/_control/captures')) as Capture[];
   const refundsAtPayPal = (await stack.paypal('/_control/refunds')) as { id: string; custom_id?: string }[];
+  // A system with live subscriptions is never idle: a renewal falls due every few seconds. A capture
+  // read above may be one PayPal has just made and the worker is still recording, so its payment is
+  // read once it is no longer open (up to 15 s; one still open then is reported below).
+  const captured = [
+    ...new Set(
+      captures
+        .filter((c) => c.status === 'COMPLETED' && c.customId !== null && UUID.test(c.customId))
+        .map((c) => c.customId!),
+    ),
+  ];
+  if (captured.length)
+    await waitFor(
+      async () =>
+        (
+          await db
+            .selectFrom('payments')
+            .select('id')
+            .where('id', 'in', captured)
+            .where('status', 'in', ['created', 'pending', 'approved'])
+            .execute()
+        ).length === 0,
+      { what: 'the payments PayPal captured recorded', timeoutMs: 15_000 },
+    ).catch(() => undefined);
   const payments = await db.selectFrom('payments').selectAll().execute();
   const refunds = await db.selectFrom('refunds').selectAll().execute();
   const byId = new Map(payments.map((p) => [p.id, p]));
 
   // Every completed payment has exactly one capture at PayPal (none for a free period: 0, never
   // charged), and its period.
-  for (const p of payments.filter((p) => (PAID as readonly string[]).includes(p.status) && !p.failure_reason)) {
+  for (const p of payments.filter(
+    (p) => paidBefore.has(p.id) && (PAID as readonly string[]).includes(p.status) && !p.failure_reason,
+  )) {
     const mine = captures.filter((c) => c.customId === p.id && c.status !== 'DECLINED');
     const expected = p.amount === 0 ? 0 : 1;
     if (mine.length !== expected) broken.push(`payment ${p.id} (${p.status}) has ${mine.length} captures at PayPal`);
@@ -76,7 +113,7 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
       p && (PAID as readonly string[]).includes(p.status) && !p.failure_reason && p.provider_capture_id === c.id;
     if (!kept && c.refunded < c.amount)
       broken.push(
-        `capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded) has no completed payment of ours behind it`,
+        `capture ${c.id} (${c.amount} ${c.currency}, ${c.refunded} refunded, for payment ${c.customId ?? 'none'}) has no completed payment of ours behind it`,
       );
   }
   // No period paid twice (at most one first payment or renewal holds money for it; a plan

@@ -132,9 +132,14 @@ export function buildSandbox(opts: SandboxOptions): {
     const key = `${req.method} ${path}`;
     const delay = state.behaviour.delays.find((d) => key.includes(d.match));
     if (delay) {
-      state.held.add(key);
-      await new Promise((r) => setTimeout(r, delay.ms));
-      state.held.delete(key);
+      state.held.set(key, (state.held.get(key) ?? 0) + 1);
+      try {
+        await new Promise((r) => setTimeout(r, delay.ms));
+      } finally {
+        const left = (state.held.get(key) ?? 1) - 1;
+        if (left > 0) state.held.set(key, left);
+        else state.held.delete(key);
+      }
     }
     const fail = state.behaviour.failures.find((f) => f.count > 0 && key.includes(f.match));
     if (fail) {
@@ -676,8 +681,8 @@ export function buildSandbox(opts: SandboxOptions): {
     })),
   );
   app.get('/_control/refunds', async () => [...state.refunds.values()]);
-  /** Calls held by a configured delay right now: a test can act while one is in flight. */
-  app.get('/_control/held', async () => [...state.held]);
+  /** Calls held by a configured delay right now, one entry per call: a test can act while one is in flight. */
+  app.get('/_control/held', async () => [...state.held].flatMap(([key, n]) => Array<string>(n).fill(key)));
   app.get('/_control/behaviour', async () => state.behaviour);
   app.post('/_control/behaviour', async (req) => {
     Object.assign(state.behaviour, json(req));

@@ -128,7 +128,8 @@ export class SandboxState {
   payerIds = new Set<string>();
   idempotent = new Map<string, { status: number; body: unknown }>();
   calls: Call[] = [];
-  held = new Set<string>();
+  /** Calls held by a delay now, per `METHOD path` (several calls may share one). */
+  held = new Map<string, number>();
   behaviour: Behaviour = defaultBehaviour();
   reset(): void {
     this.orders.clear();

@@ -218,8 +218,11 @@ t.test(`a seeded fault schedule (seed ${seed}): the invariants hold once it heal
   for (const app of KILLABLE) if (!live(app).length) await stack.replica(app);
   t.comment([...outcomes.entries()].map(([k, n]) => `${n} × ${k}`).join('; '));
 
+  const healed = new Date().toISOString();
   await stack.quiet({ timeoutMs: 120_000 });
+  const quietAt = new Date().toISOString();
   const broken = await brokenInvariants(stack);
+  if (broken.length) t.comment(`healed at ${healed}, quiet at ${quietAt}, checked by ${new Date().toISOString()}`);
   t.same(broken, [], 'every invariant holds');
   // What a failing seed needs to be read: the rows the broken lines name.
   for (const id of new Set(broken.flatMap((b) => b.match(/[0-9a-f-]{36}/g) ?? []))) {
@@ -239,8 +242,19 @@ t.test(`a seeded fault schedule (seed ${seed}): the invariants hold once it heal
           .execute()
       : [];
     const refunds = await stack.tdb.db.selectFrom('refunds').selectAll().where('payment_id', '=', id).execute();
+    const atPayPal = ((await stack.paypal('/_control/captures')) as { customId: string | null }[]).filter(
+      (c) => c.customId === id,
+    );
+    // What the apps logged about it (every process of the run, killed ones included).
+    for (const [name, proc] of stack.processes)
+      for (const line of proc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(id)))
+        t.comment(`${name}: ${line.slice(0, 600)}`);
     t.comment(
       JSON.stringify({
+        atPayPal,
         payment: p,
         subscription: s && { status: s.status, cancelled_at: s.cancelled_at },
         events,
