@@ -28,15 +28,15 @@ export interface PlainCheckout {
 }
 
 /**
- * The common checkout in one statement (docs/api.md, `POST /v1/subscriptions`): the subscription and
- * its first payment are written only if the user has no pending, trialing or active subscription
- * granting the plan's role. The caller holds the user's lock (`lockKey`), taken by an earlier
- * statement, so no checkout of the same user can commit between this statement's snapshot and its
- * writes. Returns false with nothing written when such a subscription exists: the caller then goes
+ * The common checkout in one statement, with no transaction and no lock (docs/api.md, how step 2 is
+ * written): the subscription and its first payment are written only if the user has no pending,
+ * trialing, active or paused subscription granting the plan's role. A checkout of the same user
+ * racing it for the role meets the unique index on pending subscriptions: this insert then writes
+ * nothing. Returns false with nothing written when such a subscription exists: the caller then goes
  * the long way (already subscribed, an approved checkout in progress, older checkouts replaced).
  * Each table's INSERT comes from its owner.
  */
-export async function openPlainCheckout(trx: Tx, c: PlainCheckout): Promise<boolean> {
+export async function openPlainCheckout(trx: Kysely<Database>, c: PlainCheckout): Promise<boolean> {
   const sub = subscriptions.insertPendingIfNone({ id: c.subscriptionId, userId: c.userId, plan: c.plan });
   const payment = payments.insertInitialFor('written', {
     id: c.paymentId,
@@ -128,11 +128,25 @@ export type CheckoutOpened = { due: 'paid'; amount: number } | { due: 'trial' | 
  * under concurrency). Throws `CheckoutRefused` with nothing written.
  */
 export async function openCheckout(db: Kysely<Database>, c: CheckoutRequest): Promise<CheckoutOpened> {
-  const { plan, userId } = c;
+  const { plan } = c;
   const plain = plan.trial_period === null && !c.couponCode && !c.roles.includes(plan.role) && plan.amount > 0;
+  if (plain && (await openPlainCheckout(db, c))) return { due: 'paid', amount: plan.amount };
+  // The long way. A common checkout of the same user may commit its pending row between this
+  // transaction's look and its insert (it takes no lock): the unique index refuses ours, and the
+  // transaction runs again, replacing that row as any unfinished checkout (docs/api.md).
+  for (let run = 1; ; run++) {
+    try {
+      return await openCheckoutLongWay(db, c);
+    } catch (err) {
+      if (run >= 3 || (err as { constraint?: string }).constraint !== 'subscriptions_one_pending_per_role') throw err;
+    }
+  }
+}
+
+async function openCheckoutLongWay(db: Kysely<Database>, c: CheckoutRequest): Promise<CheckoutOpened> {
+  const { plan, userId } = c;
   return db.transaction().execute(async (trx): Promise<CheckoutOpened> => {
     await lockKey(trx, `user:${userId}`);
-    if (plain && (await openPlainCheckout(trx, c))) return { due: 'paid', amount: plan.amount };
     await replaceUnfinished(trx, userId, plan.role);
     // One trial per user and role (docs/api.md, free trials): one who has had one buys a normal paid checkout.
     const trial = plan.trial_period !== null && !(await hadTrial(trx, userId, plan.role));

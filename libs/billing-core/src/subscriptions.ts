@@ -24,8 +24,9 @@ const stateOf = (s: Pick<SubscriptionRow, 'status' | 'cancel_at_period_end'>) =>
 export const subscriptions = {
   /**
    * The INSERT of a checkout's pending subscription that writes it only if the user has no pending,
-   * trialing or active subscription for the role: a part of one statement (billing-core's
-   * `openPlainCheckout`), returning the id it wrote, or no row.
+   * trialing, active or paused subscription for the role: a part of one statement (billing-core's
+   * `openPlainCheckout`), returning the id it wrote, or no row. A racing checkout's pending row
+   * (the unique index `subscriptions_one_pending_per_role`) makes it write nothing, not fail.
    */
   insertPendingIfNone(v: {
     id: string;
@@ -39,6 +40,7 @@ export const subscriptions = {
         select 1 from subscriptions
         where user_id = ${v.userId} and role = ${v.plan.role} and status in ('pending', 'trialing', 'active', 'paused')
       )
+      on conflict (user_id, role) where status = 'pending' do nothing
       returning id`;
   },
 

@@ -109,6 +109,31 @@ t.test(
 );
 
 t.test(
+  'twenty checkouts of one user released at once with no lock, each holding its transaction open: one written (the unique index on pending subscriptions)',
+  async (t) => {
+    // The production path takes no lock (docs/api.md, how step 2 is written). Holding each
+    // transaction open after its statement, the others' snapshots cannot see the first row: only
+    // the index stops them (their insert waits for the first to commit, then writes nothing).
+    const openUnlocked = (userId: string) => {
+      const c = { subscriptionId: randomUUID(), paymentId: randomUUID(), userId, plan };
+      return db.transaction().execute(async (trx) => {
+        const written = await openPlainCheckout(trx, c);
+        await sql`select pg_sleep(0.05)`.execute(trx);
+        return written;
+      });
+    };
+    for (let round = 0; round < 5; round++) {
+      const user = `dora-${round}`;
+      const written = await Promise.all(Array.from({ length: 20 }, () => openUnlocked(user)));
+      t.equal(written.filter(Boolean).length, 1, `round ${round}: one written`);
+      const { subs, pays } = await rowsOf(user);
+      t.equal(subs.length, 1, `round ${round}: one subscription`);
+      t.equal(pays.length, 1, `round ${round}: one payment`);
+    }
+  },
+);
+
+t.test(
   "PayPal's order recorded in one statement: the payment only if still created, the link either way",
   async (t) => {
     const c = await open('olga');

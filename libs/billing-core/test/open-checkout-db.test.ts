@@ -218,3 +218,28 @@ t.test('a checkout whose order never reached PayPal, past its time: it ends', as
   t.match(await subsOf(u), [{ status: 'cancelled' }]);
   t.equal(await expire(), false, 'twice: nothing');
 });
+
+t.test(
+  'checkouts of one user released at once, common and long-way mixed: none fails, one pending subscription is left (docs/api.md, how step 2 is written)',
+  async (t) => {
+    // The common checkout takes no lock: the unique index on pending subscriptions keeps it exact.
+    for (let round = 0; round < 8; round++) {
+      const u = user();
+      const requests = Array.from({ length: 12 }, (_, i) =>
+        // A role the user holds sends a checkout the long way (under the user's lock).
+        request(u, i % 3 === 2 ? { roles: ['r'] } : {}),
+      );
+      const settled = await Promise.allSettled(requests.map((r) => openCheckout(db, r)));
+      const failed = settled.filter((s) => s.status === 'rejected') as PromiseRejectedResult[];
+      t.same(
+        failed.map((f) => String((f.reason as Error).message)),
+        [],
+        `round ${round}: no checkout failed`,
+      );
+      const subs = await subsOf(u);
+      t.equal(subs.length, 12, `round ${round}: each checkout wrote its subscription`);
+      t.equal(subs.filter((s) => s.status === 'pending').length, 1, `round ${round}: one left pending`);
+      t.equal(subs.filter((s) => s.status === 'cancelled').length, 11, `round ${round}: the others replaced`);
+    }
+  },
+);
