@@ -1,6 +1,5 @@
 import { Type } from 'typebox';
-import type { CouponRow } from '@billing/db';
-import { transact } from '@billing/db';
+import { transact, type CouponRow } from '@billing/db';
 import { createCoupon, setCouponActive } from '@billing/billing-core';
 import { isSupportedCurrency } from '@billing/domain';
 import { Nullable, Page, Ts } from '@billing/http-api';

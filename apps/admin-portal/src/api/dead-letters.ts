@@ -1,7 +1,6 @@
 import { Type } from 'typebox';
 import { sql } from 'kysely';
-import type { DeadLetterRow } from '@billing/db';
-import { transact } from '@billing/db';
+import { transact, type DeadLetterRow } from '@billing/db';
 import { isUuid, keysetPage, Page } from '@billing/http-api';
 import { DeadLetterNotReplayable, discardDeadLetter, replayDeadLetter } from '@billing/messaging';
 import { AppError } from '@billing/service-kit';
