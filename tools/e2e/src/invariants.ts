@@ -1,5 +1,6 @@
 import amqplib from 'amqplib';
 import { sql } from 'kysely';
+import { OPEN_PAYMENT_STATUSES } from '@billing/domain';
 import { waitFor } from '@billing/testing';
 import type { Stack } from './stack.js';
 
@@ -83,7 +84,7 @@ export async function brokenInvariants(stack: Stack, opts: { plantedDeadLetters?
             .selectFrom('payments')
             .select('id')
             .where('id', 'in', captured)
-            .where('status', 'in', ['created', 'pending', 'approved'])
+            .where('status', 'in', [...OPEN_PAYMENT_STATUSES])
             .execute()
         ).length === 0,
       { what: 'the payments PayPal captured recorded', timeoutMs: 15_000 },
