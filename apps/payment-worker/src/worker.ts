@@ -99,12 +99,14 @@ export function buildWorker({
         'payment.renewal.requested': chargeRenewalInWindow(ctx, rt.db),
       },
       ...paymentWindow,
-      // One window's transaction at a time, of up to 32: the next are delivered meanwhile and
-      // form the next window (docs/messages.md, windows).
+      // Up to 3 window transactions at once, of up to 32 each: the next are delivered meanwhile and
+      // form the next windows (docs/messages.md, windows). One at a time made 913-945 completions/s
+      // in the bench, three 1208-1266 (the round trips of one window overlap another's).
       max: 32,
+      concurrency: 3,
     },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,
-    prefetch: 64,
+    prefetch: 128,
     setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };

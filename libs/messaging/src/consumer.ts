@@ -233,7 +233,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
     // records, not while PayPal or the Auth service answers (about half its time, or more).
     const perConnection = opts.steps ? 2 : 1;
     // A window's messages share one connection: a consumer applying windows may hold one more window.
-    const oneWindow = opts.windows?.max ?? 0;
+    const oneWindow = (opts.windows?.max ?? 0) * (opts.windows?.concurrency ?? 1);
     const prefetch = Math.max(
       1,
       Math.min(opts.prefetch ?? 20, (opts.connections ?? Infinity) * perConnection + oneWindow),

@@ -804,6 +804,90 @@ t.test(
 );
 
 t.test(
+  'windows at once: up to `concurrency` window transactions run side by side, and the prefetch makes room for each',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const metrics = createMetrics('test');
+    const sizes: number[] = [];
+    let running = 0;
+    let most = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const consumer = new Consumer({
+      name: 'windows-at-once',
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger: quietLogger(),
+      metrics,
+      queue: {
+        queue: 'test.windows-at-once',
+        bindings: [{ exchange: EXCHANGES.internal, pattern: 'diagnostics.#' }],
+        retryDelaysMs: [100],
+        deliveryLimit: 20,
+      },
+      contracts: [Ping] as const,
+      maxAttempts: 2,
+      prefetch: 40,
+      // One connection for the step handlers (2 messages) and three windows of 4: 14 taken at most.
+      connections: 1,
+      setup: declareInternal,
+      steps: {
+        'diagnostics.ping': async () => {
+          throw new Error('the step is not used for a type applied in windows');
+        },
+      },
+      windows: {
+        max: 4,
+        concurrency: 3,
+        open: () => {
+          most = Math.max(most, ++running);
+          return { n: 0 };
+        },
+        // Held until the test lets go: the windows running meanwhile are counted.
+        close: async (_trx, w) => {
+          await gate;
+          sizes.push(w.n);
+          running--;
+        },
+        apply: {
+          'diagnostics.ping': async ({ window }) => {
+            window.n++;
+          },
+        },
+      },
+    });
+    await consumer.start();
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    for (let i = 0; i < 30; i++) {
+      const e = makeEnvelope(Ping, { seq: 9_500 + i });
+      ch.sendToQueue('test.windows-at-once', Buffer.from(JSON.stringify(e)), {
+        messageId: e.id,
+        type: e.type,
+        persistent: true,
+      });
+    }
+    await ch.waitForConfirms();
+    await waitFor(async () => running === 3, { what: 'three windows running at once' });
+    await waitFor(async () => (await ch.checkQueue('test.windows-at-once')).messageCount === 30 - 14, {
+      what: '14 taken (2 for the connection, 3 windows of 4), 16 left in the broker',
+    });
+    t.equal(most, 3, 'three window transactions side by side, no more');
+    release();
+    await waitFor(async () => (await consumed(metrics, 'processed')) === 30, { what: '30 processed' });
+    t.equal(most, 3, 'never more than three at once');
+    t.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      30,
+      `each message in one window (${sizes.join(', ')})`,
+    );
+    t.ok(Math.max(...sizes) <= 4, 'no window over its max');
+    await conn.close();
+    await consumer.stop();
+  },
+);
+
+t.test(
   'group commit: step handlers’ commits share transactions; a failing commit fails only its own message',
   async (t) => {
     const { Consumer } = await import('../src/consumer.js');
