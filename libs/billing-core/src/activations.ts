@@ -9,6 +9,7 @@ import { payments } from './payments.js';
 import { paymentReceipt, type ReceiptBatch } from './receipts.js';
 import { requestRefund } from './refunds.js';
 import { aboutSubscription, subscriptions } from './subscriptions.js';
+import { vaultRevoked } from './vaults.js';
 
 // Where a first payment completed becomes an active subscription: one at a time
 // (`activateSubscription`, for PayPal's answer to our capture and every case the set form does not
@@ -63,7 +64,13 @@ export type ActivationOutcome = 'activated' | 'completed' | 'refunded: subscript
  * subscription granting the same role is replaced. A subscription that ended meanwhile keeps
  * nothing: the payment is refunded whole. One at a time; `completeActivations` is the same, set-based.
  */
-export async function activateSubscription(trx: Tx, p: PaymentRow, vaultId: string | null): Promise<ActivationOutcome> {
+export async function activateSubscription(
+  trx: Tx,
+  p: PaymentRow,
+  savedVaultId: string | null,
+): Promise<ActivationOutcome> {
+  // A wallet the buyer deleted meanwhile is not kept (docs/webhooks.md): the renewal asks for a method.
+  const vaultId = savedVaultId && !(await vaultRevoked(trx, savedVaultId)) ? savedVaultId : null;
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   const anchor = new Date();
   const { start, end } = periodWindow(anchor, sub.period, 0);

@@ -277,6 +277,7 @@ export type EventOutcome =
   | 'refund names no capture of ours'
   | 'vault token for no payment of ours'
   | 'vault id kept'
+  | 'vault token deleted before: not kept'
   | Awaited<ReturnType<typeof chargedBack>>
   | Awaited<ReturnType<typeof refundReported>>
   | DisputeOutcome
@@ -330,8 +331,8 @@ export async function onPaymentEvent(
     case 'vault_token_created': {
       const p = await payments.lock(trx, { id: action.customId, orderId: action.orderId });
       if (!p) return { paymentId: null, outcome: 'vault token for no payment of ours' };
-      await walletKept(trx, p, action.vaultId);
-      return { paymentId: p.id, outcome: 'vault id kept' };
+      const kept = await walletKept(trx, p, action.vaultId);
+      return { paymentId: p.id, outcome: kept === 'kept' ? 'vault id kept' : 'vault token deleted before: not kept' };
     }
     case 'vault_token_deleted': {
       const n = await walletRevoked(ctx, trx, action.vaultId);

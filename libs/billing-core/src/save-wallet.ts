@@ -10,6 +10,7 @@ import type { ChargeRefusal } from './renew.js';
 import { startTrial } from './start-trial.js';
 import { subscriptions } from './subscriptions.js';
 import { endPendingCheckout } from './trials.js';
+import { recordVaultRevoked, vaultRevoked } from './vaults.js';
 
 // The use case "the buyer saved a wallet at PayPal" (docs/architecture.md, use cases; docs/api.md,
 // replacing the payment method; free trials): the caller turns PayPal's approved setup token into
@@ -65,6 +66,13 @@ export async function walletSaved(
       // A checkout whose wallet PayPal would not save ends as a checkout whose payment failed.
       await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
       return `refused: ${answer.issue}`;
+    }
+    // A wallet deleted at PayPal before this answer was recorded is not kept (docs/webhooks.md):
+    // saving it failed. The vault id's lock is taken before the subscription's.
+    if (await vaultRevoked(trx, answer.paymentTokenId)) {
+      await paymentMethodRequests.fail(trx, r.id);
+      await endPendingCheckout(trx, r.subscription_id, { type: 'provider_failed', reason: 'provider_error' });
+      return 'refused: the wallet was deleted at PayPal';
     }
     const sub = await subscriptions.lockOrThrow(trx, r.subscription_id);
     await paymentMethodRequests.complete(trx, r.id, answer.paymentTokenId);
@@ -149,9 +157,16 @@ export async function walletApprovedByBuyer(db: Kysely<Database>, setupTokenId: 
 }
 
 /** PayPal saved the buyer's wallet with a first payment (`p` locked by the caller): kept unless one is kept already. */
-export async function walletKept(trx: Transaction<Database>, p: PaymentRow, vaultId: string): Promise<void> {
+export async function walletKept(
+  trx: Transaction<Database>,
+  p: PaymentRow,
+  vaultId: string,
+): Promise<'kept' | 'deleted before'> {
+  // The vault id's lock before the subscription's, as the deletion takes them (docs/webhooks.md).
+  if (await vaultRevoked(trx, vaultId)) return 'deleted before';
   const sub = await subscriptions.lockOrThrow(trx, p.subscription_id);
   if (!sub.vault_id) await subscriptions.record(trx, sub, { vault_id: vaultId });
+  return 'kept';
 }
 
 /**
@@ -164,6 +179,8 @@ export async function walletRevoked(
   trx: Transaction<Database>,
   vaultId: string,
 ): Promise<number> {
+  // Recorded first, under the vault id's lock: nothing attaches it again (docs/webhooks.md).
+  await recordVaultRevoked(trx, vaultId);
   const subs = await trx.selectFrom('subscriptions').selectAll().where('vault_id', '=', vaultId).forUpdate().execute();
   for (const sub of subs) {
     if (!isLive(sub.status)) {

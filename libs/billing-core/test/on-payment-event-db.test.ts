@@ -375,6 +375,51 @@ t.test("PayPal's webhooks, each kind, through onPaymentEvent: the payment they n
   t.match(await rowOf.sub(ended.subId), { vault_id: null, payment_method_required: null });
 });
 
+t.test('a deleted wallet is never attached again, whatever order PayPal delivers in (docs/webhooks.md)', async (t) => {
+  const apply = (action: Parameters<typeof onPaymentEvent>[2]) =>
+    db.transaction().execute((trx) => onPaymentEvent(ctx, trx, action));
+  // Activated with wallet V-late from the capture answer; the buyer deletes it; PayPal's
+  // VAULT.PAYMENT-TOKEN.CREATED for it comes only then (a redelivery, another worker's window).
+  const late = await checkout();
+  t.equal(await answer(late.paymentId, { capture: capture(late.paymentId), vaultId: 'V-late' }), 'activated');
+  t.same(await apply({ kind: 'vault_token_deleted', vaultId: 'V-late' }), {
+    paymentId: null,
+    outcome: 'payment method removed from 1 subscription(s)',
+  });
+  t.same(
+    await apply({ kind: 'vault_token_created', vaultId: 'V-late', orderId: `order-${late.paymentId}`, customId: null }),
+    { paymentId: late.paymentId, outcome: 'vault token deleted before: not kept' },
+  );
+  t.match(
+    await rowOf.sub(late.subId),
+    { vault_id: null, payment_method_required: 'payment_token_deleted' },
+    'the deleted wallet stays off the subscription: its renewal finds no method and charges nothing',
+  );
+
+  // Deleted before the capture that names it was recorded: the subscription starts without it.
+  const early = await checkout();
+  t.same(await apply({ kind: 'vault_token_deleted', vaultId: 'V-early' }), {
+    paymentId: null,
+    outcome: 'payment method removed from 0 subscription(s)',
+  });
+  t.equal(await answer(early.paymentId, { capture: capture(early.paymentId), vaultId: 'V-early' }), 'activated');
+  t.match(await rowOf.sub(early.subId), { status: 'active', vault_id: null }, 'activated, the deleted wallet not kept');
+
+  // Deleted and created for the same wallet at the same instant, many times: never left attached.
+  for (let round = 0; round < 10; round++) {
+    const c = await checkout();
+    t.equal(await answer(c.paymentId, { capture: capture(c.paymentId) }), 'activated');
+    const vaultId = `V-race-${round}`;
+    await Promise.all([
+      apply({ kind: 'vault_token_created', vaultId, orderId: `order-${c.paymentId}`, customId: null }),
+      apply({ kind: 'vault_token_deleted', vaultId }),
+    ]);
+    const sub = await rowOf.sub(c.subId);
+    if (sub.vault_id !== null) t.fail(`round ${round}: the deleted wallet ${vaultId} is still attached`);
+  }
+  t.pass('ten rounds of a creation racing a deletion: none left the deleted wallet attached');
+});
+
 t.test('a window of webhooks through onPaymentEvents: the common captures set-based, the rest in order', async (t) => {
   const [a, b, twice] = [await checkout(), await checkout(), await checkout()];
   const [ca, cb, ct] = [capture(a.paymentId), capture(b.paymentId), capture(twice.paymentId)];

@@ -1,5 +1,6 @@
 import type { AuditLogTable } from './tables/audit-log.table.js';
 import type { AuthRoleStatesTable } from './tables/auth-role-states.table.js';
+import type { RevokedVaultTokensTable } from './tables/revoked-vault-tokens.table.js';
 import type { CouponRedemptionsTable, CouponsTable } from './tables/coupons.table.js';
 import type { DisputeActionsTable, DisputesTable } from './tables/disputes.table.js';
 import type { DeadLettersTable } from './tables/dead-letters.table.js';
@@ -39,4 +40,5 @@ export interface Database {
   dispute_actions: DisputeActionsTable;
   subscription_pauses: SubscriptionPausesTable;
   auth_role_states: AuthRoleStatesTable;
+  revoked_vault_tokens: RevokedVaultTokensTable;
 }

@@ -4,6 +4,7 @@ export * from './transact.js';
 export * from './migrator.js';
 export * from './tables/common.js';
 export * from './tables/auth-role-states.table.js';
+export * from './tables/revoked-vault-tokens.table.js';
 export * from './tables/plans.table.js';
 export * from './tables/subscriptions.table.js';
 export * from './tables/payments.table.js';

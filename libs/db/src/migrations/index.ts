@@ -20,6 +20,7 @@ import * as outboxWokenInProcess from './20261205T0400_outbox_woken_in_process.j
 import * as authRoleStates from './20261207T0400_auth_role_states.js';
 import * as outboxOwner from './20261208T0100_outbox_owner.js';
 import * as onePendingPerRole from './20261208T0200_one_pending_per_role.js';
+import * as revokedVaultTokens from './20261209T0100_revoked_vault_tokens.js';
 import * as renewalReminders from './20261206T0100_renewal_reminders.js';
 import * as planDunningSchedule from './20261206T0200_plan_dunning_schedule.js';
 import * as cancelReason from './20261206T0300_cancel_reason.js';
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '20261207T0400_auth_role_states': authRoleStates,
   '20261208T0100_outbox_owner': outboxOwner,
   '20261208T0200_one_pending_per_role': onePendingPerRole,
+  '20261209T0100_revoked_vault_tokens': revokedVaultTokens,
 };
