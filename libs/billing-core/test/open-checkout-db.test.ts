@@ -26,6 +26,7 @@ const base = { description: '', currency: 'EUR', period: 'P1M', active: true };
 await importCatalog(db, [
   { ...base, id: 'p', name: 'P', role: 'r', amount: 500 },
   { ...base, id: 'tr', name: 'Trial', role: 'tr', amount: 500, trialPeriod: 'P7D' },
+  { ...base, id: 'tp', name: 'Trial role, paid', role: 'tr', amount: 500 },
 ]);
 await db.transaction().execute(async (trx) => {
   const none = { percentOff: null, amountOff: null, currency: null, durationPeriods: null, expiresAt: null };
@@ -35,6 +36,15 @@ await db.transaction().execute(async (trx) => {
 const plans = {
   p: { id: 'p', name: 'P', role: 'r', amount: 500, currency: 'EUR', period: 'P1M', trial_period: null },
   tr: { id: 'tr', name: 'Trial', role: 'tr', amount: 500, currency: 'EUR', period: 'P1M', trial_period: 'P7D' },
+  tp: {
+    id: 'tp',
+    name: 'Trial role, paid',
+    role: 'tr',
+    amount: 500,
+    currency: 'EUR',
+    period: 'P1M',
+    trial_period: null,
+  },
 };
 
 const request = (userId: string, over: Partial<CheckoutRequest> = {}): CheckoutRequest => ({
@@ -240,6 +250,61 @@ t.test(
       t.equal(subs.length, 12, `round ${round}: each checkout wrote its subscription`);
       t.equal(subs.filter((s) => s.status === 'pending').length, 1, `round ${round}: one left pending`);
       t.equal(subs.filter((s) => s.status === 'cancelled').length, 11, `round ${round}: the others replaced`);
+    }
+  },
+);
+
+t.test(
+  'a coupon or a trial checkout (the long way) released at once with common checkouts of the same user and role: one pending, its coupon alone redeemed',
+  async (t) => {
+    for (let round = 0; round < 8; round++) {
+      const u = user();
+      // The coupon's checkout and the trial's go the long way (the user's lock, a transaction); the
+      // common ones are one statement each. One contender of each kind per role.
+      const coupon = request(u, { couponCode: 'HALF' });
+      const trial = request(u, { plan: plans.tr });
+      const requests = [
+        coupon,
+        trial,
+        ...Array.from({ length: 5 }, () => request(u)),
+        ...Array.from({ length: 5 }, () => request(u, { plan: plans.tp })),
+      ];
+      const settled = await Promise.allSettled(requests.map((r) => openCheckout(db, r)));
+      const failed = settled.filter((s) => s.status === 'rejected') as PromiseRejectedResult[];
+      t.same(
+        failed.map((f) => String((f.reason as Error).message)),
+        [],
+        `round ${round}: no checkout failed`,
+      );
+      const subs = await subsOf(u);
+      t.equal(subs.length, 12, `round ${round}: each checkout wrote its subscription`);
+      for (const role of ['r', 'tr']) {
+        const pending = subs.filter((s) => s.role === role && s.status === 'pending');
+        t.equal(pending.length, 1, `round ${round}: one pending for role ${role}`);
+      }
+      const live = new Set(subs.filter((s) => s.status === 'pending').map((s) => s.id));
+      const redemptions = await db
+        .selectFrom('coupon_redemptions')
+        .selectAll()
+        .where('user_id', '=', u)
+        .where('status', '=', 'active')
+        .execute();
+      t.ok(
+        redemptions.every((r) => r.subscription_id === coupon.subscriptionId && live.has(r.subscription_id)),
+        `round ${round}: a coupon is redeemed only by a checkout still pending`,
+      );
+      t.equal(
+        redemptions.length,
+        live.has(coupon.subscriptionId) ? 1 : 0,
+        `round ${round}: the coupon's checkout ${live.has(coupon.subscriptionId) ? 'left pending holds' : 'replaced gave back'} its redemption`,
+      );
+      const pays = await paysOf(u);
+      const pendingPay = pays.find((p) => live.has(p.subscription_id) && p.amount === 250);
+      t.equal(
+        Boolean(pendingPay),
+        live.has(coupon.subscriptionId),
+        `round ${round}: the discount only on the coupon's payment`,
+      );
     }
   },
 );
