@@ -14,6 +14,7 @@ import {
   walletApprovedByBuyer,
   walletCancelledByBuyer,
   walletExpired,
+  walletRevoked,
   walletSaved,
   type ChargeRefusal,
   type PaymentUseCaseContext,
@@ -97,6 +98,22 @@ t.test('PayPal would not save the wallet: the request fails and the checkout end
   t.match(await requestOf(c.setupTokenId), { status: 'failed' });
   t.match(await subOf(c.subscriptionId), { status: 'cancelled', approval_url: null });
 });
+
+t.test(
+  'a wallet deleted at PayPal before its save was recorded: not kept, the request fails (docs/webhooks.md)',
+  async (t) => {
+    const c = await vaultCheckout(plans.tr);
+    const request = (await pendingWalletRequest(db, c.setupTokenId))!;
+    // PayPal's VAULT.PAYMENT-TOKEN.DELETED for the new token was applied first.
+    t.equal(await db.transaction().execute((trx) => walletRevoked(ctx, trx, 'PT-gone')), 0, 'no subscription held it');
+    t.equal(
+      await walletSaved(ctx, db, request.id, { paymentTokenId: 'PT-gone' }),
+      'refused: the wallet was deleted at PayPal',
+    );
+    t.match(await requestOf(c.setupTokenId), { status: 'failed' });
+    t.match(await subOf(c.subscriptionId), { status: 'cancelled', vault_id: null }, 'no trial on a deleted wallet');
+  },
+);
 
 t.test('a setup token never approved: the request and its checkout expire once', async (t) => {
   const c = await vaultCheckout(plans.tr);
