@@ -99,14 +99,15 @@ export function buildWorker({
         'payment.renewal.requested': chargeRenewalInWindow(ctx, rt.db),
       },
       ...paymentWindow,
-      // Up to 3 window transactions at once, of up to 32 each: the next are delivered meanwhile and
-      // form the next windows (docs/messages.md, windows). One at a time made 913-945 completions/s
-      // in the bench, three 1208-1266 (the round trips of one window overlap another's).
+      // One window's transaction at a time, of up to 32: the next are delivered meanwhile and
+      // form the next window (docs/messages.md, windows). Three at once made 1208-1266
+      // completions/s in the bench against 913-945, but their windows deadlocked on payments (a
+      // window locks the payments of its approvals one at a time, in message order): see
+      // docs/messages.md, windows.
       max: 32,
-      concurrency: 3,
     },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,
-    prefetch: 128,
+    prefetch: 64,
     setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };

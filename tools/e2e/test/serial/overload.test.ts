@@ -141,6 +141,15 @@ t.test('twice the pipeline’s capacity for 60 s: everything completes once with
       `last approval; approval → role p50 ${quantile(lags, 0.5)} ms, p99 ${quantile(lags, 0.99)} ms; ` +
       `retried ${after.retried - before.retried}, requeued ${after.requeued - before.requeued}`,
   );
+  // What the apps warned of, when a message failed (their log level is warn unless E2E_LOG_LEVEL says otherwise).
+  if (after.retried - before.retried > 0)
+    for (const [name, proc] of stack.processes)
+      for (const line of proc
+        .output()
+        .split('\n')
+        .filter((l) => /warn|error/i.test(l))
+        .slice(-15))
+        t.comment(`${name}: ${line.slice(0, 700)}`);
   t.ok(drained <= 120, 'the backlog drained within 2 minutes of the last approval');
   t.equal(after.retried - before.retried, 0, 'no message failed: nothing went round a retry queue');
   t.equal(after.requeued - before.requeued, 0, 'no message sent back for want of a connection');
