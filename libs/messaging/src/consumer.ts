@@ -232,7 +232,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
     // A handler holds its connection for the whole message; a step handler only while it reads and
     // records, not while PayPal or the Auth service answers (about half its time, or more).
     const perConnection = opts.steps ? 2 : 1;
-    // A window's messages share one connection: a consumer applying windows may hold one more window.
+    // A window's messages share one connection: a consumer applying windows may hold its windows' worth more.
     const oneWindow = (opts.windows?.max ?? 0) * (opts.windows?.concurrency ?? 1);
     const prefetch = Math.max(
       1,
