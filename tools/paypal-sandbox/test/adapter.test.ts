@@ -433,7 +433,14 @@ t.test(
       attempts: 1,
       metrics: createMetrics('fresh'),
     });
-    await t.rejects(fresh.getOrder('5O190127TN364715T'), ProviderRefusedError, 'warm: the token is cached');
+    // Warm: the token is fetched and cached. On a busy machine a try can outlast the 150 ms deadline
+    // (token plus order); such a try is an unknown outcome and is simply made again.
+    let warm: unknown;
+    for (let i = 0; i < 20; i++) {
+      warm = await fresh.getOrder('5O190127TN364715T').catch((e: unknown) => e);
+      if (!(warm instanceof ProviderUnavailableError)) break;
+    }
+    t.type(warm, ProviderRefusedError, 'warm: the token is cached (an unknown order is refused)');
     state.behaviour.delays.push({ match: 'GET /v2/checkout/orders', ms: 400 });
     t.teardown(() => void (state.behaviour.delays = []));
     // 64 sockets per provider: the calls past them wait in the agent, without a socket, until the deadline.
