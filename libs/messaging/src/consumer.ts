@@ -4,7 +4,14 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Static } from 'typebox';
 import type { Envelope, MessageContract } from '@billing/contracts';
-import { Batcher, Gatherer, withConnectionPriority, type Database, type GroupWindow } from '@billing/db';
+import {
+  Batcher,
+  Gatherer,
+  isTransientConflict,
+  withConnectionPriority,
+  type Database,
+  type GroupWindow,
+} from '@billing/db';
 import { runWithCorrelation, type Logger, type Metrics } from '@billing/service-kit';
 import type { Broker } from './connection.js';
 import { InvalidMessageError, publishProperties, validateData, validateEnvelope } from './envelope.js';
@@ -12,6 +19,9 @@ import { REPLAY_OF_HEADER } from './dead-letters.js';
 import { declareWorkQueue, parkingQueueName, retryQueueName, type WorkQueueSpec } from './topology.js';
 
 export const ATTEMPT_HEADER = 'x-billing-attempts';
+/** How many times a transaction Postgres ended to break a deadlock is run again in place. */
+const TRANSIENT_CONFLICT_RUNS = 4;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const ERROR_HEADER = 'x-billing-last-error';
 /** How many times in a row the message found the infrastructure away (its back-off grows with it). */
@@ -213,6 +223,8 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   poolWaits = 0;
   /** Windows applied whole, and windows that failed and were redone one message at a time. */
   readonly windowStats = { applied: 0, redone: 0, messages: 0 };
+  /** Transactions Postgres ended to break a deadlock, run again in place. */
+  conflictsRerun = 0;
   private readonly prefetch: number;
   private readonly commits: { add(item: PendingCommit<W>): void } | undefined;
   private readonly commitWindow: GroupWindow<W>;
@@ -449,7 +461,17 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   private async applyWindow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
     this.windowTransactions++;
     try {
-      return await this.applyWindowNow(items);
+      for (let conflicts = 0; ; ) {
+        try {
+          return await this.applyWindowNow(items);
+        } catch (err) {
+          // A deadlock with another window (or worker): the window is run again as a whole, a few
+          // milliseconds later, before its messages are redone one at a time.
+          if (!isTransientConflict(err) || ++conflicts > TRANSIENT_CONFLICT_RUNS || this.stopping) throw err;
+          this.conflictsRerun++;
+          await new Promise((r) => setTimeout(r, 5 * conflicts + Math.random() * 20));
+        }
+      }
     } finally {
       this.windowTransactions--;
       if (this.pendingWindow.length) this.windowTimer ??= setImmediate(() => this.flushWindows());
@@ -707,14 +729,22 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
     let duplicate = false;
     try {
-      for (let pause = 10; ; pause = Math.min(pause * 2, 500)) {
+      for (let pause = 10, conflicts = 0; ; pause = Math.min(pause * 2, 500)) {
         try {
           duplicate = !(await this.run(envelope, attempts));
           break;
         } catch (err) {
+          if (this.stopping) throw err;
+          // Postgres ended a transaction to break a deadlock: nothing of it was kept, and the other
+          // side went on; run again here, its attempts unused (docs/guarantees.md, deadlocks).
+          if (isTransientConflict(err) && ++conflicts <= TRANSIENT_CONFLICT_RUNS) {
+            this.conflictsRerun++;
+            await new Promise((r) => setTimeout(r, 5 * conflicts + Math.random() * 20));
+            continue;
+          }
           // A read before the commit found no free connection: load. The message stays taken
           // (the prefetch keeps the rest in the broker) and runs again here, its attempts unused.
-          if (!isPoolWait(err) || this.stopping) throw err;
+          if (!isPoolWait(err)) throw err;
           this.poolWaits++;
           await new Promise((r) => setTimeout(r, pause));
         }

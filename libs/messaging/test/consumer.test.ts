@@ -1,6 +1,6 @@
 import t, { type Test as TapTest } from 'tap';
-import { createDb } from '@billing/db';
-import { sql } from 'kysely';
+import { createDb, type Database } from '@billing/db';
+import { sql, type Transaction } from 'kysely';
 import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
 import { waitFor, startTcpProxy, viaProxy } from '@billing/testing';
@@ -1031,5 +1031,150 @@ t.test(
     t.equal(consumer.commitStats.redone, 0, 'no group redone');
     await conn.close();
     await consumer.stop();
+  },
+);
+
+t.test(
+  'a deadlock Postgres breaks is run again in place: two messages (alone) or two windows that lock two rows in opposite orders; nothing goes to a retry queue',
+  async (t) => {
+    const { Consumer } = await import('../src/consumer.js');
+    const { isTransientConflict } = await import('@billing/db');
+    await sql`create table if not exists deadlock_rows (id int primary key, n int not null default 0)`.execute(
+      env.tdb.db,
+    );
+    await sql`insert into deadlock_rows (id) values (1), (2) on conflict do nothing`.execute(env.tdb.db);
+    const warnings: string[] = [];
+    const logger = quietLogger();
+    const warn = logger.warn.bind(logger);
+    logger.warn = ((msg: string, ...rest: unknown[]) => {
+      warnings.push(msg);
+      return warn(msg, ...(rest as []));
+    }) as typeof logger.warn;
+    let deadlocks = 0;
+    // Each transaction's first run locks its first row, waits until the other holds its own, then
+    // asks for the other's: a cycle Postgres breaks by ending one of the two.
+    let holding = 0;
+    let bothHold!: () => void;
+    let held = new Promise<void>((r) => (bothHold = r));
+    const firstRun = new Set<string>();
+    const lockBoth = async (trx: Transaction<Database>, key: string, seq: number) => {
+      const [a, b] = seq % 2 ? [1, 2] : [2, 1];
+      await sql`update deadlock_rows set n = n + 1 where id = ${a}`.execute(trx);
+      if (!firstRun.has(key)) {
+        firstRun.add(key);
+        if (++holding === 2) bothHold();
+        await held;
+      }
+      try {
+        await sql`update deadlock_rows set n = n + 1 where id = ${b}`.execute(trx);
+      } catch (err) {
+        if (isTransientConflict(err)) deadlocks++;
+        throw err;
+      }
+    };
+    const round = () => {
+      holding = 0;
+      held = new Promise<void>((r) => (bothHold = r));
+    };
+    const metrics = createMetrics('test');
+    const common = {
+      broker: env.connect(),
+      db: env.tdb.db,
+      logger,
+      metrics,
+      contracts: [Ping] as const,
+      maxAttempts: 3,
+      setup: declareInternal,
+    };
+    const queue = (name: string) => ({
+      queue: name,
+      bindings: [{ exchange: EXCHANGES.internal, pattern: `${name}.none` }],
+      retryDelaysMs: [60_000],
+      deliveryLimit: 20,
+    });
+    const alone = new Consumer({
+      ...common,
+      name: 'deadlock-alone',
+      queue: queue('test.deadlock-alone'),
+      prefetch: 2,
+      handlers: {
+        'diagnostics.ping': ({ trx, envelope }) => lockBoth(trx, envelope.id, envelope.data.seq),
+      },
+    });
+    const conn = await amqplib.connect(env.vhost.url);
+    const ch = await conn.createConfirmChannel();
+    const send = async (q: string, seqs: number[]) => {
+      for (const seq of seqs) {
+        const e = makeEnvelope(Ping, { seq });
+        ch.sendToQueue(q, Buffer.from(JSON.stringify(e)), { messageId: e.id, type: e.type, persistent: true });
+      }
+      await ch.waitForConfirms();
+    };
+    await alone.start();
+    let sent = 0;
+    for (let r = 0; r < 3; r++) {
+      round();
+      const before = deadlocks;
+      await send('test.deadlock-alone', [2 * r, 2 * r + 1]);
+      sent += 2;
+      await waitFor(async () => (await consumed(metrics, 'processed')) === sent, {
+        what: `alone, round ${r}: both processed`,
+        timeoutMs: 20_000,
+      });
+      t.equal(deadlocks, before + 1, `alone, round ${r}: Postgres broke one deadlock`);
+    }
+    // Two windows of two: their four messages wait in the queue, and are delivered at once when
+    // the consumer starts. A window locks in the order its first message says.
+    const windowedConsumer = () =>
+      new Consumer({
+        ...common,
+        name: 'deadlock-windows',
+        queue: queue('test.deadlock-windows'),
+        prefetch: 4,
+        steps: {
+          'diagnostics.ping': async () => {
+            throw new Error('the step is not used for a type applied in windows');
+          },
+        },
+        windows: {
+          max: 2,
+          concurrency: 2,
+          open: () => ({ seqs: [] as { id: string; seq: number }[] }),
+          close: async (trx, w) => {
+            if (w.seqs.length) await lockBoth(trx, w.seqs[0]!.id, w.seqs[0]!.seq);
+          },
+          apply: {
+            'diagnostics.ping': async ({ envelope, window }) => {
+              window.seqs.push({ id: envelope.id, seq: envelope.data.seq });
+            },
+          },
+        },
+      });
+    // Declared by one, taken by a fresh one once the four wait in the queue.
+    const declaring = windowedConsumer();
+    await declaring.start();
+    await declaring.stop();
+    const windowed = windowedConsumer();
+    round();
+    const before = deadlocks;
+    await send('test.deadlock-windows', [100, 102, 101, 103]);
+    await windowed.start();
+    sent += 4;
+    await waitFor(async () => (await consumed(metrics, 'processed')) === sent, {
+      what: 'windows: all four processed',
+      timeoutMs: 20_000,
+    });
+    t.equal(deadlocks, before + 1, 'windows: Postgres broke one deadlock');
+    t.same(windowed.windowStats, { applied: 2, redone: 0, messages: 4 }, 'two windows of two, none redone alone');
+    const { rows } = await sql<{ n: number }>`select sum(n)::int as n from deadlock_rows`.execute(env.tdb.db);
+    t.equal(rows[0]!.n, 2 * 6 + 2 * 2, 'each transaction changed both rows once (its ended try left nothing)');
+    t.same(
+      warnings.filter((w) => /retrying later|dead-lettered/.test(w)),
+      [],
+      'no message went to a retry queue or used an attempt',
+    );
+    await conn.close();
+    await alone.stop();
+    await windowed.stop();
   },
 );
