@@ -1,5 +1,5 @@
 import t, { type Test as TapTest } from 'tap';
-import { createDb, type Database } from '@billing/db';
+import { createDb, isTransientConflict, type Database } from '@billing/db';
 import { sql, type Transaction } from 'kysely';
 import amqplib from 'amqplib';
 import { EXCHANGES, Ping } from '@billing/contracts';
@@ -1038,7 +1038,6 @@ t.test(
   'a deadlock Postgres breaks is run again in place: two messages (alone) or two windows that lock two rows in opposite orders; nothing goes to a retry queue',
   async (t) => {
     const { Consumer } = await import('../src/consumer.js');
-    const { isTransientConflict } = await import('@billing/db');
     await sql`create table if not exists deadlock_rows (id int primary key, n int not null default 0)`.execute(
       env.tdb.db,
     );
