@@ -16,7 +16,8 @@ export default (testFile) => {
   if (testFile.endsWith('cancel-db.test.ts')) return ['src/cancel.ts'];
   if (testFile.endsWith('remind-renewal-db.test.ts')) return ['src/remind-renewal.ts'];
   if (testFile.endsWith('change-plan-db.test.ts')) return ['src/change-plan.ts', 'src/period-prices.ts'];
-  if (testFile.endsWith('on-payment-event-db.test.ts')) return ['src/on-payment-event.ts', 'src/save-wallet.ts'];
+  if (testFile.endsWith('on-payment-event-db.test.ts'))
+    return ['src/on-payment-event.ts', 'src/save-wallet.ts', 'src/named-payments.ts'];
   if (testFile.endsWith('dispute-db.test.ts')) return ['src/dispute.ts', 'src/refund.ts'];
   if (testFile.endsWith('pause-db.test.ts')) return ['src/pause.ts', 'src/payments.ts', 'src/subscriptions.ts'];
   if (testFile.endsWith('retention-db.test.ts')) return ['src/retention.ts'];

@@ -1,4 +1,5 @@
 export * from './locks.js';
+export * from './named-payments.js';
 export * from './grants.js';
 export * from './periods.js';
 export * from './cancel.js';

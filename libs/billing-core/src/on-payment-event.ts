@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely';
 import type { Database, PaymentRow } from '@billing/db';
 import { HOLDING_MONEY, isUuid } from '@billing/domain';
 import type { WebhookAction } from '@billing/payments';
+import type { NamedPayments } from './named-payments.js';
 import { chargedBack } from './charge-back.js';
 import { disputeReported, type DisputeOutcome } from './dispute.js';
 import {
@@ -395,6 +396,37 @@ export async function onPaymentEvents(
   }
   for (const { key, action } of events) if (!done.has(key)) done.set(key, await onPaymentEvent(ctx, trx, action));
   return done;
+}
+
+/** Adds the payments a webhook names (by our id, its order or its capture) to `named`, to be locked up front. */
+export function nameEventPayments(action: WebhookAction, named: NamedPayments): void {
+  switch (action.kind) {
+    case 'order_approved':
+    case 'order_voided':
+    case 'vault_token_created':
+      if (action.customId) named.ids.add(action.customId);
+      if (action.orderId) named.orders.add(action.orderId);
+      return;
+    case 'capture_completed':
+    case 'capture_pending':
+    case 'capture_declined':
+      if (action.capture.customId) named.ids.add(action.capture.customId);
+      if (action.orderId) named.orders.add(action.orderId);
+      named.captures.add(action.capture.id);
+      return;
+    case 'capture_refunded':
+      if (action.customId) named.ids.add(action.customId);
+      named.captures.add(action.captureId);
+      return;
+    case 'capture_reversed':
+      named.captures.add(action.captureId);
+      return;
+    case 'dispute_changed':
+      for (const c of action.dispute.captureIds) named.captures.add(c);
+      return;
+    default:
+      return;
+  }
 }
 
 /** The payment, order and capture ids a webhook names. */

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { importCatalog } from '@billing/db';
+import { sql } from 'kysely';
 import { createMigratedTestDb } from '@billing/db/testing';
 import {
   CAPTURE_NEEDED,
+  lockNamedPayments,
   markApproved,
+  nameEventPayments,
+  namedPayments,
   onPaymentEvent,
   onPaymentEvents,
   paidWithoutCharge,
@@ -481,3 +485,67 @@ t.test('a window of webhooks through onPaymentEvents: the common captures set-ba
   const none = await db.transaction().execute((trx) => onPaymentEvents(ctx, trx, []));
   t.equal(none.size, 0);
 });
+
+t.test(
+  "a window's webhooks name their payments (by our id, the order, the capture, a dispute's captures): locked up front with their subscriptions, the others not",
+  async (t) => {
+    const [byId, byOrder, byCapture, byDispute, byRefund, other] = await Promise.all(
+      Array.from({ length: 6 }, () => firstPayment(db, 'completed')),
+    );
+    const named = namedPayments();
+    for (const action of [
+      { kind: 'order_approved', orderId: 'an-order-of-no-one', customId: byId!.paymentId },
+      { kind: 'order_voided', orderId: `order-${byOrder!.paymentId}`, customId: 'not-a-uuid' },
+      {
+        kind: 'capture_reversed',
+        captureId: `cap-${byCapture!.paymentId}`,
+        refundId: 'R-1',
+        amount: 900,
+        currency: 'EUR',
+      },
+      {
+        kind: 'dispute_changed',
+        dispute: { captureIds: [`cap-${byDispute!.paymentId}`] },
+      },
+      {
+        kind: 'capture_refunded',
+        captureId: `cap-${byRefund!.paymentId}`,
+        refundId: 'R-2',
+        customId: null,
+        amount: 900,
+        currency: 'EUR',
+        status: 'COMPLETED',
+      },
+      {
+        kind: 'capture_completed',
+        orderId: null,
+        capture: { id: 'cap-of-no-one', status: 'COMPLETED', amount: 1, currency: 'EUR', customId: null },
+      },
+      { kind: 'vault_token_created', vaultId: 'v', orderId: null, customId: null },
+      { kind: 'vault_token_deleted', vaultId: 'v' },
+      { kind: 'not_supported', eventType: 'X' },
+    ] as Parameters<typeof nameEventPayments>[0][])
+      nameEventPayments(action, named);
+    const taken = async (table: 'payments' | 'subscriptions', id: string) =>
+      sql`select id from ${sql.table(table)} where id = ${id} for update nowait`.execute(db).then(
+        () => false,
+        (err: { code?: string }) => {
+          if (err.code !== '55P03') throw err;
+          return true;
+        },
+      );
+    await db.transaction().execute(async (trx) => {
+      await lockNamedPayments(trx, named);
+      for (const [what, p] of Object.entries({ byId, byOrder, byCapture, byDispute, byRefund })) {
+        t.ok(await taken('payments', p!.paymentId), `${what}: the payment is locked`);
+        t.ok(await taken('subscriptions', p!.subId), `${what}: its subscription is locked`);
+      }
+      t.notOk(await taken('payments', other!.paymentId), 'a payment no webhook names is not locked');
+      t.notOk(await taken('subscriptions', other!.subId), 'nor its subscription');
+    });
+    await db.transaction().execute(async (trx) => {
+      await lockNamedPayments(trx, namedPayments());
+      t.notOk(await taken('payments', byId!.paymentId), 'nothing named: nothing locked');
+    });
+  },
+);

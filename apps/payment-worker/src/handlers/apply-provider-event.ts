@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import type { ProviderEventReceived } from '@billing/contracts';
 import type { Static } from 'typebox';
-import { CAPTURE_NEEDED, onPaymentEvents } from '@billing/billing-core';
-import type { Db } from '@billing/db';
+import { CAPTURE_NEEDED, nameEventPayments, onPaymentEvents } from '@billing/billing-core';
+import type { WebhookAction } from '@billing/payments';
+import type { Db, ProviderEventRow } from '@billing/db';
 import { afterClosed, type StepHandler, type WindowApply } from '@billing/messaging';
 import type { Logger } from '@billing/service-kit';
 import { captureApproved } from '../payments/capture.js';
@@ -47,9 +48,15 @@ export function applyProviderEventInWindow(
     if (!batch) {
       const b: Batch = { ids: [], loggers: new Map(), applied: new Map() };
       batches.set(window, b);
-      // Applied together when the window's messages have all been seen, before its receipts are numbered.
+      // Read (locked) when the window's messages have all been seen, naming their payments, which the
+      // window locks up front; then applied together, before its receipts are numbered.
+      let read: StoredEvents;
+      window.prepare.push(async (trx) => {
+        read = await readStoredEvents(ctx, trx, b.ids);
+        for (const e of read.fresh) nameEventPayments(e.action, window.named);
+      });
       window.beforeClose.push(async (trx) => {
-        b.applied = await applyStoredEvents({ ...ctx, receipts: window.receipts }, trx, b.ids, b.loggers);
+        b.applied = await applyStoredEvents({ ...ctx, receipts: window.receipts }, trx, b.ids, read, b.loggers);
       });
       batch = b;
     }
@@ -73,19 +80,14 @@ async function capture(ctx: PaymentContext, db: Db, paymentId: string, logger: L
   logger.info('order captured', { paymentId, outcome: await captureApproved(ctx, db, paymentId) });
 }
 
-/**
- * The stored webhooks of a window applied in its transaction, once each (docs/messages.md,
- * captures in windows): their rows locked in one statement, billing-core's `onPaymentEvents`
- * applies the fresh ones in the order the messages came, and they are marked processed in one
- * statement. A row applied before is not applied again: an approval whose capture never happened
- * (a crash after its commit) is captured now.
- */
-async function applyStoredEvents(
-  ctx: PaymentContext,
-  trx: Tx,
-  ids: readonly string[],
-  loggers: Map<string, Logger>,
-): Promise<Map<string, Applied | null>> {
+type StoredEvents = {
+  events: ProviderEventRow[];
+  /** Those not applied before, in the order the messages came, with what they say. */
+  fresh: { row: ProviderEventRow; action: WebhookAction }[];
+};
+
+/** The stored webhooks of a window, their rows locked in one statement, in id order. */
+async function readStoredEvents(ctx: PaymentContext, trx: Tx, ids: readonly string[]): Promise<StoredEvents> {
   const events = await trx
     .selectFrom('provider_events')
     .selectAll()
@@ -96,11 +98,31 @@ async function applyStoredEvents(
   // In the order the messages came (receipts are numbered in it), the rows locked in id order.
   const order = new Map<string, number>();
   ids.forEach((id, i) => order.has(id) || order.set(id, i));
-  const fresh = events.filter((e) => !e.processed_at).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const fresh = events
+    .filter((e) => !e.processed_at)
+    .sort((a, b) => order.get(a.id)! - order.get(b.id)!)
+    .map((row) => ({ row, action: ctx.provider.parseWebhook(row.payload) }));
+  return { events, fresh };
+}
+
+/**
+ * The stored webhooks of a window applied in its transaction, once each (docs/messages.md,
+ * captures in windows): billing-core's `onPaymentEvents` applies the fresh ones in the order the
+ * messages came, and they are marked processed in one statement. A row applied before is not
+ * applied again: an approval whose capture never happened (a crash after its commit) is captured now.
+ */
+async function applyStoredEvents(
+  ctx: PaymentContext,
+  trx: Tx,
+  ids: readonly string[],
+  { events, fresh: read }: StoredEvents,
+  loggers: Map<string, Logger>,
+): Promise<Map<string, Applied | null>> {
+  const fresh = read.map((f) => f.row);
   const outcomes = await onPaymentEvents(
     ctx,
     trx,
-    fresh.map((e) => ({ key: e.id, action: ctx.provider.parseWebhook(e.payload) })),
+    read.map((f) => ({ key: f.row.id, action: f.action })),
   );
   if (fresh.length)
     await sql`update provider_events set processed_at = now(), outcome = v.outcome, payment_id = v.payment_id

@@ -48,6 +48,7 @@ export function chargeRenewalInWindow(
       });
     }
     batch.ids.push(paymentId);
+    window.named.ids.add(paymentId); // locked up front with the window's others
     return async () => {
       const decision = batch.decided.get(paymentId);
       if (decision === undefined) throw new Error(`renewal ${paymentId} was not decided in its window`);
