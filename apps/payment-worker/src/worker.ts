@@ -106,7 +106,7 @@ export function buildWorker({
       max: 32,
     },
     maxAttempts: PAYMENT_MAX_ATTEMPTS,
-    prefetch: 64,
+    prefetch: 128,
     setup: declarePublishedTopology,
   });
   return { start: () => consumer.start(), stop: () => consumer.stop() };
