@@ -5,6 +5,11 @@ import type { Database } from './database.js';
 /** What the transactions of a group share, made when its transaction begins and closed before it commits. */
 export interface GroupWindow<W> {
   open(): W;
+  /**
+   * Run once every item of a group said what it will touch (`run`'s `prepare`) and before any
+   * item runs: locks taken up front, in one order, so that groups side by side never deadlock.
+   */
+  ready?(trx: Transaction<Database>, window: W): Promise<void>;
   close(trx: Transaction<Database>, window: W): Promise<void>;
 }
 
@@ -82,6 +87,7 @@ export class Gatherer<T> {
 
 interface Pending<W> {
   fn: (trx: Transaction<Database>, window: W) => Promise<unknown>;
+  prepare: ((window: W) => void) | undefined;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -110,9 +116,10 @@ export class TransactionGroup<W> {
     this.queue = new Batcher((items) => this.runGroup(items), max, delayMs);
   }
 
-  run<T>(fn: (trx: Transaction<Database>, window: W) => Promise<T>): Promise<T> {
+  /** `prepare` says what `fn` will touch (the window's `ready` locks it up front, with the group's others). */
+  run<T>(fn: (trx: Transaction<Database>, window: W) => Promise<T>, prepare?: (window: W) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.add({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.add({ fn, prepare, resolve: resolve as (v: unknown) => void, reject });
     });
   }
 
@@ -123,6 +130,8 @@ export class TransactionGroup<W> {
       results = await withConnectionPriority(() =>
         this.db.transaction().execute(async (trx) => {
           const w = this.window.open();
+          for (const item of items) item.prepare?.(w);
+          await this.window.ready?.(trx, w);
           const out: unknown[] = [];
           for (const item of items) out.push(await item.fn(trx, w));
           await this.window.close(trx, w);
@@ -145,6 +154,8 @@ export class TransactionGroup<W> {
         await withConnectionPriority(() =>
           this.db.transaction().execute(async (trx) => {
             const w = this.window.open();
+            item.prepare?.(w);
+            await this.window.ready?.(trx, w);
             const out = await item.fn(trx, w);
             await this.window.close(trx, w);
             return out;

@@ -21,7 +21,7 @@ export function chargeRenewalHandler(ctx: PaymentContext): StepHandler<typeof Re
  * decide under the payment's lock, charge with no transaction held, record under the lock again.
  */
 export async function chargeRenewal(ctx: PaymentContext, db: Db, paymentId: string): Promise<ChargeOutcome> {
-  const decision = await recordAnswer(ctx, db, (trx, ctx) => decideCharge(ctx, trx, paymentId));
+  const decision = await recordAnswer(ctx, db, paymentId, (trx, ctx) => decideCharge(ctx, trx, paymentId));
   return typeof decision === 'string' ? decision : chargeDecided(ctx, db, paymentId, decision);
 }
 
@@ -35,7 +35,7 @@ export async function chargeDecided(
   const answer = await answerOf(ctx.provider.chargeVaulted(charge));
   const outcome = ctx.charges
     ? await ctx.charges.record(paymentId, answer)
-    : await recordAnswer(ctx, db, (trx, ctx) => recordCharge(ctx, trx, paymentId, answer));
+    : await recordAnswer(ctx, db, paymentId, (trx, ctx) => recordCharge(ctx, trx, paymentId, answer));
   return outcome === CAPTURE_NEEDED ? captureApproved(ctx, db, paymentId) : outcome;
 }
 

@@ -30,7 +30,7 @@ export async function captureApproved(ctx: PaymentContext, db: Db, paymentId: st
   const answer = await answerOf(
     ctx.provider.capture({ orderId: p.provider_order_id, idempotencyKey: `${p.id}:capture` }),
   );
-  const outcome = await recordAnswer(ctx, db, async (trx, ctx): Promise<PaymentOutcome> => {
+  const outcome = await recordAnswer(ctx, db, paymentId, async (trx, ctx): Promise<PaymentOutcome> => {
     const locked = (await payments.lock(trx, { id: paymentId }))!;
     if (answer instanceof ProviderRefusedError) {
       if (answer.issue === 'INSTRUMENT_DECLINED') {

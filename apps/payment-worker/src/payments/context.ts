@@ -30,14 +30,20 @@ export interface PaymentContext extends PaymentUseCaseContext {
 }
 
 /**
- * Runs `record` in the context's group if it has one (group commit: docs/messages.md, windows),
- * with the group's receipts, else in a transaction of its own.
+ * Runs `record` (which records about `paymentId`) in the context's group if it has one (group
+ * commit: docs/messages.md, windows), with the group's receipts, else in a transaction of its own.
  */
 export function recordAnswer<T>(
   ctx: PaymentContext,
   db: Kysely<Database>,
+  paymentId: string,
   record: (trx: Tx, ctx: PaymentContext) => Promise<T>,
 ): Promise<T> {
-  if (ctx.records) return ctx.records.run((trx, w) => record(trx, { ...ctx, receipts: w.receipts }));
+  // In a group, the payment is locked up front with the group's others, in id order (docs/messages.md, windows side by side).
+  if (ctx.records)
+    return ctx.records.run(
+      (trx, w) => record(trx, { ...ctx, receipts: w.receipts }),
+      (w) => w.named.ids.add(paymentId),
+    );
   return db.transaction().execute((trx) => record(trx, ctx));
 }

@@ -143,7 +143,7 @@ export class RenewalAnswers {
       this.stats.redone++;
       await Promise.all(
         items.map((i) =>
-          recordAnswer(this.ctx, this.db, (trx, o) => recordCharge(o, trx, i.paymentId, i.answer)).then(
+          recordAnswer(this.ctx, this.db, i.paymentId, (trx, o) => recordCharge(o, trx, i.paymentId, i.answer)).then(
             i.resolve,
             i.reject,
           ),

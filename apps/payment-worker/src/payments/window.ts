@@ -17,6 +17,11 @@ export interface PaymentWindow {
 
 export const paymentWindow = {
   open: (): PaymentWindow => ({ receipts: new ReceiptBatch(), prepare: [], named: namedPayments(), beforeClose: [] }),
+  /** A group of PayPal's answers (TransactionGroup): the payments they record locked up front, in id order. */
+  ready: async (trx: Tx, w: PaymentWindow): Promise<void> => {
+    await lockNamedPayments(trx, w.named);
+    w.named = namedPayments();
+  },
   close: async (trx: Tx, w: PaymentWindow): Promise<void> => {
     for (const f of w.prepare) await f(trx);
     // Windows run side by side: every payment any of them names is locked here, in id order,
