@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import type { Database, PaymentRow } from '@billing/db';
 import { HOLDING_MONEY, isUuid } from '@billing/domain';
 import type { WebhookAction } from '@billing/payments';
-import type { NamedPayments } from './named-payments.js';
+import { namedPayments, type NamedPayments } from './named-payments.js';
 import { chargedBack } from './charge-back.js';
 import { disputeReported, type DisputeOutcome } from './dispute.js';
 import {
@@ -431,22 +431,7 @@ export function nameEventPayments(action: WebhookAction, named: NamedPayments): 
 
 /** The payment, order and capture ids a webhook names. */
 function refsOf(action: WebhookAction): string[] {
-  switch (action.kind) {
-    case 'order_approved':
-    case 'order_voided':
-    case 'vault_token_created':
-      return [action.customId, action.orderId].filter((r): r is string => Boolean(r));
-    case 'capture_completed':
-    case 'capture_pending':
-    case 'capture_declined':
-      return [action.capture.customId, action.orderId, action.capture.id].filter((r): r is string => Boolean(r));
-    case 'capture_refunded':
-      return [action.captureId, action.customId].filter((r): r is string => Boolean(r));
-    case 'capture_reversed':
-      return [action.captureId];
-    case 'dispute_changed':
-      return action.dispute.captureIds;
-    default:
-      return [];
-  }
+  const named = namedPayments();
+  nameEventPayments(action, named);
+  return [...named.ids, ...named.orders, ...named.captures];
 }

@@ -153,9 +153,8 @@ export class TransactionGroup<W> {
       item.resolve(
         await withConnectionPriority(() =>
           this.db.transaction().execute(async (trx) => {
+            // Alone: nothing to lock up front (`prepare` and `ready` order a group's items among themselves).
             const w = this.window.open();
-            item.prepare?.(w);
-            await this.window.ready?.(trx, w);
             const out = await item.fn(trx, w);
             await this.window.close(trx, w);
             return out;

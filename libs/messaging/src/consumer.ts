@@ -8,6 +8,7 @@ import {
   Batcher,
   Gatherer,
   isTransientConflict,
+  transact,
   withConnectionPriority,
   type Database,
   type GroupWindow,
@@ -19,7 +20,7 @@ import { REPLAY_OF_HEADER } from './dead-letters.js';
 import { declareWorkQueue, parkingQueueName, retryQueueName, type WorkQueueSpec } from './topology.js';
 
 export const ATTEMPT_HEADER = 'x-billing-attempts';
-/** How many times a transaction Postgres ended to break a deadlock is run again in place. */
+/** How many times a transaction (or a message) Postgres ended to break a deadlock is run again in place. */
 const TRANSIENT_CONFLICT_RUNS = 4;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -223,8 +224,6 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   poolWaits = 0;
   /** Windows applied whole, and windows that failed and were redone one message at a time. */
   readonly windowStats = { applied: 0, redone: 0, messages: 0 };
-  /** Transactions Postgres ended to break a deadlock, run again in place. */
-  conflictsRerun = 0;
   private readonly prefetch: number;
   private readonly commits: { add(item: PendingCommit<W>): void } | undefined;
   private readonly commitWindow: GroupWindow<W>;
@@ -461,17 +460,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   private async applyWindow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
     this.windowTransactions++;
     try {
-      for (let conflicts = 0; ; ) {
-        try {
-          return await this.applyWindowNow(items);
-        } catch (err) {
-          // A deadlock with another window (or worker): the window is run again as a whole, a few
-          // milliseconds later, before its messages are redone one at a time.
-          if (!isTransientConflict(err) || ++conflicts > TRANSIENT_CONFLICT_RUNS || this.stopping) throw err;
-          this.conflictsRerun++;
-          await new Promise((r) => setTimeout(r, 5 * conflicts + Math.random() * 20));
-        }
-      }
+      return await this.applyWindowNow(items);
     } finally {
       this.windowTransactions--;
       if (this.pendingWindow.length) this.windowTimer ??= setImmediate(() => this.flushWindows());
@@ -480,51 +469,57 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
 
   private async applyWindowNow(items: { envelope: Envelope; attempts: number }[]): Promise<Applied[]> {
     const { db, name, logger, windows } = this.opts;
-    return db.transaction().execute(async (trx) => {
-      const ids = [...new Set(items.map((i) => i.envelope.id))];
-      const seen = new Set(
-        (
-          await trx
-            .selectFrom('processed_messages')
-            .select('message_id')
-            .where('consumer', '=', name)
-            .where('message_id', 'in', ids)
-            .execute()
-        ).map((r) => r.message_id),
-      );
-      const window = windows!.open();
-      const out: Applied[] = [];
-      const atClose = new Map<number, DecidedAtClose>();
-      for (const { envelope, attempts } of items) {
-        if (seen.has(envelope.id)) {
-          out.push({ duplicate: true });
-          continue;
-        }
-        seen.add(envelope.id); // the same message twice in one window: the second is a repeat
-        const apply = this.windowApply(envelope.type)!;
-        const after = await runWithCorrelation(envelope.correlationId, () =>
-          apply({ trx, envelope, attempt: attempts, logger, window }),
+    // A deadlock with another window (or worker): the window is run again as a whole, a few
+    // milliseconds later (libs/db transact), before its messages are redone one at a time.
+    return transact(
+      db,
+      async (trx) => {
+        const ids = [...new Set(items.map((i) => i.envelope.id))];
+        const seen = new Set(
+          (
+            await trx
+              .selectFrom('processed_messages')
+              .select('message_id')
+              .where('consumer', '=', name)
+              .where('message_id', 'in', ids)
+              .execute()
+          ).map((r) => r.message_id),
         );
-        if (after && typeof after === 'object') atClose.set(out.length, after);
-        out.push({ duplicate: false, after: typeof after === 'function' ? after : undefined });
-      }
-      await windows!.close(trx, window);
-      for (const [i, d] of atClose) out[i] = { duplicate: false, after: afterClosed(d) ?? undefined };
-      const done = [
-        ...new Set(
-          items
-            .filter((_, i) => out[i]!.duplicate === false && !(out[i] as { after?: unknown }).after)
-            .map((i) => i.envelope.id),
-        ),
-      ];
-      if (done.length)
-        await trx
-          .insertInto('processed_messages')
-          .values(done.map((message_id) => ({ consumer: name, message_id })))
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      return out;
-    });
+        const window = windows!.open();
+        const out: Applied[] = [];
+        const atClose = new Map<number, DecidedAtClose>();
+        for (const { envelope, attempts } of items) {
+          if (seen.has(envelope.id)) {
+            out.push({ duplicate: true });
+            continue;
+          }
+          seen.add(envelope.id); // the same message twice in one window: the second is a repeat
+          const apply = this.windowApply(envelope.type)!;
+          const after = await runWithCorrelation(envelope.correlationId, () =>
+            apply({ trx, envelope, attempt: attempts, logger, window }),
+          );
+          if (after && typeof after === 'object') atClose.set(out.length, after);
+          out.push({ duplicate: false, after: typeof after === 'function' ? after : undefined });
+        }
+        await windows!.close(trx, window);
+        for (const [i, d] of atClose) out[i] = { duplicate: false, after: afterClosed(d) ?? undefined };
+        const done = [
+          ...new Set(
+            items
+              .filter((_, i) => out[i]!.duplicate === false && !(out[i] as { after?: unknown }).after)
+              .map((i) => i.envelope.id),
+          ),
+        ];
+        if (done.length)
+          await trx
+            .insertInto('processed_messages')
+            .values(done.map((message_id) => ({ consumer: name, message_id })))
+            .onConflict((oc) => oc.doNothing())
+            .execute();
+        return out;
+      },
+      { attempts: TRANSIENT_CONFLICT_RUNS + 1 },
+    );
   }
 
   /**
@@ -729,7 +724,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
   private async process(msg: ConsumeMessage, envelope: Envelope, attempts: number): Promise<Outcome> {
     let duplicate = false;
     try {
-      for (let pause = 10, conflicts = 0; ; pause = Math.min(pause * 2, 500)) {
+      for (let pause = 10, conflicts = 0; ; ) {
         try {
           duplicate = !(await this.run(envelope, attempts));
           break;
@@ -738,8 +733,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
           // Postgres ended a transaction to break a deadlock: nothing of it was kept, and the other
           // side went on; run again here, its attempts unused (docs/guarantees.md, deadlocks).
           if (isTransientConflict(err) && ++conflicts <= TRANSIENT_CONFLICT_RUNS) {
-            this.conflictsRerun++;
-            await new Promise((r) => setTimeout(r, 5 * conflicts + Math.random() * 20));
+            await new Promise((r) => setTimeout(r, 5 * conflicts + Math.random() * 10));
             continue;
           }
           // A read before the commit found no free connection: load. The message stays taken
@@ -747,6 +741,7 @@ export class Consumer<C extends readonly MessageContract[], W = undefined> {
           if (!isPoolWait(err)) throw err;
           this.poolWaits++;
           await new Promise((r) => setTimeout(r, pause));
+          pause = Math.min(pause * 2, 500);
         }
       }
     } catch (err) {
