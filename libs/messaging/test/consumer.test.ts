@@ -1120,7 +1120,7 @@ t.test(
         what: `alone, round ${r}: both processed`,
         timeoutMs: 20_000,
       });
-      t.equal(deadlocks, before + 1, `alone, round ${r}: Postgres broke one deadlock`);
+      t.ok(deadlocks > before, `alone, round ${r}: Postgres broke a deadlock (${deadlocks - before})`);
     }
     // Two windows of two: their four messages wait in the queue, and are delivered at once when
     // the consumer starts. A window locks in the order its first message says.
@@ -1163,7 +1163,7 @@ t.test(
       what: 'windows: all four processed',
       timeoutMs: 20_000,
     });
-    t.equal(deadlocks, before + 1, 'windows: Postgres broke one deadlock');
+    t.ok(deadlocks > before, `windows: Postgres broke a deadlock (${deadlocks - before})`);
     t.same(windowed.windowStats, { applied: 2, redone: 0, messages: 4 }, 'two windows of two, none redone alone');
     const { rows } = await sql<{ n: number }>`select sum(n)::int as n from deadlock_rows`.execute(env.tdb.db);
     t.equal(rows[0]!.n, 2 * 6 + 2 * 2, 'each transaction changed both rows once (its ended try left nothing)');
