@@ -6,6 +6,7 @@
 // are purged between phases, so no phase works off another's backlog. Not a test.
 //   npx tsx tools/bench/bench.ts [--duration 10] [--runs 3] [--connections 50]
 //   BENCH_ONLY=http,worker,role,renewals,overload (the phases to run; all by default)
+//   BENCH_ROLE_RATE=200 (the webhook → role row's steady rate, events/s; the goal is stated at 200)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -519,7 +520,7 @@ try {
   // Webhook → role: PayPal delivering PAYMENT.CAPTURE.COMPLETED at a steady rate to the gateway, the
   // payment-worker completing, the role-worker granting at the Auth stand-in; the latency of each
   // is the time from its delivery to the grant call the Auth stand-in received.
-  const RATE = 200;
+  const RATE = Number(process.env['BENCH_ROLE_RATE'] ?? 200);
   const SECONDS = 10;
   const roleWorker = await start(
     'dist/role-worker/main.js',
