@@ -101,11 +101,11 @@ const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
 await check('tap build (the plugin list every project shares)', 'npx', ['tap', 'build'], {}, 'libs/domain');
 const times = [];
 /** One project's tap run; a quiet one's output is printed whole when it ends, so two never interleave. */
-async function testProject(project, { quiet, files = [], part = '' }) {
+async function testProject(project, { quiet, files = [], part = '', args = [] }) {
   const began = Date.now();
   const label = part ? `${project} (${part})` : project;
   if (!quiet) process.stdout.write(`\n=== tests: ${label}\n`);
-  const { code, out } = await run('npx', ['tap', '--reporter=tap', ...files], {
+  const { code, out } = await run('npx', ['tap', '--reporter=tap', ...args, ...files], {
     quiet,
     cwd: path.join(root, project),
   });
@@ -153,8 +153,14 @@ await Promise.all([
   }),
   ...(e2eSideBySide.length
     ? [
-        // Two at a time (tap's jobs for tools/e2e): with three, the machine so loaded that a cancel answered 500.
-        testProject(E2E, { quiet: true, files: e2eSideBySide, part: 'side by side with the others' }),
+        // Three at a time: the pooled projects load the test files through esbuild now (not ts-node)
+        // and finish first; these mostly wait on short billing periods.
+        testProject(E2E, {
+          quiet: true,
+          files: e2eSideBySide,
+          part: 'side by side with the others',
+          args: ['--jobs=3'],
+        }),
       ]
     : []),
 ]);

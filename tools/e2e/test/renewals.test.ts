@@ -2,8 +2,8 @@ import t, { type Test } from 'tap';
 import { waitFor } from '@billing/testing';
 import { startStack } from '../src/stack.js';
 
-// docs/scheduler.md with short periods: PT30S plans (RENEWAL_TEST_PERIOD overrides it), the scheduler every 500 ms.
-const PERIOD = process.env['RENEWAL_TEST_PERIOD'] ?? 'PT30S';
+// docs/scheduler.md with short periods: PT20S plans (RENEWAL_TEST_PERIOD overrides it), the scheduler every 500 ms.
+const PERIOD = process.env['RENEWAL_TEST_PERIOD'] ?? 'PT20S';
 const periodMs = Number(/^PT(\d+)S$/.exec(PERIOD)![1]) * 1000;
 const stack = await startStack(
   {
@@ -280,7 +280,7 @@ t.test(
     t.notOk(roleLost, 'the role was never lost');
 
     // docs/scheduler.md, renewal reminders: one subscription.renewal_upcoming per period, at half of
-    // a PT30S period, each published before that period's renewal was charged; none for the leaver.
+    // a period, each published before that period's renewal was charged; none for the leaver.
     const reminded = (await notes('subscription.renewal_upcoming', renewer.id)).sort((a, b) =>
       String(a.data['renewsAt']).localeCompare(String(b.data['renewsAt'])),
     );
