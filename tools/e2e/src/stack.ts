@@ -1,4 +1,5 @@
 import amqplib from 'amqplib';
+import tap from 'tap';
 import { createMigratedTestDb, type MigratedTestDb } from '@billing/db/testing';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -199,6 +200,19 @@ export async function startStack(
     throw failed.reason;
   }
 
+  // A file that failed prints what its stack's processes logged (warnings and errors at the
+  // default E2E_LOG_LEVEL): a wait that timed out then shows where the work stopped.
+  tap.teardown(() => {
+    if (tap.passing()) return;
+    for (const [name, p] of processes) {
+      const lines = p
+        .output()
+        .split('\n')
+        .filter((l) => l.trim())
+        .slice(-40);
+      if (lines.length) process.stderr.write(`\n--- ${name}, its last ${lines.length} lines:\n${lines.join('\n')}\n`);
+    }
+  });
   const json = async (base: string, path: string, body?: unknown) => {
     const res = await fetch(
       `${base}${path}`,
