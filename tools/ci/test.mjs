@@ -139,7 +139,14 @@ async function testProject(project, { quiet, files = [], part = '', args = [] })
 const E2E = 'tools/e2e';
 // The longest first (as measured in the run's per-project times), so none of them starts last and
 // keeps one lane going alone at the end.
-const LONG_FIRST = ['libs/billing-core', 'libs/db', 'libs/messaging', 'tools/browser', 'libs/service-kit', 'tools/build'];
+const LONG_FIRST = [
+  'libs/billing-core',
+  'libs/db',
+  'libs/messaging',
+  'tools/browser',
+  'libs/service-kit',
+  'tools/build',
+];
 const longRank = (p) => (LONG_FIRST.includes(p) ? LONG_FIRST.indexOf(p) : LONG_FIRST.length);
 const pooled = projects.filter((p) => p !== E2E).sort((a, b) => longRank(a) - longRank(b));
 // The slowest first (as measured in the run's per-file times), so none of them starts last.
