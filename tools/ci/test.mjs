@@ -137,18 +137,7 @@ async function testProject(project, { quiet, files = [], part = '', args = [] })
 // Postgres and RabbitMQ, not CPU. Its files under test/serial (the overload, the fault schedule,
 // failovers, slow peers: they load the machine and time it) run alone, one after another, last.
 const E2E = 'tools/e2e';
-// The longest first (as measured in the run's per-project times), so none of them starts last and
-// keeps one lane going alone at the end.
-const LONG_FIRST = [
-  'libs/billing-core',
-  'libs/db',
-  'libs/messaging',
-  'tools/browser',
-  'libs/service-kit',
-  'tools/build',
-];
-const longRank = (p) => (LONG_FIRST.includes(p) ? LONG_FIRST.indexOf(p) : LONG_FIRST.length);
-const pooled = projects.filter((p) => p !== E2E).sort((a, b) => longRank(a) - longRank(b));
+const pooled = projects.filter((p) => p !== E2E);
 // The slowest first (as measured in the run's per-file times), so none of them starts last.
 const SLOW_FIRST = ['renewals', 'payment-method', 'faults', 'trials', 'plan-changes', 'free-periods'];
 const rank = (f) => (SLOW_FIRST.indexOf(f.replace('.test.ts', '')) + SLOW_FIRST.length + 1) % (SLOW_FIRST.length + 1);

@@ -7,7 +7,7 @@ import { databaseHosts, withDatabaseName, withUser } from '../src/hosts.js';
 import { SessionLocks } from '../src/session-locks.js';
 
 // docs/guarantees.md, Postgres failover: DATABASE_URL naming several hosts, libpq style. The
-// real failover (a streaming replica promoted) is tools/e2e/test/pg-failover.test.ts.
+// real failover (a streaming replica promoted) is tools/e2e/test/serial/pg-failover.test.ts.
 
 t.test('a URL of several hosts: one URL per host, target_session_attrs taken out', async (t) => {
   const h = databaseHosts('postgres://u:p@db-0:5432,db-1:6432/billing?sslmode=disable&target_session_attrs=read-write');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { canStartRabbitNode, startRabbitCluster, waitFor } from '@billing/testing';
-import { brokenInvariants } from '../src/invariants.js';
-import { approveInBrowser, checkout, startStack } from '../src/stack.js';
+import { brokenInvariants } from '../../src/invariants.js';
+import { approveInBrowser, checkout, startStack } from '../../src/stack.js';
 
 // README "Operating": a RabbitMQ node dies and nothing is lost. A three-node cluster of this
 // machine's own RabbitMQ (private nodes started by the test, never the shared broker), every app

@@ -2,8 +2,8 @@ import t from 'tap';
 import pg from 'pg';
 import { createDb } from '@billing/db';
 import { pgBinDir, startPgCluster, waitFor } from '@billing/testing';
-import { brokenInvariants } from '../src/invariants.js';
-import { approveInBrowser, startStack } from '../src/stack.js';
+import { brokenInvariants } from '../../src/invariants.js';
+import { approveInBrowser, startStack } from '../../src/stack.js';
 
 // docs/guarantees.md, Postgres failover: a primary and a synchronous streaming replica of this
 // machine's PostgreSQL (private ports, never the shared server), every app given both hosts with

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { waitFor } from '@billing/testing';
-import { startStack } from '../src/stack.js';
+import { startStack } from '../../src/stack.js';
 
 // docs/scheduler.md "each due item is handled once": five scheduler replicas over 2,000
 // due renewals seeded in one transaction (every replica sees them at the same commit and scans every
