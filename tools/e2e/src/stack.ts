@@ -158,6 +158,9 @@ export async function startStack(
     PUBLIC_BASE_URL: urls['billing-api'],
     APP_HOME_URL: opts.homeIsBillingPage ? `${urls['billing-api']}/billing` : 'http://shop.example/home',
     SCHEDULER_INTERVAL_MS: '1000',
+    // Five connections an app, not ten: three stacks run side by side in npm test with the other
+    // projects' tests on one Postgres of 100 connections, and with ten 102 sessions were seen.
+    DB_POOL_SIZE: '5',
     RECOVERY_LINK_SECRET: 'e2e-recovery-link-secret-4d8a-0123456789',
     ...extraEnv,
   };
