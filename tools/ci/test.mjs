@@ -100,6 +100,29 @@ const projects = ['libs', 'tools', 'apps'].flatMap((dir) =>
 // plugins): tap rebuilds its Test class once for that plugin list here, not in two projects at once.
 await check('tap build (the plugin list every project shares)', 'npx', ['tap', 'build'], {}, 'libs/domain');
 const times = [];
+const notOk = [];
+/**
+ * Each failed assertion of a project's output with its diagnostics (tap's YAML block under it), so
+ * that the end of a long run says what failed without a search through its whole output.
+ */
+function failedAssertions(label, out) {
+  const lines = out.split('\n');
+  const found = [];
+  lines.forEach((line, i) => {
+    if (!/^\s*not ok \d+/.test(line)) return;
+    const block = [line];
+    // A subtest or a file that failed (its line ends with its time) is named; its own diagnostics
+    // only repeat where it began and how it was run.
+    if (!/# time=/.test(line) && /^\s*---\s*$/.test(lines[i + 1] ?? '')) {
+      for (let j = i + 1; j < lines.length && block.length < 30; j++) {
+        block.push(lines[j]);
+        if (/^\s*\.\.\.\s*$/.test(lines[j])) break;
+      }
+    }
+    found.push(`${label}:\n${block.join('\n')}`);
+  });
+  return found;
+}
 /** One project's tap run; a quiet one's output is printed whole when it ends, so two never interleave. */
 async function testProject(project, { quiet, files = [], part = '', args = [] }) {
   const began = Date.now();
@@ -116,6 +139,7 @@ async function testProject(project, { quiet, files = [], part = '', args = [] })
     s: Number(m[2]) / 1000,
   }));
   times.push({ project: label, s: (Date.now() - began) / 1000, files: timed });
+  notOk.push(...failedAssertions(label, out));
   const summaries = [...out.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)];
   const last = summaries.at(-1);
   if (!last) {
@@ -175,6 +199,7 @@ const e2eAlone = existsSync(path.join(E2E, 'test/serial'))
 if (e2eAlone.length) await testProject(E2E, { quiet: false, files: e2eAlone, part: 'alone' });
 
 for (const c of containers) await c.stop();
+if (notOk.length) process.stdout.write(`\n=== failed assertions (${notOk.length})\n${notOk.join('\n')}\n`);
 process.stdout.write('\n=== time per project (the slowest files of each in brackets)\n');
 for (const { project, s: secs, files } of times.sort((a, b) => b.s - a.s)) {
   const slowest = files
