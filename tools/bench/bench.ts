@@ -138,11 +138,17 @@ async function start(
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid! };
 }
-/** The V8 heap in use, read from the app's own metrics (prom-client's default gauges). */
+/**
+ * The V8 heap in use, with what the heap holds committed and the memory outside it (Buffers and
+ * other external allocations), read from the app's own metrics (prom-client's default gauges).
+ */
 const heapMb = async (url: string) => {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const used = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)?.[1];
-  return used ? Math.round(Number(used) / 1048576) : NaN;
+  const mb = (name: string) => {
+    const v = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'm').exec(text)?.[1];
+    return v ? Math.round(Number(v) / 1048576) : NaN;
+  };
+  return `${mb('nodejs_heap_size_used_bytes')}; heap committed ${mb('nodejs_heap_size_total_bytes')}, external ${mb('nodejs_external_memory_bytes')}`;
 };
 const rssMb = (pid: number) => {
   const out = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
@@ -283,7 +289,9 @@ try {
     },
     '/health/ready',
   );
-  memory(`billing-api idle ${rssMb(api.pid)} MB; webhook-gateway idle ${rssMb(gateway.pid)} MB`);
+  memory(
+    `billing-api idle ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB); webhook-gateway idle ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`,
+  );
   // Webhook ingest: PayPal's PAYMENT.CAPTURE.COMPLETED (its published capture sample as the resource),
   // a fresh event id per delivery, each signed by the PayPal stand-in before the run (its control API),
   // so that every verify call is a real verdict on a new event and every insert a new row.
@@ -377,6 +385,10 @@ try {
     emit(row('bare webhook: verify call, event + outbox (published)', bareWebhook, null, 'baseline'));
     emit(row('webhook-gateway `POST /webhooks/paypal` vs bare webhook', ingest, bareWebhook, '≥ 80%, p99 ≤ 60 ms'));
     memory(`webhook-gateway after load ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`);
+    // V8 gives back what a load left committed once the process has been idle a while (its memory
+    // reducer starts about 8 s after the allocation rate falls): billing-api read again once the
+    // webhook rows are done, about a minute after its own load.
+    memory(`billing-api a minute after its load ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB)`);
     await purge();
   }
 
