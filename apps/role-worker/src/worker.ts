@@ -123,6 +123,10 @@ export function buildWorker({
   type Want = { liveGrants: number; heldBeforeUs: boolean; heldKnown: boolean | null; at: Date };
   type Asked = { userId: string; role: string; resolve: (w: Want) => void; reject: (e: unknown) => void };
   // What should be, read before the Auth call: the questions asked while a read runs share the next statement.
+  // Every statement of a change is shared with the others' (the reads here, the group commits):
+  // at most two of each at once, fewer on a small pool, so the connections held do not grow with
+  // the messages in flight (docs/messages.md) and the prefetch is not capped by the pool.
+  const shared = Math.max(1, Math.min(2, Math.floor(rt.consumerConnections / 2)));
   const reads = new Gatherer<Asked>(
     async (asked) => {
       const at = new Date();
@@ -137,7 +141,7 @@ export function buildWorker({
       }
     },
     64,
-    2,
+    shared,
   );
   const desired = (userId: string, role: string) =>
     new Promise<Want>((resolve, reject) => reads.add({ userId, role, resolve, reject }));
@@ -298,16 +302,17 @@ export function buildWorker({
     name: 'role-worker',
     broker: rt.broker,
     db: rt.db,
-    connections: rt.consumerConnections,
+    // No `connections`: what this consumer holds is bounded by `shared` above, not by its prefetch.
     logger: rt.logger,
     metrics: rt.metrics,
     queue: retryDelaysMs ? { ...roleQueue, retryDelaysMs } : roleQueue,
     contracts,
     steps,
     groupCommits: records,
-    commitConcurrency: 2,
+    commitConcurrency: shared,
     maxAttempts: ROLE_MAX_ATTEMPTS,
-    prefetch: 16,
+    // As many as the Auth client's connections (libs/auth-client: 64), each change one call at a time.
+    prefetch: 64,
     setup: declarePublishedTopology,
   });
   return {
