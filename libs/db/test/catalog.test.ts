@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { nodeArgsFor } from '@billing/testing';
+import { importCatalog } from '../src/catalog.js';
 import { createMigratedTestDb } from '../src/testing.js';
 
 const run = promisify(execFile);
@@ -22,6 +23,17 @@ async function importFile(content: unknown) {
   }).then(
     (r) => ({ code: 0, out: r.stdout + r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+  );
+}
+
+/**
+ * The import itself, in this process (what the command runs after reading its file): the rules
+ * past the command's own (trials, dunning schedules) without a process each.
+ */
+async function importEntries(entries: unknown) {
+  return importCatalog(tdb.db, entries).then(
+    (r) => ({ code: 0, out: `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged` }),
+    (e: Error) => ({ code: 1, out: e.message }),
   );
 }
 
@@ -48,7 +60,7 @@ t.test(
     t.same(await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute(), before, 'nothing changed');
     const notJson = await importFile('[{');
     t.not(notJson.code, 0);
-    const changed = await importFile([{ ...demo[0], amount: 1299 }]);
+    const changed = await importEntries([{ ...demo[0], amount: 1299 }]);
     t.match(changed.out, /0 created, 1 updated/);
     t.equal(
       (await tdb.db.selectFrom('plans').select('amount').where('id', '=', 'pro-monthly').executeTakeFirstOrThrow())
@@ -62,18 +74,18 @@ t.test(
         .trial_period,
       'P14D',
     );
-    const badTrial = await importFile([{ ...trial, trialPeriod: '14 days' }]);
+    const badTrial = await importEntries([{ ...trial, trialPeriod: '14 days' }]);
     t.not(badTrial.code, 0);
     t.match(badTrial.out, /trialPeriod must be null or one positive integer unit/);
-    t.match((await importFile([{ ...trial, trialPeriod: 'P7D' }])).out, /0 created, 1 updated/);
+    t.match((await importEntries([{ ...trial, trialPeriod: 'P7D' }])).out, /0 created, 1 updated/);
     const { trialPeriod: _none, ...withoutTrial } = trial;
-    t.match((await importFile([withoutTrial])).out, /0 created, 1 updated/, 'no trialPeriod: the trial is dropped');
-    t.match((await importFile([{ ...trial, trialPeriod: null }])).out, /0 created, 0 updated, 1 unchanged/);
+    t.match((await importEntries([withoutTrial])).out, /0 created, 1 updated/, 'no trialPeriod: the trial is dropped');
+    t.match((await importEntries([{ ...trial, trialPeriod: null }])).out, /0 created, 0 updated, 1 unchanged/);
 
     // A dunning schedule (docs/scheduler.md): kept, unchanged the second time; malformed ones refused.
     const schedule = ['P1D', 'P3D', 'P1W'];
     t.match(
-      (await importFile([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
+      (await importEntries([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
       /0 created, 1 updated/,
     );
     t.same(
@@ -82,13 +94,23 @@ t.test(
       schedule,
     );
     t.match(
-      (await importFile([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
+      (await importEntries([{ ...trial, trialPeriod: null, dunningSchedule: schedule }])).out,
       /0 created, 0 updated, 1 unchanged/,
     );
-    for (const bad of [[], ['P3D', 'P1D'], ['P1D', 'three days'], Array(11).fill('P1D'), 'P1D']) {
-      const r = await importFile([{ ...trial, dunningSchedule: bad }]);
-      t.not(r.code, 0, JSON.stringify(bad));
-      t.match(r.out, /dunningSchedule must be null or 1 to 10 positive integer units/);
-    }
+    // The malformed schedules in one file (one process): each entry refused by name, nothing changed.
+    const kept = await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute();
+    const badSchedules = [[], ['P3D', 'P1D'], ['P1D', 'three days'], Array(11).fill('P1D'), 'P1D'];
+    const refused = await importEntries(
+      badSchedules.map((bad, i) => ({ ...trial, id: `${trial.id}-${i}`, dunningSchedule: bad })),
+    );
+    t.not(refused.code, 0);
+    badSchedules.forEach((bad, i) =>
+      t.match(
+        refused.out,
+        new RegExp(`entry ${i} \\(${trial.id}-${i}\\): dunningSchedule must be null or 1 to 10 positive integer units`),
+        JSON.stringify(bad),
+      ),
+    );
+    t.same(await tdb.db.selectFrom('plans').selectAll().orderBy('id').execute(), kept, 'nothing changed');
   },
 );
