@@ -15,28 +15,27 @@ export async function checkouts(
   n: number,
   { planId = 'pro-monthly', parallel = 10 }: { planId?: string; parallel?: number } = {},
 ): Promise<Buyer[]> {
-  const out: Buyer[] = [];
-  for (let i = 0; i < n; i += parallel) {
-    out.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(parallel, n - i) }, async (_, j) => {
-          const userId = `${prefix}-${i + j}`;
-          const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${await stack.tokenFor(userId)}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ planId }),
-          });
-          if (res.status !== 201) throw new Error(`checkout ${res.status}: ${await res.text()}`);
-          const body = (await res.json()) as { approvalUrl: string; subscriptionId: string };
-          return {
-            userId,
-            orderId: new URL(body.approvalUrl).searchParams.get('token')!,
-            subscriptionId: body.subscriptionId,
-          };
-        }),
-      )),
-    );
-  }
+  const out: Buyer[] = new Array(n);
+  // `parallel` checkouts in flight at all times: each lane takes the next index as soon as its last ends.
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < n; i = next++) {
+      const userId = `${prefix}-${i}`;
+      const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await stack.tokenFor(userId)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ planId }),
+      });
+      if (res.status !== 201) throw new Error(`checkout ${res.status}: ${await res.text()}`);
+      const body = (await res.json()) as { approvalUrl: string; subscriptionId: string };
+      out[i] = {
+        userId,
+        orderId: new URL(body.approvalUrl).searchParams.get('token')!,
+        subscriptionId: body.subscriptionId,
+      };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, n) }, lane));
   return out;
 }
 

@@ -104,7 +104,9 @@ t.test('twice the pipeline’s capacity for 60 s: everything completes once with
   // The buyers of the drive take a monthly plan: the renewals meanwhile are the burst's, a steady
   // load. (Were they on the 20-second plan too, their renewals alone would come to three times the
   // rate of purchases by the end, past any capacity measured by purchases.)
-  const buyers = await checkouts(stack, 'over', rate * DRIVE_S, { planId: 'steady' });
+  const checkoutStart = Date.now();
+  const buyers = await checkouts(stack, 'over', rate * DRIVE_S, { planId: 'steady', parallel: 32 });
+  t.comment(`${buyers.length} checkouts made in ${Date.now() - checkoutStart} ms before the drive`);
   const users = new Set(buyers.map((b) => b.userId));
   const driveStart = Date.now();
   const approvedAt = await approveAtRate(stack, buyers, rate);
