@@ -142,7 +142,7 @@ async function start(
  * The V8 heap in use, with what the heap holds committed and the memory outside it (Buffers and
  * other external allocations), read from the app's own metrics (prom-client's default gauges).
  */
-const heapMb = async (url: string) => {
+const heapFigures = async (url: string) => {
   const text = await (await fetch(`${url}/metrics`)).text();
   const mb = (name: string) => {
     const v = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'm').exec(text)?.[1];
@@ -290,7 +290,7 @@ try {
     '/health/ready',
   );
   memory(
-    `billing-api idle ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB); webhook-gateway idle ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`,
+    `billing-api idle ${rssMb(api.pid)} MB (heap in use ${await heapFigures(api.url)} MB); webhook-gateway idle ${rssMb(gateway.pid)} MB (heap in use ${await heapFigures(gateway.url)} MB)`,
   );
   // Webhook ingest: PayPal's PAYMENT.CAPTURE.COMPLETED (its published capture sample as the resource),
   // a fresh event id per delivery, each signed by the PayPal stand-in before the run (its control API),
@@ -373,7 +373,7 @@ try {
       row('bare checkout: JWT, Auth call, payment + outbox (published), PayPal order', bareCheckout, null, 'baseline'),
     );
     emit(row('billing-api `POST /v1/subscriptions` vs bare checkout', checkout, bareCheckout, '≥ 60%, p99 ≤ 2×'));
-    memory(`billing-api after load ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB)`);
+    memory(`billing-api after load ${rssMb(api.pid)} MB (heap in use ${await heapFigures(api.url)} MB)`);
     const [bareWebhook, ingest] = await pair(
       ['bare webhook', webhookRequest(`${baseline.url}/webhook`)],
       ['POST /webhooks/paypal', webhookRequest(`${gateway.url}/webhooks/paypal`)],
@@ -384,11 +384,11 @@ try {
     );
     emit(row('bare webhook: verify call, event + outbox (published)', bareWebhook, null, 'baseline'));
     emit(row('webhook-gateway `POST /webhooks/paypal` vs bare webhook', ingest, bareWebhook, '≥ 80%, p99 ≤ 60 ms'));
-    memory(`webhook-gateway after load ${rssMb(gateway.pid)} MB (heap in use ${await heapMb(gateway.url)} MB)`);
+    memory(`webhook-gateway after load ${rssMb(gateway.pid)} MB (heap in use ${await heapFigures(gateway.url)} MB)`);
     // V8 gives back what a load left committed once the process has been idle a while (its memory
     // reducer starts about 8 s after the allocation rate falls): billing-api read again once the
     // webhook rows are done, about a minute after its own load.
-    memory(`billing-api a minute after its load ${rssMb(api.pid)} MB (heap in use ${await heapMb(api.url)} MB)`);
+    memory(`billing-api a minute after its load ${rssMb(api.pid)} MB (heap in use ${await heapFigures(api.url)} MB)`);
     await purge();
   }
 
@@ -525,7 +525,7 @@ try {
     const completions = summarise(done);
     emit(row('bare consumer: consume, one UPDATE, ack (messages/s)', rawCompletions, null, 'baseline'));
     emit(row('payment-worker captures completed (messages/s) vs bare consumer', completions, rawCompletions, '≥ 40%'));
-    memory(`payment-worker after load ${rssMb(worker.pid)} MB (heap in use ${await heapMb(worker.url)} MB)`);
+    memory(`payment-worker after load ${rssMb(worker.pid)} MB (heap in use ${await heapFigures(worker.url)} MB)`);
     await purge();
   }
 
@@ -631,7 +631,7 @@ try {
     process.stdout.write(
       `  cpu (cores) from the first delivery to the last grant: ${cpuShares(cpuBefore, cpuSnapshot(), (lastGrant - rateStart) / 1000)}\n`,
     );
-    memory(`role-worker after load ${rssMb(roleWorker.pid)} MB (heap in use ${await heapMb(roleWorker.url)} MB)`);
+    memory(`role-worker after load ${rssMb(roleWorker.pid)} MB (heap in use ${await heapFigures(roleWorker.url)} MB)`);
   }
 
   // Renewals: RENEWALS active subscriptions falling due at once, three scheduler replicas and two

@@ -311,8 +311,8 @@ export function buildWorker({
     groupCommits: records,
     commitConcurrency: shared,
     maxAttempts: ROLE_MAX_ATTEMPTS,
-    // As many as the Auth client's connections (libs/auth-client: 64), each change one call at a time.
-    prefetch: 64,
+    // As many as the Auth client's connections, each change one call at a time.
+    prefetch: auth.connections,
     setup: declarePublishedTopology,
   });
   return {

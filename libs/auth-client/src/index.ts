@@ -38,11 +38,13 @@ interface Answer {
  * (streams, an AbortSignal and a Response per call).
  */
 export class AuthClient {
+  /** Calls this client keeps open at once (its pool's connections): a caller's bound on calls in flight. */
+  readonly connections = 64;
   private readonly base: string;
   private readonly dispatcher: Agent;
   constructor(private readonly opts: AuthClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
-    this.dispatcher = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
+    this.dispatcher = new Agent({ connections: this.connections, keepAliveTimeout: 10_000 });
   }
 
   private async call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {

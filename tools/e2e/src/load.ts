@@ -16,10 +16,13 @@ export async function checkouts(
   { planId = 'pro-monthly', parallel = 10 }: { planId?: string; parallel?: number } = {},
 ): Promise<Buyer[]> {
   const out: Buyer[] = new Array(n);
-  // `parallel` checkouts in flight at all times: each lane takes the next index as soon as its last ends.
+  // `parallel` checkouts in flight at all times: each lane takes the next index as soon as its last
+  // ends; once one has failed, the others take no more.
   let next = 0;
+  let failed = false;
   const lane = async () => {
     for (let i = next++; i < n; i = next++) {
+      if (failed) return;
       const userId = `${prefix}-${i}`;
       const res = await fetch(`${stack.urls['billing-api']}/v1/subscriptions`, {
         method: 'POST',
@@ -35,7 +38,14 @@ export async function checkouts(
       };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, n) }, lane));
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, n) }, () =>
+      lane().catch((err: unknown) => {
+        failed = true;
+        throw err;
+      }),
+    ),
+  );
   return out;
 }
 
